@@ -1,0 +1,2 @@
+"""Sen12Landslides utilities."""
+__version__ = "0.1.0"

@@ -1,0 +1,739 @@
+"""A faithful synthetic mini copy of Sen12Landslides.
+
+The real dataset cannot be downloaded everywhere (and not at all on the machines that build this book),
+so every chapter runs by default on a small synthetic copy written by :func:`make_sample`. The copy
+has the same folders, file names, variables, dimension order, dtypes, coordinates, attributes (with
+their string encodings) and inventory file as the real data; only the pixel values are simulated.
+
+What is simulated (per location, on a small "canvas" that one or two overlapping patches are cut from):
+
+- **Terrain**: fractal relief (spectral synthesis) on a regional base height; slope and aspect from it.
+- **Land cover**: vegetation fraction with a seasonal cycle (hemisphere- and climate-dependent),
+  bare/built areas, water in valley bottoms, and agricultural parcels that are harvested on a random
+  date (a change that is *not* a landslide).
+- **Landslides** (annotated canvases): elongated polygons oriented downslope, placed preferentially
+  on steep vegetated slopes, sizes from a few pixels to hundreds (log-normal). After their event date
+  they replace vegetation by fresh soil/rock: NIR drops, red and SWIR rise (NDVI drop), VH backscatter
+  drops and VV roughens. Some canvases hold two events; the mask is the rasterised inventory.
+- **Sentinel-2**: linear mixing of vegetation / soil / scar / water spectra (reflectance x10000),
+  topographic illumination, haze, sensor noise, clouds (bright in all bands) with their shadows, thin
+  cirrus, snow on high winter ground, no-data edges; SCL classes derived consistently. The first
+  dates after an event are cloudier (storms trigger landslides).
+- **Sentinel-1**: linear sigma0 per land cover with local-incidence-angle modulation for the
+  ascending (east-looking) and descending (west-looking) geometry, layover/shadow as NaN, soil
+  moisture changes per date and multiplicative gamma speckle.
+
+The generator writes ``synthetic_manifest.json`` (its own record of every file, used by tests) and a
+``README.md`` saying the data are synthetic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__, schema
+
+MANIFEST_NAME = "synthetic_manifest.json"
+INVENTORY_NAME = "inventories.shp.zip"
+DEFAULT_N_PER_SENSOR = 54  # about 60 locations
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    epsg: int
+    lon: float
+    lat: float
+    event_date: str
+    weight: float
+    base_elevation: float  # m
+    season_amplitude: float  # relative amplitude of the vegetation cycle
+    southern: bool = False
+    snow: bool = False
+    s1_revisit: int = 12  # days
+
+
+#: Regions of the synthetic copy (real inventories' places and event dates; sizes differ on purpose).
+REGIONS: tuple[Region, ...] = (
+    Region("italy", 32632, 11.85, 44.15, "2023-05-16", 0.30, 250, 0.28),
+    Region("chimanimani", 32736, 32.87, -19.80, "2019-03-15", 0.20, 900, 0.18, southern=True, s1_revisit=6),
+    Region("japan_hokkaido", 32654, 141.95, 42.76, "2018-09-06", 0.20, 120, 0.30, snow=True, s1_revisit=6),
+    Region("usa_puertorico", 32619, -66.60, 18.20, "2017-09-20", 0.15, 350, 0.08, s1_revisit=6),
+    Region("usa_alaska", 32606, -135.45, 59.23, "2020-12-02", 0.15, 300, 0.40, snow=True, s1_revisit=6),
+)
+REGION_BY_NAME = {r.name: r for r in REGIONS}
+
+#: Presence patterns of a location across sensors and their probabilities (at least one sensor each).
+_PRESENCE = (
+    (("s1asc", "s1dsc", "s2"), 0.75),
+    (("s2",), 0.07),
+    (("s1asc", "s1dsc"), 0.06),
+    (("s1asc", "s2"), 0.07),
+    (("s1dsc", "s2"), 0.03),
+    (("s1asc",), 0.02),
+)
+_P_SENSOR = {s: sum(p for pat, p in _PRESENCE if s in pat) for s in schema.SENSORS}
+
+# Endmember spectra, reflectance x10000, order B02 B03 B04 B05 B06 B07 B08 B8A B11 B12.
+_VEG = np.array([320, 620, 380, 1050, 2700, 3300, 3550, 3700, 1800, 880], dtype="float32")
+_SOIL = np.array([1150, 1450, 1750, 2050, 2300, 2500, 2600, 2700, 3200, 2700], dtype="float32")
+_SCAR = np.array([1500, 1800, 2150, 2400, 2550, 2700, 2800, 2900, 3700, 3200], dtype="float32")
+_WATER = np.array([650, 560, 330, 260, 210, 190, 160, 150, 80, 60], dtype="float32")
+_CLOUD = np.array([7200, 7000, 6900, 6900, 6800, 6800, 6700, 6700, 5200, 4100], dtype="float32")
+_SNOW = np.array([8200, 8000, 7800, 7600, 7300, 7000, 6700, 6500, 900, 700], dtype="float32")
+_BURNED_HAZE = np.array([260, 190, 130, 100, 70, 55, 45, 40, 10, 5], dtype="float32")
+
+# Backscatter (dB) per surface: VV, VH.
+_S1_DB = {
+    "veg": (-7.5, -13.5),
+    "soil": (-12.0, -20.0),
+    "scar": (-7.0, -18.5),
+    "water": (-21.0, -28.0),
+    "field_bare": (-13.0, -21.5),
+}
+_S1_LOOK_AZIMUTH = {"s1asc": 80.0, "s1dsc": 280.0}  # degrees from north (ground → direction looked)
+_S1_INCIDENCE = 39.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Plan
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class PatchPlan:
+    patch_id: int
+    col0: int  # column offset of the patch in its canvas
+    sensors: tuple[str, ...]
+
+
+@dataclass
+class CanvasPlan:
+    index: int
+    region: str
+    annotated: bool
+    x0: float  # west edge, projected metres
+    y0: float  # north edge, projected metres
+    width: int  # pixels (rows are always 128)
+    patches: list[PatchPlan]
+    seed: int
+    two_events: bool = False
+    outside: dict[str, str] = field(default_factory=dict)  # sensor -> "before"/"after": event outside series
+
+
+def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
+    rng = np.random.default_rng(seed)
+    n_loc = max(4, int(round(n_per_sensor / np.mean(list(_P_SENSOR.values())))))
+    # clusters of one or two overlapping patches
+    sizes: list[int] = []
+    while sum(sizes) < n_loc:
+        sizes.append(2 if (rng.random() < 0.22 and n_loc - sum(sizes) >= 2) else 1)
+    n_can = len(sizes)
+    weights = np.array([r.weight for r in REGIONS])
+    counts = np.maximum(1, np.floor(weights / weights.sum() * n_can)).astype(int)
+    while counts.sum() < n_can:
+        counts[np.argmax(weights / weights.sum() * n_can - counts)] += 1
+    while counts.sum() > n_can:
+        counts[np.argmax(counts)] -= 1
+    regions = [r.name for r, c in zip(REGIONS, counts, strict=True) for _ in range(c)]
+    rng.shuffle(regions)
+    pats = [p for p, _ in _PRESENCE]
+    probs = np.array([p for _, p in _PRESENCE])
+    next_id = int(rng.integers(100, 900))
+    canvases = []
+    for i, (size, region) in enumerate(zip(sizes, regions, strict=True)):
+        reg = REGION_BY_NAME[region]
+        from pyproj import Transformer
+
+        tr = Transformer.from_crs(4326, reg.epsg, always_xy=True)
+        cx, cy = tr.transform(reg.lon, reg.lat)
+        x0 = float(np.round((cx + rng.uniform(-12000, 12000)) / 10) * 10)
+        y0 = float(np.round((cy + rng.uniform(-12000, 12000)) / 10) * 10)
+        dx = int(rng.choice([40, 64, 96])) if size == 2 else 0
+        patches = []
+        for k in range(size):
+            next_id += int(rng.integers(1, 40))
+            sensors = pats[rng.choice(len(pats), p=probs / probs.sum())]
+            patches.append(PatchPlan(next_id, k * dx, tuple(sensors)))
+        annotated = bool(rng.random() < 0.55)
+        cp = CanvasPlan(i, region, annotated, x0, y0, schema.PATCH_SIZE + dx, patches,
+                        int(rng.integers(0, 2**31 - 1)))
+        if annotated:
+            cp.two_events = bool(rng.random() < 0.12)
+            for s in schema.SENSORS:
+                u = rng.random()
+                if u < 0.03:
+                    cp.outside[s] = "before"  # event precedes the series
+                elif u < 0.05:
+                    cp.outside[s] = "after"  # event follows the series
+        canvases.append(cp)
+    return canvases
+
+
+# --------------------------------------------------------------------------------------------------
+# Fields
+# --------------------------------------------------------------------------------------------------
+def _fractal(rng: np.random.Generator, shape: tuple[int, int], beta: float) -> np.ndarray:
+    """Zero-mean, unit-std noise with power spectrum ~ k^-beta (spectral synthesis)."""
+    h, w = shape
+    ky = np.fft.fftfreq(h)[:, None]
+    kx = np.fft.rfftfreq(w)[None, :]
+    k = np.hypot(kx, ky)
+    k[0, 0] = 1.0
+    amp = k ** (-beta / 2.0)
+    amp[0, 0] = 0.0
+    phase = rng.uniform(0, 2 * np.pi, amp.shape)
+    field_ = np.fft.irfft2(amp * np.exp(1j * phase), s=shape)
+    field_ -= field_.mean()
+    return (field_ / (field_.std() + 1e-12)).astype("float32")
+
+
+def _gradients(dem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dz/d east, dz/d north) per pixel; rows run southwards."""
+    d_row, d_col = np.gradient(dem.astype("float64"), schema.PIXEL_SIZE_M)
+    return d_col.astype("float32"), (-d_row).astype("float32")
+
+
+def slope_aspect(dem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope (degrees) and downslope aspect (degrees from north, clockwise) of a (y, x) DEM."""
+    gx, gy = _gradients(dem)
+    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
+    aspect = (np.degrees(np.arctan2(-gx, -gy)) + 360.0) % 360.0
+    return slope.astype("float32"), aspect.astype("float32")
+
+
+def _cos_incidence(dem: np.ndarray, azimuth: float, elevation: float) -> np.ndarray:
+    """Cosine between the surface normal and a direction (azimuth from north, elevation above horizon)."""
+    gx, gy = _gradients(dem)
+    norm = np.sqrt(1 + gx**2 + gy**2)
+    a, e = np.radians(azimuth), np.radians(elevation)
+    s = (np.sin(a) * np.cos(e), np.cos(a) * np.cos(e), np.sin(e))
+    return ((-gx * s[0] - gy * s[1] + s[2]) / norm).astype("float32")
+
+
+@dataclass
+class Landslide:
+    ann_id: int
+    event: int  # 0 or 1 (index into the canvas' events)
+    polygon_px: np.ndarray  # (n, 2) vertices in canvas pixel coordinates (col, row), continuous
+    mask: np.ndarray  # bool (rows, cols) on the canvas
+
+
+def _polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels of a canvas whose centres lie inside a polygon given in pixel coordinates."""
+    import shapely
+
+    h, w = shape
+    geom = shapely.Polygon(poly)
+    c0, r0, c1, r1 = geom.bounds
+    cs = np.arange(max(0, int(np.floor(c0))), min(w, int(np.ceil(c1)) + 1))
+    rs = np.arange(max(0, int(np.floor(r0))), min(h, int(np.ceil(r1)) + 1))
+    out = np.zeros(shape, dtype=bool)
+    if cs.size == 0 or rs.size == 0:
+        return out
+    cc, rr = np.meshgrid(cs + 0.5, rs + 0.5)
+    inside = shapely.contains_xy(geom, cc.ravel(), rr.ravel()).reshape(cc.shape)
+    out[np.ix_(rs, cs)] = inside
+    return out
+
+
+def _landslides(rng: np.random.Generator, slope: np.ndarray, aspect: np.ndarray, veg: np.ndarray,
+                plan: CanvasPlan, first_ann_id: int) -> list[Landslide]:
+    h, w = slope.shape
+    # preference: steep, vegetated, away from the canvas edge
+    pref = (np.clip(slope - 8.0, 0, None) ** 2) * np.clip(veg, 0.05, None) * (veg > 0)
+    pref /= pref.sum()
+    slides: list[Landslide] = []
+    n_target = 1 + int(rng.poisson(9 if plan.width == schema.PATCH_SIZE else 13))
+    ann_id = first_ann_id
+    tries = 0
+    while len(slides) < n_target and tries < 20 * n_target:
+        tries += 1
+        idx = rng.choice(h * w, p=pref.ravel())
+        r, c = divmod(int(idx), w)
+        area = float(np.clip(rng.lognormal(np.log(45), 1.15), 3, 1500))  # pixels
+        elong = rng.uniform(1.4, 4.0)
+        a = np.sqrt(area * elong / np.pi)  # half-length along the slope
+        b = np.sqrt(area / (elong * np.pi))
+        theta = np.radians(aspect[r, c])  # downslope direction, from north clockwise
+        phi = np.linspace(0, 2 * np.pi, 28, endpoint=False)
+        wobble = 1 + sum(rng.normal(0, 0.09) * np.cos(k * phi + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+        along, across = a * np.cos(phi) * wobble, b * np.sin(phi) * wobble
+        # along-slope axis in (col, row): east = +col, north = -row
+        dc = along * np.sin(theta) + across * np.cos(theta)
+        dr = -along * np.cos(theta) + across * np.sin(theta)
+        poly = np.column_stack([c + 0.5 + dc, r + 0.5 + dr])
+        mask = _polygon_mask(poly, (h, w))
+        if mask.sum() < 1:
+            continue
+        event = int(plan.two_events and rng.random() < 0.4)
+        slides.append(Landslide(ann_id, event, poly, mask))
+        ann_id += 1
+    # every patch of an annotated canvas holds at least one landslide
+    for p in plan.patches:
+        cols = slice(p.col0, p.col0 + schema.PATCH_SIZE)
+        if not any(s.mask[:, cols].any() for s in slides) and slides:
+            s = slides[0]
+            shift = p.col0 + schema.PATCH_SIZE // 2 - int(s.polygon_px[:, 0].mean())
+            poly = s.polygon_px + np.array([shift, 0.0])
+            slides.append(Landslide(ann_id, s.event, poly, _polygon_mask(poly, (h, w))))
+            ann_id += 1
+    return slides
+
+
+# --------------------------------------------------------------------------------------------------
+# Time axes
+# --------------------------------------------------------------------------------------------------
+def _dates(rng: np.random.Generator, anchor: dt.date, revisit: int, drop: float, outside: str | None
+           ) -> list[dt.date]:
+    """15 acquisition dates around ``anchor``: 5–7 before and the rest after (or all on one side)."""
+    phase = int(rng.integers(0, revisit))
+    cand = [anchor + dt.timedelta(days=phase + revisit * k) for k in range(-60, 61)]
+    cand = [d for d in cand if d != anchor and rng.random() >= drop]
+    before = [d for d in cand if d < anchor]
+    after = [d for d in cand if d > anchor]
+    n = schema.N_TIME
+    if outside == "before":  # event precedes the series: start 3–6 weeks after it
+        skip = int(rng.integers(3, 7))
+        return after[skip : skip + n]
+    if outside == "after":  # event follows the series
+        skip = int(rng.integers(2, 5))
+        return before[len(before) - skip - n : len(before) - skip]
+    n_before = int(rng.integers(5, 8))
+    return before[-n_before:] + after[: n - n_before]
+
+
+def pre_post_indices(times: Sequence[dt.date], event: dt.date) -> tuple[int, int]:
+    """Indices of the last step before and the first step after ``event`` (both 0 / both 14 outside)."""
+    before = [i for i, t in enumerate(times) if t < event]
+    if not before:
+        return 0, 0
+    if len(before) == len(times):
+        return len(times) - 1, len(times) - 1
+    return before[-1], before[-1] + 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Simulation of one canvas
+# --------------------------------------------------------------------------------------------------
+def _seasonal(doy: np.ndarray, reg: Region) -> np.ndarray:
+    peak = 200 if not reg.southern else 20
+    return 1.0 + reg.season_amplitude * np.cos(2 * np.pi * (doy - peak) / 365.25) - reg.season_amplitude * 0.3
+
+
+def _smooth_blobs(rng, shape, frac: float, beta: float = 3.2) -> np.ndarray:
+    """Boolean field covering about ``frac`` of the area with smooth blobs."""
+    if frac <= 0:
+        return np.zeros(shape, dtype=bool)
+    if frac >= 1:
+        return np.ones(shape, dtype=bool)
+    f = _fractal(rng, shape, beta)
+    return f > np.quantile(f, 1 - frac)
+
+
+@dataclass
+class _Static:
+    dem: np.ndarray
+    slope: np.ndarray
+    aspect: np.ndarray
+    veg0: np.ndarray  # base vegetation fraction
+    water: np.ndarray  # bool
+    fields: list[tuple[np.ndarray, dt.date, bool]]  # (mask, date, harvest: True veg->bare, False greening)
+    soil_gain: float
+
+
+def _static(rng: np.random.Generator, reg: Region, shape: tuple[int, int]) -> _Static:
+    h, w = shape
+    # relief: smooth fractal + a ridge/valley trend, scaled so that the median slope is typical of
+    # landslide terrain (about 12-30 degrees) rather than set by the noise's pixel-scale roughness
+    shape_f = _fractal(rng, shape, 4.4)
+    ridge = np.sin(np.linspace(0, rng.uniform(1.0, 2.5) * np.pi, w) + rng.uniform(0, 6))[None, :]
+    ridge = ridge * rng.uniform(0.5, 1.5) + np.linspace(0, rng.uniform(-1, 1), h)[:, None]
+    f = shape_f + ridge
+    gx, gy = _gradients(f)
+    scale = np.tan(np.radians(rng.uniform(12, 30))) / float(np.median(np.hypot(gx, gy)))
+    dem = reg.base_elevation * rng.uniform(0.6, 1.5) + scale * (f - f.mean())
+    dem = np.clip(dem - min(0.0, float(dem.min())) + 5, 0, 10000).astype("float32")
+    slope, aspect = slope_aspect(dem)
+    low = dem < np.quantile(dem, 0.06)
+    water = low & (rng.random() < 0.35) & (slope < 12)
+    veg0 = np.clip(0.72 + 0.18 * _fractal(rng, shape, 2.6) - 0.004 * np.clip(slope - 40, 0, None), 0.05, 0.95)
+    bare = _smooth_blobs(rng, shape, rng.uniform(0.0, 0.08), 2.8)
+    veg0 = np.where(bare, veg0 * 0.2, veg0)
+    veg0 = np.where(water, 0.0, veg0).astype("float32")
+    fields: list[tuple[np.ndarray, dt.date, bool]] = []
+    flat = slope < 14
+    for _ in range(int(rng.integers(0, 4))):
+        fh, fw = int(rng.integers(8, 30)), int(rng.integers(8, 40))
+        r0, c0 = int(rng.integers(0, h - fh)), int(rng.integers(0, w - fw))
+        m = np.zeros(shape, dtype=bool)
+        m[r0 : r0 + fh, c0 : c0 + fw] = True
+        m &= flat & ~water
+        if m.sum() > 20:
+            fields.append((m, dt.date(2000, 1, 1), bool(rng.random() < 0.75)))
+    return _Static(dem, slope, aspect, veg0, water, fields, float(rng.uniform(0.85, 1.15)))
+
+
+def _veg_at(st: _Static, reg: Region, day: dt.date, slides: list[Landslide], events: list[dt.date]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vegetation fraction, scar fraction and bare-field mask at one date."""
+    doy = day.timetuple().tm_yday
+    veg = np.clip(st.veg0 * _seasonal(np.array(doy), reg), 0, 0.97)
+    field_bare = np.zeros(st.dem.shape, dtype=bool)
+    for m, when, harvest in st.fields:
+        after = day >= when
+        if harvest == after:
+            field_bare |= m
+    veg = np.where(field_bare, 0.06, np.where(np.any([m for m, _, _ in st.fields], axis=0) if st.fields else
+                                              False, np.maximum(veg, 0.75), veg))
+    scar = np.zeros(st.dem.shape, dtype="float32")
+    for s in slides:
+        if day > events[s.event]:
+            scar = np.where(s.mask, 1.0, scar)
+    veg = np.where(scar > 0, veg * 0.08, veg)
+    return veg.astype("float32"), scar, field_bare
+
+
+def _simulate_s2(rng, st: _Static, reg: Region, times: list[dt.date], slides, events) -> dict[str, np.ndarray]:
+    h, w = st.dem.shape
+    n = len(times)
+    bands = np.empty((n, 10, h, w), dtype="float32")
+    scl = np.empty((n, h, w), dtype="int16")
+    sun_az = 150.0 if not reg.southern else 30.0
+    first_post = min(events) if events else None
+    for t, day in enumerate(times):
+        doy = day.timetuple().tm_yday
+        sun_el = 35 + 25 * np.cos(2 * np.pi * (doy - (172 if not reg.southern else 355)) / 365.25)
+        illum = np.clip(_cos_incidence(st.dem, sun_az, sun_el) / np.sin(np.radians(sun_el)), 0.35, 1.6)
+        veg, scar, field_bare = _veg_at(st, reg, day, slides, events)
+        soil = _SOIL * st.soil_gain
+        refl = (veg[None] * _VEG[:, None, None] + (1 - veg - scar * 0.92)[None] * soil[:, None, None]
+                + (scar * 0.92)[None] * _SCAR[:, None, None])
+        refl = np.where(st.water[None], _WATER[:, None, None], refl)
+        refl = refl * illum[None] + _BURNED_HAZE[:, None, None] * rng.uniform(0, 1.2)
+        refl *= 1 + rng.normal(0, 0.02, size=(10, h, w)).astype("float32")
+        refl += rng.normal(0, 25, size=(10, h, w)).astype("float32")
+        cls = np.where(st.water, 6, np.where(veg > 0.4, 4, 5)).astype("int16")
+        cls[rng.random((h, w)) < 0.01] = 7
+        # snow on high ground in winter
+        if reg.snow:
+            winter = np.cos(2 * np.pi * (doy - (15 if not reg.southern else 196)) / 365.25)
+            if winter > 0.3:
+                line = np.quantile(st.dem, 1 - min(1.0, (winter - 0.3) * 1.2))
+                snow = st.dem > line
+                refl = np.where(snow[None], _SNOW[:, None, None] * rng.uniform(0.85, 1.0), refl)
+                cls[snow] = 11
+        # clouds: cloudier just after an event
+        storm = first_post is not None and first_post < day <= first_post + dt.timedelta(days=12)
+        u = rng.random()
+        cover = (rng.uniform(0.4, 1.0) if (storm and u < 0.6) else
+                 0.0 if u < 0.55 else rng.uniform(0.03, 0.4) if u < 0.87 else rng.uniform(0.55, 1.0))
+        if cover > 0:
+            dens = _fractal(rng, (h, w), 3.0)
+            thick = dens > np.quantile(dens, 1 - cover)
+            thin = (dens > np.quantile(dens, max(0.0, 1 - cover * 1.4))) & ~thick
+            opac = np.clip((dens - dens.min()) / (np.ptp(dens) + 1e-6) * 1.5, 0.5, 1.0)
+            refl = np.where(thick[None], _CLOUD[:, None, None] * opac[None] + refl * (1 - opac[None]), refl)
+            refl = np.where(thin[None], refl + 0.18 * _CLOUD[:, None, None], refl)
+            sh = np.roll(thick, (int(rng.integers(6, 14)), int(rng.integers(-10, 10))), axis=(0, 1)) & ~thick
+            refl = np.where(sh[None], refl * 0.35, refl)
+            cls[sh] = 3
+            cls[thin] = 10
+            cls[thick & (opac < 0.8)] = 8
+            cls[thick & (opac >= 0.8)] = 9
+        # a no-data edge now and then (outside the orbit swath)
+        if rng.random() < 0.05:
+            rr, cc = np.mgrid[0:h, 0:w]
+            edge = (rr + cc * rng.uniform(0.3, 1.5)) < rng.uniform(10, 60)
+            refl = np.where(edge[None], 0, refl)
+            cls[edge] = 0
+        bands[t] = refl
+        scl[t] = cls
+    out = {b: np.clip(np.rint(bands[:, i]), 0, 32767).astype("int16") for i, b in enumerate(schema.S2_BANDS)}
+    out["SCL"] = scl
+    return out
+
+
+def _simulate_s1(rng, st: _Static, reg: Region, sensor: str, times: list[dt.date], slides, events
+                 ) -> dict[str, np.ndarray]:
+    h, w = st.dem.shape
+    look = _S1_LOOK_AZIMUTH[sensor]
+    theta0 = _S1_INCIDENCE
+    # direction from ground to satellite: opposite of the look direction, 90-theta above horizon
+    cos_loc = _cos_incidence(st.dem, (look + 180) % 360, 90 - theta0)
+    gx, gy = _gradients(st.dem)
+    # terrain rising along the look direction faces the sensor (foreslope)
+    toward = gx * np.sin(np.radians(look)) + gy * np.cos(np.radians(look))
+    fore = np.degrees(np.arctan(toward))
+    invalid = (fore > theta0 - 2) | (fore < -(90 - theta0) + 4)  # layover / radar shadow
+    terrain_db = 10 * np.log10(np.clip(cos_loc, 0.05, None) / np.cos(np.radians(theta0)))
+    out = {"VV": np.empty((len(times), h, w), "float32"), "VH": np.empty((len(times), h, w), "float32")}
+    looks = 4.4
+    for t, day in enumerate(times):
+        veg, scar, field_bare = _veg_at(st, reg, day, slides, events)
+        moist = rng.normal(0, 0.6) + (1.2 if events and min(events) < day <= min(events) + dt.timedelta(days=10)
+                                      else 0.0)
+        for pol_i, pol in enumerate(("VV", "VH")):
+            v = _S1_DB["veg"][pol_i]
+            s = _S1_DB["soil"][pol_i]
+            db = veg * v + (1 - veg) * s
+            db = np.where(field_bare, _S1_DB["field_bare"][pol_i], db)
+            db = np.where(scar > 0, _S1_DB["scar"][pol_i], db)
+            db = np.where(st.water, _S1_DB["water"][pol_i], db + terrain_db + moist)
+            lin = 10 ** (db / 10) * rng.gamma(looks, 1 / looks, size=(h, w))
+            lin = np.where(invalid, np.nan, lin).astype("float32")
+            if rng.random() < 0.04:  # border no-data on some dates
+                lin[:, : int(rng.integers(5, 30))] = np.nan
+            out[pol][t] = lin
+    for pol in out:  # keep 12 mantissa bits: far below speckle, compresses like real products
+        bits = out[pol].view("uint32") & np.uint32(0xFFFFF800)
+        out[pol] = bits.view("float32")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+def _spatial_ref(epsg: int, x0: float, y0: float) -> xr.DataArray:
+    from pyproj import CRS
+
+    crs = CRS.from_epsg(epsg)
+    attrs = crs.to_cf()
+    attrs["spatial_ref"] = crs.to_wkt()
+    attrs["GeoTransform"] = f"{x0} {schema.PIXEL_SIZE_M} 0.0 {y0} 0.0 {-schema.PIXEL_SIZE_M}"
+    return xr.DataArray(np.int64(0), attrs=attrs)
+
+
+def _write_patch(path: Path, data: dict[str, np.ndarray], times: list[dt.date], x0: float, y0: float,
+                 epsg: int, attrs: dict[str, str]) -> None:
+    """Write one patch in the card's (time, x, y) order with zlib-compressed variables."""
+    n = schema.PATCH_SIZE
+    xs = x0 + schema.PIXEL_SIZE_M * (np.arange(n) + 0.5)
+    ys = y0 - schema.PIXEL_SIZE_M * (np.arange(n) + 0.5)
+    coords = {"time": pd.DatetimeIndex([pd.Timestamp(t) for t in times]).values.astype("datetime64[ns]"),
+              "x": xs.astype("float64"), "y": ys.astype("float64")}
+    dvars = {}
+    for name, arr in data.items():  # arrays come as (time, y, x)
+        dvars[name] = xr.DataArray(np.ascontiguousarray(arr.transpose(0, 2, 1)), dims=schema.DIMS,
+                                   attrs={"grid_mapping": "spatial_ref"})
+    ds = xr.Dataset(dvars, coords=coords, attrs=attrs)
+    ds["spatial_ref"] = _spatial_ref(epsg, x0, y0)
+    enc = {name: {"zlib": True, "complevel": 4, "shuffle": True} for name in data}
+    enc["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
+    tmp = path.with_suffix(".nc.part")
+    ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
+    os.replace(tmp, path)
+
+
+def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dict]]:
+    """Simulate one canvas and write its patches; return (file records, inventory records)."""
+    plan, out_dir, first_ann_id = args
+    out = Path(out_dir)
+    reg = REGION_BY_NAME[plan.region]
+    rng = np.random.default_rng(plan.seed)
+    shape = (schema.PATCH_SIZE, plan.width)
+    st = _static(rng, reg, shape)
+    anchor = dt.date.fromisoformat(reg.event_date) + dt.timedelta(days=int(rng.integers(-6, 7)))
+    events: list[dt.date] = []
+    confidences: list[float] = []
+    slides: list[Landslide] = []
+    if plan.annotated:
+        events = [anchor]
+        confidences = [float(rng.choice([1.0, 1.0, 1.0, 0.75, 0.5]))]
+        if plan.two_events:
+            events.append(anchor + dt.timedelta(days=int(rng.integers(12, 45))))
+            confidences.append(float(rng.choice([1.0, 0.75, 0.5])))
+        slides = _landslides(rng, st.slope, st.aspect, st.veg0, plan, first_ann_id)
+    # harvest dates of the fields land anywhere in the series window (confounders)
+    st.fields = [(m, anchor + dt.timedelta(days=int(rng.integers(-50, 70))), hv) for m, _, hv in st.fields]
+    sensors = sorted({s for p in plan.patches for s in p.sensors})
+    records: list[dict] = []
+    for sensor in sensors:
+        srng = np.random.default_rng([plan.seed, schema.SENSORS.index(sensor)])
+        revisit = 5 if sensor == "s2" else reg.s1_revisit
+        times = _dates(srng, anchor, revisit, 0.3 if sensor == "s2" else 0.05, plan.outside.get(sensor))
+        if sensor == "s2":
+            data = _simulate_s2(srng, st, reg, times, slides, events)
+        else:
+            data = _simulate_s1(srng, st, reg, sensor, times, slides, events)
+        dem = np.broadcast_to(np.rint(st.dem).astype("int16"), (len(times), *shape))
+        for p in plan.patches:
+            if sensor not in p.sensors:
+                continue
+            cols = slice(p.col0, p.col0 + schema.PATCH_SIZE)
+            inside = [s for s in slides if s.mask[:, cols].any()]
+            mask2d = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype="uint8")
+            for s in inside:
+                mask2d |= s.mask[:, cols].astype("uint8")
+            ev_idx = sorted({s.event for s in inside})
+            p_events = [events[i] for i in ev_idx]
+            x0 = plan.x0 + p.col0 * schema.PIXEL_SIZE_M
+            a = schema.PatchAttrs(
+                annotated=bool(inside),
+                ann_ids=[s.ann_id for s in inside],
+                ann_bboxes=[_bbox_m(s.polygon_px, plan) for s in inside],
+                event_dates=p_events,
+                date_confidences=[confidences[i] for i in ev_idx],
+                pre_post=[pre_post_indices(times, e) for e in p_events],
+                satellite="s2" if sensor == "s2" else "s1",
+                center_x=x0 + schema.PIXEL_SIZE_M * (schema.PATCH_SIZE // 2 + 0.5),
+                center_y=plan.y0 - schema.PIXEL_SIZE_M * (schema.PATCH_SIZE // 2 + 0.5),
+                epsg=reg.epsg,
+            )
+            fdata = {k: v[:, :, cols] for k, v in data.items()}
+            fdata["DEM"] = dem[:, :, cols]
+            fdata["MASK"] = np.broadcast_to(mask2d, (len(times), *mask2d.shape))
+            fname = schema.patch_filename(plan.region, sensor, p.patch_id)
+            _write_patch(out / sensor / fname, fdata, times, x0, plan.y0, reg.epsg, schema.encode_attrs(a))
+            scl_bad = None
+            if sensor == "s2":
+                scl_bad = np.isin(fdata["SCL"], list(schema.SCL_BAD)).reshape(len(times), -1).mean(1).tolist()
+            records.append({
+                "sensor": sensor, "region": plan.region, "patch_id": p.patch_id, "key": f"{plan.region}_{p.patch_id}",
+                "path": f"{sensor}/{fname}", "annotated": a.annotated, "n_positive": int(mask2d.sum()),
+                "event_dates": [d.isoformat() for d in p_events], "date_confidences": a.date_confidences,
+                "pre_post": [list(pp) for pp in a.pre_post], "ann_ids": a.ann_ids,
+                "times": [t.isoformat() for t in times], "epsg": reg.epsg, "center_x": a.center_x,
+                "center_y": a.center_y, "canvas": plan.index, "col0": p.col0,
+                "event_outside_series": plan.outside.get(sensor) if a.annotated else None,
+                "bad_fraction": scl_bad,
+            })
+    inventory = [{"ann_id": s.ann_id, "region": plan.region, "event_date": events[s.event].isoformat(),
+                  "date_conf": confidences[s.event], "epsg": reg.epsg,
+                  "coords": _poly_m(s.polygon_px, plan).tolist(), "n_pixels": int(s.mask.sum())}
+                 for s in slides]
+    return records, inventory
+
+
+def _poly_m(poly_px: np.ndarray, plan: CanvasPlan) -> np.ndarray:
+    return np.column_stack([plan.x0 + poly_px[:, 0] * schema.PIXEL_SIZE_M,
+                            plan.y0 - poly_px[:, 1] * schema.PIXEL_SIZE_M])
+
+
+def _bbox_m(poly_px: np.ndarray, plan: CanvasPlan) -> tuple[float, float, float, float]:
+    xy = _poly_m(poly_px, plan)
+    return (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max()))
+
+
+def _write_inventory(path: Path, inventory: list[dict]) -> None:
+    """Zipped shapefile of the landslide polygons, in WGS84 (one polygon per landslide)."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+
+    geoms, rows = [], []
+    for rec in inventory:
+        tr = Transformer.from_crs(rec["epsg"], 4326, always_xy=True)
+        xy = np.asarray(rec["coords"])
+        lon, lat = tr.transform(xy[:, 0], xy[:, 1])
+        geoms.append(shapely.Polygon(np.column_stack([lon, lat])))
+        rows.append({"ann_id": rec["ann_id"], "region": rec["region"], "event_date": rec["event_date"],
+                     "date_conf": rec["date_conf"], "epsg": rec["epsg"]})
+    gdf = gpd.GeoDataFrame(pd.DataFrame(rows, columns=["ann_id", "region", "event_date", "date_conf", "epsg"]),
+                           geometry=geoms, crs="EPSG:4326")
+    with tempfile.TemporaryDirectory() as tmp:
+        shp = Path(tmp) / "inventories.shp"
+        gdf.to_file(shp, engine="pyogrio")
+        part = path.with_suffix(".zip.part")
+        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(Path(tmp).iterdir()):
+                zf.write(f, f.name)
+        os.replace(part, path)
+
+
+_README = """# Synthetic Sen12Landslides sample
+
+**These data are synthetic.** They were written by `s12ls_utils.synthetic.make_sample` (s12ls-utils {version},
+seed {seed}, {n_per_sensor} patches per sensor requested) to mirror the *format* of the Sen12Landslides dataset
+(`paulhoehn/Sen12Landslides` on the Hugging Face hub): folders, file names, variables, dimensions, dtypes,
+coordinates, attributes and the inventory file. The pixel values are simulated (terrain, seasonal vegetation,
+clouds, speckle, landslides after their event date); they are not observations and must not be used to draw
+conclusions about real landslides.
+
+Files: {counts}. `synthetic_manifest.json` records what was written.
+"""
+
+
+@dataclass
+class SampleInfo:
+    out_dir: Path
+    n_files: dict[str, int]
+    n_locations: int
+    n_landslides: int
+    seconds: float
+
+
+def make_sample(out_dir: str | Path, n_per_sensor: int = DEFAULT_N_PER_SENSOR, seed: int = 0, *,
+                workers: int | None = None, overwrite: bool = False, progress: bool = True) -> SampleInfo:
+    """Write a synthetic Sen12Landslides copy into ``out_dir``.
+
+    Deterministic for a given ``seed`` and ``n_per_sensor`` (about that many files per sensor; each
+    location exists in one to three sensors). Refuses a non-empty ``out_dir`` unless ``overwrite``.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    if n_per_sensor < 1:
+        raise ValueError("n_per_sensor must be at least 1")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
+        for sub in (*schema.SENSORS, MANIFEST_NAME, INVENTORY_NAME, "README.md", "tasks"):
+            p = out / sub
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    for s in schema.SENSORS:
+        (out / s).mkdir(parents=True, exist_ok=True)
+    plans = _plan(n_per_sensor, seed)
+    jobs = [(p, str(out), 40000 + 1000 * p.index) for p in plans]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    records: list[dict] = []
+    inventory: list[dict] = []
+    bar = tqdm(total=len(jobs), desc="synthetic patches", unit="location", disable=not progress)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            for rec, inv in ex.map(_canvas_job, jobs):
+                records += rec
+                inventory += inv
+                bar.update()
+    else:
+        for job in jobs:
+            rec, inv = _canvas_job(job)
+            records += rec
+            inventory += inv
+            bar.update()
+    bar.close()
+    records.sort(key=lambda r: (r["sensor"], r["region"], r["patch_id"]))
+    _write_inventory(out / INVENTORY_NAME, inventory)
+    counts = {s: sum(r["sensor"] == s for r in records) for s in schema.SENSORS}
+    manifest = {
+        "generator": "s12ls_utils.synthetic", "version": __version__, "seed": seed, "n_per_sensor": n_per_sensor,
+        "regions": [asdict(r) for r in REGIONS if any(p.region == r.name for p in plans)],
+        "counts": counts, "n_landslides": len(inventory), "files": records,
+        "landslides": [{k: v for k, v in r.items() if k != "coords"} for r in inventory],
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+    (out / "README.md").write_text(_README.format(version=__version__, seed=seed, n_per_sensor=n_per_sensor,
+                                                  counts=", ".join(f"{v} {k}" for k, v in counts.items())))
+    return SampleInfo(out, counts, len({r["key"] for r in records}), len(inventory), time.perf_counter() - t0)
+
+
+def load_manifest(data_dir: str | Path) -> dict:
+    """The generator's own record of a synthetic sample."""
+    return json.loads((Path(data_dir) / MANIFEST_NAME).read_text())
