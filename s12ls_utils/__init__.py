@@ -1,2 +1,3 @@
 """Sen12Landslides utilities."""
+
 __version__ = "0.1.0"

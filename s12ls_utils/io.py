@@ -24,6 +24,8 @@ import xarray as xr
 from . import schema
 
 S1_UNITS = ("linear", "dB")
+_SCL_BAD_LUT = np.zeros(256, dtype=bool)
+_SCL_BAD_LUT[list(schema.SCL_BAD)] = True
 
 
 class PatchReadError(Exception):
@@ -172,8 +174,9 @@ def _decode_time(var) -> np.ndarray:
     if units is None:
         raise ValueError("time variable has no 'units'")
     cal = getattr(var, "calendar", "standard")
-    vals = netCDF4.num2date(var[:], units, calendar=cal, only_use_cftime_datetimes=False,
-                            only_use_python_datetimes=True)
+    vals = netCDF4.num2date(
+        var[:], units, calendar=cal, only_use_cftime_datetimes=False, only_use_python_datetimes=True
+    )
     return np.array([np.datetime64(v, "ns") for v in np.atleast_1d(vals)], dtype="datetime64[ns]")
 
 
@@ -231,7 +234,7 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
             if "SCL" not in ds.variables:
                 raise PatchReadError(path, "variable 'SCL' is missing")
             scl = np.asarray(ds.variables["SCL"][:])
-            bad = np.isin(scl, list(schema.SCL_BAD))
+            bad = np.take(_SCL_BAD_LUT, scl, mode="clip")  # lookup: ~2x faster than np.isin
             bad_fraction = bad.reshape(bad.shape[0], -1).mean(axis=1)
     except PatchReadError:
         raise
@@ -260,3 +263,29 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
         s1_unit=s1_unit,
         bad_fraction=bad_fraction,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Inventory
+# --------------------------------------------------------------------------------------------------
+def read_inventory(path: str | Path):
+    """The landslide inventory (``inventories.shp.zip``) as a GeoDataFrame in WGS84.
+
+    Adds ``area_m2`` (area in an equal-area projection, EPSG:6933) and ``area_px`` (area in 10 m
+    pixels). Raises FileNotFoundError / ValueError with the path when the file is missing or unreadable.
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"inventory {path} does not exist")
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read the inventory ({exc})") from exc
+    if gdf.crs is None:
+        raise ValueError(f"{path}: the inventory has no CRS")
+    gdf = gdf.to_crs(4326)
+    gdf["area_m2"] = gdf.geometry.to_crs(6933).area
+    gdf["area_px"] = gdf["area_m2"] / schema.PIXEL_SIZE_M**2
+    return gdf

@@ -53,10 +53,18 @@ VARIABLES: dict[str, dict[str, np.dtype]] = {
         "DEM": np.dtype("int16"),
         "MASK": np.dtype("uint8"),
     },
-    "s1asc": {"VV": np.dtype("float32"), "VH": np.dtype("float32"), "DEM": np.dtype("int16"),
-              "MASK": np.dtype("uint8")},
-    "s1dsc": {"VV": np.dtype("float32"), "VH": np.dtype("float32"), "DEM": np.dtype("int16"),
-              "MASK": np.dtype("uint8")},
+    "s1asc": {
+        "VV": np.dtype("float32"),
+        "VH": np.dtype("float32"),
+        "DEM": np.dtype("int16"),
+        "MASK": np.dtype("uint8"),
+    },
+    "s1dsc": {
+        "VV": np.dtype("float32"),
+        "VH": np.dtype("float32"),
+        "DEM": np.dtype("int16"),
+        "MASK": np.dtype("uint8"),
+    },
 }
 
 #: Sentinel-2 scene classification (SCL) classes.
@@ -79,7 +87,11 @@ SCL_BAD: frozenset[int] = frozenset({0, 1, 2, 3, 8, 9, 10, 11})
 SCL_CLOUD: frozenset[int] = frozenset({8, 9, 10})
 
 #: Clip ranges used for statistics (S1 in dB, S2 reflectance x10000, DEM metres).
-CLIP_RANGES: dict[str, tuple[float, float]] = {"s1": (-50.0, 10.0), "s2": (0.0, 10000.0), "DEM": (0.0, 8800.0)}
+CLIP_RANGES: dict[str, tuple[float, float]] = {
+    "s1": (-50.0, 10.0),
+    "s2": (0.0, 10000.0),
+    "DEM": (0.0, 8800.0),
+}
 DEM_VALID_RANGE = (0, 10000)
 S2_SCALE = 10000.0
 
@@ -144,8 +156,9 @@ def parse_filename(name: str | Path) -> PatchName:
     base = Path(name).name
     m = FILENAME_RE.match(base)
     if m is None:
-        raise ValueError(f"file name {base!r} does not match '<region>_<sensor>_<id>.nc' "
-                         f"with sensor in {SENSORS}")
+        raise ValueError(
+            f"file name {base!r} does not match '<region>_<sensor>_<id>.nc' with sensor in {SENSORS}"
+        )
     return PatchName(m["region"], m["sensor"], int(m["id"]))
 
 
@@ -224,7 +237,9 @@ def parse_pre_post(value: str) -> list[tuple[int, int]]:
     chunks = _DICT_RE.findall(value)
     rest = _DICT_RE.sub("", value).replace(",", "").strip()
     if not chunks or rest:
-        raise ValueError(f"cannot read pre_post_dates {value!r} (expected \"{{'pre': i, 'post': j}}\", comma-joined)")
+        raise ValueError(
+            f"cannot read pre_post_dates {value!r} (expected \"{{'pre': i, 'post': j}}\", comma-joined)"
+        )
     out = []
     for chunk in chunks:
         try:
@@ -329,8 +344,10 @@ def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
     if out.annotated and not out.event_dates and "event_date" in attrs:
         problems.append("attribute 'event_date' is empty although annotated='True'")
     if len(out.pre_post) not in (0, len(out.event_dates)) and "pre_post_dates" in attrs:
-        problems.append(f"attribute 'pre_post_dates' has {len(out.pre_post)} entries for "
-                        f"{len(out.event_dates)} event date(s)")
+        problems.append(
+            f"attribute 'pre_post_dates' has {len(out.pre_post)} entries for "
+            f"{len(out.event_dates)} event date(s)"
+        )
     return out, problems
 
 
@@ -402,14 +419,17 @@ def validate_patch(path: str | Path) -> list[str]:
                 step = np.diff(vals)
                 want = -PIXEL_SIZE_M if coord == "y" else PIXEL_SIZE_M
                 if not np.allclose(step, want, atol=1e-3):
-                    problems.append(f"coordinate {coord!r} spacing is not {want:+g} m "
-                                    f"(found {step.min():g}…{step.max():g})")
+                    problems.append(
+                        f"coordinate {coord!r} spacing is not {want:+g} m "
+                        f"(found {step.min():g}…{step.max():g})"
+                    )
         if "time" not in ds.variables:
             problems.append("coordinate 'time' is missing")
         else:
             try:
-                times = netCDF4.num2date(ds.variables["time"][:], ds.variables["time"].units,
-                                         only_use_cftime_datetimes=False)
+                times = netCDF4.num2date(
+                    ds.variables["time"][:], ds.variables["time"].units, only_use_cftime_datetimes=False
+                )
                 tnum = np.asarray(ds.variables["time"][:], dtype="float64")
                 if np.any(np.diff(tnum) <= 0):
                     problems.append("time stamps are not strictly increasing")
@@ -421,8 +441,10 @@ def validate_patch(path: str | Path) -> list[str]:
         else:
             sr = ds.variables["spatial_ref"]
             if sr.ndim != 0 or sr.dtype != np.int64:
-                problems.append(f"variable 'spatial_ref' should be an int64 scalar, found {sr.dtype} "
-                                f"with dims {sr.dimensions}")
+                problems.append(
+                    f"variable 'spatial_ref' should be an int64 scalar, found {sr.dtype} "
+                    f"with dims {sr.dimensions}"
+                )
             if not any(a in sr.ncattrs() for a in ("crs_wkt", "spatial_ref")):
                 problems.append("variable 'spatial_ref' carries no CRS attribute (crs_wkt)")
         # variables
@@ -437,8 +459,9 @@ def validate_patch(path: str | Path) -> list[str]:
                 if v.dtype != dtype:
                     problems.append(f"variable {var!r} has dtype {v.dtype}, expected {dtype}")
                 if set(v.dimensions) != {"time", "x", "y"} or v.ndim != 3 or v.dimensions[0] != "time":
-                    problems.append(f"variable {var!r} has dims {v.dimensions}, expected (time, x, y) "
-                                    f"or (time, y, x)")
+                    problems.append(
+                        f"variable {var!r} has dims {v.dimensions}, expected (time, x, y) or (time, y, x)"
+                    )
             extra = set(ds.variables) - set(expected) - {"x", "y", "time", "spatial_ref"}
             if extra:
                 problems.append(f"unexpected variables for sensor {sensor}: {sorted(extra)}")
@@ -473,8 +496,10 @@ def validate_patch(path: str | Path) -> list[str]:
         attrs, attr_problems = parse_attrs(raw)
         problems.extend(attr_problems)
         if sensor is not None and "satellite" in raw and attrs.satellite not in SATELLITE_VALUES[sensor]:
-            problems.append(f"attribute 'satellite' is {attrs.satellite!r}, expected one of "
-                            f"{sorted(SATELLITE_VALUES[sensor])} for sensor {sensor}")
+            problems.append(
+                f"attribute 'satellite' is {attrs.satellite!r}, expected one of "
+                f"{sorted(SATELLITE_VALUES[sensor])} for sensor {sensor}"
+            )
         if "annotated" in raw and mask0 is not None:
             n_pos = int(mask0.sum())
             if not attrs.annotated and n_pos > 0:

@@ -167,8 +167,9 @@ def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
             sensors = pats[rng.choice(len(pats), p=probs / probs.sum())]
             patches.append(PatchPlan(next_id, k * dx, tuple(sensors)))
         annotated = bool(rng.random() < 0.55)
-        cp = CanvasPlan(i, region, annotated, x0, y0, schema.PATCH_SIZE + dx, patches,
-                        int(rng.integers(0, 2**31 - 1)))
+        cp = CanvasPlan(
+            i, region, annotated, x0, y0, schema.PATCH_SIZE + dx, patches, int(rng.integers(0, 2**31 - 1))
+        )
         if annotated:
             cp.two_events = bool(rng.random() < 0.12)
             for s in schema.SENSORS:
@@ -248,8 +249,14 @@ def _polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _landslides(rng: np.random.Generator, slope: np.ndarray, aspect: np.ndarray, veg: np.ndarray,
-                plan: CanvasPlan, first_ann_id: int) -> list[Landslide]:
+def _landslides(
+    rng: np.random.Generator,
+    slope: np.ndarray,
+    aspect: np.ndarray,
+    veg: np.ndarray,
+    plan: CanvasPlan,
+    first_ann_id: int,
+) -> list[Landslide]:
     h, w = slope.shape
     # preference: steep, vegetated, away from the canvas edge
     pref = (np.clip(slope - 8.0, 0, None) ** 2) * np.clip(veg, 0.05, None) * (veg > 0)
@@ -295,8 +302,9 @@ def _landslides(rng: np.random.Generator, slope: np.ndarray, aspect: np.ndarray,
 # --------------------------------------------------------------------------------------------------
 # Time axes
 # --------------------------------------------------------------------------------------------------
-def _dates(rng: np.random.Generator, anchor: dt.date, revisit: int, drop: float, outside: str | None
-           ) -> list[dt.date]:
+def _dates(
+    rng: np.random.Generator, anchor: dt.date, revisit: int, drop: float, outside: str | None
+) -> list[dt.date]:
     """15 acquisition dates around ``anchor``: 5–7 before and the rest after (or all on one side)."""
     phase = int(rng.integers(0, revisit))
     cand = [anchor + dt.timedelta(days=phase + revisit * k) for k in range(-60, 61)]
@@ -385,8 +393,9 @@ def _static(rng: np.random.Generator, reg: Region, shape: tuple[int, int]) -> _S
     return _Static(dem, slope, aspect, veg0, water, fields, float(rng.uniform(0.85, 1.15)))
 
 
-def _veg_at(st: _Static, reg: Region, day: dt.date, slides: list[Landslide], events: list[dt.date]
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _veg_at(
+    st: _Static, reg: Region, day: dt.date, slides: list[Landslide], events: list[dt.date]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vegetation fraction, scar fraction and bare-field mask at one date."""
     doy = day.timetuple().tm_yday
     veg = np.clip(st.veg0 * _seasonal(np.array(doy), reg), 0, 0.97)
@@ -395,8 +404,13 @@ def _veg_at(st: _Static, reg: Region, day: dt.date, slides: list[Landslide], eve
         after = day >= when
         if harvest == after:
             field_bare |= m
-    veg = np.where(field_bare, 0.06, np.where(np.any([m for m, _, _ in st.fields], axis=0) if st.fields else
-                                              False, np.maximum(veg, 0.75), veg))
+    veg = np.where(
+        field_bare,
+        0.06,
+        np.where(
+            np.any([m for m, _, _ in st.fields], axis=0) if st.fields else False, np.maximum(veg, 0.75), veg
+        ),
+    )
     scar = np.zeros(st.dem.shape, dtype="float32")
     for s in slides:
         if day > events[s.event]:
@@ -405,7 +419,9 @@ def _veg_at(st: _Static, reg: Region, day: dt.date, slides: list[Landslide], eve
     return veg.astype("float32"), scar, field_bare
 
 
-def _simulate_s2(rng, st: _Static, reg: Region, times: list[dt.date], slides, events) -> dict[str, np.ndarray]:
+def _simulate_s2(
+    rng, st: _Static, reg: Region, times: list[dt.date], slides, events
+) -> dict[str, np.ndarray]:
     h, w = st.dem.shape
     n = len(times)
     bands = np.empty((n, 10, h, w), dtype="float32")
@@ -418,8 +434,11 @@ def _simulate_s2(rng, st: _Static, reg: Region, times: list[dt.date], slides, ev
         illum = np.clip(_cos_incidence(st.dem, sun_az, sun_el) / np.sin(np.radians(sun_el)), 0.35, 1.6)
         veg, scar, field_bare = _veg_at(st, reg, day, slides, events)
         soil = _SOIL * st.soil_gain
-        refl = (veg[None] * _VEG[:, None, None] + (1 - veg - scar * 0.92)[None] * soil[:, None, None]
-                + (scar * 0.92)[None] * _SCAR[:, None, None])
+        refl = (
+            veg[None] * _VEG[:, None, None]
+            + (1 - veg - scar * 0.92)[None] * soil[:, None, None]
+            + (scar * 0.92)[None] * _SCAR[:, None, None]
+        )
         refl = np.where(st.water[None], _WATER[:, None, None], refl)
         refl = refl * illum[None] + _BURNED_HAZE[:, None, None] * rng.uniform(0, 1.2)
         refl *= 1 + rng.normal(0, 0.02, size=(10, h, w)).astype("float32")
@@ -437,8 +456,15 @@ def _simulate_s2(rng, st: _Static, reg: Region, times: list[dt.date], slides, ev
         # clouds: cloudier just after an event
         storm = first_post is not None and first_post < day <= first_post + dt.timedelta(days=12)
         u = rng.random()
-        cover = (rng.uniform(0.4, 1.0) if (storm and u < 0.6) else
-                 0.0 if u < 0.55 else rng.uniform(0.03, 0.4) if u < 0.87 else rng.uniform(0.55, 1.0))
+        cover = (
+            rng.uniform(0.4, 1.0)
+            if (storm and u < 0.6)
+            else 0.0
+            if u < 0.55
+            else rng.uniform(0.03, 0.4)
+            if u < 0.87
+            else rng.uniform(0.55, 1.0)
+        )
         if cover > 0:
             dens = _fractal(rng, (h, w), 3.0)
             thick = dens > np.quantile(dens, 1 - cover)
@@ -465,8 +491,9 @@ def _simulate_s2(rng, st: _Static, reg: Region, times: list[dt.date], slides, ev
     return out
 
 
-def _simulate_s1(rng, st: _Static, reg: Region, sensor: str, times: list[dt.date], slides, events
-                 ) -> dict[str, np.ndarray]:
+def _simulate_s1(
+    rng, st: _Static, reg: Region, sensor: str, times: list[dt.date], slides, events
+) -> dict[str, np.ndarray]:
     h, w = st.dem.shape
     look = _S1_LOOK_AZIMUTH[sensor]
     theta0 = _S1_INCIDENCE
@@ -482,8 +509,9 @@ def _simulate_s1(rng, st: _Static, reg: Region, sensor: str, times: list[dt.date
     looks = 4.4
     for t, day in enumerate(times):
         veg, scar, field_bare = _veg_at(st, reg, day, slides, events)
-        moist = rng.normal(0, 0.6) + (1.2 if events and min(events) < day <= min(events) + dt.timedelta(days=10)
-                                      else 0.0)
+        moist = rng.normal(0, 0.6) + (
+            1.2 if events and min(events) < day <= min(events) + dt.timedelta(days=10) else 0.0
+        )
         for pol_i, pol in enumerate(("VV", "VH")):
             v = _S1_DB["veg"][pol_i]
             s = _S1_DB["soil"][pol_i]
@@ -515,18 +543,31 @@ def _spatial_ref(epsg: int, x0: float, y0: float) -> xr.DataArray:
     return xr.DataArray(np.int64(0), attrs=attrs)
 
 
-def _write_patch(path: Path, data: dict[str, np.ndarray], times: list[dt.date], x0: float, y0: float,
-                 epsg: int, attrs: dict[str, str]) -> None:
+def _write_patch(
+    path: Path,
+    data: dict[str, np.ndarray],
+    times: list[dt.date],
+    x0: float,
+    y0: float,
+    epsg: int,
+    attrs: dict[str, str],
+) -> None:
     """Write one patch in the card's (time, x, y) order with zlib-compressed variables."""
     n = schema.PATCH_SIZE
     xs = x0 + schema.PIXEL_SIZE_M * (np.arange(n) + 0.5)
     ys = y0 - schema.PIXEL_SIZE_M * (np.arange(n) + 0.5)
-    coords = {"time": pd.DatetimeIndex([pd.Timestamp(t) for t in times]).values.astype("datetime64[ns]"),
-              "x": xs.astype("float64"), "y": ys.astype("float64")}
+    coords = {
+        "time": pd.DatetimeIndex([pd.Timestamp(t) for t in times]).values.astype("datetime64[ns]"),
+        "x": xs.astype("float64"),
+        "y": ys.astype("float64"),
+    }
     dvars = {}
     for name, arr in data.items():  # arrays come as (time, y, x)
-        dvars[name] = xr.DataArray(np.ascontiguousarray(arr.transpose(0, 2, 1)), dims=schema.DIMS,
-                                   attrs={"grid_mapping": "spatial_ref"})
+        dvars[name] = xr.DataArray(
+            np.ascontiguousarray(arr.transpose(0, 2, 1)),
+            dims=schema.DIMS,
+            attrs={"grid_mapping": "spatial_ref"},
+        )
     ds = xr.Dataset(dvars, coords=coords, attrs=attrs)
     ds["spatial_ref"] = _spatial_ref(epsg, x0, y0)
     enc = {name: {"zlib": True, "complevel": 4, "shuffle": True} for name in data}
@@ -599,26 +640,48 @@ def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dic
             scl_bad = None
             if sensor == "s2":
                 scl_bad = np.isin(fdata["SCL"], list(schema.SCL_BAD)).reshape(len(times), -1).mean(1).tolist()
-            records.append({
-                "sensor": sensor, "region": plan.region, "patch_id": p.patch_id, "key": f"{plan.region}_{p.patch_id}",
-                "path": f"{sensor}/{fname}", "annotated": a.annotated, "n_positive": int(mask2d.sum()),
-                "event_dates": [d.isoformat() for d in p_events], "date_confidences": a.date_confidences,
-                "pre_post": [list(pp) for pp in a.pre_post], "ann_ids": a.ann_ids,
-                "times": [t.isoformat() for t in times], "epsg": reg.epsg, "center_x": a.center_x,
-                "center_y": a.center_y, "canvas": plan.index, "col0": p.col0,
-                "event_outside_series": plan.outside.get(sensor) if a.annotated else None,
-                "bad_fraction": scl_bad,
-            })
-    inventory = [{"ann_id": s.ann_id, "region": plan.region, "event_date": events[s.event].isoformat(),
-                  "date_conf": confidences[s.event], "epsg": reg.epsg,
-                  "coords": _poly_m(s.polygon_px, plan).tolist(), "n_pixels": int(s.mask.sum())}
-                 for s in slides]
+            records.append(
+                {
+                    "sensor": sensor,
+                    "region": plan.region,
+                    "patch_id": p.patch_id,
+                    "key": f"{plan.region}_{p.patch_id}",
+                    "path": f"{sensor}/{fname}",
+                    "annotated": a.annotated,
+                    "n_positive": int(mask2d.sum()),
+                    "event_dates": [d.isoformat() for d in p_events],
+                    "date_confidences": a.date_confidences,
+                    "pre_post": [list(pp) for pp in a.pre_post],
+                    "ann_ids": a.ann_ids,
+                    "times": [t.isoformat() for t in times],
+                    "epsg": reg.epsg,
+                    "center_x": a.center_x,
+                    "center_y": a.center_y,
+                    "canvas": plan.index,
+                    "col0": p.col0,
+                    "event_outside_series": plan.outside.get(sensor) if a.annotated else None,
+                    "bad_fraction": scl_bad,
+                }
+            )
+    inventory = [
+        {
+            "ann_id": s.ann_id,
+            "region": plan.region,
+            "event_date": events[s.event].isoformat(),
+            "date_conf": confidences[s.event],
+            "epsg": reg.epsg,
+            "coords": _poly_m(s.polygon_px, plan).tolist(),
+            "n_pixels": int(s.mask.sum()),
+        }
+        for s in slides
+    ]
     return records, inventory
 
 
 def _poly_m(poly_px: np.ndarray, plan: CanvasPlan) -> np.ndarray:
-    return np.column_stack([plan.x0 + poly_px[:, 0] * schema.PIXEL_SIZE_M,
-                            plan.y0 - poly_px[:, 1] * schema.PIXEL_SIZE_M])
+    return np.column_stack(
+        [plan.x0 + poly_px[:, 0] * schema.PIXEL_SIZE_M, plan.y0 - poly_px[:, 1] * schema.PIXEL_SIZE_M]
+    )
 
 
 def _bbox_m(poly_px: np.ndarray, plan: CanvasPlan) -> tuple[float, float, float, float]:
@@ -638,10 +701,20 @@ def _write_inventory(path: Path, inventory: list[dict]) -> None:
         xy = np.asarray(rec["coords"])
         lon, lat = tr.transform(xy[:, 0], xy[:, 1])
         geoms.append(shapely.Polygon(np.column_stack([lon, lat])))
-        rows.append({"ann_id": rec["ann_id"], "region": rec["region"], "event_date": rec["event_date"],
-                     "date_conf": rec["date_conf"], "epsg": rec["epsg"]})
-    gdf = gpd.GeoDataFrame(pd.DataFrame(rows, columns=["ann_id", "region", "event_date", "date_conf", "epsg"]),
-                           geometry=geoms, crs="EPSG:4326")
+        rows.append(
+            {
+                "ann_id": rec["ann_id"],
+                "region": rec["region"],
+                "event_date": rec["event_date"],
+                "date_conf": rec["date_conf"],
+                "epsg": rec["epsg"],
+            }
+        )
+    gdf = gpd.GeoDataFrame(
+        pd.DataFrame(rows, columns=["ann_id", "region", "event_date", "date_conf", "epsg"]),
+        geometry=geoms,
+        crs="EPSG:4326",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         shp = Path(tmp) / "inventories.shp"
         gdf.to_file(shp, engine="pyogrio")
@@ -674,8 +747,15 @@ class SampleInfo:
     seconds: float
 
 
-def make_sample(out_dir: str | Path, n_per_sensor: int = DEFAULT_N_PER_SENSOR, seed: int = 0, *,
-                workers: int | None = None, overwrite: bool = False, progress: bool = True) -> SampleInfo:
+def make_sample(
+    out_dir: str | Path,
+    n_per_sensor: int = DEFAULT_N_PER_SENSOR,
+    seed: int = 0,
+    *,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> SampleInfo:
     """Write a synthetic Sen12Landslides copy into ``out_dir``.
 
     Deterministic for a given ``seed`` and ``n_per_sensor`` (about that many files per sensor; each
@@ -723,14 +803,25 @@ def make_sample(out_dir: str | Path, n_per_sensor: int = DEFAULT_N_PER_SENSOR, s
     _write_inventory(out / INVENTORY_NAME, inventory)
     counts = {s: sum(r["sensor"] == s for r in records) for s in schema.SENSORS}
     manifest = {
-        "generator": "s12ls_utils.synthetic", "version": __version__, "seed": seed, "n_per_sensor": n_per_sensor,
+        "generator": "s12ls_utils.synthetic",
+        "version": __version__,
+        "seed": seed,
+        "n_per_sensor": n_per_sensor,
         "regions": [asdict(r) for r in REGIONS if any(p.region == r.name for p in plans)],
-        "counts": counts, "n_landslides": len(inventory), "files": records,
+        "counts": counts,
+        "n_landslides": len(inventory),
+        "files": records,
         "landslides": [{k: v for k, v in r.items() if k != "coords"} for r in inventory],
     }
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
-    (out / "README.md").write_text(_README.format(version=__version__, seed=seed, n_per_sensor=n_per_sensor,
-                                                  counts=", ".join(f"{v} {k}" for k, v in counts.items())))
+    (out / "README.md").write_text(
+        _README.format(
+            version=__version__,
+            seed=seed,
+            n_per_sensor=n_per_sensor,
+            counts=", ".join(f"{v} {k}" for k, v in counts.items()),
+        )
+    )
     return SampleInfo(out, counts, len({r["key"] for r in records}), len(inventory), time.perf_counter() - t0)
 
 

@@ -1,0 +1,137 @@
+"""Execute the book's chapters once with papermill and stage them for a build with execution off.
+
+Used by ``make book`` / ``make test``::
+
+    python .ci/execute_chapters.py --out _build/executed [-p name value …] [--only 01-data-exploration]
+    python .ci/execute_chapters.py --out _build/executed --stage-only
+
+The chapters listed in ``_toc.yml`` run in order from the repository root (so their default
+``data_dir="data/sample"`` resolves) into ``<out>/book/``; ``<out>`` is then a complete book source
+(``_config.yml`` with execution off, ``_toc.yml``, the Markdown pages, the executed notebooks) that
+``jupyter-book build <out>`` turns into HTML. Per-chapter durations are printed and written to
+``<out>/durations.json``. Every chapter runs even if an earlier one fails; the exit status is 1 when
+any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_entries(toc_path: Path) -> list[str]:
+    """Every file named in ``_toc.yml`` (root first), without suffix."""
+    toc = yaml.safe_load(toc_path.read_text())
+    out = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return out
+
+
+def chapters() -> list[Path]:
+    return [ROOT / f"{e}.ipynb" for e in toc_entries(ROOT / "_toc.yml") if (ROOT / f"{e}.ipynb").exists()]
+
+
+def stage(out: Path) -> None:
+    """Make ``out`` a book source: config (execution off), toc and the non-notebook pages."""
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    cfg.setdefault("execute", {})["execute_notebooks"] = "off"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    shutil.copy2(ROOT / "_toc.yml", out / "_toc.yml")
+    for entry in toc_entries(ROOT / "_toc.yml"):
+        for suffix in (".md", ".ipynb"):
+            src = ROOT / f"{entry}{suffix}"
+            dst = out / f"{entry}{suffix}"
+            if suffix == ".md" and src.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+            elif suffix == ".ipynb" and src.exists() and not dst.exists():
+                sys.exit(f"{dst} is missing: execute the chapters first (make execute)")
+    for extra in ("references.bib", "book/images", "book/_static"):
+        src = ROOT / extra
+        if src.is_dir():
+            shutil.copytree(src, out / extra, dirs_exist_ok=True)
+        elif src.exists():
+            shutil.copy2(src, out / extra)
+
+
+def execute(out: Path, params: dict[str, str], only: list[str]) -> int:
+    import papermill as pm
+
+    (out / "book").mkdir(parents=True, exist_ok=True)
+    durations: dict[str, float] = {}
+    failed: list[str] = []
+    for nb in chapters():
+        if only and nb.stem not in only:
+            continue
+        dst = out / nb.relative_to(ROOT)
+        t0 = time.perf_counter()
+        print(f"executing {nb.relative_to(ROOT)} …", flush=True)
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(dst),
+                parameters=params,
+                cwd=str(ROOT),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+            )
+        except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
+            failed.append(nb.stem)
+            print(f"FAILED {nb.stem}: {exc}", file=sys.stderr, flush=True)
+        durations[nb.stem] = round(time.perf_counter() - t0, 1)
+        print(f"  {nb.stem}: {durations[nb.stem]:.1f} s", flush=True)
+    (out / "durations.json").write_text(json.dumps(durations, indent=1))
+    print("chapter durations (s): " + ", ".join(f"{k} {v}" for k, v in durations.items()))
+    if failed:
+        print(f"{len(failed)} chapter(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "_build" / "executed")
+    ap.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="papermill parameter for every chapter (values parsed as YAML)",
+    )
+    ap.add_argument("--only", nargs="*", default=[], help="chapter stems to run (default: all)")
+    ap.add_argument("--stage-only", action="store_true", help="only (re)stage the book source")
+    args = ap.parse_args()
+    out = args.out if args.out.is_absolute() else ROOT / args.out
+    rc = 0
+    if not args.stage_only:
+        params = {k: yaml.safe_load(v) for k, v in args.param}
+        rc = execute(out, params, args.only)
+    stage(out)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

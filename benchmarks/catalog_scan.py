@@ -1,0 +1,158 @@
+"""Catalog scan speed: ``build_catalog`` against the straightforward per-file xarray loop.
+
+Compared, on the same files, in one run, both warm (every file is read once by each approach before
+timing, so the OS page cache holds them) and best of ``--repeat``:
+
+* **straightforward** — what one writes without the catalog, one file after the other:
+  ``xarray.open_dataset(path)``, read ``ds.attrs``, load the whole ``MASK`` (``ds["MASK"].values``) and count
+  the positive pixels of time step 0; for S2 also load the whole ``SCL`` and compute the share of bad
+  pixels per date; for S1 also load the middle ``VV`` time step (backscatter unit). That is the same
+  information the catalog reads.
+* **catalog** — ``build_catalog(data, use_cache=False, progress=False)`` with its default worker count
+  (reads attributes, time stamps, ``MASK`` at t0, ``SCL`` for S2, the middle ``VV`` step for S1 through
+  netCDF4 directly in worker processes, and assembles the typed table with lon/lat). The cache is off, so
+  every file is opened and read in every repeat. A row with ``workers=1`` shows the single-process figure.
+
+The last line printed is ``speedup <N>x`` with N = straightforward time / catalog time.
+
+Usage::
+
+    .venv/bin/python benchmarks/catalog_scan.py                     # synthetic sample, 100 per sensor
+    .venv/bin/python benchmarks/catalog_scan.py --data data/sample --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from s12ls_utils import schema
+from s12ls_utils.catalog import _default_workers, build_catalog
+
+
+def list_patches(data: Path) -> list[tuple[Path, str]]:
+    """Every ``<data>/<sensor>/*.nc`` file with a well-formed name, with its sensor."""
+    out = []
+    for sensor in schema.SENSORS:
+        folder = data / sensor
+        if folder.is_dir():
+            out += [(p, sensor) for p in sorted(folder.glob("*.nc")) if schema.FILENAME_RE.match(p.name)]
+    return out
+
+
+def straightforward(files: list[tuple[Path, str]]) -> list[tuple]:
+    """The per-file xarray loop (see the module docstring)."""
+    bad_classes = list(schema.SCL_BAD)
+    rows = []
+    for path, sensor in files:
+        with xr.open_dataset(path) as ds:
+            attrs = dict(ds.attrs)
+            mask = ds["MASK"].values
+            n_pos = int(np.count_nonzero(mask[0]))
+            extra = None
+            if sensor == "s2":
+                scl = ds["SCL"].values
+                extra = np.isin(scl, bad_classes).reshape(scl.shape[0], -1).mean(axis=1)
+            else:
+                vv = ds["VV"].isel(time=ds.sizes["time"] // 2).values
+                extra = bool(np.nanmin(vv) < 0)
+            rows.append((path.name, attrs, n_pos, extra))
+    return rows
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data folder with s1asc/ s1dsc/ s2/ (default: write a synthetic sample to a temp dir)",
+    )
+    ap.add_argument(
+        "--n-per-sensor", type=int, default=100, help="size of the synthetic sample (default 100)"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="timed repeats per approach; the best counts (default 3)"
+    )
+    ap.add_argument(
+        "--workers", type=int, default=None, help="catalog workers (default: build_catalog's default)"
+    )
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="s12ls_bench_") as tmp:
+        data = args.data
+        if data is None:
+            from s12ls_utils.synthetic import make_sample
+
+            data = Path(tmp) / "sample"
+            print(f"writing a synthetic sample ({args.n_per_sensor} per sensor) to {data} …", flush=True)
+            make_sample(data, n_per_sensor=args.n_per_sensor, seed=0, progress=False)
+        files = list_patches(data)
+        if not files:
+            print(f"no patches under {data}", file=sys.stderr)
+            return 1
+        n = len(files)
+        counts = {s: sum(1 for _, t in files if t == s) for s in schema.SENSORS}
+        workers = args.workers or _default_workers()
+
+        def catalog(w: int | None) -> Callable[[], object]:
+            return lambda: build_catalog(data, workers=w, use_cache=False, progress=False)
+
+        # warm-up: every approach reads every file once (page cache; the catalog's worker server starts)
+        t0 = time.perf_counter()
+        df = catalog(args.workers)()
+        first_call = time.perf_counter() - t0
+        straightforward(files)
+        catalog(1)()
+        if len(df) != n:
+            print(f"warning: catalog has {len(df)} rows for {n} files ({len(df.attrs['errors'])} errors)")
+
+        t_plain = best_of(lambda: straightforward(files), args.repeat)
+        t_cat = best_of(catalog(args.workers), args.repeat)
+        t_cat1 = best_of(catalog(1), args.repeat)
+
+        print(f"\n{n} patches ({', '.join(f'{v} {k}' for k, v in counts.items())}) in {data}")
+        print(
+            f"CPUs usable: {_default_workers()} (os.cpu_count() = {os.cpu_count()}); warm page cache; "
+            f"best of {args.repeat}"
+        )
+        print(
+            "reads  straightforward: xarray.open_dataset + attrs + whole MASK (+ whole SCL for S2, "
+            "middle VV step for S1)"
+        )
+        print(
+            "       catalog:         netCDF4 direct: attrs + time + MASK[t0] (+ whole SCL for S2, "
+            "middle VV step for S1) → typed table with lon/lat, no cache\n"
+        )
+        rows = [
+            ("straightforward (1 process)", t_plain),
+            (f"catalog, workers={workers}", t_cat),
+            ("catalog, workers=1", t_cat1),
+        ]
+        print(f"{'approach':<30}{'seconds':>9}{'patches/s':>11}{'ms/patch':>10}{'vs straightf.':>15}")
+        for name, t in rows:
+            print(f"{name:<30}{t:>9.3f}{n / t:>11.1f}{1000 * t / n:>10.2f}{t_plain / t:>14.1f}x")
+        print(f"(first catalog call, incl. starting the worker server: {first_call:.3f} s)")
+        print(f"speedup {t_plain / t_cat:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,783 @@
+"""Scan a Sen12Landslides data folder into one metadata table.
+
+:func:`build_catalog` lists every ``<data_dir>/<sensor>/*.nc`` file and reads, for each, what
+:func:`s12ls_utils.io.read_patch_meta` reads (global attributes, time stamps, ``MASK`` at time step 0,
+one VV step for Sentinel-1, the SCL scene classes for Sentinel-2) — never the images. The files are read
+in parallel worker processes; every NetCDF/HDF5 handle is opened and closed inside a worker (the workers
+come from a ``forkserver``, so no handle the calling process may hold crosses a fork).
+
+The result is cached in ``<data_dir>/.s12ls_catalog.parquet``. Each cached row keeps the file's size and
+modification time; the next call reuses the rows of unchanged files, scans new or changed files and drops
+deleted ones, so a second call on an unchanged folder opens no file at all.
+
+Files that cannot be read (truncated, foreign, badly named) do not stop the scan: they are listed in
+``df.attrs["errors"]`` (see :func:`catalog_errors`).
+
+Example
+-------
+>>> from s12ls_utils.catalog import build_catalog, summarize
+>>> df = build_catalog("data/sample")  # doctest: +SKIP
+>>> print(summarize(df))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import __version__, schema
+from .io import PatchMeta, PatchReadError, read_patch_meta
+
+__all__ = [
+    "CACHE_NAME",
+    "CACHE_VERSION",
+    "COLUMNS",
+    "ERROR_COLUMNS",
+    "build_catalog",
+    "catalog_errors",
+    "locations",
+    "summarize",
+]
+
+log = logging.getLogger(__name__)
+
+#: File name of the parquet cache inside the data folder.
+CACHE_NAME = ".s12ls_catalog.parquet"
+#: Bumped whenever the columns or their meaning change; a cache of another version is ignored.
+CACHE_VERSION = 1
+_META_KEY = b"s12ls_catalog"
+
+#: Columns of the catalog and their dtypes, in order.
+DTYPES: dict[str, str] = {
+    "sensor": "string",
+    "region": "string",
+    "patch_id": "int64",
+    "key": "string",
+    "path": "string",
+    "annotated": "bool",
+    "n_events": "int64",
+    "event_date": "datetime64[ns]",
+    "event_dates": "string",
+    "date_confidence": "float64",
+    "ann_ids": "string",
+    "n_annotations": "int64",
+    "n_positive": "int64",
+    "positive_fraction": "float64",
+    "center_x": "float64",
+    "center_y": "float64",
+    "epsg": "int64",
+    "crs": "string",
+    "lon": "float64",
+    "lat": "float64",
+    "time_start": "datetime64[ns]",
+    "time_end": "datetime64[ns]",
+    "n_times": "int64",
+    "pre_index": "int64",
+    "post_index": "int64",
+    "n_before": "int64",
+    "n_after": "int64",
+    "event_in_series": "bool",
+    "s1_unit": "string",
+    "n_cloudy": "Int64",
+    "n_clear": "Int64",
+    "dims_order": "string",
+    "satellite": "string",
+    "size_bytes": "int64",
+    "mtime_ns": "int64",
+}
+COLUMNS: tuple[str, ...] = tuple(DTYPES)
+#: Columns of :func:`catalog_errors`.
+ERROR_COLUMNS: tuple[str, ...] = ("path", "sensor", "reason")
+
+#: Columns a worker fills from one file (the rest come from the listing and the CRS transform).
+_RECORD_COLUMNS: tuple[str, ...] = tuple(
+    c for c in COLUMNS if c not in ("lon", "lat", "size_bytes", "mtime_ns")
+)
+
+#: S2 dates whose share of SCL-bad pixels is above this count as cloudy, below ``_CLEAR_BELOW`` as clear.
+_CLOUDY_ABOVE = 0.5
+_CLEAR_BELOW = 0.1
+#: Fewer files than this to (re)scan are read in the calling process (a worker pool costs more).
+_MIN_FILES_FOR_POOL = 16
+#: Largest number of files a worker reads per task (keeps the progress bar moving on big folders).
+_MAX_CHUNK = 128
+
+_NaT = np.datetime64("NaT", "ns")
+
+
+# --------------------------------------------------------------------------------------------------
+# One file → one record (runs in the workers)
+# --------------------------------------------------------------------------------------------------
+def _record(meta: PatchMeta, rel: str, read_scl: bool) -> tuple:
+    """The catalog values of one patch, in the order of ``_RECORD_COLUMNS``."""
+    times = np.asarray(meta.times, dtype="datetime64[ns]")
+    n_times = int(times.size)
+    events = meta.event_dates
+    if events:
+        first = events[0]
+        event_date = np.datetime64(first, "ns")
+        days = times.astype("datetime64[D]")
+        ev_day = np.datetime64(first, "D")
+        n_before = int(np.count_nonzero(days < ev_day))
+        n_after = int(np.count_nonzero(days > ev_day))
+    else:
+        event_date = _NaT
+        n_before = n_after = 0
+    pre, post = meta.pre_post[0] if meta.pre_post else (-1, -1)
+    confs = meta.date_confidences
+    if meta.sensor == "s2" and read_scl and meta.bad_fraction is not None:
+        bad = np.asarray(meta.bad_fraction, dtype="float64")
+        n_cloudy: int | None = int(np.count_nonzero(bad > _CLOUDY_ABOVE))
+        n_clear: int | None = int(np.count_nonzero(bad < _CLEAR_BELOW))
+    else:
+        n_cloudy = n_clear = None
+    values = {
+        "sensor": meta.sensor,
+        "region": meta.region,
+        "patch_id": int(meta.patch_id),
+        "key": meta.key,
+        "path": rel,
+        "annotated": bool(meta.annotated),
+        "n_events": len(events),
+        "event_date": event_date,
+        "event_dates": ",".join(d.isoformat() for d in events),
+        "date_confidence": float(np.mean(confs)) if confs else math.nan,
+        "ann_ids": ",".join(str(int(a)) for a in meta.ann_ids),
+        "n_annotations": len(meta.ann_ids),
+        "n_positive": int(meta.n_positive),
+        "positive_fraction": meta.n_positive / meta.n_pixels,
+        "center_x": float(meta.center_x),
+        "center_y": float(meta.center_y),
+        "epsg": int(meta.epsg),
+        "crs": f"EPSG:{int(meta.epsg)}",
+        "time_start": times[0] if n_times else _NaT,
+        "time_end": times[-1] if n_times else _NaT,
+        "n_times": n_times,
+        "pre_index": int(pre),
+        "post_index": int(post),
+        "n_before": n_before,
+        "n_after": n_after,
+        "event_in_series": bool(n_before > 0 and n_after > 0),
+        "s1_unit": meta.s1_unit,
+        "n_cloudy": n_cloudy,
+        "n_clear": n_clear,
+        "dims_order": meta.dims_order,
+        "satellite": meta.satellite,
+    }
+    return tuple(values[c] for c in _RECORD_COLUMNS)
+
+
+def _read_one(root: Path, rel: str, read_scl: bool) -> tuple[str, tuple | None, str | None, bool]:
+    """Read one file → ``(rel, record or None, error reason or None, transient)``; never raises."""
+    try:
+        meta = read_patch_meta(root / rel, read_scl=read_scl)
+        return rel, _record(meta, rel, read_scl), None, False
+    except PatchReadError as exc:
+        return rel, None, exc.problem, False
+    except Exception as exc:  # anything else a foreign file provokes: report it, keep scanning
+        return rel, None, f"{type(exc).__name__}: {exc}", False
+
+
+def _scan_chunk(
+    root: str, rels: Sequence[str], read_scl: bool
+) -> list[tuple[str, tuple | None, str | None, bool]]:
+    """Worker task: read a chunk of files (paths relative to ``root``)."""
+    base = Path(root)
+    return [_read_one(base, rel, read_scl) for rel in rels]
+
+
+# --------------------------------------------------------------------------------------------------
+# Listing, scanning, assembling
+# --------------------------------------------------------------------------------------------------
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # CPUs this process may use (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _mp_context() -> mp.context.BaseContext:
+    """Workers start from a clean server process (``forkserver``), never as forks of the caller.
+
+    The caller may hold open NetCDF/HDF5 handles (a notebook with datasets open); a fork would copy
+    them and the HDF5 library state into the workers.
+    """
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])  # import the reading stack once, in the server
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _list_files(root: Path, sensors: Sequence[str]) -> tuple[dict[str, tuple[str, int, int]], list[dict]]:
+    """``{rel path: (sensor, size, mtime_ns)}`` of well-named ``.nc`` files, and errors for the others."""
+    listing: dict[str, tuple[str, int, int]] = {}
+    errors: list[dict] = []
+    for sensor in sensors:
+        folder = root / sensor
+        if not folder.is_dir():
+            log.debug("no folder %s", folder)
+            continue
+        with os.scandir(folder) as it:
+            entries = sorted((e for e in it if e.name.endswith(".nc")), key=lambda e: e.name)
+        for entry in entries:
+            rel = f"{sensor}/{entry.name}"
+            try:
+                if not entry.is_file():
+                    errors.append({"path": rel, "sensor": sensor, "reason": "not a regular file"})
+                    continue
+                st = entry.stat()
+            except OSError as exc:
+                errors.append({"path": rel, "sensor": sensor, "reason": f"cannot stat ({exc})"})
+                continue
+            try:
+                name = schema.parse_filename(entry.name)
+            except ValueError as exc:
+                errors.append({"path": rel, "sensor": sensor, "reason": str(exc)})
+                continue
+            if name.sensor != sensor:
+                errors.append(
+                    {
+                        "path": rel,
+                        "sensor": sensor,
+                        "reason": f"file is in folder {sensor!r} but its name says sensor {name.sensor!r}",
+                    }
+                )
+                continue
+            listing[rel] = (sensor, int(st.st_size), int(st.st_mtime_ns))
+    return listing, errors
+
+
+def _chunks(items: Sequence[str], workers: int) -> list[list[str]]:
+    size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (4 * workers))))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _scan(
+    root: Path, rels: Sequence[str], *, read_scl: bool, workers: int, progress: bool
+) -> list[tuple[str, tuple | None, str | None, bool]]:
+    """Read ``rels`` (in worker processes unless ``workers == 1`` or there are only a few)."""
+    results: list[tuple[str, tuple | None, str | None, bool]] = []
+    if not rels:
+        return results
+    bar = tqdm(total=len(rels), desc="catalog", unit="file", disable=not progress)
+    try:
+        if workers <= 1 or len(rels) < _MIN_FILES_FOR_POOL:
+            for rel in rels:
+                results.append(_read_one(root, rel, read_scl))
+                bar.update()
+            return results
+        chunks = _chunks(rels, workers)
+        n_workers = min(workers, len(chunks))
+        log.debug("reading %d files in %d chunks with %d workers", len(rels), len(chunks), n_workers)
+        done: set[str] = set()
+        failure: BaseException | None = None
+        try:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context()) as ex:
+                futures = {ex.submit(_scan_chunk, str(root), chunk, read_scl): chunk for chunk in chunks}
+                for fut in as_completed(futures):
+                    try:
+                        part = fut.result()
+                    except Exception as exc:  # the worker process died (BrokenProcessPool)
+                        failure = failure or exc
+                        continue
+                    results.extend(part)
+                    done.update(r[0] for r in part)
+                    bar.update(len(part))
+        except BrokenProcessPool as exc:  # raised by submit() once the pool is broken
+            failure = failure or exc
+        missing = [rel for rel in rels if rel not in done]
+        if missing and not done:
+            # the workers could not even start (e.g. a script without an `if __name__ == "__main__":`
+            # guard, which worker processes re-import): read here instead
+            log.warning(
+                "catalog worker processes failed (%s: %s); reading %d files in this process "
+                "(pass workers=1 to skip the attempt)",
+                type(failure).__name__,
+                failure,
+                len(missing),
+            )
+            for rel in missing:
+                results.append(_read_one(root, rel, read_scl))
+                bar.update()
+        elif missing:
+            # a worker died while reading (a crash inside the HDF5 library?): report these files, but
+            # do not cache the verdict, so that the next call reads them again
+            reason = f"worker process failed while reading ({type(failure).__name__}: {failure})"
+            results.extend((rel, None, reason, True) for rel in missing)
+            bar.update(len(missing))
+        return results
+    finally:
+        bar.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _to_wgs84(epsg: int):
+    from pyproj import Transformer
+
+    return Transformer.from_crs(int(epsg), 4326, always_xy=True)
+
+
+def _add_lonlat(df: pd.DataFrame) -> None:
+    """Fill ``lon``/``lat`` from the projected centre, one vectorised transform per EPSG code."""
+    lon = np.full(len(df), np.nan)
+    lat = np.full(len(df), np.nan)
+    x = df["center_x"].to_numpy(dtype="float64")
+    y = df["center_y"].to_numpy(dtype="float64")
+    for epsg, idx in df.groupby("epsg", sort=False).indices.items():
+        try:
+            lon[idx], lat[idx] = _to_wgs84(int(epsg)).transform(x[idx], y[idx])
+        except Exception as exc:  # unknown code: keep the rows, without a location
+            log.warning(
+                "cannot transform EPSG:%s to WGS84 (%s); lon/lat left empty for %d patches",
+                epsg,
+                exc,
+                len(idx),
+            )
+    df["lon"] = lon
+    df["lat"] = lat
+
+
+def _apply_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    """The catalog's columns, in order, with their dtypes."""
+    out = {}
+    for col, dtype in DTYPES.items():
+        s = df[col]
+        if dtype == "datetime64[ns]":
+            s = pd.to_datetime(s).astype("datetime64[ns]")
+        elif str(s.dtype) != dtype:
+            s = s.astype(dtype)
+        out[col] = s
+    return pd.DataFrame(out, index=df.index)
+
+
+def _empty() -> pd.DataFrame:
+    return _apply_dtypes(pd.DataFrame({c: pd.Series([], dtype="object") for c in COLUMNS}))
+
+
+def _frame(records: list[tuple], listing: dict[str, tuple[str, int, int]]) -> pd.DataFrame:
+    """Rows of freshly read files, with size, mtime and location."""
+    df = pd.DataFrame.from_records(records, columns=list(_RECORD_COLUMNS))
+    df["size_bytes"] = [listing[p][1] for p in df["path"]]
+    df["mtime_ns"] = [listing[p][2] for p in df["path"]]
+    _add_lonlat(df)
+    return _apply_dtypes(df[list(COLUMNS)])
+
+
+def _concat(frames: Iterable[pd.DataFrame | None]) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return _empty()
+    if len(frames) == 1:
+        return frames[0].copy()
+    return _apply_dtypes(pd.concat(frames, ignore_index=True))
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["sensor", "region", "patch_id"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------------------------------
+def _read_cache(path: Path, read_scl: bool) -> tuple[pd.DataFrame, list[dict]] | None:
+    """Rows and error entries of a valid cache, or None (missing, unreadable, other version/settings)."""
+    if not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {})[_META_KEY])
+        if meta.get("format_version") != CACHE_VERSION:
+            log.info(
+                "catalog cache %s has format %s (expected %s): full rescan",
+                path,
+                meta.get("format_version"),
+                CACHE_VERSION,
+            )
+            return None
+        if meta.get("read_scl") != read_scl:
+            log.info("catalog cache %s was built with read_scl=%s: full rescan", path, meta.get("read_scl"))
+            return None
+        df = table.to_pandas()
+        if tuple(df.columns) != COLUMNS:
+            log.info("catalog cache %s has other columns: full rescan", path)
+            return None
+        errors = [dict(e) for e in meta.get("errors", [])]
+        return _apply_dtypes(df), errors
+    except Exception as exc:  # corrupt or foreign file: ignore it, it will be rewritten
+        log.warning("ignoring unreadable catalog cache %s (%s: %s)", path, type(exc).__name__, exc)
+        return None
+
+
+def _write_cache(path: Path, df: pd.DataFrame, errors: list[dict], read_scl: bool) -> bool:
+    """Write the cache atomically (temporary file + rename); skip quietly where the folder is read-only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = pd.DataFrame(df, copy=False).reset_index(drop=True)
+    plain.attrs = {}
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    meta = {
+        "format_version": CACHE_VERSION,
+        "read_scl": read_scl,
+        "writer": f"s12ls_utils {__version__}",
+        "errors": errors,
+    }
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
+    )
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        os.close(fd)
+        pq.write_table(table, tmp)
+        with suppress(OSError):
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+        tmp = None
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            log.debug("data folder is read-only, catalog cache not written (%s)", exc)
+        else:
+            log.warning("catalog cache %s not written (%s)", path, exc)
+        return False
+    finally:
+        if tmp is not None:
+            with suppress(OSError):
+                os.unlink(tmp)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------
+def build_catalog(
+    data_dir: str | Path,
+    *,
+    sensors: Iterable[str] | str = schema.SENSORS,
+    workers: int | None = None,
+    progress: bool = True,
+    use_cache: bool = True,
+    read_scl: bool = True,
+) -> pd.DataFrame:
+    """Scan ``<data_dir>/<sensor>/*.nc`` into one table of patch metadata (one row per readable file).
+
+    Parameters
+    ----------
+    data_dir
+        Folder holding ``s1asc/``, ``s1dsc/`` and ``s2/`` (a missing sensor folder yields no rows).
+    sensors
+        Sensor folders to scan.
+    workers
+        Worker processes reading the files; default: the CPUs this process may use. ``1`` reads in the
+        calling process; fewer than 16 files to read are also read in the calling process.
+    progress
+        Show a progress bar (``tqdm.auto``) while files are read.
+    use_cache
+        Reuse and update ``<data_dir>/.s12ls_catalog.parquet``: rows of files whose size and
+        modification time are unchanged are reused (also for files known to be unreadable), new or
+        changed files are read, deleted files are dropped. ``False`` neither reads nor writes it.
+    read_scl
+        Read the S2 scene classes (``n_cloudy``/``n_clear``); without them those columns are NA.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per readable patch, sorted by sensor, region and patch id, with the columns of
+        :data:`DTYPES`. ``df.attrs["errors"]`` lists the files that could not be catalogued (JSON-able
+        dicts ``path, sensor, reason``; see :func:`catalog_errors`); ``df.attrs["scan"]`` says how many
+        files were listed, read and reused and how long it took; ``df.attrs["data_dir"]`` is the
+        absolute data folder (``path`` is relative to it).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``data_dir`` is not a folder.
+    ValueError
+        An unknown sensor name.
+    """
+    t0 = time.perf_counter()
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} does not exist")
+    sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
+    sensors = tuple(dict.fromkeys(schema.check_sensor(s) for s in sensors))
+    workers = _default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+
+    listing, name_errors = _list_files(root, sensors)
+    cache_path = root / CACHE_NAME
+    cache = _read_cache(cache_path, read_scl) if use_cache else None
+
+    # split the listing into reusable cache entries and files to read
+    reuse_rows: list[int] = []
+    reuse_errors: list[dict] = []
+    keep_rows = np.zeros(0, dtype=bool)
+    other_errors: list[dict] = []
+    dropped = 0
+    if cache is not None:
+        cached, cached_errors = cache
+        in_scope = cached["sensor"].isin(sensors).to_numpy()
+        keep_rows = ~in_scope  # other sensors' rows are carried over untouched
+        known = {
+            p: (i, s, m)
+            for i, (p, s, m) in enumerate(
+                zip(
+                    cached["path"].tolist(),
+                    cached["size_bytes"].tolist(),
+                    cached["mtime_ns"].tolist(),
+                    strict=True,
+                )
+            )
+            if in_scope[i]
+        }
+        known_err = {e["path"]: e for e in cached_errors if e.get("sensor") in sensors}
+        other_errors = [e for e in cached_errors if e.get("sensor") not in sensors]
+        todo: list[str] = []
+        for rel, (_, size, mtime) in listing.items():
+            hit = known.get(rel)
+            if hit is not None and hit[1] == size and hit[2] == mtime:
+                reuse_rows.append(hit[0])
+                continue
+            err = known_err.get(rel)
+            if err is not None and err.get("size_bytes") == size and err.get("mtime_ns") == mtime:
+                reuse_errors.append(err)
+                continue
+            todo.append(rel)
+        dropped = sum(1 for rel in (*known, *known_err) if rel not in listing)
+    else:
+        todo = list(listing)
+
+    results = _scan(root, todo, read_scl=read_scl, workers=workers, progress=progress)
+    records = [rec for _, rec, _, _ in results if rec is not None]
+    scan_errors = [
+        {
+            "path": rel,
+            "sensor": listing[rel][0],
+            "reason": reason,
+            "size_bytes": listing[rel][1],
+            "mtime_ns": listing[rel][2],
+            "transient": transient,
+        }
+        for rel, rec, reason, transient in results
+        if rec is None
+    ]
+    new = _frame(records, listing) if records else None
+    reused = cache[0].iloc[reuse_rows] if cache is not None and reuse_rows else None
+    df = _sorted(_concat([reused, new]))
+
+    errors = sorted(
+        [*name_errors, *({k: e[k] for k in ERROR_COLUMNS} for e in (*reuse_errors, *scan_errors))],
+        key=lambda e: (e["sensor"], e["path"]),
+    )
+    if use_cache and (cache is None or todo or dropped):
+        carried = cache[0][keep_rows] if cache is not None else None
+        persisted = [
+            *other_errors,
+            *reuse_errors,
+            *({k: v for k, v in e.items() if k != "transient"} for e in scan_errors if not e["transient"]),
+        ]
+        _write_cache(cache_path, _concat([df, carried]), persisted, read_scl)
+
+    seconds = time.perf_counter() - t0
+    df.attrs["data_dir"] = str(root.resolve())
+    df.attrs["errors"] = errors
+    df.attrs["scan"] = {
+        "n_files": len(listing) + len(name_errors),
+        "n_read": len(todo),
+        "n_reused": len(reuse_rows) + len(reuse_errors),
+        "n_dropped": int(dropped),
+        "n_errors": len(errors),
+        "seconds": round(seconds, 3),
+    }
+    log.info(
+        "catalog of %s: %d patches, %d errors (%d files read, %d reused) in %.2f s",
+        root,
+        len(df),
+        len(errors),
+        len(todo),
+        len(reuse_rows) + len(reuse_errors),
+        seconds,
+    )
+    return df
+
+
+def catalog_errors(df: pd.DataFrame) -> pd.DataFrame:
+    """The files :func:`build_catalog` could not catalogue: columns ``path, sensor, reason``."""
+    return pd.DataFrame(list(df.attrs.get("errors", [])), columns=list(ERROR_COLUMNS)).astype("string")
+
+
+def locations(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per location key with a boolean column per sensor saying whether a patch exists there.
+
+    Columns: ``key, region, patch_id``, one per sensor of :data:`schema.SENSORS`, ``n_sensors`` and
+    ``annotated`` (annotated in at least one sensor). Sorted by key.
+    """
+    if df.empty:
+        out = pd.DataFrame(
+            {
+                "key": pd.Series([], dtype="string"),
+                "region": pd.Series([], dtype="string"),
+                "patch_id": pd.Series([], dtype="int64"),
+            }
+        )
+        for s in schema.SENSORS:
+            out[s] = pd.Series([], dtype="bool")
+        out["n_sensors"] = pd.Series([], dtype="int64")
+        out["annotated"] = pd.Series([], dtype="bool")
+        return out
+    present = pd.crosstab(df["key"], df["sensor"]).reindex(columns=list(schema.SENSORS), fill_value=0) > 0
+    present.columns = list(schema.SENSORS)
+    first = df.groupby("key", sort=True).agg(
+        region=("region", "first"), patch_id=("patch_id", "first"), annotated=("annotated", "any")
+    )
+    out = first[["region", "patch_id"]].join(present)
+    out["n_sensors"] = present.sum(axis=1).astype("int64")
+    out["annotated"] = first["annotated"].astype("bool")
+    out = out.rename_axis("key").reset_index()
+    out["key"] = out["key"].astype("string")
+    return out
+
+
+def summarize(df: pd.DataFrame) -> str:
+    """A short text summary of a catalog (used by ``s12ls catalog``).
+
+    Counts per sensor (annotated / not annotated, positive-pixel share), locations and regions, the
+    positive-pixel share overall and the number of files that could not be read.
+    """
+    lines = []
+    n_loc = df["key"].nunique() if len(df) else 0
+    regions = sorted(df["region"].unique().tolist()) if len(df) else []
+    where = df.attrs.get("data_dir")
+    lines.append(
+        f"{len(df)} patches at {n_loc} locations in {len(regions)} regions" + (f" ({where})" if where else "")
+    )
+    header = f"  {'sensor':<7}{'patches':>9}{'annotated':>11}{'not ann.':>10}{'positive px':>13}"
+    lines.append(header)
+    for sensor in schema.SENSORS:
+        sub = df[df["sensor"] == sensor] if len(df) else df
+        n = len(sub)
+        n_ann = int(sub["annotated"].sum()) if n else 0
+        frac = sub["n_positive"].sum() / (n * schema.PATCH_SIZE**2) if n else float("nan")
+        lines.append(f"  {sensor:<7}{n:>9}{n_ann:>11}{n - n_ann:>10}{frac:>13.2%}")
+    if regions:
+        counts = df.groupby("region")["key"].nunique()
+        lines.append("locations per region: " + ", ".join(f"{r} {int(counts[r])}" for r in regions))
+    if len(df):
+        total = df["n_positive"].sum() / (len(df) * schema.PATCH_SIZE**2)
+        ann = df[df["annotated"]]
+        in_ann = ann["n_positive"].sum() / (len(ann) * schema.PATCH_SIZE**2) if len(ann) else float("nan")
+        lines.append(f"positive pixels: {total:.2%} of all pixels, {in_ann:.2%} in annotated patches")
+        if df["event_date"].notna().any():
+            lines.append(
+                f"event dates: {df['event_date'].min():%Y-%m-%d} … {df['event_date'].max():%Y-%m-%d}"
+            )
+    n_err = len(df.attrs.get("errors", []))
+    lines.append(
+        f"errors: {n_err} file(s) could not be read" + (" (see catalog_errors(df))" if n_err else "")
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Summaries used by the chapters
+# --------------------------------------------------------------------------------------------------
+def counts_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Files per sensor, annotated or not, with totals and the number of locations per sensor."""
+    t = pd.crosstab(df["sensor"], df["annotated"].map({True: "annotated", False: "not annotated"}))
+    t = t.reindex(index=list(schema.SENSORS), columns=["annotated", "not annotated"], fill_value=0)
+    t["total"] = t.sum(axis=1)
+    t["annotated share"] = (t["annotated"] / t["total"].where(t["total"] > 0)).round(3)
+    t.loc["all sensors"] = [
+        t["annotated"].sum(),
+        t["not annotated"].sum(),
+        t["total"].sum(),
+        round(t["annotated"].sum() / max(t["total"].sum(), 1), 3),
+    ]
+    t.columns.name = None
+    return t
+
+
+def class_balance(df: pd.DataFrame, by: str | None = "region") -> pd.DataFrame:
+    """Share of positive (landslide) pixels, counted once per location.
+
+    The mask is the same in every sensor of a location, so each location counts once (its largest
+    positive count across sensors). Columns: ``locations``, ``annotated_share``, ``positive_fraction``
+    (over all locations), ``positive_fraction_annotated`` (over annotated locations only). ``by=None``
+    gives one overall row.
+    """
+    loc = df.groupby("key").agg(
+        region=("region", "first"), annotated=("annotated", "any"), n_positive=("n_positive", "max")
+    )
+    px = schema.PATCH_SIZE**2
+    groups = loc.groupby("region") if by else loc.groupby(lambda _: "all")
+
+    def stats(g: pd.DataFrame) -> pd.Series:
+        ann = g[g["annotated"]]
+        return pd.Series(
+            {
+                "locations": len(g),
+                "annotated_share": g["annotated"].mean(),
+                "positive_fraction": g["n_positive"].sum() / (len(g) * px),
+                "positive_fraction_annotated": ann["n_positive"].sum() / (len(ann) * px)
+                if len(ann)
+                else float("nan"),
+            }
+        )
+
+    out = groups[["annotated", "n_positive"]].apply(stats)
+    out["locations"] = out["locations"].astype("int64")
+    out.index.name = by or "scope"
+    return out
+
+
+def time_coverage(df: pd.DataFrame) -> pd.DataFrame:
+    """Per sensor: annotated files, events inside the series, median steps before/after, S2 cloudiness."""
+    ann = df[df["annotated"]]
+    rows = {}
+    for s in schema.SENSORS:
+        a = ann[ann["sensor"] == s]
+        sub = df[df["sensor"] == s]
+        rows[s] = {
+            "annotated files": len(a),
+            "event inside series": int(a["event_in_series"].sum()),
+            "event outside series": int((~a["event_in_series"]).sum()),
+            "median steps before": float(a.loc[a["event_in_series"], "n_before"].median())
+            if len(a)
+            else np.nan,
+            "median steps after": float(a.loc[a["event_in_series"], "n_after"].median())
+            if len(a)
+            else np.nan,
+            "median clear dates": float(sub["n_clear"].median()) if s == "s2" and len(sub) else np.nan,
+        }
+    return pd.DataFrame(rows).T
+
+
+def pick_showcase(df: pd.DataFrame) -> str:
+    """The annotated location with the most sensors, then the most landslide pixels (event in series)."""
+    cand = df[df["annotated"] & df["event_in_series"]]
+    if cand.empty:
+        cand = df
+    if cand.empty:
+        raise ValueError("the catalog is empty")
+    g = cand.groupby("key").agg(n_sensors=("sensor", "nunique"), n_positive=("n_positive", "max"))
+    return str(g.sort_values(["n_sensors", "n_positive"], ascending=False).index[0])

@@ -1,0 +1,514 @@
+"""Tests for :mod:`s12ls_utils.catalog` (on the session's small synthetic sample)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from pyproj import Transformer
+
+from s12ls_utils import catalog, schema
+from s12ls_utils.catalog import (
+    CACHE_NAME,
+    COLUMNS,
+    DTYPES,
+    build_catalog,
+    catalog_errors,
+    locations,
+    summarize,
+)
+from s12ls_utils.synthetic import REGION_BY_NAME, load_manifest
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_catalog(small_sample: Path) -> pd.DataFrame:
+    return build_catalog(small_sample, progress=False, use_cache=False)
+
+
+@pytest.fixture(scope="module")
+def manifest(small_sample: Path) -> dict[str, dict]:
+    return {f["path"]: f for f in load_manifest(small_sample)["files"]}
+
+
+@pytest.fixture
+def sample_copy(small_sample: Path, tmp_path: Path) -> Path:
+    """A private copy of the sample (copy2 keeps the modification times)."""
+    dst = tmp_path / "data"
+    shutil.copytree(small_sample, dst)
+    (dst / CACHE_NAME).unlink(missing_ok=True)
+    return dst
+
+
+class ReadCounter:
+    """Replaces ``catalog.read_patch_meta`` (in-process reads only) and records every file read."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.paths: list[str] = []
+        real = catalog.read_patch_meta
+
+        def spy(path, **kwargs):
+            self.paths.append(Path(path).name)
+            return real(path, **kwargs)
+
+        monkeypatch.setattr(catalog, "read_patch_meta", spy)
+
+    def reset(self) -> None:
+        self.paths.clear()
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> ReadCounter:
+    return ReadCounter(monkeypatch)
+
+
+def no_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if a worker pool is started."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker pool was started")
+
+    monkeypatch.setattr(catalog, "ProcessPoolExecutor", refuse)
+
+
+def touch(path: Path, seconds: int = 5) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 1_000_000_000))
+
+
+def build(data: Path, **kwargs) -> pd.DataFrame:
+    kwargs.setdefault("progress", False)
+    kwargs.setdefault("workers", 1)
+    return build_catalog(data, **kwargs)
+
+
+def without_file_stats(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["size_bytes", "mtime_ns"])
+
+
+def haversine_km(lon1, lat1, lon2, lat2) -> float:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return float(2 * 6371.0 * np.arcsin(np.sqrt(a)))
+
+
+# --------------------------------------------------------------------------------------------------
+# contents
+# --------------------------------------------------------------------------------------------------
+
+
+def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[str, dict]) -> None:
+    df = sample_catalog
+    assert set(df["path"]) == set(manifest)
+    assert len(df) == len(manifest)
+    assert df.attrs["errors"] == []
+    for row in df.itertuples(index=False):
+        m = manifest[row.path]
+        assert (row.sensor, row.region, row.patch_id, row.key) == (
+            m["sensor"],
+            m["region"],
+            m["patch_id"],
+            m["key"],
+        )
+        assert row.annotated == m["annotated"]
+        assert row.n_positive == m["n_positive"]
+        assert row.positive_fraction == pytest.approx(m["n_positive"] / schema.PATCH_SIZE**2)
+        assert row.event_dates == ",".join(m["event_dates"])
+        assert row.n_events == len(m["event_dates"])
+        if m["event_dates"]:
+            assert row.event_date == pd.Timestamp(m["event_dates"][0])
+            # the file stores the distinct confidence values
+            assert row.date_confidence == pytest.approx(np.mean(sorted(set(m["date_confidences"]))))
+            assert (row.pre_index, row.post_index) == tuple(m["pre_post"][0])
+        else:
+            assert pd.isna(row.event_date)
+            assert math.isnan(row.date_confidence)
+            assert (row.pre_index, row.post_index) == (-1, -1)
+        assert row.ann_ids == ",".join(str(a) for a in m["ann_ids"])
+        assert row.n_annotations == len(m["ann_ids"])
+        times = pd.DatetimeIndex(m["times"])
+        assert row.n_times == len(times) == schema.N_TIME
+        assert row.time_start == times[0] and row.time_end == times[-1]
+        assert row.epsg == m["epsg"] and row.crs == f"EPSG:{m['epsg']}"
+        assert (row.center_x, row.center_y) == (m["center_x"], m["center_y"])
+        if m["event_dates"]:
+            ev = pd.Timestamp(m["event_dates"][0])
+            assert row.n_before == int((times < ev).sum())
+            assert row.n_after == int((times > ev).sum())
+            assert row.event_in_series == (m["event_outside_series"] is None)
+        else:
+            assert (row.n_before, row.n_after, row.event_in_series) == (0, 0, False)
+        assert row.dims_order == "time,x,y"
+        if m["sensor"] == "s2":
+            bad = np.asarray(m["bad_fraction"])
+            assert row.n_cloudy == int((bad > 0.5).sum())
+            assert row.n_clear == int((bad < 0.1).sum())
+            assert pd.isna(row.s1_unit)
+            assert row.satellite == "s2"
+        else:
+            assert pd.isna(row.n_cloudy) and pd.isna(row.n_clear)
+            assert row.s1_unit == "linear"
+            assert row.satellite == "s1"
+
+
+def test_columns_dtypes_and_order(sample_catalog: pd.DataFrame, small_sample: Path) -> None:
+    df = sample_catalog
+    assert tuple(df.columns) == COLUMNS
+    assert {c: str(t) for c, t in df.dtypes.items()} == DTYPES
+    assert isinstance(df.index, pd.RangeIndex) and df.index[0] == 0
+    order = df[["sensor", "region", "patch_id"]].apply(tuple, axis=1).tolist()
+    assert order == sorted(order)
+    for row in df.itertuples(index=False):
+        f = small_sample / row.path
+        assert row.size_bytes == f.stat().st_size and row.mtime_ns == f.stat().st_mtime_ns
+    assert df["s1_unit"].isna().sum() == (df["sensor"] == "s2").sum()
+    assert df["annotated"].any() and not df["annotated"].all()
+    assert (df["event_in_series"] <= df["annotated"]).all()
+    json.dumps(df.attrs)  # JSON-able
+
+
+def test_lonlat(sample_catalog: pd.DataFrame) -> None:
+    for row in sample_catalog.itertuples(index=False):
+        tr = Transformer.from_crs(row.epsg, 4326, always_xy=True)
+        lon, lat = tr.transform(row.center_x, row.center_y)
+        assert (row.lon, row.lat) == pytest.approx((lon, lat), abs=1e-9)
+        reg = REGION_BY_NAME[row.region]
+        # canvases lie within ±12 km (x and y) of the region's centre
+        assert haversine_km(row.lon, row.lat, reg.lon, reg.lat) < 20.0
+
+
+def test_parallel_equals_serial(
+    small_sample: Path, sample_catalog: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
+    par = build_catalog(small_sample, workers=2, progress=False, use_cache=False)
+    ser = build_catalog(small_sample, workers=1, progress=False, use_cache=False)
+    pd.testing.assert_frame_equal(par, ser)
+    pd.testing.assert_frame_equal(par, sample_catalog)
+    assert par.attrs["errors"] == ser.attrs["errors"] == []
+
+
+def test_locations(sample_catalog: pd.DataFrame, manifest: dict[str, dict]) -> None:
+    loc = locations(sample_catalog)
+    keys = {m["key"] for m in manifest.values()}
+    assert sorted(loc["key"]) == sorted(keys) and loc["key"].is_unique
+    for row in loc.itertuples(index=False):
+        have = {m["sensor"] for m in manifest.values() if m["key"] == row.key}
+        assert {s for s in schema.SENSORS if getattr(row, s)} == have
+        assert row.n_sensors == len(have)
+
+
+def test_summarize(sample_catalog: pd.DataFrame) -> None:
+    text = summarize(sample_catalog)
+    counts = sample_catalog["sensor"].value_counts()
+    for sensor in schema.SENSORS:
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(sensor))
+        assert line.split()[1] == str(counts.get(sensor, 0))
+    assert f"{len(sample_catalog)} patches" in text
+    assert "errors: 0" in text
+
+
+def test_empty_and_invalid_arguments(tmp_path: Path) -> None:
+    df = build(tmp_path, use_cache=False)
+    assert df.empty and tuple(df.columns) == COLUMNS
+    assert {c: str(t) for c, t in df.dtypes.items()} == DTYPES
+    assert "0 patches" in summarize(df)
+    assert locations(df).empty
+    with pytest.raises(ValueError, match="unknown sensor"):
+        build(tmp_path, sensors=["s3"])
+    with pytest.raises(FileNotFoundError):
+        build(tmp_path / "missing")
+
+
+def test_dimension_order_time_y_x(sample_catalog: pd.DataFrame, small_sample: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    picks = [
+        sample_catalog[(sample_catalog.sensor == s) & sample_catalog.annotated].iloc[0]
+        for s in ("s2", "s1asc")
+    ]
+    for row in picks:
+        src = small_sample / row.path
+        dst = data / row.path
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with xr.open_dataset(src, engine="netcdf4") as ds:
+            ds = ds.load()
+        enc = {}
+        for name, var in ds.data_vars.items():
+            e = var.encoding
+            if var.ndim == 3:
+                enc[name] = {
+                    "zlib": e.get("zlib", True),
+                    "complevel": e.get("complevel", 4),
+                    "shuffle": e.get("shuffle", True),
+                    "dtype": e.get("dtype", var.dtype),
+                }
+        enc["time"] = {k: ds.time.encoding[k] for k in ("units", "calendar", "dtype")}
+        ds.transpose("time", "y", "x").to_netcdf(dst, engine="netcdf4", format="NETCDF4", encoding=enc)
+    out = build(data, use_cache=False)
+    assert (out["dims_order"] == "time,y,x").all() and len(out) == 2
+    expected = sample_catalog.set_index("path").loc[out["path"]].reset_index()
+    cols = [c for c in COLUMNS if c not in ("size_bytes", "mtime_ns", "dims_order")]
+    pd.testing.assert_frame_equal(out[cols], expected[cols])
+    assert (out["n_positive"] > 0).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# bad files
+# --------------------------------------------------------------------------------------------------
+
+
+def add_bad_files(data: Path, good: str) -> dict[str, str]:
+    """Bad files next to the good ones; returns {relative path: expected words in the reason}."""
+    s2 = data / "s2"
+    raw = (data / good).read_bytes()
+    (s2 / "italy_s2_99990.nc").write_bytes(raw[: len(raw) // 2])  # truncated copy
+    (s2 / "italy_s2_99999.nc").write_text("this is not a netcdf file\n")
+    (s2 / "bad_name.nc").write_bytes(raw)
+    (s2 / "italy_s1asc_99998.nc").write_bytes(raw)  # in the wrong folder
+    return {
+        "s2/italy_s2_99990.nc": "read",  # "not a readable NetCDF/HDF5 file" or "cannot read contents"
+        "s2/italy_s2_99999.nc": "not a readable NetCDF",
+        "s2/bad_name.nc": "does not match",
+        "s2/italy_s1asc_99998.nc": "name says sensor 's1asc'",
+    }
+
+
+def test_bad_files_are_reported_not_fatal(
+    sample_copy: Path, sample_catalog: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = sample_catalog[sample_catalog.sensor == "s2"].iloc[0].path
+    expected = add_bad_files(sample_copy, good)
+    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
+    df = build_catalog(sample_copy, workers=2, progress=False)
+    pd.testing.assert_frame_equal(without_file_stats(df), without_file_stats(sample_catalog))
+    errs = catalog_errors(df)
+    assert list(errs.columns) == ["path", "sensor", "reason"]
+    assert set(errs["path"]) == set(expected)
+    for e in errs.itertuples(index=False):
+        assert e.sensor == "s2"
+        assert expected[e.path] in e.reason, (e.path, e.reason)
+    json.dumps(df.attrs["errors"])
+    assert "errors: 4" in summarize(df)
+
+
+def test_bad_files_are_cached_until_changed(
+    sample_copy: Path, sample_catalog: pd.DataFrame, reads: ReadCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = sample_catalog[sample_catalog.sensor == "s2"].iloc[0].path
+    add_bad_files(sample_copy, good)
+    first = build(sample_copy)
+    assert len(reads.paths) == len(sample_catalog) + 2  # the two badly named files are never opened
+    reads.reset()
+    no_pool(monkeypatch)
+    second = build(sample_copy, workers=None)
+    assert reads.paths == []
+    assert second.attrs["errors"] == first.attrs["errors"]
+    # repair the truncated file: it is read again and becomes a row
+    shutil.copy2(sample_copy / good, sample_copy / "s2/italy_s2_99990.nc")
+    touch(sample_copy / "s2/italy_s2_99990.nc")
+    third = build(sample_copy)
+    assert reads.paths == ["italy_s2_99990.nc"]
+    assert "s2/italy_s2_99990.nc" in set(third["path"])
+    assert "s2/italy_s2_99990.nc" not in set(catalog_errors(third)["path"])
+    assert len(third.attrs["errors"]) == 3
+
+
+# --------------------------------------------------------------------------------------------------
+# cache
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cache_second_call_opens_nothing(
+    sample_copy: Path, sample_catalog: pd.DataFrame, reads: ReadCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = build_catalog(sample_copy, progress=False)  # default workers
+    assert (sample_copy / CACHE_NAME).is_file()
+    pd.testing.assert_frame_equal(without_file_stats(first), without_file_stats(sample_catalog))
+    no_pool(monkeypatch)
+    cache_mtime = (sample_copy / CACHE_NAME).stat().st_mtime_ns
+    second = build_catalog(sample_copy, progress=False)
+    assert reads.paths == []
+    pd.testing.assert_frame_equal(second, first)
+    assert second.attrs["scan"]["n_read"] == 0 and second.attrs["scan"]["n_reused"] == len(first)
+    assert (sample_copy / CACHE_NAME).stat().st_mtime_ns == cache_mtime  # nothing changed: not rewritten
+    assert not list(sample_copy.glob(CACHE_NAME + ".*"))  # no temporary files left
+
+
+def test_cache_touch_delete_add(sample_copy: Path, reads: ReadCounter) -> None:
+    first = build(sample_copy)
+    reads.reset()
+    # touch one file → only that one is read again
+    victim = first.iloc[3]
+    touch(sample_copy / victim.path)
+    second = build(sample_copy)
+    assert reads.paths == [Path(victim.path).name]
+    assert (
+        second.loc[second.path == victim.path, "mtime_ns"].item()
+        == (sample_copy / victim.path).stat().st_mtime_ns
+    )
+    pd.testing.assert_frame_equal(without_file_stats(second), without_file_stats(first))
+    reads.reset()
+    # delete a file → its row is dropped, nothing is read
+    gone = first.iloc[-1]
+    (sample_copy / gone.path).unlink()
+    third = build(sample_copy)
+    assert reads.paths == []
+    assert gone.path not in set(third["path"]) and len(third) == len(first) - 1
+    assert third.attrs["scan"]["n_dropped"] == 1
+    reads.reset()
+    # add a file → it is read and appears
+    src = first[first.sensor == "s2"].iloc[0]
+    new_rel = f"s2/{src.region}_s2_99991.nc"
+    shutil.copy2(sample_copy / src.path, sample_copy / new_rel)
+    fourth = build(sample_copy)
+    assert reads.paths == [Path(new_rel).name]
+    assert len(fourth) == len(third) + 1
+    row = fourth[fourth.path == new_rel].iloc[0]
+    assert row.patch_id == 99991 and row.key == f"{src.region}_99991" and row.n_positive == src.n_positive
+    # the cache holds exactly what the last call returned
+    reads.reset()
+    fifth = build(sample_copy)
+    assert reads.paths == []
+    pd.testing.assert_frame_equal(fifth, fourth)
+
+
+def test_cache_invalidated_by_settings_and_version(
+    sample_copy: Path, reads: ReadCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = build(sample_copy)
+    n = len(first)
+    reads.reset()
+    no_scl = build(sample_copy, read_scl=False)
+    assert len(reads.paths) == n
+    assert no_scl["n_cloudy"].isna().all() and no_scl["n_clear"].isna().all()
+    reads.reset()
+    build(sample_copy, read_scl=False)
+    assert reads.paths == []
+    monkeypatch.setattr(catalog, "CACHE_VERSION", catalog.CACHE_VERSION + 1)
+    again = build(sample_copy)
+    assert len(reads.paths) == n
+    pd.testing.assert_frame_equal(again, first)
+
+
+def test_use_cache_false_neither_reads_nor_writes(sample_copy: Path, reads: ReadCounter) -> None:
+    build(sample_copy, use_cache=False)
+    assert not (sample_copy / CACHE_NAME).exists()
+    build(sample_copy)
+    reads.reset()
+    build(sample_copy, use_cache=False)
+    assert len(reads.paths) > 0
+
+
+def test_corrupt_cache_is_replaced(sample_copy: Path, reads: ReadCounter, caplog) -> None:
+    (sample_copy / CACHE_NAME).write_bytes(b"not parquet")
+    df = build(sample_copy)
+    assert len(reads.paths) == len(df)
+    assert "ignoring unreadable catalog cache" in caplog.text
+    reads.reset()
+    build(sample_copy)
+    assert reads.paths == []
+
+
+def test_read_only_folder_skips_cache_quietly(sample_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    df = build(sample_copy)
+    assert len(df) > 0
+    assert not (sample_copy / CACHE_NAME).exists()
+    assert not list(sample_copy.glob(CACHE_NAME + ".*"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root ignores permissions")
+def test_read_only_folder_real_permissions(sample_copy: Path) -> None:  # pragma: no cover - not as root
+    sample_copy.chmod(0o555)
+    try:
+        df = build(sample_copy)
+        assert len(df) > 0 and not (sample_copy / CACHE_NAME).exists()
+    finally:
+        sample_copy.chmod(0o755)
+
+
+def test_sensor_subset_keeps_other_sensors_cached(
+    sample_copy: Path, sample_catalog: pd.DataFrame, reads: ReadCounter
+) -> None:
+    s2 = build(sample_copy, sensors="s2")
+    assert set(s2["sensor"]) == {"s2"} and len(s2) == (sample_catalog.sensor == "s2").sum()
+    reads.reset()
+    full = build(sample_copy)
+    assert len(reads.paths) == len(sample_catalog) - len(s2)  # S2 rows come from the cache
+    pd.testing.assert_frame_equal(without_file_stats(full), without_file_stats(sample_catalog))
+    reads.reset()
+    build(sample_copy, sensors=["s1asc"])
+    build(sample_copy)
+    assert reads.paths == []
+
+
+# --------------------------------------------------------------------------------------------------
+# worker failures
+# --------------------------------------------------------------------------------------------------
+
+
+class FakePool:
+    """Stands in for ProcessPoolExecutor: runs tasks in-process, the first ``ok`` succeed, the rest die."""
+
+    ok = 0
+
+    def __init__(self, max_workers=None, mp_context=None) -> None:
+        self.n = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        if self.n < self.ok:
+            fut.set_result(fn(*args))
+        else:
+            fut.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+        self.n += 1
+        return fut
+
+
+def test_workers_that_cannot_start_fall_back_to_this_process(
+    sample_copy: Path, sample_catalog: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    monkeypatch.setattr(FakePool, "ok", 0)
+    monkeypatch.setattr(catalog, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
+    df = build(sample_copy, workers=2)
+    pd.testing.assert_frame_equal(without_file_stats(df), without_file_stats(sample_catalog))
+    assert "reading" in caplog.text and "in this process" in caplog.text
+
+
+def test_dead_worker_files_are_reported_and_retried(
+    sample_copy: Path, sample_catalog: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakePool, "ok", 1)
+    monkeypatch.setattr(catalog, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
+    df = build(sample_copy, workers=2)
+    errs = catalog_errors(df)
+    assert len(df) > 0 and len(errs) > 0 and len(df) + len(errs) == len(sample_catalog)
+    assert errs["reason"].str.contains("worker process failed").all()
+    monkeypatch.setattr(FakePool, "ok", 10**6)
+    again = build(sample_copy, workers=2)  # the failures were not cached: read again
+    assert again.attrs["errors"] == []
+    pd.testing.assert_frame_equal(without_file_stats(again), without_file_stats(sample_catalog))
