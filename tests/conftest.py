@@ -1,12 +1,18 @@
-"""Shared pytest fixtures (session-scoped synthetic samples, written once per test run)."""
+"""Shared pytest fixtures: synthetic samples written once per test run, and executed chapters."""
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from s12ls_utils.synthetic import make_sample
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +22,86 @@ def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
     make_sample(out, n_per_sensor=10, seed=3, progress=False)
     return out
+
+
+@dataclass
+class ExecutedChapter:
+    """An executed chapter: the notebook, the figures it recorded and the data folder it ran on."""
+
+    nb: nbformat.NotebookNode
+    results: dict
+    data_dir: Path
+
+    def errors(self) -> list[str]:
+        return [
+            f"{o.get('ename')}: {o.get('evalue')}"
+            for c in self.nb.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
+
+    def glued(self) -> set[str]:
+        return {
+            o["metadata"]["scrapbook"]["name"]
+            for c in self.nb.cells
+            for o in c.get("outputs", [])
+            if "name" in o.get("metadata", {}).get("scrapbook", {})
+        }
+
+    def referenced_glue(self) -> set[str]:
+        import re
+
+        text = "\n".join("".join(c.source) for c in self.nb.cells if c.cell_type == "markdown")
+        return set(re.findall(r"\{glue(?::text)?\}`([^`]+)`", text))
+
+
+@pytest.fixture(scope="session")
+def chapter_sample(tmp_path_factory) -> Path:
+    """Sample the chapters run on when they are executed here (chapters share it, in order)."""
+    out = tmp_path_factory.mktemp("chapters") / "data"
+    make_sample(out, n_per_sensor=20, seed=11, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_chapter(chapter_sample):
+    """``run_chapter(stem) -> ExecutedChapter``.
+
+    With ``S12LS_EXECUTED`` set (``make test`` sets it after ``make execute``), the executed copy under
+    that folder and ``results/<stem>.json`` are used as they are: one execution per CI run. Otherwise
+    the chapter is executed here with papermill on ``chapter_sample``.
+    """
+    cache: dict[str, ExecutedChapter] = {}
+    executed_dir = os.environ.get("S12LS_EXECUTED")
+
+    def run(stem: str) -> ExecutedChapter:
+        if stem in cache:
+            return cache[stem]
+        executed = ROOT / executed_dir / "book" / f"{stem}.ipynb" if executed_dir else None
+        if executed is not None and executed.exists():
+            nb_path = executed
+            results = json.loads((ROOT / "results" / f"{stem}.json").read_text())
+        else:
+            import papermill as pm
+
+            work = chapter_sample.parent
+            nb_path = work / f"{stem}.ipynb"
+            pm.execute_notebook(
+                str(ROOT / "book" / f"{stem}.ipynb"),
+                str(nb_path),
+                cwd=str(ROOT),
+                kernel_name="python3",
+                progress_bar=False,
+                parameters={"data_dir": str(chapter_sample), "results_dir": str(work / "results")},
+            )
+            results = json.loads((work / "results" / f"{stem}.json").read_text())
+        data_dir = Path(results["data_dir"])
+        cache[stem] = ExecutedChapter(
+            nbformat.read(nb_path, as_version=4),
+            results,
+            data_dir if data_dir.is_absolute() else ROOT / data_dir,
+        )
+        return cache[stem]
+
+    return run
