@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-$(DATA)/synthetic_manifest.json: | $(STAMP)
+$(DATA)/synthetic_manifest.json: s12ls_utils/synthetic.py | $(STAMP)
 	$(BIN)/s12ls synth $(DATA) --overwrite
 
 sample: $(DATA)/synthetic_manifest.json
@@ -40,7 +40,7 @@ execute: sample
 # Build the HTML book from the executed copies (execution off, warnings are errors).
 html:
 	$(BIN)/python .ci/execute_chapters.py --out $(EXECUTED) --stage-only
-	$(BIN)/jupyter-book build $(EXECUTED)/src --path-output . -W --keep-going
+	$(BIN)/jupyter-book build $(EXECUTED) --path-output . -W --keep-going
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 book: execute html

@@ -62,6 +62,16 @@ def detect_s1_unit(values: np.ndarray) -> str:
     return "linear"
 
 
+def _detect_s1_unit_steps(read_step, n_steps: int) -> str:
+    """Unit from the middle time step, or from the nearest step that holds finite values."""
+    mid = n_steps // 2
+    for t in sorted(range(n_steps), key=lambda t: abs(t - mid)):
+        values = np.asarray(read_step(t))
+        if np.isfinite(values).any():
+            return detect_s1_unit(values)
+    return "linear"
+
+
 # --------------------------------------------------------------------------------------------------
 # xarray access
 # --------------------------------------------------------------------------------------------------
@@ -94,7 +104,7 @@ def open_patch(path: str | Path, *, s1_unit: str = "native", load: bool = False)
             raise PatchReadError(path, f"dimension(s) {missing} missing (found {tuple(ds.dims)})")
         ds = ds.transpose(*schema.CANONICAL_DIMS, ...)
         if "VV" in ds:
-            native = detect_s1_unit(ds["VV"].isel(time=len(ds.time) // 2).values)
+            native = _detect_s1_unit_steps(lambda t: ds["VV"].isel(time=t).values, ds.sizes["time"])
             ds.attrs["s1_unit_native"] = native
             target = native if s1_unit == "native" else s1_unit
             for band in schema.S1_BANDS:
@@ -228,8 +238,8 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
         if name.sensor != "s2":
             if "VV" not in ds.variables:
                 raise PatchReadError(path, "variable 'VV' is missing")
-            vv = np.asarray(ds.variables["VV"][len(times) // 2])
-            s1_unit = detect_s1_unit(vv)
+            vv = ds.variables["VV"]
+            s1_unit = _detect_s1_unit_steps(lambda t: vv[t], len(times))
         elif read_scl:
             if "SCL" not in ds.variables:
                 raise PatchReadError(path, "variable 'SCL' is missing")

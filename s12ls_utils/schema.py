@@ -271,6 +271,8 @@ def parse_bboxes(value: str) -> list[tuple[float, float, float, float]]:
         return []
     groups = _BBOX_RE.findall(value)
     if groups:
+        if _BBOX_RE.sub("", value).replace(",", "").strip():
+            raise ValueError(f"cannot read ann_bbox {value!r}: text outside the bracketed boxes")
         nums = [parse_floats(g) for g in groups]
     else:
         flat = parse_floats(value)
@@ -328,7 +330,7 @@ def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
             return
         try:
             setattr(out, target, parser(attrs[name]))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             problems.append(f"attribute {name!r} is unparsable: {exc}")
 
     get("annotated", parse_bool, "annotated")
@@ -343,7 +345,11 @@ def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
     get("crs", parse_crs, "epsg")
     if out.annotated and not out.event_dates and "event_date" in attrs:
         problems.append("attribute 'event_date' is empty although annotated='True'")
-    if len(out.pre_post) not in (0, len(out.event_dates)) and "pre_post_dates" in attrs:
+    if (
+        len(out.pre_post) not in (0, len(out.event_dates))
+        and "pre_post_dates" in attrs
+        and "event_date" in attrs
+    ):
         problems.append(
             f"attribute 'pre_post_dates' has {len(out.pre_post)} entries for "
             f"{len(out.event_dates)} event date(s)"
@@ -462,6 +468,10 @@ def validate_patch(path: str | Path) -> list[str]:
                     problems.append(
                         f"variable {var!r} has dims {v.dimensions}, expected (time, x, y) or (time, y, x)"
                     )
+                try:
+                    v[:]  # decompress every chunk: data that cannot be read make the file invalid
+                except (OSError, RuntimeError) as exc:
+                    problems.append(f"variable {var!r} is unreadable ({exc})")
             extra = set(ds.variables) - set(expected) - {"x", "y", "time", "spatial_ref"}
             if extra:
                 problems.append(f"unexpected variables for sensor {sensor}: {sorted(extra)}")

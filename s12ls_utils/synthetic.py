@@ -152,15 +152,27 @@ def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
     probs = np.array([p for _, p in _PRESENCE])
     next_id = int(rng.integers(100, 900))
     canvases = []
+    placed: dict[str, list[tuple[float, float, float, float]]] = {}  # canvas boxes per region
     for i, (size, region) in enumerate(zip(sizes, regions, strict=True)):
         reg = REGION_BY_NAME[region]
         from pyproj import Transformer
 
         tr = Transformer.from_crs(4326, reg.epsg, always_xy=True)
         cx, cy = tr.transform(reg.lon, reg.lat)
-        x0 = float(np.round((cx + rng.uniform(-12000, 12000)) / 10) * 10)
-        y0 = float(np.round((cy + rng.uniform(-12000, 12000)) / 10) * 10)
         dx = int(rng.choice([40, 64, 96])) if size == 2 else 0
+        w_m, h_m = (schema.PATCH_SIZE + dx) * schema.PIXEL_SIZE_M, schema.PATCH_SIZE * schema.PIXEL_SIZE_M
+        for _ in range(1000):  # canvases of one region never overlap: one terrain per ground point
+            x0 = float(np.round((cx + rng.uniform(-12000, 12000)) / 10) * 10)
+            y0 = float(np.round((cy + rng.uniform(-12000, 12000)) / 10) * 10)
+            box = (x0, y0 - h_m, x0 + w_m, y0)
+            if not any(
+                box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                for b in placed.setdefault(region, [])
+            ):
+                break
+        else:
+            raise RuntimeError(f"no room left for another canvas in region {region}")
+        placed[region].append(box)
         patches = []
         for k in range(size):
             next_id += int(rng.integers(1, 40))
@@ -303,12 +315,18 @@ def _landslides(
 # Time axes
 # --------------------------------------------------------------------------------------------------
 def _dates(
-    rng: np.random.Generator, anchor: dt.date, revisit: int, drop: float, outside: str | None
+    rng: np.random.Generator,
+    anchor: dt.date,
+    revisit: int,
+    drop: float,
+    outside: str | None,
+    exclude: Sequence[dt.date] = (),
 ) -> list[dt.date]:
     """15 acquisition dates around ``anchor``: 5–7 before and the rest after (or all on one side)."""
     phase = int(rng.integers(0, revisit))
     cand = [anchor + dt.timedelta(days=phase + revisit * k) for k in range(-60, 61)]
-    cand = [d for d in cand if d != anchor and rng.random() >= drop]
+    # no acquisition on an event day: "post" must be an image taken after the event
+    cand = [d for d in cand if d != anchor and d not in exclude and rng.random() >= drop]
     before = [d for d in cand if d < anchor]
     after = [d for d in cand if d > anchor]
     n = schema.N_TIME
@@ -603,7 +621,9 @@ def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dic
     for sensor in sensors:
         srng = np.random.default_rng([plan.seed, schema.SENSORS.index(sensor)])
         revisit = 5 if sensor == "s2" else reg.s1_revisit
-        times = _dates(srng, anchor, revisit, 0.3 if sensor == "s2" else 0.05, plan.outside.get(sensor))
+        times = _dates(
+            srng, anchor, revisit, 0.3 if sensor == "s2" else 0.05, plan.outside.get(sensor), exclude=events
+        )
         if sensor == "s2":
             data = _simulate_s2(srng, st, reg, times, slides, events)
         else:

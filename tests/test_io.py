@@ -1,0 +1,564 @@
+"""Tests for :mod:`s12ls_utils.io`: canonical dimension order, feature stacking by name, Sentinel-1 units,
+fast metadata and the errors raised for files that cannot be read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from s12ls_utils import io, schema, synthetic
+from s12ls_utils.io import (
+    PatchMeta,
+    PatchReadError,
+    detect_s1_unit,
+    open_patch,
+    patch_features,
+    read_patch_meta,
+    to_db,
+    to_linear,
+)
+
+# --------------------------------------------------------------------------------------------------
+# The suite's synthetic sample (shared with the other test modules; never modified in place)
+# --------------------------------------------------------------------------------------------------
+SAMPLE_N, SAMPLE_SEED = 8, 5  # only used when no conftest provides ``small_sample``
+
+
+def _shared_sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's shared read-only sample: the conftest's session fixture ``small_sample`` when there is
+    one, else ``make_sample(n_per_sensor=8, seed=5)`` written once under the session's base temp folder
+    (and reused by the other test modules). The tests only rely on properties every sample has."""
+    try:
+        small = request.getfixturevalue("small_sample")
+    except (Exception, pytest.fail.Exception):  # no such fixture (or an incompatible scope)
+        small = None
+    if small is not None:
+        return Path(getattr(small, "out_dir", small))
+    path = tmp_path_factory.getbasetemp() / f"s12ls_sample_n{SAMPLE_N}_s{SAMPLE_SEED}"
+    if not (path / synthetic.MANIFEST_NAME).is_file():
+        synthetic.make_sample(path, n_per_sensor=SAMPLE_N, seed=SAMPLE_SEED, progress=False, overwrite=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_dir(request, tmp_path_factory) -> Path:
+    return _shared_sample(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def manifest(sample_dir) -> dict:
+    return synthetic.load_manifest(sample_dir)
+
+
+def _pick(manifest: dict, sensor: str, annotated: bool, underscore: bool = False) -> dict:
+    recs = [
+        r
+        for r in manifest["files"]
+        if r["sensor"] == sensor and r["annotated"] == annotated and (not underscore or "_" in r["region"])
+    ]
+    assert recs, f"the sample lacks a {sensor} patch with annotated={annotated} underscore={underscore}"
+    return recs[0]
+
+
+@pytest.fixture(scope="session")
+def s2_rec(manifest) -> dict:
+    """An annotated S2 patch whose region name holds an underscore (usa_alaska / japan_hokkaido …)."""
+    return _pick(manifest, "s2", True, underscore=True)
+
+
+@pytest.fixture(scope="session")
+def s1_rec(manifest) -> dict:
+    return _pick(manifest, "s1asc", True)
+
+
+@pytest.fixture(scope="session")
+def s2_path(sample_dir, s2_rec) -> Path:
+    return sample_dir / s2_rec["path"]
+
+
+@pytest.fixture(scope="session")
+def s1_path(sample_dir, s1_rec) -> Path:
+    return sample_dir / s1_rec["path"]
+
+
+def rewrite(src: Path, dst: Path, modify: Callable[[xr.Dataset], xr.Dataset | None] | None = None) -> Path:
+    """Re-write a patch with xarray after ``modify`` (encodings dropped so that new dtypes stick)."""
+    with xr.open_dataset(src, engine="netcdf4") as ds:
+        ds = ds.load()
+    if modify is not None:
+        out = modify(ds)
+        ds = ds if out is None else out
+    for v in ds.variables.values():
+        v.encoding.clear()
+    enc = {}
+    if "time" in ds.variables and np.issubdtype(ds["time"].dtype, np.datetime64):
+        enc["time"] = {"units": "days since 1970-01-01", "dtype": "int64"}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(dst, engine="netcdf4", encoding=enc)
+    return dst
+
+
+def in_tmp(src: Path, tmp_path: Path, name: str | None = None) -> Path:
+    """Target path ``tmp_path/<sensor folder>/<name>`` for a modified copy of ``src``."""
+    return tmp_path / src.parent.name / (name or src.name)
+
+
+def raw_var(path: Path, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        return np.asarray(ds[name][:]), ds[name].dimensions
+
+
+def as_yx(arr: np.ndarray, dims: tuple[str, ...]) -> np.ndarray:
+    """A raw (time, x, y) or (time, y, x) array in the canonical (time, y, x) order."""
+    return np.transpose(arr, [dims.index(d) for d in schema.CANONICAL_DIMS])
+
+
+# --------------------------------------------------------------------------------------------------
+# open_patch: canonical order whatever the file's order
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["s2", "s1"])
+def test_open_patch_canonical_dims_for_both_orders(which, s2_path, s1_path, tmp_path):
+    card = s2_path if which == "s2" else s1_path
+    ref = rewrite(card, in_tmp(card, tmp_path), lambda ds: ds.transpose("time", "y", "x"))
+    assert raw_var(card, "MASK")[1] == ("time", "x", "y")  # the generator writes the card's order
+    assert raw_var(ref, "MASK")[1] == ("time", "y", "x")  # the reference preprocessing's order
+    with open_patch(card) as a, open_patch(ref) as b:
+        for ds in (a, b):
+            assert set(ds.data_vars) == {*schema.VARIABLES[card.parent.name], "spatial_ref"}
+            for name, da in ds.data_vars.items():
+                if name != "spatial_ref":
+                    assert da.dims == ("time", "y", "x"), (name, da.dims)
+            assert ds["spatial_ref"].dims == ()
+            assert dict(ds.sizes) == {"time": 15, "y": 128, "x": 128}
+            assert ds.y.dtype == np.float64 and bool((np.diff(ds.y.values) == -10.0).all())  # north → south
+            assert ds.x.dtype == np.float64 and bool((np.diff(ds.x.values) == 10.0).all())
+            assert np.issubdtype(ds.time.dtype, np.datetime64)
+        np.testing.assert_array_equal(a.MASK[0].values, b.MASK[0].values)
+        np.testing.assert_array_equal(a.x.values, b.x.values)
+        np.testing.assert_array_equal(a.y.values, b.y.values)
+        band = "B04" if which == "s2" else "VH"
+        np.testing.assert_array_equal(a[band].values, b[band].values)
+        # and both equal the raw values transposed by name
+        raw, dims = raw_var(card, band)
+        np.testing.assert_array_equal(a[band].values, as_yx(raw, dims))
+        mask_raw, mdims = raw_var(card, "MASK")
+        np.testing.assert_array_equal(a.MASK[0].values, as_yx(mask_raw, mdims)[0])
+        # dtypes are kept
+        assert a.MASK.dtype == np.uint8 and a.DEM.dtype == np.int16 and a[band].dtype == b[band].dtype
+
+
+def test_open_patch_load_reads_everything_and_closes(s2_path, tmp_path):
+    moved = tmp_path / "s2" / s2_path.name
+    moved.parent.mkdir()
+    shutil.copyfile(s2_path, moved)
+    ds = open_patch(moved, load=True)
+    os.remove(moved)  # values are in memory: nothing is read from the file any more
+    assert ds.B02.values.shape == (15, 128, 128) and ds.B02.dims == ("time", "y", "x")
+    assert int(ds.MASK[0].sum()) > 0
+
+
+def test_open_patch_rejects_unknown_unit(s1_path):
+    with pytest.raises(ValueError, match="s1_unit must be"):
+        open_patch(s1_path, s1_unit="decibel")
+
+
+# --------------------------------------------------------------------------------------------------
+# patch_features: channels by name
+# --------------------------------------------------------------------------------------------------
+def test_patch_features_s2(s2_path, tmp_path):
+    shuffled = rewrite(s2_path, in_tmp(s2_path, tmp_path), lambda ds: ds[list(reversed(list(ds.data_vars)))])
+    with netCDF4.Dataset(shuffled) as raw:
+        names = [v for v in raw.variables if v in schema.FEATURES["s2"]]
+    assert names == list(reversed(schema.FEATURES["s2"]))  # the file's order really is reversed
+    for path in (s2_path, shuffled):
+        with open_patch(path) as ds:
+            feats = patch_features(ds)
+            assert feats.shape == (15, 11, 128, 128) and feats.dtype == np.float32
+            assert np.array_equal(patch_features(ds, "s2"), feats)
+            for c, name in enumerate(schema.FEATURES["s2"]):
+                np.testing.assert_array_equal(feats[:, c], ds[name].values.astype("float32"))
+            np.testing.assert_array_equal(feats[:, 0], ds.B02.values)
+            np.testing.assert_array_equal(feats[:, -1], ds.DEM.values)
+    with open_patch(s2_path) as a, open_patch(shuffled) as b:
+        np.testing.assert_array_equal(patch_features(a), patch_features(b))
+
+
+def test_patch_features_s1(s1_path, tmp_path):
+    shuffled = rewrite(
+        s1_path, in_tmp(s1_path, tmp_path), lambda ds: ds[["MASK", "DEM", "spatial_ref", "VH", "VV"]]
+    )
+    for path in (s1_path, shuffled):
+        with open_patch(path) as ds:
+            feats = patch_features(ds)
+            assert feats.shape == (15, 3, 128, 128) and feats.dtype == np.float32
+            for sensor in ("s1asc", "s1dsc"):
+                np.testing.assert_array_equal(patch_features(ds, sensor), feats)
+            np.testing.assert_array_equal(feats[:, 0], ds.VV.values)
+            np.testing.assert_array_equal(feats[:, 1], ds.VH.values)
+            np.testing.assert_array_equal(feats[:, 2], ds.DEM.values)
+    # features of a reference-order file equal those of the card-order file
+    ref = rewrite(
+        s1_path, in_tmp(s1_path, tmp_path, "italy_s1asc_1.nc"), lambda ds: ds.transpose("time", "y", "x")
+    )
+    with open_patch(s1_path) as a, open_patch(ref) as b:
+        np.testing.assert_array_equal(patch_features(a), patch_features(b))
+
+
+def test_patch_features_missing_and_wrong_sensor(s1_path):
+    with open_patch(s1_path) as ds:
+        with pytest.raises(KeyError, match="B02"):
+            patch_features(ds, "s2")
+        with pytest.raises(ValueError, match="unknown sensor"):
+            patch_features(ds, "s1")
+        with pytest.raises(KeyError, match="VH"):
+            patch_features(ds.drop_vars("VH"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Sentinel-1 units
+# --------------------------------------------------------------------------------------------------
+def test_to_db_and_to_linear_arrays():
+    lin = np.array([1.0, 10.0, 0.1, 0.0, -1.0, np.nan, 0.037], dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "no warning" for zeros / negatives
+        db = to_db(lin)
+    assert db.dtype == np.float32
+    np.testing.assert_allclose(db[[0, 1, 2]], [0.0, 10.0, -10.0], atol=1e-5)
+    assert np.isnan(db[3:6]).all()
+    np.testing.assert_allclose(db[6], 10 * np.log10(0.037), rtol=1e-6)
+    np.testing.assert_allclose(to_linear(db[[0, 1, 2, 6]]), lin[[0, 1, 2, 6]], rtol=1e-5)
+    assert np.isnan(to_linear(np.array([np.nan]))).all()
+    assert to_db([100.0]).tolist() == pytest.approx([20.0], abs=1e-5)  # lists are accepted
+    np.testing.assert_allclose(to_linear(np.array([-20.0, 0.0, 3.0])), [0.01, 1.0, 10**0.3])
+
+
+def test_to_db_and_to_linear_dataarrays():
+    da = xr.DataArray(
+        np.array([[1.0, 0.01], [0.0, -2.0]], dtype="float32"),
+        dims=("y", "x"),
+        coords={"y": [1.0, 0.0], "x": [0.0, 1.0]},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        db = to_db(da)
+    assert isinstance(db, xr.DataArray) and db.dims == ("y", "x")
+    np.testing.assert_allclose(db.values[0], [0.0, -20.0], atol=1e-5)
+    assert np.isnan(db.values[1]).all()
+    back = to_linear(db)
+    assert isinstance(back, xr.DataArray)
+    np.testing.assert_allclose(back.values[0], [1.0, 0.01], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("values", "unit"),
+    [
+        ([0.1, 0.02, np.nan, 0.5], "linear"),
+        ([-12.0, np.nan, -20.5], "dB"),
+        ([np.nan, np.nan], "linear"),
+        ([], "linear"),
+        ([0.0, 0.3], "linear"),
+        ([np.nan, -0.1, 0.2, np.inf], "dB"),
+        ([-np.inf, 0.3], "linear"),
+        ([[0.1, np.nan], [np.nan, -3.0]], "dB"),
+    ],
+)
+def test_detect_s1_unit(values, unit):
+    assert detect_s1_unit(np.asarray(values, dtype="float32")) == unit
+
+
+def _to_db_file(src: Path, dst: Path) -> Path:
+    def conv(ds):
+        for b in schema.S1_BANDS:
+            ds[b] = (10 * np.log10(ds[b])).astype("float32")
+
+    return rewrite(src, dst, conv)
+
+
+def test_s1_units_native_and_detected(s1_path, tmp_path):
+    dbf = _to_db_file(s1_path, in_tmp(s1_path, tmp_path))
+    with open_patch(s1_path) as lin, open_patch(dbf) as db:
+        assert lin.attrs["s1_unit_native"] == "linear" and lin.VV.attrs["units"] == "linear"
+        assert (
+            db.attrs["s1_unit_native"] == "dB"
+            and db.VV.attrs["units"] == "dB"
+            and db.VH.attrs["units"] == "dB"
+        )
+        assert lin.VV.dtype == db.VV.dtype == np.float32
+    assert read_patch_meta(s1_path).s1_unit == "linear"
+    assert read_patch_meta(dbf).s1_unit == "dB"
+
+
+def test_s2_has_no_s1_unit(s2_path):
+    with open_patch(s2_path, s1_unit="dB") as ds:
+        assert "s1_unit_native" not in ds.attrs
+    assert read_patch_meta(s2_path).s1_unit is None
+
+
+def test_s1_linear_file_read_as_db(s1_path, tmp_path):
+    def zeros(ds):  # non-positive power (zero) must come out as NaN in dB
+        ds["VH"][:, :3, :3] = 0.0
+        ds["VV"][0, 5, 5] = 0.0
+
+    src = rewrite(s1_path, in_tmp(s1_path, tmp_path), zeros)
+    with (
+        open_patch(src) as nat,
+        open_patch(src, s1_unit="dB") as db,
+        open_patch(src, s1_unit="linear") as same,
+    ):
+        assert db.attrs["s1_unit_native"] == "linear"
+        assert db.VV.attrs["units"] == db.VH.attrs["units"] == "dB"
+        assert same.VV.attrs["units"] == "linear"
+        for b in schema.S1_BANDS:
+            lin = nat[b].values
+            assert db[b].dtype == np.float32 and db[b].dims == ("time", "y", "x")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                want = np.where(lin > 0, 10 * np.log10(lin.astype("float64")), np.nan)
+            np.testing.assert_allclose(db[b].values, want, rtol=1e-5, atol=1e-4, equal_nan=True)
+            np.testing.assert_array_equal(same[b].values, lin)  # already linear: untouched
+        assert np.isnan(db.VH.values[:, :3, :3]).all() and np.isnan(db.VV.values[0, 5, 5])
+        assert np.nanmin(db.VV.values) > -50 and np.nanmax(db.VV.values) < 20  # plausible dB range
+        # other variables are untouched
+        np.testing.assert_array_equal(db.DEM.values, nat.DEM.values)
+
+
+def test_s1_db_file_read_as_linear_round_trips(s1_path, tmp_path):
+    dbf = _to_db_file(s1_path, in_tmp(s1_path, tmp_path))
+    with (
+        open_patch(s1_path) as orig,
+        open_patch(dbf, s1_unit="linear") as lin,
+        open_patch(dbf, s1_unit="dB") as db,
+    ):
+        assert lin.attrs["s1_unit_native"] == "dB"
+        assert lin.VV.attrs["units"] == "linear" and db.VV.attrs["units"] == "dB"
+        for b in schema.S1_BANDS:
+            assert lin[b].dtype == np.float32
+            np.testing.assert_allclose(lin[b].values, orig[b].values, rtol=2e-6, equal_nan=True)
+            np.testing.assert_array_equal(np.isnan(lin[b].values), np.isnan(orig[b].values))
+            assert (lin[b].values[np.isfinite(lin[b].values)] > 0).all()
+
+
+def test_s1_unit_detection_skips_an_empty_middle_step(s1_path, tmp_path):
+    def to_db_with_empty_middle(ds):
+        for b in schema.S1_BANDS:
+            ds[b] = (10 * np.log10(ds[b])).astype("float32")
+        ds["VV"][ds.sizes["time"] // 2] = np.nan  # a date without valid VV (e.g. outside the swath)
+
+    dbf = rewrite(s1_path, in_tmp(s1_path, tmp_path), to_db_with_empty_middle)
+    with open_patch(dbf) as ds:
+        assert ds.attrs["s1_unit_native"] == "dB"
+    with open_patch(dbf, s1_unit="dB") as ds:
+        assert np.isfinite(ds.VV.values).mean() > 0.5
+    assert read_patch_meta(dbf).s1_unit == "dB"
+
+
+# --------------------------------------------------------------------------------------------------
+# read_patch_meta
+# --------------------------------------------------------------------------------------------------
+def test_read_patch_meta_typed_fields(s2_path, s2_rec):
+    m = read_patch_meta(s2_path)
+    assert isinstance(m, PatchMeta)
+    assert m.path == s2_path
+    assert "_" in m.region and m.region == s2_rec["region"]  # e.g. usa_alaska
+    assert m.sensor == "s2" and m.patch_id == s2_rec["patch_id"] and isinstance(m.patch_id, int)
+    assert m.key == s2_rec["key"] == f"{m.region}_{m.patch_id}"
+    assert m.annotated is True
+    assert m.event_dates and all(type(d) is dt.date for d in m.event_dates)
+    assert [d.isoformat() for d in m.event_dates] == s2_rec["event_dates"]
+    assert m.pre_post == [tuple(p) for p in s2_rec["pre_post"]]
+    assert all(
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(i, int) for i in p) for p in m.pre_post
+    )
+    assert m.ann_ids == s2_rec["ann_ids"] and len(m.ann_bboxes) == len(m.ann_ids)
+    assert all(len(b) == 4 and b[0] < b[2] and b[1] < b[3] for b in m.ann_bboxes)
+    assert m.date_confidences and all(0 < c <= 1 for c in m.date_confidences)
+    assert m.epsg == s2_rec["epsg"] and m.satellite == "s2"
+    assert (m.center_x, m.center_y) == pytest.approx((s2_rec["center_x"], s2_rec["center_y"]))
+    assert m.times.dtype == np.dtype("datetime64[ns]") and m.times.shape == (15,)
+    assert (np.diff(m.times) > np.timedelta64(0)).all()
+    assert [str(t)[:10] for t in m.times] == s2_rec["times"]
+    with open_patch(s2_path) as ds:
+        assert m.n_positive == int(ds.MASK[0].sum()) == s2_rec["n_positive"] > 0
+        np.testing.assert_array_equal(m.times, ds.time.values)
+        assert (m.center_x, m.center_y) == (float(ds.x[64]), float(ds.y[64]))  # the centre pixel, metres
+    assert m.dims_order == "time,x,y"
+    assert m.s1_unit is None
+    assert m.bad_fraction is not None and m.bad_fraction.shape == (15,)
+    assert ((m.bad_fraction >= 0) & (m.bad_fraction <= 1)).all()
+    np.testing.assert_allclose(m.bad_fraction, s2_rec["bad_fraction"])
+    assert m.n_pixels == 128 * 128
+    assert read_patch_meta(s2_path, read_scl=False).bad_fraction is None
+
+
+def test_read_patch_meta_s1_and_not_annotated(sample_dir, manifest, s1_path, s1_rec):
+    m = read_patch_meta(s1_path)
+    assert m.sensor == "s1asc" and m.satellite == "s1" and m.s1_unit == "linear" and m.bad_fraction is None
+    assert m.n_positive == s1_rec["n_positive"] > 0
+    rec = _pick(manifest, "s1dsc", False)
+    m = read_patch_meta(sample_dir / rec["path"])
+    assert m.annotated is False and m.event_dates == [] and m.pre_post == [] and m.ann_ids == []
+    assert m.n_positive == 0 and m.s1_unit == "linear" and m.sensor == "s1dsc"
+
+
+def test_read_patch_meta_matches_manifest_for_every_file(sample_dir, manifest):
+    for rec in manifest["files"]:
+        m = read_patch_meta(sample_dir / rec["path"])
+        assert (m.region, m.sensor, m.patch_id, m.annotated, m.n_positive) == (
+            rec["region"],
+            rec["sensor"],
+            rec["patch_id"],
+            rec["annotated"],
+            rec["n_positive"],
+        )
+        assert [d.isoformat() for d in m.event_dates] == rec["event_dates"]
+        assert [str(t)[:10] for t in m.times] == rec["times"]
+
+
+def test_read_patch_meta_either_dim_order(s2_path, s1_path, tmp_path):
+    for src in (s2_path, s1_path):
+        ref = rewrite(src, in_tmp(src, tmp_path), lambda ds: ds.transpose("time", "y", "x"))
+        a, b = read_patch_meta(src), read_patch_meta(ref)
+        assert (a.dims_order, b.dims_order) == ("time,x,y", "time,y,x")
+        assert a.n_positive == b.n_positive > 0
+        np.testing.assert_array_equal(a.times, b.times)
+        assert a.s1_unit == b.s1_unit
+        if a.bad_fraction is not None:
+            np.testing.assert_allclose(a.bad_fraction, b.bad_fraction)
+
+
+# --------------------------------------------------------------------------------------------------
+# Unreadable inputs → PatchReadError naming the file and the problem
+# --------------------------------------------------------------------------------------------------
+def _truncated(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+def _random(src: Path, dst: Path) -> Path:
+    dst.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    return dst
+
+
+def _empty(src: Path, dst: Path) -> Path:
+    dst.write_bytes(b"")
+    return dst
+
+
+def _text(src: Path, dst: Path) -> Path:
+    dst.write_text("region,sensor,id\nitaly,s2,1\n")
+    return dst
+
+
+def _no_mask(src: Path, dst: Path) -> Path:
+    return rewrite(src, dst, lambda ds: ds.drop_vars("MASK"))
+
+
+def _no_vv(src: Path, dst: Path) -> Path:
+    return rewrite(src, dst, lambda ds: ds.drop_vars("VV"))
+
+
+def _no_scl(src: Path, dst: Path) -> Path:
+    return rewrite(src, dst, lambda ds: ds.drop_vars("SCL"))
+
+
+def _attr(name: str, value: str | None) -> Callable[[Path, Path], Path]:
+    def build(src: Path, dst: Path) -> Path:
+        shutil.copyfile(src, dst)
+        with netCDF4.Dataset(dst, "a") as ds:
+            if value is None:
+                ds.delncattr(name)
+            else:
+                ds.setncattr(name, value)
+        return dst
+
+    return build
+
+
+def _time_without_units(src: Path, dst: Path) -> Path:
+    shutil.copyfile(src, dst)
+    with netCDF4.Dataset(dst, "a") as ds:
+        ds["time"].delncattr("units")
+    return dst
+
+
+def _no_time_dim(src: Path, dst: Path) -> Path:
+    return rewrite(src, dst, lambda ds: ds.isel(time=0, drop=True))
+
+
+def _missing(src: Path, dst: Path) -> Path:
+    return dst  # never written
+
+
+#: (id, source: "s2"/"s1", builder, phrase in the message, also raised by open_patch?)
+UNREADABLE = [
+    ("truncated", "s2", _truncated, "not a readable", True),
+    ("truncated-s1", "s1", _truncated, "not a readable", True),
+    ("random-bytes", "s2", _random, "not a readable", True),
+    ("empty", "s1", _empty, "not a readable", True),
+    ("text", "s2", _text, "not a readable", True),
+    ("missing-file", "s2", _missing, "file does not exist", True),
+    ("no-time-dim", "s2", _no_time_dim, "time", True),
+    ("no-mask", "s2", _no_mask, "variable 'MASK' is missing", False),
+    ("no-vv", "s1", _no_vv, "variable 'VV' is missing", False),
+    ("no-scl", "s2", _no_scl, "variable 'SCL' is missing", False),
+    (
+        "unparsable-attr",
+        "s2",
+        _attr("pre_post_dates", "pre 7"),
+        "attribute 'pre_post_dates' is unparsable",
+        False,
+    ),
+    ("missing-attr", "s1", _attr("crs", None), "attribute 'crs' is missing", False),
+    ("time-without-units", "s1", _time_without_units, "units", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "build", "phrase", "open_raises"), [u[1:] for u in UNREADABLE], ids=[u[0] for u in UNREADABLE]
+)
+def test_unreadable_inputs_raise_patch_read_error(
+    source, build, phrase, open_raises, s2_path, s1_path, tmp_path
+):
+    src = s2_path if source == "s2" else s1_path
+    dst = in_tmp(src, tmp_path)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    path = build(src, dst)
+    with pytest.raises(PatchReadError) as err:
+        read_patch_meta(path)
+    assert err.value.path == path
+    assert str(path) in str(err.value) and phrase in err.value.problem
+    assert str(err.value) == f"{path}: {err.value.problem}"
+    if open_raises:
+        for load in (False, True):
+            with pytest.raises(PatchReadError) as err:
+                open_patch(path, load=load)
+            assert err.value.path == path and str(path) in str(err.value)
+            assert phrase in err.value.problem
+
+
+def test_read_patch_meta_bad_file_name(s2_path, tmp_path):
+    path = tmp_path / "s2" / "wrongname.nc"
+    path.parent.mkdir()
+    shutil.copyfile(s2_path, path)
+    with pytest.raises(PatchReadError, match="does not match") as err:
+        read_patch_meta(path)
+    assert err.value.path == path
+    with open_patch(path) as ds:  # open_patch does not need the name
+        assert ds.B02.dims == ("time", "y", "x")
+
+
+def test_patch_read_error_is_an_exception():
+    e = PatchReadError("/x/italy_s2_1.nc", "boom")
+    assert isinstance(e, Exception) and e.path == Path("/x/italy_s2_1.nc") and e.problem == "boom"
+    assert str(e) == "/x/italy_s2_1.nc: boom"
+    assert io.S1_UNITS == ("linear", "dB")

@@ -1,0 +1,708 @@
+"""Tests for :mod:`s12ls_utils.synthetic`: determinism, structure, cross-sensor consistency, inventory ↔ mask,
+the simulated physics and the pre/post indices.
+
+Most checks run on the suite's small sample (the conftest's ``small_sample``, else
+``make_sample(n_per_sensor=8, seed=5)``); they rely only on properties every sample has. Properties of the
+default-size copy are checked on its plan (``_plan(54, 0)``, no files) and on a few of its canvases written with
+the generator's own per-canvas job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import geopandas as gpd
+import netCDF4
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+
+from s12ls_utils import schema, synthetic
+from s12ls_utils.io import open_patch, read_patch_meta
+from s12ls_utils.synthetic import make_sample, pre_post_indices
+
+# --------------------------------------------------------------------------------------------------
+# The suite's synthetic sample (shared with the other test modules; never modified in place)
+# --------------------------------------------------------------------------------------------------
+SAMPLE_N, SAMPLE_SEED = 8, 5  # only used when no conftest provides ``small_sample``
+
+
+def _shared_sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's shared read-only sample: the conftest's session fixture ``small_sample`` when there is
+    one, else ``make_sample(n_per_sensor=8, seed=5)`` written once under the session's base temp folder
+    (and reused by the other test modules). The tests only rely on properties every sample has."""
+    try:
+        small = request.getfixturevalue("small_sample")
+    except (Exception, pytest.fail.Exception):  # no such fixture (or an incompatible scope)
+        small = None
+    if small is not None:
+        return Path(getattr(small, "out_dir", small))
+    path = tmp_path_factory.getbasetemp() / f"s12ls_sample_n{SAMPLE_N}_s{SAMPLE_SEED}"
+    if not (path / synthetic.MANIFEST_NAME).is_file():
+        synthetic.make_sample(path, n_per_sensor=SAMPLE_N, seed=SAMPLE_SEED, progress=False, overwrite=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_dir(request, tmp_path_factory) -> Path:
+    return _shared_sample(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def manifest(sample_dir) -> dict:
+    return synthetic.load_manifest(sample_dir)
+
+
+@pytest.fixture(scope="session")
+def inventory(sample_dir) -> gpd.GeoDataFrame:
+    return gpd.read_file(f"zip://{sample_dir / synthetic.INVENTORY_NAME}", engine="pyogrio")
+
+
+@pytest.fixture(scope="session")
+def loaded(sample_dir, manifest) -> dict[str, object]:
+    """Every patch of the sample, loaded in canonical (time, y, x) order, by manifest path."""
+    out = {}
+    for rec in manifest["files"]:
+        out[rec["path"]] = open_patch(sample_dir / rec["path"], load=True)
+    return out
+
+
+def _recs(manifest: dict, sensor: str | None = None, annotated: bool | None = None) -> list[dict]:
+    return [
+        r
+        for r in manifest["files"]
+        if (sensor is None or r["sensor"] == sensor) and (annotated is None or r["annotated"] == annotated)
+    ]
+
+
+def _dates(rec: dict) -> list[dt.date]:
+    return [dt.date.fromisoformat(t) for t in rec["times"]]
+
+
+DEFAULT_PLAN_SEED = 0
+
+
+@pytest.fixture(scope="module")
+def default_plan() -> list[synthetic.CanvasPlan]:
+    return synthetic._plan(synthetic.DEFAULT_N_PER_SENSOR, DEFAULT_PLAN_SEED)
+
+
+@pytest.fixture(scope="module")
+def default_special_records(default_plan, tmp_path_factory) -> list[dict]:
+    """The canvases of the default plan with two events or an event outside the series, written with the
+    generator's own per-canvas job (file records as in the manifest)."""
+    out = tmp_path_factory.mktemp("default_special")
+    for s in schema.SENSORS:
+        (out / s).mkdir()
+    records: list[dict] = []
+    for plan in default_plan:
+        if plan.two_events or plan.outside:
+            recs, _ = synthetic._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
+            records += [dict(r, path=str(out / r["path"])) for r in recs]
+    return records
+
+
+# --------------------------------------------------------------------------------------------------
+# Determinism
+# --------------------------------------------------------------------------------------------------
+def _decoded(path: Path) -> tuple[dict, dict]:
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        arrays = {k: np.asarray(v[:]) for k, v in ds.variables.items()}
+        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+        var_attrs = {k: {a: str(v.getncattr(a)) for a in v.ncattrs()} for k, v in ds.variables.items()}
+    return arrays, {"global": attrs, "vars": var_attrs}
+
+
+def test_same_seed_same_sample(tmp_path):
+    a = make_sample(tmp_path / "a", n_per_sensor=4, seed=11, workers=1, progress=False)
+    b = make_sample(tmp_path / "b", n_per_sensor=4, seed=11, workers=2, progress=False)  # serial == parallel
+    assert a.n_files == b.n_files and a.n_locations == b.n_locations and a.n_landslides == b.n_landslides
+    ma = (tmp_path / "a" / synthetic.MANIFEST_NAME).read_text()
+    assert ma == (tmp_path / "b" / synthetic.MANIFEST_NAME).read_text()
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").glob("*/*.nc"))
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").glob("*/*.nc"))
+    assert len(files) == sum(a.n_files.values())
+    for rel in files:
+        arr_a, att_a = _decoded(tmp_path / "a" / rel)
+        arr_b, att_b = _decoded(tmp_path / "b" / rel)
+        assert att_a == att_b, rel
+        assert arr_a.keys() == arr_b.keys()
+        for k in arr_a:
+            assert arr_a[k].dtype == arr_b[k].dtype
+            np.testing.assert_array_equal(arr_a[k], arr_b[k], err_msg=f"{rel}:{k}")
+    inv_a = gpd.read_file(f"zip://{tmp_path / 'a' / synthetic.INVENTORY_NAME}")
+    inv_b = gpd.read_file(f"zip://{tmp_path / 'b' / synthetic.INVENTORY_NAME}")
+    assert inv_a.drop(columns="geometry").equals(inv_b.drop(columns="geometry"))
+    assert inv_a.geometry.geom_equals_exact(inv_b.geometry, tolerance=0).all()
+
+
+def test_plan_is_deterministic_and_seeded():
+    assert synthetic._plan(54, 0) == synthetic._plan(54, 0)
+    assert synthetic._plan(54, 0) != synthetic._plan(54, 1)
+    assert synthetic._plan(4, 11) != synthetic._plan(4, 12)
+
+
+# --------------------------------------------------------------------------------------------------
+# Structure
+# --------------------------------------------------------------------------------------------------
+def test_folders_names_manifest_and_readme(sample_dir, manifest):
+    assert {p.name for p in sample_dir.iterdir() if p.is_dir()} >= set(schema.SENSORS)
+    on_disk = sorted(str(p.relative_to(sample_dir)) for p in sample_dir.glob("*/*.nc"))
+    assert on_disk == sorted(r["path"] for r in manifest["files"])
+    for rel in on_disk:
+        folder, name = rel.split("/")
+        pn = schema.parse_filename(name)
+        assert pn.sensor == folder and schema.FILENAME_RE.match(name)
+    assert manifest["counts"] == {s: len(_recs(manifest, s)) for s in schema.SENSORS}
+    n = manifest["n_per_sensor"]
+    assert all(abs(c - n) <= max(2, n // 2) for c in manifest["counts"].values()), manifest["counts"]
+    readme = (sample_dir / "README.md").read_text()
+    assert "synthetic" in readme.lower() and "**These data are synthetic.**" in readme
+    assert f"seed {manifest['seed']}" in readme and "must not be used" in readme
+    assert not list(sample_dir.rglob("*.part"))  # no half-written files left behind
+
+
+def test_region_names_with_underscores(manifest):
+    regions = {r["region"] for r in manifest["files"]}
+    assert any("_" in r for r in regions)
+    for r in manifest["files"]:
+        assert r["key"] == f"{r['region']}_{r['patch_id']}"
+        assert schema.parse_filename(r["path"]).region == r["region"]
+
+
+def test_inventory_one_polygon_per_landslide(inventory, manifest):
+    assert inventory.crs is not None and inventory.crs.to_epsg() == 4326
+    assert len(inventory) == manifest["n_landslides"] == len(manifest["landslides"]) > 0
+    assert inventory["ann_id"].is_unique
+    assert set(inventory.columns) >= {"ann_id", "region", "event_date", "date_conf", "epsg", "geometry"}
+    assert (inventory.geom_type == "Polygon").all() and inventory.is_valid.all()
+    assert sorted(inventory["ann_id"]) == sorted(ls["ann_id"] for ls in manifest["landslides"])
+    # every ann_id of an annotated patch is in the inventory; every landslide is in some patch
+    in_patches = {i for r in manifest["files"] for i in r["ann_ids"]}
+    assert in_patches <= set(inventory["ann_id"])
+    assert in_patches == set(inventory["ann_id"])
+    bounds = inventory.total_bounds
+    assert -180 <= bounds[0] <= bounds[2] <= 180 and -90 <= bounds[1] <= bounds[3] <= 90
+
+
+def test_pyogrio_reads_inventory(sample_dir, inventory):
+    import pyogrio
+
+    info = pyogrio.read_info(f"zip://{sample_dir / synthetic.INVENTORY_NAME}")
+    assert info["features"] == len(inventory) and info["geometry_type"] == "Polygon"
+
+
+def test_default_plan_structure(default_plan):
+    plans = default_plan
+    regions = {p.region for p in plans}
+    assert len(regions) >= 4 and regions <= set(synthetic.REGION_BY_NAME)
+    assert any("_" in r for r in regions)
+    keys = [(p.region, pp.patch_id) for p in plans for pp in p.patches]
+    assert len(keys) == len(set(keys))  # location keys are unique
+    for p in plans:
+        assert p.width == schema.PATCH_SIZE + (p.patches[-1].col0 if len(p.patches) == 2 else 0)
+        assert len(p.patches) in (1, 2) and p.patches[0].col0 == 0
+        for pp in p.patches:
+            assert 1 <= len(pp.sensors) <= 3 and len(set(pp.sensors)) == len(pp.sensors)
+            assert set(pp.sensors) <= set(schema.SENSORS)
+        assert set(p.outside) <= set(schema.SENSORS) and set(p.outside.values()) <= {"before", "after"}
+        if not p.annotated:
+            assert not p.two_events and not p.outside
+    per_sensor = {s: sum(s in pp.sensors for p in plans for pp in p.patches) for s in schema.SENSORS}
+    for n in per_sensor.values():
+        assert 0.75 * synthetic.DEFAULT_N_PER_SENSOR <= n <= 1.25 * synthetic.DEFAULT_N_PER_SENSOR, per_sensor
+    n_sensors = {len(pp.sensors) for p in plans for pp in p.patches}
+    assert n_sensors >= {1, 3}  # single-sensor and all-sensor locations both occur
+    assert any(p.annotated for p in plans) and any(not p.annotated for p in plans)
+    assert any(p.two_events for p in plans)  # multi-event patches exist
+    assert any(len(p.patches) == 2 for p in plans)  # overlapping neighbour patches exist
+    outside = {v for p in plans for v in p.outside.values()}
+    assert outside == {"before", "after"}
+
+
+def test_default_plan_canvases_do_not_overlap(default_plan):
+    boxes = [
+        (
+            p.region,
+            p.x0,
+            p.y0 - schema.PATCH_SIZE * schema.PIXEL_SIZE_M,
+            p.x0 + p.width * schema.PIXEL_SIZE_M,
+            p.y0,
+        )
+        for p in default_plan
+    ]
+    overlaps = [
+        (i, j)
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes[:i])
+        if a[0] == b[0] and a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
+    ]
+    assert overlaps == []
+
+
+def test_locations_in_one_to_three_sensors(manifest):
+    by_key = defaultdict(list)
+    for r in manifest["files"]:
+        by_key[r["key"]].append(r["sensor"])
+    assert all(1 <= len(v) <= 3 and len(set(v)) == len(v) for v in by_key.values())
+    assert any(len(v) == 3 for v in by_key.values())
+    assert len(by_key) == len({(r["region"], r["patch_id"]) for r in manifest["files"]})
+
+
+def test_not_annotated_patches(sample_dir, manifest, loaded):
+    recs = _recs(manifest, annotated=False)
+    assert recs, "the sample has no non-annotated patch"
+    for r in recs:
+        ds = loaded[r["path"]]
+        assert int(ds.MASK.sum()) == 0
+        assert ds.attrs["event_date"] == "" and ds.attrs["annotated"] == "False"
+        assert ds.attrs["ann_id"] == "" and ds.attrs["pre_post_dates"] == "" and ds.attrs["ann_bbox"] == ""
+        assert r["event_dates"] == [] and r["ann_ids"] == []
+    for r in _recs(manifest, annotated=True):
+        ds = loaded[r["path"]]
+        assert int(ds.MASK[0].sum()) == r["n_positive"] > 0 and ds.attrs["annotated"] == "True"
+        assert ds.attrs["event_date"] != ""
+
+
+def test_multi_event_patch_in_sample(manifest, loaded):
+    multi = [r for r in manifest["files"] if len(r["event_dates"]) > 1]
+    if not multi:
+        pytest.skip("no multi-event patch in this sample (the default plan's are checked separately)")
+    for r in multi:
+        m = schema.parse_attrs(loaded[r["path"]].attrs)[0]
+        assert len(m.event_dates) == len(m.pre_post) == len(r["event_dates"]) >= 2
+        assert m.event_dates == sorted(m.event_dates)
+
+
+# --------------------------------------------------------------------------------------------------
+# Consistency across sensors
+# --------------------------------------------------------------------------------------------------
+def test_same_location_consistent_across_sensors(manifest, loaded):
+    by_key = defaultdict(list)
+    for r in manifest["files"]:
+        by_key[r["key"]].append(r)
+    multi = {k: v for k, v in by_key.items() if len(v) > 1}
+    assert multi, "no location with several sensors"
+    for recs in multi.values():
+        first = loaded[recs[0]["path"]]
+        for r in recs[1:]:
+            ds = loaded[r["path"]]
+            np.testing.assert_array_equal(ds.DEM.values, first.DEM.values)
+            np.testing.assert_array_equal(ds.MASK.values, first.MASK.values)
+            np.testing.assert_array_equal(ds.x.values, first.x.values)
+            np.testing.assert_array_equal(ds.y.values, first.y.values)
+            for a in ("crs", "center_lat", "center_lon", "ann_id", "ann_bbox", "event_date", "annotated"):
+                assert ds.attrs[a] == first.attrs[a], a
+            assert ds.spatial_ref.attrs["crs_wkt"] == first.spatial_ref.attrs["crs_wkt"]
+            if "s2" in (r["sensor"], recs[0]["sensor"]):  # S2 and S1 never share an acquisition series
+                assert not np.array_equal(ds.time.values, first.time.values)
+    # the two orbits have their own series (they may coincide now and then, as real passes can)
+    orbits = [{r["sensor"]: r["path"] for r in v} for v in multi.values()]
+    orbits = [o for o in orbits if {"s1asc", "s1dsc"} <= set(o)]
+    assert orbits
+    differ = [
+        not np.array_equal(loaded[o["s1asc"]].time.values, loaded[o["s1dsc"]].time.values) for o in orbits
+    ]
+    assert np.mean(differ) >= 0.5, differ
+
+
+def test_crs_and_geotransform(manifest, loaded):
+    from pyproj import CRS
+
+    for r in manifest["files"]:
+        ds = loaded[r["path"]]
+        epsg = schema.parse_crs(ds.attrs["crs"])
+        assert epsg == r["epsg"] == synthetic.REGION_BY_NAME[r["region"]].epsg
+        assert CRS.from_wkt(ds.spatial_ref.attrs["crs_wkt"]).to_epsg() == epsg
+        gt = [float(v) for v in ds.spatial_ref.attrs["GeoTransform"].split()]
+        # GeoTransform gives the outer corner; the coordinates are pixel centres
+        assert gt == [float(ds.x[0]) - 5.0, 10.0, 0.0, float(ds.y[0]) + 5.0, 0.0, -10.0]
+        # the patch lies near its region's centre (within ~15 km)
+        reg = synthetic.REGION_BY_NAME[r["region"]]
+        cx, cy = Transformer.from_crs(4326, epsg, always_xy=True).transform(reg.lon, reg.lat)
+        assert abs(float(ds.x.mean()) - cx) < 16000 and abs(float(ds.y.mean()) - cy) < 16000
+
+
+# --------------------------------------------------------------------------------------------------
+# Inventory ↔ masks
+# --------------------------------------------------------------------------------------------------
+def _rasterise(inventory: gpd.GeoDataFrame, ds, epsg: int) -> tuple[np.ndarray, set[int]]:
+    """Pixel centres of a patch inside any inventory polygon (transformed to the patch CRS with pyproj),
+    and the ann_ids of the polygons that contain at least one centre."""
+    tr = Transformer.from_crs(4326, epsg, always_xy=True)
+    xx, yy = np.meshgrid(ds.x.values, ds.y.values)  # (y, x) grid of centres
+    out = np.zeros(xx.shape, dtype=bool)
+    ids: set[int] = set()
+    x0, x1, y0, y1 = xx.min(), xx.max(), yy.min(), yy.max()
+    for ann_id, geom, poly_epsg in zip(
+        inventory["ann_id"], inventory.geometry, inventory["epsg"], strict=True
+    ):
+        if int(poly_epsg) != epsg:
+            continue
+        g = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        gx0, gy0, gx1, gy1 = g.bounds
+        if gx1 < x0 or gx0 > x1 or gy1 < y0 or gy0 > y1:
+            continue
+        inside = shapely.contains_xy(g, xx, yy)
+        if inside.any():
+            ids.add(int(ann_id))
+            out |= inside
+    return out, ids
+
+
+def test_inventory_reproduces_masks(manifest, loaded, inventory):
+    agreements = []
+    recs = _recs(manifest, "s2", annotated=True)
+    assert recs
+    for r in recs:
+        ds = loaded[r["path"]]
+        raster, ids = _rasterise(inventory, ds, r["epsg"])
+        mask = ds.MASK[0].values.astype(bool)
+        agreements.append(float((raster == mask).mean()))
+        np.testing.assert_array_equal(raster, mask, err_msg=r["path"])
+        assert ids == set(r["ann_ids"]) == set(schema.parse_ints(ds.attrs["ann_id"]))
+        # each polygon's event date is one of the patch's event dates
+        dates = set(inventory.loc[inventory["ann_id"].isin(ids), "event_date"])
+        assert dates <= set(r["event_dates"])
+    assert min(agreements) == 1.0
+
+
+def test_inventory_bboxes_match_polygons(manifest, loaded, inventory):
+    for r in _recs(manifest, "s2", annotated=True):
+        ds = loaded[r["path"]]
+        boxes = schema.parse_bboxes(ds.attrs["ann_bbox"])
+        tr = Transformer.from_crs(4326, r["epsg"], always_xy=True)
+        by_id = dict(zip(inventory["ann_id"], inventory.geometry, strict=True))
+        for ann_id, box in zip(r["ann_ids"], boxes, strict=True):
+            g = shapely.transform(
+                by_id[ann_id], lambda xy, tr=tr: np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+            )
+            assert g.bounds == pytest.approx(box, abs=0.02)
+
+
+def test_non_annotated_patches_hold_no_polygon(manifest, loaded, inventory):
+    for r in _recs(manifest, "s2", annotated=False):
+        raster, ids = _rasterise(inventory, loaded[r["path"]], r["epsg"])
+        assert not raster.any() and not ids, r["path"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Physics
+# --------------------------------------------------------------------------------------------------
+def _ndvi(ds) -> np.ndarray:
+    red, nir = ds.B04.values.astype("float64"), ds.B08.values.astype("float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (nir - red) / (nir + red)
+
+
+def _windows(pre: int, post: int, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Time masks (15, 1, 1) of the ``k`` steps up to ``pre`` and the ``k`` steps from ``post``."""
+    t = np.arange(schema.N_TIME)[:, None, None]
+    return (t <= pre) & (t > pre - k), (t >= post) & (t < post + k)
+
+
+def _events(manifest: dict, loaded: dict, inventory: gpd.GeoDataFrame, sensors: tuple[str, ...]):
+    """(record, dataset, event date, pre, post, pixels of that event's landslides) for every event inside
+    the series of an annotated patch (pixels from the inventory polygons carrying that event date, so
+    that the two events of a multi-event patch are compared each at their own time)."""
+    for r in manifest["files"]:
+        if r["sensor"] not in sensors or not r["annotated"]:
+            continue
+        ds = loaded[r["path"]]
+        mask = ds.MASK.values[0].astype(bool)
+        times = _dates(r)
+        for ev, (pre, post) in zip(r["event_dates"], r["pre_post"], strict=True):
+            day = dt.date.fromisoformat(ev)
+            if not times[0] < day < times[-1] or times[post] == day:
+                continue  # outside the series, or on an acquisition date (known bug, see below)
+            raster, _ = _rasterise(inventory[inventory["event_date"] == ev], ds, r["epsg"])
+            pixels = raster & mask
+            if pixels.sum() >= 5:
+                yield r, ds, ev, pre, post, pixels
+
+
+@pytest.fixture(scope="module")
+def ndvi_changes(manifest, loaded, inventory) -> list[tuple[str, str, float, float]]:
+    """Per event of the S2 patches: (path, event, NDVI drop on its landslides, NDVI change outside every
+    landslide), medians over clear pixels (SCL not bad) of the 3 dates up to ``pre`` and the 3 from ``post``
+    (narrow windows keep the seasonal drift out)."""
+    out = []
+    for r, ds, ev, pre, post, pixels in _events(manifest, loaded, inventory, ("s2",)):
+        ndvi = _ndvi(ds)
+        clear = ~np.isin(ds.SCL.values, list(schema.SCL_BAD))
+        outside = ~ds.MASK.values[0].astype(bool)[None]
+        before, after = _windows(pre, post)
+        inside = pixels[None]
+        if not ((clear & before & inside).any() and (clear & after & inside).any()):
+            continue  # clouded out near the event (the first dates after an event are cloudier)
+        drop = np.median(ndvi[clear & before & inside]) - np.median(ndvi[clear & after & inside])
+        change = np.median(ndvi[clear & after & outside]) - np.median(ndvi[clear & before & outside])
+        out.append((r["path"], ev, float(drop), float(change)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def vh_drops(manifest, loaded, inventory) -> list[tuple[str, str, float, float]]:
+    """Per event of the S1 patches: (path, event, median VH drop in dB on its landslides between all dates
+    up to ``pre`` and all dates from ``post``, the same near the event (3 dates each side) minus the
+    change outside every landslide)."""
+    out = []
+    for r, ds, ev, pre, post, pixels in _events(manifest, loaded, inventory, schema.S1_SENSORS):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vh = 10 * np.log10(ds.VH.values)
+        fin = np.isfinite(vh)
+        inside, outside = pixels[None] & fin, ~ds.MASK.values[0].astype(bool)[None] & fin
+        before, after = _windows(pre, post, k=schema.N_TIME)
+        drop = np.median(vh[before & inside]) - np.median(vh[after & inside])
+        before, after = _windows(pre, post)
+        near = np.median(vh[before & inside]) - np.median(vh[after & inside])
+        near_out = np.median(vh[before & outside]) - np.median(vh[after & outside])
+        out.append((r["path"], ev, float(drop), float(near - near_out)))
+    return out
+
+
+def test_s2_dtypes_and_ranges(manifest, loaded):
+    for r in _recs(manifest, "s2"):
+        ds = loaded[r["path"]]
+        for b in schema.S2_BANDS:
+            assert ds[b].dtype == np.int16
+            assert 0 <= int(ds[b].min()) and int(ds[b].max()) <= 10000
+        assert ds.SCL.dtype == np.int16 and set(np.unique(ds.SCL.values)) <= set(schema.SCL_CLASSES)
+
+
+def test_s2_vegetation_spectra(manifest, loaded):
+    for r in _recs(manifest, "s2"):
+        ds = loaded[r["path"]]
+        veg = ds.SCL.values == 4
+        assert veg.mean() > 0.1, r["path"]
+        mean = {b: float(ds[b].values[veg].mean()) for b in schema.S2_BANDS}
+        ranges = {
+            "B02": (150, 1200),
+            "B03": (250, 1500),
+            "B04": (150, 1500),
+            "B05": (600, 2200),
+            "B06": (1500, 4000),
+            "B07": (1800, 4500),
+            "B08": (2000, 5000),
+            "B8A": (2000, 5000),
+            "B11": (1000, 3000),
+            "B12": (400, 2200),
+        }
+        for b, (lo, hi) in ranges.items():
+            assert lo <= mean[b] <= hi, (r["path"], b, mean[b])
+        assert mean["B08"] > 2 * mean["B04"]  # NIR plateau well above red
+        assert mean["B03"] > mean["B02"]  # green above blue (green peak; red may equal green in winter)
+        assert mean["B04"] < mean["B05"] < mean["B06"] < mean["B07"] < mean["B08"]  # red edge
+        assert np.median(_ndvi(ds)[veg]) > 0.4
+
+
+def test_s2_band_means_close_to_published(manifest, loaded):
+    """The sample's overall band means (all pixels, clouds included) are within 50 % of the published
+    S12LS-LD means (DESIGN.md §3.2); with 8 S2 patches the cloud cover alone moves them by ~30 %."""
+    published = {
+        "B02": 1861,
+        "B03": 2029,
+        "B04": 1953,
+        "B05": 2394,
+        "B06": 3354,
+        "B07": 3668,
+        "B08": 3762,
+        "B8A": 3852,
+        "B11": 2613,
+        "B12": 1889,
+    }
+    recs = _recs(manifest, "s2")
+    for b, want in published.items():
+        got = float(np.mean([loaded[r["path"]][b].values.mean() for r in recs]))
+        assert abs(got / want - 1) < 0.5, (b, got, want)
+
+
+def test_clouds_are_bright(manifest, loaded):
+    n_cloud = 0
+    for r in _recs(manifest, "s2"):
+        ds = loaded[r["path"]]
+        cloud = np.isin(ds.SCL.values, (8, 9))
+        n_cloud += int(cloud.sum())
+        if cloud.any():
+            for b in ("B02", "B03", "B04"):
+                assert int(ds[b].values[cloud].min()) > 3000, (r["path"], b)
+            assert float(ds.B02.values[cloud].mean()) > 5000
+    assert n_cloud > 0
+
+
+def test_landslides_lower_ndvi_after_the_event(ndvi_changes):
+    assert ndvi_changes, "no S2 event inside a series"
+    drops = [d for _, _, d, _ in ndvi_changes]
+    changes = [c for _, _, _, c in ndvi_changes]
+    # typical event: NDVI falls by at least 0.25 on the landslides and moves by less than 0.1 elsewhere
+    assert np.median(drops) >= 0.25 and abs(np.median(changes)) < 0.1, ndvi_changes
+    # every event (winter events in snowy regions are the weakest, about 0.25-0.4)
+    assert min(drops) >= 0.2 and max(abs(c) for c in changes) < 0.15, ndvi_changes
+    assert min(d - abs(c) for d, c in zip(drops, changes, strict=True)) >= 0.15, ndvi_changes
+
+
+def test_s1_backscatter(manifest, loaded):
+    any_nan = False
+    for r in _recs(manifest):
+        if r["sensor"] == "s2":
+            continue
+        ds = loaded[r["path"]]
+        for b in ("VV", "VH"):
+            v = ds[b].values
+            assert v.dtype == np.float32
+            assert (v[np.isfinite(v)] > 0).all()  # linear power
+            assert np.isfinite(v).mean() > 0.8
+            any_nan |= bool(np.isnan(v).any())
+        assert ds.attrs["s1_unit_native"] == "linear"
+        assert np.nanmean(ds.VH.values) < np.nanmean(ds.VV.values)
+        assert 0.03 < np.nanmean(ds.VV.values) < 0.4 and 0.005 < np.nanmean(ds.VH.values) < 0.1
+    assert any_nan  # invalid pixels (layover, shadow, swath border) are NaN
+
+
+def test_s1_vh_drops_on_landslides(vh_drops):
+    assert vh_drops, "no S1 event inside a series"
+    drops = [d for _, _, d, _ in vh_drops]
+    relative = [n for _, _, _, n in vh_drops]
+    assert np.median(drops) > 1.5 and np.median(relative) > 1.5, vh_drops
+    # every event, winter ones included (weakest: ~1 dB; wet soil after the storm brightens everything
+    # near the event, so only the sign is asked of the relative change)
+    assert min(drops) > 0.75 and min(relative) > 0.0, vh_drops
+
+
+def test_dem_and_mask(manifest, loaded):
+    pos = tot = 0
+    for r in manifest["files"]:
+        ds = loaded[r["path"]]
+        assert ds.DEM.dtype == np.int16 and ds.MASK.dtype == np.uint8
+        assert 0 <= int(ds.DEM.min()) and int(ds.DEM.max()) <= 10000
+        assert (ds.DEM.values == ds.DEM.values[0]).all()  # static
+        assert set(np.unique(ds.MASK.values)) <= {0, 1}
+        assert (ds.MASK.values == ds.MASK.values[0]).all()
+        pos += int(ds.MASK.values[0].sum())
+        tot += ds.MASK.values[0].size
+    assert 0.01 <= pos / tot <= 0.08, pos / tot
+
+
+def test_slope_aspect_of_planes():
+    c = np.arange(20, dtype="float32")[None, :].repeat(20, 0)
+    slope, aspect = synthetic.slope_aspect(c * 1.0)  # rises 1 m per 10 m pixel to the east
+    np.testing.assert_allclose(slope, np.degrees(np.arctan(0.1)), rtol=1e-5)
+    np.testing.assert_allclose(aspect, 270.0, atol=1e-3)  # downslope points west
+    r = np.arange(20, dtype="float32")[:, None].repeat(20, 1)
+    slope, aspect = synthetic.slope_aspect(100 - 2.0 * r)  # rows run south: higher in the north
+    np.testing.assert_allclose(slope, np.degrees(np.arctan(0.2)), rtol=1e-5)
+    np.testing.assert_allclose(aspect, 180.0, atol=1e-3)  # downslope points south
+
+
+# --------------------------------------------------------------------------------------------------
+# pre/post indices
+# --------------------------------------------------------------------------------------------------
+def test_pre_post_indices_hand_made():
+    times = [dt.date(2020, 1, 1) + dt.timedelta(days=10 * k) for k in range(15)]
+    assert pre_post_indices(times, dt.date(2020, 3, 5)) == (6, 7)  # between 2020-03-01 and 2020-03-11
+    assert pre_post_indices(times, dt.date(2020, 1, 2)) == (0, 1)
+    assert times[13] == dt.date(2020, 5, 10)
+    assert pre_post_indices(times, dt.date(2020, 5, 11)) == (13, 14)
+    assert pre_post_indices(times, dt.date(2019, 12, 1)) == (0, 0)  # event precedes the series
+    assert pre_post_indices(times, dt.date(2020, 6, 1)) == (14, 14)  # event follows the series
+    assert pre_post_indices(times[:4], dt.date(2021, 1, 1)) == (3, 3)
+
+
+def _check_pre_post(rec: dict, ds_attrs: dict | None = None, allow_ties: bool = False) -> list[str]:
+    """Check the pre/post indices of one file record; returns the events that fall on an acquisition date
+    (``times[post] == event``), which only ``allow_ties`` lets through."""
+    times = _dates(rec)
+    assert times == sorted(times) and len(set(times)) == len(times) == schema.N_TIME
+    ties = []
+    for ev, (pre, post) in zip(rec["event_dates"], rec["pre_post"], strict=True):
+        day = dt.date.fromisoformat(ev)
+        if day < times[0]:
+            assert (pre, post) == (0, 0)
+        elif day > times[-1]:
+            assert (pre, post) == (14, 14)
+        else:
+            assert post == pre + 1
+            if allow_ties and times[post] == day:
+                ties.append(f"{rec['path']}: {ev}")
+                continue
+            assert times[pre] < day < times[post], (rec["path"], ev, times[pre], times[post])
+    if ds_attrs is not None:
+        assert schema.parse_pre_post(ds_attrs["pre_post_dates"]) == [tuple(p) for p in rec["pre_post"]]
+    return ties
+
+
+def test_pre_post_in_sample_files(manifest, loaded):
+    recs = _recs(manifest, annotated=True)
+    assert recs
+    ties = []
+    for r in recs:
+        ties += _check_pre_post(r, loaded[r["path"]].attrs, allow_ties=True)
+        if r["event_outside_series"] is None:
+            ev = dt.date.fromisoformat(r["event_dates"][0])
+            n_before = sum(t < ev for t in _dates(r))
+            assert 5 <= n_before <= 7  # event-centred: 5–7 dates before, the rest after
+    assert not ties, f"events on an acquisition date (post image taken on the event day): {ties}"
+
+
+def test_pre_post_for_events_outside_the_series(default_special_records):
+    outside = [r for r in default_special_records if r["event_outside_series"]]
+    assert {r["event_outside_series"] for r in outside} == {"before", "after"}
+    for r in outside:
+        times = _dates(r)
+        ev = [dt.date.fromisoformat(e) for e in r["event_dates"]]
+        with netCDF4.Dataset(r["path"]) as ds:
+            pp = schema.parse_pre_post(ds.getncattr("pre_post_dates"))
+        assert pp == [tuple(p) for p in r["pre_post"]]
+        if r["event_outside_series"] == "before":
+            assert ev[0] < times[0] and pp[0] == (0, 0)
+        else:
+            assert ev[-1] > times[-1] and pp[-1] == (14, 14)
+        assert read_patch_meta(r["path"]).pre_post == pp
+
+
+def test_two_event_patches_in_default_plan(default_special_records):
+    multi = [r for r in default_special_records if len(r["event_dates"]) == 2]
+    assert multi
+    for r in multi:
+        a, b = (dt.date.fromisoformat(e) for e in r["event_dates"])
+        assert 12 <= (b - a).days <= 45
+        assert len(r["pre_post"]) == 2
+
+
+def test_no_event_on_an_acquisition_date(default_special_records):
+    for r in default_special_records:
+        _check_pre_post(r)
+
+
+# --------------------------------------------------------------------------------------------------
+# make_sample guards
+# --------------------------------------------------------------------------------------------------
+def test_make_sample_refuses_non_empty_folder(tmp_path):
+    out = tmp_path / "data"
+    (out / "s2").mkdir(parents=True)
+    (out / "s2" / "stale_s2_1.nc").write_text("old")
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not empty"):
+        make_sample(out, n_per_sensor=1, seed=3, progress=False)
+    assert (out / "s2" / "stale_s2_1.nc").read_text() == "old"  # nothing touched
+    info = make_sample(out, n_per_sensor=1, seed=3, progress=False, overwrite=True)
+    assert not (out / "s2" / "stale_s2_1.nc").exists()  # the sensor folders were replaced
+    assert (out / "notes.txt").read_text() == "keep me"  # unrelated files are left alone
+    man = synthetic.load_manifest(out)
+    assert info.out_dir == out and info.n_files == man["counts"] and sum(info.n_files.values()) >= 1
+    assert info.n_landslides == man["n_landslides"]
+    assert info.n_locations == len({r["key"] for r in man["files"]})
+    assert sorted(str(p.relative_to(out)) for p in out.glob("*/*.nc")) == sorted(
+        r["path"] for r in man["files"]
+    )
+    assert json.loads((out / synthetic.MANIFEST_NAME).read_text())["seed"] == 3
+
+
+def test_make_sample_rejects_bad_size(tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        make_sample(tmp_path / "out", n_per_sensor=0, progress=False)
