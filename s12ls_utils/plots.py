@@ -139,7 +139,7 @@ def location_map(catalog, color_by: str = "region", title: str = "Patch location
         cmap=REGION_PALETTE,
         size=8,
         tools=["hover"],
-        width=720,
+        width=680,
         height=380,
         title=title,
         xlabel="longitude (°E)",
@@ -184,11 +184,12 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
     any_ds = next(iter(opened.values()))
     n = schema.PATCH_SIZE
     bounds = (0, 0, n, n)
-    mask = any_ds["MASK"].isel(time=0).transpose("y", "x").values[::-1]
+    # arrays come north-up (row 0 = northernmost, y descending), which is how HoloViews draws row 0
+    mask = any_ds["MASK"].isel(time=0).transpose("y", "x").values
     outline = mask_outline(mask, bounds)
     common = dict(frame_width=size, frame_height=size, xaxis=None, yaxis=None)
 
-    dem = any_ds["DEM"].isel(time=0).transpose("y", "x").values[::-1].astype("float32")
+    dem = any_ds["DEM"].isel(time=0).transpose("y", "x").values.astype("float32")
     dem_img = hv.Image(dem, bounds=bounds, vdims=["elevation (m)"]).opts(
         cmap="terrain", colorbar=True, title="DEM (m)", **common
     )
@@ -198,7 +199,7 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
         if "s2" in opened:
             ds = opened["s2"]
             date = str(ds.time.values[t])[:10]
-            rgb = true_color(ds, t)[::-1]
+            rgb = true_color(ds, t)
             panels.append(hv.RGB(rgb, bounds=bounds).opts(title=f"S2 true colour {date}", **common) * outline)
         for s in ("s1asc", "s1dsc"):
             if s in opened:
@@ -206,7 +207,7 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
                 date = str(ds.time.values[t])[:10]
                 for band in ("VV", "VH"):
                     lo, hi = DB_RANGES[band]
-                    img = hv.Image(backscatter_db(ds, band, t)[::-1], bounds=bounds, vdims=[f"{band} (dB)"])
+                    img = hv.Image(backscatter_db(ds, band, t), bounds=bounds, vdims=[f"{band} (dB)"])
                     panels.append(
                         img.opts(
                             cmap="gray",
@@ -243,7 +244,7 @@ def size_histogram(areas_m2, title: str = "Landslide area", bins_per_decade: int
     return (
         hist.opts(
             logx=True,
-            width=720,
+            width=680,
             height=320,
             color="#8c564b",
             line_color="white",
@@ -253,3 +254,1153 @@ def size_histogram(areas_m2, title: str = "Landslide area", bins_per_decade: int
         * pixel
         * label
     ).opts(title=title)
+
+
+# --- chapter 03: modality alignment ---
+_ALIGN_LABELS = {"s1asc": "S1 ascending", "s1dsc": "S1 descending", "s2": "S2"}
+_ALIGN_COLORS = {"s1asc": "#1f77b4", "s1dsc": "#9467bd", "s2": "#2ca02c"}
+_ANNOTATED_COLORS = {"annotated": "#d62728", "not annotated": "#7f7f7f"}
+
+
+def availability_upset(avail, title: str = "Sensor combinations per location", width: int = 680):
+    """UpSet-style figure of an :func:`s12ls_utils.alignment.availability` table.
+
+    Top: locations per sensor combination, stacked by annotated / not annotated. Bottom: a dot matrix
+    saying which sensors each combination holds (filled dot = present). The x axes are shared.
+    """
+    import holoviews as hv
+    import pandas as pd
+
+    from .alignment import combination_counts
+
+    counts = combination_counts(avail, by="annotated")
+    counts["status"] = counts["annotated"].map({True: "annotated", False: "not annotated"})
+    combos = list(dict.fromkeys(combination_counts(avail, by=())["combination"]))
+    full = (
+        counts.pivot_table(index="combination", columns="status", values="locations", aggfunc="sum")
+        .reindex(index=combos, columns=["annotated", "not annotated"])
+        .fillna(0)
+        .astype(int)
+    )
+    long = full.reset_index().melt(id_vars="combination", var_name="status", value_name="locations")
+    xdim = hv.Dimension("combination", label="sensor combination", values=combos)
+    totals = full.sum(axis=1)
+    labels = hv.Labels(
+        pd.DataFrame(
+            {"combination": combos, "locations": totals.to_numpy(), "text": totals.astype(str).to_numpy()}
+        ),
+        kdims=[xdim, "locations"],
+        vdims=["text"],
+    ).opts(text_baseline="bottom", text_font_size="10pt", text_color="black", yoffset=0.5)
+    bars = hv.Bars(long, kdims=[xdim, "status"], vdims=["locations"]).opts(
+        stacked=True,
+        cmap=_ANNOTATED_COLORS,
+        color="status",
+        width=width,
+        height=300,
+        ylim=(0, float(totals.max()) * 1.15 + 1),
+        title=title,
+        xlabel="",
+        ylabel="number of locations",
+        xaxis=None,
+        legend_position="top_right",
+        tools=["hover"],
+        show_legend=True,
+    )
+    rows = []
+    for c in combos:
+        parts = c.split("+")
+        for s in schema.SENSORS:
+            rows.append(
+                {
+                    "combination": c,
+                    "sensor": _ALIGN_LABELS[s],
+                    "in combination": "yes" if s in parts else "no",
+                }
+            )
+    matrix = pd.DataFrame(rows)
+    present = hv.Scatter(matrix[matrix["in combination"] == "yes"], xdim, ["sensor", "in combination"]).opts(
+        color="black", size=12, marker="circle"
+    )
+    absent = hv.Scatter(matrix[matrix["in combination"] == "no"], xdim, ["sensor", "in combination"]).opts(
+        color="#dddddd", size=12, marker="circle"
+    )
+    dots = (absent * present).opts(
+        width=width,
+        height=170,
+        xlabel="sensor combination",
+        ylabel="sensor",
+        show_legend=False,
+        xrotation=0,
+        title="",
+    )
+    return ((bars * labels).opts(title=title) + dots).cols(1).opts(shared_axes=True)
+
+
+def availability_heatmap(avail, title: str = "Locations per region and sensor combination", width: int = 680):
+    """Heat map of locations per region (rows) and sensor combination (columns), counts written in."""
+    import holoviews as hv
+
+    from .alignment import combination_counts
+
+    counts = combination_counts(avail, by="region")
+    combos = list(dict.fromkeys(combination_counts(avail, by=())["combination"]))
+    regions = sorted(counts["region"].unique().tolist())
+    grid = (
+        counts.pivot_table(index="region", columns="combination", values="locations", aggfunc="sum")
+        .reindex(index=regions, columns=combos)
+        .fillna(0)
+        .astype(int)
+    )
+    long = grid.reset_index().melt(id_vars="region", var_name="combination", value_name="locations")
+    xdim = hv.Dimension("combination", label="sensor combination", values=combos)
+    ydim = hv.Dimension("region", values=regions[::-1])
+    heat = hv.HeatMap(long, kdims=[xdim, ydim], vdims=["locations"]).opts(
+        cmap="Blues",
+        colorbar=True,
+        clabel="number of locations",
+        tools=["hover"],
+        width=width,
+        height=60 + 45 * len(regions),
+        xlabel="sensor combination",
+        ylabel="region",
+    )
+    labels = hv.Labels(long, kdims=[xdim, ydim], vdims=["locations"]).opts(
+        text_color="black", text_font_size="10pt"
+    )
+    return (heat * labels).opts(title=title)
+
+
+def acquisition_timeline(ta, key: str, title: str | None = None, width: int = 680):
+    """Acquisition dates of one location on a *days relative to the event* axis.
+
+    ``ta`` is a :class:`s12ls_utils.alignment.TimeAlignment`. One row per sensor: Sentinel-1 ascending
+    and descending (triangles), Sentinel-2 with clear dates filled and cloudy dates hollow; grey lines
+    join each S2 date to its nearest S1 acquisition per orbit. The event is at day 0 (red line) and the
+    first clear post-event S2 view is marked (green dashed line). A location without an event is shown
+    relative to its first acquisition.
+    """
+    import holoviews as hv
+    import pandas as pd
+
+    acq = ta.acquisitions[ta.acquisitions["key"] == key].copy()
+    if acq.empty:
+        raise KeyError(f"location {key!r} is not in the time alignment")
+    near = ta.nearest[ta.nearest["key"] == key].copy()
+    event = acq["event_date"].iloc[0]
+    has_event = pd.notna(event)
+    ref = event if has_event else acq["date"].min()
+    acq["x"] = (acq["date"] - ref).dt.days.astype("float64")
+    rows = [s for s in schema.SENSORS if s in set(acq["sensor"])]
+    ypos = {s: i for i, s in enumerate(rows[::-1])}
+    acq["y"] = acq["sensor"].map(ypos).astype("float64")
+    acq["date_str"] = acq["date"].dt.strftime("%Y-%m-%d")
+    acq["unusable_pct"] = (acq["bad_fraction"] * 100).round(1)
+    xlabel = "days relative to the event (d)" if has_event else "days since the first acquisition (d)"
+    hover_dims = ["y", "date_str", "unusable_pct", "step"]
+
+    def pts(df, label, **style):
+        return hv.Scatter(df, kdims=[hv.Dimension("x", label=xlabel)], vdims=hover_dims, label=label).opts(
+            size=11, tools=["hover"], **style
+        )
+
+    layers = []
+    if len(near):
+        near["x0"] = (near["s2_date"] - ref).dt.days.astype("float64")
+        near["x1"] = (near["s1_date"] - ref).dt.days.astype("float64")
+        near["y0"] = float(ypos["s2"])
+        near["y1"] = near["orbit"].map(ypos).astype("float64")
+        layers.append(
+            hv.Segments(near, ["x0", "y0", "x1", "y1"], label="nearest S1 to each S2 date").opts(
+                color="#bbbbbb", line_width=1.5
+            )
+        )
+    markers = {"s1asc": "triangle", "s1dsc": "inverted_triangle"}
+    for s in rows:
+        d = acq[acq["sensor"] == s]
+        if s == "s2":
+            clear = d["clear"].fillna(False).astype(bool)
+            layers.append(
+                pts(d[clear], "S2 clear (< 10 % unusable)", color=_ALIGN_COLORS["s2"], marker="circle")
+            )
+            layers.append(
+                pts(
+                    d[~clear],
+                    "S2 cloudy or unusable",
+                    color="white",
+                    line_color=_ALIGN_COLORS["s2"],
+                    line_width=2,
+                    marker="circle",
+                )
+            )
+        else:
+            layers.append(pts(d, _ALIGN_LABELS[s], color=_ALIGN_COLORS[s], marker=markers[s]))
+    if has_event:
+        # vertical lines drawn as curves so that they appear in the legend
+        span = (-0.6, len(rows) - 0.4)
+        xdim, ydim = hv.Dimension("x", label=xlabel), hv.Dimension("y", label="sensor")
+        event_line = hv.Curve([(0.0, span[0]), (0.0, span[1])], xdim, ydim, label="event (day 0)")
+        layers.append(event_line.opts(color="#d62728", line_width=2))
+        s2 = acq[(acq["sensor"] == "s2") & acq["clear"].fillna(False).astype(bool) & (acq["x"] > 0)]
+        if len(s2):
+            x = float(s2["x"].min())
+            label = f"first clear S2 after the event (day {x:.0f})"
+            clear_line = hv.Curve([(x, span[0]), (x, span[1])], xdim, ydim, label=label)
+            layers.append(clear_line.opts(color=_ALIGN_COLORS["s2"], line_dash="dashed", line_width=1.5))
+    if title is None:
+        when = f"event {event:%Y-%m-%d}" if has_event else "no event (not annotated)"
+        title = f"Acquisitions at {key} ({when})"
+    yticks = [(float(v), _ALIGN_LABELS[s]) for s, v in ypos.items()]
+    return hv.Overlay(layers).opts(
+        width=width,
+        height=380,
+        title=title,
+        xlabel=xlabel,
+        ylabel="sensor",
+        yticks=yticks,
+        ylim=(-0.6, len(rows) - 0.4),
+        legend_position="bottom",
+        legend_cols=2,
+        show_grid=True,
+    )
+
+
+def first_view_ecdf(summary, title: str | None = None, width: int = 680):
+    """Share of annotated locations seen by each sensor within *d* days after the event (cumulative).
+
+    One step curve per series: first S1 ascending, first S1 descending, first S2 (any) and first clear
+    S2 acquisition after the event. The denominator of each curve is the number of annotated locations
+    that have the sensor, so a curve that stays below 100 % shows locations whose series ends without
+    such a view. ``summary`` is :attr:`s12ls_utils.alignment.TimeAlignment.summary`.
+    """
+    import holoviews as hv
+
+    ann = summary[summary["event_date"].notna()]
+    series = [
+        ("first S1 ascending", "s1asc_first_after_days", "s1asc_n_after", _ALIGN_COLORS["s1asc"], "solid"),
+        ("first S1 descending", "s1dsc_first_after_days", "s1dsc_n_after", _ALIGN_COLORS["s1dsc"], "solid"),
+        ("first S2 (any)", "s2_first_after_days", "s2_n_after", _ALIGN_COLORS["s2"], "dashed"),
+        ("first clear S2", "first_clear_s2_days", "s2_n_after", _ALIGN_COLORS["s2"], "solid"),
+    ]
+    finite = [ann[c].to_numpy(dtype="float64") for _, c, _, _, _ in series if c in ann]
+    allv = np.concatenate([v[np.isfinite(v)] for v in finite] + [np.zeros(1)])
+    xmax = float(allv.max()) + 5
+    xdim = hv.Dimension("days", label="days after the event (d)")
+    ydim = hv.Dimension("share", label="locations with a view (%)")
+    layers = []
+    for name, col, present_col, color, dash in series:
+        if col not in ann or present_col not in ann:
+            continue
+        have = ann[ann[present_col].notna()]
+        if have.empty:
+            continue
+        v = np.sort(have[col].to_numpy(dtype="float64"))
+        v = v[np.isfinite(v)]
+        xs = np.concatenate([[0.0], v, [xmax]])
+        ys = np.concatenate([[0.0], np.arange(1, v.size + 1), [v.size]]) / len(have) * 100
+        layers.append(
+            hv.Curve((xs, ys), xdim, ydim, label=f"{name} (n={len(have)})").opts(
+                interpolation="steps-post", color=color, line_dash=dash, line_width=2.5, tools=["hover"]
+            )
+        )
+    return hv.Overlay(layers).opts(
+        width=width,
+        height=320,
+        title=title or "How soon after the event does each sensor see the ground? (annotated locations)",
+        xlabel=xdim.label,
+        ylabel=ydim.label,
+        ylim=(0, 102),
+        xlim=(0, xmax),
+        legend_position="bottom_right",
+        show_grid=True,
+    )
+
+
+def before_clear_bars(summary, sensors=schema.SENSORS, title: str | None = None, width: int = 680):
+    """Locations by the number of post-event acquisitions each sensor makes before the first clear S2.
+
+    For ``s2`` these are the cloudy post-event dates before the first clear one. Locations without a
+    clear post-event S2 view in the series are left out (their wait is longer than the series shows).
+    """
+    import holoviews as hv
+    import pandas as pd
+
+    rows = []
+    for s in sensors:
+        col = f"{s}_before_clear_s2"
+        if col not in summary:
+            continue
+        v = summary[col].dropna().astype(int)
+        for n, c in v.value_counts().items():
+            rows.append({"acquisitions": int(n), "sensor": _ALIGN_LABELS[s], "locations": int(c)})
+    df = pd.DataFrame(rows, columns=["acquisitions", "sensor", "locations"])
+    top = int(df["acquisitions"].max()) if len(df) else 0
+    labels = [_ALIGN_LABELS[s] for s in sensors if f"{s}_before_clear_s2" in summary]
+    full = (
+        pd.MultiIndex.from_product([range(top + 1), labels], names=["acquisitions", "sensor"])
+        .to_frame(index=False)
+        .merge(df, how="left", on=["acquisitions", "sensor"])
+        .fillna({"locations": 0})
+    )
+    full["locations"] = full["locations"].astype(int)
+    full["acquisitions"] = full["acquisitions"].astype(str)
+    xdim = hv.Dimension(
+        "acquisitions",
+        label="post-event acquisitions before the first clear S2 view",
+        values=[str(i) for i in range(top + 1)],
+    )
+    cmap = {_ALIGN_LABELS[s]: _ALIGN_COLORS[s] for s in sensors}
+    return hv.Bars(full, kdims=[xdim, hv.Dimension("sensor", values=labels)], vdims=["locations"]).opts(
+        color="sensor",
+        cmap=cmap,
+        width=width,
+        height=320,
+        title=title or "Post-event acquisitions before the first clear S2 view (annotated locations)",
+        xlabel="post-event acquisitions before the first clear S2 view (per sensor)",
+        ylabel="number of locations",
+        legend_position="top_right",
+        show_legend=True,
+        tools=["hover"],
+        hooks=[_hide_inner_factor_labels],
+    )
+
+
+def _hide_inner_factor_labels(plot, element) -> None:
+    """Bokeh hook: grouped bars show only the group labels (the legend names the bars)."""
+    plot.state.xaxis.major_label_text_font_size = "0pt"
+
+
+def nearest_offset_histogram(nearest, limit: int = 15, title: str | None = None, width: int = 680):
+    """Offsets (S1 − S2, days) of the nearest S1 acquisition to each S2 date, one histogram per orbit.
+
+    One-day bins from ``-limit`` to ``limit``; larger offsets (S2 dates outside the S1 series) are
+    counted in the two end bins, marked ``≤ -limit`` and ``≥ limit`` in the hover.
+    """
+    import holoviews as hv
+
+    edges = np.arange(-limit - 0.5, limit + 1.5, 1.0)
+    xdim = hv.Dimension("offset", label=f"nearest S1 date − S2 date (d; beyond ±{limit} d in the end bins)")
+    layers = []
+    for orbit in ("s1asc", "s1dsc"):
+        v = nearest.loc[nearest["orbit"] == orbit, "offset_days"].to_numpy(dtype="float64")
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            continue
+        counts, _ = np.histogram(np.clip(v, -limit, limit), bins=edges)
+        layers.append(
+            hv.Histogram(
+                (edges, counts),
+                kdims=[xdim],
+                vdims=["S2 dates"],
+                label=f"{_ALIGN_LABELS[orbit]} (n={v.size})",
+            ).opts(
+                fill_color=_ALIGN_COLORS[orbit],
+                fill_alpha=0.35,
+                line_color=_ALIGN_COLORS[orbit],
+                line_width=2,
+                tools=["hover"],
+            )
+        )
+    return hv.Overlay(layers).opts(
+        width=width,
+        height=300,
+        title=title or "Nearest Sentinel-1 acquisition to each Sentinel-2 date",
+        xlabel=xdim.label,
+        ylabel="number of S2 dates",
+        legend_position="top_left",
+    )
+
+
+# --- chapter 02: temporal signatures ---
+SIGNATURE_SENSOR_LABELS = {
+    "s2": "Sentinel-2",
+    "s1asc": "Sentinel-1 ascending",
+    "s1dsc": "Sentinel-1 descending",
+}
+_SIGNATURE_SENSOR_ORDER = ("s2", "s1asc", "s1dsc")
+_SHORT_SENSOR = {"s2": "S2", "s1asc": "S1 asc.", "s1dsc": "S1 desc."}
+SIGNATURE_GROUP_COLORS = {"landslide": "#d62728", "ring": "#ff7f0e", "rest": "#7f7f7f"}
+SIGNATURE_GROUP_LABELS = {"landslide": "landslide", "ring": "ring", "rest": "rest"}
+
+
+def _signal_options(pairs) -> tuple[list[str], dict[str, list[str]]]:
+    """Option labels ``"<sensor>: <feature>"``, and the same grouped by sensor for a grouped select."""
+    values, groups = [], {}
+    for sensor, feature in pairs:
+        label = f"{sensor}: {feature}"
+        values.append(label)
+        groups.setdefault(SIGNATURE_SENSOR_LABELS.get(sensor, sensor), []).append(label)
+    return values, groups
+
+
+def _embed_signal_map(hmap, signal_groups: dict[str, list[str]]):
+    """Embed a HoloMap keyed by ``signal`` (last key dimension; a ``region`` may come first): every state
+    is precomputed, so the widgets work in the static HTML book. The signal select groups its options by
+    sensor.
+
+    Panel records each state as the changes from the state recorded just before it, and the last key
+    dimension varies fastest while recording: keyed so, consecutive states differ in signal and every
+    state records its own y-axis label (with ``region`` last, a label would only be recorded for the
+    first region of each signal, and jumping to another region would keep a stale label)."""
+    import panel as pn
+
+    first = next(iter(signal_groups.values()))[0]
+    select = pn.widgets.Select(name="sensor: feature", groups=signal_groups, value=first, width=280)
+    pane = pn.panel(hmap, widget_location="bottom", widgets={"signal": select})
+    n_opts = max(len(hmap.dimension_values(d, expanded=False)) for d in hmap.kdims)
+    return pane.embed(max_opts=n_opts, max_states=len(hmap) + 1)
+
+
+def _sensor_feature_pairs(df) -> list[tuple[str, str]]:
+    from .signatures import FEATURES
+
+    sensors = df["sensor"].astype(str).to_numpy()
+    features = df["feature"].astype(str).to_numpy() if "feature" in df else None
+    out = []
+    for s in _SIGNATURE_SENSOR_ORDER:
+        for f in FEATURES[s]:
+            if features is None:
+                present = f in df and df.loc[sensors == s, f].notna().any()
+            else:
+                present = bool(((sensors == s) & (features == f)).any())
+            if present:
+                out.append((s, f))
+    return out
+
+
+def _group_layers(df, xdim, ydim, count_col: str, count_label: str) -> list:
+    """Per pixel group: IQR band (``p25``–``p75``), median line with hover and markers; a line at day 0."""
+    import holoviews as hv
+
+    layers = [hv.VLine(0).opts(color="black", line_dash="dashed", line_width=1)]
+    groups = df["group"].astype(str).to_numpy()
+    for g, color in SIGNATURE_GROUP_COLORS.items():
+        dg = df[groups == g].sort_values("rel_day")
+        label = SIGNATURE_GROUP_LABELS[g]
+        x = dg["rel_day"].to_numpy(dtype="float64")
+        med = dg["median"].to_numpy(dtype="float64")
+        band = hv.Area((x, dg["p25"].to_numpy(), dg["p75"].to_numpy()), xdim, ["p25", "p75"], label=label)
+        curve = hv.Curve(
+            (x, med, dg[count_col].to_numpy()),
+            xdim,
+            [ydim, hv.Dimension(count_col, label=count_label)],
+            label=label,
+        )
+        layers += [
+            band.opts(color=color, alpha=0.2, line_alpha=0, show_legend=False),
+            curve.opts(color=color, line_width=2, tools=["hover"]),
+            hv.Scatter((x, med), xdim, ydim, label=label).opts(color=color, size=5, show_legend=False),
+        ]
+    return layers
+
+
+def signature_plot(agg, *, regions: bool = True, embed: bool = True, width: int = 680, height: int = 380):
+    """Interactive time series of an :func:`s12ls_utils.signatures.aggregate_signatures` table.
+
+    For the selected sensor and feature (one select, options grouped by sensor) and region (``all`` and,
+    with ``regions`` and per-region rows in the table, each region): per pixel group, the median across
+    patches as a line with markers and the inter-quartile range across patches as a band, against days
+    relative to the event, with a dashed line at day 0. Each state is precomputed (``embed``), so the
+    widgets work in the static book; ``embed=False`` returns the :class:`holoviews.HoloMap`.
+    """
+    import holoviews as hv
+
+    from .signatures import FEATURE_LABELS
+
+    agg = agg.copy()
+    for c in ("sensor", "region", "feature", "group"):
+        agg[c] = agg[c].astype(str)
+    pairs = _sensor_feature_pairs(agg)
+    if not pairs:
+        raise ValueError("the table holds no signature to plot")
+    signal_values, signal_groups = _signal_options(pairs)
+    region_values = ["all"]
+    if regions:
+        region_values += sorted(r for r in agg["region"].unique() if r != "all")
+    xdim = hv.Dimension("rel_day", label="days relative to event", unit="d")
+    xlim = (float(agg["rel_day"].min()) - 5, float(agg["rel_day"].max()) + 5)
+    frames = {}
+    for (sensor, feature), signal in zip(pairs, signal_values, strict=True):
+        sub = agg[(agg["sensor"] == sensor) & (agg["feature"] == feature)]
+        ylabel = FEATURE_LABELS.get(feature, feature)
+        ydim = hv.Dimension("median", label="median across patches")
+        for region in region_values:
+            d = sub[sub["region"] == region]
+            layers = _group_layers(d, xdim, ydim, "n_patches", "patches")
+            where = "all regions" if region == "all" else region
+            title = f"{_SHORT_SENSOR[sensor]} {feature}, {where}: median and IQR across patches"
+            if d.empty:
+                title += " (too few patches)"
+            frames[(region, signal) if regions else signal] = hv.Overlay(layers).opts(
+                title=title,
+                ylabel=ylabel,
+                xlabel="days relative to event (d)",
+                width=width,
+                height=height,
+                legend_position="right",
+                show_legend=True,
+                xlim=xlim,
+            )
+    kdims = ([hv.Dimension("region")] if regions else []) + [hv.Dimension("signal", label="sensor: feature")]
+    hmap = hv.HoloMap(frames, kdims=kdims, sort=False).opts(
+        hv.opts.Curve(framewise=True), hv.opts.Area(framewise=True), hv.opts.Scatter(framewise=True)
+    )
+    return _embed_signal_map(hmap, signal_groups) if embed else hmap
+
+
+def change_distribution_plot(
+    changes, *, bins: int = 60, embed: bool = True, width: int = 680, height: int = 360
+):
+    """Distributions of the pre→post change (post median − pre median) per pixel group, as overlaid
+    density histograms, for the selected sensor and feature (a grouped select; precomputed with
+    ``embed``).
+
+    ``changes`` is :attr:`s12ls_utils.signatures.SignatureSet.changes`; pixels count with their
+    ``weight``, so the capped samples stand for every pixel. The bins span the 0.5–99.5 % range of the
+    pooled changes; a dashed line marks no change.
+    """
+    import holoviews as hv
+
+    from .signatures import FEATURE_LABELS, GROUPS
+
+    pairs = _sensor_feature_pairs(changes)
+    if not pairs:
+        raise ValueError("no pixel changes to plot")
+    signal_values, signal_groups = _signal_options(pairs)
+    sensors = changes["sensor"].astype(str).to_numpy()
+    groups = changes["group"].astype(str).to_numpy()
+    weights = changes["weight"].to_numpy(dtype="float64")
+    frames = {}
+    for (sensor, feature), signal in zip(pairs, signal_values, strict=True):
+        values = changes[feature].to_numpy(dtype="float64")
+        ok = (sensors == sensor) & np.isfinite(values)
+        lo, hi = np.percentile(values[ok], [0.5, 99.5])
+        edges = np.linspace(lo, hi, bins + 1)
+        unit = FEATURE_LABELS.get(feature, feature).split(" (", 1)[-1].rstrip(")")
+        cdim = hv.Dimension("change", label=f"{feature} change, post − pre ({unit})")
+        layers = []
+        for g in GROUPS:
+            sel = ok & (groups == g)
+            if not sel.any():
+                continue
+            dens, _ = np.histogram(values[sel], bins=edges, weights=weights[sel], density=True)
+            color = SIGNATURE_GROUP_COLORS[g]
+            layers.append(
+                hv.Histogram(
+                    (edges, dens), kdims=[cdim], vdims=["density"], label=SIGNATURE_GROUP_LABELS[g]
+                ).opts(fill_color=color, fill_alpha=0.35, line_color=color, line_width=1.5, framewise=True)
+            )
+        layers.append(hv.VLine(0).opts(color="black", line_dash="dashed", line_width=1))
+        frames[signal] = hv.Overlay(layers).opts(
+            title=f"{SIGNATURE_SENSOR_LABELS[sensor]} {feature}: pre→post change per pixel group",
+            xlabel=cdim.label,
+            ylabel="density (pixels, weighted)",
+            width=width,
+            height=height,
+            legend_position="top_right",
+            show_legend=True,
+        )
+    hmap = hv.HoloMap(frames, kdims=[hv.Dimension("signal", label="sensor: feature")], sort=False)
+    return _embed_signal_map(hmap, signal_groups) if embed else hmap
+
+
+def separability_plot(table, *, width: int = 680, height: int = 360):
+    """Bars of a :func:`s12ls_utils.signatures.separability` table: ROC AUC of each feature's pre→post
+    change per sensor (colour), in the table's order, with the chance level (0.5) as a dashed line."""
+    import holoviews as hv
+
+    t = table.copy()
+    for c in ("sensor", "feature", "direction"):
+        t[c] = t[c].astype(str)
+    order = {"s2": 0, "s1asc": 1, "s1dsc": 2}
+    t = t.assign(_o=t["sensor"].map(order)).sort_values(["_o", "auc"], ascending=[True, False])
+    t["signal"] = t["sensor"] + ": " + t["feature"] + " (" + t["direction"] + ")"
+    xdim = hv.Dimension("signal", label="sensor: feature (direction of change on landslides)")
+    bars = hv.Bars(
+        t,
+        xdim,
+        [
+            hv.Dimension("auc", label="ROC AUC"),
+            "sensor",
+            hv.Dimension("auc_vs_ring", label="AUC vs ring only"),
+        ],
+    ).opts(
+        color="sensor",
+        cmap={"s2": "#2ca02c", "s1asc": "#1f77b4", "s1dsc": "#9467bd"},
+        ylim=(0, 1.05),
+        xrotation=35,
+        tools=["hover"],
+        show_legend=True,
+        legend_position="right",
+    )
+    chance = hv.HLine(0.5).opts(color="black", line_dash="dashed", line_width=1)
+    return (bars * chance).opts(
+        title="Separability of pre→post changes: ROC AUC, landslide vs background pixels (dashed: chance)",
+        xlabel="sensor: feature (direction of change on landslides)",
+        ylabel="ROC AUC, landslide vs background",
+        width=width,
+        height=height,
+        fontsize={"title": "10pt"},
+    )
+
+
+def _label_only_axis(plot, element) -> None:
+    """Bokeh hook: keep the y axis label (the location key), hide its ticks and tick labels."""
+    for ax in plot.state.yaxis:
+        ax.update(major_tick_line_color=None, minor_tick_line_color=None, major_label_text_font_size="0pt")
+
+
+def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band: str = "VH"):
+    """Before/after images of a few locations: S2 true colour and S1 ``s1_band`` (dB), mask outlined.
+
+    Per location (``<region>_<id>``, written along the left edge) one row: S2 before, S2 after, S1 before,
+    S1 after (the first of ``s1asc``/``s1dsc`` whose series holds the event; one colour bar per row). S2
+    dates are the clearest before and after the event, S1 dates the nearest
+    (:func:`s12ls_utils.signatures.before_after_steps`). North is up.
+    """
+    import holoviews as hv
+
+    from .io import open_patch
+    from .signatures import before_after_steps, patch_alignment
+
+    data_dir = Path(data_dir)
+    n = schema.PATCH_SIZE
+    bounds = (0, 0, n, n)
+    common = dict(frame_width=size, frame_height=size, xaxis=None, fontsize={"title": "8pt", "ylabel": "9pt"})
+    lo, hi = DB_RANGES[s1_band]
+    panels = []
+    for key in keys:
+        region, pid = str(key).rsplit("_", 1)
+        paths = {s: data_dir / s / schema.patch_filename(region, s, int(pid)) for s in schema.SENSORS}
+        row = []
+        s1_done = False
+        for sensor in ("s2", *schema.S1_SENSORS):
+            if not paths[sensor].exists() or (sensor != "s2" and s1_done):
+                continue
+            ds = open_patch(paths[sensor], load=True)
+            al = patch_alignment(ds)
+            steps = before_after_steps(ds, al)
+            if steps is None:  # the event is outside this sensor's series
+                continue
+            s1_done = sensor != "s2"
+            outline = mask_outline(ds["MASK"].isel(time=0).transpose("y", "x").values, bounds)
+            for when, t in zip(("before", "after"), steps, strict=True):
+                date = str(ds["time"].values[t])[:10]
+                title = f"{'S2' if sensor == 's2' else sensor + ' ' + s1_band} {when}\n{date} ({int(al.rel_days[t]):+d} d)"
+                first = not row
+                axis = (
+                    dict(yaxis="left", ylabel=str(key), hooks=[_label_only_axis])
+                    if first
+                    else dict(yaxis=None)
+                )
+                if sensor == "s2":
+                    img = hv.RGB(true_color(ds, t), bounds=bounds).opts(title=title, **axis, **common)
+                else:
+                    img = hv.Image(
+                        backscatter_db(ds, s1_band, t),
+                        bounds=bounds,
+                        vdims=[hv.Dimension(s1_band, label=f"{s1_band} (dB)")],
+                    ).opts(
+                        cmap="gray", clim=(lo, hi), colorbar=when == "after", title=title, **axis, **common
+                    )
+                row.append(img * outline)
+        panels += row
+    if not panels:
+        raise ValueError(f"no before/after pair found for {list(keys)}")
+    return (
+        hv.Layout(panels)
+        .cols(4)
+        .opts(title=f"Before and after the event: S2 true colour, S1 {s1_band} (dB); red: landslide mask")
+    )
+
+
+def patch_signature_plot(series, feature: str = "NDVI", *, width: int = 680, height: int = 340):
+    """Time series of one patch (a :func:`s12ls_utils.signatures.patch_signature` table) for one feature:
+    per pixel group the median over the group's valid pixels and its inter-quartile range, against days
+    relative to the event; dates without a valid pixel leave a gap in the markers."""
+    import holoviews as hv
+
+    from .signatures import FEATURE_LABELS
+
+    df = series[series["feature"].astype(str) == feature]
+    if df.empty:
+        raise ValueError(f"the table holds no {feature!r} rows")
+    key, sensor = str(df["key"].iloc[0]), str(df["sensor"].iloc[0])
+    xdim = hv.Dimension("rel_day", label="days relative to event", unit="d")
+    ydim = hv.Dimension("median", label="median over the group's pixels")
+    ylabel = FEATURE_LABELS.get(feature, feature)
+    return hv.Overlay(_group_layers(df, xdim, ydim, "n_valid", "valid pixels")).opts(
+        title=f"{key}, {SIGNATURE_SENSOR_LABELS.get(sensor, sensor)}: {feature} per pixel group (median and IQR)",
+        xlabel="days relative to event (d)",
+        ylabel=ylabel,
+        width=width,
+        height=height,
+        legend_position="right",
+        show_legend=True,
+    )
+
+
+def pixel_groups_plot(
+    groups, *, index=None, feature: str = "NDVI", steps=None, alignment=None, size: int = 165
+):
+    """The pixel groups of a patch (landslide, ring, rest; white: excluded gap), and optionally one
+    index before and after the event (``index``: ``(time, y, x)`` array, ``steps``: the two time steps,
+    ``alignment``: their dates) on one colour scale (2–98 % of both), masked pixels in grey, the landslide
+    mask outlined. North is up."""
+    import holoviews as hv
+    from bokeh.models import FixedTicker
+
+    from .signatures import FEATURE_LABELS, GROUPS
+
+    shape = next(iter(groups.values())).shape
+    bounds = (0, 0, shape[1], shape[0])
+    labels = np.full(shape, np.nan, dtype="float32")
+    for i, g in enumerate(GROUPS):
+        labels[groups[g]] = i
+    common = dict(frame_width=size, frame_height=size, xaxis=None, yaxis=None, fontsize={"title": "9pt"})
+    panels = [
+        hv.Image(labels, bounds=bounds, vdims=[hv.Dimension("group", label="pixel group")]).opts(
+            cmap=[SIGNATURE_GROUP_COLORS[g] for g in GROUPS],
+            clim=(-0.5, len(GROUPS) - 0.5),
+            colorbar=True,
+            colorbar_opts={
+                "ticker": FixedTicker(ticks=list(range(len(GROUPS)))),
+                "major_label_overrides": {i: SIGNATURE_GROUP_LABELS[g] for i, g in enumerate(GROUPS)},
+            },
+            clipping_colors={"NaN": "white"},
+            title="pixel groups",
+            **common,
+        )
+    ]
+    if index is not None and steps is not None:
+        outline = mask_outline(groups["landslide"], bounds)
+        label = FEATURE_LABELS.get(feature, feature)
+        pair = np.stack([np.asarray(index[t], dtype="float32") for t in steps])
+        finite = pair[np.isfinite(pair)]
+        clim = tuple(float(v) for v in np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
+        for when, t, img_t in zip(("before", "after"), steps, pair, strict=True):
+            head = when
+            if alignment is not None:
+                head += f" ({int(alignment.rel_days[t]):+d} d)"
+            img = hv.Image(img_t, bounds=bounds, vdims=[hv.Dimension(feature, label=label)])
+            panels.append(
+                img.opts(
+                    cmap="RdYlGn",
+                    clim=clim,
+                    colorbar=when == "after",
+                    clipping_colors={"NaN": "#bbbbbb"},
+                    title=f"{feature} {head}",
+                    **common,
+                )
+                * outline
+            )
+    return hv.Layout(panels).cols(3)
+
+
+# --- chapter 04: split creation ---
+SPLIT_COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#d62728"}
+_COVERAGE_LABELS = {0: "low (≤ p25)", 1: "mid (p25–p75)", 2: "high (> p75)"}
+
+
+def split_heatmap(table, title: str = "Patches per region, coverage class and split", width: int = 720):
+    """Heat map of a split table (:meth:`s12ls_utils.splits.SplitResult.table`).
+
+    Rows: region × coverage class (positive-pixel ratio binned at its 25th/75th percentiles); columns:
+    train / val / test. The colour is the share of the row's patches in that split (a well stratified
+    split has the same shares in every row); the number written in is the patch count.
+    """
+    import holoviews as hv
+    import pandas as pd
+
+    t = table.copy()
+    t["row"] = t["region"].astype(str) + " · " + t["coverage_class"].map(_COVERAGE_LABELS)
+    rows = sorted(t["row"].unique().tolist())
+    grid = (
+        t.pivot_table(index="row", columns="split", values="patches", aggfunc="sum")
+        .reindex(index=rows, columns=list(SPLIT_COLORS))
+        .fillna(0)
+        .astype(int)
+    )
+    share = grid.div(grid.sum(axis=1), axis=0) * 100
+    long = pd.DataFrame(
+        {
+            "split": [c for _ in rows for c in grid.columns],
+            "row": [r for r in rows for _ in grid.columns],
+            "patches": grid.to_numpy().ravel(),
+            "share": share.to_numpy().ravel().round(1),
+        }
+    )
+    xdim = hv.Dimension("split", values=list(SPLIT_COLORS))
+    ydim = hv.Dimension("row", label="region · coverage class", values=rows[::-1])
+    heat = hv.HeatMap(
+        long, kdims=[xdim, ydim], vdims=[hv.Dimension("share", label="share of the row (%)"), "patches"]
+    )
+    heat = heat.opts(
+        cmap=hv.plotting.util.process_cmap("Blues", 256)[:170],  # light enough for black labels
+        clim=(0, 100),
+        colorbar=True,
+        clabel="share of the row's patches (%)",
+        tools=["hover"],
+        width=width,
+        height=80 + 26 * len(rows),
+        xlabel="split",
+        ylabel="region · coverage class",
+    )
+    labels = hv.Labels(long, kdims=[xdim, ydim], vdims=["patches"]).opts(
+        text_font_size="9pt", text_color="black"
+    )
+    return (heat * labels).opts(title=title)
+
+
+def split_map(frame, title: str = "Where the splits fall: patch centres by split (WGS84)", width: int = 720):
+    """GeoViews points of the patch centres coloured by split, one panel per region (no basemap).
+
+    ``frame`` has key, lon, lat, region and split (and optionally group, n_positive), e.g. a frame of
+    :class:`s12ls_utils.splits.SplitResult`. Each panel is zoomed on its region; hover for key and group.
+    """
+    import geoviews as gv
+    import holoviews as hv
+
+    df = frame.copy()
+    df["key"] = df["key"].astype(str)
+    df["region"] = df["region"].astype(str)
+    vdims = ["split", "key", "region"] + [c for c in ("group", "n_positive") if c in df]
+    regions = sorted(df["region"].unique())
+    cols = min(3, len(regions))
+    side = max(200, width // cols - 10)
+    panels = []
+    for i, region in enumerate(regions):
+        d = df[df["region"] == region]
+        layers = [
+            gv.Points(d[d["split"] == s], kdims=["lon", "lat"], vdims=vdims, label=s).opts(
+                color=SPLIT_COLORS[s], size=8, line_color="black", tools=["hover"]
+            )
+            for s in SPLIT_COLORS
+        ]
+        panels.append(
+            gv.Overlay(layers).opts(
+                frame_width=side - 80,
+                frame_height=side - 80,
+                aspect=None,  # square panels whatever the region's extent
+                data_aspect=None,
+                xrotation=45,
+                title=region,
+                xlabel="longitude (°E)",
+                ylabel="latitude (°N)",
+                show_legend=i == len(regions) - 1,
+                legend_position="right",
+                padding=0.1,
+            )
+        )
+    return hv.Layout(panels).cols(cols).opts(title=title, shared_axes=False)
+
+
+def split_footprints(frame, region: str, title: str | None = None, width: int = 350, leaks=None):
+    """Patch footprints (1280 m squares, projected metres shown in km) of one region coloured by split.
+
+    ``leaks`` (a :func:`s12ls_utils.splits.leaking_pairs` table) draws a black line between the centres of
+    each pair of patches that overlap or share a landslide across splits.
+    """
+    import holoviews as hv
+
+    from .splits import FOOTPRINT_M
+
+    df = frame[frame["region"].astype(str) == region].copy()
+    if df.empty:
+        raise ValueError(f"no patches of region {region!r} in the frame")
+    x0, y0 = float(df["center_x"].min()), float(df["center_y"].min())
+    half = FOOTPRINT_M / 2
+    df["x0"] = (df["center_x"] - x0 - half) / 1000
+    df["x1"] = (df["center_x"] - x0 + half) / 1000
+    df["y0"] = (df["center_y"] - y0 - half) / 1000
+    df["y1"] = (df["center_y"] - y0 + half) / 1000
+    df["key"] = df["key"].astype(str)
+    xd = hv.Dimension("x0", label=f"easting − {x0 / 1000:.1f} km (km, EPSG:{int(df['epsg'].iloc[0])})")
+    yd = hv.Dimension("y0", label=f"northing − {y0 / 1000:.1f} km (km)")
+    layers = [
+        hv.Rectangles(df[df["split"] == s], kdims=[xd, yd, "x1", "y1"], vdims=["key", "split"], label=s).opts(
+            color=SPLIT_COLORS[s], alpha=0.45, line_color=SPLIT_COLORS[s], line_width=1.5, tools=["hover"]
+        )
+        for s in SPLIT_COLORS
+        if (df["split"] == s).any()
+    ]
+    if leaks is not None and len(leaks):
+        pos = df.set_index("key")
+        segs = [
+            (
+                (pos.at[a, "x0"] + pos.at[a, "x1"]) / 2,
+                (pos.at[a, "y0"] + pos.at[a, "y1"]) / 2,
+                (pos.at[b, "x0"] + pos.at[b, "x1"]) / 2,
+                (pos.at[b, "y0"] + pos.at[b, "y1"]) / 2,
+            )
+            for a, b in zip(leaks["key_a"], leaks["key_b"], strict=True)
+            if a in pos.index and b in pos.index
+        ]
+        if segs:
+            layers.append(
+                hv.Segments(segs, kdims=[xd, yd, "x1", "y1"], label="leaking pair").opts(
+                    color="black", line_width=2.5
+                )
+            )
+    return hv.Overlay(layers).opts(
+        width=width,
+        height=width,
+        title=title or f"{region}: patch footprints by split",
+        legend_position="bottom_right",
+        data_aspect=1,
+        show_legend=True,
+    )
+
+
+def leakage_bars(
+    df, title: str = "Test patches that leak into train: random vs spatial split", width: int = 720
+):
+    """Bars of leaking test patches (mean over seeds) per task and split mode, values written on the bars.
+
+    ``df`` columns: task, mode, leaking (mean number of test patches that overlap or share a landslide with a
+    train patch), and optionally share_of_seeds (% of seeds with any leakage), shown in the hover.
+    """
+    import holoviews as hv
+
+    d = df.copy()
+    d["bar"] = d["task"].astype(str) + " · " + d["mode"].astype(str)
+    d["text"] = d["leaking"].map(lambda v: f"{v:.2f}")
+    xdim = hv.Dimension("bar", label="task · split mode", values=d["bar"].tolist())
+    ydim = hv.Dimension("leaking", label="leaking test patches (mean over seeds)")
+    vdims = [ydim, "mode"] + (
+        [hv.Dimension("share_of_seeds", label="seeds with leakage (%)")] if "share_of_seeds" in d else []
+    )
+    top = float(d["leaking"].max()) if len(d) else 1.0
+    bars = hv.Bars(d, kdims=[xdim], vdims=vdims).opts(
+        color="mode",
+        cmap={"random": "#d62728", "spatial": "#2ca02c"},
+        tools=["hover"],
+        show_legend=True,
+        legend_position="top_right",
+    )
+    labels = hv.Labels(d, kdims=[xdim, ydim], vdims=["text"]).opts(
+        text_baseline="bottom", text_font_size="10pt", text_color="black"
+    )
+    return (bars * labels).opts(
+        width=width,
+        height=320,
+        title=title,
+        xlabel="task · split mode",
+        ylabel=ydim.label,
+        ylim=(0, max(top, 0.5) * 1.2),
+    )
+
+
+def norm_bars(
+    norm,
+    title: str = "Normalisation statistics (train files): mean ± one standard deviation",
+    width: int = 720,
+):
+    """Bars of the per-variable means with ±1 std error bars, one panel per unit.
+
+    ``norm`` is a long table with columns sensor, variable, mean, std, unit (e.g. from
+    :class:`s12ls_utils.splits.Task` ``norm``); variables of one unit share a panel.
+    """
+    import holoviews as hv
+
+    panels = []
+    for unit, d in norm.groupby("unit", sort=False):
+        d = d.copy()
+        d["label"] = d["sensor"].astype(str) + " " + d["variable"].astype(str)
+        labels = d["label"].tolist()
+        xd = hv.Dimension("label", label="sensor and variable", values=labels)
+        yd = hv.Dimension("mean", label=f"mean ± std ({unit})")
+        bars = hv.Bars(d, kdims=[xd], vdims=[yd, "std", "sensor"]).opts(
+            color="sensor", cmap="Category10", tools=["hover"], show_legend=False
+        )
+        err = hv.ErrorBars(d, kdims=[xd], vdims=[yd, "std"]).opts(line_width=1.5)
+        panels.append(
+            (bars * err).opts(
+                width=width,
+                height=300,
+                title=f"{unit}",
+                xrotation=45,
+                xlabel="sensor and variable",
+                ylabel=yd.label,
+            )
+        )
+    return hv.Layout(panels).cols(1).opts(title=title, shared_axes=False)
+
+
+# --- chapter 05: baseline training ---
+_CURVE_COLORS = {
+    "train": "#1f77b4",
+    "validation": "#ff7f0e",
+    "f1": "#2ca02c",
+    "f1_best": "#d62728",
+    "iou": "#9467bd",
+}
+_HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_f1", "val_f1_best", "val_iou")
+
+
+def _history_frame(history):
+    import pandas as pd
+
+    df = pd.DataFrame(list(history) if not isinstance(history, pd.DataFrame) else history)
+    for c in _HISTORY_FIELDS:
+        if c not in df:
+            df[c] = pd.Series(dtype="float64")
+    return df[list(_HISTORY_FIELDS)].astype("float64")
+
+
+def _loss_overlay(df, width: int, height: int):
+    import holoviews as hv
+
+    ep = hv.Dimension("epoch", label="epoch")
+    curves = [
+        hv.Curve(df, ep, hv.Dimension(c, label="loss (BCE/focal + Dice)"), label=lab).opts(
+            color=_CURVE_COLORS[k], line_width=2
+        )
+        for c, lab, k in (("train_loss", "train", "train"), ("val_loss", "validation", "validation"))
+    ]
+    return hv.Overlay(curves).opts(
+        title="Loss per epoch", width=width, height=height, legend_position="top_right", tools=["hover"]
+    )
+
+
+def _metric_overlay(df, width: int, height: int):
+    import holoviews as hv
+
+    ep = hv.Dimension("epoch", label="epoch")
+    spec = (
+        ("val_f1", "F1 at 0.5", "f1"),
+        ("val_f1_best", "F1 at the best threshold", "f1_best"),
+        ("val_iou", "IoU at 0.5", "iou"),
+    )
+    curves = [
+        hv.Curve(df, ep, hv.Dimension(c, label="validation score, landslide class"), label=lab).opts(
+            color=_CURVE_COLORS[k], line_width=2
+        )
+        for c, lab, k in spec
+    ]
+    return hv.Overlay(curves).opts(
+        title="Validation F1 / IoU per epoch",
+        width=width,
+        height=height,
+        legend_position="bottom_right",
+        ylim=(0, 1),
+        tools=["hover"],
+    )
+
+
+def training_curves(history, width: int = 380, height: int = 300):
+    """Loss (train, validation) and validation F1/IoU of the landslide class per epoch.
+
+    ``history`` is the rows of ``runs/<run>/history.csv`` (a DataFrame or a list of dicts).
+    """
+    import holoviews as hv
+
+    df = _history_frame(history)
+    return hv.Layout([_loss_overlay(df, width, height), _metric_overlay(df, width, height)]).opts(
+        shared_axes=False
+    )
+
+
+def live_training_curves(width: int = 380, height: int = 300):
+    """``(figure, push)``: the curves of :func:`training_curves` fed by a HoloViews ``Pipe`` stream.
+
+    Display ``figure`` in a live kernel and call ``push(history)`` after each epoch (e.g. as the
+    ``callback`` of :func:`s12ls_utils.training.train`); the plot redraws in place. A static page shows
+    the figure as it was when the cell ran, so draw :func:`training_curves` after training as well.
+    """
+    import holoviews as hv
+
+    pipe = hv.streams.Pipe(data=_history_frame([]))
+    loss = hv.DynamicMap(lambda data: _loss_overlay(data, width, height), streams=[pipe])
+    metric = hv.DynamicMap(lambda data: _metric_overlay(data, width, height), streams=[pipe])
+
+    def push(history, *_):
+        pipe.send(_history_frame(history))
+
+    return hv.Layout([loss, metric]).opts(shared_axes=False), push
+
+
+def composite_image(comp: np.ndarray, valid: np.ndarray | None, sensor: str, which: int = 1) -> np.ndarray:
+    """A displayable image of a cached pre (``which=0``) or post (1) composite ``(2, C, H, W)`` int16.
+
+    S2: ``(H, W, 3)`` true colour (B04/B03/B02) stretched 2–98 % over the valid pixels; S1: ``(H, W)`` VV in
+    dB (cached as dB ×100), NaN where invalid.
+    """
+    names = schema.FEATURES[sensor]
+    c = np.asarray(comp[which]).astype("float32")
+    ok = None if valid is None else np.asarray(valid[which], dtype=bool)
+    if sensor == "s2":
+        rgb = np.stack([c[names.index(b)] for b in ("B04", "B03", "B02")], axis=-1)
+        sel = None if ok is None else np.repeat(ok[..., None], 3, axis=-1)
+        if sel is not None and sel.mean() < 0.05:
+            sel = None
+        return percentile_stretch(rgb, 2, 98, sel)
+    vv = c[names.index("VV")] / 100.0
+    return np.where(ok if ok is not None else np.isfinite(vv), vv, np.nan)
+
+
+def _panel(img: np.ndarray, title: str, size: int, **opts):
+    import holoviews as hv
+
+    h, w = img.shape[:2]
+    bounds = (0, 0, w, h)
+    common = {"width": size, "height": size, "xaxis": None, "yaxis": None, "title": title}
+    common["fontsize"] = {"title": "9pt"}
+    if img.ndim == 3:
+        return hv.RGB(img, bounds=bounds).opts(**common)
+    return hv.Image(img, bounds=bounds).opts(**common, **opts)
+
+
+def composite_panels(
+    comp: np.ndarray, valid: np.ndarray | None, mask: np.ndarray, sensor: str, title: str, size: int = 260
+):
+    """Before / after composites of one patch side by side, the mapped landslides outlined in red."""
+    import holoviews as hv
+
+    h, w = np.asarray(mask).shape
+    outline = mask_outline(np.asarray(mask, dtype="float32"), (0, 0, w, h))
+    opts = {} if sensor == "s2" else {"cmap": "gray", "clim": DB_RANGES["VV"]}
+    unit = "" if sensor == "s2" else " (VV dB)"
+    panels = [
+        _panel(composite_image(comp, valid, sensor, k), f"{title}: {name}{unit}", size, **opts) * outline
+        for k, name in ((0, "before the event"), (1, "after the event"))
+    ]
+    return hv.Layout(panels).opts(shared_axes=False)
+
+
+def prediction_gallery(items, threshold: float, sensor: str = "s2", size: int = 210):
+    """One row per patch: before / after composites, predicted probability and the errors at ``threshold``.
+
+    ``items``: dicts with ``id``, ``pre`` and ``post`` (from :func:`composite_image`), ``y`` (mask) and
+    ``prob`` (probabilities). The red line is the mapped landslide outline; in the error map green is a
+    true positive, orange a false positive and purple a missed landslide pixel (false negative).
+    """
+    import holoviews as hv
+
+    panels = []
+    s1 = sensor != "s2"
+    img_opts = {"cmap": "gray", "clim": DB_RANGES["VV"]} if s1 else {}
+    for it in items:
+        y = np.asarray(it["y"]) > 0.5
+        p = np.asarray(it["prob"], dtype="float32")
+        pred = p >= threshold
+        h, w = y.shape
+        outline = mask_outline(y.astype("float32"), (0, 0, w, h))
+        tp, fp, fn = (pred & y).sum(), (pred & ~y).sum(), (~pred & y).sum()
+        f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+        err = np.where(pred & y, 3, np.where(pred & ~y, 2, np.where(y, 1, 0))).astype("float32")
+        unit = " (VV dB)" if s1 else ""
+        panels += [
+            _panel(it["pre"], f"{it['id']}: before{unit}", size, **img_opts) * outline,
+            _panel(it["post"], f"after{unit}", size, **img_opts) * outline,
+            _panel(p, "landslide probability", size, cmap="viridis", clim=(0, 1), colorbar=False) * outline,
+            _panel(
+                err,
+                f"errors at {threshold:.2f} (F1 {f1:.2f})",
+                size,
+                cmap=["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"],
+                clim=(-0.5, 3.5),
+            )
+            * outline,
+        ]
+    return hv.Layout(panels).cols(4).opts(shared_axes=False)

@@ -1,0 +1,853 @@
+"""Match Sen12Landslides patches across Sentinel-1 ascending, Sentinel-1 descending and Sentinel-2.
+
+A *location* is a region and a patch id (``key = <region>_<id>``); each sensor folder may or may not
+hold a patch there. This module answers four questions, all starting from the table that
+:func:`s12ls_utils.catalog.build_catalog` returns:
+
+- **Which sensors exist where?** :func:`availability` (one row per location, a flag per sensor and a
+  combination label such as ``"s1asc+s1dsc+s2"``) and :func:`combination_counts`.
+- **Do the patches of a location really line up?** :func:`check_consistency` compares the CRS, the
+  x/y grid, the landslide MASK, the event date and (on request) the DEM of every pair of sensors at
+  each location and returns every mismatch as a row of a table instead of failing.
+- **Which locations can a multi-modal study use?** :func:`aligned_groups` returns one row per location
+  that has every requested sensor, with one path column per sensor; given the mismatch table it keeps
+  only the *strictly aligned* locations. Split creation and fusion training take this table.
+- **How do the acquisition dates relate?** :func:`time_alignment` gives, per location and sensor, the
+  dates relative to the event, the nearest Sentinel-1 acquisition to each Sentinel-2 date and how many
+  post-event acquisitions each sensor has before the first clear Sentinel-2 view.
+
+Only headers, coordinates, attributes and ``MASK``/``DEM`` at the first time step are read (and the
+Sentinel-2 scene classes for the time alignment), group by group, so memory stays bounded on the full
+dataset. Many groups are read in worker processes started by a ``forkserver`` (no NetCDF/HDF5 handle
+crosses a fork).
+
+Example
+-------
+>>> from s12ls_utils import alignment, catalog
+>>> cat = catalog.build_catalog("data/sample")  # doctest: +SKIP
+>>> mism = alignment.check_consistency(cat, "data/sample")  # doctest: +SKIP
+>>> groups = alignment.aligned_groups(cat, mismatches=mism)  # doctest: +SKIP
+>>> groups[["key", "s1asc", "s1dsc", "s2"]].head()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import catalog as catalog_mod
+from . import io, schema
+
+__all__ = [
+    "CHECKS",
+    "CLEAR_BELOW",
+    "DEFAULT_CHECKS",
+    "GRID_TOLERANCE_M",
+    "MISMATCH_COLUMNS",
+    "TimeAlignment",
+    "aligned_groups",
+    "availability",
+    "check_consistency",
+    "combination_counts",
+    "combination_label",
+    "combinations",
+    "count_between",
+    "days_from",
+    "first_clear_after",
+    "nearest_acquisitions",
+    "time_alignment",
+    "typical_location",
+]
+
+log = logging.getLogger(__name__)
+
+#: Every consistency check :func:`check_consistency` knows (``"read"`` rows report unreadable files).
+CHECKS: tuple[str, ...] = ("crs", "grid_x", "grid_y", "mask", "event_date", "dem")
+#: Checks run by default. The DEM check is opt-in: a fusion model uses one DEM, and the real
+#: products may carry DEMs resampled differently per sensor.
+DEFAULT_CHECKS: tuple[str, ...] = ("crs", "grid_x", "grid_y", "mask", "event_date")
+#: Largest difference (metres) between two x or y coordinate vectors that still counts as the same grid.
+GRID_TOLERANCE_M = 1e-3
+#: Columns of the mismatch table.
+MISMATCH_COLUMNS: tuple[str, ...] = ("key", "region", "patch_id", "check", "sensor_a", "sensor_b", "detail")
+#: A Sentinel-2 date is *clear* when its share of SCL-bad pixels is below this (as the catalog's ``n_clear``).
+CLEAR_BELOW: float = catalog_mod._CLEAR_BELOW
+
+#: Fewer groups than this are read in the calling process (a worker pool costs more to start).
+_MIN_GROUPS_FOR_POOL = 64
+#: Largest number of groups a worker handles per task.
+_MAX_CHUNK = 64
+
+
+# --------------------------------------------------------------------------------------------------
+# Availability
+# --------------------------------------------------------------------------------------------------
+def _sensors_arg(sensors: Iterable[str] | str) -> tuple[str, ...]:
+    sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
+    out = tuple(dict.fromkeys(schema.check_sensor(s) for s in sensors))
+    if not out:
+        raise ValueError("at least one sensor is needed")
+    return out
+
+
+def combination_label(present: Iterable[str]) -> str:
+    """``{"s2", "s1asc"}`` → ``"s1asc+s2"`` (sensors in :data:`schema.SENSORS` order, ``+``-joined)."""
+    have = set(present)
+    return "+".join(s for s in schema.SENSORS if s in have)
+
+
+def combinations(sensors: Iterable[str] = schema.SENSORS) -> list[str]:
+    """Every non-empty combination label of ``sensors``: most sensors first, then in sensor order."""
+    sensors = [s for s in schema.SENSORS if s in set(_sensors_arg(sensors))]
+    return ["+".join(c) for r in range(len(sensors), 0, -1) for c in itertools.combinations(sensors, r)]
+
+
+def availability(catalog: pd.DataFrame) -> pd.DataFrame:
+    """One row per location: which sensors have a patch there.
+
+    Columns: ``key, region, patch_id``, a boolean per sensor (``s1asc``, ``s1dsc``, ``s2``),
+    ``n_sensors``, ``combination`` (e.g. ``"s1asc+s1dsc+s2"``, see :func:`combination_label`) and
+    ``annotated`` (annotated in at least one sensor). Sorted by key.
+    """
+    loc = catalog_mod.locations(catalog)
+    present = loc[list(schema.SENSORS)].to_numpy(dtype=bool)
+    labels = ["+".join(s for s, p in zip(schema.SENSORS, row, strict=True) if p) for row in present]
+    loc.insert(loc.columns.get_loc("n_sensors") + 1, "combination", pd.Series(labels, dtype="string"))
+    return loc
+
+
+def combination_counts(
+    catalog: pd.DataFrame, by: Iterable[str] | str | None = ("region", "annotated")
+) -> pd.DataFrame:
+    """Number of locations per sensor combination, optionally per ``by`` columns of :func:`availability`.
+
+    ``catalog`` is a catalog or an :func:`availability` table. Returns a long table: the ``by`` columns,
+    ``combination`` and ``locations``; only combinations that occur, in the order of
+    :func:`combinations` within each ``by`` group. The ``locations`` column sums to the number of
+    locations.
+    """
+    avail = catalog if "combination" in catalog.columns else availability(catalog)
+    by = [by] if isinstance(by, str) else list(by or ())
+    missing = [c for c in by if c not in avail.columns]
+    if missing:
+        raise KeyError(f"cannot group by {missing}: not a column of the availability table")
+    out = avail.groupby([*by, "combination"], sort=False).size().rename("locations").reset_index()
+    order = {c: i for i, c in enumerate(combinations())}
+    out["_order"] = out["combination"].map(order)
+    out = out.sort_values([*by, "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    out["combination"] = out["combination"].astype("string")
+    out["locations"] = out["locations"].astype("int64")
+    return out
+
+
+def _groups(
+    catalog: pd.DataFrame, sensors: Sequence[str], min_sensors: int
+) -> list[tuple[str, str, int, list[tuple[str, str]]]]:
+    """``[(key, region, patch_id, [(sensor, rel path), …]), …]`` of locations with ≥ ``min_sensors``."""
+    sub = catalog[catalog["sensor"].isin(sensors)]
+    rank = {s: i for i, s in enumerate(sensors)}
+    out = []
+    for key, g in sub.groupby("key", sort=True):
+        if g["sensor"].nunique() < min_sensors:
+            continue
+        if g["sensor"].duplicated().any():
+            raise ValueError(f"location {key!r} has more than one patch of one sensor in the catalog")
+        files = sorted(zip(g["sensor"].tolist(), g["path"].tolist(), strict=True), key=lambda f: rank[f[0]])
+        out.append((str(key), str(g["region"].iloc[0]), int(g["patch_id"].iloc[0]), files))
+    return out
+
+
+def aligned_groups(
+    catalog: pd.DataFrame,
+    sensors: Iterable[str] | str = schema.SENSORS,
+    mismatches: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The locations a multi-modal study can use: one row per location having **all** ``sensors``.
+
+    Parameters
+    ----------
+    catalog
+        The table of :func:`s12ls_utils.catalog.build_catalog`.
+    sensors
+        The sensors every returned location must have.
+    mismatches
+        The table of :func:`check_consistency`. When given, locations with a mismatch *between two of
+        the requested sensors* (or an unreadable file of one of them) are left out: the result is the
+        *strictly aligned* set. Without it, presence alone decides. The keys left out are listed in
+        ``out.attrs["excluded"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``key, region, patch_id, annotated`` (in any of the requested sensors), ``event_date``
+        (the earliest event date listed by the requested sensors; NaT when not annotated),
+        ``n_positive`` (landslide pixels of MASK, the largest over the sensors) and one column per
+        sensor, named exactly like the sensor (``s1asc``, ``s1dsc``, ``s2``), holding the patch's path
+        relative to the data folder (as in the catalog). One row per key, sorted by key.
+    """
+    sensors = _sensors_arg(sensors)
+    sub = catalog[catalog["sensor"].isin(sensors)]
+    if sub.duplicated(["key", "sensor"]).any():
+        dup = sub.loc[sub.duplicated(["key", "sensor"]), "key"].iloc[0]
+        raise ValueError(f"location {dup!r} has more than one patch of one sensor in the catalog")
+    paths = sub.pivot(index="key", columns="sensor", values="path").reindex(columns=list(sensors))
+    paths = paths.dropna(how="any")
+    agg = sub.groupby("key", sort=True).agg(
+        region=("region", "first"),
+        patch_id=("patch_id", "first"),
+        annotated=("annotated", "any"),
+        event_date=("event_date", "min"),
+        n_positive=("n_positive", "max"),
+    )
+    out = agg.loc[agg.index.isin(paths.index)].join(paths)
+    excluded: list[str] = []
+    if mismatches is not None:
+        bad = _mismatched_keys(mismatches, sensors)
+        excluded = sorted(set(out.index) & bad)
+        out = out.loc[~out.index.isin(bad)]
+    out = out.rename_axis("key").reset_index()
+    out.columns.name = None
+    dtypes = {
+        "key": "string",
+        "region": "string",
+        "patch_id": "int64",
+        "annotated": "bool",
+        "event_date": "datetime64[ns]",
+        "n_positive": "int64",
+        **dict.fromkeys(sensors, "string"),
+    }
+    out = out[list(dtypes)].astype(dtypes)
+    out.attrs = {"sensors": list(sensors), "strict": mismatches is not None, "excluded": excluded}
+    return out
+
+
+def _mismatched_keys(mismatches: pd.DataFrame, sensors: Sequence[str]) -> set[str]:
+    """Keys with a mismatch among ``sensors`` (both sides requested, or an unreadable requested file)."""
+    if mismatches is None or len(mismatches) == 0:
+        return set()
+    a = mismatches["sensor_a"].astype("object")
+    b = mismatches["sensor_b"].astype("object")
+    involved = a.isin(sensors) & (b.isna() | b.isin(sensors))
+    return set(mismatches.loc[involved.to_numpy(), "key"].astype(str))
+
+
+# --------------------------------------------------------------------------------------------------
+# Parallel map over groups (worker processes from a forkserver, like the catalog)
+# --------------------------------------------------------------------------------------------------
+def _map_groups(
+    fn: Callable[[list], list],
+    tasks: Sequence,
+    *,
+    workers: int | None,
+    progress: bool,
+    desc: str,
+) -> Iterator:
+    """Yield ``fn(chunk)``'s items for chunks of ``tasks``, in worker processes when there are many."""
+    workers = catalog_mod._default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    bar = tqdm(total=len(tasks), desc=desc, unit="location", disable=not progress)
+    try:
+        if workers == 1 or len(tasks) < _MIN_GROUPS_FOR_POOL:
+            for task in tasks:
+                yield from fn([task])
+                bar.update()
+            return
+        size = max(1, min(_MAX_CHUNK, -(-len(tasks) // (4 * workers))))
+        chunks = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+        done: set[int] = set()
+        try:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(chunks)), mp_context=catalog_mod._mp_context()
+            ) as ex:
+                futures = {ex.submit(fn, chunk): i for i, chunk in enumerate(chunks)}
+                for fut in as_completed(futures):
+                    try:
+                        part = fut.result()
+                    except BrokenProcessPool:
+                        continue
+                    done.add(futures[fut])
+                    bar.update(len(chunks[futures[fut]]))
+                    yield from part
+        except BrokenProcessPool:
+            pass
+        left = [i for i in range(len(chunks)) if i not in done]
+        if left:  # worker processes failed: finish here
+            log.warning("%s: worker processes failed; reading %d groups in this process", desc, len(left))
+            for i in left:
+                yield from fn(chunks[i])
+                bar.update(len(chunks[i]))
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Consistency
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Header:
+    crs: str
+    event_dates: tuple[str, ...]
+    x: np.ndarray | None
+    y: np.ndarray | None
+    mask: np.ndarray | None
+    dem: np.ndarray | None
+
+
+def _read_header(path: Path, checks: frozenset[str]) -> _Header:
+    """What the checks need from one file: attributes, coordinates, MASK/DEM at time step 0 as (y, x)."""
+    with netCDF4.Dataset(path, "r") as ds:
+        ds.set_auto_maskandscale(False)
+        names = set(ds.ncattrs())
+        crs = str(ds.getncattr("crs")).strip().upper() if "crs" in names else ""
+        raw = str(ds.getncattr("event_date")) if "event_date" in names else ""
+        try:
+            events = tuple(sorted(d.isoformat() for d in schema.parse_dates(raw)))
+        except ValueError:
+            events = (raw.strip(),)
+
+        def coord(name: str) -> np.ndarray | None:
+            if name not in ds.variables:
+                raise ValueError(f"coordinate {name!r} is missing")
+            return np.asarray(ds.variables[name][:], dtype="float64")
+
+        def first(name: str) -> np.ndarray:
+            if name not in ds.variables:
+                raise ValueError(f"variable {name!r} is missing")
+            return io._first_step_yx(ds.variables[name])
+
+        return _Header(
+            crs=crs,
+            event_dates=events,
+            x=coord("x") if "grid_x" in checks else None,
+            y=coord("y") if "grid_y" in checks else None,
+            mask=first("MASK") if "mask" in checks else None,
+            dem=first("DEM") if "dem" in checks else None,
+        )
+
+
+def _fmt_m(v: float) -> str:
+    return f"{v:.3g} m" if abs(v) < 1000 else f"{v:,.0f} m"
+
+
+def _compare(a: _Header, b: _Header, checks: frozenset[str], tol: float, dem_tol: float) -> list[tuple]:
+    """``[(check, detail), …]`` for every check that fails between two headers."""
+    out = []
+    if "crs" in checks and a.crs != b.crs:
+        out.append(("crs", f"{a.crs or 'missing'} vs {b.crs or 'missing'}"))
+    for check, axis, va, vb in (("grid_x", "x", a.x, b.x), ("grid_y", "y", a.y, b.y)):
+        if check not in checks:
+            continue
+        if va.shape != vb.shape:
+            out.append((check, f"{va.size} vs {vb.size} {axis} coordinates"))
+            continue
+        d = np.abs(va - vb)
+        if not np.isfinite(d).all() or (d.size and float(d.max()) > tol):
+            dmax = float(np.nanmax(d)) if np.isfinite(d).any() else float("nan")
+            shift = float(np.nanmedian(vb - va)) if np.isfinite(d).any() else float("nan")
+            out.append((check, f"{axis} differs by up to {_fmt_m(dmax)} (median shift {_fmt_m(shift)})"))
+    if "mask" in checks:
+        if a.mask.shape != b.mask.shape:
+            out.append(("mask", f"shapes {a.mask.shape} vs {b.mask.shape}"))
+        else:
+            n = int(np.count_nonzero(a.mask != b.mask))
+            if n:
+                out.append(
+                    (
+                        "mask",
+                        f"{n} pixel(s) differ ({int(np.count_nonzero(a.mask))} vs "
+                        f"{int(np.count_nonzero(b.mask))} landslide pixels)",
+                    )
+                )
+    if "event_date" in checks and a.event_dates != b.event_dates:
+        out.append(
+            ("event_date", f"{','.join(a.event_dates) or 'none'} vs {','.join(b.event_dates) or 'none'}")
+        )
+    if "dem" in checks:
+        if a.dem.shape != b.dem.shape:
+            out.append(("dem", f"shapes {a.dem.shape} vs {b.dem.shape}"))
+        else:
+            d = np.abs(a.dem.astype("float64") - b.dem.astype("float64"))
+            n = int(np.count_nonzero(d > dem_tol))
+            if n:
+                out.append(("dem", f"{n} pixel(s) differ by more than {dem_tol:g} m (up to {d.max():.0f} m)"))
+    return out
+
+
+def _check_chunk(tasks: list, root: str, checks: frozenset[str], tol: float, dem_tol: float) -> list[tuple]:
+    """Worker task: compare every pair of sensors of each group; return mismatch rows."""
+    rows: list[tuple] = []
+    base = Path(root)
+    for key, region, pid, files in tasks:
+        headers: dict[str, _Header] = {}
+        for sensor, rel in files:
+            try:
+                headers[sensor] = _read_header(base / rel, checks)
+            except Exception as exc:  # unreadable or foreign file: report it, keep going
+                rows.append((key, region, pid, "read", sensor, None, f"{rel}: {type(exc).__name__}: {exc}"))
+        for sa, sb in itertools.combinations(list(headers), 2):
+            for check, detail in _compare(headers[sa], headers[sb], checks, tol, dem_tol):
+                rows.append((key, region, pid, check, sa, sb, detail))
+    return rows
+
+
+def _mismatch_frame(rows: list[tuple]) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(rows, columns=list(MISMATCH_COLUMNS))
+    df = df.astype(
+        {
+            "key": "string",
+            "region": "string",
+            "patch_id": "int64",
+            "check": "string",
+            "sensor_a": "string",
+            "sensor_b": "string",
+            "detail": "string",
+        }
+    )
+    order = {c: i for i, c in enumerate(("read", *CHECKS))}
+    df["_o"] = df["check"].map(order)
+    df = df.sort_values(["key", "_o", "sensor_a", "sensor_b"], kind="stable").drop(columns="_o")
+    return df.reset_index(drop=True)
+
+
+def check_consistency(
+    catalog: pd.DataFrame,
+    data_dir: str | Path | None = None,
+    sensors: Iterable[str] | str = schema.SENSORS,
+    *,
+    checks: Iterable[str] = DEFAULT_CHECKS,
+    grid_tolerance: float = GRID_TOLERANCE_M,
+    dem_tolerance: float = 0.0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Compare the patches of every location present in two or more of ``sensors``; list the mismatches.
+
+    Every pair of sensors at a location is compared (so the odd one out shows up in two rows while the
+    agreeing pair is silent):
+
+    - ``crs``: the ``crs`` attribute (``"EPSG:326NN"``);
+    - ``grid_x`` / ``grid_y``: the x and y coordinate vectors, equal within ``grid_tolerance`` metres;
+    - ``mask``: ``MASK`` at time step 0, exactly, compared as ``(y, x)`` whatever each file's dimension
+      order (``(time, x, y)`` or ``(time, y, x)``);
+    - ``event_date``: the set of event dates in the ``event_date`` attribute (empty for not annotated);
+    - ``dem`` (not in :data:`DEFAULT_CHECKS`): ``DEM`` at time step 0, within ``dem_tolerance`` metres.
+
+    A file that cannot be read gives a row with check ``"read"`` (and ``sensor_b`` empty). Nothing is
+    raised for bad data: the table is the report.
+
+    Parameters
+    ----------
+    catalog
+        The table of :func:`s12ls_utils.catalog.build_catalog` (its ``path`` column is relative to
+        ``data_dir``).
+    data_dir
+        The data folder; default: ``catalog.attrs["data_dir"]``.
+    workers, progress
+        Worker processes (default: the CPUs this process may use; fewer than 64 groups are read in the
+        calling process) and a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`MISMATCH_COLUMNS`: ``key, region, patch_id, check, sensor_a, sensor_b, detail``,
+        one row per failed check and pair, sorted by key. Empty when everything lines up.
+    """
+    sensors = _sensors_arg(sensors)
+    checks = frozenset(checks)
+    unknown = checks - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown checks {sorted(unknown)}; expected some of {CHECKS}")
+    root = _data_dir(catalog, data_dir)
+    tasks = _groups(catalog, sensors, min_sensors=2)
+    fn = functools.partial(
+        _check_chunk, root=str(root), checks=checks, tol=float(grid_tolerance), dem_tol=float(dem_tolerance)
+    )
+    rows = list(_map_groups(fn, tasks, workers=workers, progress=progress, desc="consistency"))
+    out = _mismatch_frame(rows)
+    out.attrs = {"n_groups": len(tasks), "checks": sorted(checks), "sensors": list(sensors)}
+    return out
+
+
+def _data_dir(catalog: pd.DataFrame, data_dir: str | Path | None) -> Path:
+    if data_dir is None:
+        data_dir = catalog.attrs.get("data_dir")
+        if data_dir is None:
+            raise ValueError("data_dir is needed (the catalog does not say where its files are)")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} does not exist")
+    return root
+
+
+# --------------------------------------------------------------------------------------------------
+# Time alignment: small functions on dates (tested on hand-made dates)
+# --------------------------------------------------------------------------------------------------
+def _days(values) -> np.ndarray:
+    """Anything date-like → ``datetime64[D]`` array (time of day dropped)."""
+    arr = np.atleast_1d(np.asarray(values))
+    if arr.dtype.kind != "M":
+        arr = pd.to_datetime(pd.Series(arr.ravel())).to_numpy("datetime64[ns]")
+    return arr.astype("datetime64[ns]").astype("datetime64[D]")
+
+
+def _day(value) -> np.datetime64:
+    """One date-like value (or None/NaT) → ``datetime64[D]`` (NaT for missing)."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return np.datetime64("NaT", "D")
+    return np.datetime64(pd.Timestamp(value).normalize().date(), "D")
+
+
+def days_from(dates, reference) -> np.ndarray:
+    """Whole days from ``reference`` to each date (float; NaN everywhere when ``reference`` is missing)."""
+    d = _days(dates)
+    ref = _day(reference)
+    if np.isnat(ref):
+        return np.full(d.shape, np.nan)
+    return (d - ref).astype("int64").astype("float64")
+
+
+def nearest_acquisitions(targets, candidates) -> tuple[np.ndarray, np.ndarray]:
+    """For each target date the nearest candidate date and the offset ``candidate − target`` in days.
+
+    Ties (one candidate as far before as another after) go to the earlier candidate, the one already
+    acquired at the target date. With no candidates, dates are NaT and offsets NaN.
+    """
+    t = _days(targets)
+    c = np.sort(_days(candidates)) if len(np.atleast_1d(candidates)) else np.array([], "datetime64[D]")
+    if c.size == 0:
+        return np.full(t.shape, np.datetime64("NaT", "D")), np.full(t.shape, np.nan)
+    ti = t.astype("int64")
+    ci = c.astype("int64")
+    right = np.clip(np.searchsorted(ci, ti, side="left"), 0, ci.size - 1)
+    left = np.clip(right - 1, 0, ci.size - 1)
+    d_left = np.abs(ci[left] - ti)
+    d_right = np.abs(ci[right] - ti)
+    pick = np.where(d_left <= d_right, left, right)
+    nearest = c[pick]
+    return nearest, (ci[pick] - ti).astype("float64")
+
+
+def first_clear_after(dates, bad_fraction, event, clear_below: float = CLEAR_BELOW) -> np.datetime64:
+    """The first date strictly after ``event`` whose share of bad pixels is below ``clear_below``.
+
+    NaT when there is none in the series (or when ``event`` is missing).
+    """
+    d = _days(dates)
+    bad = np.asarray(bad_fraction, dtype="float64")
+    if bad.shape != d.shape:
+        raise ValueError(f"{d.size} dates but {bad.size} bad-pixel shares")
+    ev = _day(event)
+    if np.isnat(ev):
+        return np.datetime64("NaT", "D")
+    ok = (d > ev) & (bad < clear_below)
+    return d[ok].min() if ok.any() else np.datetime64("NaT", "D")
+
+
+def count_between(dates, start, end=None) -> int:
+    """Number of dates strictly after ``start`` and strictly before ``end`` (no upper bound when missing)."""
+    d = _days(dates)
+    lo, hi = _day(start), _day(end)
+    if np.isnat(lo):
+        raise ValueError("start date is missing")
+    sel = d > lo
+    if not np.isnat(hi):
+        sel &= d < hi
+    return int(np.count_nonzero(sel))
+
+
+# --------------------------------------------------------------------------------------------------
+# Time alignment over a catalog
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class TimeAlignment:
+    """The three tables of :func:`time_alignment` and the files that could not be read.
+
+    ``acquisitions``
+        One row per location, sensor and time step: ``key, region, patch_id, annotated, event_date,
+        sensor, step, date, days_from_event`` (NaN without an event), ``after_event`` (NA without one),
+        ``bad_fraction`` and ``clear`` (S2 only; NaN/NA for S1).
+    ``nearest``
+        One row per Sentinel-2 date and Sentinel-1 orbit present at the location: ``key, region,
+        patch_id, annotated, s2_step, s2_date, s2_days_from_event, s2_clear, orbit, s1_date,
+        offset_days`` (S1 date − S2 date, signed; ties go to the earlier S1 date).
+    ``summary``
+        One row per location: ``key, region, patch_id, annotated, event_date, combination``; per sensor
+        ``<sensor>_first_after_days`` (days from the event to its first post-event acquisition),
+        ``<sensor>_n_after`` (post-event acquisitions in the series) and ``<sensor>_before_clear_s2``
+        (post-event acquisitions strictly before the first clear S2 view; for ``s2`` itself the cloudy
+        post-event dates before it); ``first_clear_s2_days`` (days from the event to the first clear
+        post-event S2 view) and ``clear_s2_found``. Event-relative values are NaN/NA for locations
+        without an event (not annotated) and the ``before_clear`` counts are NA where the series has no
+        clear post-event S2 view (the wait is longer than the series shows).
+    """
+
+    acquisitions: pd.DataFrame
+    nearest: pd.DataFrame
+    summary: pd.DataFrame
+    errors: list[dict] = field(default_factory=list)
+
+
+def _event_per_key(catalog: pd.DataFrame) -> dict[str, np.datetime64]:
+    """The earliest event date listed by any sensor of each location (NaT when none)."""
+    out: dict[str, np.datetime64] = {}
+    for key, value in zip(catalog["key"].tolist(), catalog["event_dates"].fillna("").tolist(), strict=True):
+        try:
+            dates = schema.parse_dates(value)
+        except ValueError:
+            dates = []
+        cur = out.get(key, np.datetime64("NaT", "D"))
+        for d in dates:
+            d = np.datetime64(d, "D")
+            if np.isnat(cur) or d < cur:
+                cur = d
+        out[key] = cur
+    return out
+
+
+def _align_chunk(tasks: list, root: str, sensors: tuple[str, ...], clear_below: float) -> list[tuple]:
+    """Worker task: read the dates (and S2 scene classes) of each group; return per-group results."""
+    base = Path(root)
+    results = []
+    for key, region, pid, annotated, event, files in tasks:
+        series: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        errors = []
+        for sensor, rel in files:
+            try:
+                meta = io.read_patch_meta(base / rel, read_scl=sensor == "s2")
+            except io.PatchReadError as exc:
+                errors.append({"key": key, "sensor": sensor, "path": rel, "reason": exc.problem})
+                continue
+            series[sensor] = (_days(meta.times), meta.bad_fraction)
+        results.append(
+            _align_group(key, region, pid, annotated, event, series, sensors, clear_below) + (errors,)
+        )
+    return results
+
+
+def _align_group(
+    key: str,
+    region: str,
+    pid: int,
+    annotated: bool,
+    event: np.datetime64,
+    series: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    sensors: tuple[str, ...],
+    clear_below: float,
+) -> tuple[list[dict], list[dict], dict]:
+    has_event = not np.isnat(event)
+    ident = {"key": key, "region": region, "patch_id": pid, "annotated": annotated}
+    ev_ns = event.astype("datetime64[ns]") if has_event else np.datetime64("NaT", "ns")
+    acq: list[dict] = []
+    for sensor, (dates, bad) in series.items():
+        rel = days_from(dates, event)
+        for i, d in enumerate(dates):
+            b = float(bad[i]) if bad is not None else np.nan
+            acq.append(
+                {
+                    **ident,
+                    "event_date": ev_ns,
+                    "sensor": sensor,
+                    "step": i,
+                    "date": d.astype("datetime64[ns]"),
+                    "days_from_event": rel[i],
+                    "after_event": bool(d > event) if has_event else pd.NA,
+                    "bad_fraction": b,
+                    "clear": bool(b < clear_below) if bad is not None else pd.NA,
+                }
+            )
+    nearest: list[dict] = []
+    if "s2" in series:
+        s2_dates, s2_bad = series["s2"]
+        s2_rel = days_from(s2_dates, event)
+        for orbit in (s for s in sensors if s != "s2" and s in series):
+            near, off = nearest_acquisitions(s2_dates, series[orbit][0])
+            for i, d in enumerate(s2_dates):
+                nearest.append(
+                    {
+                        **ident,
+                        "s2_step": i,
+                        "s2_date": d.astype("datetime64[ns]"),
+                        "s2_days_from_event": s2_rel[i],
+                        "s2_clear": bool(s2_bad[i] < clear_below) if s2_bad is not None else pd.NA,
+                        "orbit": orbit,
+                        "s1_date": near[i].astype("datetime64[ns]"),
+                        "offset_days": off[i],
+                    }
+                )
+    summary: dict = {
+        **ident,
+        "event_date": ev_ns,
+        "combination": combination_label(series),
+    }
+    clear = np.datetime64("NaT", "D")
+    if has_event and "s2" in series and series["s2"][1] is not None:
+        clear = first_clear_after(series["s2"][0], series["s2"][1], event, clear_below)
+    summary["first_clear_s2_days"] = float((clear - event).astype("int64")) if not np.isnat(clear) else np.nan
+    summary["clear_s2_found"] = bool(not np.isnat(clear)) if has_event and "s2" in series else pd.NA
+    for sensor in sensors:
+        first_after = n_after = before_clear = None
+        if has_event and sensor in series:
+            dates = series[sensor][0]
+            after = dates[dates > event]
+            n_after = int(after.size)
+            first_after = float((after.min() - event).astype("int64")) if after.size else None
+            if not np.isnat(clear):
+                before_clear = count_between(dates, event, clear)
+        summary[f"{sensor}_first_after_days"] = np.nan if first_after is None else first_after
+        summary[f"{sensor}_n_after"] = pd.NA if n_after is None else n_after
+        summary[f"{sensor}_before_clear_s2"] = pd.NA if before_clear is None else before_clear
+    return acq, nearest, summary
+
+
+_ACQ_DTYPES = {
+    "key": "string",
+    "region": "string",
+    "patch_id": "int64",
+    "annotated": "bool",
+    "event_date": "datetime64[ns]",
+    "sensor": "string",
+    "step": "int64",
+    "date": "datetime64[ns]",
+    "days_from_event": "float64",
+    "after_event": "boolean",
+    "bad_fraction": "float64",
+    "clear": "boolean",
+}
+_NEAREST_DTYPES = {
+    "key": "string",
+    "region": "string",
+    "patch_id": "int64",
+    "annotated": "bool",
+    "s2_step": "int64",
+    "s2_date": "datetime64[ns]",
+    "s2_days_from_event": "float64",
+    "s2_clear": "boolean",
+    "orbit": "string",
+    "s1_date": "datetime64[ns]",
+    "offset_days": "float64",
+}
+
+
+def _summary_dtypes(sensors: Sequence[str]) -> dict[str, str]:
+    out = {
+        "key": "string",
+        "region": "string",
+        "patch_id": "int64",
+        "annotated": "bool",
+        "event_date": "datetime64[ns]",
+        "combination": "string",
+        "first_clear_s2_days": "float64",
+        "clear_s2_found": "boolean",
+    }
+    for s in sensors:
+        out[f"{s}_first_after_days"] = "float64"
+        out[f"{s}_n_after"] = "Int64"
+        out[f"{s}_before_clear_s2"] = "Int64"
+    return out
+
+
+def _typed(records: list[dict], dtypes: dict[str, str]) -> pd.DataFrame:
+    df = (
+        pd.DataFrame.from_records(records, columns=list(dtypes))
+        if records
+        else pd.DataFrame({c: pd.Series([], dtype="object") for c in dtypes})
+    )
+    for col, dtype in dtypes.items():
+        if dtype == "datetime64[ns]":
+            df[col] = pd.to_datetime(df[col]).astype("datetime64[ns]")
+        else:
+            df[col] = df[col].astype(dtype)
+    return df
+
+
+def time_alignment(
+    catalog: pd.DataFrame,
+    data_dir: str | Path | None = None,
+    sensors: Iterable[str] | str = schema.SENSORS,
+    *,
+    keys: Iterable[str] | None = None,
+    min_sensors: int = 2,
+    clear_below: float = CLEAR_BELOW,
+    workers: int | None = None,
+    progress: bool = True,
+) -> TimeAlignment:
+    """How the acquisition dates of the sensors line up, per matched location.
+
+    A *matched* location has at least ``min_sensors`` of ``sensors`` (``keys`` restricts the locations
+    further). The reference date of a location is its **earliest** event date listed by any sensor;
+    locations without one (not annotated) keep their dates and nearest-S1 offsets but get NaN/NA for
+    every event-relative value, and are left out of event-relative statistics. A Sentinel-2 date is
+    *clear* when its share of SCL-bad pixels (no data, defective, dark, shadow, clouds, cirrus, snow)
+    is below ``clear_below`` (0.1, as the catalog's ``n_clear``); "after the event" means a later
+    calendar day.
+
+    Reads each file's time stamps (and, for S2, its scene classes) with
+    :func:`s12ls_utils.io.read_patch_meta`. Files that cannot be read are skipped and listed in
+    ``result.errors``. See :class:`TimeAlignment` for the three tables.
+    """
+    sensors = _sensors_arg(sensors)
+    root = _data_dir(catalog, data_dir)
+    groups = _groups(catalog, sensors, min_sensors=min_sensors)
+    if keys is not None:
+        wanted = set(keys)
+        groups = [g for g in groups if g[0] in wanted]
+    events = _event_per_key(catalog)
+    annotated = catalog.groupby("key")["annotated"].any().to_dict()
+    tasks = [(k, r, p, bool(annotated[k]), events[k], files) for k, r, p, files in groups]
+    fn = functools.partial(_align_chunk, root=str(root), sensors=sensors, clear_below=float(clear_below))
+    acq: list[dict] = []
+    near: list[dict] = []
+    summ: list[dict] = []
+    errors: list[dict] = []
+    for a, n, s, e in _map_groups(fn, tasks, workers=workers, progress=progress, desc="time alignment"):
+        acq.extend(a)
+        near.extend(n)
+        summ.append(s)
+        errors.extend(e)
+    acquisitions = _typed(acq, _ACQ_DTYPES).sort_values(["key", "sensor", "step"], kind="stable")
+    nearest = _typed(near, _NEAREST_DTYPES).sort_values(["key", "orbit", "s2_step"], kind="stable")
+    summary = _typed(summ, _summary_dtypes(sensors)).sort_values("key", kind="stable")
+    return TimeAlignment(
+        acquisitions.reset_index(drop=True),
+        nearest.reset_index(drop=True),
+        summary.reset_index(drop=True),
+        sorted(errors, key=lambda e: (e["key"], e["sensor"])),
+    )
+
+
+def typical_location(summary: pd.DataFrame, keys: Iterable[str] | None = None) -> str:
+    """A representative annotated location for a timeline figure.
+
+    Among the annotated locations of a :attr:`TimeAlignment.summary` (restricted to ``keys`` when
+    given) that have a clear post-event Sentinel-2 view, the one whose wait for that view is closest to
+    the median wait; ties go to the location with more sensors, then to the first key.
+    """
+    cand = summary[summary["clear_s2_found"].fillna(False).astype(bool)]
+    if keys is not None:
+        cand = cand[cand["key"].isin(list(keys))]
+    if cand.empty:
+        cand = summary[summary["annotated"]] if summary["annotated"].any() else summary
+        if cand.empty:
+            raise ValueError("the time alignment holds no location")
+        return str(cand.sort_values("key")["key"].iloc[0])
+    wait = cand["first_clear_s2_days"].astype("float64")
+    order = pd.DataFrame(
+        {
+            "dist": (wait - wait.median()).abs().to_numpy(),
+            "n": -cand["combination"].str.count(r"\+").to_numpy(),
+            "key": cand["key"].astype(str).to_numpy(),
+        }
+    ).sort_values(["dist", "n", "key"])
+    return str(order["key"].iloc[0])

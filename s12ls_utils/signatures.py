@@ -1,0 +1,1048 @@
+"""Spectral indices, backscatter and per-patch time series aligned on the event date.
+
+What a landslide looks like in time, per sensor, relative to its event date:
+
+- :func:`s2_indices` turns Sentinel-2 reflectances into NDVI, NDMI, NBR, a bare-soil index (BSI) and a
+  brightness, with the pixels the scene classification calls unusable (:func:`cloud_mask`) set to NaN;
+  :func:`s1_indices` gives VV and VH in dB and their ratio (a dB difference); :func:`slope_deg` the
+  terrain slope from the DEM.
+- :func:`align_event` places a patch's 15 dates on an axis of days relative to its event
+  (:func:`relative_days`) and says which steps are before and after it (from the ``pre_post_dates``
+  attribute, or derived from the event date when the attribute is missing).
+- :func:`pixel_groups` splits a patch into the landslide pixels, a ring around them (same terrain, no
+  landslide) and the rest; :func:`patch_signature` summarises every feature per group and date (median,
+  quartiles, valid pixels) in long format; :func:`change_features` gives each pixel's pre→post change
+  (post median − pre median).
+- :func:`collect_signatures` does this for a whole catalog, patch by patch in worker processes, keeping a
+  bounded random sample of pixel changes per patch; :func:`aggregate_signatures` summarises the time
+  series across patches and :func:`separability` ranks the change features by ROC AUC (landslide vs
+  background pixels).
+
+Choices, stated once:
+
+- **Masked values are NaN, never zeros.** Sentinel-2 pixels of the SCL classes in
+  :data:`schema.SCL_BAD` (no data, defective, dark, cloud shadow, clouds, cirrus, snow) are NaN in every
+  index; Sentinel-1 pixels that are NaN (layover, shadow, no data) or non-positive stay NaN in dB.
+- **Brightness** is the mean reflectance (0–1) of the visible and near-infrared 10 m bands
+  B02, B03, B04 and B08.
+- **Multi-event patches** are aligned on their first event (the first date of ``event_date``).
+- **Before / after**: pre steps are those ``<= pre`` index, post steps those ``>= post`` index, with the
+  indices from ``pre_post_dates``. When the attribute is missing or empty, the indices are derived from
+  the event date and the time stamps by the rule the attribute encodes (last step before, first step
+  after). When the event lies outside the series (no step before or none after), there is no pre→post
+  change: the patch contributes to the time series only.
+- **Non-annotated patches** have no landslide (and so no ring) group: their pixels are background
+  ("rest"). They carry no event date; :func:`collect_signatures` places them on the time axis with the
+  median event date of the annotated patches of their region (a region is the inventory of one
+  triggering event), marked ``event_source="region"``.
+
+Only numpy, scipy, xarray, pandas and scikit-learn are used here (no plotting, no torch).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing as mp
+import os
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import schema
+from .io import PatchReadError, detect_s1_unit, open_patch, to_db
+
+__all__ = [
+    "ALL_FEATURES",
+    "FEATURES",
+    "FEATURE_LABELS",
+    "GROUPS",
+    "PHASES",
+    "S1_FEATURES",
+    "S2_FEATURES",
+    "VEGETATION_LOSS",
+    "EventAlignment",
+    "PatchSummary",
+    "SignatureSet",
+    "aggregate_signatures",
+    "align_event",
+    "before_after_steps",
+    "change_features",
+    "change_summary",
+    "cloud_mask",
+    "collect_signatures",
+    "patch_alignment",
+    "patch_signature",
+    "pick_gallery",
+    "pixel_groups",
+    "region_event_dates",
+    "relative_days",
+    "s1_indices",
+    "s2_indices",
+    "separability",
+    "slope_deg",
+    "summarize_patch",
+]
+
+log = logging.getLogger(__name__)
+
+S2_FEATURES: tuple[str, ...] = ("NDVI", "NDMI", "NBR", "BSI", "brightness")
+S1_FEATURES: tuple[str, ...] = ("VV_dB", "VH_dB", "VH_VV_dB")
+#: Features computed per sensor, in this order.
+FEATURES: dict[str, tuple[str, ...]] = {"s2": S2_FEATURES, "s1asc": S1_FEATURES, "s1dsc": S1_FEATURES}
+ALL_FEATURES: tuple[str, ...] = (*S2_FEATURES, *S1_FEATURES)
+#: Axis labels with units.
+FEATURE_LABELS: dict[str, str] = {
+    "NDVI": "NDVI (unitless)",
+    "NDMI": "NDMI (unitless)",
+    "NBR": "NBR (unitless)",
+    "BSI": "BSI (unitless)",
+    "brightness": "brightness (reflectance, 0–1)",
+    "VV_dB": "VV backscatter (dB)",
+    "VH_dB": "VH backscatter (dB)",
+    "VH_VV_dB": "VH/VV ratio (dB)",
+}
+#: Expected direction of change where vegetation is replaced by bare soil or rock.
+VEGETATION_LOSS: dict[str, str] = {
+    "NDVI": "drop",
+    "NDMI": "drop",
+    "NBR": "drop",
+    "BSI": "rise",
+    "brightness": "rise",
+}
+#: Pixel groups of a patch.
+GROUPS: tuple[str, ...] = ("landslide", "ring", "rest")
+#: Position of a date relative to the event (see :func:`align_event`).
+PHASES: tuple[str, ...] = ("pre", "event", "post", "none")
+
+_USABLE_LUT = np.ones(256, dtype=bool)
+_USABLE_LUT[list(schema.SCL_BAD)] = False
+_USABLE_LUT[max(schema.SCL_CLASSES) + 1 :] = False  # unknown classes are not trusted
+
+
+# --------------------------------------------------------------------------------------------------
+# Small numerical helpers
+# --------------------------------------------------------------------------------------------------
+def _nanquantiles(x: np.ndarray, qs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles over the last axis ignoring NaN (linear interpolation, as ``np.nanquantile``).
+
+    Returns ``(q_values (len(qs), *x.shape[:-1]) float32, n_valid x.shape[:-1] int64)``; all-NaN rows
+    give NaN without a warning. Sorting once serves every quantile, which is much faster than
+    ``np.nanpercentile`` on many short rows.
+    """
+    x = np.sort(np.asarray(x, dtype="float32"), axis=-1)  # NaN sort last
+    n = np.count_nonzero(~np.isnan(x), axis=-1)
+    out = np.full((len(qs), *x.shape[:-1]), np.nan, dtype="float32")
+    if x.shape[-1] == 0:
+        return out, n
+    for i, q in enumerate(qs):
+        pos = q * (n - 1)
+        lo = np.clip(np.floor(pos).astype("int64"), 0, None)
+        hi = np.clip(np.minimum(lo + 1, n - 1), 0, None)
+        frac = (pos - lo).astype("float32")
+        vlo = np.take_along_axis(x, lo[..., None], axis=-1)[..., 0]
+        vhi = np.take_along_axis(x, hi[..., None], axis=-1)[..., 0]
+        out[i] = np.where(n > 0, vlo + (vhi - vlo) * frac, np.nan)
+    return out, n
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Median of the finite values, each counted ``weight`` times (NaN when there are none)."""
+    v = np.asarray(values, dtype="float64")
+    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype="float64")
+    ok = np.isfinite(v) & np.isfinite(w) & (w > 0)
+    if not ok.any():
+        return float("nan")
+    v, w = v[ok], w[ok]
+    order = np.argsort(v, kind="stable")
+    v, cw = v[order], np.cumsum(w[order])
+    return float(v[np.searchsorted(cw, 0.5 * cw[-1])])
+
+
+def _normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a − b) / (a + b)``; NaN where the sum is zero or an input is NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = a + b
+        return np.where(s != 0, (a - b) / s, np.nan).astype("float32")
+
+
+def _cat(values, categories: Sequence[str]) -> pd.Categorical:
+    """Categorical with a fixed set of categories (frames of many patches then concatenate cheaply)."""
+    return pd.Categorical(values, categories=list(categories))
+
+
+def _yx(da: xr.DataArray) -> xr.DataArray:
+    """A DataArray with ``time, y, x`` (or ``y, x``) in canonical order, whatever the file's order."""
+    order = [d for d in schema.CANONICAL_DIMS if d in da.dims]
+    return da.transpose(*order, ...)
+
+
+# --------------------------------------------------------------------------------------------------
+# Indices
+# --------------------------------------------------------------------------------------------------
+def cloud_mask(scl: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
+    """``True`` where a Sentinel-2 pixel is usable.
+
+    Unusable: the SCL classes of :data:`schema.SCL_BAD` (0 no data, 1 defective, 2 dark area, 3 cloud
+    shadow, 8/9 cloud, 10 thin cirrus, 11 snow) and any value that is not an SCL class. Usable: 4
+    vegetation, 5 not vegetated, 6 water, 7 unclassified. A DataArray comes back as a DataArray.
+    """
+    if isinstance(scl, xr.DataArray):
+        return xr.apply_ufunc(cloud_mask, scl)
+    a = np.asarray(scl)
+    ok = (a >= 0) & (a < _USABLE_LUT.size)
+    return np.where(ok, _USABLE_LUT[np.clip(a, 0, _USABLE_LUT.size - 1).astype("int64")], False)
+
+
+def s2_indices(ds: xr.Dataset, *, mask: bool = True) -> xr.Dataset:
+    """Sentinel-2 indices of every pixel and date, ``(time, y, x)`` float32.
+
+    With reflectances ρ = DN / 10000:
+
+    - NDVI = (B08 − B04) / (B08 + B04)
+    - NDMI = (B08 − B11) / (B08 + B11)
+    - NBR = (B08 − B12) / (B08 + B12)
+    - BSI = ((B11 + B04) − (B08 + B02)) / ((B11 + B04) + (B08 + B02))
+    - brightness = (B02 + B03 + B04 + B08) / 4, mean visible + NIR reflectance (0–1)
+
+    With ``mask`` (default) the pixels :func:`cloud_mask` calls unusable are NaN; a patch without
+    ``SCL`` is not masked. A zero denominator gives NaN.
+    """
+    need = ("B02", "B03", "B04", "B08", "B11", "B12")
+    missing = [b for b in need if b not in ds]
+    if missing:
+        raise KeyError(f"bands {missing} are missing: s2_indices needs a Sentinel-2 patch")
+    r = {b: _yx(ds[b]).values.astype("float32") / schema.S2_SCALE for b in need}
+    template = _yx(ds[need[0]])
+    out = {
+        "NDVI": _normalized_difference(r["B08"], r["B04"]),
+        "NDMI": _normalized_difference(r["B08"], r["B11"]),
+        "NBR": _normalized_difference(r["B08"], r["B12"]),
+        "BSI": _normalized_difference(r["B11"] + r["B04"], r["B08"] + r["B02"]),
+        "brightness": ((r["B02"] + r["B03"] + r["B04"] + r["B08"]) / 4).astype("float32"),
+    }
+    if mask and "SCL" in ds:
+        usable = cloud_mask(_yx(ds["SCL"]).values)
+        out = {k: np.where(usable, v, np.float32(np.nan)) for k, v in out.items()}
+    coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(template.dims)}
+    return xr.Dataset(
+        {
+            k: xr.DataArray(v, dims=template.dims, coords=coords, attrs={"long_name": FEATURE_LABELS[k]})
+            for k, v in out.items()
+        },
+        attrs={"masked": bool(mask and "SCL" in ds)},
+    )
+
+
+def _db(da: xr.DataArray, ds: xr.Dataset) -> np.ndarray:
+    vals = _yx(da).values.astype("float32")
+    unit = da.attrs.get("units") or ds.attrs.get("s1_unit_native") or detect_s1_unit(vals)
+    if unit == "dB":
+        return vals
+    return to_db(vals)
+
+
+def s1_indices(ds: xr.Dataset) -> xr.Dataset:
+    """Sentinel-1 VV and VH in dB and the VH/VV ratio in dB (VH_dB − VV_dB), ``(time, y, x)`` float32.
+
+    The stored unit is read from the ``units`` attribute that :func:`s12ls_utils.io.open_patch` sets
+    (detected from the values otherwise): linear values are converted, dB values kept. NaN stays NaN;
+    non-positive linear values become NaN.
+    """
+    missing = [b for b in schema.S1_BANDS if b not in ds]
+    if missing:
+        raise KeyError(f"bands {missing} are missing: s1_indices needs a Sentinel-1 patch")
+    vv, vh = _db(ds["VV"], ds), _db(ds["VH"], ds)
+    template = _yx(ds["VV"])
+    coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(template.dims)}
+    out = {"VV_dB": vv, "VH_dB": vh, "VH_VV_dB": (vh - vv).astype("float32")}
+    return xr.Dataset(
+        {
+            k: xr.DataArray(v, dims=template.dims, coords=coords, attrs={"long_name": FEATURE_LABELS[k]})
+            for k, v in out.items()
+        }
+    )
+
+
+def slope_deg(dem: np.ndarray | xr.DataArray, pixel_size: float = schema.PIXEL_SIZE_M) -> np.ndarray:
+    """Terrain slope in degrees, ``(y, x)`` float32, from a DEM in metres.
+
+    Central differences inside, one-sided at the edges (``np.gradient``); a ``(time, y, x)`` DEM uses
+    its first step (the DEM is the same at every step).
+    """
+    if isinstance(dem, xr.DataArray):
+        dem = _yx(dem)
+        if "time" in dem.dims:
+            dem = dem.isel(time=0)
+        a = dem.values
+    else:
+        a = np.asarray(dem)
+        if a.ndim == 3:
+            a = a[0]
+    if a.ndim != 2:
+        raise ValueError(f"slope_deg needs a (y, x) or (time, y, x) DEM, got shape {a.shape}")
+    gy, gx = np.gradient(a.astype("float64"), pixel_size)
+    return np.degrees(np.arctan(np.hypot(gx, gy))).astype("float32")
+
+
+# --------------------------------------------------------------------------------------------------
+# Time alignment
+# --------------------------------------------------------------------------------------------------
+def _to_day(value) -> np.datetime64 | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if pd.isna(ts):
+        return None
+    return np.datetime64(ts.date(), "D")
+
+
+def relative_days(times: Iterable, event_date) -> np.ndarray:
+    """Calendar days from ``event_date`` to each time stamp (negative before the event), float64.
+
+    Both are truncated to their day first. An unknown event date (``None``, ``NaT``, empty) gives NaN for
+    every step.
+    """
+    t = pd.DatetimeIndex(pd.to_datetime(list(times) if not isinstance(times, np.ndarray) else times))
+    days = t.values.astype("datetime64[D]")
+    ev = _to_day(event_date)
+    if ev is None:
+        return np.full(days.shape, np.nan)
+    return (days - ev).astype("int64").astype("float64")
+
+
+@dataclass
+class EventAlignment:
+    """Where a patch's dates fall relative to its event (see :func:`align_event`)."""
+
+    event_date: dt.date | None
+    event_source: str  # "attribute", "region" (pseudo date of a non-annotated patch) or "none"
+    rel_days: np.ndarray  # float64 per step, NaN without an event date
+    pre: int | None  # last step before the event (None when there is no pre→post split)
+    post: int | None  # first step after the event
+    index_source: str  # "attribute", "event_date" (derived), "outside" or "none"
+    phase: np.ndarray  # per step: "pre", "post", "event" (between pre and post) or "none"
+
+    @property
+    def in_series(self) -> bool:
+        """True when there are steps both before and after the event."""
+        return self.pre is not None and self.post is not None
+
+
+def align_event(
+    times: Sequence,
+    event_dates: Sequence | None = None,
+    pre_post: Sequence[tuple[int, int]] | None = None,
+    *,
+    fallback_date=None,
+) -> EventAlignment:
+    """Align a patch's time stamps on its (first) event.
+
+    ``event_dates`` and ``pre_post`` are the parsed attributes (lists, one entry per event; only the first
+    is used). Indices come from ``pre_post`` when present and ``pre < post``; equal indices (both 0 or
+    both 14) mean the event lies outside the series. Without the attribute, they are derived from the
+    event date: the last step strictly before and the first strictly after it. ``fallback_date`` is used
+    when there is no event date (non-annotated patches); such a patch gets relative days and phases, but
+    ``event_source="region"`` says the date is not its own.
+    """
+    n = len(times)
+    ev = None
+    source = "none"
+    if event_dates:
+        ev = _to_day(event_dates[0])
+        source = "attribute" if ev is not None else "none"
+    if ev is None and fallback_date is not None:
+        ev = _to_day(fallback_date)
+        source = "region" if ev is not None else "none"
+    rel = relative_days(times, ev)
+    pre = post = None
+    index_source = "none"
+    if pre_post and source == "attribute":
+        a, b = (int(v) for v in pre_post[0])
+        if 0 <= a < b < n:
+            pre, post, index_source = a, b, "attribute"
+        else:
+            index_source = "outside"
+    elif ev is not None:
+        before = np.flatnonzero(rel < 0)
+        after = np.flatnonzero(rel > 0)
+        if before.size and after.size:
+            pre, post, index_source = int(before[-1]), int(after[0]), "event_date"
+        else:
+            index_source = "outside"
+    if pre is not None:
+        idx = np.arange(n)
+        phase = np.where(idx <= pre, "pre", np.where(idx >= post, "post", "event"))
+    elif ev is not None:
+        phase = np.where(rel < 0, "pre", np.where(rel > 0, "post", "event"))
+    else:
+        phase = np.full(n, "none")
+    return EventAlignment(
+        event_date=None if ev is None else ev.astype(dt.date),
+        event_source=source,
+        rel_days=rel,
+        pre=pre,
+        post=post,
+        index_source=index_source,
+        phase=phase.astype(object),
+    )
+
+
+def patch_alignment(ds: xr.Dataset, *, fallback_date=None) -> EventAlignment:
+    """:func:`align_event` of an opened patch, from its own attributes (read leniently: a missing or
+    unparsable ``pre_post_dates`` is derived from the event date, a missing ``event_date`` means none)."""
+    attrs, _ = schema.parse_attrs(ds.attrs)
+    return align_event(ds["time"].values, attrs.event_dates, attrs.pre_post, fallback_date=fallback_date)
+
+
+def before_after_steps(ds: xr.Dataset, alignment: EventAlignment) -> tuple[int, int] | None:
+    """One step before and one after the event to show side by side, or None outside the series.
+
+    Sentinel-2: among the pre (post) steps, the one with the most usable pixels, the nearest to the
+    event on ties. Sentinel-1: the pre and post steps nearest to the event.
+    """
+    if not alignment.in_series:
+        return None
+    pre_steps = np.arange(alignment.pre + 1)
+    post_steps = np.arange(alignment.post, len(alignment.rel_days))
+    if "SCL" not in ds:
+        return int(pre_steps[-1]), int(post_steps[0])
+    usable = cloud_mask(_yx(ds["SCL"]).values).reshape(ds.sizes["time"], -1).mean(axis=1)
+    # highest usable share; ties go to the step nearest the event (rounded to 1 % to ignore noise)
+    score = np.round(usable, 2)
+    best_pre = pre_steps[::-1][np.argmax(score[pre_steps][::-1])]
+    best_post = post_steps[np.argmax(score[post_steps])]
+    return int(best_pre), int(best_post)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pixel groups and per-patch summaries
+# --------------------------------------------------------------------------------------------------
+def pixel_groups(mask: np.ndarray, ring_px: int = 5, gap_px: int = 0) -> dict[str, np.ndarray]:
+    """Split a patch into ``landslide``, ``ring`` and ``rest`` pixels (boolean ``(y, x)`` arrays).
+
+    ``ring``: pixels within ``ring_px`` pixels (Euclidean, i.e. a binary dilation of the mask with a
+    disk, via ``scipy.ndimage.distance_transform_edt``) of a landslide pixel, minus the mask itself and
+    minus a ``gap_px`` wide band next to it (mixed or mis-registered edge pixels; 0 = no gap). ``rest``:
+    everything else outside that band. Without landslide pixels, ``landslide`` and ``ring`` are empty and
+    every pixel is ``rest``. A ``(time, y, x)`` mask uses its first step.
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[0]
+    m = m.astype(bool)
+    if ring_px < 0 or gap_px < 0:
+        raise ValueError("ring_px and gap_px must be >= 0")
+    if not m.any():
+        empty = np.zeros(m.shape, dtype=bool)
+        return {"landslide": empty, "ring": empty.copy(), "rest": np.ones(m.shape, dtype=bool)}
+    dist = ndimage.distance_transform_edt(~m)
+    ring = (dist > gap_px) & (dist <= gap_px + ring_px)
+    rest = dist > gap_px + ring_px
+    return {"landslide": m, "ring": ring, "rest": rest}
+
+
+def change_features(
+    features: xr.Dataset | Mapping[str, np.ndarray], pre: int | None, post: int | None
+) -> xr.Dataset | dict[str, np.ndarray] | None:
+    """Per-pixel pre→post change of every feature: median over steps ``>= post`` minus median over
+    steps ``<= pre`` (NaN values ignored; NaN where a pixel has no valid value on one side).
+
+    ``features`` holds ``(time, y, x)`` arrays (an :func:`s2_indices` / :func:`s1_indices` Dataset or a
+    mapping of arrays). Returns the same kind with ``(y, x)`` arrays, or ``None`` when there is no split:
+    an index is missing or the event lies outside the series (``pre >= post``, as ``pre_post_dates``
+    encodes it with both 0 or both 14).
+    """
+    if pre is None or post is None or pre < 0 or pre >= post:
+        return None
+    is_ds = isinstance(features, xr.Dataset)
+    out = {}
+    for name in features:
+        arr = (_yx(features[name]).values if is_ds else np.asarray(features[name])).astype("float32")
+        if post >= arr.shape[0]:
+            return None
+        before, _ = _nanquantiles(np.moveaxis(arr[: pre + 1], 0, -1), [0.5])
+        after, _ = _nanquantiles(np.moveaxis(arr[post:], 0, -1), [0.5])
+        out[name] = (after[0] - before[0]).astype("float32")
+    if not is_ds:
+        return out
+    template = _yx(features[next(iter(features))])
+    dims = [d for d in template.dims if d != "time"]
+    coords = {k: v for k, v in template.coords.items() if "time" not in v.dims and k != "time"}
+    return xr.Dataset({k: xr.DataArray(v, dims=dims, coords=coords) for k, v in out.items()})
+
+
+def _patch_attrs(ds: xr.Dataset, path: Path) -> schema.PatchAttrs:
+    """Typed attributes, lenient: whatever is missing or unparsable keeps its default (logged)."""
+    attrs, problems = schema.parse_attrs(ds.attrs)
+    if problems:
+        log.debug("%s: %s", path, "; ".join(problems))
+    return attrs
+
+
+@dataclass
+class PatchSummary:
+    """What :func:`summarize_patch` returns for one patch."""
+
+    series: pd.DataFrame
+    samples: pd.DataFrame
+    info: dict
+
+
+def summarize_patch(
+    path: str | Path,
+    *,
+    ring_px: int = 5,
+    gap_px: int = 0,
+    fallback_date=None,
+    max_background_px: int = 250,
+    max_landslide_px: int = 1000,
+    seed: int = 0,
+    identity: bool = True,
+) -> PatchSummary:
+    """Open one patch and compute its signature, its pixel-change sample and a row of facts about it.
+
+    - ``series``: the long table of :func:`patch_signature`;
+    - ``samples``: per group, up to ``max_landslide_px`` landslide pixels and up to ``max_background_px``
+      ring and rest pixels each (drawn at random among the pixels with a valid change, reproducibly from
+      ``seed`` and the file name), with their change per feature, their slope and a ``weight`` = valid
+      pixels of the group / pixels drawn (so weighted statistics stand for every pixel); empty when the
+      patch has no pre→post split;
+      both start with the columns ``key, sensor, region, annotated`` unless ``identity`` is False;
+    - ``info``: key, sensor, region, annotated, event date and its source, indices and their source,
+      group sizes, number of dates without any usable pixel.
+    """
+    path = Path(path)
+    name = schema.parse_filename(path)
+    ds = open_patch(path, load=True)
+    try:
+        attrs = _patch_attrs(ds, path)
+        times = ds["time"].values
+        al = align_event(times, attrs.event_dates, attrs.pre_post, fallback_date=fallback_date)
+        feats = s2_indices(ds) if name.sensor == "s2" else s1_indices(ds)
+        mask = _yx(ds["MASK"]).isel(time=0).values.astype(bool) if "MASK" in ds else None
+        slope = slope_deg(ds["DEM"]) if "DEM" in ds else None
+    finally:
+        ds.close()
+    if mask is None:
+        mask = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype=bool)
+    groups = pixel_groups(mask, ring_px=ring_px, gap_px=gap_px)
+    fnames = list(feats.data_vars)
+    n_t = len(times)
+    arrs = {f: feats[f].values for f in fnames}
+
+    # --- time series: per group, per feature, per step ---------------------------------------------
+    present = [g for g in GROUPS if groups[g].any()]
+    rows = []
+    for g in present:
+        gm = groups[g]
+        stack = np.stack([arrs[f][:, gm] for f in fnames])  # (F, T, n_px)
+        (q25, q50, q75), n_valid = _nanquantiles(stack, [0.25, 0.5, 0.75])
+        rows.append(
+            pd.DataFrame(
+                {
+                    "group": _cat([g] * (len(fnames) * n_t), GROUPS),
+                    "feature": _cat(np.repeat(fnames, n_t), ALL_FEATURES),
+                    "t": np.tile(np.arange(n_t, dtype="int8"), len(fnames)),
+                    "median": q50.ravel(),
+                    "p25": q25.ravel(),
+                    "p75": q75.ravel(),
+                    "n_valid": n_valid.ravel().astype("int32"),
+                    "n_px": np.int32(gm.sum()),
+                }
+            )
+        )
+    series = pd.concat(rows, ignore_index=True)
+    t = series["t"].to_numpy()
+    series.insert(1, "date", pd.DatetimeIndex(times)[t].as_unit("ns"))
+    series.insert(2, "rel_day", al.rel_days[t].astype("float32"))
+    series.insert(3, "phase", _cat(al.phase[t], PHASES))
+
+    # --- pixel changes ---------------------------------------------------------------------------
+    change = change_features(arrs, al.pre, al.post)
+    parts = []
+    if change is not None:
+        rng = np.random.default_rng([seed, zlib.crc32(path.name.encode())])
+        cstack = np.stack([change[f] for f in fnames])  # (F, y, x)
+        has_value = np.isfinite(cstack).any(axis=0)
+        for g in present:
+            idx = np.flatnonzero(groups[g] & has_value)
+            cap = max_landslide_px if g == "landslide" else max_background_px
+            if idx.size == 0 or cap <= 0:
+                continue
+            pick = np.sort(rng.choice(idx, size=cap, replace=False)) if idx.size > cap else idx
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "group": _cat([g] * pick.size, GROUPS),
+                        "weight": np.full(pick.size, idx.size / pick.size, dtype="float32"),
+                        "slope_deg": slope.ravel()[pick]
+                        if slope is not None
+                        else np.full(pick.size, np.nan, "float32"),
+                    }
+                    | {f: cstack[i].ravel()[pick] for i, f in enumerate(fnames)}
+                )
+            )
+    if parts:
+        samples = pd.concat(parts, ignore_index=True)
+    else:
+        samples = pd.DataFrame(
+            {
+                "group": _cat([], GROUPS),
+                "weight": np.zeros(0, "float32"),
+                "slope_deg": np.zeros(0, "float32"),
+            }
+            | {f: np.zeros(0, "float32") for f in fnames}
+        )
+    if identity:
+        ident = {"key": name.key, "sensor": name.sensor, "region": name.region}
+        for df in (series, samples):
+            for i, (col, val) in enumerate(ident.items()):
+                df.insert(i, col, pd.Categorical([val] * len(df)))
+            df.insert(3, "annotated", bool(attrs.annotated))
+
+    usable_any = np.isfinite(arrs[fnames[0]]).reshape(n_t, -1).any(axis=1)
+    info = {
+        "key": name.key,
+        "sensor": name.sensor,
+        "region": name.region,
+        "path": str(path),
+        "annotated": bool(attrs.annotated),
+        "n_events": len(attrs.event_dates),
+        "event_date": pd.Timestamp(al.event_date) if al.event_date else pd.NaT,
+        "event_source": al.event_source,
+        "pre_index": -1 if al.pre is None else al.pre,
+        "post_index": -1 if al.post is None else al.post,
+        "index_source": al.index_source,
+        "has_change": change is not None,
+        "n_landslide_px": int(groups["landslide"].sum()),
+        "n_ring_px": int(groups["ring"].sum()),
+        "n_rest_px": int(groups["rest"].sum()),
+        "n_empty_dates": int((~usable_any).sum()),
+        "slope_landslide": float(np.median(slope[groups["landslide"]]))
+        if slope is not None and groups["landslide"].any()
+        else np.nan,
+        "slope_ring": float(np.median(slope[groups["ring"]]))
+        if slope is not None and groups["ring"].any()
+        else np.nan,
+        "slope_rest": float(np.median(slope[groups["rest"]])) if slope is not None else np.nan,
+    }
+    return PatchSummary(series, samples, info)
+
+
+def patch_signature(
+    path: str | Path, *, ring_px: int = 5, gap_px: int = 0, fallback_date=None
+) -> pd.DataFrame:
+    """The time series of one patch per pixel group and feature, in long format.
+
+    Columns: ``key, sensor, region, annotated, group, date, rel_day`` (days relative to the event, NaN
+    without one), ``phase`` (``pre``/``post``/``event``/``none``), ``feature, t`` (time index 0–14),
+    ``median, p25, p75`` (over the group's valid pixels; NaN when none is valid, e.g. a fully cloudy
+    date), ``n_valid`` (valid pixels) and ``n_px`` (pixels in the group). Empty groups (no landslide in
+    a non-annotated patch) have no rows. See :func:`summarize_patch` for the parameters.
+    """
+    return summarize_patch(
+        path, ring_px=ring_px, gap_px=gap_px, fallback_date=fallback_date, max_background_px=0
+    ).series
+
+
+# --------------------------------------------------------------------------------------------------
+# Many patches
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class SignatureSet:
+    """What :func:`collect_signatures` returns."""
+
+    series: pd.DataFrame  # long time series of every patch (see patch_signature)
+    changes: pd.DataFrame  # sampled pixel changes (see summarize_patch), one column per feature
+    patches: pd.DataFrame  # one row of facts per patch
+    errors: list[dict] = field(default_factory=list)  # {"path", "reason"} of files that failed
+    seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+
+def _work(items: list[tuple[str, object]], kwargs: dict) -> list[tuple[str, PatchSummary | None, str | None]]:
+    out = []
+    for path, fallback in items:
+        try:
+            out.append((path, summarize_patch(path, fallback_date=fallback, **kwargs), None))
+        except PatchReadError as exc:
+            out.append((path, None, exc.problem))
+        except Exception as exc:  # a foreign or broken file: report it, go on
+            out.append((path, None, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _mp_context() -> mp.context.BaseContext:
+    """Workers from a clean ``forkserver`` (no NetCDF/HDF5 handle of the caller crosses a fork)."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def region_event_dates(catalog: pd.DataFrame) -> dict[str, pd.Timestamp]:
+    """Median event date of the annotated patches of each region (pseudo date for non-annotated ones)."""
+    ann = catalog[catalog["annotated"] & catalog["event_date"].notna()]
+    if ann.empty:
+        return {}
+    return {
+        str(r): pd.Timestamp(d).normalize() for r, d in ann.groupby("region")["event_date"].median().items()
+    }
+
+
+def collect_signatures(
+    catalog: pd.DataFrame,
+    data_dir: str | Path,
+    *,
+    sensors: Iterable[str] | str = schema.SENSORS,
+    workers: int | None = None,
+    progress: bool = True,
+    ring_px: int = 5,
+    gap_px: int = 0,
+    max_background_px: int = 250,
+    max_landslide_px: int = 1000,
+    seed: int = 0,
+    chunk_size: int = 8,
+) -> SignatureSet:
+    """Signatures and pixel-change samples of every catalogued patch of ``sensors``.
+
+    Patches are read one at a time (in ``workers`` processes; ``1`` = in this process), and only their
+    summaries are kept: memory grows with the number of patches times the sample caps (at most
+    ``max_landslide_px`` + 2 × ``max_background_px`` pixel rows of about 50 bytes per patch, plus about
+    200 time-series rows), never with the images. For the full real dataset (~40,000 patches) the
+    defaults need on the order of 1–2 GB; lower the caps for less. Files that fail are listed in ``errors``
+    and skipped. Non-annotated patches are placed on the time axis with their region's median event date
+    (:func:`region_event_dates`).
+
+    Returns a :class:`SignatureSet`: ``series`` (the :func:`patch_signature` rows of every patch),
+    ``changes`` (the sampled pixel changes, one column per feature of :data:`ALL_FEATURES`, NaN where the
+    sensor does not measure it), ``patches`` (one row of facts per patch), ``errors``, ``seconds``.
+    """
+    t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
+    for s in sensors:
+        schema.check_sensor(s)
+    root = Path(data_dir)
+    sel = catalog[catalog["sensor"].isin(sensors)].sort_values(["sensor", "region", "patch_id"])
+    fallback = region_event_dates(catalog)
+    items = [
+        (str(root / p), None if ann else fallback.get(str(r)))
+        for p, ann, r in zip(sel["path"], sel["annotated"], sel["region"], strict=True)
+    ]
+    kwargs = dict(
+        ring_px=ring_px,
+        gap_px=gap_px,
+        max_background_px=max_background_px,
+        max_landslide_px=max_landslide_px,
+        seed=seed,
+        identity=False,
+    )
+    workers = _default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    results: dict[str, PatchSummary] = {}
+    errors: list[dict] = []
+    bar = tqdm(total=len(items), desc="signatures", unit="patch", disable=not progress)
+
+    def take(part):
+        for path, summary, reason in part:
+            if summary is None:
+                errors.append({"path": path, "reason": reason})
+            else:
+                results[path] = summary
+        bar.update(len(part))
+
+    try:
+        if workers == 1 or len(items) <= chunk_size:
+            for item in items:
+                take(_work([item], kwargs))
+        else:
+            chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
+            failure: BaseException | None = None
+            try:
+                with ProcessPoolExecutor(
+                    max_workers=min(workers, len(chunks)), mp_context=_mp_context()
+                ) as ex:
+                    futures = [ex.submit(_work, c, kwargs) for c in chunks]
+                    for fut in as_completed(futures):
+                        try:
+                            take(fut.result())
+                        except BrokenProcessPool as exc:
+                            failure = failure or exc
+            except BrokenProcessPool as exc:
+                failure = failure or exc
+            done = set(results) | {e["path"] for e in errors}
+            missing = [it for it in items if it[0] not in done]
+            if missing:
+                # the workers could not start (a script without an `if __name__ == "__main__":` guard)
+                # or one died: read what is left here
+                log.warning(
+                    "signature worker processes failed (%s); reading %d patches in this process "
+                    "(pass workers=1 to skip the attempt)",
+                    failure,
+                    len(missing),
+                )
+                for item in missing:
+                    take(_work([item], kwargs))
+    finally:
+        bar.close()
+
+    order = [p for p, _ in items if p in results]
+    parts = [results.pop(p) for p in order]
+    infos = pd.DataFrame([s.info for s in parts])
+    series = _stack([s.series for s in parts], infos)
+    changes = _stack([s.samples for s in parts], infos)
+    for f in ALL_FEATURES:  # one column per feature, NaN where the sensor does not measure it
+        if f not in changes:
+            changes[f] = np.full(len(changes), np.nan, dtype="float32")
+    changes = changes[[c for c in changes.columns if c not in ALL_FEATURES] + list(ALL_FEATURES)]
+    return SignatureSet(
+        series=series,
+        changes=changes,
+        patches=infos,
+        errors=errors,
+        seconds=time.perf_counter() - t0,
+        settings={"sensors": list(sensors), **{k: v for k, v in kwargs.items() if k != "identity"}},
+    )
+
+
+def _stack(frames: list[pd.DataFrame], infos: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate per-patch frames and add ``key, sensor, region, annotated`` from the patch rows
+    (categorical codes: a few bytes per row however many patches there are)."""
+    cols = ["key", "sensor", "region", "annotated"]
+    if not frames:
+        return pd.DataFrame(
+            {c: pd.Series([], dtype="category" if c != "annotated" else "bool") for c in cols}
+        )
+    lengths = np.array([len(f) for f in frames])
+    out = pd.concat(frames, ignore_index=True)
+    patch = np.repeat(np.arange(len(frames)), lengths)
+    for i, c in enumerate(cols):
+        vals = infos[c].to_numpy()
+        if c == "annotated":
+            out.insert(i, c, vals.astype(bool)[patch])
+        else:
+            cats, codes = np.unique(vals.astype(str), return_inverse=True)
+            out.insert(i, c, pd.Categorical.from_codes(codes[patch], categories=cats))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Summaries across patches
+# --------------------------------------------------------------------------------------------------
+def _day_bins(rel: np.ndarray, bin_days: float) -> np.ndarray:
+    """Bin centres that never straddle the event: (0, w] → w/2, [−w, 0) → −w/2, day 0 → 0."""
+    b = np.where(rel > 0, np.ceil(rel / bin_days), np.where(rel < 0, np.floor(rel / bin_days), 0))
+    return np.where(b > 0, (b - 0.5) * bin_days, np.where(b < 0, (b + 0.5) * bin_days, 0.0))
+
+
+def aggregate_signatures(
+    series: pd.DataFrame,
+    *,
+    per_region: bool = False,
+    bin_days: float = 10.0,
+    min_patches: int = 5,
+    min_valid_frac: float = 0.2,
+) -> pd.DataFrame:
+    """Median and inter-quartile range across patches of the per-patch group medians.
+
+    Dates are binned on the relative-day axis (``bin_days`` wide, never straddling day 0; the ``rel_day``
+    column is the bin centre). A patch's value on a date counts when at least ``min_valid_frac`` of the
+    group's pixels (and at least one) are valid; bins with fewer than ``min_patches`` patches are dropped.
+    Columns: ``sensor, region, feature, group, rel_day, median, p25, p75, n_patches``; ``region`` is
+    ``"all"`` for the pooled rows, and the per-region rows are added with ``per_region``.
+    """
+    s = series[np.isfinite(series["rel_day"]) & series["median"].notna()]
+    s = s[s["n_valid"] >= np.maximum(1, np.ceil(min_valid_frac * s["n_px"]))]
+    s = s.assign(rel_day=_day_bins(s["rel_day"].to_numpy(dtype="float64"), bin_days))
+    cols = ["sensor", "feature", "group", "rel_day"]
+    # one value per patch and bin (a patch may have two dates in a bin)
+    per_patch = s.groupby([*cols, "region", "key"], observed=True)["median"].mean().reset_index()
+
+    def agg(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        g = df.groupby(keys, observed=True)["median"]
+        out = pd.DataFrame(
+            {
+                "median": g.median(),
+                "p25": g.quantile(0.25),
+                "p75": g.quantile(0.75),
+                "n_patches": g.size(),
+            }
+        ).reset_index()
+        return out[out["n_patches"] >= min_patches]
+
+    frames = [agg(per_patch, cols).assign(region="all")]
+    if per_region:
+        frames.append(agg(per_patch, [*cols, "region"]))
+    out = pd.concat(frames, ignore_index=True)
+    for c in ("sensor", "feature", "group", "region"):
+        out[c] = out[c].astype(str)
+    order = ["sensor", "region", "feature", "group", "rel_day", "median", "p25", "p75", "n_patches"]
+    return out[order].sort_values(["sensor", "region", "feature", "group", "rel_day"]).reset_index(drop=True)
+
+
+def change_summary(changes: pd.DataFrame, features: Sequence[str] | None = None) -> pd.DataFrame:
+    """Weighted median pre→post change per sensor, feature and group (the sampled pixels stand for all).
+
+    Columns: ``sensor, feature, group, median_change, n_pixels`` (pixels drawn), ``n_patches``.
+    """
+    features = list(features or ALL_FEATURES)
+    rows = []
+    for (sensor, group), df in changes.groupby(["sensor", "group"], observed=True):
+        for f in features:
+            if f not in df or df[f].isna().all():
+                continue
+            ok = df[f].notna()
+            rows.append(
+                {
+                    "sensor": str(sensor),
+                    "feature": f,
+                    "group": str(group),
+                    "median_change": _weighted_median(
+                        df.loc[ok, f].to_numpy(), df.loc[ok, "weight"].to_numpy()
+                    ),
+                    "n_pixels": int(ok.sum()),
+                    "n_patches": int(df.loc[ok, "key"].nunique()),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["sensor", "feature", "group", "median_change", "n_pixels", "n_patches"]
+    )
+
+
+def _auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if y.all() or not y.any():
+        return float("nan")
+    return float(roc_auc_score(y, score, sample_weight=weight))
+
+
+def separability(
+    changes: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    *,
+    background: Sequence[str] = ("ring", "rest"),
+    by: str | Sequence[str] = "sensor",
+) -> pd.DataFrame:
+    """How well each pre→post change feature separates landslide from background pixels: ROC AUC.
+
+    For each ``by`` group (default: sensor) and feature, the sampled pixels of the ``landslide`` group
+    are the positives and those of the ``background`` groups the negatives, weighted by their ``weight``
+    (so capped samples stand for all pixels; ``roc_auc_score`` with ``sample_weight``). ``auc_raw`` is
+    the AUC of the change itself; a feature that *falls* on landslides has ``auc_raw`` < 0.5, so the table
+    reports ``auc`` = AUC of the change in its ``direction`` (``"rise"``: the change, ``"drop"``: minus
+    the change), i.e. max(auc_raw, 1 − auc_raw). ``auc_vs_ring`` is the same against the ring only
+    (same terrain, no landslide), in the same direction. Sorted by ``auc``, highest first; ``rank``
+    counts within each ``by`` group.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    features = list(features or ALL_FEATURES)
+    rows = []
+    for key, df in changes.groupby(by, observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        grp = df["group"].astype(str).to_numpy()
+        is_ls = grp == "landslide"
+        is_bg = np.isin(grp, list(background))
+        is_ring = grp == "ring"
+        w = df["weight"].to_numpy(dtype="float64")
+        for f in features:
+            if f not in df or df[f].isna().all():
+                continue
+            v = df[f].to_numpy(dtype="float64")
+            ok = np.isfinite(v)
+            sel = ok & (is_ls | is_bg)
+            raw = _auc(is_ls[sel], v[sel], w[sel])
+            if not np.isfinite(raw):
+                continue
+            direction = "rise" if raw >= 0.5 else "drop"
+            sign = 1.0 if direction == "rise" else -1.0
+            sel_r = ok & (is_ls | is_ring)
+            vs_ring = _auc(is_ls[sel_r], sign * v[sel_r], w[sel_r])
+            rows.append(
+                {
+                    **dict(zip(by, (str(k) for k in key), strict=True)),
+                    "feature": f,
+                    "auc": max(raw, 1.0 - raw),
+                    "direction": direction,
+                    "auc_raw": raw,
+                    "auc_vs_ring": vs_ring,
+                    "median_change_landslide": _weighted_median(v[ok & is_ls], w[ok & is_ls]),
+                    "median_change_background": _weighted_median(v[ok & is_bg], w[ok & is_bg]),
+                    "n_landslide": int((ok & is_ls).sum()),
+                    "n_background": int((ok & is_bg).sum()),
+                    "n_patches": int(df.loc[ok & is_ls, "key"].nunique()),
+                }
+            )
+    cols = [
+        *by,
+        "feature",
+        "auc",
+        "direction",
+        "auc_raw",
+        "auc_vs_ring",
+        "median_change_landslide",
+        "median_change_background",
+        "n_landslide",
+        "n_background",
+        "n_patches",
+    ]
+    out = pd.DataFrame(rows, columns=cols)
+    if out.empty:
+        return out.assign(rank=pd.Series([], dtype="int64"))
+    out = out.sort_values("auc", ascending=False, kind="stable").reset_index(drop=True)
+    out["rank"] = out.groupby(by).cumcount() + 1
+    return out
+
+
+def pick_gallery(catalog: pd.DataFrame, n: int = 3) -> list[str]:
+    """Location keys for a before/after gallery: annotated S2 patches with the event inside the series
+    and a Sentinel-1 patch at the same location with the event inside its series too (when there are
+    such), largest landslide area first, one per region while regions last."""
+    ok = catalog["annotated"] & catalog["event_in_series"]
+    s2 = catalog[(catalog["sensor"] == "s2") & ok]
+    s1_keys = set(catalog.loc[catalog["sensor"].isin(schema.S1_SENSORS) & ok, "key"].astype(str))
+    cand = s2[s2["key"].astype(str).isin(s1_keys)]
+    if cand.empty:
+        cand = s2
+    cand = cand.sort_values(["n_positive", "key"], ascending=[False, True])
+    picked: list[str] = []
+    seen: set[str] = set()
+    for _, row in cand.iterrows():  # first pass: one per region
+        if row["region"] not in seen:
+            picked.append(str(row["key"]))
+            seen.add(row["region"])
+        if len(picked) == n:
+            return picked
+    for k in cand["key"].astype(str):
+        if k not in picked:
+            picked.append(k)
+        if len(picked) == n:
+            break
+    return picked

@@ -1,0 +1,80 @@
+"""Execute chapter 02 (or reuse `make execute`'s copy) and check the figures it recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from s12ls_utils import schema, synthetic
+
+pytestmark = pytest.mark.chapter
+
+CHAPTER = "02-temporal-signatures"
+VEGETATION_LOSS = {"NDVI", "NBR", "NDMI"}
+S1_FEATURES = {"VV_dB", "VH_dB", "VH_VV_dB"}
+
+
+@pytest.fixture(scope="module")
+def ch(run_chapter):
+    return run_chapter(CHAPTER)
+
+
+def test_runs_without_errors_and_glues_what_it_says(ch):
+    assert not ch.errors()
+    referenced = ch.referenced_glue()
+    assert referenced, "the chapter text glues no figures"
+    assert referenced <= ch.glued(), f"glue names missing: {referenced - ch.glued()}"
+
+
+def test_counts_match_the_sample(ch):
+    res = ch.results
+    files = synthetic.load_manifest(ch.data_dir)["files"]
+    for s in schema.SENSORS:
+        assert res[f"n_patches_{s}"] == sum(f["sensor"] == s for f in files)
+    assert res["n_patches_total"] == len(files)
+    assert res["n_errors"] == 0
+    assert res["n_non_annotated"] == sum(not f["annotated"] for f in files)
+    assert 0 < res["n_patches_with_change"] <= res["n_patches_total"]
+    assert 0 < res["signature_seconds"] < 60
+
+
+def test_ndvi_drops_inside_landslides_not_in_the_ring(ch):
+    res = ch.results
+    assert res["ndvi_change_landslide"] < -0.2
+    assert abs(res["ndvi_change_ring"]) < 0.1
+    assert abs(res["ndvi_change_rest"]) < 0.1
+
+
+def test_separability_table(ch):
+    table = ch.results["separability"]
+    assert table and all({"sensor", "feature", "auc"} <= set(row) for row in table)
+    aucs = [row["auc"] for row in table]
+    assert aucs == sorted(aucs, reverse=True)
+    assert all(0.5 <= a <= 1 for a in aucs)
+    s2_veg = [row["auc"] for row in table if row["sensor"] == "s2" and row["feature"] in VEGETATION_LOSS]
+    assert s2_veg and max(s2_veg) > 0.7
+    for sensor in schema.S1_SENSORS:
+        s1 = {row["feature"]: row["auc"] for row in table if row["sensor"] == sensor}
+        assert set(s1) == S1_FEATURES, f"{sensor}: {sorted(s1)}"
+        assert all(isinstance(a, float) for a in s1.values())
+    # the recorded top feature per sensor is the table's first row for that sensor
+    for sensor in schema.SENSORS:
+        first = next(row for row in table if row["sensor"] == sensor)
+        assert ch.results[f"top_feature_{sensor}"] == first["feature"]
+        assert ch.results[f"top_auc_{sensor}"] == pytest.approx(first["auc"])
+
+
+def test_interactive_figures_are_embedded(ch):
+    """The HoloViews outputs carry their data (a static page needs no kernel)."""
+    html = [
+        o["data"]["text/html"]
+        for c in ch.nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "application/vnd.holoviews_exec.v0+json" in o.get("data", {})
+    ]
+    assert len(html) >= 6  # groups, one patch, signatures, changes, separability, gallery
+    # the signature plot holds one state per sensor and feature (and region)
+    sig_html = next(h for h in html if "median and IQR across patches" in h)
+    for signal in ("S2 NDVI", "S2 NBR", "S2 BSI", "S1 asc. VH_VV_dB", "S1 desc. VV_dB"):
+        assert f"{signal}, all regions: median and IQR across patches" in sig_html, signal
+    assert ch.results["gallery_keys"] and len(ch.results["gallery_keys"]) <= 3
