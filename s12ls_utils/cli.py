@@ -6,6 +6,8 @@ Sub-commands::
     s12ls download --dest DIR [--sensors s2 …] [--revision REV]       fetch + unpack the real data
     s12ls catalog DATA_DIR [--workers N] [--no-cache] [--csv FILE]     scan a data folder, print a summary
     s12ls validate PATH [PATH …]                                       check patch files against the format
+    s12ls splits DATA_DIR --task S12LS-LD|S12LS-AD|CONFIG [--out DIR] [--random] [--overwrite]
+                                                                       write a task folder (splits, norm)
 """
 
 from __future__ import annotations
@@ -82,6 +84,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
+def _cmd_splits(args: argparse.Namespace) -> int:
+    from .catalog import build_catalog
+    from .splits import load_config, make_splits, write_task
+
+    overrides = {} if args.distance_m is None else {"distance_m": args.distance_m}
+    config = load_config(args.task, **overrides)
+    spatial = False if args.random else config.spatial
+    out = args.out if args.out is not None else args.data_dir / "tasks"
+    if (out / config.name).exists() and not args.overwrite:
+        raise FileExistsError(f"task folder {out / config.name} exists; pass --overwrite to replace it")
+    catalog = build_catalog(args.data_dir, sensors=config.satellites, workers=args.workers, progress=False)
+    result = make_splits(catalog, config, spatial)
+    path = write_task(
+        args.data_dir, out, config, spatial, overwrite=args.overwrite, result=result, workers=args.workers
+    )
+    mode = "spatial groups" if spatial else "random (reference)"
+    print(f"task {config.name} ({mode} split, seed {config.seed}) written to {path}")
+    print(result.counts().to_string(index=False))
+    for scope, leak in result.leakage.items():
+        n = leak["test_vs_train"]
+        print(f"  leakage {scope}: {n} test patch(es) overlap or share a landslide with train")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s12ls", description="Work with the Sen12Landslides dataset.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -118,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check patch files (or data folders) against the format")
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("splits", help="write a task folder: splits, normalisation statistics, locations")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--task", required=True, help="preset (S12LS-LD, S12LS-AD) or a YAML/JSON config file")
+    p.add_argument("--out", type=Path, default=None, help="folder for <TASK>/ (default: DATA_DIR/tasks)")
+    p.add_argument("--random", action="store_true", help="reference random split (no spatial groups)")
+    p.add_argument("--distance-m", type=float, default=None, help="spatial grouping distance (m)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing task folder")
+    p.set_defaults(func=_cmd_splits)
+
     return parser
 
 

@@ -1,0 +1,1430 @@
+"""Task files: filters, stratified and spatially aware splits, normalisation statistics.
+
+Sen12Landslides ships two task configurations, ``S12LS-LD`` (landslide detection) and ``S12LS-AD``
+(anomaly detection). Each is a folder of JSON files (layout in DESIGN.md §3.2) that says which patches
+are used for training, validation and testing and how the inputs are normalised. This module reads
+them, recreates them and makes new ones:
+
+1. **Filter** (:func:`select`): per sensor, file-name patterns, annotated / not annotated, the mean
+   ``date_confidence`` of a patch (non-annotated patches count as 1.0), the number of landslide pixels and
+   an optional annotated ratio, as the reference pipeline does.
+2. **Stratify and split** (:func:`split`): strata are *region × coverage class*, the coverage class being
+   the patch's positive-pixel ratio binned at its 25th and 75th percentiles (:func:`coverage_classes`).
+   Patches of a stratum of one go to train; test is split first, then validation from the rest. Unlike
+   the reference, which takes the region as the first ``_`` token of the file name (``usa_alaska`` →
+   ``usa``), the full region name is used.
+3. **Leakage control** (on by default): neighbouring patches overlap or share landslides, and a random
+   split puts them on both sides. :func:`spatial_groups` joins patches whose footprints overlap, whose
+   centres are closer than ``distance_m`` or that share an ``ann_id`` into groups (connected components),
+   and the split assigns whole groups while keeping the stratification as close as it can.
+   :func:`leakage` counts the test patches that overlap or share an annotation with a train patch.
+4. **Normalisation statistics** (:func:`norm_stats`): per feature variable, over the *train* files only,
+   clipped (S1 −50…10 dB, S2 0…10000, DEM 0…8800), NaN-aware, in one pass: each file's moments are
+   computed in a worker process (the file is opened there) and the moments are merged with Chan's
+   parallel formula, in file order, so the result does not depend on the number of workers.
+5. **Write and read** (:func:`write_task`, :func:`load_task`): the task folder is written into a
+   temporary folder next to it and renamed into place, so a task folder is either complete or absent;
+   the JSON is deterministic (sorted keys, no timestamps), so the same seed gives byte-identical files.
+   :func:`load_task` reads this layout and the older published one (``data_paths.json`` and
+   ``norm_data.json``).
+
+Sentinel-1 statistics are computed **in dB** by default (the linear backscatter of the files is converted
+first, non-positive values become NaN, then clipped to −50…10 dB, the range the reference clips to).
+The reference applies that clip to the stored, linear values (where it does almost nothing), so its
+published S1 statistics are in linear units (means ≈ 0.037 / 0.157). ``s1_unit: linear`` reproduces that
+unit; the unit used is written to ``config.json`` and exposed as :attr:`Task.units`.
+
+Example
+-------
+>>> from s12ls_utils import splits
+>>> path = splits.write_task("data/sample", "data/sample/tasks", "S12LS-LD")  # doctest: +SKIP
+>>> task = splits.load_task(path)  # doctest: +SKIP
+>>> task.splits["s2"]["train"][0]["path"], task.norm["s2"]["mean"]["B04"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import hashlib
+import importlib.resources
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__, schema
+
+__all__ = [
+    "FOOTPRINT_M",
+    "PRESETS",
+    "SPLITS",
+    "SplitResult",
+    "Task",
+    "TaskConfig",
+    "coverage_classes",
+    "file_moments",
+    "leakage",
+    "leaking_pairs",
+    "load_config",
+    "load_task",
+    "make_splits",
+    "merge_moments",
+    "norm_stats",
+    "select",
+    "spatial_groups",
+    "split",
+    "write_task",
+]
+
+log = logging.getLogger(__name__)
+
+#: The three splits, in order.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Shipped task presets (``s12ls_utils/tasks/<name>.yaml``).
+PRESETS: tuple[str, ...] = ("S12LS-LD", "S12LS-AD")
+#: Side of a patch footprint on the ground (128 pixels of 10 m).
+FOOTPRINT_M: float = schema.PATCH_SIZE * schema.PIXEL_SIZE_M
+#: Version of the task folder layout written by :func:`write_task` (recorded in ``config.json``).
+TASK_FORMAT = "s12ls-task/1"
+
+#: Keys of the reference pipeline's configuration that describe where and how it ran, not what it
+#: selects; accepted in a config file and ignored (``clip_data`` is honoured).
+_REFERENCE_ONLY_KEYS = frozenset(
+    {"output_dir", "input_dir", "base_dir", "n_workers", "unify_test", "export_geodataframe"}
+)
+#: Keys :func:`write_task` adds to ``config.json`` besides the settings (ignored when read back).
+_RECORD_KEYS = frozenset({"package_version", "format", "norm"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskConfig:
+    """The settings of one task: filters, split sizes, seed, leakage control, statistics unit.
+
+    The filter and split keys are those of the reference pipeline (``satellites`` … ``seed``,
+    ``annotated_ratio``, ``clip_data``); ``spatial``, ``distance_m`` and ``s1_unit`` are this package's.
+    Build one with :func:`load_config` (preset name, YAML or JSON file) or directly.
+    """
+
+    name: str = "custom"
+    description: str = ""
+    satellites: tuple[str, ...] = schema.SENSORS
+    reference_sat: str = "s2"
+    include_patterns: tuple[str, ...] = ()
+    exclude_patterns: tuple[str, ...] = ()
+    annotated_only: bool = False
+    non_annotated_only: bool = False
+    annotated_ratio: float | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    min_annotated_pixel: int | None = None
+    test_size: float = 0.2
+    val_size: float = 0.2
+    seed: int = 42
+    spatial: bool = True
+    distance_m: float = FOOTPRINT_M
+    s1_unit: str = "dB"
+    clip_data: bool = True
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able settings (lists instead of tuples)."""
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, tuple):
+                out[k] = list(v)
+        return out
+
+    def replace(self, **changes) -> TaskConfig:
+        """A copy with some settings changed (validated)."""
+        unknown = sorted(set(changes) - _FIELDS)
+        if unknown:
+            raise ValueError(_unknown_message(unknown, "replace()"))
+        return dataclasses.replace(self, **_coerce(changes, "replace()"))
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(TaskConfig))
+
+
+def _unknown_message(unknown: Sequence[str], source: str) -> str:
+    return (
+        f"unknown key(s) in task config {source}: {', '.join(repr(k) for k in unknown)}; "
+        f"known keys: {', '.join(sorted(_FIELDS))}"
+    )
+
+
+def _coerce(values: Mapping, source: str) -> dict:
+    """Check the types of raw config values and convert lists to tuples."""
+    out = {}
+    for key, v in values.items():
+        where = f"{key!r} in task config {source}"
+        if key in ("satellites", "include_patterns", "exclude_patterns"):
+            if v is None:
+                v = []
+            if isinstance(v, str) or not isinstance(v, list | tuple):
+                raise ValueError(f"{where} must be a list of strings, not {v!r}")
+            if not all(isinstance(s, str) for s in v):
+                raise ValueError(f"{where} must be a list of strings, not {v!r}")
+            v = tuple(v)
+        elif key in ("annotated_only", "non_annotated_only", "spatial", "clip_data"):
+            if not isinstance(v, bool):
+                raise ValueError(f"{where} must be true or false, not {v!r}")
+        elif key in ("annotated_ratio", "min_confidence", "max_confidence"):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ValueError(f"{where} must be a number or null, not {v!r}")
+            v = None if v is None else float(v)
+        elif key in ("test_size", "val_size", "distance_m"):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"{where} must be a number, not {v!r}")
+            v = float(v)
+        elif key in ("seed", "min_annotated_pixel"):
+            if key == "min_annotated_pixel" and v is None:
+                pass
+            elif isinstance(v, bool) or not isinstance(v, int | float) or float(v) != int(v):
+                raise ValueError(f"{where} must be an integer, not {v!r}")
+            else:
+                v = int(v)
+        elif key in ("name", "description", "reference_sat", "s1_unit"):
+            if not isinstance(v, str):
+                raise ValueError(f"{where} must be a string, not {v!r}")
+        out[key] = v
+    return out
+
+
+def _validate(c: TaskConfig) -> None:
+    if not c.satellites:
+        raise ValueError("task config: 'satellites' must name at least one sensor")
+    for s in c.satellites:
+        if s not in schema.SENSORS:
+            raise ValueError(f"task config: unknown sensor {s!r} in 'satellites' (expected {schema.SENSORS})")
+    if len(set(c.satellites)) != len(c.satellites):
+        raise ValueError(f"task config: 'satellites' lists a sensor twice: {list(c.satellites)}")
+    if c.reference_sat not in c.satellites:
+        raise ValueError(
+            f"task config: 'reference_sat' {c.reference_sat!r} is not one of 'satellites' {list(c.satellites)}"
+        )
+    if c.annotated_only and c.non_annotated_only:
+        raise ValueError("task config: 'annotated_only' and 'non_annotated_only' cannot both be true")
+    if c.annotated_ratio is not None and not 0.0 <= c.annotated_ratio <= 1.0:
+        raise ValueError(f"task config: 'annotated_ratio' must be in [0, 1], not {c.annotated_ratio}")
+    for key in ("min_confidence", "max_confidence"):
+        v = getattr(c, key)
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ValueError(f"task config: {key!r} must be in [0, 1], not {v}")
+    if c.min_confidence is not None and c.max_confidence is not None and c.min_confidence > c.max_confidence:
+        raise ValueError(
+            f"task config: 'min_confidence' ({c.min_confidence}) is above 'max_confidence' ({c.max_confidence})"
+        )
+    if c.min_annotated_pixel is not None and c.min_annotated_pixel < 0:
+        raise ValueError(f"task config: 'min_annotated_pixel' must be >= 0, not {c.min_annotated_pixel}")
+    if not 0.0 < c.test_size < 1.0:
+        raise ValueError(f"task config: 'test_size' must be between 0 and 1, not {c.test_size}")
+    if not 0.0 <= c.val_size < 1.0:
+        raise ValueError(f"task config: 'val_size' must be in [0, 1), not {c.val_size}")
+    if c.distance_m < 0 or not math.isfinite(c.distance_m):
+        raise ValueError(f"task config: 'distance_m' must be a finite distance >= 0, not {c.distance_m}")
+    if c.s1_unit not in ("dB", "linear"):
+        raise ValueError(f"task config: 's1_unit' must be 'dB' or 'linear', not {c.s1_unit!r}")
+    if not c.name or "/" in c.name or c.name.startswith("."):
+        raise ValueError(f"task config: 'name' {c.name!r} cannot be used as a folder name")
+
+
+def _flatten(raw: Mapping, source: str) -> dict:
+    """Our flat layout, or the reference's nested one (``split_settings`` → ``filter_criteria``)."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"task config {source} must be a mapping of settings, not {type(raw).__name__}")
+    raw = dict(raw)
+    if "split_settings" in raw and isinstance(raw["split_settings"], Mapping):
+        rest = {k: v for k, v in raw.items() if k != "split_settings"}
+        raw = {**{k: v for k, v in rest.items() if k == "name"}, **dict(raw["split_settings"])}
+    if "filter_criteria" in raw:
+        crit = raw.pop("filter_criteria")
+        if not isinstance(crit, Mapping):
+            raise ValueError(f"'filter_criteria' in task config {source} must be a mapping")
+        clash = sorted(set(crit) & set(raw))
+        if clash:
+            raise ValueError(f"task config {source}: {clash} given both in and outside 'filter_criteria'")
+        raw.update(crit)
+    return {k: v for k, v in raw.items() if k not in _REFERENCE_ONLY_KEYS and k not in _RECORD_KEYS}
+
+
+def _preset_text(name: str) -> str:
+    return importlib.resources.files("s12ls_utils").joinpath("tasks", f"{name}.yaml").read_text("utf-8")
+
+
+def load_config(name_or_path: str | os.PathLike | TaskConfig | Mapping, **overrides) -> TaskConfig:
+    """A :class:`TaskConfig` from a preset name, a YAML/JSON file, a task folder or a mapping.
+
+    ``"S12LS-LD"`` / ``"S12LS-AD"`` read the presets shipped in ``s12ls_utils/tasks/``. A path may be a
+    ``.yaml``/``.yml``/``.json`` file in this package's flat layout or the reference pipeline's nested one
+    (``split_settings`` / ``filter_criteria``; its bookkeeping keys ``output_dir``, ``n_workers`` … are
+    ignored), or a task folder written by :func:`write_task` (its ``config.json``). ``overrides`` change
+    single settings. Unknown keys raise a ValueError naming them; a config from a file without ``name``
+    is named after the file.
+    """
+    if isinstance(name_or_path, TaskConfig):
+        return name_or_path.replace(**overrides) if overrides else name_or_path
+    if isinstance(name_or_path, Mapping):
+        raw, source, default_name = dict(name_or_path), "(mapping)", "custom"
+    else:
+        text_name = str(name_or_path)
+        preset = {p.lower(): p for p in PRESETS}.get(text_name.lower())
+        path = Path(name_or_path)
+        if preset is not None and not path.exists():
+            import yaml
+
+            raw, source, default_name = yaml.safe_load(_preset_text(preset)), f"preset {preset}", preset
+        else:
+            if path.is_dir():
+                path = path / "config.json"
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"task config {text_name!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
+                )
+            source, default_name = str(path), (path.parent.name if path.name == "config.json" else path.stem)
+            text = path.read_text("utf-8")
+            if path.suffix.lower() == ".json":
+                try:
+                    raw = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"task config {path} is not valid JSON ({exc})") from exc
+            else:
+                import yaml
+
+                try:
+                    raw = yaml.safe_load(text)
+                except yaml.YAMLError as exc:
+                    raise ValueError(f"task config {path} is not valid YAML ({exc})") from exc
+    flat = _flatten(raw or {}, source)
+    flat.update(overrides)
+    unknown = sorted(set(flat) - _FIELDS)
+    if unknown:
+        raise ValueError(_unknown_message(unknown, source))
+    flat.setdefault("name", default_name)
+    return TaskConfig(**_coerce(flat, source))
+
+
+# --------------------------------------------------------------------------------------------------
+# Filtering
+# --------------------------------------------------------------------------------------------------
+def _priority(seed: int, keys: Iterable[str]) -> np.ndarray:
+    """A seeded pseudo-random rank per key that does not depend on the sensor (same key, same rank)."""
+    return np.array(
+        [int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:8], "big") for k in keys],
+        dtype="uint64",
+    )
+
+
+def select(catalog: pd.DataFrame, config: TaskConfig | str) -> dict[str, pd.DataFrame]:
+    """The catalog rows each sensor of the task keeps, as the reference filters them.
+
+    Per sensor of ``config.satellites``: a file is dropped when its lower-case file name contains one of
+    ``exclude_patterns``, or when ``include_patterns`` are given and it contains none; then by
+    ``annotated_only`` / ``non_annotated_only``; by ``min_confidence`` / ``max_confidence`` on the patch's
+    confidence (the mean of its ``date_confidence`` values; 0.0 for an annotated patch without one; 1.0
+    for a non-annotated patch); by ``min_annotated_pixel`` on the landslide pixels of ``MASK`` (also for
+    non-annotated patches, as in the reference). With ``annotated_ratio`` the larger class is subsampled as
+    the reference does (at most ``int(n·ratio)`` annotated and ``int(n·(1−ratio))`` non-annotated of the
+    ``n`` filtered files), choosing by a seeded rank of the location key so that every sensor keeps the
+    same locations.
+
+    Returns ``{sensor: DataFrame}`` (catalog columns plus ``confidence``), sorted by region and patch id.
+    """
+    config = load_config(config)
+    out: dict[str, pd.DataFrame] = {}
+    for sensor in config.satellites:
+        df = catalog[catalog["sensor"] == sensor].copy()
+        names = df["path"].astype(str).map(lambda p: Path(p).name.lower())
+        keep = np.ones(len(df), dtype=bool)
+        for pat in config.exclude_patterns:
+            keep &= ~names.str.contains(pat.lower(), regex=False).to_numpy()
+        if config.include_patterns:
+            hit = np.zeros(len(df), dtype=bool)
+            for pat in config.include_patterns:
+                hit |= names.str.contains(pat.lower(), regex=False).to_numpy()
+            keep &= hit
+        annotated = df["annotated"].to_numpy(dtype=bool)
+        if config.annotated_only:
+            keep &= annotated
+        if config.non_annotated_only:
+            keep &= ~annotated
+        conf = np.where(annotated, df["date_confidence"].astype("float64").fillna(0.0).to_numpy(), 1.0)
+        df["confidence"] = conf
+        if config.min_confidence is not None:
+            keep &= conf >= config.min_confidence
+        if config.max_confidence is not None:
+            keep &= conf <= config.max_confidence
+        if config.min_annotated_pixel is not None:
+            keep &= df["n_positive"].to_numpy() >= config.min_annotated_pixel
+        df = df[keep]
+        if config.annotated_ratio is not None and len(df):
+            n = len(df)
+            want = {True: int(n * config.annotated_ratio), False: int(n * (1 - config.annotated_ratio))}
+            parts = []
+            for flag in (True, False):
+                part = df[df["annotated"] == flag]
+                if len(part) > want[flag]:
+                    rank = _priority(config.seed, part["key"].astype(str))
+                    part = part.iloc[np.sort(np.argsort(rank, kind="stable")[: want[flag]])]
+                parts.append(part)
+            df = pd.concat(parts)
+        out[sensor] = df.sort_values(["region", "patch_id"], kind="stable").reset_index(drop=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Coverage classes, spatial groups, leakage
+# --------------------------------------------------------------------------------------------------
+def coverage_classes(df: pd.DataFrame) -> pd.Series:
+    """Coverage class per patch: 0 / 1 / 2 for a positive-pixel ratio ≤ p25, ≤ p75, above (reference).
+
+    The percentiles are those of the given patches' ``positive_fraction`` (or ``n_positive`` / 128²).
+    """
+    if "positive_fraction" in df:
+        ratio = df["positive_fraction"].to_numpy(dtype="float64")
+    else:
+        ratio = df["n_positive"].to_numpy(dtype="float64") / schema.PATCH_SIZE**2
+    if ratio.size == 0:
+        return pd.Series([], index=df.index, dtype="int64", name="coverage_class")
+    p25, p75 = np.percentile(ratio, [25, 75])
+    cls = np.where(ratio <= p25, 0, np.where(ratio <= p75, 1, 2))
+    return pd.Series(cls.astype("int64"), index=df.index, name="coverage_class")
+
+
+def _locations(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per key: region, epsg, centre and the set of ann_ids (union over the key's rows)."""
+    need = ["key", "region", "epsg", "center_x", "center_y", "ann_ids"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are needed (take the rows from build_catalog)")
+    sub = df[need].copy()
+    sub["key"] = sub["key"].astype(str)
+    ann = sub.groupby("key", sort=True)["ann_ids"].agg(
+        lambda s: frozenset(int(a) for v in s.dropna().astype(str) for a in v.split(",") if a.strip())
+    )
+    first = sub.drop_duplicates("key").set_index("key").sort_index()
+    first["ann_set"] = ann
+    return first.drop(columns="ann_ids")
+
+
+def _pairs(locs: pd.DataFrame, distance_m: float) -> pd.DataFrame:
+    """Pairs of locations that are linked: ``overlap`` (footprints share ground), ``near`` (centres at most
+    ``distance_m`` apart, same CRS) or ``ann_id`` (a shared annotation id). Columns key_a, key_b, overlap,
+    near, ann_id (booleans), key_a < key_b."""
+    from scipy.spatial import cKDTree
+
+    found: dict[tuple[str, str], list[bool]] = {}
+    keys = locs.index.to_numpy()
+    radius = max(float(distance_m), FOOTPRINT_M * math.sqrt(2.0)) + 1e-6
+    for _, idx in locs.groupby("epsg", sort=True).indices.items():
+        if len(idx) < 2:
+            continue
+        xy = locs[["center_x", "center_y"]].to_numpy(dtype="float64")[idx]
+        for i, j in sorted(cKDTree(xy).query_pairs(radius)):
+            dx, dy = abs(xy[i, 0] - xy[j, 0]), abs(xy[i, 1] - xy[j, 1])
+            overlap = max(dx, dy) < FOOTPRINT_M
+            near = math.hypot(dx, dy) <= distance_m
+            if overlap or near:
+                a, b = sorted((keys[idx[i]], keys[idx[j]]))
+                found[(a, b)] = [overlap, near, False]
+    by_ann: dict[int, list[str]] = {}
+    for key, anns in locs["ann_set"].items():
+        for a in anns:
+            by_ann.setdefault(a, []).append(key)
+    for members in by_ann.values():
+        members = sorted(set(members))
+        for i in range(len(members)):
+            for j in range(i + 1, len(members)):
+                found.setdefault((members[i], members[j]), [False, False, False])[2] = True
+    rows = [(a, b, *flags) for (a, b), flags in sorted(found.items())]
+    return pd.DataFrame(rows, columns=["key_a", "key_b", "overlap", "near", "ann_id"]).astype(
+        {"key_a": "object", "key_b": "object", "overlap": bool, "near": bool, "ann_id": bool}
+    )
+
+
+def spatial_groups(catalog: pd.DataFrame, distance_m: float = FOOTPRINT_M) -> pd.Series:
+    """Spatial block of each location: connected components of linked patches (union-find).
+
+    Two locations are linked when their 1280 m footprints overlap, when their centres are at most
+    ``distance_m`` apart (same CRS; the default, one footprint, also joins edge-to-edge neighbours), or when
+    they share an ``ann_id`` (the same landslide seen from two patches). The rows may be any catalog rows
+    (several sensors of one key count once). Returns a Series indexed by key (sorted) with the group number;
+    groups are numbered in the order of their smallest key. ``attrs["links"]`` counts the links by kind.
+    """
+    locs = _locations(catalog)
+    keys = list(locs.index)
+    parent = {k: k for k in keys}
+
+    def find(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    pairs = _pairs(locs, distance_m)
+    for a, b in zip(pairs["key_a"], pairs["key_b"], strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = [find(k) for k in keys]
+    number = {r: i for i, r in enumerate(dict.fromkeys(roots))}
+    out = pd.Series([number[r] for r in roots], index=pd.Index(keys, name="key"), name="group", dtype="int64")
+    out.attrs["links"] = {
+        "overlap": int(pairs["overlap"].sum()),
+        "near": int(pairs["near"].sum()),
+        "ann_id": int(pairs["ann_id"].sum()),
+    }
+    return out
+
+
+def _assignment(splits) -> dict[str, str]:
+    """``{key: split}`` from a Series/Mapping key→split or a ``{"train": [entries or keys], …}`` mapping."""
+    if isinstance(splits, pd.Series):
+        return {str(k): str(v) for k, v in splits.items()}
+    if isinstance(splits, Mapping) and set(splits) <= set(SPLITS) and splits:
+        out = {}
+        for name, items in splits.items():
+            for it in items:
+                key = it.get("id") if isinstance(it, Mapping) else it
+                out[str(key)] = name
+        return out
+    if isinstance(splits, Mapping):
+        return {str(k): str(v) for k, v in splits.items()}
+    raise TypeError(
+        "splits must be a Series key → split, or a mapping {'train': [...], 'val': ..., 'test': ...}"
+    )
+
+
+def leaking_pairs(splits, catalog: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of patches in *different* splits whose footprints overlap or that share an ``ann_id``.
+
+    ``splits`` is a Series or mapping key → split, or a ``{"train": [entries or keys], …}`` mapping (as in
+    ``splits.json``). Columns: key_a, split_a, key_b, split_b, overlap, ann_id.
+    """
+    assign = _assignment(splits)
+    rows = catalog[catalog["key"].astype(str).isin(assign.keys())]
+    pairs = _pairs(_locations(rows), distance_m=0.0)
+    pairs = pairs[pairs["overlap"] | pairs["ann_id"]].copy()
+    pairs["split_a"] = pairs["key_a"].map(assign)
+    pairs["split_b"] = pairs["key_b"].map(assign)
+    pairs = pairs[pairs["split_a"] != pairs["split_b"]]
+    cols = ["key_a", "split_a", "key_b", "split_b", "overlap", "ann_id"]
+    return pairs[cols].reset_index(drop=True)
+
+
+def leakage(splits, catalog: pd.DataFrame) -> dict[str, int]:
+    """How many patches of one split overlap or share an annotation id with a patch of another.
+
+    Returns ``{"test_vs_train": n, "val_vs_train": n, "test_vs_val": n}``: e.g. the number of *test*
+    patches that overlap (footprint intersection) or share an ``ann_id`` with at least one *train* patch.
+    A spatial split (:func:`split` with ``spatial=True``) has 0 everywhere.
+    """
+    pairs = leaking_pairs(splits, catalog)
+    out = {}
+    for a, b in (("test", "train"), ("val", "train"), ("test", "val")):
+        hits: set[str] = set()
+        for ka, sa, kb, sb in zip(
+            pairs["key_a"], pairs["split_a"], pairs["key_b"], pairs["split_b"], strict=True
+        ):
+            if (sa, sb) == (a, b):
+                hits.add(ka)
+            elif (sa, sb) == (b, a):
+                hits.add(kb)
+        out[f"{a}_vs_{b}"] = len(hits)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Stratified (group) split
+# --------------------------------------------------------------------------------------------------
+def _allocate(counts: np.ndarray, frac: float, total: int, rng: np.random.Generator) -> np.ndarray:
+    """Integer targets per stratum summing to ``total``: floor of the shares, then the largest
+    remainders (ties broken at random), like scikit-learn's stratified splitter."""
+    share = counts * frac
+    k = np.minimum(np.floor(share).astype("int64"), counts)
+    left = int(total - k.sum())
+    if left > 0:
+        rem = share - k
+        order = np.lexsort((rng.permutation(len(counts)), -rem))
+        for i in order:
+            if left == 0:
+                break
+            if k[i] < counts[i]:
+                k[i] += 1
+                left -= 1
+    return k
+
+
+def _take(units: list[np.ndarray], strata: np.ndarray, n_strata: int, frac: float, rng) -> np.ndarray:
+    """Which units go to the held-out side of one binary split (fraction ``frac``).
+
+    Units whose patches include a stratum of one patch stay on the kept side (reference rule). The held-out
+    size is ``ceil(frac · n)`` of the other patches (as ``train_test_split``), its per-stratum targets come
+    from :func:`_allocate`; units are visited largest first (random order among equals) and taken when that
+    brings the per-stratum counts closer to the targets; a last pass tops the total up with the units that
+    disturb the strata least.
+    """
+    n_units = len(units)
+    taken = np.zeros(n_units, dtype=bool)
+    per_stratum = np.bincount(strata, minlength=n_strata)
+    singleton = per_stratum == 1
+    eligible = np.array([not singleton[strata[u]].any() for u in units], dtype=bool)
+    elig_counts = np.zeros(n_strata, dtype="int64")
+    vecs = []
+    for u, ok in zip(units, eligible, strict=True):
+        v = np.bincount(strata[u], minlength=n_strata)
+        vecs.append(v)
+        if ok:
+            elig_counts += v
+    n_elig = int(elig_counts.sum())
+    if n_elig == 0 or frac <= 0:
+        return taken
+    total = min(n_elig, math.ceil(frac * n_elig - 1e-9))
+    target = _allocate(elig_counts, frac, total, rng)
+    sizes = np.array([len(u) for u in units])
+    order = np.argsort(rng.permutation(n_units), kind="stable")
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    have = np.zeros(n_strata, dtype="int64")
+    for i in order:
+        if not eligible[i]:
+            continue
+        v = vecs[i]
+        delta = np.sum((have + v - target) ** 2) - np.sum((have - target) ** 2)
+        if delta < 0 and have.sum() + sizes[i] <= total:
+            taken[i] = True
+            have += v
+    while have.sum() < total:  # top up: fewest extra deviations, no overshoot
+        best, best_cost = -1, None
+        for i in order:
+            if taken[i] or not eligible[i] or have.sum() + sizes[i] > total:
+                continue
+            cost = np.sum((have + vecs[i] - target) ** 2)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = i, cost
+        if best < 0:
+            break
+        taken[best] = True
+        have += vecs[best]
+    return taken
+
+
+def split(
+    df: pd.DataFrame,
+    config: TaskConfig | str,
+    spatial: bool | None = None,
+    groups: pd.Series | None = None,
+) -> pd.Series:
+    """Assign each patch (row of ``df``, one per key) to ``train``, ``val`` or ``test``.
+
+    Strata are region × coverage class (:func:`coverage_classes` over ``df``). The test part
+    (``config.test_size`` of the patches not in a stratum of one) is split off first, then the validation
+    part (``config.val_size`` of the rest); patches of a stratum of one go to train. With ``spatial``
+    (default ``config.spatial``) whole spatial groups (:func:`spatial_groups` with ``config.distance_m``,
+    or ``groups`` if given) are assigned, so no test patch overlaps or shares a landslide with a train
+    patch; without it every patch is its own group (the reference's random stratified split).
+    Deterministic for ``config.seed``. Returns a Series indexed by key, named ``split``.
+    """
+    config = load_config(config)
+    spatial = config.spatial if spatial is None else bool(spatial)
+    keys = df["key"].astype(str).to_numpy()
+    if len(set(keys)) != len(keys):
+        raise ValueError("split() takes one row per location key (one sensor, or the aligned table)")
+    order = np.argsort(keys, kind="stable")
+    d = df.iloc[order]
+    keys = keys[order]
+    cov = coverage_classes(d).to_numpy()
+    labels = [f"{r}|{c}" for r, c in zip(d["region"].astype(str), cov, strict=True)]
+    strata_names, strata = np.unique(np.array(labels, dtype=object), return_inverse=True)
+    n_strata = len(strata_names)
+    if spatial:
+        g = groups if groups is not None else spatial_groups(d, config.distance_m)
+        gid = g.reindex(keys).to_numpy()
+        if pd.isna(gid).any():
+            raise KeyError("groups lack some keys of df")
+        _, gid = np.unique(gid, return_inverse=True)
+        units = [np.flatnonzero(gid == i) for i in range(gid.max() + 1)] if len(keys) else []
+    else:
+        units = [np.array([i]) for i in range(len(keys))]
+    rng = np.random.default_rng(config.seed)
+    out = np.array(["train"] * len(keys), dtype=object)
+    test_units = _take(units, strata, n_strata, config.test_size, rng)
+    for u, t in zip(units, test_units, strict=True):
+        if t:
+            out[u] = "test"
+    rest = [u for u, t in zip(units, test_units, strict=True) if not t]
+    if rest and config.val_size > 0:
+        idx = np.concatenate(rest)
+        remap = {old: new for new, old in enumerate(idx)}
+        sub_units = [np.array([remap[i] for i in u]) for u in rest]
+        _, sub_strata = np.unique(strata[idx], return_inverse=True)
+        val_units = _take(sub_units, sub_strata, int(sub_strata.max()) + 1, config.val_size, rng)
+        for u, v in zip(rest, val_units, strict=True):
+            if v:
+                out[u] = "val"
+    return pd.Series(out, index=pd.Index(keys, name="key"), name="split", dtype="object")
+
+
+@dataclass
+class SplitResult:
+    """The splits of one task in memory (what :func:`write_task` writes), with leakage figures.
+
+    ``frames[sensor]`` and ``aligned`` hold the selected rows with ``confidence``, ``coverage_class``,
+    ``group`` (spatial group, −1 in random mode) and ``split``; ``aligned`` has one path column per sensor.
+    ``leakage[scope]`` is :func:`leakage` per sensor and for ``"aligned"``; ``n_groups[scope]`` the number
+    of spatial groups (the number of patches in random mode).
+    """
+
+    config: TaskConfig
+    spatial: bool
+    frames: dict[str, pd.DataFrame]
+    aligned: pd.DataFrame | None
+    leakage: dict[str, dict[str, int]] = field(default_factory=dict)
+    n_groups: dict[str, int] = field(default_factory=dict)
+
+    def scopes(self) -> dict[str, pd.DataFrame]:
+        """``{sensor: frame, …, "aligned": frame}``."""
+        out = dict(self.frames)
+        if self.aligned is not None:
+            out["aligned"] = self.aligned
+        return out
+
+    def counts(self) -> pd.DataFrame:
+        """Patches per scope (sensor or ``aligned``) and split: columns scope, train, val, test, total."""
+        rows = []
+        for scope, df in self.scopes().items():
+            c = df["split"].value_counts()
+            row = {"scope": scope, **{s: int(c.get(s, 0)) for s in SPLITS}}
+            row["total"] = len(df)
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["scope", *SPLITS, "total"])
+
+    def table(self, scope: str | None = None) -> pd.DataFrame:
+        """Patches per region, coverage class and split (long table: region, coverage_class, split,
+        patches); ``scope`` defaults to the reference sensor."""
+        df = self.scopes()[scope or self.config.reference_sat]
+        t = df.groupby(["region", "coverage_class", "split"]).size().rename("patches").reset_index()
+        t["region"] = t["region"].astype(str)
+        return t
+
+
+def _annotate(df: pd.DataFrame, config: TaskConfig, spatial: bool) -> tuple[pd.DataFrame, int]:
+    df = df.copy()
+    df["key"] = df["key"].astype(str)
+    df["coverage_class"] = coverage_classes(df).to_numpy()
+    if spatial and len(df):
+        groups = spatial_groups(df, config.distance_m)
+        df["group"] = groups.reindex(df["key"]).to_numpy()
+        n_groups = int(groups.nunique())
+    else:
+        groups = None
+        df["group"] = -1
+        n_groups = len(df)
+    if len(df):
+        df["split"] = split(df, config, spatial=spatial, groups=groups).reindex(df["key"]).to_numpy()
+    else:
+        df["split"] = pd.Series([], dtype="object")
+    return df, n_groups
+
+
+def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, spatial: bool | None = None) -> SplitResult:
+    """Filter, split per sensor and split the strictly aligned locations (on the reference sensor).
+
+    Per sensor, the selected patches are split on their own (as the reference does). The aligned split
+    takes the locations that every sensor of the task selected (:func:`s12ls_utils.alignment.aligned_groups`),
+    splits them on the reference sensor's patches and maps the split to the other sensors by key.
+    """
+    from .alignment import aligned_groups
+
+    config = load_config(config)
+    spatial = config.spatial if spatial is None else bool(spatial)
+    sel = select(catalog, config)
+    frames, n_groups, leak = {}, {}, {}
+    for sensor, df in sel.items():
+        frames[sensor], n_groups[sensor] = _annotate(df, config, spatial)
+        leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
+    aligned = None
+    if len(config.satellites) > 1:
+        both = pd.concat([sel[s] for s in config.satellites], ignore_index=True)
+        cols = ["key", *config.satellites]
+        if len(both):
+            paths = aligned_groups(both, sensors=config.satellites)[cols].astype({"key": str})
+        else:
+            paths = pd.DataFrame({c: pd.Series([], dtype="object") for c in cols})
+        ref = sel[config.reference_sat]
+        ref = ref[ref["key"].astype(str).isin(set(paths["key"]))]
+        ref_ann, n_groups["aligned"] = _annotate(ref, config, spatial)
+        aligned = ref_ann.merge(paths, on="key", how="left")
+        leak["aligned"] = leakage(aligned.set_index("key")["split"], both)
+    return SplitResult(config, spatial, frames, aligned, leak, n_groups)
+
+
+# --------------------------------------------------------------------------------------------------
+# Normalisation statistics
+# --------------------------------------------------------------------------------------------------
+#: Per-file moments of one variable: (count of finite values, mean, sum of squared deviations).
+Moments = tuple[int, float, float]
+
+
+def _clip_range(sensor: str, var: str, s1_unit: str) -> tuple[float, float] | None:
+    if var.upper() == "DEM":
+        return schema.CLIP_RANGES["DEM"]
+    family = schema.sensor_family(sensor)
+    lo, hi = schema.CLIP_RANGES[family]
+    if family == "s1" and s1_unit == "linear":
+        return 10.0 ** (lo / 10.0), 10.0 ** (hi / 10.0)
+    return lo, hi
+
+
+def _feature_names(present: Iterable[str], sensor: str) -> list[str]:
+    """Feature variables of a file: all but MASK/SCL/spatial_ref, in the documented order first."""
+    present = [v for v in present if v not in schema.NON_FEATURES]
+    known = [v for v in schema.FEATURES[sensor] if v in present]
+    return known + sorted(v for v in present if v not in known)
+
+
+def _fill_mask(var, raw: np.ndarray) -> np.ndarray | None:
+    """Where ``raw`` holds the variable's (non-NaN) ``_FillValue`` / ``missing_value``; None if nowhere."""
+    bad = None
+    for attr in ("_FillValue", "missing_value"):
+        if attr not in var.ncattrs():
+            continue
+        for f in np.asarray(var.getncattr(attr)).ravel():
+            if isinstance(f, float | np.floating) and np.isnan(f):
+                continue  # a NaN fill is NaN already
+            hit = raw == f
+            bad = hit if bad is None else bad | hit
+    return bad if bad is not None and bad.any() else None
+
+
+def _int_moments(a: np.ndarray) -> Moments:
+    """Exact moments of integer values: integer sums, one correctly rounded division each.
+
+    Non-negative 16-bit values (S2 reflectance and DEM after clipping) are counted with a histogram
+    (``np.bincount``), which is several times faster than summing them.
+    """
+    n = int(a.size)
+    if n == 0:
+        return (0, 0.0, 0.0)
+    flat = a.ravel()
+    if a.dtype.itemsize <= 2 and int(flat.min()) >= 0:
+        counts = np.bincount(flat).astype(np.int64)
+        v = np.arange(counts.size, dtype=np.int64)
+        s = int(np.dot(counts, v))
+        ss = int(np.dot(counts, v * v))
+    else:
+        a64 = flat.astype(np.int64)
+        s = int(a64.sum())
+        ss = int(np.dot(a64, a64))
+    return (n, s / n, (n * ss - s * s) / n)
+
+
+def _float_moments(a: np.ndarray) -> Moments:
+    """Moments of the finite values of a float array (mean, then squared deviations in float64)."""
+    finite = np.isfinite(a)
+    v = a.ravel() if finite.all() else a[finite]
+    n = int(v.size)
+    if n == 0:
+        return (0, 0.0, 0.0)
+    mean = float(np.add.reduce(v, dtype=np.float64)) / n
+    dev = v.astype(np.float64)
+    dev -= mean
+    return (n, mean, float(np.dot(dev, dev)))
+
+
+def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool = True) -> dict[str, Moments]:
+    """Per feature variable of one file: (finite count, mean, sum of squared deviations about the mean).
+
+    S1 backscatter is converted to ``s1_unit`` first (the file's unit is detected; non-positive linear
+    values become NaN in dB), then every variable is clipped to its range (DEM 0…8800, S2 0…10000, S1
+    −50…10 dB or the same range in linear units). NaN and fill values are left out. Integer variables
+    (S2 bands, DEM) are summed exactly in integers. Opens the file with netCDF4 and closes it.
+    """
+    import netCDF4
+
+    from .io import detect_s1_unit
+
+    s1 = schema.sensor_family(sensor) == "s1"
+    out: dict[str, Moments] = {}
+    with netCDF4.Dataset(path, "r") as ds:
+        ds.set_auto_maskandscale(False)
+        data_vars = [n for n, v in ds.variables.items() if n not in ds.dimensions and len(v.dimensions) >= 2]
+        for name in _feature_names(data_vars, sensor):
+            var = ds.variables[name]
+            a = np.asarray(var[:])
+            bad = _fill_mask(var, a)
+            scaled = "scale_factor" in var.ncattrs() or "add_offset" in var.ncattrs()
+            lo, hi = _clip_range(sensor, name, s1_unit)
+            if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize <= 2 and not scaled:
+                if bad is not None:
+                    a = a[~bad]
+                if clip:
+                    lo_i, hi_i = math.ceil(lo), math.floor(hi)
+                    info = np.iinfo(a.dtype)
+                    a = np.clip(
+                        a if info.min <= lo_i and hi_i <= info.max else a.astype(np.int32), lo_i, hi_i
+                    )
+                out[name] = _int_moments(a)
+                continue
+            a = a.astype(np.float64 if scaled or a.dtype.itemsize > 4 else np.float32)
+            if scaled:
+                a = a * float(var.getncattr("scale_factor")) if "scale_factor" in var.ncattrs() else a
+                a = a + float(var.getncattr("add_offset")) if "add_offset" in var.ncattrs() else a
+            if bad is not None:
+                a[bad] = np.nan
+            if s1 and name in schema.S1_BANDS:
+                native = detect_s1_unit(a)
+                if native != s1_unit:
+                    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                        if s1_unit == "dB":  # non-positive linear values have no dB value: NaN
+                            db = np.full(a.shape, np.nan, dtype=a.dtype)
+                            np.log10(a, out=db, where=a > 0)
+                            db *= 10.0
+                            a = db
+                        else:
+                            a = 10.0 ** (a / 10.0)
+            if clip:
+                np.clip(a, lo, hi, out=a)
+            out[name] = _float_moments(a)
+    return out
+
+
+def merge_moments(parts: Iterable[Mapping[str, Moments]]) -> dict[str, Moments]:
+    """Chan et al.'s pairwise merge of per-file moments, in the given order (exact, numerically stable)."""
+    acc: dict[str, list[float]] = {}
+    for part in parts:
+        for name, (nb, mb, m2b) in part.items():
+            if name not in acc:
+                acc[name] = [0, 0.0, 0.0]
+            na, ma, m2a = acc[name]
+            if nb == 0:
+                continue
+            n = na + nb
+            delta = mb - ma
+            acc[name] = [n, ma + delta * nb / n, m2a + m2b + delta * delta * na * nb / n]
+    return {k: (int(v[0]), float(v[1]), float(v[2])) for k, v in acc.items()}
+
+
+def _moments_chunk(root: str, jobs: Sequence[tuple[str, str]], s1_unit: str, clip: bool) -> list:
+    """Worker task: moments of a chunk of ``(rel path, sensor)`` files (opened here, in the worker)."""
+    base = Path(root)
+    return [(rel, file_moments(base / rel, sensor, s1_unit, clip)) for rel, sensor in jobs]
+
+
+_POOL: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def _close_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL[1].shutdown(wait=False, cancel_futures=True)
+        _POOL = None
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """The statistics worker pool, kept between calls (starting workers costs more than a small task).
+
+    Workers come from a ``forkserver`` (no NetCDF/HDF5 handle of the caller crosses a fork), start on the
+    first task and end with the process (or when another worker count is asked for).
+    """
+    global _POOL
+    from . import catalog as catalog_mod
+
+    if _POOL is None or _POOL[0] != workers:
+        _close_pool()
+        _POOL = (workers, ProcessPoolExecutor(max_workers=workers, mp_context=catalog_mod._mp_context()))
+    return _POOL[1]
+
+
+atexit.register(_close_pool)
+
+
+def _all_moments(
+    jobs: Sequence[tuple[str, str]],
+    data_dir: str | Path,
+    *,
+    s1_unit: str,
+    clip: bool,
+    workers: int | None,
+    progress: bool = False,
+) -> dict[str, dict[str, Moments]]:
+    """``{rel path: moments}`` for every job, in worker processes when there are many files."""
+    from tqdm.auto import tqdm
+
+    from . import catalog as catalog_mod
+
+    jobs = list(dict.fromkeys(jobs))
+    workers = catalog_mod._default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    root = str(Path(data_dir))
+    out: dict[str, dict[str, Moments]] = {}
+    bar = tqdm(total=len(jobs), desc="statistics", unit="file", disable=not progress)
+    try:
+        if workers == 1 or len(jobs) < 16:
+            for rel, sensor in jobs:
+                out[rel] = file_moments(Path(root) / rel, sensor, s1_unit, clip)
+                bar.update()
+            return out
+        size = max(1, min(32, math.ceil(len(jobs) / (4 * workers))))
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        try:
+            ex = _pool(workers)
+            futures = [ex.submit(_moments_chunk, root, chunk, s1_unit, clip) for chunk in chunks]
+            for fut in futures:
+                for rel, mom in fut.result():
+                    out[rel] = mom
+                    bar.update()
+        except BrokenProcessPool as exc:
+            _close_pool()
+            # the workers could not start (a script without an `if __name__ == "__main__":` guard, which
+            # worker processes re-import) or died: read what is left here
+            left = [j for j in jobs if j[0] not in out]
+            log.warning(
+                "statistics worker processes failed (%s); reading %d files in this process "
+                "(pass workers=1 to skip the attempt)",
+                exc,
+                len(left),
+            )
+            for rel, sensor in left:
+                out[rel] = file_moments(Path(root) / rel, sensor, s1_unit, clip)
+                bar.update()
+        return out
+    finally:
+        bar.close()
+
+
+def _finish(mom: Mapping[str, Moments], sensor: str) -> dict[str, dict[str, float]]:
+    names = _feature_names(mom.keys(), sensor)
+    mean = {v: float(mom[v][1]) if mom[v][0] else float("nan") for v in names}
+    std = {v: math.sqrt(mom[v][2] / mom[v][0]) if mom[v][0] else float("nan") for v in names}
+    return {"mean": mean, "std": std}
+
+
+def norm_stats(
+    paths: Sequence[str | Path],
+    data_dir: str | Path,
+    sensor: str,
+    *,
+    workers: int | None = None,
+    s1_unit: str = "dB",
+    clip: bool = True,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Mean and (population) standard deviation per feature variable over ``paths`` (relative to
+    ``data_dir``), in one pass over the files.
+
+    Each file's exact moments are computed in a worker process (see :func:`file_moments` for the unit
+    conversion and clipping) and merged with :func:`merge_moments` in the order of ``paths``, so the
+    figures do not depend on ``workers``. Returns ``{"mean": {var: x}, "std": {var: x}}``.
+    """
+    schema.check_sensor(sensor)
+    rels = [str(p) for p in paths]
+    if not rels:
+        raise ValueError(f"no files to compute {sensor} statistics from")
+    mom = _all_moments(
+        [(r, sensor) for r in rels], data_dir, s1_unit=s1_unit, clip=clip, workers=workers, progress=progress
+    )
+    return _finish(merge_moments(mom[r] for r in rels), sensor)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+def _json_bytes(obj) -> bytes:
+    """Deterministic JSON: sorted keys, two-space indent, shortest float repr, no NaN."""
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode()
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_json_bytes(obj))
+
+
+def _entries(df: pd.DataFrame, sensors: Sequence[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for row in df.sort_values("key", kind="stable").itertuples(index=False):
+        entry = {"id": str(row.key), "pixel_annotated": int(row.n_positive), "inventory": str(row.region)}
+        for s in sensors:
+            entry[s] = str(getattr(row, s))
+        out[str(row.split)].append(entry)
+    return out
+
+
+def _geojson(df: pd.DataFrame) -> dict:
+    feats = []
+    for row in df.sort_values("key", kind="stable").itertuples(index=False):
+        lon, lat = round(float(row.lon), 7), round(float(row.lat), 7)
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {
+                    "patch_id": str(row.key),
+                    "split": str(row.split),
+                    "inventory": str(row.region),
+                    "annotated_pixels": int(row.n_positive),
+                    "lon": lon,
+                    "lat": lat,
+                    "crs_original": f"EPSG:{int(row.epsg)}",
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _train_paths(df: pd.DataFrame, col: str) -> list[str]:
+    return df.loc[df["split"] == "train"].sort_values("key", kind="stable")[col].astype(str).tolist()
+
+
+def _task_files(result: SplitResult, moments: Mapping[str, Mapping[str, Moments]]) -> dict[str, object]:
+    """Every file of the task folder: relative name → JSON object (in writing order)."""
+    cfg = result.config
+    files: dict[str, object] = {}
+    for sensor, df in result.frames.items():
+        d = df.copy()
+        d[sensor] = d["path"].astype(str)
+        files[f"{sensor}/splits.json"] = _entries(d, [sensor])
+        train = _train_paths(d, sensor)
+        if train:
+            files[f"{sensor}/norm.json"] = {sensor: _finish(merge_moments(moments[p] for p in train), sensor)}
+        files[f"{sensor}/patch_locations.geojson"] = _geojson(d)
+    if result.aligned is not None:
+        a = result.aligned
+        files["splits_aligned.json"] = _entries(a, cfg.satellites)
+        norm = {}
+        for sensor in cfg.satellites:
+            train = _train_paths(a, sensor)
+            if train:
+                norm[sensor] = _finish(merge_moments(moments[p] for p in train), sensor)
+        files["norm_aligned.json"] = norm
+        files["patch_locations_aligned.geojson"] = _geojson(a)
+    clip = {
+        "s1": [*_clip_range("s1asc", "VV", cfg.s1_unit)],
+        "s2": [*schema.CLIP_RANGES["s2"]],
+        "DEM": [*schema.CLIP_RANGES["DEM"]],
+    }
+    files["config.json"] = {
+        **cfg.to_dict(),
+        "spatial": result.spatial,
+        "format": TASK_FORMAT,
+        "package_version": __version__,
+        "norm": {
+            "split": "train",
+            "s1_unit": cfg.s1_unit,
+            "clip_ranges": clip if cfg.clip_data else None,
+            "nan_aware": True,
+            "std": "population (ddof=0)",
+        },
+    }
+    return files
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale_temps(out: Path, name: str) -> None:
+    """Remove temporary folders of this task left by writers that died (their process is gone)."""
+    for p in [*out.glob(f".{name}.tmp-*"), *out.glob(f".{name}.old-*")]:
+        try:
+            pid = int(p.name.split("-")[-2])
+        except (ValueError, IndexError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def write_task(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    config: TaskConfig | str,
+    spatial: bool | None = None,
+    overwrite: bool = False,
+    *,
+    catalog: pd.DataFrame | None = None,
+    result: SplitResult | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write the task folder ``<out_dir>/<config.name>/`` and return its path.
+
+    Contents (DESIGN.md §3.2): per sensor ``splits.json``, ``norm.json`` (train files only) and
+    ``patch_locations.geojson``; ``splits_aligned.json``, ``norm_aligned.json`` and
+    ``patch_locations_aligned.geojson`` for the aligned locations; ``config.json`` (the resolved settings,
+    how the statistics were computed and the package version). Paths are relative to ``data_dir``.
+
+    Everything is written into a temporary folder inside ``out_dir`` that is renamed into place at the end,
+    so the task folder is complete or absent (also when writing fails midway: the temporary folder is
+    removed). An existing task folder is left untouched (FileExistsError) unless ``overwrite``. The files
+    are deterministic: the same data, settings and seed give byte-identical files.
+
+    ``catalog`` (default: :func:`build_catalog` of ``data_dir``) and ``result`` (default:
+    :func:`make_splits`) may be passed to reuse them.
+    """
+    from .catalog import build_catalog
+
+    config = load_config(config)
+    spatial = config.spatial if spatial is None else bool(spatial)
+    out = Path(out_dir)
+    target = out / config.name
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"task folder {target} exists; pass overwrite=True (--overwrite) to replace it")
+    if result is None:
+        if catalog is None:
+            catalog = build_catalog(data_dir, sensors=config.satellites, progress=progress)
+        result = make_splits(catalog, config, spatial)
+    elif result.config != config.replace(spatial=result.config.spatial) or result.spatial != spatial:
+        raise ValueError("result was made with other settings than config/spatial")
+    result = dataclasses.replace(result, config=config.replace(spatial=spatial))
+    jobs = []
+    for sensor, df in result.frames.items():
+        jobs += [(p, sensor) for p in _train_paths(df, "path")]
+    if result.aligned is not None:
+        for sensor in config.satellites:
+            jobs += [(p, sensor) for p in _train_paths(result.aligned, sensor)]
+    moments = _all_moments(
+        jobs, data_dir, s1_unit=config.s1_unit, clip=config.clip_data, workers=workers, progress=progress
+    )
+    files = _task_files(result, moments)
+
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_stale_temps(out, config.name)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{config.name}.tmp-{os.getpid()}-"))
+    old: Path | None = None
+    try:
+        for rel, obj in files.items():
+            _write_json(tmp / rel, obj)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        if target.exists():
+            if not overwrite:
+                raise FileExistsError(f"task folder {target} appeared while writing; not replaced")
+            old = Path(tempfile.mkdtemp(dir=out, prefix=f".{config.name}.old-{os.getpid()}-"))
+            os.rmdir(old)
+            os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            if old is not None:  # put the previous task back
+                os.rename(old, target)
+                old = None
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    log.info("wrote task %s (%d files)", target, len(files))
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+def _rel_data_path(p: str, sensor: str | None = None) -> str:
+    """``data/final/s2/x.nc`` or ``s2/x.nc`` → ``s2/x.nc`` (path relative to the data root)."""
+    parts = Path(str(p)).parts
+    if len(parts) >= 2 and parts[-2] in schema.SENSORS:
+        return f"{parts[-2]}/{parts[-1]}"
+    name = Path(str(p)).name
+    try:
+        return f"{schema.parse_filename(name).sensor}/{name}"
+    except ValueError:
+        return f"{sensor}/{name}" if sensor else name
+
+
+@dataclass
+class Task:
+    """A task folder read by :func:`load_task`.
+
+    - ``splits[sensor][split]``: list of entries ``{"id", "path", "<sensor>", "pixel_annotated",
+      "inventory"}``; ``path`` is relative to the data root (absolute with ``load_task(…, absolute=True)``).
+      In the old format ``pixel_annotated`` is None and ``inventory`` comes from the file name.
+    - ``norm[sensor]``: ``{"mean": {var: x}, "std": {var: x}}``; :meth:`channel_stats` gives them as arrays
+      in the order of :data:`schema.FEATURES`.
+    - ``aligned[split]`` / ``norm_aligned[sensor]``: the multi-modal split and statistics (None when absent).
+    - ``units[sensor]``: unit of the VV/VH statistics (``"dB"`` or ``"linear"``; S2 reflectance ×10000).
+    """
+
+    path: Path
+    name: str
+    format: str
+    splits: dict[str, dict[str, list[dict]]]
+    norm: dict[str, dict[str, dict[str, float]]]
+    aligned: dict[str, list[dict]] | None = None
+    norm_aligned: dict[str, dict[str, dict[str, float]]] | None = None
+    config: dict | None = None
+    units: dict[str, str] = field(default_factory=dict)
+    data_dir: Path | None = None
+
+    @property
+    def sensors(self) -> list[str]:
+        return [s for s in schema.SENSORS if s in self.splits]
+
+    def files(self, sensor: str, split: str = "train") -> list[Path]:
+        """Absolute paths of a sensor's split (needs ``data_dir``)."""
+        if self.data_dir is None:
+            raise ValueError(f"task {self.path} has no known data folder; pass data_dir to load_task")
+        return [self.data_dir / e[sensor] for e in self.splits[sensor][split]]
+
+    def channel_stats(self, sensor: str, aligned: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` float64 arrays over the channels of :data:`schema.FEATURES[sensor]`, in order
+        (channels the task has no statistics for are NaN)."""
+        src = self.norm_aligned if aligned else self.norm
+        if not src or sensor not in src:
+            raise KeyError(f"task {self.name} has no {'aligned ' if aligned else ''}statistics for {sensor}")
+        names = schema.FEATURES[sensor]
+        block = src[sensor]
+        mean = np.array([block["mean"].get(n, np.nan) for n in names], dtype="float64")
+        std = np.array([block["std"].get(n, np.nan) for n in names], dtype="float64")
+        return mean, std
+
+    def counts(self) -> pd.DataFrame:
+        """Entries per scope (sensor or ``aligned``) and split."""
+        rows = []
+        scopes = dict(self.splits)
+        if self.aligned is not None:
+            scopes["aligned"] = self.aligned
+        for scope, d in scopes.items():
+            row = {"scope": scope, **{s: len(d.get(s, [])) for s in SPLITS}}
+            row["total"] = sum(row[s] for s in SPLITS)
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["scope", *SPLITS, "total"])
+
+
+def _infer_unit(block: Mapping | None) -> str:
+    if not block or "VV" not in block.get("mean", {}):
+        return "linear"
+    return "dB" if float(block["mean"]["VV"]) < 0 else "linear"
+
+
+def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bool = False) -> Task:
+    """Read a task folder in the current layout (``splits.json``, ``norm.json`` …) or the older published
+    one (``<sensor>/data_paths.json`` = ``{"train": [paths], …}`` and ``<sensor>/norm_data.json`` =
+    ``{"mean": [...], "std": [...]}`` in channel order).
+
+    ``data_dir`` is the data root the paths are relative to; by default the folder two levels up when
+    the task sits in ``<data>/tasks/<TASK>``. With ``absolute`` the entries' ``path`` is absolute.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"task folder {root} does not exist")
+    if data_dir is None and root.resolve().parent.name == "tasks":
+        guess = root.resolve().parent.parent
+        data_dir = guess if any((guess / s).is_dir() for s in schema.SENSORS) else None
+    data_root = Path(data_dir).resolve() if data_dir is not None else None
+    if absolute and data_root is None:
+        raise ValueError(f"absolute paths need the data folder of task {root}; pass data_dir")
+
+    def full(rel: str) -> str:
+        return str(data_root / rel) if absolute and data_root is not None else rel
+
+    splits_out: dict[str, dict[str, list[dict]]] = {}
+    norm: dict[str, dict[str, dict[str, float]]] = {}
+    kinds = set()
+    for sensor in schema.SENSORS:
+        folder = root / sensor
+        if (folder / "splits.json").is_file():
+            kinds.add("current")
+            raw = json.loads((folder / "splits.json").read_text())
+            splits_out[sensor] = {
+                s: [{**e, "path": full(_rel_data_path(e[sensor], sensor))} for e in raw.get(s, [])]
+                for s in SPLITS
+            }
+            if (folder / "norm.json").is_file():
+                block = json.loads((folder / "norm.json").read_text())
+                norm[sensor] = block.get(sensor, block)
+        elif (folder / "data_paths.json").is_file():
+            kinds.add("old")
+            raw = json.loads((folder / "data_paths.json").read_text())
+            entries = {}
+            for s in SPLITS:
+                lst = []
+                for p in raw.get(s, []):
+                    rel = _rel_data_path(p, sensor)
+                    name = schema.parse_filename(Path(rel).name)
+                    lst.append(
+                        {
+                            "id": name.key,
+                            sensor: rel,
+                            "path": full(rel),
+                            "pixel_annotated": None,
+                            "inventory": name.region,
+                        }
+                    )
+                entries[s] = lst
+            splits_out[sensor] = entries
+            if (folder / "norm_data.json").is_file():
+                nd = json.loads((folder / "norm_data.json").read_text())
+                names = schema.FEATURES[sensor]
+                mean, std = list(nd["mean"]), list(nd["std"])
+                if len(mean) != len(std) or len(mean) > len(names):
+                    raise ValueError(
+                        f"{folder / 'norm_data.json'}: {len(mean)} means and {len(std)} stds for the "
+                        f"{len(names)} channels {names}"
+                    )
+                norm[sensor] = {
+                    "mean": {n: float(m) for n, m in zip(names, mean, strict=False)},
+                    "std": {n: float(v) for n, v in zip(names, std, strict=False)},
+                }
+    if not splits_out:
+        raise FileNotFoundError(
+            f"{root} holds no task: expected <sensor>/splits.json or <sensor>/data_paths.json "
+            f"for a sensor of {schema.SENSORS}"
+        )
+    aligned = norm_aligned = None
+    if (root / "splits_aligned.json").is_file():
+        raw = json.loads((root / "splits_aligned.json").read_text())
+        aligned = {
+            s: [
+                {**e, **{k: full(_rel_data_path(e[k], k)) for k in schema.SENSORS if k in e}}
+                for e in raw.get(s, [])
+            ]
+            if absolute
+            else list(raw.get(s, []))
+            for s in SPLITS
+        }
+    if (root / "norm_aligned.json").is_file():
+        norm_aligned = json.loads((root / "norm_aligned.json").read_text())
+    config = json.loads((root / "config.json").read_text()) if (root / "config.json").is_file() else None
+    units = {}
+    for sensor in splits_out:
+        if schema.sensor_family(sensor) == "s2":
+            units[sensor] = "reflectance x10000"
+        elif config is not None and "s1_unit" in config:
+            units[sensor] = str(config["s1_unit"])
+        else:
+            units[sensor] = _infer_unit(norm.get(sensor))
+    name = str(config.get("name", root.name)) if isinstance(config, dict) else root.name
+    return Task(
+        path=root,
+        name=name,
+        format="old" if kinds == {"old"} else "current",
+        splits=splits_out,
+        norm=norm,
+        aligned=aligned,
+        norm_aligned=norm_aligned,
+        config=config,
+        units=units,
+        data_dir=data_root,
+    )

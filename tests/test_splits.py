@@ -1,0 +1,639 @@
+"""Task files: configuration, filters, stratified / spatial splits, leakage, statistics, writing, reading."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+
+from s12ls_utils import cli, io, schema, splits, synthetic
+from s12ls_utils.catalog import build_catalog
+
+SEEDS = (0, 1, 7, 42, 123)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures and helpers
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def catalog(small_sample) -> pd.DataFrame:
+    """Catalog of the shared sample, without writing a cache into it (the sample is read-only)."""
+    return build_catalog(small_sample, use_cache=False, progress=False, workers=1)
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``root``: relative path → (bytes, mtime_ns)."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _keys(entries) -> list[str]:
+    return [e["id"] for e in entries]
+
+
+def _grid_catalog(n_pairs: int = 40, spacing: float = 10_000.0) -> pd.DataFrame:
+    """A constructed catalog: ``n_pairs`` locations, each with an overlapping neighbour 400 m east, plus a
+    pair far apart that shares an annotation id; one region, one CRS, mixed coverage."""
+    rows = []
+    pid = 1
+    rng = np.random.default_rng(5)
+    for i in range(n_pairs):
+        x, y = 500_000.0 + (i % 8) * spacing, 4_500_000.0 + (i // 8) * spacing
+        for dx in (0.0, 400.0):
+            n_pos = int(rng.integers(0, 900))
+            rows.append(
+                {
+                    "sensor": "s2",
+                    "region": "italy",
+                    "patch_id": pid,
+                    "key": f"italy_{pid}",
+                    "path": f"s2/italy_s2_{pid}.nc",
+                    "annotated": n_pos > 0,
+                    "date_confidence": 1.0 if n_pos > 0 else float("nan"),
+                    "ann_ids": "",
+                    "n_positive": n_pos,
+                    "positive_fraction": n_pos / schema.PATCH_SIZE**2,
+                    "center_x": x + dx,
+                    "center_y": y,
+                    "epsg": 32632,
+                    "lon": 11.0,
+                    "lat": 44.0,
+                }
+            )
+            pid += 1
+    for k, x in enumerate((900_000.0, 990_000.0)):  # far apart, same landslide
+        rows.append(
+            {**rows[0], "patch_id": 900 + k, "key": f"italy_{900 + k}", "path": f"s2/italy_s2_{900 + k}.nc"}
+        )
+        rows[-1].update(center_x=x, ann_ids="77", annotated=True, n_positive=50)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+def test_presets_load_and_differ():
+    ld = splits.load_config("S12LS-LD")
+    ad = splits.load_config("s12ls-ad")  # case-insensitive preset names
+    assert ld.name == "S12LS-LD" and ad.name == "S12LS-AD"
+    assert ld.annotated_only and ld.min_confidence == 0.75 and ld.min_annotated_pixel == 1
+    assert not ad.annotated_only and not ad.non_annotated_only and ad.min_confidence is None
+    for cfg in (ld, ad):
+        assert cfg.satellites == schema.SENSORS and cfg.reference_sat == "s2"
+        assert (cfg.test_size, cfg.val_size, cfg.seed) == (0.2, 0.2, 42)
+        assert cfg.spatial and cfg.s1_unit == "dB"
+
+
+def test_config_files_and_overrides(tmp_path):
+    yml = tmp_path / "my_task.yaml"
+    yml.write_text("satellites: [s2]\nannotated_only: true\nseed: 3\n")
+    cfg = splits.load_config(yml)
+    assert cfg.name == "my_task" and cfg.satellites == ("s2",) and cfg.seed == 3
+    assert splits.load_config(yml, seed=9).seed == 9
+    # the reference pipeline's nested layout, with its bookkeeping keys
+    ref = {
+        "output_dir": "Sen12Landslides/S12LS-AD",
+        "filter_criteria": {
+            "exclude_patterns": ["newzealand"],
+            "include_patterns": [],
+            "satellites": ["s1asc", "s1dsc", "s2"],
+            "reference_sat": "s2",
+            "unify_test": True,
+            "min_confidence": None,
+            "max_confidence": None,
+            "annotated_only": False,
+            "non_annotated_only": False,
+            "annotated_ratio": 0.5,
+        },
+        "n_workers": 20,
+        "test_size": 0.2,
+        "val_size": 0.2,
+        "seed": 42,
+    }
+    js = tmp_path / "config.json"
+    js.write_text(json.dumps(ref))
+    cfg = splits.load_config(js)
+    assert cfg.annotated_ratio == 0.5 and cfg.exclude_patterns == ("newzealand",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"satelites": ["s2"]}, "satelites"),
+        ({"foo": 1, "bar": 2}, "'bar', 'foo'"),
+        ({"annotated_only": True, "non_annotated_only": True}, "cannot both be true"),
+        ({"satellites": ["s3"]}, "unknown sensor"),
+        ({"satellites": "s2"}, "list of strings"),
+        ({"satellites": ["s1asc"], "reference_sat": "s2"}, "reference_sat"),
+        ({"test_size": 1.5}, "test_size"),
+        ({"min_confidence": 0.9, "max_confidence": 0.5}, "above"),
+        ({"annotated_only": "yes"}, "true or false"),
+        ({"seed": 1.5}, "integer"),
+        ({"s1_unit": "db"}, "s1_unit"),
+    ],
+)
+def test_config_validation_errors(raw, match):
+    with pytest.raises(ValueError, match=match):
+        splits.load_config(raw)
+
+
+def test_config_missing_file():
+    with pytest.raises(FileNotFoundError, match="neither a preset"):
+        splits.load_config("no-such-task")
+
+
+# --------------------------------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------------------------------
+def test_select_filters(catalog):
+    base = splits.load_config({"name": "t"})
+    sel = splits.select(catalog, base)
+    assert {s: len(d) for s, d in sel.items()} == catalog.groupby("sensor").size().to_dict()
+    ann = splits.select(catalog, base.replace(annotated_only=True))
+    non = splits.select(catalog, base.replace(non_annotated_only=True))
+    for s in schema.SENSORS:
+        assert ann[s].annotated.all() and not non[s].annotated.any()
+        assert len(ann[s]) + len(non[s]) == len(sel[s])
+    # confidence: mean of date_confidence for annotated patches, 1.0 for the others
+    hi = splits.select(catalog, base.replace(min_confidence=0.75))["s2"]
+    assert ((hi.date_confidence >= 0.75) | ~hi.annotated).all()
+    assert (~sel["s2"].annotated).sum() == (~hi.annotated).sum()
+    lo = splits.select(catalog, base.replace(max_confidence=0.6))["s2"]
+    assert lo.annotated.all() and (lo.date_confidence <= 0.6).all()
+    px = splits.select(catalog, base.replace(min_annotated_pixel=100))["s2"]
+    assert (px.n_positive >= 100).all() and len(px) == int((sel["s2"].n_positive >= 100).sum())
+    # file-name patterns (lower-case substring of the file name)
+    region = str(catalog.region.iloc[0])
+    inc = splits.select(catalog, base.replace(include_patterns=(region.upper(),)))
+    exc = splits.select(catalog, base.replace(exclude_patterns=(region,)))
+    for s in schema.SENSORS:
+        assert (inc[s].region == region).all() and not (exc[s].region == region).any()
+        assert len(inc[s]) + len(exc[s]) == len(sel[s])
+
+
+def test_select_annotated_ratio_keeps_same_locations(catalog):
+    cfg = splits.load_config({"name": "t", "annotated_ratio": 0.25})
+    sel = splits.select(catalog, cfg)
+    for s, df in sel.items():
+        pool = catalog[catalog.sensor == s]
+        n = len(pool)
+        for flag, share in ((True, 0.25), (False, 0.75)):
+            cand = pool[pool.annotated == flag].key.astype(str).tolist()
+            want = int(n * share)
+            kept = sorted(df.key[df.annotated == flag].astype(str))
+            if len(cand) <= want:
+                assert kept == sorted(cand)
+            else:  # the `want` locations of lowest seeded rank: the same rank in every sensor
+                rank = splits._priority(cfg.seed, cand)
+                assert kept == sorted(np.array(cand)[np.argsort(rank, kind="stable")[:want]].tolist())
+    assert sum(df.annotated.sum() for df in sel.values()) < catalog.annotated.sum()
+
+
+def test_coverage_classes():
+    df = pd.DataFrame({"positive_fraction": [0.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.9]})
+    p25, p75 = np.percentile(df.positive_fraction, [25, 75])
+    expected = [0 if r <= p25 else 1 if r <= p75 else 2 for r in df.positive_fraction]
+    assert splits.coverage_classes(df).tolist() == expected
+    assert set(expected) == {0, 1, 2}
+
+
+# --------------------------------------------------------------------------------------------------
+# Splits: properties
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("spatial", [True, False])
+@pytest.mark.parametrize("task", splits.PRESETS)
+def test_splits_disjoint_and_complete(catalog, task, spatial, seed):
+    cfg = splits.load_config(task, seed=seed)
+    res = splits.make_splits(catalog, cfg, spatial=spatial)
+    sel = splits.select(catalog, cfg)
+    for sensor, frame in res.frames.items():
+        assert sorted(frame.key) == sorted(sel[sensor].key.astype(str))  # every selected patch once
+        assert frame.key.is_unique and set(frame.split) <= set(splits.SPLITS)
+    # aligned: locations every sensor selected, each with a path in every sensor's selection
+    a = res.aligned
+    common = set.intersection(*(set(d.key.astype(str)) for d in sel.values()))
+    assert set(a.key) == common and a.key.is_unique
+    for sensor in cfg.satellites:
+        paths = dict(zip(sel[sensor].key.astype(str), sel[sensor].path.astype(str), strict=True))
+        assert all(paths[k] == p for k, p in zip(a.key, a[sensor], strict=True))
+    if spatial:
+        assert all(
+            leak == {"test_vs_train": 0, "val_vs_train": 0, "test_vs_val": 0} for leak in res.leakage.values()
+        )
+
+
+def test_split_sizes_follow_the_fractions():
+    cat = _grid_catalog(n_pairs=60)
+    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    for spatial in (False, True):
+        s = splits.split(cat, cfg, spatial=spatial)
+        n = len(cat)
+        assert abs((s == "test").sum() - 0.2 * n) <= 3
+        assert abs((s == "val").sum() - 0.16 * n) <= 4
+
+
+def test_split_is_deterministic_and_seed_dependent(catalog):
+    cfg = splits.load_config("S12LS-AD")
+    frame = splits.select(catalog, cfg)["s2"]
+    a = splits.split(frame, cfg)
+    b = splits.split(frame.sample(frac=1.0, random_state=3), cfg)  # row order does not matter
+    assert a.equals(b.sort_index())
+    others = [splits.split(frame, cfg.replace(seed=s)) for s in range(5)]
+    assert any(not a.equals(o) for o in others)
+
+
+def test_singleton_strata_go_to_train():
+    cat = _grid_catalog(n_pairs=20)
+    lone = {**cat.iloc[0].to_dict(), "patch_id": 999, "key": "usa_alaska_999", "region": "usa_alaska"}
+    lone.update(center_x=2_000_000.0, path="s2/usa_alaska_s2_999.nc")
+    cat = pd.concat([cat, pd.DataFrame([lone])], ignore_index=True)
+    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    for seed in SEEDS:
+        for spatial in (False, True):
+            assert splits.split(cat, cfg.replace(seed=seed), spatial=spatial)["usa_alaska_999"] == "train"
+
+
+def test_spatial_groups_and_leakage_on_constructed_catalog():
+    cat = _grid_catalog(n_pairs=40)
+    groups = spatial_groups = splits.spatial_groups(cat)
+    assert spatial_groups.attrs["links"]["overlap"] == 40 and spatial_groups.attrs["links"]["ann_id"] == 1
+    for i in range(40):  # each overlapping pair is one group
+        assert groups[f"italy_{2 * i + 1}"] == groups[f"italy_{2 * i + 2}"]
+    assert groups["italy_900"] == groups["italy_901"]  # shared landslide, 90 km apart
+    assert groups.nunique() == 41
+    # a larger distance joins the grid neighbours (10 km apart) too
+    assert splits.spatial_groups(cat, distance_m=10_500).nunique() < 41
+    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    leaked = []
+    for seed in SEEDS:
+        rnd = splits.split(cat, cfg.replace(seed=seed), spatial=False)
+        spa = splits.split(cat, cfg.replace(seed=seed), spatial=True)
+        leaked.append(splits.leakage(rnd, cat)["test_vs_train"])
+        assert splits.leakage(spa, cat) == {"test_vs_train": 0, "val_vs_train": 0, "test_vs_val": 0}
+        assert splits.leaking_pairs(spa, cat).empty
+    assert min(leaked) > 0  # 40 overlapping pairs: a random split always separates some
+
+
+def test_random_split_leaks_on_the_sample_spatial_does_not(small_sample, catalog):
+    man = synthetic.load_manifest(small_sample)
+    canvases = pd.Series([f["canvas"] for f in man["files"] if f["sensor"] == "s2"])
+    assert (canvases.value_counts() > 1).any(), "the sample should hold overlapping pairs"
+    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    frame = splits.select(catalog, cfg)["s2"]
+    random_leaks = []
+    for seed in range(30):
+        c = cfg.replace(seed=seed)
+        random_leaks.append(splits.leakage(splits.split(frame, c, spatial=False), frame)["test_vs_train"])
+        assert splits.leakage(splits.split(frame, c, spatial=True), frame)["test_vs_train"] == 0
+    assert max(random_leaks) > 0
+
+
+def test_leakage_accepts_splits_json_layout(catalog):
+    frame = catalog[catalog.sensor == "s2"]
+    keys = sorted(frame.key.astype(str))
+    layout = {"train": [{"id": k} for k in keys[::2]], "val": [], "test": [{"id": k} for k in keys[1::2]]}
+    assert splits.leakage(layout, frame) == splits.leakage(
+        pd.Series({e["id"]: s for s, lst in layout.items() for e in lst}), frame
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------------
+def _two_pass_reference(files: list[Path], sensor: str) -> dict[str, dict[str, float]]:
+    """All values of all files in memory, numpy mean then variance (clipped, S1 in dB, NaN left out)."""
+    values: dict[str, list[np.ndarray]] = {}
+    for f in files:
+        ds = io.open_patch(f, s1_unit="dB" if sensor != "s2" else "native", load=True)
+        for v in schema.FEATURES[sensor]:
+            lo, hi = schema.CLIP_RANGES["DEM" if v == "DEM" else schema.sensor_family(sensor)]
+            values.setdefault(v, []).append(np.clip(ds[v].values.astype("float64"), lo, hi).ravel())
+    out = {"mean": {}, "std": {}}
+    for v, parts in values.items():
+        a = np.concatenate(parts)
+        a = a[np.isfinite(a)]
+        mean = a.sum() / a.size
+        out["mean"][v] = mean
+        out["std"][v] = float(np.sqrt(((a - mean) ** 2).sum() / a.size))
+    return out
+
+
+@pytest.mark.parametrize("sensor", schema.SENSORS)
+def test_norm_stats_equal_two_pass_reference(small_sample, catalog, sensor):
+    rels = sorted(catalog.path[catalog.sensor == sensor].astype(str))
+    got = splits.norm_stats(rels, small_sample, sensor, workers=1)
+    ref = _two_pass_reference([small_sample / r for r in rels], sensor)
+    assert list(got["mean"]) == list(schema.FEATURES[sensor])
+    for v in schema.FEATURES[sensor]:
+        assert got["mean"][v] == pytest.approx(ref["mean"][v], rel=1e-6)
+        assert got["std"][v] == pytest.approx(ref["std"][v], rel=1e-6)
+    if sensor != "s2":
+        assert -30 < got["mean"]["VV"] < 0  # dB
+        lin = splits.norm_stats(rels, small_sample, sensor, workers=1, s1_unit="linear")
+        assert 0 < lin["mean"]["VV"] < 1
+
+
+def test_norm_stats_do_not_depend_on_workers_or_chunks(small_sample, catalog):
+    rels = sorted(catalog.path[catalog.sensor == "s2"].astype(str)) * 2  # enough files for the pool
+    assert len(rels) >= 16
+    assert splits.norm_stats(rels, small_sample, "s2", workers=1) == splits.norm_stats(
+        rels, small_sample, "s2", workers=2
+    )
+
+
+def test_merge_moments_is_exact_for_any_partition():
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.normal(1e4, 3.0, 5000), rng.normal(-2.0, 1e-3, 7)])
+    cuts = np.sort(rng.choice(np.arange(1, a.size), 20, replace=False))
+    parts = [{"x": splits._float_moments(p)} for p in np.split(a, cuts)]
+    n, mean, m2 = splits.merge_moments(parts)["x"]
+    assert n == a.size
+    assert mean == pytest.approx(a.mean(), rel=1e-12)
+    assert m2 / n == pytest.approx(a.var(), rel=1e-9)
+
+
+def test_file_moments_fill_values_and_nan(tmp_path):
+    path = tmp_path / "italy_s2_1.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        for d, n in (("time", 2), ("y", 3), ("x", 4)):
+            ds.createDimension(d, n)
+        b = ds.createVariable("B02", "i2", ("time", "y", "x"), fill_value=-9999)
+        vals = np.arange(24, dtype="int16").reshape(2, 3, 4) * 1000  # up to 23000: clipped to 10000
+        vals[0, 0, 0] = -9999
+        b[:] = vals
+        ds.createVariable("MASK", "u1", ("time", "y", "x"))[:] = 0
+        dem = ds.createVariable("DEM", "f4", ("time", "y", "x"))
+        dv = np.full((2, 3, 4), 100.0, dtype="float32")
+        dv[1] = np.nan
+        dem[:] = dv
+    mom = splits.file_moments(path, "s2")
+    assert set(mom) == {"B02", "DEM"}  # MASK is not a feature
+    kept = np.clip(vals.ravel()[1:].astype("float64"), 0, 10000)
+    n, mean, m2 = mom["B02"]
+    assert (
+        n == 23
+        and mean == pytest.approx(kept.mean())
+        and m2 == pytest.approx(((kept - kept.mean()) ** 2).sum())
+    )
+    assert mom["DEM"] == (12, 100.0, 0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing and reading
+# --------------------------------------------------------------------------------------------------
+EXPECTED_FILES = sorted(
+    [
+        "config.json",
+        "norm_aligned.json",
+        "patch_locations_aligned.geojson",
+        "splits_aligned.json",
+        *(
+            f"{s}/{f}"
+            for s in schema.SENSORS
+            for f in ("norm.json", "patch_locations.geojson", "splits.json")
+        ),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def written(small_sample, catalog, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tasks")
+    splits.write_task(small_sample, out, "S12LS-AD", catalog=catalog, workers=1)
+    return out / "S12LS-AD"
+
+
+def test_written_task_layout(written, small_sample, catalog):
+    assert sorted(_tree(written)) == EXPECTED_FILES
+    cfg = json.loads((written / "config.json").read_text())
+    assert cfg["name"] == "S12LS-AD" and cfg["package_version"] and cfg["norm"]["s1_unit"] == "dB"
+    assert splits.load_config(written) == splits.load_config("S12LS-AD")  # the config round-trips
+    res = splits.make_splits(catalog, "S12LS-AD")
+    for sensor in schema.SENSORS:
+        sp = json.loads((written / sensor / "splits.json").read_text())
+        assert set(sp) == set(splits.SPLITS)
+        keys = [k for s in splits.SPLITS for k in _keys(sp[s])]
+        assert sorted(keys) == sorted(res.frames[sensor].key) and len(set(keys)) == len(keys)
+        for e in sp["train"]:
+            assert set(e) == {"id", sensor, "pixel_annotated", "inventory"}
+            assert (small_sample / e[sensor]).is_file() and e[sensor].startswith(f"{sensor}/")
+        norm = json.loads((written / sensor / "norm.json").read_text())
+        assert list(norm) == [sensor] and set(norm[sensor]) == {"mean", "std"}
+        assert set(norm[sensor]["mean"]) == set(schema.FEATURES[sensor])
+        train = [e[sensor] for e in sp["train"]]
+        direct = splits.norm_stats(sorted(train), small_sample, sensor, workers=1)
+        for v in schema.FEATURES[sensor]:
+            assert norm[sensor]["mean"][v] == pytest.approx(direct["mean"][v], rel=1e-12)
+        gj = json.loads((written / sensor / "patch_locations.geojson").read_text())
+        assert len(gj["features"]) == len(keys)
+        props = gj["features"][0]["properties"]
+        assert set(props) == {
+            "patch_id",
+            "split",
+            "inventory",
+            "annotated_pixels",
+            "lon",
+            "lat",
+            "crs_original",
+        }
+        assert props["crs_original"].startswith("EPSG:32")
+    al = json.loads((written / "splits_aligned.json").read_text())
+    for s in splits.SPLITS:
+        for e in al[s]:
+            for sensor in schema.SENSORS:  # aligned entries exist in every sensor
+                assert (small_sample / e[sensor]).is_file()
+                assert e["id"] in {
+                    x["id"]
+                    for lst in json.loads((written / sensor / "splits.json").read_text()).values()
+                    for x in lst
+                }
+    assert set(json.loads((written / "norm_aligned.json").read_text())) == set(schema.SENSORS)
+
+
+def test_same_seed_gives_byte_identical_files(written, small_sample, catalog, tmp_path):
+    again = splits.write_task(small_sample, tmp_path, "S12LS-AD", catalog=catalog, workers=2)
+    a, b = _tree(written), _tree(again)
+    assert sorted(a) == sorted(b)
+    for rel in a:
+        assert a[rel][0] == b[rel][0], f"{rel} differs between two runs"
+    other = splits.write_task(
+        small_sample, tmp_path / "o", splits.load_config("S12LS-AD", seed=7), catalog=catalog, workers=1
+    )
+    assert (other / "s2" / "splits.json").read_bytes() != (again / "s2" / "splits.json").read_bytes()
+
+
+def test_overwrite_refusal_leaves_folder_untouched(small_sample, catalog, tmp_path):
+    path = splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    before = _tree(path)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    assert _tree(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]  # no temporary folder left
+    # with overwrite the folder is replaced (same content, new files), nothing else is left behind
+    splits.write_task(small_sample, tmp_path, "S12LS-LD", overwrite=True, catalog=catalog, workers=1)
+    after = _tree(path)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_interrupted_write_leaves_no_partial_folder(small_sample, catalog, tmp_path, monkeypatch, exc):
+    real = splits._write_json
+    calls = []
+
+    def failing(path, obj):
+        calls.append(path)
+        if len(calls) == 4:
+            raise exc("interrupted")
+        real(path, obj)
+
+    monkeypatch.setattr(splits, "_write_json", failing)
+    with pytest.raises(exc):
+        splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    assert len(calls) == 4
+    assert list(tmp_path.iterdir()) == []  # neither the task folder nor a temporary folder
+    # interrupted while replacing an existing task: the old task stays as it was
+    monkeypatch.setattr(splits, "_write_json", real)
+    path = splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    before = _tree(path)
+    calls.clear()
+    monkeypatch.setattr(splits, "_write_json", failing)
+    with pytest.raises(exc):
+        splits.write_task(
+            small_sample,
+            tmp_path,
+            splits.load_config("S12LS-LD", seed=5),
+            overwrite=True,
+            catalog=catalog,
+            workers=1,
+        )
+    assert _tree(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]
+
+
+def test_stale_temporary_folders_are_removed(small_sample, catalog, tmp_path):
+    stale = tmp_path / ".S12LS-LD.tmp-999999999-abc"
+    (stale / "s2").mkdir(parents=True)
+    splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    assert not stale.exists()
+
+
+def test_load_task_current_format(written, small_sample):
+    task = splits.load_task(written, data_dir=small_sample)
+    assert task.format == "current" and task.name == "S12LS-AD" and task.sensors == list(schema.SENSORS)
+    assert task.units == {"s1asc": "dB", "s1dsc": "dB", "s2": "reflectance x10000"}
+    sp = json.loads((written / "s2" / "splits.json").read_text())
+    assert _keys(task.splits["s2"]["train"]) == _keys(sp["train"])
+    e = task.splits["s2"]["train"][0]
+    assert e["path"] == e["s2"] and not Path(e["path"]).is_absolute()
+    assert all(p.is_file() for p in task.files("s2", "test"))
+    mean, std = task.channel_stats("s2")
+    assert mean.shape == (11,) and mean[2] == task.norm["s2"]["mean"]["B04"] and np.all(std > 0)
+    assert task.channel_stats("s1asc", aligned=True)[0][0] == task.norm_aligned["s1asc"]["mean"]["VV"]
+    assert task.aligned is not None and task.counts().set_index("scope").loc["aligned", "total"] == sum(
+        len(v) for v in task.aligned.values()
+    )
+    absolute = splits.load_task(written, data_dir=small_sample, absolute=True)
+    assert all(Path(e["path"]).is_file() for s in splits.SPLITS for e in absolute.splits["s1dsc"][s])
+    assert Path(absolute.aligned["train"][0]["s1asc"]).is_absolute()
+    with pytest.raises(ValueError, match="data_dir"):
+        splits.load_task(written, absolute=True)
+
+
+def test_load_task_old_format(tmp_path):
+    root = tmp_path / "S12LS-LD"
+    s2_means = [1861.0, 2029.0, 1953.0, 2394.0, 3354.0, 3668.0, 3762.0, 3852.0, 2613.0, 1889.0, 685.0]
+    (root / "s2").mkdir(parents=True)
+    (root / "s1asc").mkdir()
+    (root / "s2" / "data_paths.json").write_text(
+        json.dumps(
+            {
+                "train": ["data/final/s2/italy_s2_4635.nc", "data/final/s2/usa_alaska_s2_1987.nc"],
+                "val": ["data/final/s2/italy_s2_6318.nc"],
+                "test": ["s2/chimanimani_s2_520.nc"],
+            }
+        )
+    )
+    (root / "s2" / "norm_data.json").write_text(json.dumps({"mean": s2_means, "std": [100.0] * 11}))
+    (root / "s1asc" / "data_paths.json").write_text(
+        json.dumps({"train": ["x/italy_s1asc_4635.nc"], "val": [], "test": []})
+    )
+    (root / "s1asc" / "norm_data.json").write_text(
+        json.dumps({"mean": [0.037, 0.157, 692.0], "std": [0.041, 0.147, 640.0]})
+    )
+    task = splits.load_task(root)
+    assert task.format == "old" and task.aligned is None and task.config is None
+    assert task.sensors == ["s1asc", "s2"]
+    tr = task.splits["s2"]["train"]
+    assert [e["id"] for e in tr] == ["italy_4635", "usa_alaska_1987"]
+    assert [e["path"] for e in tr] == ["s2/italy_s2_4635.nc", "s2/usa_alaska_s2_1987.nc"]
+    assert tr[1]["inventory"] == "usa_alaska" and tr[1]["pixel_annotated"] is None
+    assert task.splits["s2"]["test"][0]["path"] == "s2/chimanimani_s2_520.nc"
+    assert task.norm["s2"]["mean"]["B04"] == 1953.0 and task.norm["s2"]["mean"]["DEM"] == 685.0
+    np.testing.assert_array_equal(task.channel_stats("s2")[0], s2_means)
+    assert task.units["s1asc"] == "linear"  # the published S1 statistics are linear
+    assert task.norm["s1asc"]["std"]["VH"] == 0.147
+    (root / "s2" / "norm_data.json").write_text(json.dumps({"mean": [1.0] * 12, "std": [1.0] * 12}))
+    with pytest.raises(ValueError, match="channels"):
+        splits.load_task(root)
+
+
+def test_load_task_missing(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        splits.load_task(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="holds no task"):
+        splits.load_task(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+def test_cli_splits_end_to_end(small_sample, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(small_sample, data)  # the command writes a catalog cache into the data folder
+    out = tmp_path / "tasks"
+    assert cli.main(["splits", str(data), "--task", "S12LS-LD", "--out", str(out), "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "S12LS-LD" in text and "leakage s2: 0" in text
+    assert sorted(_tree(out / "S12LS-LD")) == EXPECTED_FILES
+    before = _tree(out / "S12LS-LD")
+    assert cli.main(["splits", str(data), "--task", "S12LS-LD", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert _tree(out / "S12LS-LD") == before
+    argv = [
+        "splits",
+        str(data),
+        "--task",
+        "S12LS-LD",
+        "--out",
+        str(out),
+        "--random",
+        "--overwrite",
+        "--workers",
+        "1",
+    ]
+    assert cli.main(argv) == 0
+    assert json.loads((out / "S12LS-LD" / "config.json").read_text())["spatial"] is False
+    # a custom config file; the default output folder is DATA_DIR/tasks
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("satellites: [s2]\nnon_annotated_only: true\n")
+    assert cli.main(["splits", str(data), "--task", str(cfg), "--workers", "1"]) == 0
+    task = splits.load_task(data / "tasks" / "mine")
+    assert task.sensors == ["s2"] and task.aligned is None
+    cat = build_catalog(data, progress=False)
+    non = set(cat.key[(cat.sensor == "s2") & ~cat.annotated].astype(str))
+    assert {e["id"] for s in splits.SPLITS for e in task.splits["s2"][s]} == non
+    cfg.write_text("satellites: [s2]\nbogus: 1\n")
+    assert cli.main(["splits", str(data), "--task", str(cfg), "--overwrite"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert os.listdir(data / "tasks") == ["mine"]
