@@ -1052,7 +1052,7 @@ def split_heatmap(table, title: str = "Patches per region, coverage class and sp
     return (heat * labels).opts(title=title)
 
 
-def split_map(frame, title: str = "Where the splits fall: patch centres by split (WGS84)", width: int = 720):
+def split_map(frame, title: str = "Where the splits fall: patch centres by split (WGS84)", width: int = 640):
     """GeoViews points of the patch centres coloured by split, one panel per region (no basemap).
 
     ``frame`` has key, lon, lat, region and split (and optionally group, n_positive), e.g. a frame of
@@ -1066,7 +1066,7 @@ def split_map(frame, title: str = "Where the splits fall: patch centres by split
     df["region"] = df["region"].astype(str)
     vdims = ["split", "key", "region"] + [c for c in ("group", "n_positive") if c in df]
     regions = sorted(df["region"].unique())
-    cols = min(3, len(regions))
+    cols = min(2, len(regions))
     side = max(200, width // cols - 10)
     panels = []
     for i, region in enumerate(regions):
