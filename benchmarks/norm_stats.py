@@ -12,8 +12,8 @@ Both compute, per sensor and feature variable, the mean and standard deviation o
   once, in a worker process, through netCDF4; its exact moments are merged with Chan's formula. A row with
   ``workers=1`` shows the single-process figure.
 
-Both run once untimed (warm page cache, imports, the worker pool started), then best of ``--repeat``
-rounds in which the methods take turns. The results are compared (they must agree
+Both run once untimed (warm page cache, imports), then best of ``--repeat`` (the streaming time includes
+starting its worker processes) rounds in which the methods take turns. The results are compared (they must agree
 to 1e-6 relative). The last line printed is ``speedup <N>x`` = reference time / streaming time.
 
 Usage::
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         def streaming(w: int | None):
             return {s: splits.norm_stats(files, data, s, workers=w) for s, files in train.items()}
 
-        reference(), streaming(args.workers), streaming(1)  # warm-up (page cache, imports, worker pool)
+        reference(), streaming(args.workers), streaming(1)  # warm-up (page cache, imports)
         t, res = best_of_interleaved(
             {"ref": reference, "one": lambda: streaming(1), "par": lambda: streaming(args.workers)},
             args.repeat,

@@ -8,6 +8,8 @@ Sub-commands::
     s12ls validate PATH [PATH …]                                       check patch files against the format
     s12ls splits DATA_DIR --task S12LS-LD|S12LS-AD|CONFIG [--out DIR] [--random] [--overwrite]
                                                                        write a task folder (splits, norm)
+    s12ls train TASK_DIR [--model unet_prepost|utae|convgru] [--sensors s2 …] [--epochs N] [--device auto]
+          [--resume] [--config FILE] [--set KEY=VALUE …]                train a baseline → runs/<name>/
 """
 
 from __future__ import annotations
@@ -108,6 +110,61 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from .training import TrainConfig, train
+
+    settings: dict = {}
+    if args.config is not None:
+        text = args.config.read_text()
+        if args.config.suffix in (".yaml", ".yml"):
+            import yaml
+
+            settings.update(yaml.safe_load(text) or {})
+        else:
+            settings.update(json.loads(text))
+    flags = {
+        "sensors": args.sensors,
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "run_name": args.run_name,
+        "runs_dir": None if args.runs_dir is None else str(args.runs_dir),
+        "max_train_patches": args.max_train_patches,
+        "crop": args.crop,
+        "num_workers": args.workers,
+        "seed": args.seed,
+    }
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    for flag in ("resume", "overwrite", "compile"):
+        if getattr(args, flag):
+            settings[flag] = True
+    settings["task_dir"] = str(args.task_dir)
+    try:
+        res = train(TrainConfig.from_dict(settings))
+    except RuntimeError as exc:  # e.g. --device cuda without CUDA
+        print(f"s12ls train: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{res.epochs_run} epoch(s) on {res.device} in {res.train_seconds:.1f} s"
+        f"{' (stopped early)' if res.stopped_early else ''}; best epoch {res.best_epoch}: "
+        f"val F1 {res.best_val_f1:.3f} at threshold {res.best_threshold:.2f} "
+        f"(F1 at 0.5: {res.best_val_f1_at_05:.3f}); run in {res.run_dir}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s12ls", description="Work with the Sen12Landslides dataset.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -154,6 +211,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing task folder")
     p.set_defaults(func=_cmd_splits)
+
+    p = sub.add_parser("train", help="train a baseline model on a task (checkpoints, history, resume)")
+    p.add_argument("task_dir", type=Path, help="task folder, e.g. data/sample/tasks/S12LS-LD")
+    p.add_argument("--model", choices=["unet_prepost", "utae", "convgru"], default=None)
+    p.add_argument("--sensors", nargs="+", choices=schema.SENSORS, default=None, help="several = fusion")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--device", default=None, help="auto (default: CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--runs-dir", type=Path, default=None, help="parent of the run folder (default: runs)")
+    p.add_argument("--max-train-patches", type=int, default=None)
+    p.add_argument("--crop", type=int, default=None, help="train on random crops of this size")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--config", type=Path, default=None, help="JSON/YAML file of TrainConfig settings")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig setting (JSON value)")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.set_defaults(func=_cmd_train)
 
     return parser
 

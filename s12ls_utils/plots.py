@@ -1314,8 +1314,9 @@ def live_training_curves(width: int = 380, height: int = 300):
     loss = hv.DynamicMap(lambda data: _loss_overlay(data, width, height), streams=[pipe])
     metric = hv.DynamicMap(lambda data: _metric_overlay(data, width, height), streams=[pipe])
 
-    def push(history, *_):
-        pipe.send(_history_frame(history))
+    def push(*args):
+        """``push(history)`` or, as a training callback, ``push(row, history)``."""
+        pipe.send(_history_frame(args[-1]))
 
     return hv.Layout([loss, metric]).opts(shared_axes=False), push
 

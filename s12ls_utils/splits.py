@@ -44,7 +44,6 @@ Example
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import hashlib
 import importlib.resources
@@ -925,32 +924,15 @@ def _moments_chunk(root: str, jobs: Sequence[tuple[str, str]], s1_unit: str, cli
     return [(rel, file_moments(base / rel, sensor, s1_unit, clip)) for rel, sensor in jobs]
 
 
-_POOL: tuple[int, ProcessPoolExecutor] | None = None
-
-
-def _close_pool() -> None:
-    global _POOL
-    if _POOL is not None:
-        _POOL[1].shutdown(wait=False, cancel_futures=True)
-        _POOL = None
-
-
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """The statistics worker pool, kept between calls (starting workers costs more than a small task).
+    """A statistics worker pool for one call (use it as a context manager: workers end with the call).
 
-    Workers come from a ``forkserver`` (no NetCDF/HDF5 handle of the caller crosses a fork), start on the
-    first task and end with the process (or when another worker count is asked for).
+    Workers come from a ``forkserver`` (no NetCDF/HDF5 handle of the caller crosses a fork). A pool is not
+    kept between calls: idle workers left behind in a notebook kernel would outlive it noisily.
     """
-    global _POOL
     from . import catalog as catalog_mod
 
-    if _POOL is None or _POOL[0] != workers:
-        _close_pool()
-        _POOL = (workers, ProcessPoolExecutor(max_workers=workers, mp_context=catalog_mod._mp_context()))
-    return _POOL[1]
-
-
-atexit.register(_close_pool)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=catalog_mod._mp_context())
 
 
 def _all_moments(
@@ -983,14 +965,13 @@ def _all_moments(
         size = max(1, min(32, math.ceil(len(jobs) / (4 * workers))))
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         try:
-            ex = _pool(workers)
-            futures = [ex.submit(_moments_chunk, root, chunk, s1_unit, clip) for chunk in chunks]
-            for fut in futures:
-                for rel, mom in fut.result():
-                    out[rel] = mom
-                    bar.update()
+            with _pool(min(workers, len(chunks))) as ex:
+                futures = [ex.submit(_moments_chunk, root, chunk, s1_unit, clip) for chunk in chunks]
+                for fut in futures:
+                    for rel, mom in fut.result():
+                        out[rel] = mom
+                        bar.update()
         except BrokenProcessPool as exc:
-            _close_pool()
             # the workers could not start (a script without an `if __name__ == "__main__":` guard, which
             # worker processes re-import) or died: read what is left here
             left = [j for j in jobs if j[0] not in out]

@@ -1,0 +1,436 @@
+"""Datasets and the packed cache: sample shapes, alignment under augmentation, cache round trip, staleness."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s12ls_utils import datasets as D
+from s12ls_utils import io, schema, splits
+from s12ls_utils.synthetic import load_manifest
+
+# Published S12LS-LD statistics in channel order (DESIGN §3.2; S1 in linear units) for the old-format task.
+_PUBLISHED = {
+    "s2": (
+        [1861, 2029, 1953, 2394, 3354, 3668, 3762, 3852, 2613, 1889, 685],
+        [2459, 2330, 2330, 2244, 2029, 2006, 2038, 1960, 1331, 1204, 649],
+    ),
+    "s1asc": ([0.037, 0.157, 692], [0.041, 0.147, 649]),
+    "s1dsc": ([0.037, 0.157, 692], [0.041, 0.147, 649]),
+}
+
+
+def write_tiny_task(
+    data_dir: Path, out: Path, sensors=("s2",), fmt: str = "new", annotated: bool = True
+) -> Path:
+    """A task folder written directly (DESIGN §3.2) from a synthetic sample's manifest.
+
+    Keys present in every sensor; train = all annotated but the last + 2 non-annotated, val = the last
+    annotated + 1 non-annotated, test = 1 non-annotated. ``annotated=False`` leaves annotated patches out
+    of train (a task without positives). ``fmt="old"``: ``data_paths.json`` + ``norm_data.json`` with the
+    published (linear S1) statistics.
+    """
+    files = load_manifest(data_dir)["files"]
+    by_key: dict[str, dict[str, dict]] = {}
+    for r in files:
+        by_key.setdefault(r["key"], {})[r["sensor"]] = r
+    keys = sorted(k for k, v in by_key.items() if all(s in v for s in sensors))
+    ann = [k for k in keys if by_key[k][sensors[0]]["annotated"]]
+    non = [k for k in keys if not by_key[k][sensors[0]]["annotated"]]
+    assert len(ann) >= 2 and len(non) >= 4, (ann, non)
+    groups = {
+        "train": (ann[:-1] if annotated else []) + non[:2],
+        "val": ann[-1:] + non[2:3],
+        "test": non[3:4],
+    }
+
+    def entry(k: str, ss) -> dict:
+        r = by_key[k][ss[0]]
+        return {
+            "id": k,
+            **{s: by_key[k][s]["path"] for s in ss},
+            "pixel_annotated": r["n_positive"],
+            "inventory": r["region"],
+        }
+
+    out.mkdir(parents=True, exist_ok=True)
+    for s in sensors:
+        (out / s).mkdir(exist_ok=True)
+        if fmt == "old":
+            paths = {sp: [f"/original/data/{by_key[k][s]['path']}" for k in ks] for sp, ks in groups.items()}
+            (out / s / "data_paths.json").write_text(json.dumps(paths))
+            mean, std = _PUBLISHED[s]
+            (out / s / "norm_data.json").write_text(json.dumps({"mean": mean, "std": std}))
+        else:
+            (out / s / "splits.json").write_text(
+                json.dumps({sp: [entry(k, [s]) for k in ks] for sp, ks in groups.items()})
+            )
+            train_paths = [by_key[k][s]["path"] for k in groups["train"]]
+            stats = splits.norm_stats(train_paths, data_dir, s, workers=1)
+            (out / s / "norm.json").write_text(json.dumps({s: stats}))
+    if fmt == "new" and len(sensors) > 1:
+        (out / "splits_aligned.json").write_text(
+            json.dumps({sp: [entry(k, list(sensors)) for k in ks] for sp, ks in groups.items()})
+        )
+        norm = {}
+        for s in sensors:
+            norm[s] = splits.norm_stats(
+                [by_key[k][s]["path"] for k in groups["train"]], data_dir, s, workers=1
+            )
+        (out / "norm_aligned.json").write_text(json.dumps(norm))
+    if fmt == "new":
+        (out / "config.json").write_text(json.dumps({"name": out.name, "s1_unit": "dB"}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def task_dir(small_sample, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tasks") / "TINY"
+    return write_tiny_task(small_sample, out, sensors=("s1asc", "s2"))
+
+
+@pytest.fixture(scope="module")
+def task(task_dir, small_sample):
+    return splits.load_task(task_dir, data_dir=small_sample)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+# ------------------------------------------------------------------------------------------ samples
+@pytest.mark.parametrize("sensor", ["s2", "s1asc"])
+@pytest.mark.parametrize("view", ["series", "prepost"])
+def test_sample_shapes_and_dtypes(task, cache_dir, sensor, view):
+    ds = D.PatchDataset(task, "train", sensor, view=view, cache_dir=cache_dir, progress=False)
+    assert len(ds) == len(task.splits[sensor]["train"]) == 3
+    s = ds[0]
+    c = len(schema.FEATURES[sensor])
+    img = c - 1
+    want = (15, c + 1, 128, 128) if view == "series" else (3 * img + 4, 128, 128)
+    assert tuple(s[sensor].shape) == want
+    assert s[sensor].dtype == torch.float32 and torch.isfinite(s[sensor]).all()
+    assert tuple(s["y"].shape) == (128, 128) and s["y"].dtype == torch.float32
+    assert set(torch.unique(s["y"]).tolist()) <= {0.0, 1.0}
+    assert s["id"] == task.splits[sensor]["train"][0]["id"]
+    assert ds.in_channels() == {sensor: want[1] if view == "series" else want[0]}
+    assert len(ds.channels[sensor]) == (want[1] if view == "series" else want[0])
+    # validity channel / composite validity are 0/1
+    v = s[sensor][:, -1] if view == "series" else s[sensor][-2:]
+    assert set(torch.unique(v).tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("view", ["series", "prepost"])
+def test_fusion_returns_one_tensor_per_sensor(task, cache_dir, view):
+    ds = D.PatchDataset(task, "val", ["s1asc", "s2"], view=view, cache_dir=cache_dir, progress=False)
+    assert ds.aligned and len(ds) == len(task.aligned["val"])
+    s = ds[1]
+    assert {"s1asc", "s2", "y", "id"} <= set(s)
+    if view == "series":
+        assert s["s1asc"].shape == (15, 4, 128, 128) and s["s2"].shape == (15, 12, 128, 128)
+    else:
+        assert s["s1asc"].shape == (10, 128, 128) and s["s2"].shape == (34, 128, 128)
+    # both sensors carry the same mask: the aligned caches agree
+    maps = ds._maps()
+    assert np.array_equal(maps["s1asc"]["y"], maps["s2"]["y"])
+    # the packed validity bits of the cache files unpack to the loader's
+    raw = ds.read_raw(1)
+    packed = maps["s2"]["valid" if view == "series" else "comp_valid"][ds.indices[1]]
+    assert np.array_equal(D.unpack_validity(packed), raw["s2_valid"].numpy().astype(bool))
+
+
+def test_normalisation_uses_task_statistics(task, cache_dir):
+    ds = D.PatchDataset(task, "train", "s2", cache_dir=cache_dir, progress=False)
+    x = torch.stack([ds[i]["s2"] for i in range(len(ds))])[:, :, :-1]  # features without validity
+    # train statistics applied to the train split: mean ~0, std ~1 per channel (clipping aside)
+    m = x.mean(dim=(0, 1, 3, 4))
+    s = x.std(dim=(0, 1, 3, 4))
+    assert torch.allclose(m, torch.zeros_like(m), atol=0.05), m
+    assert torch.allclose(s, torch.ones_like(s), atol=0.1), s
+
+
+def test_old_format_task_and_linear_s1(small_sample, tmp_path, cache_dir):
+    out = write_tiny_task(small_sample, tmp_path / "OLD", sensors=("s1asc",), fmt="old")
+    task = splits.load_task(out, data_dir=small_sample)
+    assert task.format == "old" and task.units["s1asc"] == "linear"
+    ds = D.PatchDataset(task, "train", "s1asc", cache_dir=cache_dir, progress=False)
+    s = ds[0]["s1asc"]
+    entry = task.splits["s1asc"]["train"][0]
+    with io.open_patch(small_sample / entry["path"], s1_unit="linear", load=True) as pds:
+        f = io.patch_features(pds, "s1asc")
+    lo, hi = 10**-5.0, 10.0
+    ref = np.clip(f[:, 0], lo, hi)
+    ok = np.isfinite(f[:, 0])
+    got = s[:, 0].numpy() * 0.041 + 0.037  # back to linear VV
+    # 0.005 dB quantisation error = 0.115 % of the linear value (+ float32 rounding)
+    assert np.allclose(got[ok], ref[ok], rtol=1.3e-3, atol=1e-6)
+    assert (s[:, 0].numpy()[~ok] == 0).all() and (s[:, -1].numpy()[~ok] == 0).all()
+
+
+def test_empty_split_is_a_clear_error(small_sample, tmp_path):
+    out = write_tiny_task(small_sample, tmp_path / "T", sensors=("s2",))
+    data = json.loads((out / "s2" / "splits.json").read_text())
+    data["test"] = []
+    (out / "s2" / "splits.json").write_text(json.dumps(data))
+    task = splits.load_task(out, data_dir=small_sample)
+    with pytest.raises(ValueError, match="'test'.*empty"):
+        D.PatchDataset(task, "test", "s2", cache_dir=tmp_path / "c", progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        D.build_cache(task, "test", "s2", cache_dir=tmp_path / "c", progress=False)
+
+
+def test_unknown_sensor_and_view(task):
+    with pytest.raises(ValueError, match="unknown sensor"):
+        D.PatchDataset(task, "train", "s3", progress=False)
+    with pytest.raises(ValueError, match="view"):
+        D.PatchDataset(task, "train", "s2", view="median", progress=False)
+
+
+# ------------------------------------------------------------------------------------------ cache
+def test_cache_round_trip_equals_direct_reading(task, cache_dir):
+    for sensor in ("s2", "s1asc"):
+        for view in ("series", "prepost"):
+            cached = D.PatchDataset(
+                task, "val", sensor, view=view, cache_dir=cache_dir, raw=True, progress=False
+            )
+            direct = D.PatchDataset(task, "val", sensor, view=view, cache=False, raw=True, progress=False)
+            a, b = cached.read_raw([0, 1]), direct.read_raw([0, 1])
+            for k in (sensor, f"{sensor}_valid", f"{sensor}_days", "y"):
+                assert torch.equal(a[k], b[k]), (sensor, view, k)
+            assert a["id"] == b["id"]
+            cached.raw = direct.raw = False
+            assert torch.equal(cached[1][sensor], direct[1][sensor])
+
+
+def test_cache_matches_the_reference_reader(task, cache_dir, small_sample):
+    """Against xarray (io.open_patch + patch_features): S2/DEM exact, S1 within 0.005 dB."""
+    for sensor in ("s2", "s1asc"):
+        ds = D.PatchDataset(task, "train", sensor, cache_dir=cache_dir, raw=True, progress=False)
+        for i in range(len(ds)):
+            r = ds.read_raw(i)
+            with io.open_patch(small_sample / ds.entries[i][sensor], s1_unit="dB", load=True) as pds:
+                f = io.patch_features(pds, sensor)
+                mask = pds["MASK"].values[0]
+                scl = pds["SCL"].values if sensor == "s2" else None
+            x = r[sensor].numpy()
+            assert np.array_equal(r["y"].numpy(), mask)
+            valid = r[f"{sensor}_valid"].numpy().astype(bool)
+            if sensor == "s2":
+                assert np.array_equal(x.astype("float32"), f)
+                assert np.array_equal(valid, ~np.isin(scl, list(schema.SCL_BAD)))
+            else:
+                dec = np.where(x == D.SENTINEL, np.nan, x / D.channel_scales(sensor)[None, :, None, None])
+                assert np.array_equal(np.isnan(dec), np.isnan(f))
+                assert np.nanmax(np.abs(dec - f)) <= 0.005 + 1e-4  # + float32 rounding of the dB values
+                assert np.array_equal(valid, np.isfinite(f[:, 0]) & np.isfinite(f[:, 1]))
+
+
+def test_composite_is_the_lower_median_of_valid_dates():
+    t, c, h, w = 5, 2, 1, 8
+    x = np.arange(t * c * h * w, dtype="int16").reshape(t, c, h, w)
+    x[:, 0, 0, 0] = [50, 10, 40, 30, 20]
+    valid = np.ones((t, h, w), dtype=bool)
+    valid[1, 0, 1] = False  # pixel 1: date 1 invalid
+    valid[3:, 0, 2] = False  # pixel 2: no valid post date
+    # use a 3-channel (VV, VH, DEM) stack so the DEM handling is covered
+    x3 = np.concatenate([x, np.full((t, 1, h, w), 700, dtype="int16")], axis=1)
+    x3[:, 2, 0, 0] = [700, 701, 702, 703, 704]  # a "DEM" that varies: composites copy date 0
+    comp, ok = D.prepost_composite(x3, valid, (2, 3), "s1asc")
+    assert comp.shape == (2, 3, h, w) and comp.dtype == np.int16
+    assert comp[0, 0, 0, 0] == 40  # pre dates 0..2: 50, 10, 40 -> lower median 40
+    assert comp[1, 0, 0, 0] == 20  # post dates 3..4: 30, 20 -> lower median 20
+    assert comp[0, 0, 0, 1] == min(x3[0, 0, 0, 1], x3[2, 0, 0, 1])  # two valid pre dates -> the lower
+    assert comp[1, 0, 0, 2] == D.SENTINEL and not ok[1, 0, 2] and ok[0, 0, 2]
+    assert (comp[:, 2, 0, 0] == 700).all()
+
+
+def _copy_sample(small_sample: Path, dst: Path) -> Path:
+    shutil.copytree(small_sample, dst, ignore=shutil.ignore_patterns(".s12ls_*"))
+    return dst
+
+
+def test_stale_cache_is_detected_and_rebuilt(small_sample, tmp_path):
+    data = _copy_sample(small_sample, tmp_path / "data")
+    out = write_tiny_task(data, data / "tasks" / "TINY", sensors=("s2",))
+    task = splits.load_task(out)
+    assert task.data_dir == data.resolve()
+    assert D.cache_status(task, "train", "s2") == "no cache"
+    folder = D.build_cache(task, "train", "s2", progress=False)["s2"]
+    assert folder.is_relative_to(data / ".s12ls_cache")
+    assert D.cache_status(task, "train", "s2") is None
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
+    D.build_cache(task, "train", "s2", progress=False)  # fresh: not rebuilt
+    assert (folder / "manifest.json").stat().st_mtime_ns == stamp
+
+    # a source file changes (new modification time) -> stale -> rebuilt with the new content
+    src = data / task.splits["s2"]["train"][1]["path"]
+    import netCDF4
+
+    with netCDF4.Dataset(src, "r+") as nc:
+        var = nc.variables["B04"]
+        arr = var[:]
+        arr[0, 0, 0] = 1234
+        var[:] = arr
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
+    assert "changed" in D.cache_status(task, "train", "s2")
+    ds = D.PatchDataset(task, "train", "s2", raw=True, progress=False)
+    assert D.cache_status(task, "train", "s2") is None
+    raw = ds.read_raw(1)["s2"]
+    b04 = schema.FEATURES["s2"].index("B04")
+    assert int(raw[0, b04, 0, 0]) == 1234  # file (time, x, y) (0, 0, 0) -> canonical (time, y, x) (0, 0, 0)
+
+    # the split lists other patches -> stale
+    sp = json.loads((out / "s2" / "splits.json").read_text())
+    sp["train"] = sp["train"][:-1]
+    (out / "s2" / "splits.json").write_text(json.dumps(sp))
+    task2 = splits.load_task(out)
+    assert "other patches" in D.cache_status(task2, "train", "s2")
+    # a missing source -> stale
+    src.unlink()
+    assert "missing" in D.cache_status(task, "train", "s2")
+    # no temporary folders are left behind
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_describe_cache(task, cache_dir):
+    dirs = D.build_cache(task, "train", "s2", cache_dir=cache_dir, progress=False)
+    df = D.describe_cache(dirs)
+    row = df.set_index("array").loc["x"]
+    assert row["dtype"] == "int16" and row["shape"] == "3×15×11×128×128"
+    man = json.loads((dirs["s2"] / "manifest.json").read_text())
+    assert man["channels"] == list(schema.FEATURES["s2"]) and len(man["sources"]) == 3
+    assert {"size", "mtime_ns", "path", "id"} <= set(man["sources"][0])
+
+
+# ------------------------------------------------------------------------------------------ augmentation
+def _marked_batch(sensors=("s2", "s1asc"), b: int = 6, seed: int = 0) -> dict:
+    """Raw batch whose every feature value encodes the mask (1000 inside, 0 outside) + an L-shaped mark."""
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.rand(b, 32, 32, generator=g) > 0.8).to(torch.uint8)
+    y[:, :3, :10] = 1  # asymmetric: any rotation/flip moves it
+    batch = {"y": y}
+    for s in sensors:
+        c = len(schema.FEATURES[s])
+        x = (y[:, None, None].expand(b, 15, c, 32, 32).to(torch.int16) * 1000).contiguous()
+        batch[s] = x
+        batch[f"{s}_valid"] = y[:, None].expand(b, 15, 32, 32).contiguous()
+    return batch
+
+
+def test_augmentation_keeps_images_and_mask_aligned():
+    stats = {s: ([0.0] * len(schema.FEATURES[s]), [1.0] * len(schema.FEATURES[s])) for s in ("s2", "s1asc")}
+    pre = D.Preprocessor(stats, {"s1asc": "dB"}, "series")
+    batch = _marked_batch()
+    gen = torch.Generator().manual_seed(3)
+    inputs, y, _ = pre(batch, augment=True, generator=gen)
+    assert not torch.equal(y, batch["y"].float())  # something moved
+    for s in ("s2", "s1asc"):
+        x = inputs[s]
+        assert x.shape[:2] == (6, 15)
+        # B02 (S2) is clipped to 0..10000 -> 1000 inside; S1 "VV" 1000/100 = 10 dB inside
+        feat = x[:, :, 0] > 0
+        assert torch.equal(feat, y.bool()[:, None].expand_as(feat))
+        assert torch.equal(x[:, :, -1].bool(), y.bool()[:, None].expand_as(feat))  # validity moved too
+    # crops: the same window for image and mask
+    inputs, y, _ = pre(batch, augment=True, crop=16, generator=torch.Generator().manual_seed(4))
+    assert y.shape == (6, 16, 16) and inputs["s2"].shape[-2:] == (16, 16)
+    assert torch.equal(inputs["s2"][:, 0, 0] > 0, y.bool())
+
+
+def test_augmentation_prepost_view_aligned():
+    stats = {"s2": ([0.0] * 11, [1.0] * 11)}
+    pre = D.Preprocessor(stats, {}, "prepost")
+    batch = _marked_batch(("s2",))
+    batch["s2"] = batch["s2"][:, :2]
+    batch["s2_valid"] = batch["s2_valid"][:, :2]
+    inputs, y, _ = pre(batch, augment=True, generator=torch.Generator().manual_seed(5))
+    x = inputs["s2"]
+    assert x.shape == (6, 34, 32, 32)
+    assert torch.equal(x[:, 0] > 0, y.bool()) and torch.equal(x[:, 10] > 0, y.bool())
+    assert torch.equal(x[:, -1].bool(), y.bool())
+
+
+def test_spatial_transforms_numpy_and_torch_agree():
+    """The CPU (numpy) path and the torch path (used on GPUs) crop, flip and rotate identically."""
+    t = torch.arange(3 * 2 * 5 * 16 * 16, dtype=torch.int16).reshape(3, 2, 5, 16, 16)
+    params = [(1, False), (2, True), (3, True)]
+    off = [[0, 3], [5, 1], [8, 8]]
+    for o, c in ((None, None), (off, 8)):
+        a = D._spatial(t, o, c, params)
+        b = D._spatial(t, o, c, params, backend="torch")
+        assert torch.equal(a, b)
+    ref = torch.stack([D._rot_flip(t[i], k, f) for i, (k, f) in enumerate(params)])
+    assert torch.equal(D._spatial(t, None, None, params), ref)
+
+
+def test_dataset_augmentation_is_consistent(task, cache_dir):
+    """Augmented samples are rotations/flips of the plain sample, the same one for image and mask."""
+    plain = D.PatchDataset(
+        task, "train", ["s1asc", "s2"], view="prepost", cache_dir=cache_dir, progress=False
+    )
+    aug = D.PatchDataset(
+        task, "train", ["s1asc", "s2"], view="prepost", cache_dir=cache_dir, augment=True, progress=False
+    )
+    torch.manual_seed(0)
+    p = plain[0]
+    for _ in range(4):
+        a = aug[0]
+        found = False
+        for k in range(4):
+            for flip in (False, True):
+                if torch.equal(D._rot_flip(p["y"], k, flip), a["y"]):
+                    s2 = torch.equal(D._rot_flip(p["s2"], k, flip), a["s2"])
+                    s1 = torch.equal(D._rot_flip(p["s1asc"], k, flip), a["s1asc"])
+                    found = found or (s1 and s2)
+        assert found
+
+
+# ------------------------------------------------------------------------------------------ loading
+def test_loader_batches_and_epoch_determinism(task, cache_dir):
+    ds = D.PatchDataset(task, "train", "s2", view="prepost", cache_dir=cache_dir, raw=True, progress=False)
+    loader = D.make_loader(ds, 2, shuffle=True, seed=1)
+    assert len(loader) == 2
+
+    def epoch(e):
+        loader.epoch_sampler.set_epoch(e)
+        return [b["index"].tolist() for b in loader]
+
+    e0 = epoch(0)
+    epoch(1)
+    assert epoch(0) == e0 and sorted(sum(e0, [])) == list(range(len(ds)))
+    b = next(iter(loader))
+    assert b["s2"].dtype == torch.int16 and b["s2"].shape[1:] == (2, 11, 128, 128)
+    assert b["y"].dtype == torch.uint8 and isinstance(b["id"], list)
+    with pytest.raises(ValueError, match="raw=True"):
+        D.make_loader(
+            D.PatchDataset(task, "train", "s2", cache_dir=cache_dir, progress=False), 2, shuffle=False
+        )
+
+
+def test_loader_backends_deliver_the_same_batches(task, cache_dir):
+    ds = D.PatchDataset(task, "val", "s2", cache_dir=cache_dir, raw=True, progress=False)
+    ref = [b["s2"] for b in D.make_loader(ds, 1, shuffle=False, num_workers=0)]
+    threads = D.make_loader(ds, 1, shuffle=False, num_workers=2)
+    assert isinstance(threads, D.ThreadedBatchLoader) and len(threads) == len(ds)
+    procs = D.make_loader(ds, 1, shuffle=False, num_workers=1, backend="processes")
+    assert isinstance(procs, torch.utils.data.DataLoader)
+    for loader in (threads, procs):
+        got = [b["s2"] for b in loader]
+        assert all(torch.equal(a, b) for a, b in zip(ref, got, strict=True))
+    with pytest.raises(ValueError, match="backend"):
+        D.make_loader(ds, 1, shuffle=False, backend="gpu")
+
+
+def test_max_patches_subset(task, cache_dir):
+    ds = D.PatchDataset(
+        task, "train", "s2", cache_dir=cache_dir, max_patches=2, seed=0, progress=False, raw=True
+    )
+    assert len(ds) == 2 and set(ds.ids) <= {e["id"] for e in task.splits["s2"]["train"]}
+    assert ds.read_raw([0, 1])["id"] == ds.ids
