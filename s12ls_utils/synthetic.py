@@ -9,8 +9,9 @@ What is simulated (per location, on a small "canvas" that one or two overlapping
 
 - **Terrain**: fractal relief (spectral synthesis) on a regional base height; slope and aspect from it.
 - **Land cover**: vegetation fraction with a seasonal cycle (hemisphere- and climate-dependent),
-  bare/built areas, water in valley bottoms, and agricultural parcels that are harvested on a random
-  date (a change that is *not* a landslide).
+  bare/built areas, water in valley bottoms, agricultural parcels on gentle ground and forest
+  clear-cuts on any slope, mostly harvested or cut within a month of the event (vegetation loss that
+  is *not* a landslide: rectangular, turning to ordinary soil rather than bright fresh scar).
 - **Landslides** (annotated canvases): elongated polygons oriented downslope, placed preferentially
   on steep vegetated slopes, sizes from a few pixels to hundreds (log-normal). After their event date
   they replace vegetation by fresh soil/rock: NIR drops, red and SWIR rise (NDVI drop), VH backscatter
@@ -399,15 +400,25 @@ def _static(rng: np.random.Generator, reg: Region, shape: tuple[int, int]) -> _S
     veg0 = np.where(bare, veg0 * 0.2, veg0)
     veg0 = np.where(water, 0.0, veg0).astype("float32")
     fields: list[tuple[np.ndarray, dt.date, bool]] = []
-    flat = slope < 14
-    for _ in range(int(rng.integers(0, 4))):
-        fh, fw = int(rng.integers(8, 30)), int(rng.integers(8, 40))
+    gentle = slope < 18
+    # agricultural parcels on gentle ground (harvested, or greening up)
+    for _ in range(int(rng.integers(1, 6))):
+        fh, fw = int(rng.integers(10, 36)), int(rng.integers(10, 44))
         r0, c0 = int(rng.integers(0, h - fh)), int(rng.integers(0, w - fw))
         m = np.zeros(shape, dtype=bool)
         m[r0 : r0 + fh, c0 : c0 + fw] = True
-        m &= flat & ~water
+        m &= gentle & ~water
         if m.sum() > 20:
-            fields.append((m, dt.date(2000, 1, 1), bool(rng.random() < 0.75)))
+            fields.append((m, dt.date(2000, 1, 1), bool(rng.random() < 0.8)))
+    # forest clear-cuts on any slope: rectangular vegetation loss that is not a landslide
+    for _ in range(int(rng.integers(0, 3))):
+        fh, fw = int(rng.integers(8, 26)), int(rng.integers(8, 26))
+        r0, c0 = int(rng.integers(0, h - fh)), int(rng.integers(0, w - fw))
+        m = np.zeros(shape, dtype=bool)
+        m[r0 : r0 + fh, c0 : c0 + fw] = True
+        m &= ~water
+        if m.sum() > 20:
+            fields.append((m, dt.date(2000, 1, 1), True))
     return _Static(dem, slope, aspect, veg0, water, fields, float(rng.uniform(0.85, 1.15)))
 
 
@@ -614,8 +625,17 @@ def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dic
             events.append(anchor + dt.timedelta(days=int(rng.integers(12, 45))))
             confidences.append(float(rng.choice([1.0, 0.75, 0.5])))
         slides = _landslides(rng, st.slope, st.aspect, st.veg0, plan, first_ann_id)
-    # harvest dates of the fields land anywhere in the series window (confounders)
-    st.fields = [(m, anchor + dt.timedelta(days=int(rng.integers(-50, 70))), hv) for m, _, hv in st.fields]
+    # harvest / cutting dates: most within a month of the event (the season storms and harvests share),
+    # the rest anywhere in the series window; a threshold on the vegetation drop cannot tell them apart
+    st.fields = [
+        (
+            m,
+            anchor
+            + dt.timedelta(days=int(rng.integers(-20, 32) if rng.random() < 0.7 else rng.integers(-50, 70))),
+            hv,
+        )
+        for m, _, hv in st.fields
+    ]
     sensors = sorted({s for p in plan.patches for s in p.sensors})
     records: list[dict] = []
     for sensor in sensors:
