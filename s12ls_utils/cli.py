@@ -10,6 +10,9 @@ Sub-commands::
                                                                        write a task folder (splits, norm)
     s12ls train TASK_DIR [--model unet_prepost|utae|convgru] [--sensors s2 …] [--epochs N] [--device auto]
           [--resume] [--config FILE] [--set KEY=VALUE …]                train a baseline → runs/<name>/
+    s12ls evaluate RUN_DIR [--task-dir DIR] [--sensor s2|s1asc|s1dsc] [--cover-fraction F] [--n-boot N]
+          [--device auto] [--out FILE.json]                            landslide-class test scores vs
+                                                                       the change-detection reference
 """
 
 from __future__ import annotations
@@ -165,6 +168,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate import evaluate_run
+    from .plots import _plain
+
+    res = evaluate_run(
+        args.run_dir,
+        args.task_dir,
+        sensor=args.sensor,
+        bins=args.bins,
+        cover_fraction=args.cover_fraction,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        gallery=0,
+    )
+    summary = res.summary()
+    print(
+        f"{res.n_test} test patches ({res.n_val} validation), landslide pixels {summary['prevalence']:.1%}; "
+        f"thresholds (max F1 on validation): model {res.thresholds['model']:.3f}, "
+        f"reference {res.thresholds['reference']:.3f}"
+    )
+    print(res.table().round(4).to_string())
+    for p, name in (("model_", "model"), ("ref_", "reference")):
+        print(
+            f"{name}: F1 95% CI [{summary[p + 'f1_ci_low']:.3f}, {summary[p + 'f1_ci_high']:.3f}], "
+            f"IoU 95% CI [{summary[p + 'iou_ci_low']:.3f}, {summary[p + 'iou_ci_high']:.3f}], "
+            f"landslides found {summary[p + 'detection_rate']:.1%}, "
+            f"false-positive blobs {summary[p + 'fp_blobs_per_km2']:.2f} per km²"
+        )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(_plain(summary), indent=1, sort_keys=True))
+        print(f"figures written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s12ls", description="Work with the Sen12Landslides dataset.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -233,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser(
+        "evaluate", help="landslide-class test scores of a run next to a change-detection reference"
+    )
+    p.add_argument("run_dir", type=Path, help="run folder with best.pt, e.g. runs/<name>")
+    p.add_argument("--task-dir", type=Path, default=None, help="task folder (default: the run's own)")
+    p.add_argument(
+        "--sensor", choices=schema.SENSORS, default="s2", help="sensor of the reference (default s2)"
+    )
+    p.add_argument("--bins", type=int, default=1000, help="score histogram bins (default 1000)")
+    p.add_argument("--cover-fraction", type=float, default=0.5, help="share of a landslide to count it found")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates over patches")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (default: CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

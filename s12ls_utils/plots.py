@@ -1405,3 +1405,140 @@ def prediction_gallery(items, threshold: float, sensor: str = "s2", size: int = 
             * outline,
         ]
     return hv.Layout(panels).cols(4).opts(shared_axes=False)
+
+
+# --- chapter 06: positive-class evaluation ---
+_METHOD_COLORS = {"model": "#1f77b4", "reference": "#ff7f0e"}
+_METHOD_LABELS = {"model": "trained model", "reference": "change-detection reference"}
+
+
+def pr_curves_plot(curves, prevalence: float, auprc=None, width: int = 420, height: int = 380):
+    """Precision–recall curves per method with the chance line (the positive-class prevalence).
+
+    ``curves``: long table with method, recall, precision (e.g. ``EvaluationResult.pr_curves()``);
+    ``auprc``: optional ``{method: AUPRC}`` for the legend.
+    """
+    import holoviews as hv
+
+    rd = hv.Dimension("recall", label="recall (landslide class)", range=(0, 1))
+    pd_ = hv.Dimension("precision", label="precision (landslide class)", range=(0, 1.02))
+    layers = []
+    for m, d in curves.groupby("method", sort=False):
+        label = _METHOD_LABELS.get(m, m)
+        if auprc is not None and m in auprc:
+            label += f" (AUPRC {auprc[m]:.3f})"
+        d = d.sort_values("recall")
+        layers.append(
+            hv.Curve(d, rd, [pd_, "threshold"], label=label).opts(
+                color=_METHOD_COLORS.get(m, "black"),
+                line_width=2.5,
+                interpolation="steps-post",
+                tools=["hover"],
+            )
+        )
+    chance = hv.Curve(
+        [(0, prevalence), (1, prevalence)], rd, pd_, label=f"chance (prevalence {prevalence:.3f})"
+    )
+    layers.append(chance.opts(color="gray", line_dash="dashed", line_width=1.5))
+    return hv.Overlay(layers).opts(
+        title="Precision–recall on the test split", width=width, height=height, legend_position="bottom_left"
+    )
+
+
+def macro_gap_bars(scores, width: int = 420, height: int = 380):
+    """Bars of F1 and IoU of the landslide class next to their macro averages and accuracy, per method.
+
+    ``scores``: ``{method: {f1, iou, macro_f1, macro_iou, accuracy}}``.
+    """
+    import holoviews as hv
+    import pandas as pd
+
+    names = {
+        "f1": "F1 landslide",
+        "macro_f1": "F1 macro",
+        "iou": "IoU landslide",
+        "macro_iou": "IoU macro",
+        "accuracy": "accuracy",
+    }
+    rows = [
+        {"score": names[k], "method": _METHOD_LABELS.get(m, m), "value": float(s[k])}
+        for m, s in scores.items()
+        for k in names
+    ]
+    df = pd.DataFrame(rows)
+    xd = hv.Dimension("score", label="score (test split)", values=list(names.values()))
+    md = hv.Dimension("method", values=[_METHOD_LABELS.get(m, m) for m in scores])
+    bars = hv.Bars(df, kdims=[xd, md], vdims=[hv.Dimension("value", label="value", range=(0, 1.05))])
+    return bars.opts(
+        color="method",
+        cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
+        title="Macro averages and accuracy flatter a 3 %-positive task",
+        width=width + 200,
+        height=height,
+        xrotation=30,
+        tools=["hover"],
+        show_legend=False,
+    )
+
+
+def detection_rate_plot(detection, cover_fraction: float, width: int = 620, height: int = 340):
+    """Share of test landslides found per size bin and method; hover shows the counts.
+
+    ``detection``: long table with method, size_bin, landslides, found, detection_rate
+    (``EvaluationResult.detection()``); empty bins are left out.
+    """
+    import holoviews as hv
+
+    d = detection[detection["landslides"] > 0].copy()
+    d["method"] = d["method"].map(lambda m: _METHOD_LABELS.get(m, m))
+    order = list(dict.fromkeys(detection["size_bin"]))
+    xd = hv.Dimension("size_bin", label="landslide size (pixels of 10 m × 10 m)", values=order)
+    yd = hv.Dimension(
+        "detection_rate", label=f"share found (≥ {cover_fraction:.0%} covered)", range=(0, 1.05)
+    )
+    bars = hv.Bars(d, kdims=[xd, "method"], vdims=[yd, "landslides", "found"])
+    return bars.opts(
+        color="method",
+        cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
+        title="Detection rate vs landslide size (test split)",
+        width=width,
+        height=height,
+        tools=["hover"],
+        legend_position="bottom_right",
+        show_legend=True,
+    )
+
+
+def error_gallery(items, size: int = 170):
+    """One row per patch: true colour before and after, the mask, the prediction and an FP/FN overlay.
+
+    ``items``: dicts with ``id``, ``pre`` and ``post`` (``(H, W, 3)`` RGB, e.g. :func:`true_color`), ``y``
+    (mask) and ``pred`` (binary prediction). Overlay colours: green true positive, orange false positive,
+    purple false negative (missed); the red line is the mapped landslide outline.
+    """
+    import holoviews as hv
+
+    panels = []
+    for it in items:
+        y = np.asarray(it["y"]) > 0
+        p = np.asarray(it["pred"]).astype(bool)
+        h, w = y.shape
+        outline = mask_outline(y.astype("float32"), (0, 0, w, h))
+        tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
+        err = np.where(p & y, 3, np.where(p & ~y, 2, np.where(y, 1, 0))).astype("float32")
+        binary = {"cmap": ["#f7f7f7", "#202020"], "clim": (0, 1)}
+        panels += [
+            _panel(it["pre"], f"{it['id']}: before", size) * outline,
+            _panel(it["post"], "after", size) * outline,
+            _panel(y.astype("float32"), "mapped mask", size, **binary),
+            _panel(p.astype("float32"), "prediction", size, **binary),
+            _panel(
+                err,
+                f"TP {tp} · FP {fp} · FN {fn}",
+                size,
+                cmap=["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"],
+                clim=(-0.5, 3.5),
+            )
+            * outline,
+        ]
+    return hv.Layout(panels).cols(5).opts(shared_axes=False)

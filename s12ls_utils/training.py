@@ -427,6 +427,17 @@ def _evaluate(model, loader, pre, loss_fn, device, amp_dtype, bins: int = 100) -
 
 
 @torch.no_grad()
+def _predict_batches(model, dataset, idx: list[int], dev, batch_size: int):
+    """``(ids, prob (B, H, W), y (B, H, W))`` per batch, without gradients; one batch in memory."""
+    pre = dataset.preprocessor.to(dev)
+    with torch.no_grad():
+        for i in range(0, len(idx), batch_size):
+            batch = _to_device(dataset.read_raw(idx[i : i + batch_size]), dev)
+            inputs, y, days = pre(batch)
+            prob = torch.sigmoid(model(inputs, days).float())[:, 0]
+            yield list(batch["id"]), prob.cpu().numpy(), y.cpu().numpy()
+
+
 def predict(
     model: torch.nn.Module,
     dataset: datasets.PatchDataset,
@@ -435,21 +446,36 @@ def predict(
     device: str | torch.device = "auto",
     batch_size: int = 8,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Probabilities ``(n, H, W)``, masks and ids for samples of a ``raw=True`` dataset."""
+    """Probabilities ``(n, H, W)``, masks and ids for samples of a ``raw=True`` dataset (all in memory)."""
     if not dataset.raw:
         raise ValueError("predict needs a dataset built with raw=True")
     dev = select_device(device)
     model = model.to(dev).eval()
-    pre = dataset.preprocessor.to(dev)
     idx = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     probs, ys, ids = [], [], []
-    for i in range(0, len(idx), batch_size):
-        batch = _to_device(dataset.read_raw(idx[i : i + batch_size]), dev)
-        inputs, y, days = pre(batch)
-        probs.append(torch.sigmoid(model(inputs, days).float())[:, 0].cpu().numpy())
-        ys.append(y.cpu().numpy())
-        ids += batch["id"]
+    for b_ids, prob, y in _predict_batches(model, dataset, idx, dev, batch_size):
+        probs.append(prob)
+        ys.append(y)
+        ids += b_ids
     return np.concatenate(probs), np.concatenate(ys), ids
+
+
+def iter_run_predictions(
+    run_dir, task, split: str, *, device: str = "auto", batch_size: int = 8, which: str = "best"
+):
+    """Stream ``(ids, prob (B, H, W) float32, mask (B, H, W) uint8)`` of a run's checkpoint on a split.
+
+    Uses the run's own sensors and input view and the task's train statistics (the packed cache is
+    built when missing). Only one batch is held in memory: evaluation accumulates metrics per batch.
+    """
+    model, ck = load_model(run_dir, which, device=device)
+    dev = next(model.parameters()).device
+    cfg = ck["config"]
+    ds = datasets.PatchDataset(
+        task, split, cfg["sensors"], view=models.VIEWS[cfg["model"]], raw=True, progress=False
+    )
+    for ids, prob, y in _predict_batches(model.eval(), ds, list(range(len(ds))), dev, batch_size):
+        yield ids, prob, (y > 0.5).astype("uint8")
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:

@@ -1,0 +1,144 @@
+"""``evaluate_run`` and ``s12ls evaluate``: streaming results equal one-shot scores of the same predictions;
+thresholds come from validation; the change-detection reference reuses the signature formulas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from s12ls_utils import evaluate as E
+from s12ls_utils import metrics, signatures, splits
+from s12ls_utils.cli import main
+from s12ls_utils.io import open_patch
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, Path]:
+    """A sample of about 20 patches per sensor with an S12LS-LD task and a tiny 2-epoch U-Net run."""
+    from s12ls_utils import training
+    from s12ls_utils.synthetic import make_sample
+
+    data = tmp_path_factory.mktemp("eval") / "data"
+    make_sample(data, n_per_sensor=20, seed=5, progress=False)
+    task_dir = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
+    res = training.train(
+        task_dir=str(task_dir),
+        sensors=["s2"],
+        model="unet_prepost",
+        model_kwargs={"widths": [4, 8, 16]},
+        epochs=2,
+        batch_size=4,
+        warmup_epochs=0.0,
+        augment=False,
+        progress=False,
+        threads=2,
+        runs_dir=str(data.parent / "runs"),
+        run_name="tiny",
+    )
+    return Path(res.run_dir), task_dir
+
+
+@pytest.fixture(scope="module")
+def result(run):
+    run_dir, task_dir = run
+    return E.evaluate_run(run_dir, task_dir, n_boot=200, seed=0, device="cpu", batch_size=3, gallery=2)
+
+
+def test_streaming_evaluation_equals_one_shot(run, result):
+    run_dir, task_dir = run
+    task = splits.load_task(task_dir)
+    batches = list(E.iter_model_predictions(run_dir, task, "test", device="cpu", batch_size=3))
+    prob = np.concatenate([b[1] for b in batches]).ravel()
+    y = np.concatenate([b[2] for b in batches]).ravel()
+    thr = result.thresholds["model"]
+    s = result.scores("model")
+    ref = metrics.positive_class_scores(y, result.test["model"].predict(prob, thr))
+    for k in metrics.SCORE_KEYS:
+        assert s[k] == pytest.approx(ref[k], abs=1e-12), k
+    assert s["f1"] == pytest.approx(skm.f1_score(y, prob >= thr, zero_division=0), abs=1e-3)
+    if y.any():
+        # exact on the quantised scores (ties inside a bin count one half, as sklearn's trapezoids)
+        q = result.test["model"].quantise(prob)
+        assert s["roc_auc"] == pytest.approx(skm.roc_auc_score(y, q), abs=1e-9)
+        # a 2-epoch model's probabilities crowd into a few bins: only a loose check against raw scores
+        assert s["auprc"] == pytest.approx(skm.average_precision_score(y, prob), abs=0.02)
+    assert result.n_test == len(task.splits["s2"]["test"]) and result.n_val == len(task.splits["s2"]["val"])
+
+
+def test_threshold_is_the_validation_max_f1(result):
+    for m in E.METHODS:
+        thr, f1 = result.val[m].best_threshold("f1")
+        assert result.thresholds[m] == thr and result.val_f1[m] == f1
+        assert result.scores(m)["threshold"] == pytest.approx(thr)
+
+
+def test_reference_is_the_ndvi_drop_of_signatures(run):
+    _, task_dir = run
+    task = splits.load_task(task_dir)
+    pid, score, mask = next(E.iter_reference_scores(task, "test", "s2"))
+    entry = next(e for e in task.splits["s2"]["test"] if e["id"] == pid)
+    ds = open_patch(task.data_dir / entry["s2"], load=True)
+    al = signatures.patch_alignment(ds)
+    ch = signatures.change_features(signatures.s2_indices(ds), al.pre, al.post)
+    expected = np.full(mask.shape, np.nan) if ch is None else -ch["NDVI"].values
+    np.testing.assert_array_equal(np.isnan(score), np.isnan(expected))
+    np.testing.assert_allclose(score[~np.isnan(score)], expected[~np.isnan(expected)], atol=1e-6)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+
+
+def test_summary_tables_and_consistency(result):
+    s = result.summary()
+    for p in ("model_", "ref_"):
+        prec, rec, f1 = s[p + "precision"], s[p + "recall"], s[p + "f1"]
+        if prec + rec > 0:
+            assert f1 == pytest.approx(2 * prec * rec / (prec + rec))
+        assert s[p + "f1_ci_low"] <= s[p + "f1_ci_high"] and s[p + "iou_ci_low"] <= s[p + "iou_ci_high"]
+        assert set(s[p + "detection_rate_by_size"]) == set(metrics.size_bin_labels())
+        assert s[p + "fp_blobs_per_km2"] >= 0
+    assert 0 <= s["prevalence"] < 0.5
+    pt = result.patches
+    assert set(pt["method"]) == {"model", "reference"}
+    assert (pt.groupby("method")["tp"].sum()["model"]) == result.test["model"].compute(s["threshold"])["tp"]
+    reg = result.regions()
+    assert reg.groupby("method")["patches"].sum().tolist() == [result.n_test, result.n_test]
+    det = result.detection()
+    assert len(det) == 2 * (len(metrics.DEFAULT_SIZE_BINS) - 1)
+    assert set(result.pr_curves()["method"]) == {"model", "reference"}
+    assert len(result.gallery) <= 2
+    for it in result.gallery:
+        assert it["pred"].shape == it["y"].shape == (128, 128) and it["path"].is_file()
+
+
+def test_cli_evaluate_writes_json(run, tmp_path, capsys):
+    run_dir, task_dir = run
+    out = tmp_path / "ev.json"
+    rc = main(
+        [
+            "evaluate",
+            str(run_dir),
+            "--task-dir",
+            str(task_dir),
+            "--n-boot",
+            "50",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "thresholds (max F1 on validation)" in text and "auprc" in text
+    d = json.loads(out.read_text())
+    assert {"model_f1", "ref_f1", "model_auprc", "ref_auprc", "threshold", "prevalence"} <= set(d)
+
+
+def test_cli_evaluate_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
