@@ -25,31 +25,14 @@ from s12ls_utils import schema, synthetic
 from s12ls_utils.io import open_patch, read_patch_meta
 from s12ls_utils.synthetic import make_sample, pre_post_indices
 
+
 # --------------------------------------------------------------------------------------------------
 # The suite's synthetic sample (shared with the other test modules; never modified in place)
 # --------------------------------------------------------------------------------------------------
-SAMPLE_N, SAMPLE_SEED = 8, 5  # only used when no conftest provides ``small_sample``
-
-
-def _shared_sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The suite's shared read-only sample: the conftest's session fixture ``small_sample`` when there is
-    one, else ``make_sample(n_per_sensor=8, seed=5)`` written once under the session's base temp folder
-    (and reused by the other test modules). The tests only rely on properties every sample has."""
-    try:
-        small = request.getfixturevalue("small_sample")
-    except (Exception, pytest.fail.Exception):  # no such fixture (or an incompatible scope)
-        small = None
-    if small is not None:
-        return Path(getattr(small, "out_dir", small))
-    path = tmp_path_factory.getbasetemp() / f"s12ls_sample_n{SAMPLE_N}_s{SAMPLE_SEED}"
-    if not (path / synthetic.MANIFEST_NAME).is_file():
-        synthetic.make_sample(path, n_per_sensor=SAMPLE_N, seed=SAMPLE_SEED, progress=False, overwrite=True)
-    return path
-
-
 @pytest.fixture(scope="session")
-def sample_dir(request, tmp_path_factory) -> Path:
-    return _shared_sample(request, tmp_path_factory)
+def sample_dir(small_sample) -> Path:
+    """The suite's shared read-only sample (``small_sample`` in conftest.py); never modified in place."""
+    return small_sample
 
 
 @pytest.fixture(scope="session")
