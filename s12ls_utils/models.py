@@ -106,11 +106,16 @@ class _Base(nn.Module):
 # U-Net on pre/post composites
 # --------------------------------------------------------------------------------------------------
 class _UNetEncoder(nn.Module):
+    """A conv block, then levels of (downsampling, conv block); returns the features of every level."""
+
     def __init__(self, cin: int, widths: Sequence[int]):
         super().__init__()
         self.levels = nn.ModuleList([ConvBlock(cin, widths[0])])
         for a, b in zip(widths[:-1], widths[1:], strict=True):
-            self.levels.append(nn.Sequential(nn.MaxPool2d(2), ConvBlock(a, b)))
+            self.levels.append(nn.Sequential(*self._down(a), ConvBlock(a, b)))
+
+    def _down(self, channels: int) -> list[nn.Module]:
+        return [nn.MaxPool2d(2)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -219,28 +224,15 @@ def _temporal_collapse(feat: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
     return torch.einsum("hbtyx,bthcyx->bhcyx", attn.to(feat.dtype), g).reshape(b, c, h, w)
 
 
-class _FrameEncoder(nn.Module):
+class _FrameEncoder(_UNetEncoder):
     """Shared spatial encoder applied to every date: a conv block, then strided-conv downsampling levels."""
 
-    def __init__(self, cin: int, widths: Sequence[int]):
-        super().__init__()
-        self.levels = nn.ModuleList([ConvBlock(cin, widths[0])])
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
-            self.levels.append(
-                nn.Sequential(
-                    nn.Conv2d(a, a, 4, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(a),
-                    nn.ReLU(inplace=True),
-                    ConvBlock(a, b),
-                )
-            )
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for level in self.levels:
-            x = level(x)
-            out.append(x)
-        return out
+    def _down(self, channels: int) -> list[nn.Module]:
+        return [
+            nn.Conv2d(channels, channels, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        ]
 
 
 class UTAE(_Base):
