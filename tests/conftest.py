@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from s12ls_utils.synthetic import make_sample
+from s12ls_utils.synthetic import load_manifest, make_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,18 @@ def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
     make_sample(out, n_per_sensor=10, seed=3, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def sample_dir(small_sample: Path) -> Path:
+    """Alias of ``small_sample`` used by the schema/io/synthetic tests."""
+    return small_sample
+
+
+@pytest.fixture(scope="session")
+def manifest(small_sample: Path) -> dict:
+    """The generator's own record of ``small_sample`` (a module may define its own ``manifest``)."""
+    return load_manifest(small_sample)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from s12ls_utils import io, schema, synthetic
+from s12ls_utils import io, schema
 from s12ls_utils.io import (
     PatchMeta,
     PatchReadError,
@@ -26,20 +26,6 @@ from s12ls_utils.io import (
     to_db,
     to_linear,
 )
-
-
-# --------------------------------------------------------------------------------------------------
-# The suite's synthetic sample (shared with the other test modules; never modified in place)
-# --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def sample_dir(small_sample) -> Path:
-    """The suite's shared read-only sample (``small_sample`` in conftest.py); never modified in place."""
-    return small_sample
-
-
-@pytest.fixture(scope="session")
-def manifest(sample_dir) -> dict:
-    return synthetic.load_manifest(sample_dir)
 
 
 def _pick(manifest: dict, sensor: str, annotated: bool, underscore: bool = False) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from s12ls_utils import schema, synthetic
+from s12ls_utils import schema
 from s12ls_utils.io import PatchReadError, open_patch
 from s12ls_utils.schema import (
     PatchAttrs,
@@ -39,20 +39,6 @@ from s12ls_utils.schema import (
     parse_pre_post,
     validate_patch,
 )
-
-
-# --------------------------------------------------------------------------------------------------
-# The suite's synthetic sample (shared with the other test modules; never modified in place)
-# --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def sample_dir(small_sample) -> Path:
-    """The suite's shared read-only sample (``small_sample`` in conftest.py); never modified in place."""
-    return small_sample
-
-
-@pytest.fixture(scope="session")
-def manifest(sample_dir) -> dict:
-    return synthetic.load_manifest(sample_dir)
 
 
 def _record(manifest: dict, sensor: str, annotated: bool) -> dict:

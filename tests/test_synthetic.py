@@ -26,20 +26,6 @@ from s12ls_utils.io import open_patch, read_patch_meta
 from s12ls_utils.synthetic import make_sample, pre_post_indices
 
 
-# --------------------------------------------------------------------------------------------------
-# The suite's synthetic sample (shared with the other test modules; never modified in place)
-# --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def sample_dir(small_sample) -> Path:
-    """The suite's shared read-only sample (``small_sample`` in conftest.py); never modified in place."""
-    return small_sample
-
-
-@pytest.fixture(scope="session")
-def manifest(sample_dir) -> dict:
-    return synthetic.load_manifest(sample_dir)
-
-
 @pytest.fixture(scope="session")
 def inventory(sample_dir) -> gpd.GeoDataFrame:
     return gpd.read_file(f"zip://{sample_dir / synthetic.INVENTORY_NAME}", engine="pyogrio")
