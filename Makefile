@@ -8,10 +8,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-deps
 DATA   ?= data/sample
 EXECUTED := _build/executed
+CHROMIUM ?= /usr/bin/chromium
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup sample execute book html test lint clean lab
+.PHONY: help setup sample execute book html browser test lint clean lab
 
 help:
 	@echo "make book   set up .venv, generate $(DATA), execute the chapters, build _build/html"
@@ -45,15 +46,36 @@ html:
 
 book: execute html
 
+# Headless Chromium for tests/test_rendered_book.py: Debian's package, driven by Playwright (which never
+# downloads a browser here). Installed when missing and we are root (CI); otherwise the test is skipped
+# with this message, unless S12LS_REQUIRE_BROWSER=1 (set by .ci/run) makes that an error.
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  echo "browser: $(CHROMIUM) ($$("$(CHROMIUM)" --version 2>/dev/null || echo 'version unknown'))"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "browser: installing Debian's chromium (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-liberation fonts-dejavu-core libgl1-mesa-dri >/dev/null; \
+	  test -x "$(CHROMIUM)"; \
+	else \
+	  echo "browser: $(CHROMIUM) is missing and this is not root: install Debian's chromium" \
+	       "(apt-get install chromium); the rendered-book test is skipped until then"; \
+	fi
+
 lint: | $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check s12ls_utils tests benchmarks
 
-test: book lint
-	S12LS_EXECUTED=$(EXECUTED) $(BIN)/python -m pytest
+# The book is built first: tests/test_rendered_book.py opens every page of _build/html in Chromium.
+test: book lint browser
+	S12LS_EXECUTED=$(EXECUTED) S12LS_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
+# JupyterLab on this checkout (chapters under book/), the venv's `python3` kernel as default; the
+# server refuses root unless told, which is what containers run as.
 lab: sample
-	$(BIN)/jupyter lab --notebook-dir=.
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --MappingKernelManager.default_kernel_name=python3 \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _build results runs

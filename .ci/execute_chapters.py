@@ -51,7 +51,8 @@ def chapters() -> list[Path]:
 
 
 def stage(out: Path) -> None:
-    """Make ``out`` a book source: config (execution off), toc and the non-notebook pages."""
+    """Make ``out`` a book source: config (execution off), toc, the non-notebook pages and the local
+    Sphinx extensions (``book/_ext``, named in ``_config.yml``)."""
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     cfg.setdefault("execute", {})["execute_notebooks"] = "off"
     out.mkdir(parents=True, exist_ok=True)
@@ -66,10 +67,11 @@ def stage(out: Path) -> None:
                 shutil.copy2(src, dst)
             elif suffix == ".ipynb" and src.exists() and not dst.exists():
                 sys.exit(f"{dst} is missing: execute the chapters first (make execute)")
-    for extra in ("references.bib", "book/images", "book/_static"):
+    for extra in ("references.bib", "book/images", "book/_static", "book/_ext"):
         src = ROOT / extra
         if src.is_dir():
-            shutil.copytree(src, out / extra, dirs_exist_ok=True)
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+            shutil.copytree(src, out / extra, dirs_exist_ok=True, ignore=ignore)
         elif src.exists():
             shutil.copy2(src, out / extra)
 
