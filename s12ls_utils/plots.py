@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,6 +31,25 @@ REGION_PALETTE = "Category10"
 # --------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------
+def run_from_repo_root(start: str | Path | None = None, max_up: int = 3) -> Path:
+    """Make the book's repository root the working directory, so that chapter paths mean one thing.
+
+    A chapter's relative paths (``data/sample``, ``results/``, ``runs/``) are relative to the repository
+    root, which is where papermill and CI run them. JupyterLab, Binder and a direct ``jupyter-book build``
+    start the kernel in ``book/`` instead. Called at the top of every chapter: walks up from ``start``
+    (default: the working directory) at most ``max_up`` levels to the first folder holding both
+    ``_toc.yml`` and ``book/`` and changes into it. Outside such a checkout (a chapter copied elsewhere)
+    nothing changes. Returns the working directory afterwards.
+    """
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in [here, *here.parents][: max_up + 1]:
+        if (folder / "_toc.yml").is_file() and (folder / "book").is_dir():
+            if folder != Path.cwd().resolve():
+                os.chdir(folder)
+            return folder
+    return Path.cwd()
+
+
 def _plain(value):
     """JSON-able plain Python value (numpy scalars → Python, NaN → None)."""
     if isinstance(value, Mapping):
@@ -262,15 +282,9 @@ _ALIGN_COLORS = {"s1asc": "#1f77b4", "s1dsc": "#9467bd", "s2": "#2ca02c"}
 _ANNOTATED_COLORS = {"annotated": "#d62728", "not annotated": "#7f7f7f"}
 
 
-def availability_upset(avail, title: str = "Sensor combinations per location", width: int = 680):
-    """UpSet-style figure of an :func:`s12ls_utils.alignment.availability` table.
-
-    Top: locations per sensor combination, stacked by annotated / not annotated. Bottom: a dot matrix
-    saying which sensors each combination holds (filled dot = present). The x axes are shared.
-    """
-    import holoviews as hv
-    import pandas as pd
-
+def _combination_table(avail):
+    """``(combinations, table)``: the sensor combinations in order, and locations per combination (rows)
+    and annotation status (columns ``annotated``, ``not annotated``)."""
     from .alignment import combination_counts
 
     counts = combination_counts(avail, by="annotated")
@@ -282,6 +296,19 @@ def availability_upset(avail, title: str = "Sensor combinations per location", w
         .fillna(0)
         .astype(int)
     )
+    return combos, full
+
+
+def availability_upset(avail, title: str = "Sensor combinations per location", width: int = 680):
+    """UpSet-style figure of an :func:`s12ls_utils.alignment.availability` table.
+
+    Top: locations per sensor combination, stacked by annotated / not annotated. Bottom: a dot matrix
+    saying which sensors each combination holds (filled dot = present). The x axes are shared.
+    """
+    import holoviews as hv
+    import pandas as pd
+
+    combos, full = _combination_table(avail)
     long = full.reset_index().melt(id_vars="combination", var_name="status", value_name="locations")
     xdim = hv.Dimension("combination", label="sensor combination", values=combos)
     totals = full.sum(axis=1)
@@ -1340,13 +1367,13 @@ def composite_image(comp: np.ndarray, valid: np.ndarray | None, sensor: str, whi
     return np.where(ok if ok is not None else np.isfinite(vv), vv, np.nan)
 
 
-def _panel(img: np.ndarray, title: str, size: int, **opts):
+def _panel(img: np.ndarray, title: str, size: int, title_size: str = "9pt", **opts):
     import holoviews as hv
 
     h, w = img.shape[:2]
     bounds = (0, 0, w, h)
     common = {"width": size, "height": size, "xaxis": None, "yaxis": None, "title": title}
-    common["fontsize"] = {"title": "9pt"}
+    common["fontsize"] = {"title": title_size}
     if img.ndim == 3:
         return hv.RGB(img, bounds=bounds).opts(**common)
     return hv.Image(img, bounds=bounds).opts(**common, **opts)
@@ -1369,8 +1396,11 @@ def composite_panels(
     return hv.Layout(panels).opts(shared_axes=False)
 
 
-def prediction_gallery(items, threshold: float, sensor: str = "s2", size: int = 210):
+def prediction_gallery(items, threshold: float, sensor: str = "s2", size: int = 175):
     """One row per patch: before / after composites, predicted probability and the errors at ``threshold``.
+
+    Four panels of ``size`` px per row fit the book's content column (about 780 px); wider rows are cut off
+    on the right of the page.
 
     ``items``: dicts with ``id``, ``pre`` and ``post`` (from :func:`composite_image`), ``y`` (mask) and
     ``prob`` (probabilities). The red line is the mapped landslide outline; in the error map green is a
@@ -1468,16 +1498,17 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380):
     df = pd.DataFrame(rows)
     xd = hv.Dimension("score", label="score (test split)", values=list(names.values()))
     md = hv.Dimension("method", values=[_METHOD_LABELS.get(m, m) for m in scores])
-    bars = hv.Bars(df, kdims=[xd, md], vdims=[hv.Dimension("value", label="value", range=(0, 1.05))])
+    bars = hv.Bars(df, kdims=[xd, md], vdims=[hv.Dimension("value", label="score (0–1)", range=(0, 1.05))])
     return bars.opts(
         color="method",
         cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
         title="Macro averages and accuracy flatter a 3 %-positive task",
         width=width + 200,
         height=height,
-        xrotation=30,
         tools=["hover"],
-        show_legend=False,
+        show_legend=True,
+        legend_position="top",
+        hooks=[_hide_inner_factor_labels],
     )
 
 
@@ -1504,13 +1535,16 @@ def detection_rate_plot(detection, cover_fraction: float, width: int = 620, heig
         width=width,
         height=height,
         tools=["hover"],
-        legend_position="bottom_right",
+        legend_position="top",
         show_legend=True,
+        hooks=[_hide_inner_factor_labels],
     )
 
 
-def error_gallery(items, size: int = 170):
+def error_gallery(items, size: int = 150):
     """One row per patch: true colour before and after, the mask, the prediction and an FP/FN overlay.
+
+    Five panels of ``size`` px per row fit the book's content column (about 780 px).
 
     ``items``: dicts with ``id``, ``pre`` and ``post`` (``(H, W, 3)`` RGB, e.g. :func:`true_color`), ``y``
     (mask) and ``pred`` (binary prediction). Overlay colours: green true positive, orange false positive,
@@ -1528,17 +1562,403 @@ def error_gallery(items, size: int = 170):
         err = np.where(p & y, 3, np.where(p & ~y, 2, np.where(y, 1, 0))).astype("float32")
         binary = {"cmap": ["#f7f7f7", "#202020"], "clim": (0, 1)}
         panels += [
-            _panel(it["pre"], f"{it['id']}: before", size) * outline,
-            _panel(it["post"], "after", size) * outline,
-            _panel(y.astype("float32"), "mapped mask", size, **binary),
-            _panel(p.astype("float32"), "prediction", size, **binary),
+            _panel(it["pre"], f"{it['id']}: before", size, "8pt") * outline,
+            _panel(it["post"], "after", size, "8pt") * outline,
+            _panel(y.astype("float32"), "mapped mask", size, "8pt", **binary),
+            _panel(p.astype("float32"), "prediction", size, "8pt", **binary),
             _panel(
                 err,
                 f"TP {tp} · FP {fp} · FN {fn}",
                 size,
+                "8pt",
                 cmap=["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"],
                 clim=(-0.5, 3.5),
             )
             * outline,
         ]
     return hv.Layout(panels).cols(5).opts(shared_axes=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Static renderings of the key figures
+# --------------------------------------------------------------------------------------------------
+# Each chapter's key figure is also drawn with matplotlib, under the interactive one: the reading is
+# complete in print, in a PDF, without JavaScript and without a kernel. Same data, same colours and
+# labels as the HoloViews figure; the functions take what the interactive helper takes.
+STATIC_DPI = 150
+STATIC_WIDTH_IN = 7.6  # the book's content column is about 780 CSS px; 100 px per inch on screen
+
+
+class StaticFigure:
+    """A matplotlib figure rendered once to PNG.
+
+    It displays as ``image/png`` whatever matplotlib backend the kernel runs (``MPLBACKEND=Agg`` in
+    ``make book`` included) and is never shown twice, because no pyplot figure is kept open. The output
+    metadata carries the display width (CSS px), so the high-resolution PNG is drawn at the column width;
+    the plain-text form is the description ``alt``.
+    """
+
+    def __init__(self, fig, alt: str, dpi: int = STATIC_DPI):
+        import io as _io
+
+        if not alt.strip():
+            raise ValueError("a static figure needs a description (alt text)")
+        buf = _io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+        self.png = buf.getvalue()
+        self.alt = alt
+        self.width_px = round(fig.get_figwidth() * 100)
+        self.height_px = round(fig.get_figheight() * 100)
+
+    def _repr_png_(self):
+        return self.png, {"width": self.width_px}
+
+    def __repr__(self) -> str:
+        return f"[static figure, {self.width_px}×{self.height_px} px] {self.alt}"
+
+    def save(self, path: str | Path) -> Path:
+        """Write the PNG to ``path`` and return it."""
+        path = Path(path)
+        path.write_bytes(self.png)
+        return path
+
+
+def _figure(height_in: float, width_in: float = STATIC_WIDTH_IN, **kw):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_in, height_in), layout="constrained", **kw)
+
+
+def _image_axes(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> StaticFigure:
+    """All dates of one location at once: the Sentinel-2 true-colour frames of :func:`patch_viewer`.
+
+    Each frame is titled with its date and the days from the event; frames after the event have a red
+    border, and the mapped landslides are outlined in red. Without Sentinel-2 at this location the frames
+    are Sentinel-1 VV in dB (ascending, else descending) on the viewer's fixed window.
+    """
+    from matplotlib.lines import Line2D
+
+    from .io import open_patch
+    from .signatures import patch_alignment
+
+    data_dir = Path(data_dir)
+    region, pid = key.rsplit("_", 1)
+    path = next(
+        (
+            data_dir / s / schema.patch_filename(region, s, int(pid))
+            for s in ("s2", "s1asc", "s1dsc")
+            if (data_dir / s / schema.patch_filename(region, s, int(pid))).exists()
+        ),
+        None,
+    )
+    if path is None:
+        raise FileNotFoundError(f"no patch {key!r} under {data_dir}")
+    sensor = path.parent.name
+    with open_patch(path, load=True) as ds:
+        mask = ds["MASK"].isel(time=0).transpose("y", "x").values
+        align = patch_alignment(ds)
+        dates = [str(t)[:10] for t in ds.time.values]
+        if sensor == "s2":
+            frames = [true_color(ds, t) for t in range(len(dates))]
+        else:
+            frames = [backscatter_db(ds, "VV", t) for t in range(len(dates))]
+    rows = math.ceil(len(frames) / cols)
+    fig = _figure(rows * STATIC_WIDTH_IN / cols * 1.2 + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for t, ax in enumerate(axes.flat):
+        _image_axes(ax)
+        if t >= len(frames):
+            ax.set_axis_off()
+            continue
+        if sensor == "s2":
+            ax.imshow(frames[t], interpolation="nearest")
+        else:
+            ax.imshow(frames[t], cmap="gray", vmin=DB_RANGES["VV"][0], vmax=DB_RANGES["VV"][1])
+        ax.contour(mask, levels=[0.5], colors="red", linewidths=0.8)
+        rel = align.rel_days[t]
+        days = "" if np.isnan(rel) else f"\n{rel:+.0f} d".replace("-", "−")
+        ax.set_title(dates[t] + days, fontsize=8)
+        if align.phase[t] == "post":
+            for spine in ax.spines.values():
+                spine.set(edgecolor="red", linewidth=2)
+    what = "Sentinel-2 true colour" if sensor == "s2" else f"{sensor} VV (dB, −25…0)"
+    event = f"event {align.event_date}" if align.event_date else "no event date"
+    fig.suptitle(f"{key}: {what} on every date ({event}; days from the event under each date)", fontsize=9)
+    fig.legend(
+        handles=[
+            Line2D([], [], color="red", lw=0.8, label="mapped landslide outline"),
+            Line2D(
+                [],
+                [],
+                color="red",
+                lw=0,
+                marker="s",
+                mfc="none",
+                mec="red",
+                mew=2,
+                ms=9,
+                label="after the event",
+            ),
+        ],
+        loc="outside lower center",
+        ncols=2,
+        fontsize=8,
+        frameon=False,
+    )
+    return StaticFigure(
+        fig, f"Patch {key}: {what} on all {len(frames)} dates, {event}, landslides outlined in red."
+    )
+
+
+def static_signatures(
+    agg, signals=(("s2", "NDVI"), ("s1asc", "VH_dB"), ("s1dsc", "VH_dB")), region: str = "all"
+) -> StaticFigure:
+    """The first states of :func:`signature_plot` side by side: one panel per ``(sensor, feature)``.
+
+    Per pixel group, the median across patches (line and markers) and the inter-quartile range (band)
+    against days relative to the event, dashed line at day 0. Signals missing from ``agg`` are skipped.
+    """
+    from .signatures import FEATURE_LABELS
+
+    d = agg[agg["region"].astype(str) == region]
+    present = [
+        (s, f) for s, f in signals if ((d["sensor"].astype(str) == s) & (d["feature"].astype(str) == f)).any()
+    ]
+    if not present:
+        raise ValueError(f"none of {list(signals)} is in the table (region {region!r})")
+    fig = _figure(3.0)
+    axes = fig.subplots(1, len(present), squeeze=False)[0]
+    for ax, (sensor, feature) in zip(axes, present, strict=True):
+        sub = d[(d["sensor"].astype(str) == sensor) & (d["feature"].astype(str) == feature)]
+        ax.axvline(0, color="black", ls="--", lw=1)
+        for g, color in SIGNATURE_GROUP_COLORS.items():
+            dg = sub[sub["group"].astype(str) == g].sort_values("rel_day")
+            x = dg["rel_day"].to_numpy(dtype="float64")
+            ax.fill_between(
+                x,
+                dg["p25"].to_numpy(dtype="float64"),
+                dg["p75"].to_numpy(dtype="float64"),
+                color=color,
+                alpha=0.2,
+                lw=0,
+            )
+            ax.plot(
+                x,
+                dg["median"].to_numpy(dtype="float64"),
+                color=color,
+                lw=1.8,
+                marker="o",
+                ms=3,
+                label=SIGNATURE_GROUP_LABELS[g],
+            )
+        ax.set_title(f"{_SHORT_SENSOR[sensor]} {feature}", fontsize=9)
+        ax.set_xlabel("days relative to event (d)", fontsize=8)
+        ax.set_ylabel(FEATURE_LABELS.get(feature, feature), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    where = "all regions" if region == "all" else region
+    fig.suptitle(f"Median and inter-quartile range across patches per pixel group ({where})", fontsize=10)
+    fig.legend(
+        *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8, frameon=False
+    )
+    names = ", ".join(f"{_SHORT_SENSOR[s]} {f}" for s, f in present)
+    return StaticFigure(
+        fig, f"Temporal signatures ({names}) of landslide, ring and other pixels around the event."
+    )
+
+
+def static_availability(avail, title: str = "Locations per sensor combination") -> StaticFigure:
+    """The UpSet figure of :func:`availability_upset`: stacked bars (annotated / not) over a dot matrix."""
+    combos, full = _combination_table(avail)
+    totals = full.sum(axis=1).to_numpy()
+    x = np.arange(len(combos))
+    fig = _figure(4.2)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
+    base = np.zeros(len(combos))
+    for status, color in _ANNOTATED_COLORS.items():
+        v = full[status].to_numpy(dtype="float64")
+        top.bar(x, v, bottom=base, color=color, label=status, width=0.6)
+        base += v
+    for xi, tot in zip(x, totals, strict=True):
+        top.annotate(
+            str(int(tot)),
+            (xi, tot),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
+    top.set_ylim(0, totals.max() * 1.15 + 1)
+    top.set_ylabel("number of locations", fontsize=8)
+    top.set_title(title, fontsize=10)
+    top.legend(fontsize=8, frameon=False)
+    top.tick_params(labelsize=7)
+    for yi, s in enumerate(schema.SENSORS):
+        has = np.array([s in c.split("+") for c in combos])
+        bottom.scatter(x[has], np.full(has.sum(), yi), color="black", s=40, zorder=3)
+        bottom.scatter(x[~has], np.full((~has).sum(), yi), color="#dddddd", s=40, zorder=3)
+    bottom.set_yticks(range(len(schema.SENSORS)), [_ALIGN_LABELS[s] for s in schema.SENSORS], fontsize=7)
+    bottom.set_ylim(len(schema.SENSORS) - 0.4, -0.6)  # first sensor on top, as in the interactive figure
+    bottom.set_xticks(x, combos, fontsize=7, rotation=20, ha="right")
+    bottom.set_xlabel("sensor combination (filled dot: sensor present)", fontsize=8)
+    return StaticFigure(
+        fig, f"{title}: {', '.join(f'{c} {int(n)}' for c, n in zip(combos, totals, strict=True))}."
+    )
+
+
+def static_split_footprints(panels, region: str) -> StaticFigure:
+    """:func:`split_footprints` of several splits of one region side by side (e.g. random vs spatial).
+
+    ``panels``: ``[(title, frame, leaks), …]`` as :func:`split_footprints` takes them; the axes are shared,
+    so the same patch is in the same place in every panel.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+
+    from .splits import FOOTPRINT_M
+
+    if not panels:
+        raise ValueError("no split to draw")
+    half = FOOTPRINT_M / 2
+    first = panels[0][1]
+    first = first[first["region"].astype(str) == region]
+    if first.empty:
+        raise ValueError(f"no patches of region {region!r} in the frame")
+    x0, y0 = float(first["center_x"].min()), float(first["center_y"].min())
+    fig = _figure(4.0)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharex=True, sharey=True)[0]
+    n_leaks = []
+    for ax, (title, frame, leaks) in zip(axes, panels, strict=True):
+        sel = frame[frame["region"].astype(str) == region]
+        df = sel.set_index(sel["key"].astype(str))
+        cx, cy = (df["center_x"] - x0) / 1000, (df["center_y"] - y0) / 1000
+        for k in df.index:
+            c = SPLIT_COLORS[df.at[k, "split"]]
+            ax.add_patch(
+                Rectangle(
+                    (cx[k] - half / 1000, cy[k] - half / 1000),
+                    FOOTPRINT_M / 1000,
+                    FOOTPRINT_M / 1000,
+                    facecolor=c,
+                    edgecolor=c,
+                    alpha=0.45,
+                    lw=1,
+                )
+            )
+        n = 0
+        if leaks is not None:
+            for a, b in zip(leaks["key_a"], leaks["key_b"], strict=True):
+                if a in df.index and b in df.index:
+                    ax.plot([cx[a], cx[b]], [cy[a], cy[b]], color="black", lw=2)
+                    n += 1
+        n_leaks.append(n)
+        ax.set_title(f"{title} ({n} leaking pairs)", fontsize=9)
+        ax.set_aspect("equal")
+        ax.autoscale_view()
+        ax.set_xlabel(f"easting − {x0 / 1000:.1f} km (km)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel(f"northing − {y0 / 1000:.1f} km (km)", fontsize=8)
+    handles = [Patch(facecolor=c, edgecolor=c, alpha=0.45, label=s) for s, c in SPLIT_COLORS.items()]
+    handles.append(Line2D([], [], color="black", lw=2, label="leaking pair"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    fig.suptitle(
+        f"Patch footprints ({FOOTPRINT_M / 1000:.2f} km squares) in {region}, coloured by split", fontsize=10
+    )
+    desc = "; ".join(f"{t}: {n} leaking pairs" for (t, _, _), n in zip(panels, n_leaks, strict=True))
+    return StaticFigure(fig, f"Patch footprints in {region} by split ({desc}).")
+
+
+def static_training_curves(history) -> StaticFigure:
+    """:func:`training_curves` as an image: loss per epoch, and validation F1/IoU of the landslide class."""
+    df = _history_frame(history)
+    if df.empty:
+        raise ValueError("the history holds no epoch")
+    fig = _figure(3.0)
+    loss, metric = fig.subplots(1, 2)
+    ep = df["epoch"].to_numpy()
+    for col, label, k in (("train_loss", "train", "train"), ("val_loss", "validation", "validation")):
+        loss.plot(ep, df[col], color=_CURVE_COLORS[k], lw=2, label=label)
+    loss.set(title="Loss per epoch", xlabel="epoch", ylabel="loss (BCE/focal + Dice)")
+    for col, label, k in (
+        ("val_f1", "F1 at 0.5", "f1"),
+        ("val_f1_best", "F1 at the best threshold", "f1_best"),
+        ("val_iou", "IoU at 0.5", "iou"),
+    ):
+        metric.plot(ep, df[col], color=_CURVE_COLORS[k], lw=2, label=label)
+    metric.set(
+        title="Validation F1 / IoU per epoch",
+        xlabel="epoch",
+        ylabel="validation score, landslide class",
+        ylim=(0, 1),
+    )
+    for ax, where in ((loss, "upper right"), (metric, "lower right")):
+        ax.legend(loc=where, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.title.set_fontsize(10)
+        ax.xaxis.label.set_fontsize(8)
+        ax.yaxis.label.set_fontsize(8)
+        ax.tick_params(labelsize=7)
+    best = int(df["val_f1_best"].idxmax())
+    return StaticFigure(
+        fig,
+        f"Training curves over {len(df)} epochs: loss falls; the best validation F1 is "
+        f"{df['val_f1_best'].iloc[best]:.3f} at epoch {int(df['epoch'].iloc[best])}.",
+    )
+
+
+def static_pr_curves(curves, prevalence: float, auprc=None) -> StaticFigure:
+    """:func:`pr_curves_plot` as an image: precision–recall per method and the chance line."""
+    fig = _figure(4.2, width_in=5.6)
+    ax = fig.subplots()
+    for m, d in curves.groupby("method", sort=False):
+        label = _METHOD_LABELS.get(m, m)
+        if auprc is not None and m in auprc:
+            label += f" (AUPRC {auprc[m]:.3f})"
+        d = d.sort_values("recall")
+        ax.step(
+            d["recall"],
+            d["precision"],
+            where="post",
+            color=_METHOD_COLORS.get(m, "black"),
+            lw=2.2,
+            label=label,
+        )
+    ax.axhline(prevalence, color="gray", ls="--", lw=1.5, label=f"chance (prevalence {prevalence:.3f})")
+    ax.set(
+        xlim=(0, 1), ylim=(0, 1.02), xlabel="recall (landslide class)", ylabel="precision (landslide class)"
+    )
+    ax.set_title("Precision–recall on the test split", fontsize=10)
+    ax.xaxis.label.set_fontsize(8)
+    ax.yaxis.label.set_fontsize(8)
+    ax.tick_params(labelsize=7)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    names = ", ".join(
+        f"{_METHOD_LABELS.get(m, m)} {auprc[m]:.3f}" for m in (auprc or {}) if m in set(curves["method"])
+    )
+    return StaticFigure(
+        fig, f"Precision–recall curves on the test split (AUPRC: {names or 'n/a'}; chance {prevalence:.3f})."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Grouped bars
+# --------------------------------------------------------------------------------------------------
+def legend_for_groups(bars, position: str = "top_right"):
+    """Grouped bars (two key dimensions, e.g. ``df.hvplot.bar(x=…, by=…)``) with a legend for the inner
+    groups instead of their names under every bar, where long names overlap each other."""
+    if len(bars.kdims) != 2:
+        raise ValueError(f"grouped bars have two key dimensions, got {[d.name for d in bars.kdims]}")
+    return bars.opts(
+        color=bars.kdims[1].name,
+        cmap="Category10",
+        show_legend=True,
+        legend_position=position,
+        hooks=[_hide_inner_factor_labels],
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]-*.ipynb"))
 ALLOWED_TAGS = {"parameters", "hide-input", "hide-output", "remove-cell", "raises-exception"}
+RESULTS_PAGE = ROOT / "book" / "results.md"
+# a role pasting a figure from another document: {glue}`doc.ipynb::key` or {glue:text}`doc.ipynb::key:fmt`
+CROSS_GLUE = re.compile(r"\{glue(:text)?\}`([^`]+\.ipynb)::([^`]+)`")
 SKELETON = [
     "## Overview",
     "## Prerequisites",
@@ -41,6 +46,37 @@ def test_no_outputs_committed(nb):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"{nb.name}: a code cell has outputs committed"
             assert cell.get("execution_count") is None, f"{nb.name}: execution counts committed"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_no_execution_metadata_committed(nb):
+    """What a run leaves besides outputs: papermill's records, JupyterLab's cell timings, widget state."""
+    meta = json.loads(nb.read_text())["metadata"]
+    assert not {"papermill", "widgets"} & set(meta), f"{nb.name}: run metadata committed: {set(meta)}"
+    for cell in _cells(nb):
+        left = {"execution", "papermill"} & set(cell.get("metadata", {}))
+        assert not left, f"{nb.name}: cell {cell.get('id')} carries run metadata {left}"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_kernel_is_python3(nb):
+    """papermill, `make lab` and Binder all start the kernel named in the notebook: `python3`."""
+    spec = json.loads(nb.read_text())["metadata"].get("kernelspec", {})
+    assert spec.get("name") == "python3", f"{nb.name}: kernelspec {spec.get('name')!r}, expected 'python3'"
+
+
+def test_ruff_lints_the_chapters():
+    """`make lint` runs `ruff check .`: the chapters must be among the files it sees, and pass."""
+    ruff = [sys.executable, "-m", "ruff"]
+    seen = subprocess.run([*ruff, "check", ".", "--show-files"], cwd=ROOT, capture_output=True, text=True)
+    assert seen.returncode == 0, seen.stderr
+    listed = {Path(line.strip()).resolve() for line in seen.stdout.splitlines() if line.strip()}
+    missing = [nb.name for nb in CHAPTERS if nb.resolve() not in listed]
+    assert not missing, f"`ruff check .` skips {missing} (pyproject: extend-include *.ipynb)"
+    run = subprocess.run(
+        [*ruff, "check", "--no-cache", *map(str, CHAPTERS)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
@@ -103,3 +139,55 @@ def test_toc_entries_exist():
     files = [toc["root"]] + [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
     for f in files:
         assert (ROOT / f"{f}.ipynb").exists() or (ROOT / f"{f}.md").exists(), f"_toc.yml names missing {f}"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_key_figure_has_a_static_rendering(nb):
+    """The key figure is also drawn as an image (``plots.static_*``), as a captioned figure with alt text and
+    the class tests/test_rendered_book.py looks for: the reading is complete without JavaScript."""
+    static = [c for c in _cells(nb) if c["cell_type"] == "code" and "plots.static_" in _src(c)]
+    assert static, f"{nb.name}: no static rendering of the key figure (plots.static_*)"
+    for c in static:
+        opts = c.get("metadata", {}).get("mystnb", {})
+        assert "s12ls-static" in opts.get("image", {}).get("classes", ""), (
+            f"{nb.name}: {c['id']} lacks the class"
+        )
+        assert opts["image"].get("alt") and opts.get("figure", {}).get("caption"), f"{nb.name}: alt/caption"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_live_widgets_are_marked(nb):
+    """A figure fed from the running kernel (streams, DynamicMap) is static in the book: the text says so."""
+    code = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "code")
+    text = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "markdown")
+    if re.search(r"live_training_curves|hv\.DynamicMap|hv\.streams|\.servable\(", code):
+        assert "Needs a running kernel" in text, f"{nb.name}: live widget not marked 'Needs a running kernel'"
+
+
+def _cross_glue(text: str) -> list[tuple[str, str]]:
+    """(notebook, key) of every cross-document glue role; `{glue:text}` must carry a format spec, or
+    myst-nb takes the key for the spec (it splits ``doc::key:fmt`` at the last colon)."""
+    refs = []
+    for text_role, doc, rest in CROSS_GLUE.findall(text):
+        key, sep, fmt = rest.partition(":")
+        if text_role:
+            assert sep and fmt, f"{{glue:text}}`{doc}::{rest}` needs a format, e.g. `{doc}::{key}:s`"
+        refs.append((doc, key))
+    return refs
+
+
+def test_results_page_covers_every_chapter():
+    text = RESULTS_PAGE.read_text()
+    refs = _cross_glue(text)
+    assert {doc for doc, _ in refs} == {nb.name for nb in CHAPTERS}, "results.md must glue from each chapter"
+    for nb in CHAPTERS:
+        assert f"{{doc}}`{nb.stem}`" in text, f"results.md does not link {nb.stem}"
+
+
+@pytest.mark.chapter
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_results_page_pastes_recorded_figures(nb, run_chapter):
+    """Every figure results.md pastes is one the executed chapter glued (a build would warn otherwise)."""
+    wanted = {key for doc, key in _cross_glue(RESULTS_PAGE.read_text()) if doc == nb.name}
+    missing = wanted - run_chapter(nb.stem).glued()
+    assert not missing, f"results.md pastes figures {nb.name} does not record: {sorted(missing)}"
