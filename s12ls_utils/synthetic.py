@@ -25,18 +25,24 @@ What is simulated (per location, on a small "canvas" that one or two overlapping
   moisture changes per date and multiplicative gamma speckle.
 
 The generator writes ``synthetic_manifest.json`` (its own record of every file, used by tests) and a
-``README.md`` saying the data are synthetic.
+``README.md`` saying the data are synthetic. It also writes large sets for scaling measurements
+(``n_per_sensor=2000``, about 6,000 files): each canvas's files are written as soon as it is simulated,
+so peak memory does not grow with the sample, and worker processes write byte-identical files to a
+serial run (every canvas has its own seed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import multiprocessing as mp
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,6 +139,32 @@ class CanvasPlan:
     outside: dict[str, str] = field(default_factory=dict)  # sensor -> "before"/"after": event outside series
 
 
+def _region_centre(reg: Region) -> tuple[float, float]:
+    """The region's centre in its own projected CRS (metres)."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(4326, reg.epsg, always_xy=True).transform(reg.lon, reg.lat)
+
+
+#: Half-width (m) of the square around a region's centre that small samples scatter their canvases over.
+_MIN_SPREAD_M = 12000.0
+#: Largest share of that square the canvases may cover, counting each at the widest (two-patch) size.
+#: Canvases are placed at random without overlap, and random placement jams long before the square is
+#: full (near half of it for equal squares), so the square grows with the region's canvas count instead.
+_MAX_COVER = 0.2
+
+
+def _spread_m(n_canvases: int) -> float:
+    """Half-width of the placement square of a region holding ``n_canvases`` canvases.
+
+    24 km across up to about 40 canvases per region (every sample of up to ~140 files per sensor, the
+    default one included, is placed exactly as before the square could grow); wider beyond, so that
+    ``n_per_sensor=2000`` (about 550 canvases in the largest region) still finds room at once.
+    """
+    widest = (schema.PATCH_SIZE + 96) * schema.PATCH_SIZE * schema.PIXEL_SIZE_M**2
+    return max(_MIN_SPREAD_M, 0.5 * float(np.sqrt(n_canvases * widest / _MAX_COVER)))
+
+
 def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
     rng = np.random.default_rng(seed)
     n_loc = max(4, int(round(n_per_sensor / np.mean(list(_P_SENSOR.values())))))
@@ -154,17 +186,16 @@ def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
     next_id = int(rng.integers(100, 900))
     canvases = []
     placed: dict[str, list[tuple[float, float, float, float]]] = {}  # canvas boxes per region
+    centres = {r.name: _region_centre(r) for r in REGIONS}
+    spread = {r.name: _spread_m(int(c)) for r, c in zip(REGIONS, counts, strict=True)}
     for i, (size, region) in enumerate(zip(sizes, regions, strict=True)):
-        reg = REGION_BY_NAME[region]
-        from pyproj import Transformer
-
-        tr = Transformer.from_crs(4326, reg.epsg, always_xy=True)
-        cx, cy = tr.transform(reg.lon, reg.lat)
+        cx, cy = centres[region]
+        half = spread[region]
         dx = int(rng.choice([40, 64, 96])) if size == 2 else 0
         w_m, h_m = (schema.PATCH_SIZE + dx) * schema.PIXEL_SIZE_M, schema.PATCH_SIZE * schema.PIXEL_SIZE_M
         for _ in range(1000):  # canvases of one region never overlap: one terrain per ground point
-            x0 = float(np.round((cx + rng.uniform(-12000, 12000)) / 10) * 10)
-            y0 = float(np.round((cy + rng.uniform(-12000, 12000)) / 10) * 10)
+            x0 = float(np.round((cx + rng.uniform(-half, half)) / 10) * 10)
+            y0 = float(np.round((cy + rng.uniform(-half, half)) / 10) * 10)
             box = (x0, y0 - h_m, x0 + w_m, y0)
             if not any(
                 box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
@@ -729,40 +760,85 @@ def _bbox_m(poly_px: np.ndarray, plan: CanvasPlan) -> tuple[float, float, float,
     return (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max()))
 
 
-def _write_inventory(path: Path, inventory: list[dict]) -> None:
-    """Zipped shapefile of the landslide polygons, in WGS84 (one polygon per landslide)."""
-    import geopandas as gpd
-    import shapely
-    from pyproj import Transformer
+#: Landslides held before they are appended to the inventory shapefile (bounds what is kept in memory).
+_INVENTORY_BATCH = 500
+_INVENTORY_COLUMNS = ["ann_id", "region", "event_date", "date_conf", "epsg"]
 
-    geoms, rows = [], []
-    for rec in inventory:
-        tr = Transformer.from_crs(rec["epsg"], 4326, always_xy=True)
-        xy = np.asarray(rec["coords"])
-        lon, lat = tr.transform(xy[:, 0], xy[:, 1])
-        geoms.append(shapely.Polygon(np.column_stack([lon, lat])))
-        rows.append(
-            {
-                "ann_id": rec["ann_id"],
-                "region": rec["region"],
-                "event_date": rec["event_date"],
-                "date_conf": rec["date_conf"],
-                "epsg": rec["epsg"],
-            }
+
+class _InventoryWriter:
+    """Zipped shapefile of the landslide polygons in WGS84 (one polygon per landslide), written in batches.
+
+    A large sample holds about two landslides per file; each polygon is converted to WGS84 as it arrives
+    and the polygons are appended to the shapefile every ``_INVENTORY_BATCH`` landslides rather than kept
+    until the end. Appending gives the same shapefile as one write of all rows (same rows, order and field
+    definitions).
+    """
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="s12ls_inventory_")
+        self._shp = Path(self._tmp.name) / "inventories.shp"
+        self._rows: list[dict] = []
+        self._geoms: list = []
+        self._to_wgs84: dict = {}  # EPSG code -> pyproj Transformer
+        self._written = False
+
+    def add(self, inventory: list[dict]) -> None:
+        import shapely
+        from pyproj import Transformer
+
+        for rec in inventory:
+            if rec["epsg"] not in self._to_wgs84:
+                self._to_wgs84[rec["epsg"]] = Transformer.from_crs(rec["epsg"], 4326, always_xy=True)
+            xy = np.asarray(rec["coords"])
+            lon, lat = self._to_wgs84[rec["epsg"]].transform(xy[:, 0], xy[:, 1])
+            self._geoms.append(shapely.Polygon(np.column_stack([lon, lat])))
+            self._rows.append({k: rec[k] for k in _INVENTORY_COLUMNS})
+        if len(self._rows) >= _INVENTORY_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        import geopandas as gpd
+
+        gdf = gpd.GeoDataFrame(
+            pd.DataFrame(self._rows, columns=_INVENTORY_COLUMNS), geometry=self._geoms, crs="EPSG:4326"
         )
-    gdf = gpd.GeoDataFrame(
-        pd.DataFrame(rows, columns=["ann_id", "region", "event_date", "date_conf", "epsg"]),
-        geometry=geoms,
-        crs="EPSG:4326",
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        shp = Path(tmp) / "inventories.shp"
-        gdf.to_file(shp, engine="pyogrio")
-        part = path.with_suffix(".zip.part")
-        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
-            for f in sorted(Path(tmp).iterdir()):
-                zf.write(f, f.name)
-        os.replace(part, path)
+        gdf.to_file(self._shp, engine="pyogrio", mode="a" if self._written else "w")
+        self._written = True
+        self._rows, self._geoms = [], []
+
+    def close(self, path: Path) -> None:
+        """Write the last batch (an empty layer when there was no landslide at all) and zip the shapefile."""
+        try:
+            if self._rows or not self._written:
+                self._flush()
+            part = path.with_suffix(".zip.part")
+            with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+                for f in sorted(self._shp.parent.iterdir()):
+                    zf.write(f, f.name)
+            os.replace(part, path)
+        finally:
+            self._tmp.cleanup()
+
+
+def _write_manifest(path: Path, head: dict, files: Iterable[str], landslides: Iterable[str]) -> None:
+    """Write ``{**head, "files": [...], "landslides": [...]}`` byte for byte as ``json.dumps(…, indent=1)``
+    would, from items encoded one at a time (``json.dumps(item, indent=1)``).
+
+    The two lists grow with the sample; written this way they are never in memory together (the items
+    come from a spill file). ``head`` must not be empty.
+    """
+    part = path.with_suffix(".json.part")
+    with open(part, "w") as f:
+        f.write(json.dumps(head, indent=1)[: -len("\n}")])
+        for name, items in (("files", files), ("landslides", landslides)):
+            f.write(f",\n {json.dumps(name)}: [")
+            n = 0
+            for item in items:  # one level deeper than on its own: two more spaces on every line
+                f.write(("," if n else "") + "\n  " + item.replace("\n", "\n  "))
+                n += 1
+            f.write("\n ]" if n else "]")
+        f.write("\n}")
+    os.replace(part, path)
 
 
 _README = """# Synthetic Sen12Landslides sample
@@ -787,6 +863,41 @@ class SampleInfo:
     seconds: float
 
 
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # CPUs this process may use (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _mp_context() -> mp.context.BaseContext:
+    """Workers start from a clean server process (``forkserver``), never as forks of the caller: the caller
+    may hold open NetCDF/HDF5 handles (a notebook), which must not be copied into processes that write."""
+    if "forkserver" in mp.get_all_start_methods():
+        return mp.get_context("forkserver")
+    return mp.get_context("spawn")
+
+
+def _run_jobs(
+    jobs: list[tuple[CanvasPlan, str, int]], workers: int
+) -> Iterator[tuple[list[dict], list[dict]]]:
+    """Results of :func:`_canvas_job` in job order (which makes the output independent of ``workers``).
+
+    With several workers, at most ``2 * workers`` canvases are submitted ahead of the one awaited, so
+    finished results never pile up behind a slow canvas.
+    """
+    if workers == 1:
+        yield from map(_canvas_job, jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=_mp_context()) as ex:
+        todo = iter(jobs)
+        pending = deque(ex.submit(_canvas_job, job) for job in itertools.islice(todo, 2 * workers))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(ex.submit(_canvas_job, job) for job in itertools.islice(todo, 1))
+            yield result
+
+
 def make_sample(
     out_dir: str | Path,
     n_per_sensor: int = DEFAULT_N_PER_SENSOR,
@@ -799,16 +910,27 @@ def make_sample(
     """Write a synthetic Sen12Landslides copy into ``out_dir``.
 
     Deterministic for a given ``seed`` and ``n_per_sensor`` (about that many files per sensor; each
-    location exists in one to three sensors). Refuses a non-empty ``out_dir`` unless ``overwrite``.
+    location exists in one to three sensors), whatever ``workers`` (processes; default: one per usable
+    CPU). Refuses a non-empty ``out_dir`` unless ``overwrite``.
+
+    Memory does not grow with the sample: each canvas's files are written as soon as it is simulated
+    (by the worker that simulated it), its arrays are dropped, and the per-file records go to a spill
+    file and the inventory shapefile in batches; only a small index entry per file stays in memory.
     """
     import time
 
     from tqdm.auto import tqdm
 
-    if n_per_sensor < 1:
-        raise ValueError("n_per_sensor must be at least 1")
+    if isinstance(n_per_sensor, bool) or not isinstance(n_per_sensor, int | np.integer) or n_per_sensor < 1:
+        raise ValueError(f"n_per_sensor must be a whole number of at least 1, not {n_per_sensor!r}")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1
+    ):
+        raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
     t0 = time.perf_counter()
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder; give a new or empty folder")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
@@ -820,40 +942,58 @@ def make_sample(
                 p.unlink()
     for s in schema.SENSORS:
         (out / s).mkdir(parents=True, exist_ok=True)
+    n_per_sensor = int(n_per_sensor)
     plans = _plan(n_per_sensor, seed)
     jobs = [(p, str(out), 40000 + 1000 * p.index) for p in plans]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    records: list[dict] = []
-    inventory: list[dict] = []
-    bar = tqdm(total=len(jobs), desc="synthetic patches", unit="location", disable=not progress)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            for rec, inv in ex.map(_canvas_job, jobs):
-                records += rec
-                inventory += inv
-                bar.update()
-    else:
-        for job in jobs:
-            rec, inv = _canvas_job(job)
-            records += rec
-            inventory += inv
-            bar.update()
-    bar.close()
-    records.sort(key=lambda r: (r["sensor"], r["region"], r["patch_id"]))
-    _write_inventory(out / INVENTORY_NAME, inventory)
-    counts = {s: sum(r["sensor"] == s for r in records) for s in schema.SENSORS}
-    manifest = {
-        "generator": "s12ls_utils.synthetic",
-        "version": __version__,
-        "seed": seed,
-        "n_per_sensor": n_per_sensor,
-        "regions": [asdict(r) for r in REGIONS if any(p.region == r.name for p in plans)],
-        "counts": counts,
-        "n_landslides": len(inventory),
-        "files": records,
-        "landslides": [{k: v for k, v in r.items() if k != "coords"} for r in inventory],
-    }
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+    workers = min(len(jobs), int(workers or _default_workers()))
+    n_planned = sum(len(pp.sensors) for p in plans for pp in p.patches)
+    # Per file, only (sensor, region, patch_id, offset, length) stays in memory; its manifest entry
+    # (already encoded) waits in a spill file until the manifest is written in sorted order.
+    index: list[tuple[str, str, int, int, int]] = []
+    n_landslides = 0
+    inventory = _InventoryWriter()
+    with tempfile.TemporaryFile(dir=out) as files_spill, tempfile.TemporaryFile(dir=out) as slides_spill:
+        with tqdm(total=n_planned, desc="synthetic patches", unit="file", disable=not progress) as bar:
+            for records, slides in _run_jobs(jobs, workers):
+                for rec in records:
+                    blob = json.dumps(rec, indent=1).encode()
+                    index.append(
+                        (rec["sensor"], rec["region"], rec["patch_id"], files_spill.tell(), len(blob))
+                    )
+                    files_spill.write(blob)
+                for ls in slides:
+                    slides_spill.write(
+                        json.dumps({k: v for k, v in ls.items() if k != "coords"}, indent=1).encode() + b"\0"
+                    )
+                n_landslides += len(slides)
+                inventory.add(slides)
+                bar.update(len(records))
+        inventory.close(out / INVENTORY_NAME)
+        index.sort()
+        counts = {s: sum(e[0] == s for e in index) for s in schema.SENSORS}
+
+        def spilled_files() -> Iterator[str]:
+            for *_, offset, length in index:
+                files_spill.seek(offset)
+                yield files_spill.read(length).decode()
+
+        def spilled_slides() -> Iterator[str]:
+            slides_spill.seek(0)
+            buf = b""
+            while chunk := slides_spill.read(1 << 20):
+                *items, buf = (buf + chunk).split(b"\0")
+                yield from (item.decode() for item in items)
+
+        head = {
+            "generator": "s12ls_utils.synthetic",
+            "version": __version__,
+            "seed": seed,
+            "n_per_sensor": n_per_sensor,
+            "regions": [asdict(r) for r in REGIONS if any(p.region == r.name for p in plans)],
+            "counts": counts,
+            "n_landslides": n_landslides,
+        }
+        _write_manifest(out / MANIFEST_NAME, head, spilled_files(), spilled_slides())
     (out / "README.md").write_text(
         _README.format(
             version=__version__,
@@ -862,7 +1002,8 @@ def make_sample(
             counts=", ".join(f"{v} {k}" for k, v in counts.items()),
         )
     )
-    return SampleInfo(out, counts, len({r["key"] for r in records}), len(inventory), time.perf_counter() - t0)
+    n_locations = len({(e[1], e[2]) for e in index})
+    return SampleInfo(out, counts, n_locations, n_landslides, time.perf_counter() - t0)
 
 
 def load_manifest(data_dir: str | Path) -> dict:

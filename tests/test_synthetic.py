@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from s12ls_utils import schema, synthetic
+from s12ls_utils import cli, schema, synthetic
 from s12ls_utils.io import open_patch, read_patch_meta
 from s12ls_utils.synthetic import make_sample, pre_post_indices
 
@@ -78,36 +80,49 @@ def default_special_records(default_plan, tmp_path_factory) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 # Determinism
 # --------------------------------------------------------------------------------------------------
-def _decoded(path: Path) -> tuple[dict, dict]:
-    with netCDF4.Dataset(path) as ds:
-        ds.set_auto_mask(False)
-        arrays = {k: np.asarray(v[:]) for k, v in ds.variables.items()}
-        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        var_attrs = {k: {a: str(v.getncattr(a)) for a in v.ncattrs()} for k, v in ds.variables.items()}
-    return arrays, {"global": attrs, "vars": var_attrs}
+def _inventory_frame(data: Path) -> gpd.GeoDataFrame:
+    return gpd.read_file(f"zip://{data / synthetic.INVENTORY_NAME}", engine="pyogrio")
 
 
-def test_same_seed_same_sample(tmp_path):
-    a = make_sample(tmp_path / "a", n_per_sensor=4, seed=11, workers=1, progress=False)
-    b = make_sample(tmp_path / "b", n_per_sensor=4, seed=11, workers=2, progress=False)  # serial == parallel
-    assert a.n_files == b.n_files and a.n_locations == b.n_locations and a.n_landslides == b.n_landslides
-    ma = (tmp_path / "a" / synthetic.MANIFEST_NAME).read_text()
-    assert ma == (tmp_path / "b" / synthetic.MANIFEST_NAME).read_text()
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").glob("*/*.nc"))
-    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").glob("*/*.nc"))
-    assert len(files) == sum(a.n_files.values())
-    for rel in files:
-        arr_a, att_a = _decoded(tmp_path / "a" / rel)
-        arr_b, att_b = _decoded(tmp_path / "b" / rel)
-        assert att_a == att_b, rel
-        assert arr_a.keys() == arr_b.keys()
-        for k in arr_a:
-            assert arr_a[k].dtype == arr_b[k].dtype
-            np.testing.assert_array_equal(arr_a[k], arr_b[k], err_msg=f"{rel}:{k}")
-    inv_a = gpd.read_file(f"zip://{tmp_path / 'a' / synthetic.INVENTORY_NAME}")
-    inv_b = gpd.read_file(f"zip://{tmp_path / 'b' / synthetic.INVENTORY_NAME}")
-    assert inv_a.drop(columns="geometry").equals(inv_b.drop(columns="geometry"))
-    assert inv_a.geometry.geom_equals_exact(inv_b.geometry, tolerance=0).all()
+def test_same_sample_whatever_the_worker_count(tmp_path, monkeypatch):
+    """Serial, 2 and 3 worker processes write byte-identical patch files, manifest and README, and the same
+    inventory (the third run also appends the inventory in batches of 3 landslides instead of one write)."""
+    runs = {w: tmp_path / f"w{w}" for w in (1, 2, 3)}
+    infos = {}
+    for w, out in runs.items():
+        if w == 3:
+            monkeypatch.setattr(synthetic, "_INVENTORY_BATCH", 3)
+        infos[w] = make_sample(out, n_per_sensor=4, seed=11, workers=w, progress=False)
+    ref = runs[1]
+    files = sorted(p.relative_to(ref) for p in ref.glob("*/*.nc"))
+    assert len(files) == sum(infos[1].n_files.values()) > 0
+    inv_ref = _inventory_frame(ref)
+    assert len(inv_ref) > 3  # the batched run appended several times
+    for w, out in runs.items():
+        assert infos[w].n_files == infos[1].n_files and infos[w].n_landslides == infos[1].n_landslides
+        assert infos[w].n_locations == infos[1].n_locations
+        assert sorted(p.relative_to(out) for p in out.glob("*/*.nc")) == files
+        for rel in files:
+            assert (out / rel).read_bytes() == (ref / rel).read_bytes(), (w, rel)
+        for name in (synthetic.MANIFEST_NAME, "README.md"):
+            assert (out / name).read_text() == (ref / name).read_text(), (w, name)
+        inv = _inventory_frame(out)
+        assert inv.drop(columns="geometry").equals(inv_ref.drop(columns="geometry")), w
+        assert inv.geometry.geom_equals_exact(inv_ref.geometry, tolerance=0).all(), w
+        assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())  # no spill left
+
+
+def test_manifest_writer_matches_json_dumps(tmp_path):
+    """The streamed manifest is exactly what ``json.dumps(manifest, indent=1)`` writes, empty lists too."""
+    head = {"generator": "x", "counts": {"s2": 2}, "regions": [{"name": "a_b", "epsg": 32632}]}
+    files = [{"path": "s2/a_b_s2_1.nc", "times": ["2020-01-01", "2020-01-06"], "pre_post": [[0, 1]]}] * 2
+    slides = [{"ann_id": 7, "date_conf": 0.5, "event_date": "2020-01-03", "note": "line\nbreak é"}]
+    for f, ls in ((files, slides), (files, []), ([], [])):
+        path = tmp_path / "m.json"
+        synthetic._write_manifest(
+            path, head, (json.dumps(x, indent=1) for x in f), (json.dumps(x, indent=1) for x in ls)
+        )
+        assert path.read_text() == json.dumps({**head, "files": f, "landslides": ls}, indent=1)
 
 
 def test_plan_is_deterministic_and_seeded():
@@ -672,6 +687,104 @@ def test_make_sample_refuses_non_empty_folder(tmp_path):
     assert json.loads((out / synthetic.MANIFEST_NAME).read_text())["seed"] == 3
 
 
-def test_make_sample_rejects_bad_size(tmp_path):
-    with pytest.raises(ValueError, match="at least 1"):
-        make_sample(tmp_path / "out", n_per_sensor=0, progress=False)
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_per_sensor": 0}, "n_per_sensor must be a whole number of at least 1"),
+        ({"n_per_sensor": -5}, "at least 1"),
+        ({"n_per_sensor": 2.5}, "whole number"),
+        ({"n_per_sensor": 2, "workers": 0}, "workers must be a whole number of at least 1"),
+    ],
+)
+def test_make_sample_rejects_bad_size(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_sample(tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_make_sample_refuses_a_file_as_out_dir(tmp_path):
+    target = tmp_path / "sample.nc"
+    target.write_text("not a folder")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        make_sample(target, n_per_sensor=1, progress=False, overwrite=True)
+    assert target.read_text() == "not a folder"
+
+
+# A fresh interpreter writes one sample serially and reports its own peak resident memory (ru_maxrss, KiB).
+_PEAK_RSS = """
+import json, resource, sys
+from s12ls_utils.synthetic import make_sample
+info = make_sample(sys.argv[1], n_per_sensor=int(sys.argv[2]), seed=1, workers=1, progress=False)
+print(json.dumps({"files": sum(info.n_files.values()),
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def test_memory_does_not_grow_with_file_count(tmp_path):
+    """About 30 and 125 files (seed 1: both plans hold a canvas of the widest size, so the per-canvas peak is
+    the same) have the same peak memory within 25 MB. Holding the arrays of even ten of the extra files
+    (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than that."""
+    assert {max(c.width for c in synthetic._plan(n, 1)) for n in (10, 40)} == {schema.PATCH_SIZE + 96}
+    peaks = {}
+    for n in (10, 40):
+        res = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS, str(tmp_path / str(n)), str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[n] = json.loads(res.stdout.splitlines()[-1])
+    assert peaks[40]["files"] > 3.5 * peaks[10]["files"], peaks
+    growth_mb = (peaks[40]["peak_kib"] - peaks[10]["peak_kib"]) / 1024
+    assert growth_mb < 25, peaks
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+def _synth(*args: str) -> int:
+    return cli.main(["synth", *args])
+
+
+def test_cli_synth_writes_and_reports(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert _synth(str(out), "--n-per-sensor", "2", "--seed", "4", "--workers", "2") == 0
+    man = synthetic.load_manifest(out)
+    assert (man["n_per_sensor"], man["seed"]) == (2, 4)
+    printed = capsys.readouterr().out
+    assert f"to {out}" in printed and f"{man['counts']['s2']} s2" in printed
+    assert len(list(out.glob("*/*.nc"))) == sum(man["counts"].values())
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_cli_synth_rejects_non_positive_size(tmp_path, capsys, n):
+    assert _synth(str(tmp_path / "data"), "--n-per-sensor", n) == 2
+    assert "s12ls synth: error: n_per_sensor must be a whole number of at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_cli_synth_rejects_bad_numbers(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:  # argparse: not a whole number
+        _synth(str(tmp_path / "data"), "--n-per-sensor", "many")
+    assert exc.value.code == 2 and "invalid int value: 'many'" in capsys.readouterr().err
+    assert _synth(str(tmp_path / "data"), "--n-per-sensor", "2", "--workers", "0") == 2
+    assert "workers must be a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_cli_synth_refuses_a_file(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    assert _synth(str(target), "--n-per-sensor", "1", "--overwrite") == 2
+    assert "is not a folder" in capsys.readouterr().err and target.read_text() == "keep me"
+
+
+def test_cli_synth_non_empty_folder_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "data"
+    (out / "s2").mkdir(parents=True)
+    (out / "s2" / "old_s2_1.nc").write_text("old")
+    assert _synth(str(out), "--n-per-sensor", "1", "--workers", "1") == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "--overwrite" in err
+    assert (out / "s2" / "old_s2_1.nc").read_text() == "old"
+    assert _synth(str(out), "--n-per-sensor", "1", "--workers", "1", "--overwrite") == 0
+    assert not (out / "s2" / "old_s2_1.nc").exists() and (out / synthetic.MANIFEST_NAME).exists()
