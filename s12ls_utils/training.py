@@ -21,6 +21,35 @@ On CUDA: bf16 autocast (fp16 + GradScaler on GPUs without bf16), channels-last m
 matmuls/convolutions, optional ``torch.compile``; reading threads copy each batch from the packed cache
 straight into pinned memory (:func:`~s12ls_utils.datasets.make_loader`), and normalisation and augmentation
 run on the GPU (:class:`~s12ls_utils.datasets.Preprocessor`).
+
+Several processes (DistributedDataParallel)
+-------------------------------------------
+``torchrun --nproc-per-node N -m s12ls_utils.training TASK_DIR [s12ls train options]`` (or
+``s12ls train … --nproc N``, which runs that command) trains one model with N processes: one per GPU
+(``cuda:LOCAL_RANK``, NCCL) or, without CUDA, N CPU processes (gloo) that share the cores. :func:`train`
+finds the process group in the environment torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) or
+takes ``distributed=True``; it runs the same optimisation as one process with the same global batch:
+
+- ``batch_size`` is the **global** batch: each process takes ``batch_size / N`` samples per step (a
+  ValueError when N does not divide it), and the processes' batches together are exactly the batch a
+  single process draws for that step (:class:`~s12ls_utils.datasets.ShardedBatchSampler`, built on
+  ``DistributedSampler``); gradients are averaged over the processes, so the step is the same. When the
+  train split is not a multiple of N, the last step repeats up to N − 1 samples (every process must take
+  the same number of steps).
+- BatchNorm normalises over the global batch: ``SyncBatchNorm`` on CUDA and, since that one runs on GPUs
+  only, an equivalent all-reduce batch norm on CPU (:class:`_AllReduceBatchNorm`); the soft Dice term
+  of the loss sums its intersections and areas over the processes too. So on CPU the weights after an
+  epoch equal the single-process ones up to float rounding (``tests/test_training_ddp.py``).
+  Augmentation draws and dropout masks are the processes' own (seeded by ``(seed, epoch, rank)``): with
+  them, DDP and single-process runs are statistically, not numerically, the same.
+- Validation is sharded: whole validation batches are dealt to the processes in turn and the score
+  histograms and losses are summed over the processes, so every figure equals the single-process one.
+- Rank 0 alone writes ``history.csv``, the checkpoints and ``run.json``, logs and shows progress bars;
+  the random states of every process go into ``last.pt``. Resume works as in one process: every
+  process loads ``last.pt`` and continues after its epoch (bit for bit on CPU with the same N).
+- The packed cache is built by rank 0 while the others wait, then read by all (one machine, or a file
+  system all machines share). Each CPU process uses
+  ``cores / N`` threads unless ``threads`` is set (``threads`` is per process).
 """
 
 from __future__ import annotations
@@ -39,7 +68,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.nn import functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import datasets, models
 
@@ -48,6 +79,7 @@ __all__ = [
     "TrainResult",
     "load_checkpoint",
     "load_model",
+    "per_process_batch",
     "predict",
     "select_device",
     "train",
@@ -102,7 +134,9 @@ class TrainConfig:
     ``monitor``: the validation figure for ``best.pt`` and early stopping (``val_f1_best``: F1 at the
     best threshold, or ``val_f1``: F1 at 0.5). ``crop``: train on random crops of this size.
     ``num_workers="auto"``: loader threads; 0 on CPU (reading is ~1 ms per sample, the model needs the
-    cores), up to 8 on CUDA.
+    cores), up to 8 on CUDA. With several processes (DDP, see the module docstring) ``batch_size`` is the
+    global batch (split evenly over the processes), while ``eval_batch_size`` (default ``batch_size``),
+    ``num_workers`` and ``threads`` are per process.
     """
 
     task_dir: str
@@ -197,6 +231,7 @@ class TrainResult:
     n_params: int
     device: str
     train_seconds: float
+    world_size: int = 1  # processes (DistributedDataParallel) that trained it together
 
     def history_frame(self):
         import pandas as pd
@@ -240,15 +275,17 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def _default_workers(device: torch.device) -> int:
+def _default_workers(device: torch.device, procs: int = 1) -> int:
+    """Loader threads per process: none on CPU; on CUDA up to 8, the node's cores shared by ``procs``."""
     if device.type != "cuda":
         return 0
-    return max(1, min(8, datasets._default_workers() - 1))
+    return max(1, min(8, datasets._default_workers() // procs - 1))
 
 
-def _configure_backends(cfg: TrainConfig, device: torch.device) -> None:
+def _configure_backends(cfg: TrainConfig, device: torch.device, procs: int = 1) -> None:
+    """Threads, TF32, cuDNN and determinism; ``procs`` processes on this node share its cores."""
     if device.type == "cpu":
-        torch.set_num_threads(int(cfg.threads or datasets._default_workers()))
+        torch.set_num_threads(int(cfg.threads or max(1, datasets._default_workers() // procs)))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
         torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
@@ -257,6 +294,214 @@ def _configure_backends(cfg: TrainConfig, device: torch.device) -> None:
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(bool(cfg.deterministic), warn_only=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Several processes (DistributedDataParallel)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Dist:
+    """Where this process stands in a run of ``world_size`` processes (1: not distributed)."""
+
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    local_world_size: int = 1
+    #: this call initialised the process group, so it destroys it at the end
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum ``t`` over the processes, in place (no-op in one process)."""
+        if self.enabled:
+            dist.all_reduce(t)
+        return t
+
+
+def _torchrun_env() -> _Dist | None:
+    """The process layout torchrun exports, or None outside torchrun."""
+    if "WORLD_SIZE" not in os.environ:
+        return None
+    try:
+        world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
+        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    except (KeyError, ValueError) as exc:
+        raise ValueError(
+            f"WORLD_SIZE is set but the torchrun environment is incomplete or invalid ({exc!r}): "
+            "WORLD_SIZE, RANK and LOCAL_RANK must be integers"
+        ) from None
+    return _Dist(world, rank, local_rank, local_world)
+
+
+def _ddp_device(requested: str, local_rank: int) -> torch.device:
+    """``cuda:LOCAL_RANK`` (made current) when the requested device is CUDA, else the CPU."""
+    dev = select_device(requested)
+    if dev.type == "cuda":
+        if dev.index is not None:
+            raise ValueError(
+                f"device {requested!r}: with several processes each one uses cuda:LOCAL_RANK; "
+                "pass device 'cuda' or 'auto'"
+            )
+        dev = select_device(f"cuda:{local_rank}")  # fewer GPUs than processes on this node: an error
+        torch.cuda.set_device(dev)
+    elif dev.type != "cpu":
+        raise ValueError(f"several processes need CUDA (NCCL) or the CPU (gloo), not {dev.type!r}")
+    return dev
+
+
+def _setup_distributed(distributed: bool | None, requested_device: str) -> tuple[_Dist, torch.device]:
+    """The process layout and this process's device; initialises the process group when needed.
+
+    ``distributed=None`` follows the environment (a torchrun launch of more than one process, or a
+    process group the caller initialised); ``False`` trains in this process alone; ``True`` requires a
+    torchrun environment or an initialised group.
+    """
+    if distributed is False:
+        return _Dist(), select_device(requested_device)
+    if dist.is_available() and dist.is_initialized():
+        env = _torchrun_env()
+        d = _Dist(
+            dist.get_world_size(),
+            dist.get_rank(),
+            env.local_rank if env else 0,
+            env.local_world_size if env else 1,
+        )
+        dev = _ddp_device(requested_device, d.local_rank) if d.enabled else select_device(requested_device)
+        return d, dev
+    env = _torchrun_env()
+    if env is None or (env.world_size == 1 and not distributed):
+        if distributed:
+            raise ValueError(
+                "distributed=True needs the environment torchrun sets (WORLD_SIZE, RANK, LOCAL_RANK, "
+                "MASTER_ADDR, MASTER_PORT): run `torchrun --nproc-per-node N -m s12ls_utils.training "
+                "TASK_DIR …` or `s12ls train TASK_DIR … --nproc N`"
+            )
+        return _Dist(), select_device(requested_device)
+    if not dist.is_available():
+        raise RuntimeError("this torch build has no torch.distributed: train in one process")
+    dev = _ddp_device(requested_device, env.local_rank)
+    if dev.type == "cuda":
+        dist.init_process_group("nccl", device_id=dev)
+    else:
+        dist.init_process_group("gloo")
+    return dataclasses.replace(env, owns_group=True), dev
+
+
+def per_process_batch(batch_size: int, world_size: int) -> int:
+    """Samples per process and step: ``batch_size`` is the global batch of all processes together."""
+    if batch_size % world_size:
+        raise ValueError(
+            f"batch_size {batch_size} is the global batch of all {world_size} processes together and "
+            f"must be a multiple of {world_size} (each process takes batch_size / {world_size} samples); "
+            f"use e.g. batch_size {world_size * max(1, round(batch_size / world_size))}"
+        )
+    return batch_size // world_size
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """The sum of a tensor over the processes, differentiable.
+
+    Every process gets ``S = Σ_r x_r``, and the loss of the run is the sum of the processes' losses, so
+    the gradient with respect to ``x_r`` is the sum of the processes' gradients with respect to ``S``:
+    the backward pass is the same all-reduce.
+    """
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        t = t.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)
+        return grad
+
+
+class _AllReduceBatchNorm(_BatchNorm):
+    """Batch norm over the samples of every process, for DistributedDataParallel on CPU (gloo).
+
+    ``torch.nn.SyncBatchNorm`` runs on GPUs only; without it each process would normalise with the
+    statistics of its own ``batch_size / N`` samples, a different (noisier) model than one process with
+    the global batch. Here the per-channel sums and sums of squares (accumulated in float64, so the
+    one-pass variance loses nothing at these sizes) and the counts are summed over the processes by a
+    differentiable all-reduce: the output, the gradients (the all-reduce's backward sums the processes'
+    gradients with respect to the statistics) and the running statistics are those of one BatchNorm over
+    the global batch. In eval mode it is a plain BatchNorm with the running statistics (no communication).
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected an input of at least 2 dimensions (N, C, …), got {input.dim()}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training or self.running_mean is None):  # eval: the running statistics, locally
+            return super().forward(x)
+        self._check_input_dim(x)
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        local = torch.cat(
+            [
+                x.sum(dims, dtype=torch.float64),
+                (x * x).sum(dims, dtype=torch.float64),
+                x.new_full((1,), x.numel() // c, dtype=torch.float64),
+            ]
+        )
+        total = _SumOverProcesses.apply(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = (total[c : 2 * c] / n - mean * mean).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                unbiased = var * n / (n - 1).clamp_min(1.0)
+                self.running_mean.copy_(f * mean + (1 - f) * self.running_mean)
+                self.running_var.copy_(f * unbiased + (1 - f) * self.running_var)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        dt = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 activations: normalise in float32
+        y = (x.to(dt) - mean.to(dt).view(shape)) * torch.rsqrt(var + self.eps).to(dt).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def _sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Every BatchNorm of ``model`` normalising over the global batch (SyncBatchNorm on CUDA).
+
+    The replacements keep the original parameters and buffers (same objects, same state-dict keys), so
+    checkpoints load into the plain model.
+    """
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if isinstance(child, _BatchNorm) and not isinstance(child, _AllReduceBatchNorm):
+            new = _AllReduceBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
+            if child.affine:
+                new.weight, new.bias = child.weight, child.bias
+            if child.track_running_stats:
+                new.running_mean, new.running_var = child.running_mean, child.running_var
+                new.num_batches_tracked = child.num_batches_tracked
+            new.train(child.training)
+            setattr(model, name, new)
+        else:
+            _sync_batchnorm(child, device)
+    return model
 
 
 def _seed_all(seed: int) -> None:
@@ -272,7 +517,11 @@ class SegmentationLoss(torch.nn.Module):
     """BCE (with ``pos_weight``) or focal loss, plus ``dice_weight`` × soft Dice, on the positive class.
 
     The Dice term is computed over the whole batch (not per patch), so patches without landslides do
-    not make it undefined. Computed in float32 whatever the autocast dtype.
+    not make it undefined. Computed in float32 whatever the autocast dtype. ``distributed``: the Dice
+    sums are summed over the processes (a differentiable all-reduce), so the term is that of the global
+    batch; the BCE/focal term is a mean per process, which the gradient averaging of DDP turns into the
+    global mean (every process holds as many samples). Each process must then call it the same number of
+    times: use it for training steps, not for a sharded evaluation.
     """
 
     def __init__(
@@ -282,9 +531,11 @@ class SegmentationLoss(torch.nn.Module):
         dice_weight: float = 1.0,
         gamma: float = 2.0,
         alpha: float = 0.75,
+        distributed: bool = False,
     ):
         super().__init__()
         self.kind, self.dice_weight, self.gamma, self.alpha = kind, dice_weight, gamma, alpha
+        self.distributed = distributed
         self.register_buffer("pos_weight", torch.tensor(float(pos_weight)), persistent=False)
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -300,7 +551,10 @@ class SegmentationLoss(torch.nn.Module):
         if not self.kind.endswith("dice") or not self.dice_weight:
             return base
         p = torch.sigmoid(logits)
-        dice = 1 - (2 * (p * y).sum() + 1.0) / (p.sum() + y.sum() + 1.0)
+        inter, p_sum, y_sum = (p * y).sum(), p.sum(), y.sum()
+        if self.distributed:
+            inter, p_sum, y_sum = _SumOverProcesses.apply(torch.stack([inter, p_sum, y_sum])).unbind()
+        dice = 1 - (2 * inter + 1.0) / (p_sum + y_sum + 1.0)
         return base + self.dice_weight * dice
 
 
@@ -347,10 +601,17 @@ class _BinaryCounts:
 # Checkpoints
 # --------------------------------------------------------------------------------------------------
 def _rng_state(device: torch.device) -> dict:
+    """Every random state the run draws from; on ``cuda:N`` (a DDP process) only that GPU's."""
     np_state = np.random.get_state()  # noqa: NPY002
+    if device.type != "cuda":
+        cuda = []
+    elif device.index is None:
+        cuda = torch.cuda.get_rng_state_all()
+    else:
+        cuda = [torch.cuda.get_rng_state(device)]
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "cuda": cuda,
         "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
         "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
     }
@@ -359,7 +620,11 @@ def _rng_state(device: torch.device) -> dict:
 def _set_rng_state(state: Mapping, device: torch.device) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if device.type == "cuda" and state.get("cuda"):
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        cuda = [s.cpu() for s in state["cuda"]]
+        if device.index is not None and len(cuda) == 1:
+            torch.cuda.set_rng_state(cuda[0], device)
+        else:
+            torch.cuda.set_rng_state_all(cuda)
     py = state.get("python")
     if py:
         random.setstate((py[0], tuple(py[1]), py[2]))
@@ -408,7 +673,14 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 @torch.no_grad()
-def _evaluate(model, loader, pre, loss_fn, device, amp_dtype, bins: int = 100) -> dict[str, float]:
+def _evaluate(
+    model, loader, pre, loss_fn, device, amp_dtype, bins: int = 100, d: _Dist | None = None
+) -> dict[str, float]:
+    """Loss and positive-class scores of ``model`` over ``loader``.
+
+    With several processes (``d``), each evaluates its own whole batches and the score histograms and
+    loss sums are added up over the processes: every process returns the figures of the whole split.
+    """
     model.eval()
     counts = _BinaryCounts(bins, device)
     total, n = 0.0, 0
@@ -421,6 +693,10 @@ def _evaluate(model, loader, pre, loss_fn, device, amp_dtype, bins: int = 100) -
         total += float(loss) * y.shape[0]
         n += y.shape[0]
         counts.update(torch.sigmoid(logits.float()).reshape(y.shape), y)
+    if d is not None and d.enabled:
+        sums = d.all_reduce(torch.tensor([total, n], dtype=torch.float64, device=device)).tolist()
+        total, n = sums[0], int(sums[1])
+        d.all_reduce(counts.counts)
     out = {"loss": total / max(n, 1)}
     out.update(counts.scores())
     return out
@@ -510,37 +786,67 @@ def train(
     config: TrainConfig | Mapping | None = None,
     *,
     callback: Callable[[dict, list[dict]], None] | None = None,
+    distributed: bool | None = None,
     **overrides,
 ) -> TrainResult:
     """Train a model on a task; see :class:`TrainConfig` for the settings and the module docstring.
 
     ``callback(row, history)`` is called after every epoch (e.g. to update a live plot); an exception
-    it raises stops training after ``last.pt`` was written (so the run can be resumed).
-    Raises ValueError when a split is empty or has no landslide pixels, FileExistsError when the run
-    folder holds a run and neither ``resume`` nor ``overwrite`` is set.
+    it raises stops training after ``last.pt`` was written (so the run can be resumed). With several
+    processes it is called in every process, with the same row (timings aside), so a callback that stops
+    the run stops all of them at the same epoch.
+    ``distributed``: None (default) joins a DistributedDataParallel run when started by torchrun with
+    several processes (or inside an initialised process group), False never does, True requires one;
+    a process group initialised here is destroyed on return.
+    Raises ValueError when a split is empty or has no landslide pixels or when the global batch does not
+    split evenly over the processes, FileExistsError when the run folder holds a run and neither
+    ``resume`` nor ``overwrite`` is set.
     """
-    from tqdm.auto import tqdm
-
-    from .splits import load_task
-
     if config is None:
         cfg = TrainConfig(**overrides)
     else:
         base = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
         cfg = TrainConfig.from_dict({**base, **overrides})
-    device = select_device(cfg.device)
-    _configure_backends(cfg, device)
+    d, device = _setup_distributed(distributed, cfg.device)
+    try:
+        return _train(cfg, d, device, callback)
+    finally:
+        if d.owns_group:
+            dist.destroy_process_group()
+
+
+def _train(
+    cfg: TrainConfig, d: _Dist, device: torch.device, callback: Callable[[dict, list[dict]], None] | None
+) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    from .splits import load_task
+
+    batch = per_process_batch(cfg.batch_size, d.world_size)
+    _configure_backends(cfg, device, d.local_world_size)
     amp_dtype = _amp_dtype(cfg.amp, device)
     _seed_all(cfg.seed)
+    show = cfg.progress and d.main
+    if d.enabled and d.main:
+        log.info(
+            "DistributedDataParallel: %d processes (%s), %d samples per process and step",
+            d.world_size,
+            dist.get_backend(),
+            batch,
+        )
 
-    # ---- data
+    # ---- data (rank 0 builds or refreshes the packed cache while the others wait, then they read it)
     task = load_task(cfg.task_dir, data_dir=cfg.data_dir)
     view = models.VIEWS[cfg.model]
-    common = {"view": view, "raw": True, "cache_dir": cfg.cache_dir, "progress": cfg.progress}
+    common = {"view": view, "raw": True, "cache_dir": cfg.cache_dir, "progress": show}
+    if not d.main:
+        d.barrier()
     train_ds = datasets.PatchDataset(
         task, "train", cfg.sensors, max_patches=cfg.max_train_patches, seed=cfg.seed, **common
     )
     val_ds = datasets.PatchDataset(task, "val", cfg.sensors, **common)
+    if d.main:
+        d.barrier()
     pos, tot = train_ds.positives()
     if pos == 0:
         raise ValueError(
@@ -554,13 +860,22 @@ def train(
             "positive-class F1 is undefined"
         )
     pos_weight = math.sqrt((tot - pos) / pos) if cfg.pos_weight == "auto" else float(cfg.pos_weight)
-    workers = _default_workers(device) if cfg.num_workers == "auto" else int(cfg.num_workers)
+    workers = (
+        _default_workers(device, d.local_world_size) if cfg.num_workers == "auto" else int(cfg.num_workers)
+    )
     pin = device.type == "cuda"
+    shard = {"num_replicas": d.world_size, "rank": d.rank}
     train_loader = datasets.make_loader(
-        train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed, num_workers=workers, pin_memory=pin
+        train_ds, batch, shuffle=True, seed=cfg.seed, num_workers=workers, pin_memory=pin, **shard
     )
     val_loader = datasets.make_loader(
-        val_ds, cfg.eval_batch_size or cfg.batch_size, shuffle=False, num_workers=workers, pin_memory=pin
+        val_ds,
+        cfg.eval_batch_size or cfg.batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin,
+        shard="batches",
+        **shard,
     )
     pre = train_ds.preprocessor.to(device)
     val_pre = val_ds.preprocessor.to(device)
@@ -571,6 +886,8 @@ def train(
     use_cl = device.type == "cuda" if cfg.channels_last == "auto" else bool(cfg.channels_last)
     if use_cl:
         models.set_channels_last(model)
+    if d.enabled:
+        model = _sync_batchnorm(model, device)
     n_params = models.count_parameters(model)
     opt_kw = {"fused": True} if device.type == "cuda" else {}
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, **opt_kw)
@@ -579,17 +896,30 @@ def train(
     warmup = min(total, round(cfg.warmup_epochs * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup, cfg.min_lr_ratio))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    loss_fn = SegmentationLoss(cfg.loss, pos_weight, cfg.dice_weight, cfg.focal_gamma, cfg.focal_alpha).to(
-        device
-    )
-    step_model = torch.compile(model) if cfg.compile else model
+    loss_kw = {"kind": cfg.loss, "pos_weight": pos_weight, "dice_weight": cfg.dice_weight}
+    loss_kw.update(gamma=cfg.focal_gamma, alpha=cfg.focal_alpha)
+    loss_fn = SegmentationLoss(**loss_kw).to(device)
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel
 
-    # ---- run folder, resume
+        train_loss_fn = SegmentationLoss(**loss_kw, distributed=True).to(device)
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        step_model = torch.compile(ddp) if cfg.compile else ddp
+        eval_model = model  # validation batches differ per process: no DDP collectives there
+        # identical initial weights (DDP broadcasts rank 0's anyway); from here each process draws its own
+        # dropout masks
+        _seed_all(cfg.seed + 1_000_003 * d.rank)
+    else:
+        train_loss_fn = loss_fn
+        step_model = eval_model = torch.compile(model) if cfg.compile else model
+
+    # ---- run folder, resume (every process reads; rank 0 alone changes the folder, after all have read)
     run_dir = Path(cfg.runs_dir) / cfg.name
     last_path, best_path, hist_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "history.csv"
     history: list[dict] = []
     start, best, best_epoch, bad, seconds = 0, -math.inf, 0, 0, 0.0
     best_row: dict = {}
+    stale = False
     if cfg.resume and last_path.is_file():
         ck = load_checkpoint(last_path)
         old = ck["config"]
@@ -604,22 +934,39 @@ def train(
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         scaler.load_state_dict(ck["scaler"])
-        _set_rng_state(ck["rng"], device)
+        per_rank = ck.get("rng_ranks") or []
+        if d.enabled and len(per_rank) == d.world_size:
+            _set_rng_state(per_rank[d.rank], device)
+        else:
+            _set_rng_state(ck["rng"], device)
+            if d.enabled and d.main:
+                log.warning(
+                    "%s was written by %d process(es), resumed by %d: dropout and augmentation draws "
+                    "differ from an uninterrupted run",
+                    last_path,
+                    max(1, len(per_rank)),
+                    d.world_size,
+                )
         es = ck["early_stopping"]
         best, best_epoch, bad = es["best"], es["best_epoch"], es["bad_epochs"]
         best_row = dict(es.get("best_row", {}))
         history = [dict(r) for r in ck["history"]]
         start, seconds = int(ck["epoch"]), float(ck["train_seconds"])
-        log.info("resuming %s after epoch %d", run_dir, start)
+        if d.main:
+            log.info("resuming %s after epoch %d", run_dir, start)
     elif run_dir.exists() and any(run_dir.iterdir()):
         if not (cfg.overwrite or cfg.resume):
             raise FileExistsError(
                 f"run folder {run_dir} exists; pass resume=True, overwrite=True or another run_name"
             )
-        for p in (last_path, best_path, hist_path, run_dir / "run.json"):
-            p.unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_history(hist_path, history)
+        stale = True
+    d.barrier()  # every process has looked at the folder (and read last.pt) before rank 0 changes it
+    if d.main:
+        if stale:
+            for p in (last_path, best_path, hist_path, run_dir / "run.json"):
+                p.unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_history(hist_path, history)
 
     # ---- epochs
     stopped = False
@@ -627,25 +974,25 @@ def train(
         range(start, cfg.epochs),
         desc=cfg.name,
         unit="epoch",
-        disable=not cfg.progress,
+        disable=not show,
         initial=start,
         total=cfg.epochs,
     )
     for epoch in bar:
         t0 = time.perf_counter()
         train_loader.epoch_sampler.set_epoch(epoch)
-        aug = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 17)
+        aug = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 17 + 7_919 * d.rank)
         step_model.train()
         tot_loss, n_seen, data_s = 0.0, 0, 0.0
         it = iter(train_loader)
-        for _ in tqdm(range(steps), desc=f"epoch {epoch + 1}", leave=False, disable=not cfg.progress):
+        for _ in tqdm(range(steps), desc=f"epoch {epoch + 1}", leave=False, disable=not show):
             td = time.perf_counter()
             batch = _to_device(next(it), device)
             data_s += time.perf_counter() - td
             inputs, y, days = pre(batch, augment=cfg.augment, crop=cfg.crop, generator=aug)
             with _autocast(device, amp_dtype):
                 logits = step_model(inputs, days)
-            loss = loss_fn(logits, y)
+            loss = train_loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.grad_clip:
@@ -656,8 +1003,11 @@ def train(
             scheduler.step()
             tot_loss += float(loss.detach()) * y.shape[0]
             n_seen += y.shape[0]
+        if d.enabled:  # the mean over the processes' losses: the loss of the global batches
+            sums = d.all_reduce(torch.tensor([tot_loss, n_seen], dtype=torch.float64, device=device))
+            tot_loss, n_seen = sums[0].item(), int(sums[1].item())
         train_time = time.perf_counter() - t0
-        val = _evaluate(step_model, val_loader, val_pre, loss_fn, device, amp_dtype)
+        val = _evaluate(eval_model, val_loader, val_pre, loss_fn, device, amp_dtype, d=d)
         secs = time.perf_counter() - t0
         seconds += secs
         row = {
@@ -677,47 +1027,50 @@ def train(
             "train_samples_per_s": n_seen / train_time if train_time > 0 else float("nan"),
         }
         history.append(row)
-        score = row[cfg.monitor]
+        score = row[cfg.monitor]  # the same in every process: they stop at the same epoch
         if score > best + 1e-12:
             best, best_epoch, bad, best_row = score, epoch + 1, 0, dict(row)
-            _save_atomic(
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "metrics": dict(row),
-                    "config": cfg.to_dict(),
-                    "in_channels": dict(in_channels),
-                    "n_params": n_params,
-                },
-                best_path,
-            )
+            if d.main:
+                _save_atomic(
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "epoch": epoch + 1,
+                        "model": model.state_dict(),
+                        "metrics": dict(row),
+                        "config": cfg.to_dict(),
+                        "in_channels": dict(in_channels),
+                        "n_params": n_params,
+                    },
+                    best_path,
+                )
         else:
             bad += 1
-        _save_atomic(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": _rng_state(device),
-                "early_stopping": {
-                    "best": best,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad,
-                    "best_row": best_row,
-                },
-                "history": history,
-                "config": cfg.to_dict(),
-                "in_channels": dict(in_channels),
-                "n_params": n_params,
-                "train_seconds": seconds,
+        last = {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch + 1,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": _rng_state(device),
+            "early_stopping": {
+                "best": best,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad,
+                "best_row": best_row,
             },
-            last_path,
-        )
-        _write_history(hist_path, history)
+            "history": history,
+            "config": cfg.to_dict(),
+            "in_channels": dict(in_channels),
+            "n_params": n_params,
+            "train_seconds": seconds,
+        }
+        if d.enabled:  # every process's random state, so that a resumed run draws what this one would
+            last["rng_ranks"] = [None] * d.world_size
+            dist.all_gather_object(last["rng_ranks"], last["rng"])
+        if d.main:
+            _save_atomic(last, last_path)
+            _write_history(hist_path, history)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", f1=f"{row['val_f1_best']:.3f}")
         if callback is not None:
             callback(row, history)
@@ -738,11 +1091,23 @@ def train(
         n_params=n_params,
         device=str(device),
         train_seconds=seconds,
+        world_size=d.world_size,
     )
-    summary = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in dataclasses.asdict(result).items()
-        if k != "history"
-    }
-    (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "summary": summary}, indent=1))
+    if d.main:
+        summary = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in dataclasses.asdict(result).items()
+            if k != "history"
+        }
+        (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "summary": summary}, indent=1))
+    d.barrier()  # the run folder is complete when train returns in any process
     return result
+
+
+if __name__ == "__main__":  # torchrun --nproc-per-node N -m s12ls_utils.training TASK_DIR [options]
+    # Run as a script this file is a second copy of the module: hand over to the package's own code.
+    import sys
+
+    from s12ls_utils.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))
