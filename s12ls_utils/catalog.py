@@ -3,8 +3,9 @@
 :func:`build_catalog` lists every ``<data_dir>/<sensor>/*.nc`` file and reads, for each, what
 :func:`s12ls_utils.io.read_patch_meta` reads (global attributes, time stamps, ``MASK`` at time step 0,
 one VV step for Sentinel-1, the SCL scene classes for Sentinel-2) — never the images. The files are read
-in parallel worker processes; every NetCDF/HDF5 handle is opened and closed inside a worker (the workers
-come from a ``forkserver``, so no handle the calling process may hold crosses a fork).
+in parallel (:func:`s12ls_utils.parallel.map_files`: local worker processes by default, or threads, or a
+Dask cluster with ``scheduler=``); every NetCDF/HDF5 handle is opened and closed inside a worker (local
+workers come from a ``forkserver``, so no handle the calling process may hold crosses a fork).
 
 The result is cached in ``<data_dir>/.s12ls_catalog.parquet``. Each cached row keeps the file's size and
 modification time; the next call reuses the rows of unchanged files, scans new or changed files and drops
@@ -27,22 +28,23 @@ import functools
 import json
 import logging
 import math
-import multiprocessing as mp
 import os
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import __version__, schema
 from .io import PatchMeta, PatchReadError, read_patch_meta
+from .parallel import NETCDF_LOCK, check_scheduler, check_workers, map_files
+
+# alignment.py and the benchmarks take the worker defaults from here
+from .parallel import default_workers as _default_workers  # noqa: F401
+from .parallel import mp_context as _mp_context  # noqa: F401
 
 __all__ = [
     "CACHE_NAME",
@@ -113,9 +115,7 @@ _RECORD_COLUMNS: tuple[str, ...] = tuple(
 #: S2 dates whose share of SCL-bad pixels is above this count as cloudy, below ``_CLEAR_BELOW`` as clear.
 _CLOUDY_ABOVE = 0.5
 _CLEAR_BELOW = 0.1
-#: Fewer files than this to (re)scan are read in the calling process (a worker pool costs more).
-_MIN_FILES_FOR_POOL = 16
-#: Largest number of files a worker reads per task (keeps the progress bar moving on big folders).
+#: Largest number of files a worker reads per task (header reads are quick: bigger tasks than the default).
 _MAX_CHUNK = 128
 
 _NaT = np.datetime64("NaT", "ns")
@@ -183,48 +183,21 @@ def _record(meta: PatchMeta, rel: str, read_scl: bool) -> tuple:
     return tuple(values[c] for c in _RECORD_COLUMNS)
 
 
-def _read_one(root: Path, rel: str, read_scl: bool) -> tuple[str, tuple | None, str | None, bool]:
-    """Read one file → ``(rel, record or None, error reason or None, transient)``; never raises."""
+def _read_file(rel: str, *, root: str, read_scl: bool) -> tuple[tuple | None, str | None]:
+    """Read one file (path relative to ``root``) → ``(record, None)`` or ``(None, reason)``; never raises."""
     try:
-        meta = read_patch_meta(root / rel, read_scl=read_scl)
-        return rel, _record(meta, rel, read_scl), None, False
+        with NETCDF_LOCK:
+            meta = read_patch_meta(Path(root) / rel, read_scl=read_scl)
+        return _record(meta, rel, read_scl), None
     except PatchReadError as exc:
-        return rel, None, exc.problem, False
+        return None, exc.problem
     except Exception as exc:  # anything else a foreign file provokes: report it, keep scanning
-        return rel, None, f"{type(exc).__name__}: {exc}", False
-
-
-def _scan_chunk(
-    root: str, rels: Sequence[str], read_scl: bool
-) -> list[tuple[str, tuple | None, str | None, bool]]:
-    """Worker task: read a chunk of files (paths relative to ``root``)."""
-    base = Path(root)
-    return [_read_one(base, rel, read_scl) for rel in rels]
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 # --------------------------------------------------------------------------------------------------
 # Listing, scanning, assembling
 # --------------------------------------------------------------------------------------------------
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))  # CPUs this process may use (containers, taskset)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _mp_context() -> mp.context.BaseContext:
-    """Workers start from a clean server process (``forkserver``), never as forks of the caller.
-
-    The caller may hold open NetCDF/HDF5 handles (a notebook with datasets open); a fork would copy
-    them and the HDF5 library state into the workers.
-    """
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])  # import the reading stack once, in the server
-        return ctx
-    return mp.get_context("spawn")
-
-
 def _list_files(root: Path, sensors: Sequence[str]) -> tuple[dict[str, tuple[str, int, int]], list[dict]]:
     """``{rel path: (sensor, size, mtime_ns)}`` of well-named ``.nc`` files, and errors for the others."""
     listing: dict[str, tuple[str, int, int]] = {}
@@ -264,67 +237,27 @@ def _list_files(root: Path, sensors: Sequence[str]) -> tuple[dict[str, tuple[str
     return listing, errors
 
 
-def _chunks(items: Sequence[str], workers: int) -> list[list[str]]:
-    size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (4 * workers))))
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
 def _scan(
-    root: Path, rels: Sequence[str], *, read_scl: bool, workers: int, progress: bool
+    root: Path, rels: Sequence[str], *, read_scl: bool, scheduler, workers: int | None, progress: bool
 ) -> list[tuple[str, tuple | None, str | None, bool]]:
-    """Read ``rels`` (in worker processes unless ``workers == 1`` or there are only a few)."""
-    results: list[tuple[str, tuple | None, str | None, bool]] = []
-    if not rels:
-        return results
-    bar = tqdm(total=len(rels), desc="catalog", unit="file", disable=not progress)
-    try:
-        if workers <= 1 or len(rels) < _MIN_FILES_FOR_POOL:
-            for rel in rels:
-                results.append(_read_one(root, rel, read_scl))
-                bar.update()
-            return results
-        chunks = _chunks(rels, workers)
-        n_workers = min(workers, len(chunks))
-        log.debug("reading %d files in %d chunks with %d workers", len(rels), len(chunks), n_workers)
-        done: set[str] = set()
-        failure: BaseException | None = None
-        try:
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context()) as ex:
-                futures = {ex.submit(_scan_chunk, str(root), chunk, read_scl): chunk for chunk in chunks}
-                for fut in as_completed(futures):
-                    try:
-                        part = fut.result()
-                    except Exception as exc:  # the worker process died (BrokenProcessPool)
-                        failure = failure or exc
-                        continue
-                    results.extend(part)
-                    done.update(r[0] for r in part)
-                    bar.update(len(part))
-        except BrokenProcessPool as exc:  # raised by submit() once the pool is broken
-            failure = failure or exc
-        missing = [rel for rel in rels if rel not in done]
-        if missing and not done:
-            # the workers could not even start (e.g. a script without an `if __name__ == "__main__":`
-            # guard, which worker processes re-import): read here instead
-            log.warning(
-                "catalog worker processes failed (%s: %s); reading %d files in this process "
-                "(pass workers=1 to skip the attempt)",
-                type(failure).__name__,
-                failure,
-                len(missing),
-            )
-            for rel in missing:
-                results.append(_read_one(root, rel, read_scl))
-                bar.update()
-        elif missing:
-            # a worker died while reading (a crash inside the HDF5 library?): report these files, but
-            # do not cache the verdict, so that the next call reads them again
-            reason = f"worker process failed while reading ({type(failure).__name__}: {failure})"
-            results.extend((rel, None, reason, True) for rel in missing)
-            bar.update(len(missing))
-        return results
-    finally:
-        bar.close()
+    """``(rel, record or None, error reason or None, transient)`` per file of ``rels``.
+
+    ``transient`` marks files whose worker died while reading them (a crash inside the HDF5 library?):
+    they are reported, but the verdict is not cached, so the next call reads them again.
+    """
+    fn = functools.partial(_read_file, root=str(root), read_scl=read_scl)
+    res = map_files(
+        fn,
+        rels,
+        scheduler=scheduler,
+        workers=workers,
+        desc="catalog",
+        progress=progress,
+        chunk_size=_MAX_CHUNK,
+    )
+    out = [(rel, *r, False) for rel, r in zip(rels, res.results, strict=True) if r is not None]
+    out += [(f.item, None, f.reason if f.crashed else f.message, f.crashed) for f in res.failures]
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -474,6 +407,7 @@ def build_catalog(
     *,
     sensors: Iterable[str] | str = schema.SENSORS,
     workers: int | None = None,
+    scheduler="processes",
     progress: bool = True,
     use_cache: bool = True,
     read_scl: bool = True,
@@ -487,8 +421,12 @@ def build_catalog(
     sensors
         Sensor folders to scan.
     workers
-        Worker processes reading the files; default: the CPUs this process may use. ``1`` reads in the
-        calling process; fewer than 16 files to read are also read in the calling process.
+        Worker processes (or threads) of a local ``scheduler``; default: the CPUs this process may use.
+    scheduler
+        Where the files are read (:func:`s12ls_utils.parallel.map_files`): ``"processes"`` (default; fewer
+        than 16 files to read are read in the calling process), ``"threads"``, ``"synchronous"`` (in the
+        calling process), a dask.distributed scheduler address or a ``distributed.Client``. The table
+        is the same whichever reads it.
     progress
         Show a progress bar (``tqdm.auto``) while files are read.
     use_cache
@@ -520,9 +458,8 @@ def build_catalog(
         raise FileNotFoundError(f"data folder {root} does not exist")
     sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
     sensors = tuple(dict.fromkeys(schema.check_sensor(s) for s in sensors))
-    workers = _default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
+    check_workers(workers)
+    check_scheduler(scheduler)
 
     listing, name_errors = _list_files(root, sensors)
     cache_path = root / CACHE_NAME
@@ -567,7 +504,7 @@ def build_catalog(
     else:
         todo = list(listing)
 
-    results = _scan(root, todo, read_scl=read_scl, workers=workers, progress=progress)
+    results = _scan(root, todo, read_scl=read_scl, scheduler=scheduler, workers=workers, progress=progress)
     records = [rec for _, rec, _, _ in results if rec is not None]
     scan_errors = [
         {

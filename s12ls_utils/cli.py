@@ -2,17 +2,27 @@
 
 Sub-commands::
 
-    s12ls synth OUT_DIR [--n-per-sensor N] [--seed S] [--overwrite]   write the synthetic sample
+    s12ls synth OUT_DIR [--n-per-sensor N] [--seed S] [--workers N] [--overwrite]
+                                                                       write the synthetic sample
     s12ls download --dest DIR [--sensors s2 …] [--revision REV]       fetch + unpack the real data
-    s12ls catalog DATA_DIR [--workers N] [--no-cache] [--csv FILE]     scan a data folder, print a summary
+    s12ls catalog DATA_DIR [--workers N] [--scheduler S] [--no-cache] [--csv FILE]
+                                                                       scan a data folder, print a summary
     s12ls validate PATH [PATH …]                                       check patch files against the format
     s12ls splits DATA_DIR --task S12LS-LD|S12LS-AD|CONFIG [--out DIR] [--random] [--overwrite]
-                                                                       write a task folder (splits, norm)
+          [--workers N] [--scheduler S]                                write a task folder (splits, norm)
+    s12ls cache TASK_DIR [--sensors s2 …] [--splits train val test] [--force] [--workers N] [--scheduler S]
+                                                                       build the packed training cache
+    s12ls signatures DATA_DIR --out FILE.parquet [--sensors s2 …] [--workers N] [--scheduler S]
+                                                                       per-patch temporal signature table
     s12ls train TASK_DIR [--model unet_prepost|utae|convgru] [--sensors s2 …] [--epochs N] [--device auto]
-          [--resume] [--config FILE] [--set KEY=VALUE …]                train a baseline → runs/<name>/
+          [--resume] [--config FILE] [--set KEY=VALUE …] [--nproc N]    train a baseline → runs/<name>/
     s12ls evaluate RUN_DIR [--task-dir DIR] [--sensor s2|s1asc|s1dsc] [--cover-fraction F] [--n-boot N]
           [--device auto] [--out FILE.json]                            landslide-class test scores vs
                                                                        the change-detection reference
+
+The data passes (catalog, splits, cache, signatures) take ``--scheduler``: ``processes`` (default, local
+worker processes), ``threads``, ``synchronous`` (in one process, for debugging) or the address of a
+dask.distributed scheduler (``tcp://HOST:8786``) whose workers see the data at the same paths.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, schema
+from .parallel import FilesFailed
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -59,10 +70,22 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _scheduler(value: str) -> str:
+    """``--scheduler`` value, checked before any work starts (a usage error lists the choices)."""
+    from .parallel import check_scheduler
+
+    try:
+        return check_scheduler(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_catalog(args: argparse.Namespace) -> int:
     from .catalog import build_catalog, catalog_errors, summarize
 
-    df = build_catalog(args.data_dir, workers=args.workers, use_cache=not args.no_cache)
+    df = build_catalog(
+        args.data_dir, workers=args.workers, scheduler=args.scheduler, use_cache=not args.no_cache
+    )
     print(summarize(df))
     if args.csv:
         df.to_csv(args.csv, index=False)
@@ -90,6 +113,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_splits(args: argparse.Namespace) -> int:
+    import json
+
     from .catalog import build_catalog
     from .splits import load_config, make_splits, write_task
 
@@ -99,10 +124,23 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else args.data_dir / "tasks"
     if (out / config.name).exists() and not args.overwrite:
         raise FileExistsError(f"task folder {out / config.name} exists; pass --overwrite to replace it")
-    catalog = build_catalog(args.data_dir, sensors=config.satellites, workers=args.workers, progress=False)
+    catalog = build_catalog(
+        args.data_dir,
+        sensors=config.satellites,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=False,
+    )
     result = make_splits(catalog, config, spatial)
     path = write_task(
-        args.data_dir, out, config, spatial, overwrite=args.overwrite, result=result, workers=args.workers
+        args.data_dir,
+        out,
+        config,
+        spatial,
+        overwrite=args.overwrite,
+        result=result,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
     mode = "spatial groups" if spatial else "random (reference)"
     print(f"task {config.name} ({mode} split, seed {config.seed}) written to {path}")
@@ -110,11 +148,118 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     for scope, leak in result.leakage.items():
         n = leak["test_vs_train"]
         print(f"  leakage {scope}: {n} test patch(es) overlap or share a landslide with train")
+    unreadable = json.loads((path / "config.json").read_text())["norm"].get("unreadable_files", [])
+    for f in unreadable:
+        print(f"  left out of the statistics: {f['path']}: {f['reason']}", file=sys.stderr)
     return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    import json
+
+    from .datasets import build_cache, cache_status, split_entries
+    from .splits import load_task
+
+    task = load_task(args.task_dir, data_dir=args.data_dir)
+    sensors = tuple(dict.fromkeys(args.sensors))
+    n_failed = 0
+    for split in args.splits:
+        if not split_entries(task, split, sensors):
+            print(f"{split}: empty, nothing to cache")
+            continue
+        stale = {s: cache_status(task, split, s, sensors=sensors, cache_dir=args.cache_dir) for s in sensors}
+        try:
+            folders = build_cache(
+                task,
+                split,
+                sensors,
+                cache_dir=args.cache_dir,
+                force=args.force,
+                workers=args.workers,
+                scheduler=args.scheduler,
+            )
+        except FilesFailed as exc:
+            print(f"s12ls cache: error: {exc}", file=sys.stderr)
+            n_failed += len(exc.failures)
+            continue
+        for sensor, folder in folders.items():
+            manifest = json.loads((folder / "manifest.json").read_text())
+            gb = sum(p.stat().st_size for p in folder.glob("*.npy")) / 1e9
+            how = (
+                f"built in {manifest['build_seconds']:.1f} s ({'forced' if args.force else stale[sensor]})"
+                if args.force or stale[sensor] is not None
+                else "up to date"
+            )
+            print(f"{split}/{sensor}: {manifest['n']} patches, {gb:.2f} GB, {how} → {folder}")
+    return 1 if n_failed else 0
+
+
+def _cmd_signatures(args: argparse.Namespace) -> int:
+    from .catalog import build_catalog, catalog_errors
+    from .signatures import collect_signatures
+
+    run = {"workers": args.workers, "scheduler": args.scheduler}
+    catalog = build_catalog(args.data_dir, sensors=args.sensors, progress=False, **run)
+    res = collect_signatures(catalog, args.data_dir, sensors=args.sensors, **run)
+    for out, table in ((args.out, res.series), (args.patches, res.patches), (args.changes, res.changes)):
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            table.to_parquet(out, index=False)
+    counts = res.patches["sensor"].value_counts() if len(res.patches) else {}
+    per_sensor = ", ".join(f"{counts[s]} {s}" for s in args.sensors if s in counts)
+    print(
+        f"signatures of {len(res.patches)} patches ({per_sensor}) in {res.seconds:.1f} s: "
+        f"{len(res.series)} time-series rows → {args.out}"
+    )
+    for label, out, table in (
+        ("patch facts", args.patches, res.patches),
+        ("pixel changes", args.changes, res.changes),
+    ):
+        if out is not None:
+            print(f"{label}: {len(table)} rows → {out}")
+    problems = [(r.path, r.reason) for r in catalog_errors(catalog).itertuples()]
+    problems += [(e["path"], e["reason"]) for e in res.errors]
+    for p, reason in problems:
+        print(f"  error: {p}: {reason}", file=sys.stderr)
+    return 0
+
+
+def _launch_torchrun(nproc: int, settings: dict) -> int:
+    """Train in ``nproc`` processes on this machine (DistributedDataParallel), as ``torchrun --standalone``.
+
+    The resolved settings travel as ``--set KEY=JSON`` to ``python -m s12ls_utils.training`` (the same
+    options as ``s12ls train``), which every process runs; rank 0 writes the run and prints its summary.
+    """
+    import json
+    import os
+    import shlex
+    import subprocess
+
+    from .datasets import _default_workers
+    from .training import TrainConfig, per_process_batch
+
+    if nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, not {nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise ValueError("--nproc inside a torchrun process: torchrun already started the processes")
+    cfg = TrainConfig.from_dict(settings)  # bad settings fail here, before any process starts
+    per_process_batch(cfg.batch_size, nproc)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    cmd += ["-m", "s12ls_utils.training", settings["task_dir"]]
+    for key, value in settings.items():
+        if key != "task_dir":
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
+    logging.getLogger(__name__).info("running %s", shlex.join(cmd))
+    env = dict(os.environ)
+    # torchrun would give every process 1 OpenMP thread: share the cores instead (CPU training sets
+    # torch's own thread count the same way)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, _default_workers() // nproc)))
+    return subprocess.run(cmd, env=env, check=False).returncode
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
+    import os
 
     from .training import TrainConfig, train
 
@@ -154,13 +299,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             settings[flag] = True
     settings["task_dir"] = str(args.task_dir)
+    if args.nproc is not None and args.nproc != 1:
+        return _launch_torchrun(args.nproc, settings)
     try:
         res = train(TrainConfig.from_dict(settings))
     except RuntimeError as exc:  # e.g. --device cuda without CUDA
         print(f"s12ls train: error: {exc}", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun process other than rank 0
+        return 0
+    procs = f" × {res.world_size} processes" if res.world_size > 1 else ""
     print(
-        f"{res.epochs_run} epoch(s) on {res.device} in {res.train_seconds:.1f} s"
+        f"{res.epochs_run} epoch(s) on {res.device}{procs} in {res.train_seconds:.1f} s"
         f"{' (stopped early)' if res.stopped_early else ''}; best epoch {res.best_epoch}: "
         f"val F1 {res.best_val_f1:.3f} at threshold {res.best_threshold:.2f} "
         f"(F1 at 0.5: {res.best_val_f1_at_05:.3f}); run in {res.run_dir}"
@@ -207,6 +357,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--scheduler`` of a data pass (see :mod:`s12ls_utils.parallel`)."""
+    p.add_argument(
+        "--workers", type=int, default=None, help="local processes or threads (default: all cores)"
+    )
+    p.add_argument(
+        "--scheduler",
+        type=_scheduler,
+        default="processes",
+        help="processes (default), threads, synchronous, or a dask.distributed address tcp://HOST:PORT",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s12ls", description="Work with the Sen12Landslides dataset.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -216,10 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write the synthetic sample (same format as the real data)")
     p.add_argument("out_dir", type=Path)
     p.add_argument(
-        "--n-per-sensor", type=int, default=54, help="about this many files per sensor (default 54)"
+        "--n-per-sensor",
+        type=int,
+        default=54,
+        help="about this many files per sensor (default 54; thousands work: files are streamed to disk)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="processes (default: all cores); same files for any number"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing sample in OUT_DIR")
     p.set_defaults(func=_cmd_synth)
 
@@ -235,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("catalog", help="scan a data folder into a metadata table and print a summary")
     p.add_argument("data_dir", type=Path)
-    p.add_argument("--workers", type=int, default=None)
+    _add_run_options(p)
     p.add_argument("--no-cache", action="store_true", help="ignore and do not write the parquet cache")
     p.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
     p.set_defaults(func=_cmd_catalog)
@@ -250,9 +418,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="folder for <TASK>/ (default: DATA_DIR/tasks)")
     p.add_argument("--random", action="store_true", help="reference random split (no spatial groups)")
     p.add_argument("--distance-m", type=float, default=None, help="spatial grouping distance (m)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    _add_run_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing task folder")
     p.set_defaults(func=_cmd_splits)
+
+    p = sub.add_parser("cache", help="build the packed training cache of a task's splits")
+    p.add_argument("task_dir", type=Path, help="task folder, e.g. data/sample/tasks/S12LS-LD")
+    p.add_argument(
+        "--sensors",
+        "--sensor",
+        nargs="+",
+        choices=schema.SENSORS,
+        default=["s2"],
+        help="default s2; several = the aligned split",
+    )
+    p.add_argument(
+        "--splits",
+        nargs="+",
+        choices=["train", "val", "test"],
+        default=["train", "val", "test"],
+        help="default: all",
+    )
+    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: two levels above)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: DATA_DIR/.s12ls_cache)")
+    p.add_argument("--force", action="store_true", help="rebuild even an up-to-date cache")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_cache)
+
+    p = sub.add_parser("signatures", help="per-patch temporal signatures of a data folder, as parquet")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="the time-series table (parquet)")
+    p.add_argument("--sensors", "--sensor", nargs="+", choices=schema.SENSORS, default=list(schema.SENSORS))
+    p.add_argument("--patches", type=Path, default=None, help="also write one row of facts per patch")
+    p.add_argument("--changes", type=Path, default=None, help="also write the sampled pixel changes")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_signatures)
 
     p = sub.add_parser("train", help="train a baseline model on a task (checkpoints, history, resume)")
     p.add_argument("task_dir", type=Path, help="task folder, e.g. data/sample/tasks/S12LS-LD")
@@ -273,6 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="train with N processes on this machine via torchrun (DDP: one per GPU, or gloo on CPU); "
+        "--batch-size is then the global batch",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -304,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"s12ls {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FilesFailed as exc:  # a pass that cannot do without a file; the message lists every bad one
+        print(f"s12ls {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -43,12 +43,13 @@ threads avoid the extra shared-memory and pinning copies of DataLoader worker pr
 available (``backend="processes"``).
 
 NetCDF/HDF5 handles never cross a fork: source files are opened inside the build workers (a
-``forkserver`` pool) or inside ``__getitem__`` (so inside DataLoader workers); memory maps are opened
-lazily per process.
+``forkserver`` pool, threads or Dask workers: :mod:`s12ls_utils.parallel`) or inside ``__getitem__``
+(so inside DataLoader workers); memory maps are opened lazily per process.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -58,9 +59,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +67,7 @@ import numpy as np
 import torch
 
 from . import __version__, schema
+from .parallel import NETCDF_LOCK, Failure, FilesFailed, check_scheduler, map_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,6 +82,7 @@ __all__ = [
     "PatchDataset",
     "Preprocessor",
     "RawPatch",
+    "ShardedBatchSampler",
     "build_cache",
     "cache_dir_for",
     "cache_status",
@@ -440,29 +441,31 @@ def _open_arrays(folder: Path, mode: str = "r") -> dict[str, np.ndarray]:
     return {n: np.load(folder / f"{n}.npy", mmap_mode=mode) for n in _ARRAYS}
 
 
-def _fill_slots(
-    root: str, folder: str, jobs: Sequence[tuple[int, str]], sensor: str
-) -> list[tuple[int, int]]:
-    """Worker task: read source files and write them into the (temporary) cache arrays at their slots."""
-    arrs = _open_arrays(Path(folder), "r+")
-    out = []
-    for i, rel in jobs:
+def _fill_slot(job: tuple[int, str], *, root: str, folder: str, sensor: str) -> int:
+    """Task of one ``(slot, rel path)`` job: read the source file (in the worker) and write it into the
+    (temporary) cache arrays at its slot; returns its number of positive pixels.
+
+    Workers only write their own slots of the memory-mapped arrays, so any number of them (processes,
+    threads or Dask workers that see ``folder``) can fill one cache at once.
+    """
+    i, rel = job
+    with NETCDF_LOCK:  # netCDF-C/HDF5 are not thread-safe; the composites are computed outside the lock
         p = read_source(_source_path(Path(root), rel), sensor)
-        comp, comp_ok = p.composite(sensor)
-        if p.x.shape != arrs["x"].shape[1:]:
-            raise ValueError(f"{rel}: shape {p.x.shape} differs from the first patch's {arrs['x'].shape[1:]}")
-        arrs["x"][i] = p.x
-        arrs["valid"][i] = np.packbits(p.valid, axis=-1)
-        arrs["comp"][i] = comp
-        arrs["comp_valid"][i] = np.packbits(comp_ok, axis=-1)
-        arrs["y"][i] = p.y
-        arrs["prepost"][i] = p.prepost
-        arrs["days"][i] = p.days
-        out.append((i, int(p.y.sum())))
+    comp, comp_ok = p.composite(sensor)
+    arrs = _open_arrays(Path(folder), "r+")
+    if p.x.shape != arrs["x"].shape[1:]:
+        raise ValueError(f"shape {p.x.shape} differs from the first patch's {arrs['x'].shape[1:]}")
+    arrs["x"][i] = p.x
+    arrs["valid"][i] = np.packbits(p.valid, axis=-1)
+    arrs["comp"][i] = comp
+    arrs["comp_valid"][i] = np.packbits(comp_ok, axis=-1)
+    arrs["y"][i] = p.y
+    arrs["prepost"][i] = p.prepost
+    arrs["days"][i] = p.days
     for a in arrs.values():
         if isinstance(a, np.memmap):
             a.flush()
-    return out
+    return int(p.y.sum())
 
 
 def _default_workers() -> int:
@@ -472,17 +475,36 @@ def _default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _first_readable(root: Path, entries: list[dict], sensor: str, what: str) -> RawPatch:
+    """The first readable patch of a split (it fixes the array shapes); FilesFailed when there is none.
+
+    Unreadable ones before it are read again, and reported, by the build pass."""
+    from .io import PatchReadError
+
+    failures = []
+    for e in entries:
+        try:
+            with NETCDF_LOCK:
+                return read_source(_source_path(root, e[sensor]), sensor)
+        except PatchReadError as exc:
+            failures.append(Failure(e[sensor], type(exc).__name__, str(exc)))
+    raise FilesFailed(what, failures, len(entries))
+
+
 def _build_one(
-    task, split: str, sensor: str, entries: list[dict], folder: Path, workers: int | None, progress: bool
+    task,
+    split: str,
+    sensor: str,
+    entries: list[dict],
+    folder: Path,
+    workers: int | None,
+    progress: bool,
+    scheduler="processes",
 ) -> dict:
-    from tqdm.auto import tqdm
-
-    from .catalog import _mp_context
-
     t0 = time.perf_counter()
     root = _data_root(task)
     sources = _manifest_sources(root, entries, sensor)  # stat before reading: a change while building → stale
-    first = read_source(_source_path(root, entries[0][sensor]), sensor)
+    first = _first_readable(root, entries, sensor, f"training cache {task.name} {split}/{sensor}")
     t, c, h, w = first.x.shape
     if w % 8:
         raise ValueError(f"patch width {w} is not a multiple of 8 (validity bits are packed by 8)")
@@ -501,33 +523,20 @@ def _build_one(
         }
         for name, (shape, dtype) in shapes.items():
             np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape).flush()
-        jobs = [(i, e[sensor]) for i, e in enumerate(entries)]
-        workers = _default_workers() if workers is None else max(1, int(workers))
-        positives: dict[int, int] = {}
-        bar = tqdm(total=n, desc=f"cache {split}/{sensor}", unit="patch", disable=not progress)
-        try:
-            if workers == 1 or n < 16:
-                for job in jobs:
-                    positives.update(_fill_slots(str(root), str(tmp), [job], sensor))
-                    bar.update()
-            else:
-                size = max(1, min(16, math.ceil(n / (4 * workers))))
-                chunks = [jobs[i : i + size] for i in range(0, n, size)]
-                try:
-                    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=_mp_context()) as ex:
-                        futs = [ex.submit(_fill_slots, str(root), str(tmp), ch, sensor) for ch in chunks]
-                        for fut in futs:
-                            part = fut.result()
-                            positives.update(part)
-                            bar.update(len(part))
-                except BrokenProcessPool as exc:
-                    left = [j for j in jobs if j[0] not in positives]
-                    log.warning("cache workers failed (%s); reading %d files in this process", exc, len(left))
-                    for job in left:
-                        positives.update(_fill_slots(str(root), str(tmp), [job], sensor))
-                        bar.update()
-        finally:
-            bar.close()
+        res = map_files(
+            functools.partial(_fill_slot, root=str(root), folder=str(tmp), sensor=sensor),
+            [(i, e[sensor]) for i, e in enumerate(entries)],
+            scheduler=scheduler,
+            workers=workers,
+            desc=f"cache {split}/{sensor}",
+            unit="patch",
+            progress=progress,
+            chunk_size=16,
+        )
+        if res.failures:  # a cache with holes would train on blank patches: fail, naming every bad file
+            failures = [replace(f, item=f.item[1]) for f in res.failures]
+            raise FilesFailed(f"training cache {task.name} {split}/{sensor}", failures, n)
+        positives = res.results
         manifest = {
             "format": CACHE_FORMAT,
             "package_version": __version__,
@@ -577,15 +586,23 @@ def build_cache(
     cache_dir: str | Path | None = None,
     force: bool = False,
     workers: int | None = None,
+    scheduler="processes",
     progress: bool = True,
 ) -> dict[str, Path]:
     """Convert one split of a task into the packed cache (once); return ``{sensor: cache folder}``.
 
     A fresh cache (same format, same patches, every source file with the size and modification time
-    recorded in its manifest) is reused; a stale or missing one is rebuilt, reading the files in
-    ``workers`` processes (default: all CPUs; small splits are read here) with a progress bar. Raises
-    ValueError when the split is empty.
+    recorded in its manifest) is reused; a stale or missing one is rebuilt with a progress bar, reading
+    the files where ``scheduler`` runs them (:func:`~s12ls_utils.parallel.map_files`): ``workers`` local
+    processes by default (all CPUs; small splits are read here), ``"threads"``, ``"synchronous"``, or a
+    Dask cluster whose workers see the data and the cache folder at the same paths. The arrays are
+    byte-identical whichever scheduler builds them.
+
+    Raises ValueError when the split is empty, and :class:`~s12ls_utils.parallel.FilesFailed` when files
+    cannot be read: every patch of the split must have its row (a hole would silently train on a blank
+    patch), so the build reads every file, then fails naming all bad ones, and writes no cache.
     """
+    check_scheduler(scheduler)
     task = _as_task(task)
     sensors = _sensors(sensors)
     entries = split_entries(task, split, sensors, aligned)
@@ -602,7 +619,7 @@ def build_cache(
         )
         if reason is not None:
             log.info("building cache %s (%s)", folder, reason)
-            _build_one(task, split, sensor, entries, folder, workers, progress)
+            _build_one(task, split, sensor, entries, folder, workers, progress, scheduler)
         out[sensor] = folder
     return out
 
@@ -882,6 +899,8 @@ class PatchDataset(torch.utils.data.Dataset):
         size (centre crops when ``augment`` is off); processed samples only (``raw=False``).
     max_patches
         Keep a seeded random subset of this many patches.
+    workers, scheduler
+        Where a stale cache is built (see :func:`build_cache`).
 
     A processed sample is a dict: ``<sensor>`` float32 inputs, ``y`` float32 ``(H, W)`` (MASK at time 0),
     ``<sensor>_days`` (T,) float32, ``id`` (``<region>_<id>``) and ``index``.
@@ -903,6 +922,7 @@ class PatchDataset(torch.utils.data.Dataset):
         max_patches: int | None = None,
         seed: int = 0,
         workers: int | None = None,
+        scheduler="processes",
         progress: bool = True,
     ):
         if view not in VIEWS:
@@ -930,6 +950,7 @@ class PatchDataset(torch.utils.data.Dataset):
                 aligned=aligned,
                 cache_dir=cache_dir,
                 workers=workers,
+                scheduler=scheduler,
                 progress=progress,
             )
         n = len(entries)
@@ -1164,6 +1185,75 @@ class EpochBatchSampler(torch.utils.data.Sampler):
         return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
 
+class ShardedBatchSampler(torch.utils.data.Sampler):
+    """One process's share of the batches of :class:`EpochBatchSampler`, for DistributedDataParallel.
+
+    ``shard="samples"`` (training): ``batch_size`` is the *per-process* batch and every global batch of
+    ``batch_size × num_replicas`` samples is split across the processes. The order comes from
+    :class:`torch.utils.data.DistributedSampler` seeded so that its permutation of epoch ``e`` is the
+    one :class:`EpochBatchSampler` draws for ``(seed, e)``; it deals the permutation out in turn, so
+    the union of the processes' ``k``-th batches is exactly the ``k``-th batch of a single-process run
+    with the global batch. To give every process the same number of steps (a collective per step),
+    the permutation is padded with its first ``num_replicas − 1`` samples at most when ``n`` is not
+    a multiple of ``num_replicas``.
+
+    ``shard="batches"`` (evaluation): the batches of an unshuffled :class:`EpochBatchSampler` of
+    ``batch_size`` are dealt out whole, in turn, without padding: each sample is seen once, in the very
+    batch a single process would form (so per-batch figures are the same), and processes may get one
+    batch more or less than others (no collective may run per batch).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        num_replicas: int,
+        rank: int,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        shard: str = "samples",
+    ):
+        if shard not in ("samples", "batches"):
+            raise ValueError(f"shard must be 'samples' or 'batches', not {shard!r}")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not one of {num_replicas} process(es)")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        self.n, self.batch_size, self.drop_last, self.shard = n, batch_size, drop_last, shard
+        self.num_replicas, self.rank = num_replicas, rank
+        if shard == "samples":
+            # DistributedSampler seeds its permutation with seed + epoch: fold in EpochBatchSampler's factor
+            self.order = torch.utils.data.DistributedSampler(
+                range(n), num_replicas, rank, shuffle=shuffle, seed=int(seed) * 1_000_003
+            )
+        else:
+            self.order = EpochBatchSampler(n, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(int(epoch))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shard == "batches":
+            for k, b in enumerate(self.order):
+                if k % self.num_replicas == self.rank:
+                    yield b
+            return
+        mine = list(self.order)
+        for i in range(0, len(mine), self.batch_size):
+            b = mine[i : i + self.batch_size]
+            if len(b) < self.batch_size and self.drop_last:
+                return
+            yield sorted(b)
+
+    def __len__(self) -> int:
+        if self.shard == "batches":
+            return len(range(self.rank, len(self.order), self.num_replicas))
+        mine = len(self.order)  # ceil(n / num_replicas) after padding
+        return mine // self.batch_size if self.drop_last else math.ceil(mine / self.batch_size)
+
+
 class ThreadedBatchLoader:
     """Batches of a cached ``raw=True`` dataset, read ahead by a pool of threads.
 
@@ -1179,7 +1269,7 @@ class ThreadedBatchLoader:
     def __init__(
         self,
         dataset: PatchDataset,
-        sampler: EpochBatchSampler,
+        sampler: EpochBatchSampler | ShardedBatchSampler,
         threads: int = 1,
         pin_memory: bool = False,
         prefetch: int = 4,
@@ -1234,6 +1324,9 @@ def make_loader(
     drop_last: bool = False,
     prefetch_factor: int = 2,
     backend: str = "auto",
+    num_replicas: int = 1,
+    rank: int = 0,
+    shard: str = "samples",
 ):
     """A loader of whole batches of a ``raw=True`` dataset (normalisation then runs on the device).
 
@@ -1242,6 +1335,10 @@ def make_loader(
     :class:`torch.utils.data.DataLoader` with ``num_workers`` worker processes started by ``forkserver``
     (no inherited file handles), each fetching one batch per call. ``pin_memory`` (CUDA) makes host→GPU
     copies asynchronous. Either way ``loader.epoch_sampler.set_epoch(e)`` fixes the shuffle of epoch ``e``.
+
+    ``num_replicas > 1`` (DistributedDataParallel): this process (``rank``) reads its share only, through
+    a :class:`ShardedBatchSampler` (``shard="samples"``: ``batch_size`` per process, every global batch
+    split across the processes; ``"batches"``: whole batches dealt out in turn, for evaluation).
     """
     if not dataset.raw:
         raise ValueError("make_loader needs a dataset built with raw=True (normalisation runs on the device)")
@@ -1252,7 +1349,20 @@ def make_loader(
     if backend == "threads" and dataset.cache_dirs is None:
         raise ValueError("the threads backend reads the cache; use backend='processes' with cache=False")
     pin_memory = bool(pin_memory) and torch.cuda.is_available()
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    sampler: EpochBatchSampler | ShardedBatchSampler
+    if num_replicas > 1:
+        sampler = ShardedBatchSampler(
+            len(dataset),
+            batch_size,
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            shard=shard,
+        )
+    else:
+        sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
     if backend == "threads":
         # enough batches in flight to keep every thread busy, few enough to bound the (pinned) memory
         return ThreadedBatchLoader(dataset, sampler, num_workers, pin_memory, num_workers + prefetch_factor)

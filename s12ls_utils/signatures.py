@@ -13,7 +13,8 @@ What a landslide looks like in time, per sensor, relative to its event date:
   landslide) and the rest; :func:`patch_signature` summarises every feature per group and date (median,
   quartiles, valid pixels) in long format; :func:`change_features` gives each pixel's pre→post change
   (post median − pre median).
-- :func:`collect_signatures` does this for a whole catalog, patch by patch in worker processes, keeping a
+- :func:`collect_signatures` does this for a whole catalog, patch by patch in parallel workers
+  (:mod:`s12ls_utils.parallel`: local processes, threads or a Dask cluster), keeping a
   bounded random sample of pixel changes per patch; :func:`aggregate_signatures` summarises the time
   series across patches and :func:`separability` ranks the change features by ROC AUC (landslide vs
   background pixels).
@@ -42,14 +43,11 @@ Only numpy, scipy, xarray, pandas and scikit-learn are used here (no plotting, n
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-import multiprocessing as mp
-import os
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +56,8 @@ import pandas as pd
 import xarray as xr
 
 from . import schema
-from .io import PatchReadError, detect_s1_unit, open_patch, to_db
+from .io import detect_s1_unit, open_patch, to_db
+from .parallel import NETCDF_LOCK, check_scheduler, map_files
 
 __all__ = [
     "ALL_FEATURES",
@@ -529,7 +528,8 @@ def summarize_patch(
     """
     path = Path(path)
     name = schema.parse_filename(path)
-    ds = open_patch(path, load=True)
+    with NETCDF_LOCK:  # netCDF-C/HDF5 are not thread-safe; load=True reads everything and closes the file
+        ds = open_patch(path, load=True)
     try:
         attrs = _patch_attrs(ds, path)
         times = ds["time"].values
@@ -676,32 +676,10 @@ class SignatureSet:
     settings: dict = field(default_factory=dict)
 
 
-def _work(items: list[tuple[str, object]], kwargs: dict) -> list[tuple[str, PatchSummary | None, str | None]]:
-    out = []
-    for path, fallback in items:
-        try:
-            out.append((path, summarize_patch(path, fallback_date=fallback, **kwargs), None))
-        except PatchReadError as exc:
-            out.append((path, None, exc.problem))
-        except Exception as exc:  # a foreign or broken file: report it, go on
-            out.append((path, None, f"{type(exc).__name__}: {exc}"))
-    return out
-
-
-def _mp_context() -> mp.context.BaseContext:
-    """Workers from a clean ``forkserver`` (no NetCDF/HDF5 handle of the caller crosses a fork)."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
-        return ctx
-    return mp.get_context("spawn")
-
-
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return os.cpu_count() or 1
+def _summarize_item(item: tuple[str, object], *, kwargs: dict) -> PatchSummary:
+    """Task of one ``(path, fallback event date)`` item (the file is opened in the worker)."""
+    path, fallback = item
+    return summarize_patch(path, fallback_date=fallback, **kwargs)
 
 
 def region_event_dates(catalog: pd.DataFrame) -> dict[str, pd.Timestamp]:
@@ -720,6 +698,7 @@ def collect_signatures(
     *,
     sensors: Iterable[str] | str = schema.SENSORS,
     workers: int | None = None,
+    scheduler="processes",
     progress: bool = True,
     ring_px: int = 5,
     gap_px: int = 0,
@@ -730,21 +709,23 @@ def collect_signatures(
 ) -> SignatureSet:
     """Signatures and pixel-change samples of every catalogued patch of ``sensors``.
 
-    Patches are read one at a time (in ``workers`` processes; ``1`` = in this process), and only their
-    summaries are kept: memory grows with the number of patches times the sample caps (at most
-    ``max_landslide_px`` + 2 × ``max_background_px`` pixel rows of about 50 bytes per patch, plus about
-    200 time-series rows), never with the images. For the full real dataset (~40,000 patches) the
-    defaults need on the order of 1–2 GB; lower the caps for less. Files that fail are listed in ``errors``
-    and skipped. Non-annotated patches are placed on the time axis with their region's median event date
-    (:func:`region_event_dates`).
+    Patches are read one at a time where ``scheduler`` runs them (:func:`~s12ls_utils.parallel.map_files`:
+    ``workers`` local processes by default, ``"threads"``, ``"synchronous"`` = in this process, or a Dask
+    cluster; the result is the same), ``chunk_size`` patches per task, and only their summaries are
+    kept: memory grows with the number of patches times the sample caps (at most ``max_landslide_px`` +
+    2 × ``max_background_px`` pixel rows of about 50 bytes per patch, plus about 200 time-series rows),
+    never with the images. With the defaults the tables hold about 40 KB per patch (about 1.5 GB for the
+    ~40,000 patches of the real dataset) and the calling process's peak grows by about 0.1 MB per patch
+    (``benchmarks/results/scaling.md``); lower the caps for less. Files that fail are skipped with a
+    warning and listed in ``errors`` (``path``, ``reason``). Non-annotated patches are placed on the
+    time axis with their region's median event date (:func:`region_event_dates`).
 
     Returns a :class:`SignatureSet`: ``series`` (the :func:`patch_signature` rows of every patch),
     ``changes`` (the sampled pixel changes, one column per feature of :data:`ALL_FEATURES`, NaN where the
     sensor does not measure it), ``patches`` (one row of facts per patch), ``errors``, ``seconds``.
     """
     t0 = time.perf_counter()
-    from tqdm.auto import tqdm
-
+    check_scheduler(scheduler)
     sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
     for s in sensors:
         schema.check_sensor(s)
@@ -763,58 +744,25 @@ def collect_signatures(
         seed=seed,
         identity=False,
     )
-    workers = _default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
-    results: dict[str, PatchSummary] = {}
-    errors: list[dict] = []
-    bar = tqdm(total=len(items), desc="signatures", unit="patch", disable=not progress)
-
-    def take(part):
-        for path, summary, reason in part:
-            if summary is None:
-                errors.append({"path": path, "reason": reason})
-            else:
-                results[path] = summary
-        bar.update(len(part))
-
-    try:
-        if workers == 1 or len(items) <= chunk_size:
-            for item in items:
-                take(_work([item], kwargs))
-        else:
-            chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
-            failure: BaseException | None = None
-            try:
-                with ProcessPoolExecutor(
-                    max_workers=min(workers, len(chunks)), mp_context=_mp_context()
-                ) as ex:
-                    futures = [ex.submit(_work, c, kwargs) for c in chunks]
-                    for fut in as_completed(futures):
-                        try:
-                            take(fut.result())
-                        except BrokenProcessPool as exc:
-                            failure = failure or exc
-            except BrokenProcessPool as exc:
-                failure = failure or exc
-            done = set(results) | {e["path"] for e in errors}
-            missing = [it for it in items if it[0] not in done]
-            if missing:
-                # the workers could not start (a script without an `if __name__ == "__main__":` guard)
-                # or one died: read what is left here
-                log.warning(
-                    "signature worker processes failed (%s); reading %d patches in this process "
-                    "(pass workers=1 to skip the attempt)",
-                    failure,
-                    len(missing),
-                )
-                for item in missing:
-                    take(_work([item], kwargs))
-    finally:
-        bar.close()
-
-    order = [p for p, _ in items if p in results]
-    parts = [results.pop(p) for p in order]
+    res = map_files(
+        functools.partial(_summarize_item, kwargs=kwargs),
+        items,
+        scheduler=scheduler,
+        workers=workers,
+        desc="signatures",
+        unit="patch",
+        progress=progress,
+        chunk_size=chunk_size,
+    )
+    errors = [{"path": f.item[0], "reason": f.reason} for f in res.failures]
+    if errors:
+        log.warning(
+            "signatures: %d of %d patch(es) could not be read and are left out:\n%s",
+            len(errors),
+            len(items),
+            "\n".join(f"  {e['path']}: {e['reason']}" for e in errors),
+        )
+    parts = [r for r in res.results if r is not None]
     infos = pd.DataFrame([s.info for s in parts])
     series = _stack([s.series for s in parts], infos)
     changes = _stack([s.samples for s in parts], infos)

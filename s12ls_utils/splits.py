@@ -20,8 +20,9 @@ them, recreates them and makes new ones:
    :func:`leakage` counts the test patches that overlap or share an annotation with a train patch.
 4. **Normalisation statistics** (:func:`norm_stats`): per feature variable, over the *train* files only,
    clipped (S1 −50…10 dB, S2 0…10000, DEM 0…8800), NaN-aware, in one pass: each file's moments are
-   computed in a worker process (the file is opened there) and the moments are merged with Chan's
-   parallel formula, in file order, so the result does not depend on the number of workers.
+   computed in a worker (the file is opened there; local processes, threads or a Dask cluster, see
+   :mod:`s12ls_utils.parallel`) and the moments are merged with Chan's parallel formula, in file order,
+   so the result depends neither on the number of workers nor on the scheduler.
 5. **Write and read** (:func:`write_task`, :func:`load_task`): the task folder is written into a
    temporary folder next to it and renamed into place, so a task folder is either complete or absent;
    the JSON is deterministic (sorted keys, no timestamps), so the same seed gives byte-identical files.
@@ -45,6 +46,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.resources
 import json
@@ -54,8 +56,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +63,13 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, schema
+from .parallel import NETCDF_LOCK, Failure, FilesFailed, check_scheduler, check_workers, map_files
 
 __all__ = [
     "FOOTPRINT_M",
     "PRESETS",
     "SPLITS",
+    "NormStats",
     "SplitResult",
     "Task",
     "TaskConfig",
@@ -796,13 +798,17 @@ def _feature_names(present: Iterable[str], sensor: str) -> list[str]:
     return known + sorted(v for v in present if v not in known)
 
 
-def _fill_mask(var, raw: np.ndarray) -> np.ndarray | None:
+#: Variable attributes that decide how raw values are read (fill values, packing).
+_VAR_ATTRS = ("_FillValue", "missing_value", "scale_factor", "add_offset")
+
+
+def _fill_mask(attrs: Mapping, raw: np.ndarray) -> np.ndarray | None:
     """Where ``raw`` holds the variable's (non-NaN) ``_FillValue`` / ``missing_value``; None if nowhere."""
     bad = None
     for attr in ("_FillValue", "missing_value"):
-        if attr not in var.ncattrs():
+        if attr not in attrs:
             continue
-        for f in np.asarray(var.getncattr(attr)).ravel():
+        for f in np.asarray(attrs[attr]).ravel():
             if isinstance(f, float | np.floating) and np.isnan(f):
                 continue  # a NaN fill is NaN already
             hit = raw == f
@@ -833,7 +839,12 @@ def _int_moments(a: np.ndarray) -> Moments:
 
 
 def _float_moments(a: np.ndarray) -> Moments:
-    """Moments of the finite values of a float array (mean, then squared deviations in float64)."""
+    """Moments of the finite values of a float array (mean, then squared deviations in float64).
+
+    Both sums are numpy's pairwise ``add.reduce``, never a BLAS dot product: BLAS splits a long dot
+    product over as many threads as the process allows (the caller, a pool worker and a Dask worker
+    differ), which changes its last bits; the statistics must not depend on where a file was read.
+    """
     finite = np.isfinite(a)
     v = a.ravel() if finite.all() else a[finite]
     n = int(v.size)
@@ -842,7 +853,8 @@ def _float_moments(a: np.ndarray) -> Moments:
     mean = float(np.add.reduce(v, dtype=np.float64)) / n
     dev = v.astype(np.float64)
     dev -= mean
-    return (n, mean, float(np.dot(dev, dev)))
+    np.square(dev, out=dev)
+    return (n, mean, float(np.add.reduce(dev)))
 
 
 def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool = True) -> dict[str, Moments]:
@@ -851,54 +863,56 @@ def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool 
     S1 backscatter is converted to ``s1_unit`` first (the file's unit is detected; non-positive linear
     values become NaN in dB), then every variable is clipped to its range (DEM 0…8800, S2 0…10000, S1
     −50…10 dB or the same range in linear units). NaN and fill values are left out. Integer variables
-    (S2 bands, DEM) are summed exactly in integers. Opens the file with netCDF4 and closes it.
+    (S2 bands, DEM) are summed exactly in integers. Opens the file with netCDF4, reads the feature
+    variables (holding :data:`~s12ls_utils.parallel.NETCDF_LOCK`), closes it, then computes.
     """
     import netCDF4
 
     from .io import detect_s1_unit
 
     s1 = schema.sensor_family(sensor) == "s1"
-    out: dict[str, Moments] = {}
-    with netCDF4.Dataset(path, "r") as ds:
+    raw: dict[str, tuple[np.ndarray, dict]] = {}
+    with NETCDF_LOCK, netCDF4.Dataset(path, "r") as ds:  # read under the lock, compute outside it
         ds.set_auto_maskandscale(False)
         data_vars = [n for n, v in ds.variables.items() if n not in ds.dimensions and len(v.dimensions) >= 2]
         for name in _feature_names(data_vars, sensor):
             var = ds.variables[name]
-            a = np.asarray(var[:])
-            bad = _fill_mask(var, a)
-            scaled = "scale_factor" in var.ncattrs() or "add_offset" in var.ncattrs()
-            lo, hi = _clip_range(sensor, name, s1_unit)
-            if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize <= 2 and not scaled:
-                if bad is not None:
-                    a = a[~bad]
-                if clip:
-                    lo_i, hi_i = math.ceil(lo), math.floor(hi)
-                    info = np.iinfo(a.dtype)
-                    a = np.clip(
-                        a if info.min <= lo_i and hi_i <= info.max else a.astype(np.int32), lo_i, hi_i
-                    )
-                out[name] = _int_moments(a)
-                continue
-            a = a.astype(np.float64 if scaled or a.dtype.itemsize > 4 else np.float32)
-            if scaled:
-                a = a * float(var.getncattr("scale_factor")) if "scale_factor" in var.ncattrs() else a
-                a = a + float(var.getncattr("add_offset")) if "add_offset" in var.ncattrs() else a
+            attrs = {k: var.getncattr(k) for k in _VAR_ATTRS if k in var.ncattrs()}
+            raw[name] = (np.asarray(var[:]), attrs)
+    out: dict[str, Moments] = {}
+    for name, (a, attrs) in raw.items():
+        bad = _fill_mask(attrs, a)
+        scaled = "scale_factor" in attrs or "add_offset" in attrs
+        lo, hi = _clip_range(sensor, name, s1_unit)
+        if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize <= 2 and not scaled:
             if bad is not None:
-                a[bad] = np.nan
-            if s1 and name in schema.S1_BANDS:
-                native = detect_s1_unit(a)
-                if native != s1_unit:
-                    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                        if s1_unit == "dB":  # non-positive linear values have no dB value: NaN
-                            db = np.full(a.shape, np.nan, dtype=a.dtype)
-                            np.log10(a, out=db, where=a > 0)
-                            db *= 10.0
-                            a = db
-                        else:
-                            a = 10.0 ** (a / 10.0)
+                a = a[~bad]
             if clip:
-                np.clip(a, lo, hi, out=a)
-            out[name] = _float_moments(a)
+                lo_i, hi_i = math.ceil(lo), math.floor(hi)
+                info = np.iinfo(a.dtype)
+                a = np.clip(a if info.min <= lo_i and hi_i <= info.max else a.astype(np.int32), lo_i, hi_i)
+            out[name] = _int_moments(a)
+            continue
+        a = a.astype(np.float64 if scaled or a.dtype.itemsize > 4 else np.float32)
+        if scaled:
+            a = a * float(attrs["scale_factor"]) if "scale_factor" in attrs else a
+            a = a + float(attrs["add_offset"]) if "add_offset" in attrs else a
+        if bad is not None:
+            a[bad] = np.nan
+        if s1 and name in schema.S1_BANDS:
+            native = detect_s1_unit(a)
+            if native != s1_unit:
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    if s1_unit == "dB":  # non-positive linear values have no dB value: NaN
+                        db = np.full(a.shape, np.nan, dtype=a.dtype)
+                        np.log10(a, out=db, where=a > 0)
+                        db *= 10.0
+                        a = db
+                    else:
+                        a = 10.0 ** (a / 10.0)
+        if clip:
+            np.clip(a, lo, hi, out=a)
+        out[name] = _float_moments(a)
     return out
 
 
@@ -918,21 +932,22 @@ def merge_moments(parts: Iterable[Mapping[str, Moments]]) -> dict[str, Moments]:
     return {k: (int(v[0]), float(v[1]), float(v[2])) for k, v in acc.items()}
 
 
-def _moments_chunk(root: str, jobs: Sequence[tuple[str, str]], s1_unit: str, clip: bool) -> list:
-    """Worker task: moments of a chunk of ``(rel path, sensor)`` files (opened here, in the worker)."""
-    base = Path(root)
-    return [(rel, file_moments(base / rel, sensor, s1_unit, clip)) for rel, sensor in jobs]
+class NormStats(dict):
+    """``{"mean": {var: x}, "std": {var: x}}`` (a plain dict for JSON and comparisons), with the files that
+    could not be read, and so are not in the figures, attached as ``failures``
+    (:class:`~s12ls_utils.parallel.Failure`)."""
+
+    failures: list[Failure]
+
+    def __init__(self, stats: Mapping, failures: Sequence[Failure] = ()) -> None:
+        super().__init__(stats)
+        self.failures = list(failures)
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """A statistics worker pool for one call (use it as a context manager: workers end with the call).
-
-    Workers come from a ``forkserver`` (no NetCDF/HDF5 handle of the caller crosses a fork). A pool is not
-    kept between calls: idle workers left behind in a notebook kernel would outlive it noisily.
-    """
-    from . import catalog as catalog_mod
-
-    return ProcessPoolExecutor(max_workers=workers, mp_context=catalog_mod._mp_context())
+def _file_moments(job: tuple[str, str], *, root: str, s1_unit: str, clip: bool) -> dict[str, Moments]:
+    """Task of one ``(rel path, sensor)`` job: :func:`file_moments` of the file (opened in the worker)."""
+    rel, sensor = job
+    return file_moments(Path(root) / rel, sensor, s1_unit, clip)
 
 
 def _all_moments(
@@ -942,51 +957,30 @@ def _all_moments(
     s1_unit: str,
     clip: bool,
     workers: int | None,
+    scheduler="processes",
     progress: bool = False,
-) -> dict[str, dict[str, Moments]]:
-    """``{rel path: moments}`` for every job, in worker processes when there are many files."""
-    from tqdm.auto import tqdm
+) -> tuple[dict[str, dict[str, Moments]], list[Failure]]:
+    """``{rel path: moments}`` of every readable file and the failures (each with a warning).
 
-    from . import catalog as catalog_mod
-
+    A file that cannot be read is left out of the statistics, not fatal: the figures of thousands of
+    train files barely move without it, and the task's split lists still name it, so the training cache
+    (which cannot do without it) fails on it with the reason.
+    """
     jobs = list(dict.fromkeys(jobs))
-    workers = catalog_mod._default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
-    root = str(Path(data_dir))
-    out: dict[str, dict[str, Moments]] = {}
-    bar = tqdm(total=len(jobs), desc="statistics", unit="file", disable=not progress)
-    try:
-        if workers == 1 or len(jobs) < 16:
-            for rel, sensor in jobs:
-                out[rel] = file_moments(Path(root) / rel, sensor, s1_unit, clip)
-                bar.update()
-            return out
-        size = max(1, min(32, math.ceil(len(jobs) / (4 * workers))))
-        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        try:
-            with _pool(min(workers, len(chunks))) as ex:
-                futures = [ex.submit(_moments_chunk, root, chunk, s1_unit, clip) for chunk in chunks]
-                for fut in futures:
-                    for rel, mom in fut.result():
-                        out[rel] = mom
-                        bar.update()
-        except BrokenProcessPool as exc:
-            # the workers could not start (a script without an `if __name__ == "__main__":` guard, which
-            # worker processes re-import) or died: read what is left here
-            left = [j for j in jobs if j[0] not in out]
-            log.warning(
-                "statistics worker processes failed (%s); reading %d files in this process "
-                "(pass workers=1 to skip the attempt)",
-                exc,
-                len(left),
-            )
-            for rel, sensor in left:
-                out[rel] = file_moments(Path(root) / rel, sensor, s1_unit, clip)
-                bar.update()
-        return out
-    finally:
-        bar.close()
+    fn = functools.partial(_file_moments, root=str(Path(data_dir)), s1_unit=s1_unit, clip=clip)
+    res = map_files(
+        fn, jobs, scheduler=scheduler, workers=workers, desc="statistics", progress=progress, chunk_size=32
+    )
+    failures = [dataclasses.replace(f, item=f.item[0]) for f in res.failures]  # name the file only
+    if failures:
+        log.warning(
+            "statistics: %d of %d file(s) could not be read and are left out:\n%s",
+            len(failures),
+            len(jobs),
+            "\n".join(f"  {f}" for f in failures),
+        )
+    moments = {rel: mom for (rel, _), mom in zip(jobs, res.results, strict=True) if mom is not None}
+    return moments, failures
 
 
 def _finish(mom: Mapping[str, Moments], sensor: str) -> dict[str, dict[str, float]]:
@@ -1002,25 +996,36 @@ def norm_stats(
     sensor: str,
     *,
     workers: int | None = None,
+    scheduler="processes",
     s1_unit: str = "dB",
     clip: bool = True,
     progress: bool = False,
-) -> dict[str, dict[str, float]]:
+) -> NormStats:
     """Mean and (population) standard deviation per feature variable over ``paths`` (relative to
     ``data_dir``), in one pass over the files.
 
-    Each file's exact moments are computed in a worker process (see :func:`file_moments` for the unit
-    conversion and clipping) and merged with :func:`merge_moments` in the order of ``paths``, so the
-    figures do not depend on ``workers``. Returns ``{"mean": {var: x}, "std": {var: x}}``.
+    Each file's exact moments are computed where ``scheduler`` runs it
+    (:func:`~s12ls_utils.parallel.map_files`: local worker processes by default, threads, in this process,
+    or a Dask cluster; see :func:`file_moments` for the unit conversion and clipping) and merged with :func:`merge_moments` in
+    the order of ``paths``, so the figures depend neither on ``workers`` nor on ``scheduler``.
+
+    Returns ``{"mean": {var: x}, "std": {var: x}}`` as a :class:`NormStats` dict; files that could not be
+    read are left out with a warning and listed in its ``failures``.
     """
     schema.check_sensor(sensor)
     rels = [str(p) for p in paths]
     if not rels:
         raise ValueError(f"no files to compute {sensor} statistics from")
-    mom = _all_moments(
-        [(r, sensor) for r in rels], data_dir, s1_unit=s1_unit, clip=clip, workers=workers, progress=progress
+    mom, failures = _all_moments(
+        [(r, sensor) for r in rels],
+        data_dir,
+        s1_unit=s1_unit,
+        clip=clip,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
     )
-    return _finish(merge_moments(mom[r] for r in rels), sensor)
+    return NormStats(_finish(merge_moments(mom[r] for r in rels if r in mom), sensor), failures)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1072,17 +1077,32 @@ def _train_paths(df: pd.DataFrame, col: str) -> list[str]:
     return df.loc[df["split"] == "train"].sort_values("key", kind="stable")[col].astype(str).tolist()
 
 
-def _task_files(result: SplitResult, moments: Mapping[str, Mapping[str, Moments]]) -> dict[str, object]:
-    """Every file of the task folder: relative name → JSON object (in writing order)."""
+def _task_files(
+    result: SplitResult, moments: Mapping[str, Mapping[str, Moments]], failures: Sequence[Failure] = ()
+) -> dict[str, object]:
+    """Every file of the task folder: relative name → JSON object (in writing order).
+
+    Statistics are merged over the readable train files; unreadable ones are listed in ``config.json``
+    (``norm.unreadable_files``). A sensor without a single readable train file has no statistics: that
+    raises :class:`~s12ls_utils.parallel.FilesFailed`.
+    """
     cfg = result.config
     files: dict[str, object] = {}
+
+    def stats(train: list[str], sensor: str, scope: str) -> dict[str, dict[str, float]]:
+        readable = [p for p in train if p in moments]
+        if not readable:
+            lost = [f for f in failures if f.item in set(train)]
+            raise FilesFailed(f"{scope} train statistics of task {cfg.name}", lost, len(train))
+        return _finish(merge_moments(moments[p] for p in readable), sensor)
+
     for sensor, df in result.frames.items():
         d = df.copy()
         d[sensor] = d["path"].astype(str)
         files[f"{sensor}/splits.json"] = _entries(d, [sensor])
         train = _train_paths(d, sensor)
         if train:
-            files[f"{sensor}/norm.json"] = {sensor: _finish(merge_moments(moments[p] for p in train), sensor)}
+            files[f"{sensor}/norm.json"] = {sensor: stats(train, sensor, sensor)}
         files[f"{sensor}/patch_locations.geojson"] = _geojson(d)
     if result.aligned is not None:
         a = result.aligned
@@ -1091,7 +1111,7 @@ def _task_files(result: SplitResult, moments: Mapping[str, Mapping[str, Moments]
         for sensor in cfg.satellites:
             train = _train_paths(a, sensor)
             if train:
-                norm[sensor] = _finish(merge_moments(moments[p] for p in train), sensor)
+                norm[sensor] = stats(train, sensor, f"aligned {sensor}")
         files["norm_aligned.json"] = norm
         files["patch_locations_aligned.geojson"] = _geojson(a)
     clip = {
@@ -1112,6 +1132,10 @@ def _task_files(result: SplitResult, moments: Mapping[str, Mapping[str, Moments]
             "std": "population (ddof=0)",
         },
     }
+    if failures:
+        files["config.json"]["norm"]["unreadable_files"] = [
+            {"path": f.item, "reason": f.reason} for f in failures
+        ]
     return files
 
 
@@ -1146,6 +1170,7 @@ def write_task(
     catalog: pd.DataFrame | None = None,
     result: SplitResult | None = None,
     workers: int | None = None,
+    scheduler="processes",
     progress: bool = False,
 ) -> Path:
     """Write the task folder ``<out_dir>/<config.name>/`` and return its path.
@@ -1161,10 +1186,16 @@ def write_task(
     are deterministic: the same data, settings and seed give byte-identical files.
 
     ``catalog`` (default: :func:`build_catalog` of ``data_dir``) and ``result`` (default:
-    :func:`make_splits`) may be passed to reuse them.
+    :func:`make_splits`) may be passed to reuse them. ``scheduler`` and ``workers`` say where the files
+    are read (:func:`~s12ls_utils.parallel.map_files`); the files written do not depend on them. Train
+    files that cannot be read are left out of the statistics with a warning and listed in ``config.json``
+    (``norm.unreadable_files``); only a sensor with no readable train file at all fails
+    (:class:`~s12ls_utils.parallel.FilesFailed`).
     """
     from .catalog import build_catalog
 
+    check_scheduler(scheduler)
+    check_workers(workers)
     config = load_config(config)
     spatial = config.spatial if spatial is None else bool(spatial)
     out = Path(out_dir)
@@ -1173,7 +1204,9 @@ def write_task(
         raise FileExistsError(f"task folder {target} exists; pass overwrite=True (--overwrite) to replace it")
     if result is None:
         if catalog is None:
-            catalog = build_catalog(data_dir, sensors=config.satellites, progress=progress)
+            catalog = build_catalog(
+                data_dir, sensors=config.satellites, workers=workers, scheduler=scheduler, progress=progress
+            )
         result = make_splits(catalog, config, spatial)
     elif result.config != config.replace(spatial=result.config.spatial) or result.spatial != spatial:
         raise ValueError("result was made with other settings than config/spatial")
@@ -1184,10 +1217,16 @@ def write_task(
     if result.aligned is not None:
         for sensor in config.satellites:
             jobs += [(p, sensor) for p in _train_paths(result.aligned, sensor)]
-    moments = _all_moments(
-        jobs, data_dir, s1_unit=config.s1_unit, clip=config.clip_data, workers=workers, progress=progress
+    moments, failures = _all_moments(
+        jobs,
+        data_dir,
+        s1_unit=config.s1_unit,
+        clip=config.clip_data,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
     )
-    files = _task_files(result, moments)
+    files = _task_files(result, moments, failures)
 
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale_temps(out, config.name)

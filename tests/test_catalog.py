@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 from pyproj import Transformer
 
-from s12ls_utils import catalog, schema
+from s12ls_utils import catalog, parallel, schema
 from s12ls_utils.catalog import (
     CACHE_NAME,
     COLUMNS,
@@ -80,7 +80,7 @@ def no_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("a worker pool was started")
 
-    monkeypatch.setattr(catalog, "ProcessPoolExecutor", refuse)
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", refuse)
 
 
 def touch(path: Path, seconds: int = 5) -> None:
@@ -90,7 +90,7 @@ def touch(path: Path, seconds: int = 5) -> None:
 
 def build(data: Path, **kwargs) -> pd.DataFrame:
     kwargs.setdefault("progress", False)
-    kwargs.setdefault("workers", 1)
+    kwargs.setdefault("scheduler", "synchronous")  # in this process, where ReadCounter sees the reads
     return build_catalog(data, **kwargs)
 
 
@@ -193,9 +193,9 @@ def test_lonlat(sample_catalog: pd.DataFrame) -> None:
 def test_parallel_equals_serial(
     small_sample: Path, sample_catalog: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
+    monkeypatch.setattr(parallel, "MIN_ITEMS_FOR_POOL", 1)
     par = build_catalog(small_sample, workers=2, progress=False, use_cache=False)
-    ser = build_catalog(small_sample, workers=1, progress=False, use_cache=False)
+    ser = build_catalog(small_sample, scheduler="synchronous", progress=False, use_cache=False)
     pd.testing.assert_frame_equal(par, ser)
     pd.testing.assert_frame_equal(par, sample_catalog)
     assert par.attrs["errors"] == ser.attrs["errors"] == []
@@ -291,7 +291,7 @@ def test_bad_files_are_reported_not_fatal(
 ) -> None:
     good = sample_catalog[sample_catalog.sensor == "s2"].iloc[0].path
     expected = add_bad_files(sample_copy, good)
-    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
+    monkeypatch.setattr(parallel, "MIN_ITEMS_FOR_POOL", 1)
     df = build_catalog(sample_copy, workers=2, progress=False)
     pd.testing.assert_frame_equal(without_file_stats(df), without_file_stats(sample_catalog))
     errs = catalog_errors(df)
@@ -313,7 +313,7 @@ def test_bad_files_are_cached_until_changed(
     assert len(reads.paths) == len(sample_catalog) + 2  # the two badly named files are never opened
     reads.reset()
     no_pool(monkeypatch)
-    second = build(sample_copy, workers=None)
+    second = build(sample_copy, scheduler="processes", workers=None)
     assert reads.paths == []
     assert second.attrs["errors"] == first.attrs["errors"]
     # repair the truncated file: it is read again and becomes a row
@@ -464,17 +464,15 @@ def test_sensor_subset_keeps_other_sensors_cached(
 
 
 class FakePool:
-    """Stands in for ProcessPoolExecutor: runs tasks in-process, the first ``ok`` succeed, the rest die."""
+    """Stands in for parallel's ProcessPoolExecutor: runs tasks in-process, the first ``ok`` succeed, the
+    rest die."""
 
     ok = 0
 
     def __init__(self, max_workers=None, mp_context=None) -> None:
         self.n = 0
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         return None
 
     def submit(self, fn, *args) -> Future:
@@ -491,9 +489,9 @@ def test_workers_that_cannot_start_fall_back_to_this_process(
     sample_copy: Path, sample_catalog: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     monkeypatch.setattr(FakePool, "ok", 0)
-    monkeypatch.setattr(catalog, "ProcessPoolExecutor", FakePool)
-    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
-    df = build(sample_copy, workers=2)
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(parallel, "MIN_ITEMS_FOR_POOL", 1)
+    df = build(sample_copy, scheduler="processes", workers=2)
     pd.testing.assert_frame_equal(without_file_stats(df), without_file_stats(sample_catalog))
     assert "reading" in caplog.text and "in this process" in caplog.text
 
@@ -502,13 +500,13 @@ def test_dead_worker_files_are_reported_and_retried(
     sample_copy: Path, sample_catalog: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(FakePool, "ok", 1)
-    monkeypatch.setattr(catalog, "ProcessPoolExecutor", FakePool)
-    monkeypatch.setattr(catalog, "_MIN_FILES_FOR_POOL", 1)
-    df = build(sample_copy, workers=2)
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(parallel, "MIN_ITEMS_FOR_POOL", 1)
+    df = build(sample_copy, scheduler="processes", workers=2)
     errs = catalog_errors(df)
     assert len(df) > 0 and len(errs) > 0 and len(df) + len(errs) == len(sample_catalog)
     assert errs["reason"].str.contains("worker process failed").all()
     monkeypatch.setattr(FakePool, "ok", 10**6)
-    again = build(sample_copy, workers=2)  # the failures were not cached: read again
+    again = build(sample_copy, scheduler="processes", workers=2)  # the failures were not cached: read again
     assert again.attrs["errors"] == []
     pd.testing.assert_frame_equal(without_file_stats(again), without_file_stats(sample_catalog))
