@@ -67,7 +67,7 @@ def stage(out: Path) -> None:
                 shutil.copy2(src, dst)
             elif suffix == ".ipynb" and src.exists() and not dst.exists():
                 sys.exit(f"{dst} is missing: execute the chapters first (make execute)")
-    for extra in ("references.bib", "book/images", "book/_static", "book/_ext"):
+    for extra in ("references.bib", "book/images", "book/_static", "benchmarks/results", "book/_ext"):
         src = ROOT / extra
         if src.is_dir():
             ignore = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -1160,6 +1160,18 @@ def _clean_stale_temps(out: Path, name: str) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+def _written_here(target: Path) -> bool:
+    """Whether ``target`` is a task folder this package wrote (its ``config.json`` records our version).
+
+    ``overwrite`` replaces only such folders: the published ``tasks/S12LS-LD`` / ``S12LS-AD`` that come
+    with the download are the reference to compare with and must never be lost to a re-run.
+    """
+    try:
+        return "package_version" in json.loads((target / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def write_task(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -1202,6 +1214,11 @@ def write_task(
     target = out / config.name
     if target.exists() and not overwrite:
         raise FileExistsError(f"task folder {target} exists; pass overwrite=True (--overwrite) to replace it")
+    if target.exists() and not _written_here(target):
+        raise FileExistsError(
+            f"task folder {target} was not written by s12ls_utils (no package_version in its config.json): it "
+            "may be the published task; write the new one elsewhere (out_dir / --out), it is not replaced"
+        )
     if result is None:
         if catalog is None:
             catalog = build_catalog(

@@ -486,6 +486,23 @@ def test_overwrite_refusal_leaves_folder_untouched(small_sample, catalog, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]
 
 
+@pytest.mark.parametrize("config_json", [None, '{"name": "S12LS-LD", "seed": 42}', "not json"])
+def test_overwrite_never_replaces_a_task_folder_we_did_not_write(
+    small_sample, catalog, tmp_path, config_json
+):
+    """A published task folder (no ``package_version`` in its config, or no config) survives overwrite."""
+    published = tmp_path / "S12LS-LD"
+    (published / "s2").mkdir(parents=True)
+    (published / "s2" / "data_paths.json").write_text('{"train": ["s2/a.nc"], "val": [], "test": []}')
+    if config_json is not None:
+        (published / "config.json").write_text(config_json)
+    before = _tree(published)
+    with pytest.raises(FileExistsError, match="not written by s12ls_utils"):
+        splits.write_task(small_sample, tmp_path, "S12LS-LD", overwrite=True, catalog=catalog, workers=1)
+    assert _tree(published) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]
+
+
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
 def test_interrupted_write_leaves_no_partial_folder(small_sample, catalog, tmp_path, monkeypatch, exc):
     real = splits._write_json
