@@ -29,21 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def toc_entries(toc_path: Path) -> list[str]:
     """Every file named in ``_toc.yml`` (root first), without suffix."""
-    toc = yaml.safe_load(toc_path.read_text())
-    out = [toc["root"]]
+    from s12ls_utils.plots import book_pages
 
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                out.append(node["file"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk({k: v for k, v in toc.items() if k != "root"})
-    return out
+    return book_pages(toc_path.parent)
 
 
 def chapters() -> list[Path]:

@@ -31,6 +31,29 @@ REGION_PALETTE = "Category10"
 # --------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------
+def book_pages(root: str | Path = ".") -> list[str]:
+    """Every page named in ``<root>/_toc.yml`` (the root page first, then parts, chapters and sections in
+    order), without suffix: the one reading of the table of contents that the build script and the tests
+    share."""
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                pages.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return pages
+
+
 def run_from_repo_root(start: str | Path | None = None, max_up: int = 3) -> Path:
     """Make the book's repository root the working directory, so that chapter paths mean one thing.
 

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+
+from s12ls_utils.plots import book_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER = Path(sys.executable).with_name("jupyter")
@@ -35,20 +36,7 @@ pytestmark = pytest.mark.slow
 
 def _toc_chapters() -> list[str]:
     """Stems of the notebooks named in `_toc.yml` (the chapters a reader opens in JupyterLab)."""
-    files: list[str] = []
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(yaml.safe_load((ROOT / "_toc.yml").read_text()))
-    return [f for f in files if (ROOT / f"{f}.ipynb").exists()]
+    return [f for f in book_pages(ROOT) if (ROOT / f"{f}.ipynb").exists()]
 
 
 def _free_port() -> int:

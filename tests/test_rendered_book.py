@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
+
+from s12ls_utils.plots import book_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("S12LS_HTML", ROOT / "_build" / "html")).resolve()
@@ -61,26 +62,7 @@ except ImportError:
     _unavailable("playwright is not installed (it is in the package's `dev` extra)")
 
 
-def toc_pages() -> list[str]:
-    """Every page named in ``_toc.yml`` (root first, then parts/chapters/sections), without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                pages.append(node["file"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk({k: v for k, v in toc.items() if k != "root"})
-    return pages
-
-
-PAGES = toc_pages()
+PAGES = book_pages(ROOT)
 CHAPTERS = [p for p in PAGES if (ROOT / f"{p}.ipynb").is_file()]
 
 # Runs in the page. Bokeh documents and their roots come from BokehJS itself; a root is "visual" when it is
