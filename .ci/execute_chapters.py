@@ -64,6 +64,33 @@ def stage(out: Path) -> None:
             shutil.copy2(src, out / extra)
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_widget_outputs(path: Path) -> int:
+    """Remove ipywidgets outputs (tqdm's notebook progress bars) and the widget state from an executed copy.
+
+    The book must read offline, and the only way to show saved widget state is the widget manager
+    JavaScript that myst-nb loads from a CDN (require.js, @jupyter-widgets/html-manager). The chapters'
+    interactive figures are Bokeh/Panel (embedded without a kernel); the only ipywidgets are progress bars,
+    which say nothing once the run is over. Returns how many outputs were removed.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    removed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        keep = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
+        removed += len(cell.outputs) - len(keep)
+        cell.outputs = keep
+    had_state = nb.metadata.pop("widgets", None) is not None
+    if removed or had_state:
+        nbformat.write(nb, path)
+    return removed
+
+
 def execute(out: Path, params: dict[str, str], only: list[str]) -> int:
     import papermill as pm
 
@@ -89,6 +116,8 @@ def execute(out: Path, params: dict[str, str], only: list[str]) -> int:
         except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
             failed.append(nb.stem)
             print(f"FAILED {nb.stem}: {exc}", file=sys.stderr, flush=True)
+        if dst.exists():
+            drop_widget_outputs(dst)
         durations[nb.stem] = round(time.perf_counter() - t0, 1)
         print(f"  {nb.stem}: {durations[nb.stem]:.1f} s", flush=True)
     (out / "durations.json").write_text(json.dumps(durations, indent=1))

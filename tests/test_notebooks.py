@@ -191,3 +191,46 @@ def test_results_page_pastes_recorded_figures(nb, run_chapter):
     wanted = {key for doc, key in _cross_glue(RESULTS_PAGE.read_text()) if doc == nb.name}
     missing = wanted - run_chapter(nb.stem).glued()
     assert not missing, f"results.md pastes figures {nb.name} does not record: {sorted(missing)}"
+
+
+def _execute_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("execute_chapters", ROOT / ".ci" / "execute_chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_executed_copies_lose_widget_outputs_and_state(tmp_path):
+    """A tqdm notebook bar in an executed chapter made the built page fetch the widget manager from a CDN
+    (caught by the browser test on a fresh clone); the executed copies must drop such outputs."""
+    import nbformat
+
+    script = _execute_script()
+    nb = nbformat.v4.new_notebook()
+    bar = nbformat.v4.new_output(
+        "display_data",
+        data={script.WIDGET_MIME: {"model_id": "abc", "version_major": 2}, "text/plain": "catalog: 0%"},
+    )
+    text = nbformat.v4.new_output("stream", name="stdout", text="152 files\n")
+    nb.cells = [nbformat.v4.new_code_cell("scan()", outputs=[bar, text]), nbformat.v4.new_markdown_cell("x")]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    path = tmp_path / "ch.ipynb"
+    nbformat.write(nb, path)
+    assert script.drop_widget_outputs(path) == 1
+    back = nbformat.read(path, as_version=4)
+    assert back.cells[0].outputs == [text]
+    assert "widgets" not in back.metadata
+    assert script.drop_widget_outputs(path) == 0  # idempotent
+
+
+def test_executed_chapters_carry_no_widget_state():
+    executed = ROOT / "_build" / "executed" / "book"
+    if not executed.is_dir():
+        pytest.skip("no executed chapters (make execute)")
+    for path in sorted(executed.glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        assert "widgets" not in nb["metadata"], path.name
+        mimes = {k for c in nb["cells"] for o in c.get("outputs", []) for k in o.get("data", {})}
+        assert _execute_script().WIDGET_MIME not in mimes, path.name
