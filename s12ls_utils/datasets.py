@@ -468,13 +468,6 @@ def _fill_slot(job: tuple[int, str], *, root: str, folder: str, sensor: str) -> 
     return int(p.y.sum())
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _first_readable(root: Path, entries: list[dict], sensor: str, what: str) -> RawPatch:
     """The first readable patch of a split (it fixes the array shapes); FilesFailed when there is none.
 

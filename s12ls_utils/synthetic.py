@@ -52,6 +52,7 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__, schema
+from .parallel import default_workers
 
 MANIFEST_NAME = "synthetic_manifest.json"
 INVENTORY_NAME = "inventories.shp.zip"
@@ -863,13 +864,6 @@ class SampleInfo:
     seconds: float
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))  # CPUs this process may use (containers, taskset)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _mp_context() -> mp.context.BaseContext:
     """Workers start from a clean server process (``forkserver``), never as forks of the caller: the caller
     may hold open NetCDF/HDF5 handles (a notebook), which must not be copied into processes that write."""
@@ -945,7 +939,7 @@ def make_sample(
     n_per_sensor = int(n_per_sensor)
     plans = _plan(n_per_sensor, seed)
     jobs = [(p, str(out), 40000 + 1000 * p.index) for p in plans]
-    workers = min(len(jobs), int(workers or _default_workers()))
+    workers = min(len(jobs), int(workers or default_workers()))
     n_planned = sum(len(pp.sensors) for p in plans for pp in p.patches)
     # Per file, only (sensor, region, patch_id, offset, length) stays in memory; its manifest entry
     # (already encoded) waits in a spill file until the manifest is written in sorted order.
