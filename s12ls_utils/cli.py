@@ -235,7 +235,7 @@ def _launch_torchrun(nproc: int, settings: dict) -> int:
     import shlex
     import subprocess
 
-    from .datasets import _default_workers
+    from .parallel import default_workers
     from .training import TrainConfig, per_process_batch
 
     if nproc < 1:
@@ -253,7 +253,7 @@ def _launch_torchrun(nproc: int, settings: dict) -> int:
     env = dict(os.environ)
     # torchrun would give every process 1 OpenMP thread: share the cores instead (CPU training sets
     # torch's own thread count the same way)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, _default_workers() // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, default_workers() // nproc)))
     return subprocess.run(cmd, env=env, check=False).returncode
 
 

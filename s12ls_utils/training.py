@@ -73,6 +73,7 @@ from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import datasets, models
+from .parallel import default_workers
 
 __all__ = [
     "TrainConfig",
@@ -279,13 +280,13 @@ def _default_workers(device: torch.device, procs: int = 1) -> int:
     """Loader threads per process: none on CPU; on CUDA up to 8, the node's cores shared by ``procs``."""
     if device.type != "cuda":
         return 0
-    return max(1, min(8, datasets._default_workers() // procs - 1))
+    return max(1, min(8, default_workers() // procs - 1))
 
 
 def _configure_backends(cfg: TrainConfig, device: torch.device, procs: int = 1) -> None:
     """Threads, TF32, cuDNN and determinism; ``procs`` processes on this node share its cores."""
     if device.type == "cpu":
-        torch.set_num_threads(int(cfg.threads or max(1, datasets._default_workers() // procs)))
+        torch.set_num_threads(int(cfg.threads or max(1, default_workers() // procs)))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
         torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
