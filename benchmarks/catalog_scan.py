@@ -35,7 +35,8 @@ import numpy as np
 import xarray as xr
 
 from s12ls_utils import schema
-from s12ls_utils.catalog import _default_workers, build_catalog
+from s12ls_utils.catalog import build_catalog
+from s12ls_utils.parallel import default_workers
 
 
 def list_patches(data: Path) -> list[tuple[Path, str]]:
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         n = len(files)
         counts = {s: sum(1 for _, t in files if t == s) for s in schema.SENSORS}
-        workers = args.workers or _default_workers()
+        workers = args.workers or default_workers()
 
         def catalog(w: int | None) -> Callable[[], object]:
             return lambda: build_catalog(data, workers=w, use_cache=False, progress=False)
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"\n{n} patches ({', '.join(f'{v} {k}' for k, v in counts.items())}) in {data}")
         print(
-            f"CPUs usable: {_default_workers()} (os.cpu_count() = {os.cpu_count()}); warm page cache; "
+            f"CPUs usable: {default_workers()} (os.cpu_count() = {os.cpu_count()}); warm page cache; "
             f"best of {args.repeat}"
         )
         print(

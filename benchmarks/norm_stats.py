@@ -36,7 +36,8 @@ import numpy as np
 import xarray as xr
 
 from s12ls_utils import schema, splits
-from s12ls_utils.catalog import _default_workers, build_catalog
+from s12ls_utils.catalog import build_catalog
+from s12ls_utils.parallel import default_workers
 
 
 def _convert_clip(a: np.ndarray, sensor: str, var: str) -> np.ndarray:
@@ -108,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             s: sorted(df.loc[df["split"] == "train", "path"].astype(str)) for s, df in result.frames.items()
         }
         n_files = sum(len(v) for v in train.values())
-        workers = args.workers or _default_workers()
+        workers = args.workers or default_workers()
         print(
             f"train files of S12LS-AD: {', '.join(f'{len(v)} {s}' for s, v in train.items())} "
-            f"({n_files} in all); {workers} worker(s) on {_default_workers()} CPU(s)"
+            f"({n_files} in all); {workers} worker(s) on {default_workers()} CPU(s)"
         )
 
         def reference():

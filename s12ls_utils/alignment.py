@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from . import catalog as catalog_mod
 from . import io, schema
+from .parallel import default_workers, mp_context
 
 __all__ = [
     "CHECKS",
@@ -254,7 +255,7 @@ def _map_groups(
     desc: str,
 ) -> Iterator:
     """Yield ``fn(chunk)``'s items for chunks of ``tasks``, in worker processes when there are many."""
-    workers = catalog_mod._default_workers() if workers is None else int(workers)
+    workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     bar = tqdm(total=len(tasks), desc=desc, unit="location", disable=not progress)
@@ -268,9 +269,7 @@ def _map_groups(
         chunks = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
         done: set[int] = set()
         try:
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(chunks)), mp_context=catalog_mod._mp_context()
-            ) as ex:
+            with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=mp_context()) as ex:
                 futures = {ex.submit(fn, chunk): i for i, chunk in enumerate(chunks)}
                 for fut in as_completed(futures):
                     try:

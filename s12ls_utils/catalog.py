@@ -42,10 +42,6 @@ from . import __version__, schema
 from .io import PatchMeta, PatchReadError, read_patch_meta
 from .parallel import NETCDF_LOCK, check_scheduler, check_workers, map_files
 
-# alignment.py and the benchmarks take the worker defaults from here
-from .parallel import default_workers as _default_workers  # noqa: F401
-from .parallel import mp_context as _mp_context  # noqa: F401
-
 __all__ = [
     "CACHE_NAME",
     "CACHE_VERSION",
