@@ -1,0 +1,225 @@
+"""The published metadata of the real Sen12Landslides, vendored in ``data/reference/``.
+
+The dataset's code repository (``PaulH97/Sen12Landslides``, CC BY 4.0) publishes the task folders and
+statistics made from the real files. ``data/reference/`` holds a compact copy derived from upstream commit
+``5b313f2`` by ``data/reference/derive.py`` (its ``README.md`` lists the files, the archive's sha256 and the
+licence). This module reads it; nothing here needs the patch files, so the book can show real ids, regions,
+landslide-pixel counts, locations and published splits offline.
+
+- :func:`patches`: one row per published patch and sensor (the union of S12LS-LD and S12LS-AD) with id,
+  file name, full region (``usa_alaska`` stays ``usa_alaska``), the published ``inventory`` token (the
+  first ``_`` token of the file name, so ``usa``), landslide pixels at t=0 (``n_positive``), WGS84
+  ``lon``/``lat``, the UTM ``epsg`` and projected centre ``x``/``y`` (a pixel corner, as stored in the files;
+  NaN for the 236 S2 patches of S12LS-AD whose location upstream does not mirror), the published split of
+  each task and scope (``split_S12LS-LD``, ``split_S12LS-LD_aligned``, ``split_S12LS-AD``,
+  ``split_S12LS-AD_aligned``; missing where the patch is not in that task or scope) and ``low_quality``.
+- :func:`split_frame`: the patches of one task and scope with their published split, ready for
+  :func:`s12ls_utils.splits.reference_split`.
+- :func:`counts`: patches per task and scope (the published figures).
+- :func:`catalog`: a catalog-shaped table (the columns :func:`s12ls_utils.splits.select` filters on) built
+  from the metadata, so task presets can be checked against the published counts without the files.
+- :func:`norms`, :func:`configs`, :func:`low_quality_ids`, :func:`file_stats`, :func:`region_stats`,
+  :func:`anomalies`, :func:`experiments`, :func:`source`: the other published files.
+
+The folder is found next to the package in a checkout (``<repo>/data/reference``) or at
+``$S12LS_REFERENCE_DIR``. Tables are read once per process and returned as copies.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = [
+    "REFERENCE_DIR",
+    "SCOPES",
+    "TASKS",
+    "anomalies",
+    "catalog",
+    "configs",
+    "counts",
+    "experiment_norms",
+    "experiments",
+    "file_stats",
+    "low_quality_ids",
+    "norms",
+    "patches",
+    "region_stats",
+    "source",
+    "split_frame",
+]
+
+#: The vendored folder in a checkout.
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
+#: The published tasks and the release their split files were made on.
+TASKS: dict[str, str] = {"S12LS-LD": "harmonized", "S12LS-AD": "raw"}
+#: The scopes of a published task: one per sensor, and the aligned locations (split on their S2 files).
+SCOPES: tuple[str, ...] = ("s2", "s1asc", "s1dsc", "aligned")
+
+
+def _dir() -> Path:
+    d = Path(os.environ.get("S12LS_REFERENCE_DIR", REFERENCE_DIR))
+    if not (d / "patches.parquet").is_file():
+        raise FileNotFoundError(
+            f"the published reference metadata is not in {d}: it ships with the repository (data/reference/); "
+            "set S12LS_REFERENCE_DIR to its folder if the package was installed elsewhere"
+        )
+    return d
+
+
+@functools.cache
+def _parquet(name: str) -> pd.DataFrame:
+    return pd.read_parquet(_dir() / name)
+
+
+@functools.cache
+def _json(name: str):
+    return json.loads((_dir() / name).read_text("utf-8"))
+
+
+def _check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"unknown published task {task!r}; the reference has {', '.join(TASKS)}")
+    return task
+
+
+def _check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    return scope
+
+
+def patches(sensor: str | None = None) -> pd.DataFrame:
+    """One row per published patch and sensor (see the module docstring for the columns)."""
+    df = _parquet("patches.parquet").copy()
+    if sensor is not None:
+        if sensor not in ("s1asc", "s1dsc", "s2"):
+            raise ValueError(f"unknown sensor {sensor!r}; expected s1asc, s1dsc or s2")
+        df = df[df["sensor"] == sensor].reset_index(drop=True)
+    return df
+
+
+def split_frame(task: str, scope: str) -> pd.DataFrame:
+    """The patches of ``task`` in ``scope`` with their published split (column ``split``).
+
+    ``scope`` is a sensor or ``"aligned"``; the aligned scope is listed by its S2 files, which is what the
+    published aligned split was made on. Columns: everything of :func:`patches` plus ``split``.
+    """
+    _check_task(task)
+    _check_scope(scope)
+    sensor = "s2" if scope == "aligned" else scope
+    col = f"split_{task}_aligned" if scope == "aligned" else f"split_{task}"
+    df = patches(sensor)
+    df = df[df[col].notna()].copy()
+    df["split"] = df[col].astype(str)
+    return df.reset_index(drop=True)
+
+
+def counts() -> pd.DataFrame:
+    """Published patches per task and scope: columns task, scope, train, val, test, total."""
+    rows = []
+    for task in TASKS:
+        for scope in SCOPES:
+            c = split_frame(task, scope)["split"].value_counts()
+            row = {"task": task, "scope": scope, **{s: int(c.get(s, 0)) for s in ("train", "val", "test")}}
+            row["total"] = row["train"] + row["val"] + row["test"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def catalog() -> pd.DataFrame:
+    """A catalog-shaped table of every published patch, from the metadata alone.
+
+    It has the columns :func:`s12ls_utils.splits.select` and the split functions use (``sensor``,
+    ``region``, ``patch_id``, ``key``, ``path``, ``annotated``, ``event_date``, ``date_confidence``, ``n_positive``,
+    ``positive_fraction``, ``center_x``/``center_y``, ``epsg``, ``lon``/``lat``, ``ann_ids``). What the
+    metadata does not hold is stated, not invented: ``annotated`` is ``n_positive > 0`` (the files' own flag
+    also marks a few annotated patches with an empty mask), ``event_date`` is NaT, ``date_confidence`` NaN
+    and ``ann_ids`` empty. S2 rows without a published location have NaN coordinates.
+    """
+    df = patches()
+    out = pd.DataFrame(
+        {
+            "sensor": df["sensor"].astype(str).astype("string"),
+            "region": df["region"].astype(str).astype("string"),
+            "patch_id": df["patch_id"].astype("int64"),
+            "key": df["id"].astype("string"),
+            "path": (df["sensor"].astype(str) + "/" + df["file"]).astype("string"),
+            "annotated": df["n_positive"] > 0,
+            "event_date": pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]"),
+            "date_confidence": float("nan"),
+            "ann_ids": pd.Series("", index=df.index, dtype="string"),
+            "n_positive": df["n_positive"].astype("int64"),
+            "positive_fraction": df["n_positive"] / 128**2,
+            "center_x": df["x"],
+            "center_y": df["y"],
+            "epsg": df["epsg"],
+            "crs": ("EPSG:" + df["epsg"].astype(str)).astype("string"),
+            "lon": df["lon"],
+            "lat": df["lat"],
+            "low_quality": df["low_quality"],
+        }
+    )
+    return out
+
+
+def norms(task: str, release: str | None = None) -> dict:
+    """Published normalisation statistics of a task: ``{sensor|"aligned": …}`` as in its norm files.
+
+    ``release`` is ``"harmonized"`` (S1 in dB) or ``"raw"`` (S1 linear); by default the release the task's
+    split files were made on. Per sensor ``{"mean": {var: x}, "std": {var: x}}``; ``"aligned"`` maps each
+    sensor to such a block.
+    """
+    _check_task(task)
+    blocks = _json("norms.json")["tasks"][task]
+    release = release or TASKS[task]
+    if release not in blocks:
+        raise ValueError(f"{task} publishes norms for {', '.join(sorted(blocks))}, not {release!r}")
+    return json.loads(json.dumps(blocks[release]))
+
+
+def experiments() -> pd.DataFrame:
+    """The old-format experiment folders (``exp1/final``; the region hold-outs ``exp3/<fold>``): one row per
+    experiment, sensor, split and file."""
+    return _parquet("experiments.parquet").copy()
+
+
+def experiment_norms() -> dict:
+    """The old-format ``norm_data.json`` of each experiment, mapped to channel names in the files' order
+    (S1 lists are VH, VV, DEM)."""
+    return json.loads(json.dumps(_json("norms.json")["experiments"]))
+
+
+def configs() -> dict:
+    """The published ``config.json`` of each task and release: ``{task: {release: config}}``."""
+    return json.loads(json.dumps(_json("configs.json")))
+
+
+def low_quality_ids() -> frozenset[str]:
+    """Location ids (``<region>_<id>``) flagged low quality upstream; the published tasks keep them."""
+    return frozenset(_json("low_quality_ids.json"))
+
+
+def file_stats() -> pd.DataFrame:
+    """Per raw s1dsc file and variable: mean, std, min, max, p1, p99 (linear backscatter, DEM in m)."""
+    return _parquet("file_stats.parquet").copy()
+
+
+def region_stats() -> pd.DataFrame:
+    """Per sensor and region (raw release): mean and std over the files (``over_files``) of each per-file
+    statistic (``statistic``: mean, std, min, max, p1, p99), all variables of the sensor pooled."""
+    return _parquet("region_stats.parquet").copy()
+
+
+def anomalies() -> pd.DataFrame:
+    """Per-file outliers against their region as published (z-score of the file mean)."""
+    return _parquet("anomalies.parquet").copy()
+
+
+def source() -> dict:
+    """Where the metadata comes from: repository, commit, licence, archive and its sha256, citation."""
+    return dict(_json("source.json"))
