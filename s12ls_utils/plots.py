@@ -1897,6 +1897,46 @@ def static_split_footprints(panels, region: str) -> StaticFigure:
     return StaticFigure(fig, f"Patch footprints in {region} by split ({desc}).")
 
 
+def static_region_split_bars(frame, title: str, value: str = "patches") -> StaticFigure:
+    """Patches (or landslide pixels) per region and split, as horizontal stacked bars with their shares.
+
+    ``frame`` has ``region`` and ``split`` (and ``n_positive`` for ``value="landslide pixels"``), e.g.
+    :func:`s12ls_utils.reference.split_frame`. Regions are sorted by size, largest on top; the number at
+    the end of each bar is the region's total and its test share.
+    """
+    import numpy as np
+
+    if value not in ("patches", "landslide pixels"):
+        raise ValueError(f"value must be 'patches' or 'landslide pixels', not {value!r}")
+    df = frame.assign(region=frame["region"].astype(str), split=frame["split"].astype(str))
+    weight = df["n_positive"] if value == "landslide pixels" else 1
+    table = (
+        df.assign(w=weight)
+        .pivot_table(index="region", columns="split", values="w", aggfunc="sum", fill_value=0)
+        .reindex(columns=list(SPLIT_COLORS), fill_value=0)
+    )
+    table = table.loc[table.sum(axis=1).sort_values().index]
+    if table.empty:
+        raise ValueError("no patches to draw")
+    fig = _figure(0.28 * len(table) + 1.3)
+    ax = fig.subplots()
+    left = np.zeros(len(table))
+    for split, color in SPLIT_COLORS.items():
+        ax.barh(table.index, table[split], left=left, color=color, label=split)
+        left += table[split].to_numpy()
+    for y, (total, test) in enumerate(zip(table.sum(axis=1), table["test"], strict=True)):
+        ax.text(total, y, f" {total:,.0f} ({100 * test / total:.0f} % test)", va="center", fontsize=7)
+    ax.set_xlim(0, left.max() * 1.25)
+    ax.set_xlabel(f"{value} (count)", fontsize=8)
+    ax.set_ylabel("region (inventory)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(title="split", fontsize=7, title_fontsize=7, loc="lower right", frameon=False)
+    ax.set_title(title, fontsize=10)
+    shares = table.sum() / table.to_numpy().sum() * 100
+    alt = f"{title}: {len(table)} regions; " + ", ".join(f"{s} {shares[s]:.0f} %" for s in SPLIT_COLORS)
+    return StaticFigure(fig, alt + f" of all {value}.")
+
+
 def static_training_curves(history) -> StaticFigure:
     """:func:`training_curves` as an image: loss per epoch, and validation F1/IoU of the landslide class."""
     df = _history_frame(history)

@@ -1,23 +1,30 @@
 """Task files: filters, stratified and spatially aware splits, normalisation statistics.
 
-Sen12Landslides ships two task configurations, ``S12LS-LD`` (landslide detection) and ``S12LS-AD``
-(anomaly detection). Each is a folder of JSON files (layout in DESIGN.md §3.2) that says which patches
-are used for training, validation and testing and how the inputs are normalised. This module reads
-them, recreates them and makes new ones:
+Sen12Landslides publishes two tasks, ``S12LS-LD`` (landslide detection) and ``S12LS-AD`` (anomaly
+detection). Each is a folder of JSON files (layout in DESIGN.md §3.3) that says which patches are used for
+training, validation and testing and how the inputs are normalised. This module reads them, recreates them
+exactly and makes new ones. The presets named after the published tasks select exactly what the published
+``config.json`` files say; this package's stricter variants carry their own names (``S12LS-LD-strict``,
+``S12LS-AD-strict``; :data:`PRESETS`).
 
 1. **Filter** (:func:`select`): per sensor, file-name patterns, annotated / not annotated, the mean
-   ``date_confidence`` of a patch (non-annotated patches count as 1.0), the number of landslide pixels and
-   an optional annotated ratio, as the reference pipeline does.
-2. **Stratify and split** (:func:`split`): strata are *region × coverage class*, the coverage class being
-   the patch's positive-pixel ratio binned at its 25th and 75th percentiles (:func:`coverage_classes`).
-   Patches of a stratum of one go to train; test is split first, then validation from the rest. Unlike
-   the reference, which takes the region as the first ``_`` token of the file name (``usa_alaska`` →
-   ``usa``), the full region name is used.
-3. **Leakage control** (on by default): neighbouring patches overlap or share landslides, and a random
-   split puts them on both sides. :func:`spatial_groups` joins patches whose footprints overlap, whose
-   centres are closer than ``distance_m`` or that share an ``ann_id`` into groups (connected components),
-   and the split assigns whole groups while keeping the stratification as close as it can.
-   :func:`leakage` counts the test patches that overlap or share an annotation with a train patch.
+   ``date_confidence`` of a patch (non-annotated patches count as 1.0), the number of landslide pixels, an
+   optional annotated ratio, as the reference pipeline does, and (ours) the published low-quality list.
+2. **Split** (:func:`split`), by ``method``:
+
+   - ``"reference"``: the published algorithm, reproduced exactly (:func:`reference_split`): random,
+     stratified by coverage class × first ``_`` token of the file name (``usa_alaska`` → ``usa``).
+   - ``"spatial"`` (ours): strata are *region × coverage class* with the full region name, and whole
+     spatial groups are assigned (below). Patches of a stratum of one go to train; test is split first,
+     then validation from the rest.
+
+   The coverage class is the patch's positive-pixel ratio binned at the 25th and 75th percentiles
+   (:func:`coverage_classes`).
+3. **Leakage control**: neighbouring patches overlap or share landslides, and a random split puts them on
+   both sides. :func:`spatial_groups` joins patches whose footprints overlap, whose centres are closer than
+   ``distance_m`` or that share an ``ann_id`` into groups (connected components), and the spatial split
+   assigns whole groups while keeping the stratification as close as it can. :func:`leakage` counts the
+   test patches that overlap or share an annotation with a train patch.
 4. **Normalisation statistics** (:func:`norm_stats`): per feature variable, over the *train* files only,
    clipped (S1 −50…10 dB, S2 0…10000, DEM 0…8800), NaN-aware, in one pass: each file's moments are
    computed in a worker (the file is opened there; local processes, threads or a Dask cluster, see
@@ -82,6 +89,7 @@ __all__ = [
     "make_splits",
     "merge_moments",
     "norm_stats",
+    "reference_split",
     "select",
     "spatial_groups",
     "split",
@@ -92,10 +100,19 @@ log = logging.getLogger(__name__)
 
 #: The three splits, in order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-#: Shipped task presets (``s12ls_utils/tasks/<name>.yaml``).
-PRESETS: tuple[str, ...] = ("S12LS-LD", "S12LS-AD")
+#: Shipped task presets (``s12ls_utils/tasks/<name>.yaml``): the two published tasks, then ours.
+PRESETS: tuple[str, ...] = ("S12LS-LD", "S12LS-AD", "S12LS-LD-strict", "S12LS-AD-strict")
 #: Side of a patch footprint on the ground (128 pixels of 10 m).
 FOOTPRINT_M: float = schema.PATCH_SIZE * schema.PIXEL_SIZE_M
+#: Channel order of the old published ``norm_data.json`` lists: the reference reads every data variable
+#: except MASK, SCL and spatial_ref in file order, and S1 files store VH before VV (REAL-FORMAT.md).
+OLD_FORMAT_CHANNELS: dict[str, tuple[str, ...]] = {
+    "s2": (*schema.S2_BANDS, "DEM"),
+    "s1asc": ("VH", "VV", "DEM"),
+    "s1dsc": ("VH", "VV", "DEM"),
+}
+#: Split algorithms: the published one (:func:`reference_split`) and this package's spatial grouping.
+METHODS: tuple[str, ...] = ("reference", "spatial")
 #: Version of the task folder layout written by :func:`write_task` (recorded in ``config.json``).
 TASK_FORMAT = "s12ls-task/1"
 
@@ -116,7 +133,10 @@ class TaskConfig:
     """The settings of one task: filters, split sizes, seed, leakage control, statistics unit.
 
     The filter and split keys are those of the reference pipeline (``satellites`` … ``seed``,
-    ``annotated_ratio``, ``clip_data``); ``spatial``, ``distance_m`` and ``s1_unit`` are this package's.
+    ``annotated_ratio``, ``clip_data``); ``method``, ``exclude_low_quality``, ``distance_m`` and ``s1_unit``
+    are this package's. ``method`` is the split algorithm: ``"reference"`` (the published one,
+    :func:`reference_split`, geography ignored) or ``"spatial"`` (whole spatial groups, no leakage). A legacy
+    ``spatial: true/false`` key reads as ``method: spatial/reference``.
     Build one with :func:`load_config` (preset name, YAML or JSON file) or directly.
     """
 
@@ -135,7 +155,8 @@ class TaskConfig:
     test_size: float = 0.2
     val_size: float = 0.2
     seed: int = 42
-    spatial: bool = True
+    method: str = "spatial"
+    exclude_low_quality: bool = False
     distance_m: float = FOOTPRINT_M
     s1_unit: str = "dB"
     clip_data: bool = True
@@ -182,7 +203,7 @@ def _coerce(values: Mapping, source: str) -> dict:
             if not all(isinstance(s, str) for s in v):
                 raise ValueError(f"{where} must be a list of strings, not {v!r}")
             v = tuple(v)
-        elif key in ("annotated_only", "non_annotated_only", "spatial", "clip_data"):
+        elif key in ("annotated_only", "non_annotated_only", "exclude_low_quality", "clip_data"):
             if not isinstance(v, bool):
                 raise ValueError(f"{where} must be true or false, not {v!r}")
         elif key in ("annotated_ratio", "min_confidence", "max_confidence"):
@@ -200,7 +221,7 @@ def _coerce(values: Mapping, source: str) -> dict:
                 raise ValueError(f"{where} must be an integer, not {v!r}")
             else:
                 v = int(v)
-        elif key in ("name", "description", "reference_sat", "s1_unit"):
+        elif key in ("name", "description", "reference_sat", "s1_unit", "method"):
             if not isinstance(v, str):
                 raise ValueError(f"{where} must be a string, not {v!r}")
         out[key] = v
@@ -239,6 +260,8 @@ def _validate(c: TaskConfig) -> None:
         raise ValueError(f"task config: 'val_size' must be in [0, 1), not {c.val_size}")
     if c.distance_m < 0 or not math.isfinite(c.distance_m):
         raise ValueError(f"task config: 'distance_m' must be a finite distance >= 0, not {c.distance_m}")
+    if c.method not in METHODS:
+        raise ValueError(f"task config: 'method' must be one of {', '.join(METHODS)}, not {c.method!r}")
     if c.s1_unit not in ("dB", "linear"):
         raise ValueError(f"task config: 's1_unit' must be 'dB' or 'linear', not {c.s1_unit!r}")
     if not c.name or "/" in c.name or c.name.startswith("."):
@@ -261,6 +284,11 @@ def _flatten(raw: Mapping, source: str) -> dict:
         if clash:
             raise ValueError(f"task config {source}: {clash} given both in and outside 'filter_criteria'")
         raw.update(crit)
+    if "spatial" in raw:  # written by earlier versions of this package
+        legacy = raw.pop("spatial")
+        if not isinstance(legacy, bool):
+            raise ValueError(f"'spatial' in task config {source} must be true or false, not {legacy!r}")
+        raw.setdefault("method", "spatial" if legacy else "reference")
     return {k: v for k, v in raw.items() if k not in _REFERENCE_ONLY_KEYS and k not in _RECORD_KEYS}
 
 
@@ -335,7 +363,9 @@ def select(catalog: pd.DataFrame, config: TaskConfig | str) -> dict[str, pd.Data
     """The catalog rows each sensor of the task keeps, as the reference filters them.
 
     Per sensor of ``config.satellites``: a file is dropped when its lower-case file name contains one of
-    ``exclude_patterns``, or when ``include_patterns`` are given and it contains none; then by
+    ``exclude_patterns``, or when ``include_patterns`` are given and it contains none; with
+    ``exclude_low_quality`` when its location is on the published low-quality list
+    (:func:`s12ls_utils.reference.low_quality_ids`, which the published tasks do not apply); then by
     ``annotated_only`` / ``non_annotated_only``; by ``min_confidence`` / ``max_confidence`` on the patch's
     confidence (the mean of its ``date_confidence`` values; 0.0 for an annotated patch without one; 1.0
     for a non-annotated patch); by ``min_annotated_pixel`` on the landslide pixels of ``MASK`` (also for
@@ -359,6 +389,10 @@ def select(catalog: pd.DataFrame, config: TaskConfig | str) -> dict[str, pd.Data
             for pat in config.include_patterns:
                 hit |= names.str.contains(pat.lower(), regex=False).to_numpy()
             keep &= hit
+        if config.exclude_low_quality:
+            from . import reference
+
+            keep &= ~df["key"].astype(str).isin(reference.low_quality_ids()).to_numpy()
         annotated = df["annotated"].to_numpy(dtype=bool)
         if config.annotated_only:
             keep &= annotated
@@ -533,7 +567,7 @@ def leakage(splits, catalog: pd.DataFrame) -> dict[str, int]:
 
     Returns ``{"test_vs_train": n, "val_vs_train": n, "test_vs_val": n}``: e.g. the number of *test*
     patches that overlap (footprint intersection) or share an ``ann_id`` with at least one *train* patch.
-    A spatial split (:func:`split` with ``spatial=True``) has 0 everywhere.
+    A spatial split (:func:`split` with ``method="spatial"``) has 0 everywhere.
     """
     pairs = leaking_pairs(splits, catalog)
     out = {}
@@ -624,27 +658,50 @@ def _take(units: list[np.ndarray], strata: np.ndarray, n_strata: int, frac: floa
     return taken
 
 
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown split method {method!r}; expected one of {', '.join(METHODS)}")
+    return method
+
+
 def split(
     df: pd.DataFrame,
     config: TaskConfig | str,
-    spatial: bool | None = None,
+    method: str | None = None,
     groups: pd.Series | None = None,
 ) -> pd.Series:
     """Assign each patch (row of ``df``, one per key) to ``train``, ``val`` or ``test``.
 
-    Strata are region × coverage class (:func:`coverage_classes` over ``df``). The test part
-    (``config.test_size`` of the patches not in a stratum of one) is split off first, then the validation
-    part (``config.val_size`` of the rest); patches of a stratum of one go to train. With ``spatial``
-    (default ``config.spatial``) whole spatial groups (:func:`spatial_groups` with ``config.distance_m``,
-    or ``groups`` if given) are assigned, so no test patch overlaps or shares a landslide with a train
-    patch; without it every patch is its own group (the reference's random stratified split).
+    ``method`` (default ``config.method``):
+
+    - ``"reference"``: the published algorithm, :func:`reference_split` on the patches' file names and
+      landslide pixels (strata = coverage class × first ``_`` token of the file name). Geography is ignored:
+      neighbouring patches land on both sides.
+    - ``"spatial"``: strata are region × coverage class (:func:`coverage_classes` over ``df``); the test
+      part (``config.test_size`` of the patches not in a stratum of one) is split off first, then the
+      validation part (``config.val_size`` of the rest); patches of a stratum of one go to train. Whole
+      spatial groups (:func:`spatial_groups` with ``config.distance_m``, or ``groups`` if given) are
+      assigned, so no test patch overlaps or shares a landslide with a train patch.
+
     Deterministic for ``config.seed``. Returns a Series indexed by key, named ``split``.
     """
     config = load_config(config)
-    spatial = config.spatial if spatial is None else bool(spatial)
+    method = _check_method(config.method if method is None else method)
     keys = df["key"].astype(str).to_numpy()
     if len(set(keys)) != len(keys):
         raise ValueError("split() takes one row per location key (one sensor, or the aligned table)")
+    if method == "reference":
+        frame = pd.DataFrame(
+            {"file": df["path"].astype(str).to_numpy(), "n_positive": df["n_positive"].to_numpy()}
+        )
+        got = reference_split(frame, seed=config.seed, test_size=config.test_size, val_size=config.val_size)
+        order = np.argsort(keys, kind="stable")
+        return pd.Series(
+            got.to_numpy(dtype=object)[order],
+            index=pd.Index(keys[order], name="key"),
+            name="split",
+            dtype="object",
+        )
     order = np.argsort(keys, kind="stable")
     d = df.iloc[order]
     keys = keys[order]
@@ -652,15 +709,12 @@ def split(
     labels = [f"{r}|{c}" for r, c in zip(d["region"].astype(str), cov, strict=True)]
     strata_names, strata = np.unique(np.array(labels, dtype=object), return_inverse=True)
     n_strata = len(strata_names)
-    if spatial:
-        g = groups if groups is not None else spatial_groups(d, config.distance_m)
-        gid = g.reindex(keys).to_numpy()
-        if pd.isna(gid).any():
-            raise KeyError("groups lack some keys of df")
-        _, gid = np.unique(gid, return_inverse=True)
-        units = [np.flatnonzero(gid == i) for i in range(gid.max() + 1)] if len(keys) else []
-    else:
-        units = [np.array([i]) for i in range(len(keys))]
+    g = groups if groups is not None else spatial_groups(d, config.distance_m)
+    gid = g.reindex(keys).to_numpy()
+    if pd.isna(gid).any():
+        raise KeyError("groups lack some keys of df")
+    _, gid = np.unique(gid, return_inverse=True)
+    units = [np.flatnonzero(gid == i) for i in range(gid.max() + 1)] if len(keys) else []
     rng = np.random.default_rng(config.seed)
     out = np.array(["train"] * len(keys), dtype=object)
     test_units = _take(units, strata, n_strata, config.test_size, rng)
@@ -680,18 +734,94 @@ def split(
     return pd.Series(out, index=pd.Index(keys, name="key"), name="split", dtype="object")
 
 
+def reference_split(
+    frame: pd.DataFrame, seed: int = 42, test_size: float = 0.2, val_size: float = 0.2
+) -> pd.Series:
+    """The published Sen12Landslides split, reproduced exactly (``create_splits.py`` upstream).
+
+    ``frame`` has the columns ``file`` (a patch file name such as ``italy_s2_2329.nc``; a path works too,
+    its last component is used) and ``n_positive`` (``MASK == 1`` pixels at t=0), in any row order, one row
+    per patch. The rules:
+
+    1. the patches are ordered by file name;
+    2. coverage = ``n_positive`` / 16384, class 0 / 1 / 2 at the 25th and 75th percentiles of the coverage of
+       all patches (``<=`` on both cuts);
+    3. stratum = ``"<class>_<inventory>"``, the inventory being the first ``_`` token of the file name
+       (``usa_alaska`` and ``usa_puertorico`` are both ``usa``);
+    4. patches in a stratum of one go to train;
+    5. scikit-learn's ``train_test_split(…, test_size, stratify=strata, random_state=seed)`` takes the test
+       part out; the same call with ``val_size`` takes the validation part out of the train part, in the
+       order the first call returned it, stratified by the same labels (the class cut points are not
+       recomputed; only the stratum-of-one rule is applied again there).
+
+    On data too small for a stratified draw (fewer patches to hold out than strata), scikit-learn refuses;
+    the same call is then made without ``stratify``, with a warning (never the case on the real data).
+
+    Returns ``train`` / ``val`` / ``test`` as a Series on ``frame``'s index, named ``split``. On the
+    vendored reference it reproduces every published ``splits.json`` and ``splits_aligned.json`` of
+    S12LS-LD and S12LS-AD assignment for assignment (``tests/test_reference.py``). It ignores geography.
+    """
+    from sklearn.model_selection import train_test_split
+
+    missing = [c for c in ("file", "n_positive") if c not in frame.columns]
+    if missing:
+        raise KeyError(f"reference_split needs the columns 'file' and 'n_positive'; missing {missing}")
+    if not 0.0 < test_size < 1.0 or not 0.0 <= val_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1) and val_size in [0, 1), not {test_size}, {val_size}")
+    names = frame["file"].astype(str).map(lambda p: Path(p).name)
+    if names.duplicated().any():
+        dup = names[names.duplicated()].iloc[0]
+        raise ValueError(f"reference_split takes one row per patch; {dup!r} appears twice")
+    npos = pd.to_numeric(frame["n_positive"], errors="raise")
+    if npos.isna().any() or (npos < 0).any():
+        raise ValueError("n_positive must be a count >= 0 for every patch")
+    out = pd.Series("train", index=frame.index, name="split", dtype="object")
+    if len(frame) == 0:
+        return out
+    order = np.argsort(names.to_numpy(dtype=str), kind="stable")
+    idx = frame.index[order]
+    cov = npos.to_numpy(dtype="float64")[order] / schema.PATCH_SIZE**2
+    p25, p75 = np.percentile(cov, [25, 75])
+    cls = np.where(cov <= p25, 0, np.where(cov <= p75, 1, 2))
+    inventory = [n.split("_", 1)[0] for n in names.to_numpy(dtype=str)[order]]
+    strata = pd.Series([f"{c}_{i}" for c, i in zip(cls, inventory, strict=True)], index=idx)
+
+    def take(pool: pd.Index, size: float) -> tuple[pd.Index, pd.Index]:
+        """(kept, held out) of ``pool``; the kept part in the order scikit-learn returns it."""
+        labels = strata[pool]
+        pool = pool[(labels.map(labels.value_counts()) > 1).to_numpy()]
+        if size == 0 or len(pool) == 0:
+            return pool, pd.Index([])
+        try:
+            kept, held = train_test_split(
+                pool, test_size=size, stratify=strata[pool].to_numpy(), random_state=seed
+            )
+        except ValueError as exc:  # fewer patches to hold out than strata: only on small data
+            log.warning("reference split: no stratified draw possible (%s); drawing without strata", exc)
+            kept, held = train_test_split(pool, test_size=size, random_state=seed)
+        return pd.Index(kept), pd.Index(held)
+
+    # the validation part is drawn from the train part in the (shuffled) order the first call returned it:
+    # the published splits depend on that order
+    rest, test = take(idx, test_size)
+    out[test] = "test"
+    out[take(rest, val_size)[1]] = "val"
+    return out
+
+
 @dataclass
 class SplitResult:
     """The splits of one task in memory (what :func:`write_task` writes), with leakage figures.
 
     ``frames[sensor]`` and ``aligned`` hold the selected rows with ``confidence``, ``coverage_class``,
-    ``group`` (spatial group, −1 in random mode) and ``split``; ``aligned`` has one path column per sensor.
-    ``leakage[scope]`` is :func:`leakage` per sensor and for ``"aligned"``; ``n_groups[scope]`` the number
-    of spatial groups (the number of patches in random mode).
+    ``group`` (spatial group, −1 with the reference method) and ``split``; ``aligned`` has one path column
+    per sensor. ``leakage[scope]`` is :func:`leakage` per sensor and for ``"aligned"``; ``n_groups[scope]``
+    the number of spatial groups (the number of patches with the reference method). ``method`` is the
+    split algorithm used.
     """
 
     config: TaskConfig
-    spatial: bool
+    method: str
     frames: dict[str, pd.DataFrame]
     aligned: pd.DataFrame | None
     leakage: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -723,11 +853,11 @@ class SplitResult:
         return t
 
 
-def _annotate(df: pd.DataFrame, config: TaskConfig, spatial: bool) -> tuple[pd.DataFrame, int]:
+def _annotate(df: pd.DataFrame, config: TaskConfig, method: str) -> tuple[pd.DataFrame, int]:
     df = df.copy()
     df["key"] = df["key"].astype(str)
     df["coverage_class"] = coverage_classes(df).to_numpy()
-    if spatial and len(df):
+    if method == "spatial" and len(df):
         groups = spatial_groups(df, config.distance_m)
         df["group"] = groups.reindex(df["key"]).to_numpy()
         n_groups = int(groups.nunique())
@@ -736,13 +866,13 @@ def _annotate(df: pd.DataFrame, config: TaskConfig, spatial: bool) -> tuple[pd.D
         df["group"] = -1
         n_groups = len(df)
     if len(df):
-        df["split"] = split(df, config, spatial=spatial, groups=groups).reindex(df["key"]).to_numpy()
+        df["split"] = split(df, config, method=method, groups=groups).reindex(df["key"]).to_numpy()
     else:
         df["split"] = pd.Series([], dtype="object")
     return df, n_groups
 
 
-def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, spatial: bool | None = None) -> SplitResult:
+def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, method: str | None = None) -> SplitResult:
     """Filter, split per sensor and split the strictly aligned locations (on the reference sensor).
 
     Per sensor, the selected patches are split on their own (as the reference does). The aligned split
@@ -752,11 +882,12 @@ def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, spatial: bool |
     from .alignment import aligned_groups
 
     config = load_config(config)
-    spatial = config.spatial if spatial is None else bool(spatial)
+    method = _check_method(config.method if method is None else method)
+    config = config.replace(method=method)
     sel = select(catalog, config)
     frames, n_groups, leak = {}, {}, {}
     for sensor, df in sel.items():
-        frames[sensor], n_groups[sensor] = _annotate(df, config, spatial)
+        frames[sensor], n_groups[sensor] = _annotate(df, config, method)
         leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
     aligned = None
     if len(config.satellites) > 1:
@@ -768,10 +899,10 @@ def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, spatial: bool |
             paths = pd.DataFrame({c: pd.Series([], dtype="object") for c in cols})
         ref = sel[config.reference_sat]
         ref = ref[ref["key"].astype(str).isin(set(paths["key"]))]
-        ref_ann, n_groups["aligned"] = _annotate(ref, config, spatial)
+        ref_ann, n_groups["aligned"] = _annotate(ref, config, method)
         aligned = ref_ann.merge(paths, on="key", how="left")
         leak["aligned"] = leakage(aligned.set_index("key")["split"], both)
-    return SplitResult(config, spatial, frames, aligned, leak, n_groups)
+    return SplitResult(config, method, frames, aligned, leak, n_groups)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1121,7 +1252,6 @@ def _task_files(
     }
     files["config.json"] = {
         **cfg.to_dict(),
-        "spatial": result.spatial,
         "format": TASK_FORMAT,
         "package_version": __version__,
         "norm": {
@@ -1176,7 +1306,7 @@ def write_task(
     data_dir: str | Path,
     out_dir: str | Path,
     config: TaskConfig | str,
-    spatial: bool | None = None,
+    method: str | None = None,
     overwrite: bool = False,
     *,
     catalog: pd.DataFrame | None = None,
@@ -1209,7 +1339,8 @@ def write_task(
     check_scheduler(scheduler)
     check_workers(workers)
     config = load_config(config)
-    spatial = config.spatial if spatial is None else bool(spatial)
+    method = _check_method(config.method if method is None else method)
+    config = config.replace(method=method)
     out = Path(out_dir)
     target = out / config.name
     if target.exists() and not overwrite:
@@ -1224,10 +1355,9 @@ def write_task(
             catalog = build_catalog(
                 data_dir, sensors=config.satellites, workers=workers, scheduler=scheduler, progress=progress
             )
-        result = make_splits(catalog, config, spatial)
-    elif result.config != config.replace(spatial=result.config.spatial) or result.spatial != spatial:
-        raise ValueError("result was made with other settings than config/spatial")
-    result = dataclasses.replace(result, config=config.replace(spatial=spatial))
+        result = make_splits(catalog, config)
+    elif result.config != config or result.method != method:
+        raise ValueError("result was made with other settings than config/method")
     jobs = []
     for sensor, df in result.frames.items():
         jobs += [(p, sensor) for p in _train_paths(df, "path")]
@@ -1355,20 +1485,33 @@ def _infer_unit(block: Mapping | None) -> str:
     return "dB" if float(block["mean"]["VV"]) < 0 else "linear"
 
 
+def _guess_data_dir(task_root: Path) -> Path | None:
+    r = task_root.resolve()
+    if r.parent.name == "tasks":
+        guess = r.parent.parent
+    elif r.name in ("harmonized", "raw") and r.parent.parent.name == "tasks":
+        guess = r.parent.parent.parent / f"data_{r.name}"
+    else:
+        return None
+    return guess if any((guess / s).is_dir() for s in schema.SENSORS) else None
+
+
 def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bool = False) -> Task:
     """Read a task folder in the current layout (``splits.json``, ``norm.json`` …) or the older published
     one (``<sensor>/data_paths.json`` = ``{"train": [paths], …}`` and ``<sensor>/norm_data.json`` =
-    ``{"mean": [...], "std": [...]}`` in channel order).
+    ``{"mean": [...], "std": [...]}`` in the files' channel order, :data:`OLD_FORMAT_CHANNELS`: S1 is
+    VH, VV, DEM).
 
-    ``data_dir`` is the data root the paths are relative to; by default the folder two levels up when
-    the task sits in ``<data>/tasks/<TASK>``. With ``absolute`` the entries' ``path`` is absolute.
+    ``data_dir`` is the data root the paths are relative to. By default it is guessed from where the task
+    sits: ``<data>/tasks/<TASK>`` (written by this package) → ``<data>``; the downloaded published folders
+    ``<dest>/tasks/<TASK>/<release>`` → ``<dest>/data_<release>`` (the hub layout, DESIGN §3.2); a guess is
+    kept only when that folder holds a sensor folder. With ``absolute`` the entries' ``path`` is absolute.
     """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"task folder {root} does not exist")
-    if data_dir is None and root.resolve().parent.name == "tasks":
-        guess = root.resolve().parent.parent
-        data_dir = guess if any((guess / s).is_dir() for s in schema.SENSORS) else None
+    if data_dir is None:
+        data_dir = _guess_data_dir(root)
     data_root = Path(data_dir).resolve() if data_dir is not None else None
     if absolute and data_root is None:
         raise ValueError(f"absolute paths need the data folder of task {root}; pass data_dir")
@@ -1413,7 +1556,7 @@ def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bo
             splits_out[sensor] = entries
             if (folder / "norm_data.json").is_file():
                 nd = json.loads((folder / "norm_data.json").read_text())
-                names = schema.FEATURES[sensor]
+                names = OLD_FORMAT_CHANNELS[sensor]
                 mean, std = list(nd["mean"]), list(nd["std"])
                 if len(mean) != len(std) or len(mean) > len(names):
                     raise ValueError(

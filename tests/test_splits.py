@@ -85,12 +85,28 @@ def test_presets_load_and_differ():
     ld = splits.load_config("S12LS-LD")
     ad = splits.load_config("s12ls-ad")  # case-insensitive preset names
     assert ld.name == "S12LS-LD" and ad.name == "S12LS-AD"
-    assert ld.annotated_only and ld.min_confidence == 0.75 and ld.min_annotated_pixel == 1
+    # the published definitions (upstream config.json)
+    assert ld.annotated_only and ld.min_annotated_pixel == 50 and ld.min_confidence is None
+    assert ld.exclude_patterns == ("usa_alaska", "nepal") and ld.annotated_ratio is None
     assert not ad.annotated_only and not ad.non_annotated_only and ad.min_confidence is None
+    assert ad.exclude_patterns == () and ad.annotated_ratio is None and ad.min_annotated_pixel is None
+    strict = splits.load_config("S12LS-LD-strict")
+    assert strict.min_confidence == 0.75 and strict.exclude_low_quality and strict.method == "spatial"
     for cfg in (ld, ad):
+        assert cfg.method == "reference" and not cfg.exclude_low_quality
+    for cfg in (ld, ad, strict, splits.load_config("S12LS-AD-strict")):
         assert cfg.satellites == schema.SENSORS and cfg.reference_sat == "s2"
         assert (cfg.test_size, cfg.val_size, cfg.seed) == (0.2, 0.2, 42)
-        assert cfg.spatial and cfg.s1_unit == "dB"
+        assert cfg.s1_unit == "dB"
+
+
+def test_legacy_spatial_key_reads_as_method(tmp_path):
+    for legacy, method in ((True, "spatial"), (False, "reference")):
+        path = tmp_path / f"t{legacy}.json"
+        path.write_text(json.dumps({"name": "t", "spatial": legacy}))
+        assert splits.load_config(path).method == method
+    with pytest.raises(ValueError, match="method"):
+        splits.load_config({"method": "random"})
 
 
 def test_config_files_and_overrides(tmp_path):
@@ -210,11 +226,12 @@ def test_coverage_classes():
 # Splits: properties
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("spatial", [True, False])
+@pytest.mark.parametrize("method", splits.METHODS)
 @pytest.mark.parametrize("task", splits.PRESETS)
-def test_splits_disjoint_and_complete(catalog, task, spatial, seed):
+def test_splits_disjoint_and_complete(catalog, task, method, seed):
     cfg = splits.load_config(task, seed=seed)
-    res = splits.make_splits(catalog, cfg, spatial=spatial)
+    res = splits.make_splits(catalog, cfg, method=method)
+    assert res.method == method and res.config.method == method
     sel = splits.select(catalog, cfg)
     for sensor, frame in res.frames.items():
         assert sorted(frame.key) == sorted(sel[sensor].key.astype(str))  # every selected patch once
@@ -226,7 +243,7 @@ def test_splits_disjoint_and_complete(catalog, task, spatial, seed):
     for sensor in cfg.satellites:
         paths = dict(zip(sel[sensor].key.astype(str), sel[sensor].path.astype(str), strict=True))
         assert all(paths[k] == p for k, p in zip(a.key, a[sensor], strict=True))
-    if spatial:
+    if method == "spatial":
         assert all(
             leak == {"test_vs_train": 0, "val_vs_train": 0, "test_vs_val": 0} for leak in res.leakage.values()
         )
@@ -235,8 +252,8 @@ def test_splits_disjoint_and_complete(catalog, task, spatial, seed):
 def test_split_sizes_follow_the_fractions():
     cat = _grid_catalog(n_pairs=60)
     cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
-    for spatial in (False, True):
-        s = splits.split(cat, cfg, spatial=spatial)
+    for method in splits.METHODS:
+        s = splits.split(cat, cfg, method=method)
         n = len(cat)
         assert abs((s == "test").sum() - 0.2 * n) <= 3
         assert abs((s == "val").sum() - 0.16 * n) <= 4
@@ -259,8 +276,8 @@ def test_singleton_strata_go_to_train():
     cat = pd.concat([cat, pd.DataFrame([lone])], ignore_index=True)
     cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
     for seed in SEEDS:
-        for spatial in (False, True):
-            assert splits.split(cat, cfg.replace(seed=seed), spatial=spatial)["usa_alaska_999"] == "train"
+        for method in splits.METHODS:
+            assert splits.split(cat, cfg.replace(seed=seed), method=method)["usa_alaska_999"] == "train"
 
 
 def test_spatial_groups_and_leakage_on_constructed_catalog():
@@ -276,8 +293,8 @@ def test_spatial_groups_and_leakage_on_constructed_catalog():
     cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
     leaked = []
     for seed in SEEDS:
-        rnd = splits.split(cat, cfg.replace(seed=seed), spatial=False)
-        spa = splits.split(cat, cfg.replace(seed=seed), spatial=True)
+        rnd = splits.split(cat, cfg.replace(seed=seed), method="reference")
+        spa = splits.split(cat, cfg.replace(seed=seed), method="spatial")
         leaked.append(splits.leakage(rnd, cat)["test_vs_train"])
         assert splits.leakage(spa, cat) == {"test_vs_train": 0, "val_vs_train": 0, "test_vs_val": 0}
         assert splits.leaking_pairs(spa, cat).empty
@@ -293,8 +310,10 @@ def test_random_split_leaks_on_the_sample_spatial_does_not(small_sample, catalog
     random_leaks = []
     for seed in range(30):
         c = cfg.replace(seed=seed)
-        random_leaks.append(splits.leakage(splits.split(frame, c, spatial=False), frame)["test_vs_train"])
-        assert splits.leakage(splits.split(frame, c, spatial=True), frame)["test_vs_train"] == 0
+        random_leaks.append(
+            splits.leakage(splits.split(frame, c, method="reference"), frame)["test_vs_train"]
+        )
+        assert splits.leakage(splits.split(frame, c, method="spatial"), frame)["test_vs_train"] == 0
     assert max(random_leaks) > 0
 
 
@@ -599,10 +618,44 @@ def test_load_task_old_format(tmp_path):
     assert task.norm["s2"]["mean"]["B04"] == 1953.0 and task.norm["s2"]["mean"]["DEM"] == 685.0
     np.testing.assert_array_equal(task.channel_stats("s2")[0], s2_means)
     assert task.units["s1asc"] == "linear"  # the published S1 statistics are linear
-    assert task.norm["s1asc"]["std"]["VH"] == 0.147
+    # the old published S1 lists are in the files' order VH, VV, DEM (VH is the darker channel)
+    assert task.norm["s1asc"]["mean"] == {"VH": 0.037, "VV": 0.157, "DEM": 692.0}
+    assert task.norm["s1asc"]["std"]["VH"] == 0.041
+    np.testing.assert_array_equal(task.channel_stats("s1asc")[0], [0.157, 0.037, 692.0])  # ours: VV first
     (root / "s2" / "norm_data.json").write_text(json.dumps({"mean": [1.0] * 12, "std": [1.0] * 12}))
     with pytest.raises(ValueError, match="channels"):
         splits.load_task(root)
+
+
+def test_load_task_finds_the_data_of_a_downloaded_published_task(tmp_path, written):
+    """``<dest>/tasks/S12LS-LD/harmonized`` (the hub layout) reads its paths against ``<dest>/data_harmonized``."""
+    dest = tmp_path / "real"
+    (dest / "data_harmonized" / "s2").mkdir(parents=True)
+    target = dest / "tasks" / "S12LS-AD" / "harmonized"
+    shutil.copytree(written, target)
+    task = splits.load_task(target)
+    assert task.data_dir == (dest / "data_harmonized").resolve()
+    first = task.splits["s2"]["train"][0]
+    assert task.files("s2")[0] == task.data_dir / first["s2"]
+    # no sensor folder there: no guess, and a clear error when paths are needed
+    raw = dest / "tasks" / "S12LS-AD" / "raw"
+    shutil.copytree(written, raw)
+    assert splits.load_task(raw).data_dir is None
+    with pytest.raises(ValueError, match="data_dir"):
+        splits.load_task(raw).files("s2")
+
+
+def test_reference_split_on_too_small_data_draws_without_strata(caplog):
+    frame = pd.DataFrame(
+        {
+            "file": [f"r{i % 4}_s2_{i}.nc" for i in range(8)],
+            "n_positive": [0, 10, 100, 1000, 5, 50, 500, 5000],
+        }
+    )
+    with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
+        got = splits.reference_split(frame)
+    assert "without strata" in caplog.text
+    assert sorted(got.value_counts().to_dict().items()) == [("test", 2), ("train", 5), ("val", 1)]
 
 
 def test_load_task_missing(tmp_path):
@@ -619,9 +672,21 @@ def test_cli_splits_end_to_end(small_sample, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(small_sample, data)  # the command writes a catalog cache into the data folder
     out = tmp_path / "tasks"
-    assert cli.main(["splits", str(data), "--task", "S12LS-LD", "--out", str(out), "--workers", "1"]) == 0
+    argv = [
+        "splits",
+        str(data),
+        "--task",
+        "S12LS-LD",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--method",
+        "spatial",
+    ]
+    assert cli.main(argv) == 0
     text = capsys.readouterr().out
-    assert "S12LS-LD" in text and "leakage s2: 0" in text
+    assert "S12LS-LD" in text and "spatial groups" in text and "leakage s2: 0" in text
     assert sorted(_tree(out / "S12LS-LD")) == EXPECTED_FILES
     before = _tree(out / "S12LS-LD")
     assert cli.main(["splits", str(data), "--task", "S12LS-LD", "--out", str(out)]) == 2
@@ -634,13 +699,13 @@ def test_cli_splits_end_to_end(small_sample, tmp_path, capsys):
         "S12LS-LD",
         "--out",
         str(out),
-        "--random",
         "--overwrite",
         "--workers",
         "1",
     ]
     assert cli.main(argv) == 0
-    assert json.loads((out / "S12LS-LD" / "config.json").read_text())["spatial"] is False
+    written = json.loads((out / "S12LS-LD" / "config.json").read_text())
+    assert written["method"] == "reference" and "published (reference)" in capsys.readouterr().out
     # a custom config file; the default output folder is DATA_DIR/tasks
     cfg = tmp_path / "mine.yaml"
     cfg.write_text("satellites: [s2]\nnon_annotated_only: true\n")
