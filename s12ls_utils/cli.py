@@ -4,11 +4,13 @@ Sub-commands::
 
     s12ls synth OUT_DIR [--n-per-sensor N] [--seed S] [--workers N] [--overwrite]
                                                                        write the synthetic sample
-    s12ls download --dest DIR [--sensors s2 …] [--revision REV]       fetch + unpack the real data
+    s12ls download --dest DIR [--version harmonized|raw] [--sensors s2 …] [--revision REV]
+                                                                       fetch + unpack the real data into
+                                                                       DIR/data_<version>/<sensor>/
     s12ls catalog DATA_DIR [--workers N] [--scheduler S] [--no-cache] [--csv FILE]
                                                                        scan a data folder, print a summary
     s12ls validate PATH [PATH …]                                       check patch files against the format
-    s12ls splits DATA_DIR --task S12LS-LD|S12LS-AD|CONFIG [--out DIR] [--random] [--overwrite]
+    s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|spatial] [--overwrite]
           [--workers N] [--scheduler S]                                write a task folder (splits, norm)
     s12ls cache TASK_DIR [--sensors s2 …] [--splits train val test] [--force] [--workers N] [--scheduler S]
                                                                        build the packed training cache
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from . import __version__, schema
 from .parallel import FilesFailed
+from .splits import METHODS, PRESETS
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -54,18 +57,38 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sensor_list(value: str) -> list[str]:
+    """``--sensors`` value: one sensor or a comma-separated list, checked before any work starts."""
+    sensors = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in sensors if s not in schema.SENSORS]
+    if not sensors or unknown:
+        raise argparse.ArgumentTypeError(
+            f"invalid sensor(s) {value!r}; choose from {', '.join(schema.SENSORS)}"
+        )
+    return sensors
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from .download import download_dataset, summarize
 
-    report = download_dataset(
-        Path(args.dest),
-        sensors=args.sensors,
-        revision=args.revision,
-        token=args.token,
-        keep_archives=args.keep_archives,
-        include_tasks=not args.no_tasks,
-        include_inventory=not args.no_inventory,
-    )
+    if args.sensors is None:
+        sensors = list(schema.SENSORS)
+    else:  # "--sensors s2 s1asc" and "--sensors s2,s1asc" alike
+        sensors = list(dict.fromkeys(s for group in args.sensors for s in group))
+    try:
+        report = download_dataset(
+            Path(args.dest),
+            version=args.data_version,
+            sensors=sensors,
+            revision=args.revision,
+            token=args.token,
+            keep_archives=args.keep_archives,
+            include_tasks=not args.no_tasks,
+            include_inventory=not args.no_inventory,
+        )
+    except OSError as exc:  # hub errors (network, access, unknown revision) are OSErrors too
+        print(f"s12ls download: error: {exc}", file=sys.stderr)
+        return 2
     print(summarize(report))
     return 0 if report.ok else 1
 
@@ -119,8 +142,9 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     from .splits import load_config, make_splits, write_task
 
     overrides = {} if args.distance_m is None else {"distance_m": args.distance_m}
+    if args.method is not None:
+        overrides["method"] = args.method
     config = load_config(args.task, **overrides)
-    spatial = False if args.random else config.spatial
     out = args.out if args.out is not None else args.data_dir / "tasks"
     if (out / config.name).exists() and not args.overwrite:
         raise FileExistsError(f"task folder {out / config.name} exists; pass --overwrite to replace it")
@@ -131,18 +155,17 @@ def _cmd_splits(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         progress=False,
     )
-    result = make_splits(catalog, config, spatial)
+    result = make_splits(catalog, config)
     path = write_task(
         args.data_dir,
         out,
         config,
-        spatial,
         overwrite=args.overwrite,
         result=result,
         workers=args.workers,
         scheduler=args.scheduler,
     )
-    mode = "spatial groups" if spatial else "random (reference)"
+    mode = "spatial groups" if config.method == "spatial" else "published (reference)"
     print(f"task {config.name} ({mode} split, seed {config.seed}) written to {path}")
     print(result.counts().to_string(index=False))
     for scope, leak in result.leakage.items():
@@ -392,13 +415,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("download", help="fetch the real dataset from the Hugging Face hub and unpack it")
-    p.add_argument("--dest", type=Path, default=Path("data/real"))
-    p.add_argument("--sensors", nargs="+", default=list(schema.SENSORS), choices=schema.SENSORS)
-    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
+    p.add_argument(
+        "--dest",
+        type=Path,
+        default=Path("data/real"),
+        help="download root (default data/real); the data land in DEST/data_<version>/<sensor>/",
+    )
+    p.add_argument(
+        "--version",
+        dest="data_version",
+        choices=("harmonized", "raw"),
+        default="harmonized",
+        help="data version, the hub folder data_<version>/ (default harmonized)",
+    )
+    p.add_argument(
+        "--sensors",
+        nargs="+",
+        type=_sensor_list,
+        default=None,
+        metavar="SENSOR",
+        help=f"sensors, space- or comma-separated (default all: {','.join(schema.SENSORS)})",
+    )
+    p.add_argument(
+        "--revision",
+        default=None,
+        help="hub revision (branch, tag or commit) to pin; older snapshots with <sensor>/*.tar.gz at the "
+        "root are detected and unpacked into DEST/<sensor>/",
+    )
     p.add_argument("--token", default=None, help="hub token (default: HF_TOKEN or the cached login)")
     p.add_argument("--keep-archives", action="store_true", help="keep the .tar.gz files after extraction")
-    p.add_argument("--no-tasks", action="store_true", help="skip the tasks/ folder")
-    p.add_argument("--no-inventory", action="store_true", help="skip inventories.shp.zip")
+    p.add_argument("--no-tasks", action="store_true", help="skip the task definitions (tasks/*/<version>/)")
+    p.add_argument("--no-inventory", action="store_true", help="skip data_<version>/inventories.shp.zip")
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("catalog", help="scan a data folder into a metadata table and print a summary")
@@ -414,9 +461,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("splits", help="write a task folder: splits, normalisation statistics, locations")
     p.add_argument("data_dir", type=Path)
-    p.add_argument("--task", required=True, help="preset (S12LS-LD, S12LS-AD) or a YAML/JSON config file")
+    p.add_argument(
+        "--task",
+        required=True,
+        help=f"preset ({', '.join(PRESETS)}) or a YAML/JSON config file; S12LS-LD and S12LS-AD are the "
+        "published tasks, the -strict presets this package's leak-free variants",
+    )
     p.add_argument("--out", type=Path, default=None, help="folder for <TASK>/ (default: DATA_DIR/tasks)")
-    p.add_argument("--random", action="store_true", help="reference random split (no spatial groups)")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        help="split algorithm (default: the preset's): reference = the published one, exactly; "
+        "spatial = whole spatial groups, no leakage",
+    )
     p.add_argument("--distance-m", type=float, default=None, help="spatial grouping distance (m)")
     _add_run_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing task folder")

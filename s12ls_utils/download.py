@@ -1,35 +1,59 @@
 """Download and unpack the Sen12Landslides dataset from the Hugging Face Hub.
 
-The dataset lives in the Hugging Face *dataset* repository ``paulhoehn/Sen12Landslides``::
+The dataset lives in the Hugging Face *dataset* repository ``paulhoehn/Sen12Landslides``.  Today it is
+published in two versions, each with several archives per sensor (grouped by region; S2 harmonized alone
+is 28 archives, ~39 GB)::
 
-    s1asc/*.tar.gz          Sentinel-1 ascending patches   (archives of <region>_s1asc_<id>.nc)
-    s1dsc/*.tar.gz          Sentinel-1 descending patches  (archives of <region>_s1dsc_<id>.nc)
-    s2/*.tar.gz             Sentinel-2 patches             (archives of <region>_s2_<id>.nc)
-    inventories.shp.zip     landslide inventories
-    tasks/S12LS-LD/...      task definitions (small json / geojson files)
-    tasks/S12LS-AD/...
+    data_harmonized/s1asc/*.tar.gz        Sentinel-1 ascending patches  (<region>_s1asc_<id>.nc)
+    data_harmonized/s1dsc/*.tar.gz        Sentinel-1 descending patches (<region>_s1dsc_<id>.nc)
+    data_harmonized/s2/*.tar.gz           Sentinel-2 patches            (<region>_s2_<id>.nc)
+    data_harmonized/inventories.shp.zip   landslide inventories of this version
+    data_raw/{s1asc,s1dsc,s2}/*.tar.gz    the same patches before harmonization
+    data_raw/inventories.shp.zip
+    tasks/<task>/<harmonized|raw>/...     task definitions (small json / geojson files)
 
-The upstream instructions run ``tar -xzvf archive -C data/$sensor && rm archive``.  This module does
-the same, but safely and idempotently:
+:func:`download_dataset` (``s12ls download``) fetches one version and unpacks it like the upstream README
+(``tar -xzvf archive -C data/$sensor``), so that ``<dest>/data_<version>`` is a data folder for the rest of
+the package (``s12ls catalog <dest>/data_harmonized``)::
 
-1. :func:`fetch` downloads the selected parts with :func:`huggingface_hub.snapshot_download`
-   (resumable; the token defaults to ``HF_TOKEN`` or the cached ``huggingface-cli login``).
-   Archives already extracted by an earlier run are not downloaded again.
-2. :func:`unpack` extracts every ``<dest>/<sensor>/*.tar.gz`` with :func:`safe_extract`, which refuses
-   archives containing absolute paths, ``..`` components, links, device files or anything else that
-   could land outside the target folder, checks that each file has the size recorded in the archive and
-   flattens the archive's folders so that the ``.nc`` files end up directly in ``<dest>/<sensor>/``.
-   After a verified extraction a marker ``<archive>.extracted.json`` (member names and sizes) is written
-   atomically and only then is the archive deleted (unless ``keep_archives``).  A second run finds the
-   marker, checks the files and skips the archive.  One bad archive does not stop the others; it is
-   recorded in :attr:`UnpackReport.failed` and kept on disk for inspection.
+    <dest>/data_<version>/<sensor>/<region>_<sensor>_<id>.nc
+    <dest>/data_<version>/<sensor>/<archive>.tar.gz.extracted.json   (resume markers)
+    <dest>/data_<version>/inventories.shp.zip
+    <dest>/tasks/<task>/<version>/...
+
+Older snapshots (reached with ``revision=``) kept the archives at the repository root
+(``<sensor>/*.tar.gz``, ``inventories.shp.zip``, ``tasks/...``).  :func:`detect_layout` looks at the file
+list of the requested snapshot and falls back to this *root* layout when ``data_<version>/`` is absent; the
+data then land in ``<dest>/<sensor>/`` and ``<dest>`` is the data folder.
+
+Steps:
+
+1. :func:`fetch` lists the snapshot (:func:`huggingface_hub.list_repo_files`), picks the layout and
+   downloads the selected parts with :func:`huggingface_hub.snapshot_download` into ``<dest>`` (resumable;
+   the token defaults to ``HF_TOKEN`` or the cached ``huggingface-cli login``).  Archives already
+   extracted by an earlier run are not downloaded again.
+2. :func:`unpack` extracts every ``<data_dir>/<sensor>/*.tar.gz``.  Every member is first checked as in
+   :func:`safe_extract` (no absolute paths, ``..`` components, links, device files or anything else that
+   could land outside the target folder; one unsafe member refuses the whole archive).  Of the regular
+   files, only patch files of the archive's sensor (:data:`PATCH_PATTERN`) are unpacked, flat into
+   ``<data_dir>/<sensor>/`` whatever folder they sit in inside the archive.  macOS ``._*`` AppleDouble
+   files, ``__MACOSX/`` entries and any other non-patch file are skipped and reported
+   (:attr:`UnpackReport.ignored`, :func:`summarize`).  A patch of *another* sensor makes the archive fail
+   (:class:`ForeignPatchError`): it means the archive is not what its folder says, and neither dropping real
+   data nor mixing sensors in one folder is a safe guess.  Files are extracted into a temporary folder,
+   checked against the archive headers (sizes, gzip checksum) and only then moved into place, so a
+   truncated or corrupt archive fails with an error naming it and leaves no partial files.  After a verified
+   extraction a marker ``<archive>.extracted.json`` (files, sizes, skipped members) is written atomically
+   and only then is the archive deleted (unless ``keep_archives``).  A second run finds the marker, checks
+   the files and skips the archive.  One bad archive does not stop the others; it is recorded in
+   :attr:`UnpackReport.failed` and kept on disk for inspection.
 3. :func:`download_dataset` does both.
 
 Example
 -------
 >>> from pathlib import Path
 >>> from s12ls_utils.download import download_dataset, summarize
->>> report = download_dataset(Path("data"), sensors=["s2"])  # doctest: +SKIP
+>>> report = download_dataset(Path("data/real"), sensors=["s2"])  # doctest: +SKIP
 >>> print(summarize(report))  # doctest: +SKIP
 """
 
@@ -42,29 +66,43 @@ import gzip
 import json
 import logging
 import os
-import re
 import shutil
 import stat
 import tarfile
 import tempfile
 import zlib
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from huggingface_hub import snapshot_download
+from huggingface_hub import list_repo_files, snapshot_download
 from tqdm import tqdm
+
+from .schema import FILENAME_RE
 
 __all__ = [
     "REPO_ID",
     "SENSORS",
+    "VERSIONS",
+    "DEFAULT_VERSION",
     "PATCH_PATTERN",
     "MARKER_SUFFIX",
     "UnsafeArchiveError",
     "CorruptArchiveError",
+    "ForeignPatchError",
+    "IgnoredMember",
+    "REASON_APPLEDOUBLE",
+    "REASON_MACOSX",
+    "REASON_NOT_PATCH",
     "UnpackReport",
+    "HubLayout",
+    "FetchResult",
+    "DownloadReport",
     "safe_extract",
+    "detect_layout",
     "fetch",
     "unpack",
     "download_dataset",
@@ -79,14 +117,28 @@ REPO_ID = "paulhoehn/Sen12Landslides"
 SENSORS = ("s1asc", "s1dsc", "s2")
 """Sensor folders of the dataset: Sentinel-1 ascending / descending and Sentinel-2."""
 
-PATCH_PATTERN = re.compile(r"^(?P<region>.+)_(?P<sensor>s1asc|s1dsc|s2)_(?P<id>\d+)\.nc$")
-"""File-name pattern of a data patch, e.g. ``italy_s2_123.nc``."""
+VERSIONS = ("harmonized", "raw")
+"""Published versions of the data, each in its own ``data_<version>/`` folder on the hub."""
+
+DEFAULT_VERSION = "harmonized"
+
+PATCH_PATTERN = FILENAME_RE
+"""File-name pattern of a data patch, e.g. ``italy_s2_123.nc`` (:data:`s12ls_utils.schema.FILENAME_RE`)."""
 
 ARCHIVE_GLOB = "*.tar.gz"
 MARKER_SUFFIX = ".extracted.json"
 """Suffix appended to an archive's name to form its extraction marker."""
 
-_MARKER_FORMAT = 1
+INVENTORY_NAME = "inventories.shp.zip"
+
+_MARKER_FORMAT = 2  # 1: no "ignored" list (every regular file was extracted)
+
+REASON_APPLEDOUBLE = "AppleDouble resource fork (._*)"
+"""Why a ``._*`` member (macOS resource fork) is not unpacked."""
+REASON_MACOSX = "macOS metadata (__MACOSX/)"
+"""Why a member below a ``__MACOSX/`` folder is not unpacked."""
+REASON_NOT_PATCH = "not a patch file (<region>_<sensor>_<id>.nc)"
+"""Why any other member not named like a patch file (:data:`PATCH_PATTERN`) is not unpacked."""
 
 
 class UnsafeArchiveError(ValueError):
@@ -113,6 +165,51 @@ class CorruptArchiveError(ValueError):
     """An archive is truncated, corrupt, or its extracted content does not match its headers."""
 
 
+class ForeignPatchError(ValueError):
+    """An archive of one sensor's patches contains a patch file of another sensor.
+
+    Parameters
+    ----------
+    archive : Path
+        The archive that was refused (nothing of it is written).
+    member : str
+        The member named like a patch of ``found``.
+    sensor : str
+        The sensor of the archive (its folder).
+    found : str
+        The sensor in the member's file name.
+    """
+
+    def __init__(self, archive: Path, member: str, sensor: str, found: str) -> None:
+        self.archive = Path(archive)
+        self.member = member
+        self.sensor = sensor
+        self.found = found
+        super().__init__(
+            f"refusing to extract {self.archive}: member {member!r} is a {found} patch, but this is an "
+            f"archive of {sensor} patches (the archive is not what its folder says)"
+        )
+
+
+@dataclass(frozen=True)
+class IgnoredMember:
+    """An archive member deliberately not unpacked.
+
+    Attributes
+    ----------
+    archive : Path
+        The archive it belongs to.
+    member : str
+        Its name inside the archive.
+    reason : str
+        One of ``REASON_APPLEDOUBLE``, ``REASON_MACOSX``, ``REASON_NOT_PATCH``.
+    """
+
+    archive: Path
+    member: str
+    reason: str
+
+
 @dataclass
 class UnpackReport:
     """Outcome of :func:`unpack`.
@@ -128,12 +225,16 @@ class UnpackReport:
         Archives that could not be extracted, with the reason.  They are left on disk.
     n_files : int
         Number of data files verified present for the extracted and skipped archives.
+    ignored : list of IgnoredMember
+        Members of the extracted and skipped archives that were not unpacked because they are not patch
+        files (AppleDouble ``._*`` files, ``__MACOSX/`` entries, anything else).
     """
 
     extracted: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     n_files: int = 0
+    ignored: list[IgnoredMember] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -177,6 +278,27 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+def _ignore_reason(archive: Path, name: str, sensor: str) -> str | None:
+    """Why regular file ``name`` of an archive of ``sensor`` patches is not unpacked (``None``: unpack it).
+
+    Raises
+    ------
+    ForeignPatchError
+        ``name`` is a patch file of another sensor.
+    """
+    path = PurePosixPath(name)
+    if "__MACOSX" in path.parts:
+        return REASON_MACOSX
+    if path.name.startswith("._"):
+        return REASON_APPLEDOUBLE
+    match = PATCH_PATTERN.match(path.name)
+    if match is None:
+        return REASON_NOT_PATCH
+    if match["sensor"] != sensor:
+        raise ForeignPatchError(archive, name, sensor, match["sensor"])
+    return None
+
+
 def _is_inside(path: Path, root: Path) -> bool:
     """Whether ``path`` (after resolving symlinks) lies strictly inside ``root``."""
     real_root = Path(os.path.realpath(root))
@@ -184,16 +306,24 @@ def _is_inside(path: Path, root: Path) -> bool:
     return real_path != real_root and real_path.is_relative_to(real_root)
 
 
-def _plan(archive: Path, members: list[tarfile.TarInfo], dest: Path, strip_dirs: bool) -> list[_FileEntry]:
+def _plan(
+    archive: Path, members: list[tarfile.TarInfo], dest: Path, strip_dirs: bool, sensor: str | None
+) -> tuple[list[_FileEntry], list[tuple[str, str]]]:
     """Check every member of ``archive`` and work out where its regular files will go.
+
+    Every member is checked for safety first, including those that will be ignored.  With ``sensor``,
+    only patch files of that sensor are kept; the other regular files are returned as
+    ``(member, reason)`` pairs.
 
     Raises
     ------
     UnsafeArchiveError
         On the first member that is unsafe; nothing has been written at that point.
+    ForeignPatchError
+        A member is a patch file of a sensor other than ``sensor``.
     """
     seen: set[PurePosixPath] = set()
-    entries: list[_FileEntry] = []
+    files: list[tarfile.TarInfo] = []
     for member in members:
         problem = _member_problem(member)
         if problem is not None:
@@ -204,8 +334,17 @@ def _plan(archive: Path, members: list[tarfile.TarInfo], dest: Path, strip_dirs:
         if path in seen:
             raise UnsafeArchiveError(archive, member.name, "appears more than once")
         seen.add(path)
-        if member.isdir():
+        if not member.isdir():
+            files.append(member)
+
+    entries: list[_FileEntry] = []
+    ignored: list[tuple[str, str]] = []
+    for member in files:
+        reason = None if sensor is None else _ignore_reason(archive, member.name, sensor)
+        if reason is not None:
+            ignored.append((member.name, reason))
             continue
+        path = PurePosixPath(member.name)
         rel = PurePosixPath(path.name) if strip_dirs else path
         if not _is_inside(dest / rel, dest):
             raise UnsafeArchiveError(archive, member.name, f"would be written outside {dest}")
@@ -218,7 +357,7 @@ def _plan(archive: Path, members: list[tarfile.TarInfo], dest: Path, strip_dirs:
                 raise UnsafeArchiveError(
                     archive, entry.member, f"lies below {str(parent)!r}, which is a file"
                 )
-    return entries
+    return entries, ignored
 
 
 @contextmanager
@@ -291,21 +430,29 @@ def _move_into(archive: Path, tmp: Path, dest: Path, entries: list[_FileEntry]) 
     return list(final.values())
 
 
-def _extract(archive: Path, dest: Path, strip_dirs: bool) -> list[tuple[_FileEntry, Path]]:
-    """Implementation of :func:`safe_extract`, also returning member names and sizes."""
+def _extract(
+    archive: Path, dest: Path, strip_dirs: bool, sensor: str | None = None
+) -> tuple[list[tuple[_FileEntry, Path]], list[tuple[str, str]]]:
+    """Implementation of :func:`safe_extract`; with ``sensor``, only that sensor's patch files.
+
+    Returns the extracted entries with their final paths, and the ignored ``(member, reason)`` pairs.
+    """
     archive = Path(archive)
     dest = Path(dest)
     if not archive.is_file():
         raise FileNotFoundError(f"archive not found: {archive}")
     with _archive_errors(archive), tarfile.open(archive, "r:*") as tar:
         members = tar.getmembers()
-        entries = _plan(archive, members, dest, strip_dirs)
+        entries, ignored = _plan(archive, members, dest, strip_dirs, sensor)
         if not entries:
-            logger.warning("%s contains no files", archive)
+            logger.warning(
+                "%s contains no %s", archive, "files" if sensor is None else f"{sensor} patch files"
+            )
+        keep = {entry.member for entry in entries}
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=dest.parent))
         try:
-            tar.extractall(tmp, members=members, filter="data")
+            tar.extractall(tmp, members=[m for m in members if m.name in keep], filter="data")
             # Read to the end of the stream so that gzip checks its CRC and length trailer.
             while tar.fileobj.read(1 << 20):
                 pass
@@ -326,7 +473,7 @@ def _extract(archive: Path, dest: Path, strip_dirs: bool) -> list[tuple[_FileEnt
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     by_rel = {p.relative_to(dest).as_posix(): p for p in paths}
-    return [(entry, by_rel[entry.rel.as_posix()]) for entry in entries]
+    return [(entry, by_rel[entry.rel.as_posix()]) for entry in entries], ignored
 
 
 def safe_extract(archive: Path, dest: Path, *, strip_dirs: bool = True) -> list[Path]:
@@ -337,7 +484,8 @@ def safe_extract(archive: Path, dest: Path, *, strip_dirs: bool = True) -> list[
     otherwise land outside ``dest``.  The files are first extracted into a temporary folder next to
     ``dest`` (same filesystem) with :mod:`tarfile`'s ``"data"`` filter as a second line of defence, their
     sizes are compared with the archive headers, and only then are they moved into ``dest``.  The
-    temporary folder is removed in every case.
+    temporary folder is removed in every case.  Every regular file is extracted; :func:`unpack` adds the
+    selection of patch files.
 
     Parameters
     ----------
@@ -366,7 +514,8 @@ def safe_extract(archive: Path, dest: Path, *, strip_dirs: bool = True) -> list[
     FileNotFoundError
         ``archive`` does not exist.
     """
-    return list(dict.fromkeys(path for _, path in _extract(archive, dest, strip_dirs)))
+    files, _ = _extract(archive, dest, strip_dirs)
+    return list(dict.fromkeys(path for _, path in files))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -378,15 +527,23 @@ def _marker_path(archive: Path) -> Path:
     return archive.with_name(archive.name + MARKER_SUFFIX)
 
 
-def _write_marker(marker: Path, archive: Path, files: list[tuple[_FileEntry, Path]]) -> None:
+def _write_marker(
+    marker: Path,
+    archive: Path,
+    sensor: str,
+    files: list[tuple[_FileEntry, Path]],
+    ignored: list[tuple[str, str]],
+) -> None:
     """Write the extraction marker of ``archive`` atomically (temporary file + ``os.replace``)."""
     content = {
         "format": _MARKER_FORMAT,
         "archive": archive.name,
         "archive_size": archive.stat().st_size,
+        "sensor": sensor,
         "files": [
             {"member": entry.member, "path": entry.rel.as_posix(), "size": entry.size} for entry, _ in files
         ],
+        "ignored": [{"member": member, "reason": reason} for member, reason in ignored],
     }
     fd, tmp_name = tempfile.mkstemp(prefix=f".{marker.name}.", suffix=".tmp", dir=marker.parent)
     try:
@@ -400,8 +557,8 @@ def _write_marker(marker: Path, archive: Path, files: list[tuple[_FileEntry, Pat
         raise
 
 
-def _completed_files(archive: Path) -> list[Path] | None:
-    """Files recorded in ``archive``'s marker, if the marker exists and all of them are on disk.
+def _completed(archive: Path) -> tuple[list[Path], list[tuple[str, str]]] | None:
+    """Files and ignored members recorded in ``archive``'s marker, if all those files are on disk.
 
     Returns ``None`` when there is no usable marker, a file is missing or has the wrong size, or the
     archive on disk differs in size from the one the marker describes.
@@ -413,8 +570,9 @@ def _completed_files(archive: Path) -> list[Path] | None:
     try:
         content = json.loads(marker.read_text(encoding="utf-8"))
         files = [(folder / item["path"], int(item["size"])) for item in content["files"]]
+        ignored = [(str(item["member"]), str(item["reason"])) for item in content.get("ignored", [])]
         archive_size = int(content["archive_size"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning("ignoring unreadable marker %s: %s", marker, exc)
         return None
     if archive.exists() and archive.stat().st_size != archive_size:
@@ -425,7 +583,7 @@ def _completed_files(archive: Path) -> list[Path] | None:
         if not _is_inside(path, folder) or not path.is_file() or path.stat().st_size != size:
             return None
         paths.append(path)
-    return list(dict.fromkeys(paths))
+    return list(dict.fromkeys(paths)), ignored
 
 
 def _remove_archive(archive: Path) -> None:
@@ -437,38 +595,29 @@ def _remove_archive(archive: Path) -> None:
         logger.warning("could not delete %s: %s", archive, exc)
 
 
-def _warn_unexpected_names(archive: Path, sensor: str, paths: list[Path]) -> None:
-    odd = [p.name for p in paths if (m := PATCH_PATTERN.match(p.name)) is None or m["sensor"] != sensor]
-    if odd:
-        logger.warning(
-            "%s: %d file(s) do not look like %s patches (<region>_%s_<id>.nc), e.g. %s",
-            archive.name,
-            len(odd),
-            sensor,
-            sensor,
-            odd[0],
-        )
-
-
-def _unpack_one(archive: Path, sensor: str, keep_archives: bool) -> tuple[bool, list[Path]]:
-    """Extract one archive unless already done; returns ``(extracted_now, files)``."""
-    done = _completed_files(archive)
+def _unpack_one(
+    archive: Path, sensor: str, keep_archives: bool
+) -> tuple[bool, list[Path], list[tuple[str, str]]]:
+    """Extract one archive unless already done; returns ``(extracted_now, files, ignored members)``."""
+    done = _completed(archive)
     if done is not None:
         if not keep_archives and archive.exists():
             _remove_archive(archive)  # an earlier run stopped between marker and deletion
-        return False, done
+        return False, *done
     if not archive.exists():
         raise FileNotFoundError(
             f"{archive} is gone but the files listed in {_marker_path(archive).name} are incomplete; "
             "download it again"
         )
-    files = _extract(archive, archive.parent, strip_dirs=True)
-    _write_marker(_marker_path(archive), archive, files)
+    files, ignored = _extract(archive, archive.parent, strip_dirs=True, sensor=sensor)
+    _write_marker(_marker_path(archive), archive, sensor, files, ignored)
     if not keep_archives:
         _remove_archive(archive)
-    paths = list(dict.fromkeys(path for _, path in files))
-    _warn_unexpected_names(archive, sensor, paths)
-    return True, paths
+    if ignored:
+        logger.info(
+            "%s: skipped %d member(s) that are not %s patch files", archive.name, len(ignored), sensor
+        )
+    return True, list(dict.fromkeys(path for _, path in files)), ignored
 
 
 def _archives_in(folder: Path) -> list[Path]:
@@ -488,6 +637,12 @@ def _validate_sensors(sensors: Iterable[str] | str) -> tuple[str, ...]:
     return chosen
 
 
+def _validate_version(version: str) -> str:
+    if version not in VERSIONS:
+        raise ValueError(f"unknown version {version!r}; valid versions are {', '.join(VERSIONS)}")
+    return version
+
+
 def unpack(
     dest: Path,
     *,
@@ -497,15 +652,21 @@ def unpack(
 ) -> UnpackReport:
     """Safely extract every ``<dest>/<sensor>/*.tar.gz`` into ``<dest>/<sensor>/``.
 
-    Each archive is extracted with :func:`safe_extract` (folders flattened).  After a verified extraction
-    the marker ``<archive>.extracted.json`` is written atomically, and only then is the archive deleted.
-    Archives whose marker matches the files on disk are skipped, so running this again is cheap; this
-    also holds when the archive itself has already been deleted.
+    ``dest`` is a data folder: ``<root>/data_harmonized`` or ``<root>/data_raw`` for today's hub layout,
+    the download root itself for the older root layout.  Each archive is checked like in
+    :func:`safe_extract`; its patch files of ``sensor`` are extracted flat into ``<dest>/<sensor>/``
+    (whatever folders they sit in inside the archive), its other regular files (``._*`` AppleDouble
+    files, ``__MACOSX/`` entries, anything not named like a patch) are skipped and listed in
+    :attr:`UnpackReport.ignored`, and a patch file of another sensor fails the archive
+    (:class:`ForeignPatchError`).  After a verified extraction the marker ``<archive>.extracted.json`` is
+    written atomically, and only then is the archive deleted.  Archives whose marker matches the files on
+    disk are skipped (their ignored members are reported again from the marker), so running this again is
+    cheap; this also holds when the archive itself has already been deleted.
 
     Parameters
     ----------
     dest : Path
-        Dataset root holding one folder per sensor.
+        Data folder holding one folder per sensor.
     sensors : iterable of str, default SENSORS
         Sensor folders to process.
     keep_archives : bool, default False
@@ -516,8 +677,9 @@ def unpack(
     Returns
     -------
     UnpackReport
-        Archives extracted, skipped and failed.  A failing archive (unsafe, corrupt, clashing) is logged,
-        recorded in ``failed`` and kept on disk; the other archives are still processed.
+        Archives extracted, skipped and failed, and the members not unpacked.  A failing archive (unsafe,
+        corrupt, clashing, foreign patches) is logged, recorded in ``failed`` and kept on disk, and nothing
+        of it is written; the other archives are still processed.
 
     Raises
     ------
@@ -538,7 +700,7 @@ def unpack(
     files: set[Path] = set()
     for sensor, archive in tqdm(jobs, desc="Unpacking", unit="archive", disable=not progress):
         try:
-            extracted_now, paths = _unpack_one(archive, sensor, keep_archives)
+            extracted_now, paths, ignored = _unpack_one(archive, sensor, keep_archives)
         except (ValueError, OSError) as exc:
             logger.error("failed to unpack %s: %s", archive, exc)
             report.failed.append((archive, str(exc)))
@@ -549,9 +711,167 @@ def unpack(
         else:
             logger.debug("%s already extracted; skipping", archive)
             report.skipped.append(archive)
+        report.ignored.extend(IgnoredMember(archive, member, reason) for member, reason in ignored)
         files.update(paths)
     report.n_files = len(files)
     return report
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hub layout
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HubLayout:
+    """Where one snapshot of the hub keeps the requested data; made by :func:`detect_layout`.
+
+    Attributes
+    ----------
+    kind : str
+        ``"versioned"`` (today: ``data_<version>/<sensor>/*.tar.gz``) or ``"root"`` (older snapshots:
+        ``<sensor>/*.tar.gz``).
+    version : str
+        The requested version (``"harmonized"`` or ``"raw"``); a root-layout snapshot has no version
+        folders, its archives are used as they are.
+    archives : dict of str to list of str
+        Repository paths of the archives of each requested sensor.
+    inventory : str or None
+        Repository path of the layout's ``inventories.shp.zip``, ``None`` when the snapshot has none.
+    tasks : list of str
+        Repository paths of the task files of this version (``tasks/<task>/<version>/...``; all of
+        ``tasks/`` for the root layout).
+    """
+
+    kind: str
+    version: str
+    archives: dict[str, list[str]]
+    inventory: str | None
+    tasks: list[str]
+
+    @property
+    def prefix(self) -> str:
+        """Repository folder (with ``/``) holding the sensor folders: ``data_<version>/`` or ``""``."""
+        return f"data_{self.version}/" if self.kind == "versioned" else ""
+
+    @property
+    def task_pattern(self) -> str:
+        """``allow_patterns`` entry selecting the task files of this layout."""
+        return f"tasks/*/{self.version}/**" if self.kind == "versioned" else "tasks/**"
+
+    def archive_pattern(self, sensor: str) -> str:
+        """``allow_patterns`` entry selecting the archives of ``sensor``."""
+        return f"{self.prefix}{sensor}/{ARCHIVE_GLOB}"
+
+    def data_dir(self, dest: Path) -> Path:
+        """The local data folder (holding ``<sensor>/*.nc``) below the download root ``dest``."""
+        return Path(dest) / self.prefix.rstrip("/") if self.prefix else Path(dest)
+
+    def describe(self) -> str:
+        """One line naming the layout, e.g. for the CLI summary."""
+        if self.kind == "versioned":
+            return f"data_{self.version}/<sensor>/*.tar.gz (versioned layout)"
+        return (
+            f"<sensor>/*.tar.gz at the repository root (older root layout; the snapshot has no "
+            f"data_{self.version}/ folder)"
+        )
+
+
+def _archive_folders(files: list[str]) -> dict[str, list[str]]:
+    """``{folder: [archive paths]}`` of the ``.tar.gz`` files of a repository listing."""
+    folders: dict[str, list[str]] = defaultdict(list)
+    for path in files:
+        if fnmatchcase(path, ARCHIVE_GLOB):
+            folders[PurePosixPath(path).parent.as_posix()].append(path)
+    return {folder: sorted(paths) for folder, paths in folders.items()}
+
+
+def _describe_snapshot(files: list[str]) -> str:
+    """What a snapshot holds: its archive folders (with counts) and top-level entries."""
+    if not files:
+        return "the snapshot has no files"
+    folders = _archive_folders(files)
+    top = sorted({p.split("/", 1)[0] + ("/" if "/" in p else "") for p in files})
+    if folders:
+        listed = ", ".join(
+            f"{'(root)' if folder == '.' else folder + '/'} ({len(paths)} archive{'s' * (len(paths) != 1)})"
+            for folder, paths in sorted(folders.items())
+        )
+        text = f"the snapshot has archives in {listed}"
+    else:
+        text = "the snapshot has no .tar.gz archives"
+    return f"{text}; top-level entries: {', '.join(top)}"
+
+
+def _revision_name(revision: str | None) -> str:
+    return "the main branch" if revision is None else f"revision {revision!r}"
+
+
+def detect_layout(
+    files: Iterable[str],
+    *,
+    version: str = DEFAULT_VERSION,
+    sensors: Iterable[str] = SENSORS,
+    revision: str | None = None,
+) -> HubLayout:
+    """Work out where a snapshot keeps the archives of ``sensors`` from its list of files.
+
+    When the snapshot has a ``data_<version>/`` folder, the archives are ``data_<version>/<sensor>/*.tar.gz``
+    (today's layout).  Without it, they are looked for at the root, ``<sensor>/*.tar.gz`` (older
+    snapshots).
+
+    Parameters
+    ----------
+    files : iterable of str
+        Repository paths of the snapshot (:func:`huggingface_hub.list_repo_files`).
+    version : {"harmonized", "raw"}, default "harmonized"
+        Version to look for.
+    sensors : iterable of str, default SENSORS
+        Sensors whose archives are needed.
+    revision : str, optional
+        Only used in messages.
+
+    Returns
+    -------
+    HubLayout
+
+    Raises
+    ------
+    ValueError
+        Unknown version or sensor, or the chosen layout has no archives for some requested sensor; the
+        message lists the archive folders and top-level entries of the snapshot.
+    """
+    version = _validate_version(version)
+    chosen = _validate_sensors(sensors)
+    files = sorted(files)
+    folders = _archive_folders(files)
+    versioned = any(path.startswith(f"data_{version}/") for path in files)
+    kind = "versioned" if versioned else "root"
+    prefix = f"data_{version}/" if versioned else ""
+    archives = {sensor: folders.get(f"{prefix}{sensor}", []) for sensor in chosen}
+    missing = [sensor for sensor, paths in archives.items() if not paths]
+    if missing:
+        if versioned:
+            where = f"in data_{version}/<sensor>/*.tar.gz"
+        else:
+            where = (
+                f"in neither data_{version}/<sensor>/*.tar.gz (there is no data_{version}/ folder) nor "
+                "<sensor>/*.tar.gz at the root (older layout)"
+            )
+        raise ValueError(
+            f"{REPO_ID} at {_revision_name(revision)} has no archives for {', '.join(missing)} {where}; "
+            f"{_describe_snapshot(files)}"
+        )
+    inventory = prefix + INVENTORY_NAME
+    layout = HubLayout(
+        kind=kind,
+        version=version,
+        archives=archives,
+        inventory=inventory if inventory in files else None,
+        tasks=[],
+    )
+    layout.tasks = [path for path in files if fnmatchcase(path, layout.task_pattern)]
+    return layout
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -559,31 +879,68 @@ def unpack(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _allow_patterns(sensors: tuple[str, ...], include_tasks: bool, include_inventory: bool) -> list[str]:
-    patterns = [f"{sensor}/*" for sensor in sensors]
-    if include_tasks:
-        patterns.append("tasks/**")
-    if include_inventory:
-        patterns.append("inventories.shp.zip")
-    return patterns
+@dataclass
+class FetchResult:
+    """Outcome of :func:`fetch`.
+
+    Attributes
+    ----------
+    layout : HubLayout
+        The layout found in the snapshot.
+    data_dir : Path
+        Local data folder: ``<dest>/data_<version>`` (versioned layout) or ``<dest>`` (root layout).
+    archives : list of Path
+        The sensor archives (``<data_dir>/<sensor>/*.tar.gz``) present after the download.
+    inventory : Path or None
+        ``<data_dir>/inventories.shp.zip`` when it was requested and is present.
+    """
+
+    layout: HubLayout
+    data_dir: Path
+    archives: list[Path]
+    inventory: Path | None
 
 
-def _extracted_patterns(dest: Path, sensors: tuple[str, ...]) -> list[str]:
-    """Repository paths of archives whose extraction marker matches the files in ``dest``."""
+@dataclass
+class DownloadReport(UnpackReport):
+    """Outcome of :func:`download_dataset`: an :class:`UnpackReport` plus where the data came from and went.
+
+    Attributes
+    ----------
+    layout : HubLayout or None
+        The layout found in the snapshot.
+    revision : str or None
+        The requested revision (``None``: the main branch).
+    data_dir : Path or None
+        Local data folder (``<dest>/data_<version>``, or ``<dest>`` for the root layout); pass it to
+        ``s12ls catalog``.
+    inventory : Path or None
+        The downloaded ``inventories.shp.zip``, if any.
+    """
+
+    layout: HubLayout | None = None
+    revision: str | None = None
+    data_dir: Path | None = None
+    inventory: Path | None = None
+
+
+def _extracted_patterns(data_dir: Path, prefix: str, sensors: tuple[str, ...]) -> list[str]:
+    """Repository paths of archives whose extraction marker matches the files in ``data_dir``."""
     patterns = []
     for sensor in sensors:
-        folder = dest / sensor
+        folder = data_dir / sensor
         if not folder.is_dir():
             continue
         for archive in _archives_in(folder):
-            if _completed_files(archive) is not None:
-                patterns.append(f"{sensor}/{glob.escape(archive.name)}")
+            if _completed(archive) is not None:
+                patterns.append(f"{prefix}{sensor}/{glob.escape(archive.name)}")
     return patterns
 
 
 def fetch(
     dest: Path,
     *,
+    version: str = DEFAULT_VERSION,
     sensors: Iterable[str] = SENSORS,
     revision: str | None = None,
     token: str | bool | None = None,
@@ -591,16 +948,20 @@ def fetch(
     include_inventory: bool = True,
     max_workers: int = 4,
     skip_extracted: bool = True,
-) -> list[Path]:
+) -> FetchResult:
     """Download (or resume downloading) the selected parts of the dataset into ``dest``.
 
-    Uses :func:`huggingface_hub.snapshot_download` with ``local_dir=dest``, so the repository layout is
-    reproduced under ``dest`` and interrupted downloads resume.
+    Lists the snapshot with :func:`huggingface_hub.list_repo_files`, picks its layout with
+    :func:`detect_layout`, then calls :func:`huggingface_hub.snapshot_download` with ``local_dir=dest``, so
+    the repository layout is reproduced under ``dest`` (``<dest>/data_<version>/<sensor>/*.tar.gz``, or
+    ``<dest>/<sensor>/*.tar.gz`` for a root-layout snapshot) and interrupted downloads resume.
 
     Parameters
     ----------
     dest : Path
-        Dataset root; created if needed.
+        Download root; created if needed (not before the snapshot has been listed).
+    version : {"harmonized", "raw"}, default "harmonized"
+        Version of the data (``data_<version>/`` on the hub).
     sensors : iterable of str, default SENSORS
         Sensors whose archives to download.
     revision : str, optional
@@ -608,9 +969,10 @@ def fetch(
     token : str or bool, optional
         Hugging Face token.  ``None`` uses ``HF_TOKEN`` or the cached login; ``False`` sends none.
     include_tasks : bool, default True
-        Also download ``tasks/**`` (task definitions).
+        Also download the task definitions of this version (``tasks/*/<version>/**``; ``tasks/**`` for a
+        root-layout snapshot).
     include_inventory : bool, default True
-        Also download ``inventories.shp.zip``.
+        Also download the layout's ``inventories.shp.zip``.
     max_workers : int, default 4
         Parallel downloads.
     skip_extracted : bool, default True
@@ -619,20 +981,38 @@ def fetch(
 
     Returns
     -------
-    list of Path
-        The sensor archives (``<dest>/<sensor>/*.tar.gz``) present after the download.
+    FetchResult
+        The layout, the local data folder and the archives present after the download.
 
     Raises
     ------
     ValueError
-        An unknown sensor was requested, or nothing was selected for download.
+        An unknown version or sensor was requested, nothing was selected for download, or the snapshot
+        has no archives for a requested sensor (see :func:`detect_layout`).
     """
     dest = Path(dest)
+    version = _validate_version(version)
     chosen = _validate_sensors(sensors)
-    allow = _allow_patterns(chosen, include_tasks, include_inventory)
-    if not allow:
+    if not chosen and not include_tasks and not include_inventory:
         raise ValueError("nothing to download: no sensors selected and tasks/inventory excluded")
-    ignore = _extracted_patterns(dest, chosen) if skip_extracted else []
+    files = list_repo_files(REPO_ID, repo_type="dataset", revision=revision, token=token)
+    layout = detect_layout(files, version=version, sensors=chosen, revision=revision)
+    logger.info("%s at %s: %s", REPO_ID, _revision_name(revision), layout.describe())
+    allow = [layout.archive_pattern(sensor) for sensor in chosen]
+    if include_tasks:
+        if layout.tasks:
+            allow.append(layout.task_pattern)
+        else:
+            logger.warning("the snapshot has no task files matching %s", layout.task_pattern)
+    if include_inventory:
+        if layout.inventory is not None:
+            allow.append(layout.inventory)
+        else:
+            logger.warning("the snapshot has no %s", layout.prefix + INVENTORY_NAME)
+    if not allow:
+        raise ValueError("nothing to download: no sensors selected and no tasks/inventory in the snapshot")
+    data_dir = layout.data_dir(dest)
+    ignore = _extracted_patterns(data_dir, layout.prefix, chosen) if skip_extracted else []
     if ignore:
         logger.info("not downloading %d archive(s) that are already extracted", len(ignore))
     dest.mkdir(parents=True, exist_ok=True)
@@ -647,12 +1027,16 @@ def fetch(
         token=token,
         max_workers=max_workers,
     )
-    return sorted(p for sensor in chosen for p in (dest / sensor).glob(ARCHIVE_GLOB) if p.is_file())
+    archives = sorted(p for sensor in chosen for p in (data_dir / sensor).glob(ARCHIVE_GLOB) if p.is_file())
+    inventory = data_dir / INVENTORY_NAME
+    keep_inventory = include_inventory and layout.inventory is not None and inventory.is_file()
+    return FetchResult(layout, data_dir, archives, inventory if keep_inventory else None)
 
 
 def download_dataset(
     dest: Path,
     *,
+    version: str = DEFAULT_VERSION,
     sensors: Iterable[str] = SENSORS,
     revision: str | None = None,
     token: str | bool | None = None,
@@ -660,15 +1044,25 @@ def download_dataset(
     include_tasks: bool = True,
     include_inventory: bool = True,
     progress: bool = True,
-) -> UnpackReport:
-    """Download the dataset into ``dest`` and unpack it to ``<dest>/<sensor>/<name>.nc``.
+) -> DownloadReport:
+    """Download one version of the dataset into ``dest`` and unpack it.
 
-    Runs :func:`fetch` and then :func:`unpack`; safe to run again after an interruption.
+    Runs :func:`fetch` and then :func:`unpack` on the data folder; safe to run again after an
+    interruption.  Result with today's hub::
+
+        <dest>/data_<version>/<sensor>/<region>_<sensor>_<id>.nc
+        <dest>/data_<version>/inventories.shp.zip
+        <dest>/tasks/<task>/<version>/...
+
+    and ``<dest>/<sensor>/...``, ``<dest>/inventories.shp.zip``, ``<dest>/tasks/...`` for an older
+    root-layout snapshot (``revision=``).
 
     Parameters
     ----------
     dest : Path
-        Dataset root.
+        Download root.
+    version : {"harmonized", "raw"}, default "harmonized"
+        Version of the data.
     sensors : iterable of str, default SENSORS
         Any of ``"s1asc"``, ``"s1dsc"``, ``"s2"``.
     revision : str, optional
@@ -678,51 +1072,83 @@ def download_dataset(
     keep_archives : bool, default False
         Keep the ``.tar.gz`` archives after a verified extraction.
     include_tasks : bool, default True
-        Also download the task definitions under ``tasks/``.
+        Also download the task definitions of this version.
     include_inventory : bool, default True
-        Also download ``inventories.shp.zip``.
+        Also download the version's ``inventories.shp.zip``.
     progress : bool, default True
         Show a progress bar while unpacking (download progress bars are controlled by
         ``huggingface_hub``, e.g. ``HF_HUB_DISABLE_PROGRESS_BARS=1``).
 
     Returns
     -------
-    UnpackReport
-        See :func:`unpack`.
+    DownloadReport
+        See :func:`unpack`; also the layout found and the local data folder.
 
     Raises
     ------
     ValueError
-        An unknown sensor was requested.
+        See :func:`fetch`.
     """
     chosen = _validate_sensors(sensors)
-    fetch(
+    fetched = fetch(
         dest,
+        version=version,
         sensors=chosen,
         revision=revision,
         token=token,
         include_tasks=include_tasks,
         include_inventory=include_inventory,
     )
-    return unpack(dest, sensors=chosen, keep_archives=keep_archives, progress=progress)
+    unpacked = unpack(fetched.data_dir, sensors=chosen, keep_archives=keep_archives, progress=progress)
+    return DownloadReport(
+        **{f.name: getattr(unpacked, f.name) for f in fields(UnpackReport)},
+        layout=fetched.layout,
+        revision=revision,
+        data_dir=fetched.data_dir,
+        inventory=fetched.inventory,
+    )
 
 
-def summarize(report: UnpackReport) -> str:
-    """One-paragraph, human-readable summary of an :class:`UnpackReport` (for the CLI).
+def summarize(report: UnpackReport, *, max_examples: int = 3) -> str:
+    """Human-readable summary of an :class:`UnpackReport` or :class:`DownloadReport` (for the CLI).
 
     Parameters
     ----------
     report : UnpackReport
         Result of :func:`unpack` or :func:`download_dataset`.
+    max_examples : int, default 3
+        Examples shown per kind of skipped member.
 
     Returns
     -------
     str
-        Counts of extracted, skipped and failed archives and files, followed by one line per failure.
+        The hub layout (download reports), counts of extracted, skipped and failed archives and files, the
+        skipped members by reason with examples, one line per failure, and the data folder.
     """
-    lines = [
+    lines = []
+    download = isinstance(report, DownloadReport) and report.layout is not None
+    if download:
+        lines.append(f"Hub layout at {_revision_name(report.revision)}: {report.layout.describe()}")
+    lines.append(
         f"{len(report.extracted)} archive(s) extracted, {len(report.skipped)} already extracted, "
         f"{len(report.failed)} failed; {report.n_files} data file(s) in place."
-    ]
+    )
+    if report.ignored:
+        lines.append(
+            f"{len(report.ignored)} archive member(s) skipped (not patch files of the archive's sensor):"
+        )
+        by_reason: dict[str, list[IgnoredMember]] = defaultdict(list)
+        for item in report.ignored:
+            by_reason[item.reason].append(item)
+        counts = Counter({reason: len(items) for reason, items in by_reason.items()})
+        for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            examples = "; ".join(
+                f"{item.archive.parent.name}/{item.archive.name}: {item.member}"
+                for item in by_reason[reason][:max_examples]
+            )
+            lines.append(f"  {n} {reason}, e.g. {examples}")
     lines.extend(f"  FAILED {archive}: {reason}" for archive, reason in report.failed)
+    if download:
+        lines.append(f"Data folder: {report.data_dir} (e.g. s12ls catalog {report.data_dir})")
+        lines.append(f"Inventory: {report.inventory if report.inventory is not None else 'not downloaded'}")
     return "\n".join(lines)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import fnmatch
 import io
 import json
 import os
 import shutil
 import tarfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+from huggingface_hub.utils import filter_repo_objects
 
+from s12ls_utils import catalog, cli
 from s12ls_utils import download as dl
 from s12ls_utils.download import (
     REPO_ID,
@@ -402,60 +403,256 @@ def test_unpack_missing_sensor_folder_is_not_an_error(tmp_path: Path) -> None:
     assert report == UnpackReport()
 
 
-# --------------------------------------------------------------------------------------------------------
-# download_dataset with a fake Hub
-# --------------------------------------------------------------------------------------------------------
+def test_unpack_skips_non_patch_members_and_reports_them(tmp_path: Path) -> None:
+    members = {
+        "italy/italy_s2_1.nc": payload("p1"),
+        "italy/._italy_s2_1.nc": b"\x00\x05\x16\x07 resource fork",
+        "__MACOSX/italy/._italy_s2_1.nc": b"\x00\x05\x16\x07",
+        "__MACOSX/italy_s2_2.nc": b"not a patch either",
+        "._italy_s2_2.nc": b"\x00\x05\x16\x07",
+        "italy_s2_2.nc": payload("p2"),
+        "x/y/z/italy_s2_3.nc": payload("p3"),
+        "italy/README.txt": b"read me",
+        ".DS_Store": b"ds",
+        "italy/italy_s2_4.nc.md5": b"md5",
+    }
+    archive = make_archive(tmp_path / "s2" / "italy.tar.gz", members, dirs=("italy", "x", "x/y", "x/y/z"))
+
+    report = unpack(tmp_path, sensors=["s2"], progress=False)
+
+    expected_ignored = [
+        ("italy/._italy_s2_1.nc", dl.REASON_APPLEDOUBLE),
+        ("__MACOSX/italy/._italy_s2_1.nc", dl.REASON_MACOSX),
+        ("__MACOSX/italy_s2_2.nc", dl.REASON_MACOSX),
+        ("._italy_s2_2.nc", dl.REASON_APPLEDOUBLE),
+        ("italy/README.txt", dl.REASON_NOT_PATCH),
+        (".DS_Store", dl.REASON_NOT_PATCH),
+        ("italy/italy_s2_4.nc.md5", dl.REASON_NOT_PATCH),
+    ]
+    assert report.extracted == [archive] and report.failed == [] and report.n_files == 3
+    assert report.ignored == [dl.IgnoredMember(archive, m, r) for m, r in expected_ignored]
+    assert sorted(p.name for p in (tmp_path / "s2").iterdir()) == [
+        "italy.tar.gz" + dl.MARKER_SUFFIX,
+        "italy_s2_1.nc",
+        "italy_s2_2.nc",
+        "italy_s2_3.nc",
+    ]
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.iterdir()] == ["s2"]
+    assert (tmp_path / "s2" / "italy_s2_1.nc").read_bytes() == payload("p1")
+    marker = json.loads(archive.with_name(archive.name + dl.MARKER_SUFFIX).read_text())
+    assert marker["sensor"] == "s2" and marker["format"] == 2
+    assert [(f["member"], f["path"]) for f in marker["files"]] == [
+        ("italy/italy_s2_1.nc", "italy_s2_1.nc"),
+        ("italy_s2_2.nc", "italy_s2_2.nc"),
+        ("x/y/z/italy_s2_3.nc", "italy_s2_3.nc"),
+    ]
+    assert [(i["member"], i["reason"]) for i in marker["ignored"]] == expected_ignored
+    assert summarize(report) == "\n".join(
+        [
+            "1 archive(s) extracted, 0 already extracted, 0 failed; 3 data file(s) in place.",
+            "7 archive member(s) skipped (not patch files of the archive's sensor):",
+            "  3 not a patch file (<region>_<sensor>_<id>.nc), e.g. s2/italy.tar.gz: italy/README.txt; "
+            "s2/italy.tar.gz: .DS_Store; s2/italy.tar.gz: italy/italy_s2_4.nc.md5",
+            "  2 AppleDouble resource fork (._*), e.g. s2/italy.tar.gz: italy/._italy_s2_1.nc; "
+            "s2/italy.tar.gz: ._italy_s2_2.nc",
+            "  2 macOS metadata (__MACOSX/), e.g. s2/italy.tar.gz: __MACOSX/italy/._italy_s2_1.nc; "
+            "s2/italy.tar.gz: __MACOSX/italy_s2_2.nc",
+        ]
+    )
+
+    # a second run skips the archive and still reports what it left out (from the marker)
+    again = unpack(tmp_path, sensors=["s2"], progress=False)
+    assert again.skipped == [archive] and again.extracted == [] and again.n_files == 3
+    assert again.ignored == report.ignored
 
 
-def patch_name(sensor: str, region: str, i: int) -> str:
-    return f"{region}_{sensor}_{i}.nc"
+def test_unpack_refuses_patches_of_another_sensor(tmp_path: Path) -> None:
+    good = make_archive(tmp_path / "s2" / "a_italy.tar.gz", {"italy_s2_1.nc": payload("ok")})
+    mixed = make_archive(
+        tmp_path / "s2" / "b_peru.tar.gz",
+        {"peru/peru_s2_9.nc": payload("s2"), "peru/peru_s1asc_9.nc": payload("s1"), "README": b"x"},
+    )
+
+    report = unpack(tmp_path, sensors=["s2"], progress=False)
+
+    assert report.extracted == [good] and report.ignored == [] and report.n_files == 1
+    assert report.failed == [
+        (
+            mixed,
+            f"refusing to extract {mixed}: member 'peru/peru_s1asc_9.nc' is a s1asc patch, but this is an "
+            "archive of s2 patches (the archive is not what its folder says)",
+        )
+    ]
+    assert sorted(p.name for p in (tmp_path / "s2").iterdir()) == [
+        "a_italy.tar.gz" + dl.MARKER_SUFFIX,
+        "b_peru.tar.gz",
+        "italy_s2_1.nc",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2"]
+    with pytest.raises(dl.ForeignPatchError) as excinfo:
+        dl._extract(mixed, tmp_path / "s2", strip_dirs=True, sensor="s2")
+    assert (excinfo.value.member, excinfo.value.sensor, excinfo.value.found) == (
+        "peru/peru_s1asc_9.nc",
+        "s2",
+        "s1asc",
+    )
+
+
+def test_unpack_reads_markers_of_the_previous_format(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path / "s2" / "italy.tar.gz", S2_FILES)
+    unpack(tmp_path, sensors=["s2"], progress=False)
+    marker = archive.with_name(archive.name + dl.MARKER_SUFFIX)
+    content = json.loads(marker.read_text())
+    del content["ignored"], content["sensor"]
+    content["format"] = 1
+    marker.write_text(json.dumps(content))
+
+    report = unpack(tmp_path, sensors=["s2"], progress=False)
+    assert report.skipped == [archive] and report.ignored == [] and report.n_files == 2
+
+
+# --------------------------------------------------------------------------------------------------------
+# the hub as published today, and older snapshots, faked
+# --------------------------------------------------------------------------------------------------------
+
+REPO_LIST = ["README.md", ".gitattributes"]
+
+
+def patch_bytes(version: str, name: str) -> bytes:
+    """Content of a patch: different per version, so that mixing versions is detected."""
+    return payload(f"{version}:{name}", 700)
+
+
+def today_members(version: str, sensor: str) -> dict[str, dict[str, bytes]]:
+    """``{archive name: {member: content}}`` of one sensor folder of today's hub."""
+    s = sensor
+    archives = {
+        f"italy_{s}.tar.gz": {  # nested, like `tar czf italy.tar.gz italy/` on a Mac
+            f"italy/italy_{s}_1.nc": patch_bytes(version, f"italy_{s}_1.nc"),
+            f"italy/._italy_{s}_1.nc": b"\x00\x05\x16\x07AppleDouble",
+            f"italy/italy_{s}_2.nc": patch_bytes(version, f"italy_{s}_2.nc"),
+            f"__MACOSX/italy/._italy_{s}_2.nc": b"\x00\x05\x16\x07",
+            "italy/README.txt": b"regional archive",
+        },
+        f"nepal_{s}.tar.gz": {  # flat, plus one deeply nested file
+            f"nepal_{s}_3.nc": patch_bytes(version, f"nepal_{s}_3.nc"),
+            f"._nepal_{s}_3.nc": b"\x00\x05\x16\x07",
+            f"a/b/c/nepal_{s}_4.nc": patch_bytes(version, f"nepal_{s}_4.nc"),
+        },
+    }
+    if sensor == "s2":
+        archives["peru_s2.tar.gz"] = {"./peru/peru_s2_5.nc": patch_bytes(version, "peru_s2_5.nc")}
+    return archives
+
+
+def today_patches(sensor: str) -> list[str]:
+    names = [f"italy_{sensor}_1.nc", f"italy_{sensor}_2.nc", f"nepal_{sensor}_3.nc", f"nepal_{sensor}_4.nc"]
+    return sorted(names + (["peru_s2_5.nc"] if sensor == "s2" else []))
+
+
+def today_ignored(data_dir: Path, sensors=SENSORS) -> list[dl.IgnoredMember]:
+    out = []
+    for s in sensors:
+        italy, nepal = data_dir / s / f"italy_{s}.tar.gz", data_dir / s / f"nepal_{s}.tar.gz"
+        out += [
+            dl.IgnoredMember(italy, f"italy/._italy_{s}_1.nc", dl.REASON_APPLEDOUBLE),
+            dl.IgnoredMember(italy, f"__MACOSX/italy/._italy_{s}_2.nc", dl.REASON_MACOSX),
+            dl.IgnoredMember(italy, "italy/README.txt", dl.REASON_NOT_PATCH),
+            dl.IgnoredMember(nepal, f"._nepal_{s}_3.nc", dl.REASON_APPLEDOUBLE),
+        ]
+    return out
+
+
+TASK_FILES = {
+    "tasks/S12LS-LD/harmonized/config.json": b'{"task": "LD"}',
+    "tasks/S12LS-LD/harmonized/s2/splits.json": b'{"train": []}',
+    "tasks/S12LS-LD/raw/s2/norm.json": b'{"s2": {}}',
+    "tasks/S12LS-AD/raw/s2/splits.json": b'{"test": []}',
+}
+
+
+def write_zip(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("inventories.shp", text)
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Path:
-    """A local folder laid out like the Hugging Face dataset repository."""
-    remote = tmp_path / "hub"
+    """Snapshots of the dataset repository, one folder per revision (``main`` = today's layout)."""
+    root = tmp_path / "hub"
+    main = root / "main"
+    for version in dl.VERSIONS:
+        for sensor in SENSORS:
+            for name, members in today_members(version, sensor).items():
+                dirs = ("italy",) if name.startswith("italy") else ()
+                make_archive(main / f"data_{version}" / sensor / name, members, dirs=dirs)
+        write_zip(main / f"data_{version}" / "inventories.shp.zip", f"{version} inventory")
+    for rel, data in TASK_FILES.items():
+        (main / rel).parent.mkdir(parents=True, exist_ok=True)
+        (main / rel).write_bytes(data)
+    for rel in REPO_LIST:
+        (main / rel).write_text("card")
+
+    old = root / "v0.1"  # the layout before data_harmonized/ and data_raw/
     for sensor in SENSORS:
         make_archive(
-            remote / sensor / f"italy_{sensor}.tar.gz",
-            {f"{sensor}/{patch_name(sensor, 'italy', i)}": payload(f"{sensor}{i}") for i in range(3)},
+            old / sensor / f"italy_{sensor}.tar.gz",
+            {f"{sensor}/italy_{sensor}_{i}.nc": patch_bytes("old", f"italy_{sensor}_{i}.nc") for i in (1, 2)},
         )
-    (remote / "tasks" / "S12LS-LD").mkdir(parents=True)
-    (remote / "tasks" / "S12LS-LD" / "splits.json").write_text('{"train": []}')
-    (remote / "tasks" / "S12LS-AD").mkdir(parents=True)
-    (remote / "tasks" / "S12LS-AD" / "aoi.geojson").write_text(
-        '{"type": "FeatureCollection", "features": []}'
-    )
-    with zipfile.ZipFile(remote / "inventories.shp.zip", "w") as zf:
-        zf.writestr("inventories.shp", b"shp")
-    (remote / "README.md").write_text("# card")
-    return remote
+    write_zip(old / "inventories.shp.zip", "old inventory")
+    (old / "tasks" / "S12LS-LD" / "s2").mkdir(parents=True)
+    (old / "tasks" / "S12LS-LD" / "s2" / "splits.json").write_text('{"train": []}')
+    (old / "README.md").write_text("card")
+
+    odd = root / "odd"  # neither layout
+    make_archive(odd / "archives" / "s2" / "x.tar.gz", {"italy_s2_1.nc": b"x"})
+    (odd / "README.md").write_text("card")
+
+    partial = root / "partial"  # today's layout, s2 only, no tasks
+    make_archive(partial / "data_harmonized" / "s2" / "italy_s2.tar.gz", {"italy_s2_1.nc": b"x"})
+    write_zip(partial / "data_harmonized" / "inventories.shp.zip", "inv")
+    make_archive(partial / "data_raw" / "s1asc" / "a.tar.gz", {"a_s1asc_1.nc": b"x"})
+    return root
 
 
 class FakeHub:
-    """Stands in for ``huggingface_hub.snapshot_download``: copies matching files from a local folder."""
+    """Replaces ``huggingface_hub.list_repo_files`` and ``snapshot_download``: serves a local folder.
 
-    def __init__(self, remote: Path) -> None:
-        self.remote = remote
+    ``<root>/<revision>/`` is one snapshot (``main`` when no revision is given); the patterns are applied
+    with huggingface_hub's own ``filter_repo_objects``, as ``snapshot_download`` does.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.list_calls: list[dict] = []
         self.calls: list[dict] = []
         self.copied: list[str] = []
 
-    def __call__(self, **kwargs):
-        self.calls.append(kwargs)
-        local_dir = Path(kwargs["local_dir"])
-        allow = kwargs.get("allow_patterns")
-        ignore = kwargs.get("ignore_patterns") or []
-        for src in sorted(self.remote.rglob("*")):
-            rel = src.relative_to(self.remote).as_posix()
-            if src.is_dir():
-                continue
-            if allow is not None and not any(fnmatch.fnmatchcase(rel, p) for p in allow):
-                continue
-            if any(fnmatch.fnmatchcase(rel, p) for p in ignore):
-                continue
-            target = local_dir / rel
+    def _files(self, revision: str | None) -> list[str]:
+        folder = self.root / (revision or "main")
+        if not folder.is_dir():
+            raise OSError(f"404 Client Error: Revision Not Found for url: .../{revision}")
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    def list_repo_files(self, repo_id, *, revision=None, repo_type=None, token=None) -> list[str]:
+        assert (repo_id, repo_type) == (REPO_ID, "dataset")
+        self.list_calls.append({"revision": revision, "token": token})
+        return self._files(revision)
+
+    def snapshot_download(self, *, repo_id, repo_type=None, revision=None, local_dir=None, **kwargs) -> str:
+        assert (repo_id, repo_type) == (REPO_ID, "dataset")
+        self.calls.append({"revision": revision, "local_dir": local_dir, **kwargs})
+        folder = self.root / (revision or "main")
+        selected = filter_repo_objects(
+            self._files(revision),
+            allow_patterns=kwargs.get("allow_patterns"),
+            ignore_patterns=kwargs.get("ignore_patterns"),
+        )
+        for rel in selected:
+            target = Path(local_dir) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
+            shutil.copyfile(folder / rel, target)
             self.copied.append(rel)
         return str(local_dir)
 
@@ -463,103 +660,351 @@ class FakeHub:
 @pytest.fixture
 def fake_hub(hub: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     fake = FakeHub(hub)
-    monkeypatch.setattr("s12ls_utils.download.snapshot_download", fake)
+    monkeypatch.setattr(dl, "list_repo_files", fake.list_repo_files)
+    monkeypatch.setattr(dl, "snapshot_download", fake.snapshot_download)
     return fake
 
 
-def test_download_dataset_end_to_end(tmp_path: Path, fake_hub: FakeHub) -> None:
+def tree(root: Path) -> list[str]:
+    """Every file (hidden ones included) and folder (with a trailing ``/``) below ``root``."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        out += [(rel / d).as_posix() + "/" for d in dirnames]
+        out += [(rel / f).as_posix() for f in filenames]
+    return sorted(out)
+
+
+def with_folders(files: list[str]) -> list[str]:
+    folders = {p.as_posix() + "/" for f in files for p in PurePosixPath(f).parents if p.parts}
+    return sorted(set(files) | folders)
+
+
+def today_tree(
+    version: str, sensors=SENSORS, *, keep_archives=False, tasks=True, inventory=True
+) -> list[str]:
+    files = []
+    for s in sensors:
+        files += [f"data_{version}/{s}/{n}" for n in today_patches(s)]
+        for name in today_members(version, s):
+            files.append(f"data_{version}/{s}/{name}{dl.MARKER_SUFFIX}")
+            if keep_archives:
+                files.append(f"data_{version}/{s}/{name}")
+    if inventory:
+        files.append(f"data_{version}/inventories.shp.zip")
+    if tasks:
+        files += [rel for rel in TASK_FILES if f"/{version}/" in rel]
+    return with_folders(files)
+
+
+def check_patches(data_dir: Path, version: str, sensors=SENSORS) -> None:
+    for s in sensors:
+        for name in today_patches(s):
+            assert (data_dir / s / name).read_bytes() == patch_bytes(version, name), name
+
+
+def test_detect_layout_today(hub: Path) -> None:
+    files = FakeHub(hub)._files(None)
+    layout = dl.detect_layout(files)
+    assert layout.kind == "versioned" and layout.version == "harmonized"
+    assert layout.archives == {
+        s: [f"data_harmonized/{s}/{n}" for n in sorted(today_members("harmonized", s))] for s in SENSORS
+    }
+    assert layout.inventory == "data_harmonized/inventories.shp.zip"
+    assert layout.tasks == [
+        "tasks/S12LS-LD/harmonized/config.json",
+        "tasks/S12LS-LD/harmonized/s2/splits.json",
+    ]
+    assert layout.prefix == "data_harmonized/" and layout.task_pattern == "tasks/*/harmonized/**"
+    assert layout.archive_pattern("s2") == "data_harmonized/s2/*.tar.gz"
+    assert layout.data_dir(Path("D")) == Path("D/data_harmonized")
+    assert layout.describe() == "data_harmonized/<sensor>/*.tar.gz (versioned layout)"
+
+    raw = dl.detect_layout(files, version="raw", sensors=["s1dsc"])
+    assert raw.archives == {
+        "s1dsc": ["data_raw/s1dsc/italy_s1dsc.tar.gz", "data_raw/s1dsc/nepal_s1dsc.tar.gz"]
+    }
+    assert raw.inventory == "data_raw/inventories.shp.zip"
+    assert raw.tasks == ["tasks/S12LS-AD/raw/s2/splits.json", "tasks/S12LS-LD/raw/s2/norm.json"]
+    assert raw.data_dir(Path("D")) == Path("D/data_raw")
+
+
+def test_detect_layout_root(hub: Path) -> None:
+    layout = dl.detect_layout(FakeHub(hub)._files("v0.1"), sensors=["s2", "s1asc"])
+    assert layout.kind == "root"
+    assert layout.archives == {"s2": ["s2/italy_s2.tar.gz"], "s1asc": ["s1asc/italy_s1asc.tar.gz"]}
+    assert layout.inventory == "inventories.shp.zip"
+    assert layout.tasks == ["tasks/S12LS-LD/s2/splits.json"]
+    assert layout.prefix == "" and layout.task_pattern == "tasks/**"
+    assert layout.data_dir(Path("D")) == Path("D")
+    assert layout.describe() == (
+        "<sensor>/*.tar.gz at the repository root (older root layout; the snapshot has no data_harmonized/ folder)"
+    )
+
+
+def test_detect_layout_errors_list_the_snapshot(hub: Path) -> None:
+    fake = FakeHub(hub)
+    with pytest.raises(ValueError) as excinfo:
+        dl.detect_layout(fake._files("odd"), revision="odd")
+    assert str(excinfo.value) == (
+        "paulhoehn/Sen12Landslides at revision 'odd' has no archives for s1asc, s1dsc, s2 in neither "
+        "data_harmonized/<sensor>/*.tar.gz (there is no data_harmonized/ folder) nor <sensor>/*.tar.gz at the "
+        "root (older layout); the snapshot has archives in archives/s2/ (1 archive); "
+        "top-level entries: README.md, archives/"
+    )
+    with pytest.raises(ValueError) as excinfo:
+        dl.detect_layout(fake._files("partial"), sensors=["s2", "s1asc"])
+    assert str(excinfo.value) == (
+        "paulhoehn/Sen12Landslides at the main branch has no archives for s1asc in "
+        "data_harmonized/<sensor>/*.tar.gz; the snapshot has archives in data_harmonized/s2/ (1 archive), "
+        "data_raw/s1asc/ (1 archive); top-level entries: data_harmonized/, data_raw/"
+    )
+    with pytest.raises(ValueError, match="has no archives for s2 in neither .*; the snapshot has no files$"):
+        dl.detect_layout([], sensors=["s2"])
+    with pytest.raises(
+        ValueError, match=r"; the snapshot has no \.tar\.gz archives; top-level entries: a/, b$"
+    ):
+        dl.detect_layout(["b", "a/s2/x.zip"], sensors=["s2"])
+    with pytest.raises(ValueError, match="unknown version 'cooked'; valid versions are harmonized, raw"):
+        dl.detect_layout([], version="cooked")
+
+
+def test_download_today_harmonized_end_to_end(tmp_path: Path, fake_hub: FakeHub) -> None:
     dest = tmp_path / "data"
-    report = download_dataset(dest, revision="v1.0", token="hf_dummy", progress=False)
+    report = download_dataset(dest, token="hf_dummy", progress=False)
 
+    assert fake_hub.list_calls == [{"revision": None, "token": "hf_dummy"}]
     (call,) = fake_hub.calls
-    assert call["repo_id"] == REPO_ID == "paulhoehn/Sen12Landslides"
-    assert call["repo_type"] == "dataset"
-    assert call["revision"] == "v1.0"
-    assert call["token"] == "hf_dummy"
     assert Path(call["local_dir"]) == dest
-    assert call["allow_patterns"] == ["s1asc/*", "s1dsc/*", "s2/*", "tasks/**", "inventories.shp.zip"]
+    assert call["revision"] is None and call["token"] == "hf_dummy"
+    assert call["allow_patterns"] == [
+        "data_harmonized/s1asc/*.tar.gz",
+        "data_harmonized/s1dsc/*.tar.gz",
+        "data_harmonized/s2/*.tar.gz",
+        "tasks/*/harmonized/**",
+        "data_harmonized/inventories.shp.zip",
+    ]
     assert call["ignore_patterns"] is None
+    assert not [rel for rel in fake_hub.copied if "raw" in rel or not rel.startswith(("data_h", "tasks/"))]
 
-    assert report.ok and report.skipped == []
-    assert sorted(a.name for a in report.extracted) == sorted(f"italy_{s}.tar.gz" for s in SENSORS)
-    assert report.n_files == 9
-    for sensor in SENSORS:
-        names = sorted(p.name for p in (dest / sensor).glob("*.nc"))
-        assert names == [patch_name(sensor, "italy", i) for i in range(3)]
-        assert (dest / sensor / patch_name(sensor, "italy", 0)).read_bytes() == payload(f"{sensor}0")
-        assert not list((dest / sensor).glob("*.tar.gz"))
-        assert not (dest / sensor / sensor).exists()
-    assert (dest / "tasks" / "S12LS-LD" / "splits.json").is_file()
-    assert (dest / "tasks" / "S12LS-AD" / "aoi.geojson").is_file()
-    assert (dest / "inventories.shp.zip").is_file()
-    assert not (dest / "README.md").exists()
+    data_dir = dest / "data_harmonized"
+    assert tree(dest) == today_tree("harmonized")
+    check_patches(data_dir, "harmonized")
+    with zipfile.ZipFile(data_dir / "inventories.shp.zip") as zf:
+        assert zf.read("inventories.shp") == b"harmonized inventory"
 
-    # a second run neither downloads nor extracts the archives again
+    assert isinstance(report, dl.DownloadReport) and report.ok
+    assert report.extracted == [
+        data_dir / s / name for s in SENSORS for name in sorted(today_members("harmonized", s))
+    ]
+    assert report.skipped == [] and report.n_files == 13
+    assert report.ignored == today_ignored(data_dir)
+    assert (report.layout.kind, report.data_dir, report.inventory, report.revision) == (
+        "versioned",
+        data_dir,
+        data_dir / "inventories.shp.zip",
+        None,
+    )
+    assert summarize(report) == "\n".join(
+        [
+            "Hub layout at the main branch: data_harmonized/<sensor>/*.tar.gz (versioned layout)",
+            "7 archive(s) extracted, 0 already extracted, 0 failed; 13 data file(s) in place.",
+            "12 archive member(s) skipped (not patch files of the archive's sensor):",
+            "  6 AppleDouble resource fork (._*), e.g. s1asc/italy_s1asc.tar.gz: italy/._italy_s1asc_1.nc; "
+            "s1asc/nepal_s1asc.tar.gz: ._nepal_s1asc_3.nc; s1dsc/italy_s1dsc.tar.gz: italy/._italy_s1dsc_1.nc",
+            "  3 macOS metadata (__MACOSX/), e.g. s1asc/italy_s1asc.tar.gz: __MACOSX/italy/._italy_s1asc_2.nc; "
+            "s1dsc/italy_s1dsc.tar.gz: __MACOSX/italy/._italy_s1dsc_2.nc; "
+            "s2/italy_s2.tar.gz: __MACOSX/italy/._italy_s2_2.nc",
+            "  3 not a patch file (<region>_<sensor>_<id>.nc), e.g. s1asc/italy_s1asc.tar.gz: italy/README.txt; "
+            "s1dsc/italy_s1dsc.tar.gz: italy/README.txt; s2/italy_s2.tar.gz: italy/README.txt",
+            f"Data folder: {data_dir} (e.g. s12ls catalog {data_dir})",
+            f"Inventory: {data_dir / 'inventories.shp.zip'}",
+        ]
+    )
+
+    # what `s12ls catalog <dest>/data_harmonized` lists: every patch, nothing else, no complaints
+    listing, errors = catalog._list_files(data_dir, SENSORS)
+    assert errors == []
+    assert sorted(listing) == sorted(f"{s}/{n}" for s in SENSORS for n in today_patches(s))
+
+    # a second run neither downloads nor extracts the archives again, and reports the same skips
     before = snapshot(dest)
-    again = download_dataset(dest, revision="v1.0", token="hf_dummy", progress=False)
-    assert sorted(fake_hub.calls[1]["ignore_patterns"]) == sorted(f"{s}/italy_{s}.tar.gz" for s in SENSORS)
-    assert again.extracted == [] and len(again.skipped) == 3 and again.ok
-    assert again.n_files == 9
+    again = download_dataset(dest, token="hf_dummy", progress=False)
+    assert fake_hub.calls[1]["ignore_patterns"] == [
+        f"data_harmonized/{s}/{name}" for s in SENSORS for name in sorted(today_members("harmonized", s))
+    ]
+    assert again.extracted == [] and again.skipped == report.extracted and again.ok
+    assert again.n_files == 13 and again.ignored == report.ignored
+    assert tree(dest) == today_tree("harmonized")
     assert {k: v for k, v in snapshot(dest).items() if k.endswith(".nc")} == {
         k: v for k, v in before.items() if k.endswith(".nc")
     }
-    assert not list(dest.glob("*/*.tar.gz"))
 
 
-def test_download_dataset_sensor_filter(tmp_path: Path, fake_hub: FakeHub) -> None:
+def test_download_raw_version_some_sensors_keep_archives(tmp_path: Path, fake_hub: FakeHub) -> None:
     dest = tmp_path / "data"
     report = download_dataset(
-        dest, sensors=["s2"], include_tasks=False, include_inventory=False, keep_archives=True, progress=False
+        dest, version="raw", sensors=["s2", "s1dsc"], keep_archives=True, progress=False
     )
 
-    (call,) = fake_hub.calls
-    assert call["allow_patterns"] == ["s2/*"]
-    assert call["revision"] is None and call["token"] is None
-    assert fake_hub.copied == ["s2/italy_s2.tar.gz"]
-    assert not (dest / "s1asc").exists() and not (dest / "s1dsc").exists()
-    assert not (dest / "tasks").exists() and not (dest / "inventories.shp.zip").exists()
-    assert sorted(p.name for p in (dest / "s2").glob("*.nc")) == [
-        patch_name("s2", "italy", i) for i in range(3)
+    assert fake_hub.calls[0]["allow_patterns"] == [
+        "data_raw/s2/*.tar.gz",
+        "data_raw/s1dsc/*.tar.gz",
+        "tasks/*/raw/**",
+        "data_raw/inventories.shp.zip",
     ]
-    assert (dest / "s2" / "italy_s2.tar.gz").exists()  # keep_archives
-    assert [a.name for a in report.extracted] == ["italy_s2.tar.gz"]
+    assert tree(dest) == today_tree("raw", ["s1dsc", "s2"], keep_archives=True)
+    check_patches(dest / "data_raw", "raw", ["s1dsc", "s2"])
+    with zipfile.ZipFile(dest / "data_raw" / "inventories.shp.zip") as zf:
+        assert zf.read("inventories.shp") == b"raw inventory"
+    assert report.ok and report.n_files == 9 and report.data_dir == dest / "data_raw"
+    assert report.ignored == today_ignored(dest / "data_raw", ["s2", "s1dsc"])
+    assert summarize(report).splitlines()[0] == (
+        "Hub layout at the main branch: data_raw/<sensor>/*.tar.gz (versioned layout)"
+    )
 
 
-def test_fetch_returns_archives_and_accepts_single_sensor_string(tmp_path: Path, fake_hub: FakeHub) -> None:
+def test_download_old_revision_with_root_layout(tmp_path: Path, fake_hub: FakeHub) -> None:
+    dest = tmp_path / "data"
+    report = download_dataset(dest, revision="v0.1", progress=False)
+
+    assert fake_hub.list_calls == [{"revision": "v0.1", "token": None}]
+    (call,) = fake_hub.calls
+    assert call["revision"] == "v0.1"
+    assert call["allow_patterns"] == [
+        "s1asc/*.tar.gz",
+        "s1dsc/*.tar.gz",
+        "s2/*.tar.gz",
+        "tasks/**",
+        "inventories.shp.zip",
+    ]
+    expected = [f"{s}/italy_{s}_{i}.nc" for s in SENSORS for i in (1, 2)]
+    expected += [f"{s}/italy_{s}.tar.gz{dl.MARKER_SUFFIX}" for s in SENSORS]
+    expected += ["inventories.shp.zip", "tasks/S12LS-LD/s2/splits.json"]
+    assert tree(dest) == with_folders(expected)
+    for s in SENSORS:
+        for i in (1, 2):
+            assert (dest / s / f"italy_{s}_{i}.nc").read_bytes() == patch_bytes("old", f"italy_{s}_{i}.nc")
+    assert report.ok and report.n_files == 6 and report.ignored == []
+    assert (report.layout.kind, report.data_dir, report.inventory) == (
+        "root",
+        dest,
+        dest / "inventories.shp.zip",
+    )
+    text = summarize(report)
+    assert text.splitlines()[0] == (
+        "Hub layout at revision 'v0.1': <sensor>/*.tar.gz at the repository root (older root layout; the "
+        "snapshot has no data_harmonized/ folder)"
+    )
+    assert text.splitlines()[-2] == f"Data folder: {dest} (e.g. s12ls catalog {dest})"
+
+
+def test_download_fails_clearly_when_the_snapshot_lacks_the_sensors(
+    tmp_path: Path, fake_hub: FakeHub
+) -> None:
+    dest = tmp_path / "data"
+    with pytest.raises(ValueError, match=r"has no archives for s2 in neither .* archives/s2/ \(1 archive\)"):
+        download_dataset(dest, sensors=["s2"], revision="odd", progress=False)
+    with pytest.raises(
+        ValueError,
+        match=r"^paulhoehn/Sen12Landslides at revision 'partial' has no archives for s1dsc in data_harmonized/",
+    ):
+        download_dataset(dest, sensors=["s2", "s1dsc"], revision="partial", progress=False)
+    assert fake_hub.calls == [] and not dest.exists()
+
+
+def test_truncated_archive_fails_and_leaves_no_partial_files(
+    tmp_path: Path, hub: Path, fake_hub: FakeHub
+) -> None:
+    full = make_archive(
+        tmp_path / "full.tar.gz",
+        {f"zz/zz_s2_{i}.nc": os.urandom(64 * 1024) for i in range(1, 5)},
+        dirs=("zz",),
+    )
+    cut = hub / "main" / "data_harmonized" / "s2" / "zz_cut.tar.gz"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    with tarfile.open(cut, "r|gz") as tar:  # its first members are complete: a naive unpack would write them
+        first = next(member for member in tar if member.isfile())
+        assert (first.name, len(tar.extractfile(first).read())) == ("zz/zz_s2_1.nc", 64 * 1024)
+    dest = tmp_path / "data"
+
+    report = download_dataset(dest, progress=False)
+
+    archive = dest / "data_harmonized" / "s2" / "zz_cut.tar.gz"
+    assert [a for a, _ in report.failed] == [archive]
+    assert report.failed[0][1].startswith(f"{archive} is corrupt or truncated: ")
+    assert len(report.extracted) == 7 and report.n_files == 13
+    # the good archives are in place, the bad one is kept for inspection, and nothing else of it exists
+    assert tree(dest) == with_folders(today_tree("harmonized") + ["data_harmonized/s2/zz_cut.tar.gz"])
+    text = summarize(report)
+    assert f"  FAILED {archive}: {archive} is corrupt or truncated: " in text
+    assert "7 archive(s) extracted, 0 already extracted, 1 failed; 13 data file(s) in place." in text
+
+    # running again fails the same way and still leaves no partial files
+    again = download_dataset(dest, progress=False)
+    assert [a for a, _ in again.failed] == [archive] and len(again.skipped) == 7
+    assert tree(dest) == with_folders(today_tree("harmonized") + ["data_harmonized/s2/zz_cut.tar.gz"])
+
+
+def test_fetch_returns_the_layout_and_archives(tmp_path: Path, fake_hub: FakeHub) -> None:
     got = fetch(tmp_path / "d", sensors="s1dsc", include_tasks=False, max_workers=2)
-    assert got == [tmp_path / "d" / "s1dsc" / "italy_s1dsc.tar.gz"]
+    data_dir = tmp_path / "d" / "data_harmonized"
+    assert got.archives == [
+        data_dir / "s1dsc" / "italy_s1dsc.tar.gz",
+        data_dir / "s1dsc" / "nepal_s1dsc.tar.gz",
+    ]
+    assert got.data_dir == data_dir and got.inventory == data_dir / "inventories.shp.zip"
+    assert got.layout.kind == "versioned"
     assert fake_hub.calls[0]["max_workers"] == 2
-    assert fake_hub.calls[0]["allow_patterns"] == ["s1dsc/*", "inventories.shp.zip"]
+    assert fake_hub.calls[0]["allow_patterns"] == [
+        "data_harmonized/s1dsc/*.tar.gz",
+        "data_harmonized/inventories.shp.zip",
+    ]
+
+
+def test_fetch_without_tasks_in_the_snapshot_warns(
+    tmp_path: Path, fake_hub: FakeHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="s12ls_utils.download"):
+        got = fetch(tmp_path / "d", sensors=["s2"], revision="partial")
+    assert fake_hub.calls[0]["allow_patterns"] == [
+        "data_harmonized/s2/*.tar.gz",
+        "data_harmonized/inventories.shp.zip",
+    ]
+    assert "the snapshot has no task files matching tasks/*/harmonized/**" in caplog.text
+    assert got.archives == [tmp_path / "d" / "data_harmonized" / "s2" / "italy_s2.tar.gz"]
 
 
 def test_fetch_with_nothing_selected(tmp_path: Path, fake_hub: FakeHub) -> None:
     with pytest.raises(ValueError, match="nothing to download"):
         fetch(tmp_path, sensors=[], include_tasks=False, include_inventory=False)
-    assert fake_hub.calls == []
+    assert fake_hub.calls == [] and fake_hub.list_calls == []
 
 
 def test_malicious_archive_from_hub(tmp_path: Path, hub: Path, fake_hub: FakeHub) -> None:
-    build_malicious(hub / "s2" / "zz_evil.tar.gz", tmp_path, "nested_dotdot")
-    build_malicious(hub / "s1asc" / "zz_link.tar.gz", tmp_path, "symlink_dir_then_write")
+    build_malicious(hub / "main" / "data_harmonized" / "s2" / "zz_evil.tar.gz", tmp_path, "nested_dotdot")
+    build_malicious(
+        hub / "main" / "data_harmonized" / "s1asc" / "zz_link.tar.gz", tmp_path, "symlink_dir_then_write"
+    )
     outside_before = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(("data", "hub"))}
     dest = tmp_path / "data"
 
     report = download_dataset(dest, progress=False)
 
-    failed = {a.relative_to(dest).as_posix(): reason for a, reason in report.failed}
+    data_dir = dest / "data_harmonized"
+    failed = {a.relative_to(data_dir).as_posix(): reason for a, reason in report.failed}
     assert set(failed) == {"s2/zz_evil.tar.gz", "s1asc/zz_link.tar.gz"}
     assert "'..'" in failed["s2/zz_evil.tar.gz"] and "symbolic link" in failed["s1asc/zz_link.tar.gz"]
-    assert sorted(a.name for a in report.extracted) == sorted(f"italy_{s}.tar.gz" for s in SENSORS)
+    assert len(report.extracted) == 7
     # the bad archives are kept, have no marker, and nothing of theirs was written
-    for rel in failed:
-        assert (dest / rel).is_file()
-        assert not (dest / (rel + dl.MARKER_SUFFIX)).exists()
-    assert not list(dest.rglob("good_s2_1.nc")) and not list(dest.rglob("escape.nc"))
+    assert tree(dest) == with_folders(
+        today_tree("harmonized")
+        + ["data_harmonized/s2/zz_evil.tar.gz", "data_harmonized/s1asc/zz_link.tar.gz"]
+    )
     assert {
         k: v for k, v in snapshot(tmp_path).items() if not k.startswith(("data", "hub"))
     } == outside_before
     assert not (tmp_path / "outside").exists()
-    assert not [p for p in dest.rglob("*") if ".extracting-" in p.name]
     assert "2 failed" in summarize(report)
 
 
@@ -567,6 +1012,105 @@ def test_malicious_archive_from_hub(tmp_path: Path, hub: Path, fake_hub: FakeHub
 def test_unknown_sensor(tmp_path: Path, fake_hub: FakeHub, bad) -> None:
     with pytest.raises(ValueError, match="s1asc, s1dsc, s2"):
         download_dataset(tmp_path, sensors=bad, progress=False)
-    assert fake_hub.calls == []
+    assert fake_hub.calls == [] and fake_hub.list_calls == []
     with pytest.raises(ValueError, match="unknown sensor"):
         unpack(tmp_path, sensors=bad, progress=False)
+
+
+def test_unknown_version(tmp_path: Path, fake_hub: FakeHub) -> None:
+    with pytest.raises(ValueError, match="unknown version 'harmonised'; valid versions are harmonized, raw"):
+        download_dataset(tmp_path, version="harmonised", progress=False)
+    assert fake_hub.calls == [] and fake_hub.list_calls == []
+
+
+# --------------------------------------------------------------------------------------------------------
+# s12ls download
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_cli_download_default(tmp_path: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture) -> None:
+    dest = tmp_path / "data"
+    assert cli.main(["download", "--dest", str(dest), "--token", "hf_x"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    data_dir = dest / "data_harmonized"
+    assert out[0] == "Hub layout at the main branch: data_harmonized/<sensor>/*.tar.gz (versioned layout)"
+    assert out[1] == "7 archive(s) extracted, 0 already extracted, 0 failed; 13 data file(s) in place."
+    assert out[2] == "12 archive member(s) skipped (not patch files of the archive's sensor):"
+    assert out[3].startswith("  6 AppleDouble resource fork (._*), e.g. s1asc/italy_s1asc.tar.gz: ")
+    assert out[-2:] == [
+        f"Data folder: {data_dir} (e.g. s12ls catalog {data_dir})",
+        f"Inventory: {data_dir / 'inventories.shp.zip'}",
+    ]
+    assert fake_hub.list_calls == [{"revision": None, "token": "hf_x"}]
+    assert tree(dest) == today_tree("harmonized")
+    check_patches(data_dir, "harmonized")
+
+
+def test_cli_download_raw_comma_sensors(
+    tmp_path: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture
+) -> None:
+    dest = tmp_path / "data"
+    argv = ["download", "--dest", str(dest), "--version", "raw", "--sensors", "s2,s1asc", "s2"]
+    assert cli.main([*argv, "--keep-archives", "--no-tasks", "--no-inventory"]) == 0
+    assert fake_hub.calls[0]["allow_patterns"] == ["data_raw/s2/*.tar.gz", "data_raw/s1asc/*.tar.gz"]
+    assert tree(dest) == today_tree("raw", ["s1asc", "s2"], keep_archives=True, tasks=False, inventory=False)
+    check_patches(dest / "data_raw", "raw", ["s1asc", "s2"])
+    assert capsys.readouterr().out.splitlines()[-1] == "Inventory: not downloaded"
+
+
+def test_cli_download_old_revision(tmp_path: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture) -> None:
+    dest = tmp_path / "data"
+    assert (
+        cli.main(["download", "--dest", str(dest), "--sensors", "s2", "--revision", "v0.1", "--no-tasks"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "Hub layout at revision 'v0.1': <sensor>/*.tar.gz at the repository root (older root layout" in out
+    assert tree(dest) == with_folders(
+        [
+            "s2/italy_s2_1.nc",
+            "s2/italy_s2_2.nc",
+            f"s2/italy_s2.tar.gz{dl.MARKER_SUFFIX}",
+            "inventories.shp.zip",
+        ]
+    )
+
+
+def test_cli_download_failures(
+    tmp_path: Path, hub: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture
+) -> None:
+    dest = tmp_path / "data"
+    assert cli.main(["download", "--dest", str(dest), "--revision", "odd"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "s12ls download: error: paulhoehn/Sen12Landslides at revision 'odd' has no archives for s1asc, s1dsc, s2"
+    )
+    assert (
+        "the snapshot has archives in archives/s2/ (1 archive); top-level entries: README.md, archives/"
+        in err
+    )
+
+    assert cli.main(["download", "--dest", str(dest), "--revision", "nope"]) == 2  # hub error (an OSError)
+    assert capsys.readouterr().err == (
+        "s12ls download: error: 404 Client Error: Revision Not Found for url: .../nope\n"
+    )
+    assert not dest.exists()
+
+    full = make_archive(tmp_path / "full.tar.gz", {f"zz_s2_{i}.nc": os.urandom(50_000) for i in range(3)})
+    cut = hub / "main" / "data_harmonized" / "s2" / "zz_cut.tar.gz"
+    cut.write_bytes(full.read_bytes()[:60_000])
+    assert cli.main(["download", "--dest", str(dest), "--sensors", "s2"]) == 1
+    archive = dest / "data_harmonized" / "s2" / "zz_cut.tar.gz"
+    assert f"  FAILED {archive}: {archive} is corrupt or truncated" in capsys.readouterr().out
+    assert tree(dest) == with_folders(today_tree("harmonized", ["s2"]) + ["data_harmonized/s2/zz_cut.tar.gz"])
+
+
+@pytest.mark.parametrize(
+    "argv", [["--sensors", "s3"], ["--sensors", "s2,S1"], ["--sensors", ","], ["--version", "harmonised"]]
+)
+def test_cli_download_usage_errors(tmp_path: Path, fake_hub: FakeHub, argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["download", "--dest", str(tmp_path / "d"), *argv])
+    assert excinfo.value.code == 2
+    assert "s12ls download: error: argument" in capsys.readouterr().err
+    assert fake_hub.list_calls == [] and not (tmp_path / "d").exists()
