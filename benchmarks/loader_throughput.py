@@ -25,7 +25,11 @@ Usage::
 
     .venv/bin/python benchmarks/loader_throughput.py                       # data/sample, task S12LS-LD, train
     .venv/bin/python benchmarks/loader_throughput.py --split train --workers 0 2 --batch-size 8 --models
-    .venv/bin/python benchmarks/loader_throughput.py --task data/real/tasks/S12LS-LD --workers 8
+    .venv/bin/python benchmarks/loader_throughput.py --task data/real/tasks/S12LS-LD/harmonized --workers 8
+
+``--task`` is a task folder. A published one from ``s12ls download`` (``data/real/tasks/<TASK>/<release>``)
+finds its data folder (``data/real/data_<release>``) by itself, as does one written by ``s12ls splits``
+(``<data_dir>/tasks/<TASK>``).
 """
 
 from __future__ import annotations
