@@ -497,7 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=["train", "val", "test"],
         help="default: all",
     )
-    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: two levels above)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data folder (default: guessed from the task folder, see splits.load_task)",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: DATA_DIR/.s12ls_cache)")
     p.add_argument("--force", action="store_true", help="rebuild even an up-to-date cache")
     _add_run_options(p)

@@ -93,6 +93,7 @@ __all__ = [
     "select",
     "spatial_groups",
     "split",
+    "task_label",
     "write_task",
 ]
 
@@ -1483,6 +1484,16 @@ def _infer_unit(block: Mapping | None) -> str:
     if not block or "VV" not in block.get("mean", {}):
         return "linear"
     return "dB" if float(block["mean"]["VV"]) < 0 else "linear"
+
+
+def task_label(path: str | Path) -> str:
+    """A short name for a task folder, for run names: ``<data>/tasks/S12LS-LD`` → ``S12LS-LD``; a downloaded
+    published folder ``tasks/S12LS-LD/harmonized`` → ``S12LS-LD-harmonized`` (its last component alone would
+    name LD and AD runs of one release alike)."""
+    p = Path(path)
+    if p.name in ("harmonized", "raw") and p.parent.name:
+        return f"{p.parent.name}-{p.name}"
+    return p.name
 
 
 def _guess_data_dir(task_root: Path) -> Path | None:

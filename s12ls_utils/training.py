@@ -204,7 +204,9 @@ class TrainConfig:
     def name(self) -> str:
         if self.run_name:
             return self.run_name
-        return f"{Path(self.task_dir).name}-{self.model}-{'+'.join(self.sensors)}-s{self.seed}"
+        from .splits import task_label
+
+        return f"{task_label(self.task_dir)}-{self.model}-{'+'.join(self.sensors)}-s{self.seed}"
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))

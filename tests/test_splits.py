@@ -645,6 +645,12 @@ def test_load_task_finds_the_data_of_a_downloaded_published_task(tmp_path, writt
         splits.load_task(raw).files("s2")
 
 
+def test_task_label_names_published_release_folders_apart():
+    assert splits.task_label("data/sample/tasks/S12LS-LD") == "S12LS-LD"
+    assert splits.task_label("data/real/tasks/S12LS-LD/harmonized") == "S12LS-LD-harmonized"
+    assert splits.task_label("data/real/tasks/S12LS-AD/raw") == "S12LS-AD-raw"
+
+
 def test_reference_split_on_too_small_data_draws_without_strata(caplog):
     frame = pd.DataFrame(
         {
