@@ -311,8 +311,11 @@ def _read_header(path: Path, checks: frozenset[str]) -> _Header:
         names = set(ds.ncattrs())
         crs = str(ds.getncattr("crs")).strip().upper() if "crs" in names else ""
         raw = str(ds.getncattr("event_date")) if "event_date" in names else ""
-        try:
-            events = tuple(sorted(d.isoformat() for d in schema.parse_dates(raw)))
+        try:  # a set in the file: compared sorted, undated entries (None/nan/NaT) as "undated"
+            entries = schema.parse_event_entries(raw)
+            events = tuple(sorted(d.isoformat() for d in entries if d is not None)) + ("undated",) * sum(
+                d is None for d in entries
+            )
         except ValueError:
             events = (raw.strip(),)
 
@@ -440,7 +443,9 @@ def check_consistency(
     - ``grid_x`` / ``grid_y``: the x and y coordinate vectors, equal within ``grid_tolerance`` metres;
     - ``mask``: ``MASK`` at time step 0, exactly, compared as ``(y, x)`` whatever each file's dimension
       order (``(time, x, y)`` or ``(time, y, x)``);
-    - ``event_date``: the set of event dates in the ``event_date`` attribute (empty for not annotated);
+    - ``event_date``: the set of event dates in the ``event_date`` attribute (compared sorted: the file's
+      order is arbitrary; undated entries ``None``/``nan``/``NaT`` count as ``undated``; empty for not
+      annotated);
     - ``dem`` (not in :data:`DEFAULT_CHECKS`): ``DEM`` at time step 0, within ``dem_tolerance`` metres.
 
     A file that cannot be read gives a row with check ``"read"`` (and ``sensor_b`` empty). Nothing is

@@ -12,7 +12,26 @@ modification time; the next call reuses the rows of unchanged files, scans new o
 deleted ones, so a second call on an unchanged folder opens no file at all.
 
 Files that cannot be read (truncated, foreign, badly named) do not stop the scan: they are listed in
-``df.attrs["errors"]`` (see :func:`catalog_errors`).
+``df.attrs["errors"]`` (see :func:`catalog_errors`). Oddities a reader handles are not errors: an
+undated annotation (``event_date`` ``None``/``nan``/``NaT``) keeps its row, with ``event_date`` NaT,
+``annotated`` True, ``n_undated_events`` > 0 and ``event_position == "undated"``.
+
+Events, columns of one row (DESIGN §3.1, ``REAL-FORMAT.md``):
+
+- ``event_date`` is the **primary event, the earliest dated one** (``event_date`` is written from a set,
+  in arbitrary order); ``event_dates`` lists the dated events sorted; ``n_events`` counts the entries of
+  the attribute (dated and undated), ``n_undated_events`` the undated ones.
+- ``pre_index``/``post_index`` come from the file's time axis (the writer's rule: last step strictly
+  before the primary event, first step on or after it; :func:`s12ls_utils.schema.event_steps`), not from
+  ``pre_post_dates``; both are -1 when there is no valid pair. ``event_position`` says why: ``inside``
+  (a pair exists; ``event_in_series``), ``before`` (every image is post-event), ``after`` (every image is
+  pre-event), ``undated`` (annotated, no dated event) or ``none`` (not annotated). ``n_before`` counts
+  the images strictly before the primary event, ``n_after`` those on or after it.
+- ``date_confidence`` is the **lowest** of the distinct confidence values of ``date_confidence`` (they
+  are not one per event, so no value belongs to the primary event), ``date_confidence_max`` the
+  highest; NaN without any. 1.0 = date from the inventory, lower = date derived upstream from an NDVI
+  drop.
+- ``release``: ``raw``, ``harmonized`` or ``unknown`` (:func:`s12ls_utils.io.file_release`).
 
 Example
 -------
@@ -58,7 +77,7 @@ log = logging.getLogger(__name__)
 #: File name of the parquet cache inside the data folder.
 CACHE_NAME = ".s12ls_catalog.parquet"
 #: Bumped whenever the columns or their meaning change; a cache of another version is ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _META_KEY = b"s12ls_catalog"
 
 #: Columns of the catalog and their dtypes, in order.
@@ -70,9 +89,11 @@ DTYPES: dict[str, str] = {
     "path": "string",
     "annotated": "bool",
     "n_events": "int64",
+    "n_undated_events": "int64",
     "event_date": "datetime64[ns]",
     "event_dates": "string",
     "date_confidence": "float64",
+    "date_confidence_max": "float64",
     "ann_ids": "string",
     "n_annotations": "int64",
     "n_positive": "int64",
@@ -91,7 +112,9 @@ DTYPES: dict[str, str] = {
     "n_before": "int64",
     "n_after": "int64",
     "event_in_series": "bool",
+    "event_position": "string",
     "s1_unit": "string",
+    "release": "string",
     "n_cloudy": "Int64",
     "n_clear": "Int64",
     "dims_order": "string",
@@ -124,18 +147,10 @@ def _record(meta: PatchMeta, rel: str, read_scl: bool) -> tuple:
     """The catalog values of one patch, in the order of ``_RECORD_COLUMNS``."""
     times = np.asarray(meta.times, dtype="datetime64[ns]")
     n_times = int(times.size)
-    events = meta.event_dates
-    if events:
-        first = events[0]
-        event_date = np.datetime64(first, "ns")
-        days = times.astype("datetime64[D]")
-        ev_day = np.datetime64(first, "D")
-        n_before = int(np.count_nonzero(days < ev_day))
-        n_after = int(np.count_nonzero(days > ev_day))
-    else:
-        event_date = _NaT
-        n_before = n_after = 0
-    pre, post = meta.pre_post[0] if meta.pre_post else (-1, -1)
+    events = meta.event_dates  # sorted: the primary event is the first
+    steps = meta.event_steps
+    event_date = np.datetime64(steps.event_date, "ns") if steps.event_date is not None else _NaT
+    pre, post = steps.pair or (-1, -1)
     confs = meta.date_confidences
     if meta.sensor == "s2" and read_scl and meta.bad_fraction is not None:
         bad = np.asarray(meta.bad_fraction, dtype="float64")
@@ -150,10 +165,12 @@ def _record(meta: PatchMeta, rel: str, read_scl: bool) -> tuple:
         "key": meta.key,
         "path": rel,
         "annotated": bool(meta.annotated),
-        "n_events": len(events),
+        "n_events": len(events) + int(meta.n_undated_events),
+        "n_undated_events": int(meta.n_undated_events),
         "event_date": event_date,
         "event_dates": ",".join(d.isoformat() for d in events),
-        "date_confidence": float(np.mean(confs)) if confs else math.nan,
+        "date_confidence": float(min(confs)) if confs else math.nan,
+        "date_confidence_max": float(max(confs)) if confs else math.nan,
         "ann_ids": ",".join(str(int(a)) for a in meta.ann_ids),
         "n_annotations": len(meta.ann_ids),
         "n_positive": int(meta.n_positive),
@@ -167,10 +184,12 @@ def _record(meta: PatchMeta, rel: str, read_scl: bool) -> tuple:
         "n_times": n_times,
         "pre_index": int(pre),
         "post_index": int(post),
-        "n_before": n_before,
-        "n_after": n_after,
-        "event_in_series": bool(n_before > 0 and n_after > 0),
+        "n_before": steps.n_before,
+        "n_after": steps.n_after,
+        "event_in_series": steps.has_pair,
+        "event_position": steps.position,
         "s1_unit": meta.s1_unit,
+        "release": meta.release,
         "n_cloudy": n_cloudy,
         "n_clear": n_clear,
         "dims_order": meta.dims_order,
@@ -595,7 +614,9 @@ def summarize(df: pd.DataFrame) -> str:
     """A short text summary of a catalog (used by ``s12ls catalog``).
 
     Counts per sensor (annotated / not annotated, positive-pixel share), locations and regions, the
-    positive-pixel share overall and the number of files that could not be read.
+    positive-pixel share overall, the range of event dates, the annotated patches without a pre/post
+    pair (event before or after the series, undated), the releases and the number of files that could
+    not be read.
     """
     lines = []
     n_loc = df["key"].nunique() if len(df) else 0
@@ -624,6 +645,15 @@ def summarize(df: pd.DataFrame) -> str:
             lines.append(
                 f"event dates: {df['event_date'].min():%Y-%m-%d} … {df['event_date'].max():%Y-%m-%d}"
             )
+        pos = ann["event_position"].value_counts()
+        n_nopair = int(sum(pos.get(k, 0) for k in ("before", "after", "undated")))
+        lines.append(
+            f"annotated patches without a pre/post pair: {n_nopair} (event before the series "
+            f"{int(pos.get('before', 0))}, after it {int(pos.get('after', 0))}, undated "
+            f"{int(pos.get('undated', 0))})"
+        )
+        rel = df["release"].value_counts()
+        lines.append("release: " + ", ".join(f"{r} {int(rel[r])}" for r in sorted(rel.index)))
     n_err = len(df.attrs.get("errors", []))
     lines.append(
         f"errors: {n_err} file(s) could not be read" + (" (see catalog_errors(df))" if n_err else "")
@@ -684,7 +714,8 @@ def class_balance(df: pd.DataFrame, by: str | None = "region") -> pd.DataFrame:
 
 
 def time_coverage(df: pd.DataFrame) -> pd.DataFrame:
-    """Per sensor: annotated files, events inside the series, median steps before/after, S2 cloudiness."""
+    """Per sensor: annotated files, events inside / outside the series and undated, median steps
+    before/after (patches with the event inside), S2 cloudiness."""
     ann = df[df["annotated"]]
     rows = {}
     for s in schema.SENSORS:
@@ -693,7 +724,8 @@ def time_coverage(df: pd.DataFrame) -> pd.DataFrame:
         rows[s] = {
             "annotated files": len(a),
             "event inside series": int(a["event_in_series"].sum()),
-            "event outside series": int((~a["event_in_series"]).sum()),
+            "event outside series": int(a["event_position"].isin(["before", "after"]).sum()),
+            "undated event": int((a["event_position"] == "undated").sum()),
             "median steps before": float(a.loc[a["event_in_series"], "n_before"].median())
             if len(a)
             else np.nan,

@@ -8,7 +8,10 @@ slice of those arrays.
 Cache format (one folder per task scope, split and sensor, see :func:`cache_dir_for`)
 ---------------------------------------------------------------------------------------
 ``x.npy``         int16 ``(N, T, C, H, W)``: the feature channels of :data:`schema.FEATURES`, in that order.
-                  S2 reflectance ×10000 and the DEM are int16 in the files: stored as they are (**lossless**).
+                  S2 reflectance ×10000 and the DEM are int16 in the files: stored as they are (**lossless**),
+                  except that raw-release S2 bands of dates from 2022-01-25 lose ESA's +1000 DN offset
+                  (:func:`s12ls_utils.io.harmonize_s2`; the release comes from :func:`~s12ls_utils.io.file_release`
+                  and is recorded per source in the manifest).
                   S1 VV/VH are stored in **dB ×100** (``round(100·10·log10(linear))``): a quantisation step of
                   0.01 dB (error ≤ 0.005 dB, i.e. ≤ 0.12 % of the linear value), some 100× below the speckle
                   of a multi-looked pixel (≈ 1–2 dB), and the ``int16`` range covers ±327 dB, so nothing is
@@ -19,14 +22,30 @@ Cache format (one folder per task scope, split and sensor, see :func:`cache_dir_
                   S2 = scene class not in :data:`schema.SCL_BAD` (cloud, shadow, snow, no data…), S1 = VV and
                   VH valid.
 ``comp.npy``      int16 ``(N, 2, C, H, W)``: pre-event and post-event **median composites** over the valid
-                  dates of ``0…pre`` and ``post…T−1`` (``pre``/``post`` from the ``pre_post_dates`` attribute;
-                  the series centre 6/7 when a patch has no event). The *lower* median (an observed value)
-                  is used, so the composite commutes with clipping, dB↔linear and normalisation. A pixel with
-                  no valid date holds the sentinel; the DEM is copied from the first date.
+                  dates of the pre and post windows. The *lower* median (an observed value) is used, so the
+                  composite commutes with clipping, dB↔linear and normalisation. A pixel with no valid date
+                  (and every pixel of an empty window) holds the sentinel; the DEM is copied from the first
+                  date. The windows come from the primary (earliest dated) event and the time axis
+                  (:func:`s12ls_utils.schema.event_steps`; ``pre_post_dates`` is not used), and **the pre
+                  window never holds an image on or after a dated event**:
+
+                  - event inside the series: ``0…pre`` and ``post…T−1`` (pre = last step strictly before
+                    the event, post = first step on or after it);
+                  - event on or before the first date: empty pre window (every image is post-event), post
+                    window ``0…T−1``;
+                  - event after the last date: pre window ``0…T−1``, empty post window;
+                  - annotated but undated (``event_date`` ``None``/``nan``/``NaT`` only): both windows
+                    empty (when the event happened is unknown, so no image can be called pre or post);
+                  - not annotated (no event): the series centre, ``0…6`` and ``7…T−1``
+                    (:data:`DEFAULT_PREPOST`).
 ``comp_valid.npy`` uint8 ``(N, 2, H, W/8)``: pixels of the composites with at least one valid date.
 ``y.npy``         uint8 ``(N, H, W)``: ``MASK`` at time step 0.
-``prepost.npy``   int16 ``(N, 2)``; ``days.npy`` int16 ``(N, T)``: days since the first acquisition.
-``manifest.json`` written last: format version, channels and their encoding, shapes, patch ids, and the
+``prepost.npy``   int16 ``(N, 2)``: ``(pre, post)`` of a valid pair, :data:`DEFAULT_PREPOST` for a patch
+                  without an event, :data:`NO_PREPOST` ``(-1, -1)`` for an annotated patch without a pair
+                  (event outside the series, or undated; the manifest's ``event_position`` says which).
+``days.npy``      int16 ``(N, T)``: days since the first acquisition.
+``manifest.json`` written last: format version, channels and their encoding, shapes, patch ids, each
+                  patch's ``event_position`` (:data:`s12ls_utils.schema.EVENT_POSITIONS`) and the release,
                   size and modification time of every source file (a changed, added or removed file makes
                   the cache *stale* and :func:`build_cache` rebuilds it).
 
@@ -75,6 +94,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CACHE_FORMAT",
     "DEFAULT_PREPOST",
+    "NO_PREPOST",
     "SENTINEL",
     "VIEWS",
     "EpochBatchSampler",
@@ -96,7 +116,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the cache layout or encoding changes (an older cache is rebuilt).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: int16 code of an invalid value (S1 NaN; composite pixels without a valid date).
 SENTINEL = -32768
 #: S1 backscatter is cached in dB times this factor.
@@ -105,6 +125,8 @@ S1_DB_SCALE = 100.0
 VIEWS = ("series", "prepost")
 #: ``(pre, post)`` used for a patch without an event (the centre of the 15-date series).
 DEFAULT_PREPOST = (6, 7)
+#: ``prepost`` of an annotated patch without a valid pre/post pair (event outside the series, undated).
+NO_PREPOST = (-1, -1)
 #: Channels that do not change over time (taken from the first date in composites).
 STATIC_CHANNELS = frozenset({"DEM"})
 _ARRAYS = ("x", "valid", "comp", "comp_valid", "y", "prepost", "days")
@@ -142,12 +164,36 @@ class RawPatch:
     x: np.ndarray  # int16 (T, C, H, W)
     valid: np.ndarray  # bool (T, H, W)
     y: np.ndarray  # uint8 (H, W)
-    prepost: tuple[int, int]
+    prepost: tuple[int, int]  # a valid pair, DEFAULT_PREPOST (no event) or NO_PREPOST (no pair)
     days: np.ndarray  # int16 (T,)
+    position: str = "none"  # schema.EVENT_POSITIONS of the primary event
+    release: str = "unknown"  # release of the source file (io.file_release)
+
+    @property
+    def windows(self) -> tuple[int, int]:
+        """``(last pre step, first post step)`` of the composite windows ``0…pre`` and ``post…T−1``;
+        ``-1`` / ``T`` make a window empty (see the module docstring)."""
+        return composite_windows(self.position, self.prepost, self.x.shape[0])
 
     def composite(self, sensor: str) -> tuple[np.ndarray, np.ndarray]:
         """Pre/post lower-median composites ``(2, C, H, W)`` int16 and their validity ``(2, H, W)``."""
-        return prepost_composite(self.x, self.valid, self.prepost, sensor)
+        return prepost_composite(self.x, self.valid, self.windows, sensor)
+
+
+def composite_windows(position: str, prepost: tuple[int, int], n_steps: int) -> tuple[int, int]:
+    """Composite windows ``(pre, post)`` (pre window ``0…pre``, post window ``post…T−1``) of a patch whose
+    primary event is at ``position`` (:data:`s12ls_utils.schema.EVENT_POSITIONS`): the pair itself
+    inside the series, ``(-1, 0)`` before it, ``(T−1, T)`` after it, ``(-1, T)`` undated (both windows
+    empty) and ``prepost`` (the series centre) without an event."""
+    t = int(n_steps)
+    if position == "before":
+        return -1, 0
+    if position == "after":
+        return t - 1, t
+    if position == "undated":
+        return -1, t
+    pre, post = (int(v) for v in prepost)
+    return min(pre, t - 1), min(post, t - 1)
 
 
 def _tyx(var) -> np.ndarray:
@@ -180,11 +226,14 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
     """Read one patch file straight through netCDF4 into the cache encoding.
 
     Channels are picked by name in the order of :data:`schema.FEATURES[sensor]`; either dimension order
-    is accepted. Opens and closes the file here (call it inside a worker, never before a fork).
+    is accepted. Raw-release S2 bands are harmonised (:func:`s12ls_utils.io.harmonize_s2`). The
+    composite windows follow the primary event on the time axis (module docstring); the attributes are
+    read leniently (an unparsable ``event_date`` of an annotated patch counts as undated). Opens and
+    closes the file here (call it inside a worker, never before a fork).
     """
     import netCDF4
 
-    from .io import PatchReadError, _decode_time, detect_s1_unit
+    from .io import PatchReadError, _decode_time, detect_s1_unit, file_release, harmonize_s2
 
     schema.check_sensor(sensor)
     path = Path(path)
@@ -200,6 +249,9 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
             missing.append("SCL")
         if missing:
             raise PatchReadError(path, f"variable(s) {missing} missing")
+        times = _decode_time(ds.variables["time"])
+        release = file_release(path) if sensor == "s2" else "unknown"
+        s1_native: str | None = None
         chans = []
         valid = None
         for n in names:
@@ -210,7 +262,9 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
                 a = a.astype("float32", copy=False)
                 if bad is not None:
                     a = np.where(bad, np.nan, a)
-                if detect_s1_unit(a) == "linear":
+                unit = detect_s1_unit(a)
+                s1_native = s1_native or unit
+                if unit == "linear":
                     with np.errstate(divide="ignore", invalid="ignore"):
                         a = 10.0 * np.log10(np.where(a > 0, a, np.nan))
                 ok = np.isfinite(a)
@@ -218,11 +272,15 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
                 valid = ok if valid is None else (valid & ok)
                 chans.append(enc)
             else:
+                if n in schema.S2_OFFSET_BANDS:
+                    a = harmonize_s2(a, times, release)
                 chans.append(_to_int16(a))
                 if bad is not None and n != "DEM":
                     valid = ~bad if valid is None else (valid & ~bad)
         x = np.stack(chans, axis=1)
         t = x.shape[0]
+        if s1_native is not None:
+            release = file_release(path, s1_unit=s1_native)
         if sensor == "s2":
             scl = _tyx(ds.variables["SCL"]).astype("int64")
             good = _SCL_GOOD_LUT[np.clip(scl, 0, 255)]
@@ -230,15 +288,14 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
         if valid is None:
             valid = np.ones((t, *x.shape[2:]), dtype=bool)
         y = np.ascontiguousarray(_tyx(ds.variables["MASK"])[0]).astype("uint8")
-        raw_attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        pp = (
-            schema.parse_pre_post(raw_attrs.get("pre_post_dates", ""))
-            if "pre_post_dates" in raw_attrs
-            else []
-        )
-        prepost = pp[0] if pp else DEFAULT_PREPOST
-        prepost = (min(prepost[0], t - 1), min(prepost[1], t - 1))
-        times = _decode_time(ds.variables["time"])
+        attrs, _ = schema.parse_attrs({k: ds.getncattr(k) for k in ds.ncattrs()})
+        steps = schema.patch_event_steps(times, attrs)
+        if steps.has_pair:
+            prepost = steps.pair
+        elif steps.position == "none":
+            prepost = (min(DEFAULT_PREPOST[0], t - 1), min(DEFAULT_PREPOST[1], t - 1))
+        else:
+            prepost = NO_PREPOST
         days = ((times - times[0]) // np.timedelta64(1, "D")).astype("int16")
     except PatchReadError:
         raise
@@ -246,21 +303,32 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
         raise PatchReadError(path, f"cannot read contents ({type(exc).__name__}: {exc})") from exc
     finally:
         ds.close()
-    return RawPatch(x, valid, y, prepost, days)
+    return RawPatch(x, valid, y, prepost, days, steps.position, release)
 
 
 def prepost_composite(
     x: np.ndarray, valid: np.ndarray, prepost: tuple[int, int], sensor: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lower-median composites of the valid dates ``0…pre`` and ``post…T−1`` (see module docstring)."""
+    """Lower-median composites of the valid dates ``0…pre`` and ``post…T−1`` (see module docstring).
+
+    ``pre = -1`` empties the pre window and ``post = T`` the post window: every pixel of an empty window
+    holds the sentinel and is invalid (the DEM is still copied from the first date).
+    """
     t, c, h, w = x.shape
     pre, post = int(prepost[0]), int(prepost[1])
+    if not (-1 <= pre < t and 0 <= post <= t):
+        raise ValueError(f"composite windows {prepost} do not fit a series of {t} dates")
     names = schema.FEATURES[sensor]
     static = [i for i, n in enumerate(names) if n in STATIC_CHANNELS]
     out = np.empty((2, c, h, w), dtype="int16")
     ok = np.empty((2, h, w), dtype=bool)
     big = np.int32(2**30)
     for k, sl in enumerate((slice(0, pre + 1), slice(post, t))):
+        if sl.stop <= sl.start:  # empty window
+            out[k] = SENTINEL
+            out[k, static] = x[0, static]
+            ok[k] = False
+            continue
         xs = x[sl].astype("int32")
         vs = valid[sl]
         xs = np.where(vs[:, None], xs, big)
@@ -441,12 +509,13 @@ def _open_arrays(folder: Path, mode: str = "r") -> dict[str, np.ndarray]:
     return {n: np.load(folder / f"{n}.npy", mmap_mode=mode) for n in _ARRAYS}
 
 
-def _fill_slot(job: tuple[int, str], *, root: str, folder: str, sensor: str) -> int:
+def _fill_slot(job: tuple[int, str], *, root: str, folder: str, sensor: str) -> tuple[int, str, str]:
     """Task of one ``(slot, rel path)`` job: read the source file (in the worker) and write it into the
-    (temporary) cache arrays at its slot; returns its number of positive pixels.
+    (temporary) cache arrays at its slot.
 
     Workers only write their own slots of the memory-mapped arrays, so any number of them (processes,
-    threads or Dask workers that see ``folder``) can fill one cache at once.
+    threads or Dask workers that see ``folder``) can fill one cache at once. Returns ``(positive pixels,
+    event position, release)``.
     """
     i, rel = job
     with NETCDF_LOCK:  # netCDF-C/HDF5 are not thread-safe; the composites are computed outside the lock
@@ -465,7 +534,7 @@ def _fill_slot(job: tuple[int, str], *, root: str, folder: str, sensor: str) -> 
     for a in arrs.values():
         if isinstance(a, np.memmap):
             a.flush()
-    return int(p.y.sum())
+    return int(p.y.sum()), p.position, p.release
 
 
 def _first_readable(root: Path, entries: list[dict], sensor: str, what: str) -> RawPatch:
@@ -529,7 +598,10 @@ def _build_one(
         if res.failures:  # a cache with holes would train on blank patches: fail, naming every bad file
             failures = [replace(f, item=f.item[1]) for f in res.failures]
             raise FilesFailed(f"training cache {task.name} {split}/{sensor}", failures, n)
-        positives = res.results
+        positives = [r[0] for r in res.results]
+        positions = [r[1] for r in res.results]
+        for src, r in zip(sources, res.results, strict=True):
+            src["release"] = r[2]
         manifest = {
             "format": CACHE_FORMAT,
             "package_version": __version__,
@@ -547,10 +619,15 @@ def _build_one(
                 "sentinel": SENTINEL,
                 "s1": "dB x100 (round), invalid = sentinel",
                 "valid": "np.packbits(axis=-1), bit order big",
-                "composite": "lower median over valid dates 0..pre and post..T-1; DEM from date 0",
+                "composite": "lower median over valid dates 0..pre and post..T-1 of the primary (earliest "
+                "dated) event; event before the series: empty pre window; after it: empty post window; "
+                "undated: both empty; no event: centre 0..6 / 7..T-1; DEM from date 0",
+                "prepost": "(pre, post) of a valid pair; (6, 7) without an event; (-1, -1) without a pair",
+                "s2_offset": "raw-release S2 bands of dates >= 2022-01-25: max(v - 1000, 0)",
             },
             "ids": [e["id"] for e in entries],
             "n_positive": [positives[i] for i in range(n)],
+            "event_position": positions,
             "sources": sources,
             "build_seconds": round(time.perf_counter() - t0, 3),
         }

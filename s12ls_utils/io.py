@@ -1,11 +1,27 @@
 """Reading Sen12Landslides patches.
 
 - :func:`open_patch` opens one file with xarray (netCDF4 engine), puts every variable in the canonical
-  ``(time, y, x)`` order whatever order the file uses, and records the Sentinel-1 backscatter unit.
+  ``(time, y, x)`` order whatever order the file uses, records the Sentinel-1 backscatter unit and, by
+  default, **harmonises** raw Sentinel-2 values (below).
 - :func:`read_patch_meta` reads what a catalog needs (attributes, time stamps, the mask at one time
-  step, the S2 scene classes) straight through netCDF4, without building an xarray Dataset: it is the
-  fast path used to scan thousands of files.
+  step, the S2 scene classes, the release) straight through netCDF4, without building an xarray Dataset:
+  it is the fast path used to scan thousands of files.
 - :func:`patch_features` stacks the feature channels **by name** in the documented order.
+
+Releases and the Sentinel-2 offset
+----------------------------------
+ESA adds 1000 DN to L2A reflectances from processing baseline 04.00 (acquisitions from 2022-01-25,
+:data:`schema.S2_OFFSET_FROM`). The ``data_raw`` release keeps that offset; ``data_harmonized`` has it
+removed. Every pixel reader of this package removes it from raw files (:func:`harmonize_s2`: bands
+B02…B12 of dates on or after 2022-01-25, ``max(v − 1000, 0)``, int16 kept; SCL, MASK and DEM untouched),
+so values mean the same on both sides of that date and in both releases. Values at or below 1000 become
+0, the no-data value, as in the harmonized release (bounded to [0, 10000]).
+
+:func:`file_release` decides the release of a file, in this order: a path component ``data_raw`` or
+``data_harmonized`` (the hub's layout; the nearest one wins); else the ``release`` recorded in the data
+root's ``synthetic_manifest.json`` (``<root>/<sensor>/<file>.nc``); else, for Sentinel-1, the unit of the
+values (linear → raw, dB → harmonized); else ``"unknown"``, and nothing is corrected (logged once per
+folder when such a Sentinel-2 series reaches 2022-01-25).
 
 Any failure to read a file (corrupt, truncated, foreign) raises :class:`PatchReadError`, which names
 the file and the problem.
@@ -14,6 +30,9 @@ the file and the problem.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +42,11 @@ import xarray as xr
 
 from . import schema
 
+log = logging.getLogger(__name__)
+
 S1_UNITS = ("linear", "dB")
+#: File in a data root that may record its release (written by the synthetic generator).
+RELEASE_MANIFEST = "synthetic_manifest.json"
 _SCL_BAD_LUT = np.zeros(256, dtype=bool)
 _SCL_BAD_LUT[list(schema.SCL_BAD)] = True
 
@@ -73,9 +96,153 @@ def _detect_s1_unit_steps(read_step, n_steps: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Releases and the Sentinel-2 offset
+# --------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _manifest_release(manifest: str, mtime_ns: int, size: int) -> str | None:
+    """The ``release`` recorded in a data root's manifest (cached per file version), or None."""
+    try:
+        with open(manifest) as f:
+            value = json.load(f).get("release")
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("cannot read the release from %s (%s)", manifest, exc)
+        return None
+    if value is None:
+        return None
+    if value not in ("raw", "harmonized"):
+        log.warning("%s records release %r (expected 'raw' or 'harmonized'): ignored", manifest, value)
+        return None
+    return str(value)
+
+
+def _root_release(path: Path) -> str | None:
+    """The release recorded in the data root of ``path`` (``<root>/<sensor>/<file>.nc``), or None."""
+    folder = path.parent.parent if path.parent.name in schema.SENSORS else path.parent
+    manifest = folder / RELEASE_MANIFEST
+    try:
+        st = manifest.stat()
+    except OSError:
+        return None
+    return _manifest_release(str(manifest.absolute()), st.st_mtime_ns, st.st_size)
+
+
+def _path_release(path: Path) -> str | None:
+    """``raw``/``harmonized`` from a ``data_raw``/``data_harmonized`` component of the path (nearest wins)."""
+    seen = [path.absolute()]
+    try:
+        resolved = path.resolve()
+        if resolved != seen[0]:
+            seen.append(resolved)
+    except OSError:
+        pass
+    for p in seen:
+        for part in reversed(p.parts[:-1]):
+            if part in schema.RELEASE_FOLDERS:
+                return schema.RELEASE_FOLDERS[part]
+    return None
+
+
+def _sensor_of(path: Path) -> str | None:
+    try:
+        return schema.parse_filename(path).sensor
+    except ValueError:
+        return path.parent.name if path.parent.name in schema.SENSORS else None
+
+
+def file_release(path: str | Path, *, s1_unit: str | None = None) -> str:
+    """The release of a patch file: ``"raw"``, ``"harmonized"`` or ``"unknown"``.
+
+    Decided, in this order, by a ``data_raw``/``data_harmonized`` component of the path; the ``release``
+    recorded in the data root's ``synthetic_manifest.json``; for Sentinel-1, the unit of VV (linear →
+    raw, dB → harmonized; pass ``s1_unit`` when it is known, else the file is opened to detect it);
+    otherwise ``"unknown"``. Only the path and the manifest are consulted for Sentinel-2.
+    """
+    path = Path(path)
+    release = _path_release(path) or _root_release(path)
+    if release is not None:
+        return release
+    if _sensor_of(path) in schema.S1_SENSORS:
+        if s1_unit is None:
+            try:
+                with netCDF4.Dataset(path, "r") as ds:
+                    ds.set_auto_maskandscale(False)
+                    vv = ds.variables["VV"]
+                    s1_unit = _detect_s1_unit_steps(lambda t: _fill_to_nan(vv, vv[t]), vv.shape[0])
+            except (OSError, KeyError, IndexError, RuntimeError) as exc:
+                raise PatchReadError(path, f"cannot read VV to tell the release ({exc})") from exc
+        return "raw" if s1_unit == "linear" else "harmonized"
+    return "unknown"
+
+
+def _fill_to_nan(var, values) -> np.ndarray:
+    a = np.asarray(values, dtype="float32")
+    for name in ("_FillValue", "missing_value"):
+        if name in var.ncattrs():
+            f = np.asarray(var.getncattr(name)).ravel()[0]
+            if not np.isnan(f):
+                a = np.where(a == f, np.nan, a)
+    return a
+
+
+def s2_offset_steps(times) -> np.ndarray:
+    """Boolean per time step: acquired on or after :data:`schema.S2_OFFSET_FROM` (raw values carry the offset)."""
+    days = np.asarray(times).astype("datetime64[D]")
+    return days >= np.datetime64(schema.S2_OFFSET_FROM, "D")
+
+
+_warned_unknown: set[str] = set()
+
+
+def _note_unknown(path: Path, times) -> None:
+    """Log once per folder that an S2 series reaching 2022-01-25 is read as stored (release unknown)."""
+    folder = str(path.parent.absolute())
+    if folder not in _warned_unknown and s2_offset_steps(times).any():
+        _warned_unknown.add(folder)
+        log.warning(
+            "%s: the release (raw or harmonized) of the Sentinel-2 files in this folder is unknown; values "
+            "of dates from %s are read as stored (put them under data_raw/ or data_harmonized/, or record "
+            '"release" in %s)',
+            folder,
+            schema.S2_OFFSET_FROM,
+            RELEASE_MANIFEST,
+        )
+
+
+def harmonize_s2(values, times, release: str, *, time_axis: int = 0) -> np.ndarray:
+    """Remove the baseline-04.00 offset from raw Sentinel-2 reflectances of one band.
+
+    ``values``: one of :data:`schema.S2_OFFSET_BANDS` with time on ``time_axis`` (any dimension order
+    otherwise); ``times``: the file's time stamps. For ``release == "raw"``, the steps of
+    :func:`s2_offset_steps` become ``max(v − 1000, 0)``: 0 (no data) stays 0 and no value goes
+    negative; the dtype is kept (int16 stays int16). For ``"harmonized"`` or ``"unknown"`` the values
+    come back unchanged (the same array). Do not call it on SCL, MASK or DEM.
+    """
+    if release not in schema.RELEASES:
+        raise ValueError(f"release must be one of {schema.RELEASES}, not {release!r}")
+    a = np.asarray(values)
+    if release != "raw":
+        return a
+    steps = s2_offset_steps(times)
+    if steps.shape != (a.shape[time_axis],):
+        raise ValueError(f"{steps.size} time stamps for {a.shape[time_axis]} time steps")
+    if not steps.any():
+        return a
+    out = a.copy()
+    view = np.moveaxis(out, time_axis, 0)
+    sub = view[steps]
+    # max(v, offset) - offset == max(v - offset, 0) without an int16 overflow for very negative values
+    view[steps] = np.maximum(sub, np.asarray(schema.S2_OFFSET, dtype=sub.dtype)) - np.asarray(
+        schema.S2_OFFSET, dtype=sub.dtype
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # xarray access
 # --------------------------------------------------------------------------------------------------
-def open_patch(path: str | Path, *, s1_unit: str = "native", load: bool = False) -> xr.Dataset:
+def open_patch(
+    path: str | Path, *, s1_unit: str = "native", load: bool = False, harmonize: bool = True
+) -> xr.Dataset:
     """Open one patch as an :class:`xarray.Dataset` with every variable in ``(time, y, x)`` order.
 
     Parameters
@@ -88,6 +255,10 @@ def open_patch(path: str | Path, *, s1_unit: str = "native", load: bool = False)
         values in ``ds["VV"].attrs["units"]``.
     load
         Read all values into memory and close the file.
+    harmonize
+        Remove the Sentinel-2 offset of raw files (:func:`harmonize_s2`; default). ``False`` keeps the
+        stored values. The release (:func:`file_release`) is recorded in ``ds.attrs["release"]`` and the
+        number of corrected dates in ``ds.attrs["s2_offset_removed"]`` (S2 only).
     """
     path = Path(path)
     if s1_unit not in ("native", *S1_UNITS):
@@ -115,6 +286,22 @@ def open_patch(path: str | Path, *, s1_unit: str = "native", load: bool = False)
                     da = to_db(da) if target == "dB" else to_linear(da)
                     da = da.astype("float32")
                 ds[band] = da.assign_attrs(units=target)
+            ds.attrs["release"] = file_release(path, s1_unit=native)
+        elif "B04" in ds or "SCL" in ds:
+            release = file_release(path)
+            ds.attrs["release"] = release
+            times = ds["time"].values
+            steps = s2_offset_steps(times)
+            corrected = 0
+            if harmonize and release == "raw" and steps.any():
+                for band in schema.S2_OFFSET_BANDS:
+                    if band in ds:
+                        da = ds[band]
+                        ds[band] = da.copy(data=harmonize_s2(da.values, times, release))
+                corrected = int(steps.sum())
+            elif release == "unknown":
+                _note_unknown(path, times)
+            ds.attrs["s2_offset_removed"] = corrected
         if load:
             ds = ds.load()
             ds.close()
@@ -169,14 +356,29 @@ class PatchMeta:
     dims_order: str  # "time,x,y" (card) or "time,y,x" (reference preprocessing)
     s1_unit: str | None = None  # "linear" / "dB" for S1, None for S2
     bad_fraction: np.ndarray | None = field(default=None, repr=False)  # S2: share of SCL_BAD pixels per date
+    n_undated_events: int = 0  # entries of event_date that are None/nan/NaT
+    release: str = "unknown"  # "raw", "harmonized" or "unknown" (see file_release)
+    notes: list[str] = field(default_factory=list, repr=False)  # oddities read past (schema.parse_attrs)
 
     @property
     def key(self) -> str:
         return f"{self.region}_{self.patch_id}"
 
     @property
+    def event_steps(self) -> schema.EventSteps:
+        """The primary (earliest dated) event on the time axis (:func:`schema.event_steps`)."""
+        return schema.event_steps(
+            self.times, self.event_dates, undated=self.annotated or self.n_undated_events > 0
+        )
+
+    @property
     def n_pixels(self) -> int:
         return schema.PATCH_SIZE * schema.PATCH_SIZE
+
+
+def decode_times(var) -> np.ndarray:
+    """A netCDF4 ``time`` variable → ``datetime64[ns]`` array (sorted in Sen12Landslides files; may repeat)."""
+    return _decode_time(var)
 
 
 def _decode_time(var) -> np.ndarray:
@@ -206,7 +408,9 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
 
     Reads the global attributes, the time stamps, ``MASK`` at time step 0 (positive-pixel count),
     one VV step for S1 (unit detection) and, with ``read_scl``, the S2 scene classes (share of bad
-    pixels per date). Raises :class:`PatchReadError` naming the file and the problem.
+    pixels per date), and decides the release (:func:`file_release`). Event dates come sorted, undated
+    entries counted apart (:func:`schema.parse_attrs`). Raises :class:`PatchReadError` naming the file
+    and the problem.
     """
     path = Path(path)
     try:
@@ -239,7 +443,7 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
             if "VV" not in ds.variables:
                 raise PatchReadError(path, "variable 'VV' is missing")
             vv = ds.variables["VV"]
-            s1_unit = _detect_s1_unit_steps(lambda t: vv[t], len(times))
+            s1_unit = _detect_s1_unit_steps(lambda t: _fill_to_nan(vv, vv[t]), len(times))
         elif read_scl:
             if "SCL" not in ds.variables:
                 raise PatchReadError(path, "variable 'SCL' is missing")
@@ -252,6 +456,7 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
         raise PatchReadError(path, f"cannot read contents ({type(exc).__name__}: {exc})") from exc
     finally:
         ds.close()
+    release = file_release(path, s1_unit=s1_unit)
     return PatchMeta(
         path=path,
         region=name.region,
@@ -272,6 +477,9 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
         dims_order=dims_order,
         s1_unit=s1_unit,
         bad_fraction=bad_fraction,
+        n_undated_events=attrs.n_undated_events,
+        release=release,
+        notes=attrs.notes,
     )
 
 

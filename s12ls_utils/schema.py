@@ -2,11 +2,28 @@
 
 Everything a reader or writer needs to know about one patch file lives here: sensors, variables and
 their dtypes, dimension names, the string encodings of the attributes, the Sentinel-2 scene classes,
-the file-name pattern and the clip ranges used for statistics. :func:`validate_patch` checks a file
-against all of it and returns a list of precise problems instead of stopping at the first one.
+the file-name pattern, the clip ranges used for statistics and the two releases of the data (``raw`` and
+``harmonized``: :data:`S2_OFFSET`, :data:`S2_OFFSET_FROM`). :func:`check_patch` checks a file against all
+of it and returns every error and warning instead of stopping at the first one (:func:`validate_patch`
+returns the errors).
 
 The attribute helpers come in pairs (``parse_*`` / ``encode_*``) so that the synthetic generator and
-the readers share one definition of each encoding.
+the readers share one definition of each encoding. How the dataset's own writer fills the attributes
+(``../shared/reference/REAL-FORMAT.md``) decides how they are read:
+
+- ``event_date`` is written from a *set*: several dates come in arbitrary order. :func:`parse_attrs`
+  sorts them; the **primary event is the earliest dated one**. An undated annotation writes the token
+  ``None`` (``nan``/``NaT`` from other shapefile readers; any case): such entries count as *undated*
+  (:attr:`PatchAttrs.n_undated_events`), never as an error.
+- ``date_confidence`` holds the *distinct* confidence values (1.0 = date from the inventory, lower = date
+  derived upstream from an NDVI drop), not one per event: it is never paired with the events.
+- ``pre_post_dates`` holds one dict per ``event_date`` entry, in the same (set) order; it is re-paired
+  when the dates are sorted and is only a cross-check: :func:`event_steps` derives the pre/post steps of
+  the primary event from the file's time axis, as the writer does (``searchsorted``: ``pre`` = last step
+  strictly before the event, ``post`` = first step on or after it; a same-day acquisition is the post
+  step). ``{'pre': 0, 'post': 0}`` (event before the series, or undated) and ``{'pre': 14, 'post': 14}``
+  (event after it) are therefore never used as indices.
+- The time axis is sorted and may repeat a date (the writer pads a short series with its last image).
 """
 
 from __future__ import annotations
@@ -14,6 +31,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +112,21 @@ CLIP_RANGES: dict[str, tuple[float, float]] = {
 }
 DEM_VALID_RANGE = (0, 10000)
 S2_SCALE = 10000.0
+
+# --------------------------------------------------------------------------------------------------
+# Releases
+# --------------------------------------------------------------------------------------------------
+#: Releases of the data. ``raw``: S1 linear power, S2 as processed by ESA (with the offset below from
+#: :data:`S2_OFFSET_FROM` on); ``harmonized``: S1 in dB, S2 offset removed. ``unknown``: not decided.
+RELEASES: tuple[str, ...] = ("raw", "harmonized", "unknown")
+#: Folder names of the two releases on the hub (``data_raw/…``, ``data_harmonized/…``).
+RELEASE_FOLDERS: dict[str, str] = {"data_raw": "raw", "data_harmonized": "harmonized"}
+#: DN offset ESA adds to L2A reflectances from processing baseline 04.00 on (``BOA_ADD_OFFSET = -1000``).
+S2_OFFSET = 1000
+#: First acquisition date whose raw S2 reflectances carry :data:`S2_OFFSET`.
+S2_OFFSET_FROM = dt.date(2022, 1, 25)
+#: Variables that carry the offset (not SCL, MASK or DEM).
+S2_OFFSET_BANDS: tuple[str, ...] = S2_BANDS
 
 #: Attributes every patch carries (values are strings as the reference preprocessing writes them).
 REQUIRED_ATTRS: tuple[str, ...] = (
@@ -189,15 +222,35 @@ def encode_bool(value: bool) -> str:
     return "True" if value else "False"
 
 
-def parse_dates(value: str) -> list[dt.date]:
-    """``"2023-05-16,2023-05-20"`` → dates; empty string → ``[]``."""
-    out = []
+#: Tokens an undated entry is written as (``str(None)``, ``str(nan)``, ``str(NaT)``), compared in lower case.
+UNDATED_TOKENS: frozenset[str] = frozenset({"none", "nan", "nat"})
+
+
+def is_undated(token: object) -> bool:
+    """True for the tokens of an undated entry (``None``, ``nan``, ``NaT``; any case, spaces ignored)."""
+    return str(token).strip().lower() in UNDATED_TOKENS
+
+
+def parse_event_entries(value: str) -> list[dt.date | None]:
+    """Every entry of ``event_date`` in the written order, ``None`` for an undated one."""
+    out: list[dt.date | None] = []
     for part in _split_list(value):
+        if is_undated(part):
+            out.append(None)
+            continue
         try:
             out.append(dt.date.fromisoformat(part[:10]))
         except ValueError as exc:
-            raise ValueError(f"cannot read {part!r} as a date (expected YYYY-MM-DD)") from exc
+            raise ValueError(f"cannot read {part!r} as a date (expected YYYY-MM-DD or None)") from exc
     return out
+
+
+def parse_dates(value: str) -> list[dt.date]:
+    """``"2023-05-16,2023-05-20"`` → dates in the written order; empty string → ``[]``.
+
+    Undated entries (``None``/``nan``/``NaT``) are left out; :func:`parse_event_entries` keeps them.
+    """
+    return [d for d in parse_event_entries(value) if d is not None]
 
 
 def encode_dates(dates: Iterable[dt.date | str]) -> str:
@@ -213,6 +266,16 @@ def parse_floats(value: str) -> list[float]:
 
 def encode_floats(values: Iterable[float]) -> str:
     return ",".join(repr(float(v)) for v in values)
+
+
+def parse_confidences(value: str) -> list[float]:
+    """``date_confidence`` → its distinct values, ascending; undated tokens (``None``, ``nan``) left out.
+
+    The writer joins ``set(confidences)``: the values are not one per event and are never paired with
+    the events. 1.0 = date from the inventory; lower = date derived upstream (an NDVI drop).
+    """
+    vals = parse_floats(",".join(p for p in _split_list(value) if not is_undated(p)))
+    return sorted({v for v in vals if not np.isnan(v)})
 
 
 def parse_ints(value: str) -> list[int]:
@@ -301,7 +364,16 @@ def parse_crs(value: str) -> int:
 
 @dataclass
 class PatchAttrs:
-    """Typed view of a patch's global attributes."""
+    """Typed view of a patch's global attributes.
+
+    ``event_dates`` holds the dated events **sorted chronologically** (the primary event is the first);
+    ``n_undated_events`` counts the undated entries (``None``/``nan``/``NaT``) of ``event_date``.
+    ``pre_post`` holds the ``pre_post_dates`` entries of the dated events, re-paired to follow the sorted
+    dates (empty when the attribute is missing or its entries cannot be paired); it is a cross-check
+    only: :func:`event_steps` derives the steps from the time axis. ``date_confidences`` holds the
+    distinct confidence values, ascending (not one per event). ``notes`` lists oddities that do not stop
+    a reader (they are warnings of :func:`check_patch`).
+    """
 
     annotated: bool
     ann_ids: list[int] = field(default_factory=list)
@@ -313,58 +385,90 @@ class PatchAttrs:
     center_x: float = float("nan")
     center_y: float = float("nan")
     epsg: int = 0
+    n_undated_events: int = 0
+    notes: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def event_date(self) -> dt.date | None:
+        """The primary event: the earliest dated one (None when no event is dated)."""
+        return self.event_dates[0] if self.event_dates else None
+
+    @property
+    def undated(self) -> bool:
+        """True when the patch is annotated (or lists an event) but no event carries a date."""
+        return not self.event_dates and (self.annotated or self.n_undated_events > 0)
 
 
 def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
     """Parse raw global attributes; returns the typed attributes and a list of problems found.
 
     Unparsable or missing values are reported and left at their defaults, so a caller can decide
-    whether to raise (:mod:`s12ls_utils.io`) or to list (:func:`validate_patch`).
+    whether to raise (:mod:`s12ls_utils.io`) or to list (:func:`check_patch`). Undated entries and a
+    ``pre_post_dates`` that cannot be paired with the events are no problems: they are described in
+    ``notes`` of the result.
     """
     problems: list[str] = []
     out = PatchAttrs(annotated=False)
 
-    def get(name: str, parser, target: str) -> None:
+    def get(name: str, parser, target: str | None = None):
         if name not in attrs:
             problems.append(f"attribute {name!r} is missing")
-            return
+            return None
         try:
-            setattr(out, target, parser(attrs[name]))
+            value = parser(attrs[name])
         except (ValueError, TypeError) as exc:
             problems.append(f"attribute {name!r} is unparsable: {exc}")
+            return None
+        if target is not None:
+            setattr(out, target, value)
+        return value
 
     get("annotated", parse_bool, "annotated")
     get("ann_id", parse_ints, "ann_ids")
     get("ann_bbox", parse_bboxes, "ann_bboxes")
-    get("event_date", parse_dates, "event_dates")
-    get("date_confidence", parse_floats, "date_confidences")
-    get("pre_post_dates", parse_pre_post, "pre_post")
+    entries = get("event_date", parse_event_entries)
+    get("date_confidence", parse_confidences, "date_confidences")
+    pairs = get("pre_post_dates", parse_pre_post)
     get("satellite", lambda v: str(v).strip(), "satellite")
     get("center_lon", lambda v: float(v), "center_x")
     get("center_lat", lambda v: float(v), "center_y")
     get("crs", parse_crs, "epsg")
-    if out.annotated and not out.event_dates and "event_date" in attrs:
-        problems.append("attribute 'event_date' is empty although annotated='True'")
-    if (
-        len(out.pre_post) not in (0, len(out.event_dates))
-        and "pre_post_dates" in attrs
-        and "event_date" in attrs
-    ):
-        problems.append(
-            f"attribute 'pre_post_dates' has {len(out.pre_post)} entries for "
-            f"{len(out.event_dates)} event date(s)"
-        )
+    if entries is not None:
+        dated = [(d, i) for i, d in enumerate(entries) if d is not None]
+        order = sorted(dated)  # chronological; the written (set) order is arbitrary
+        out.event_dates = [d for d, _ in order]
+        out.n_undated_events = len(entries) - len(dated)
+        if pairs is not None and pairs:
+            if len(pairs) == len(entries):
+                out.pre_post = [pairs[i] for _, i in order]
+            else:
+                out.notes.append(
+                    f"attribute 'pre_post_dates' has {len(pairs)} entries for {len(entries)} event date(s): "
+                    "not used"
+                )
+        if out.annotated and not entries:
+            out.notes.append("attribute 'event_date' is empty although annotated='True': read as undated")
+    elif pairs:  # event_date missing or unparsable: the pairs cannot be attributed to dates
+        out.notes.append("attribute 'pre_post_dates' cannot be paired with 'event_date': not used")
     return out, problems
 
 
 def encode_attrs(a: PatchAttrs) -> dict[str, str]:
-    """The string attributes a writer puts on a patch (inverse of :func:`parse_attrs`)."""
+    """The string attributes a writer puts on a patch (inverse of :func:`parse_attrs`).
+
+    Undated events are written as ``None`` after the dated ones, each with ``{'pre': 0, 'post': 0}``
+    (as the reference writer does) when ``pre_post`` is given.
+    """
+    undated = ["None"] * int(a.n_undated_events)
+    pairs = list(a.pre_post)
+    if pairs and undated:
+        pairs += [(0, 0)] * len(undated)
     return {
         "ann_id": encode_ints(a.ann_ids),
         "ann_bbox": encode_bboxes(a.ann_bboxes),
-        "event_date": encode_dates(a.event_dates),
+        "event_date": ",".join(filter(None, (encode_dates(a.event_dates), *undated))),
         "date_confidence": encode_floats(sorted(set(a.date_confidences))),
-        "pre_post_dates": encode_pre_post(a.pre_post),
+        "pre_post_dates": encode_pre_post(pairs),
         "annotated": encode_bool(a.annotated),
         "satellite": a.satellite,
         "center_lat": repr(float(a.center_y)),
@@ -374,20 +478,161 @@ def encode_attrs(a: PatchAttrs) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Event position on the time axis
+# --------------------------------------------------------------------------------------------------
+#: Where the primary event lies relative to a patch's series (see :func:`event_steps`).
+EVENT_POSITIONS: tuple[str, ...] = ("inside", "before", "after", "undated", "none")
+
+
+def _days(times) -> np.ndarray:
+    arr = np.asarray(times)
+    if arr.dtype.kind != "M":
+        arr = np.array([np.datetime64(t, "D") for t in np.atleast_1d(arr)], dtype="datetime64[D]")
+    return arr.astype("datetime64[D]")
+
+
+def _event_index(times, event: dt.date) -> tuple[int, int]:
+    """``(searchsorted index, n)``: steps strictly before ``event`` (days) and the series length."""
+    days = _days(times)
+    return int(np.searchsorted(days, np.datetime64(event, "D"), side="left")), int(days.size)
+
+
+@dataclass(frozen=True)
+class EventSteps:
+    """The primary event of a patch on its time axis (what :func:`event_steps` returns).
+
+    ``pre`` is the last step strictly before the event (-1 when there is none), ``post`` the first step
+    on or after it (``n_steps`` when there is none): ``0…pre`` are pre-event and ``post…n_steps−1``
+    post-event images. ``position``: ``inside`` (both exist: a valid pre/post pair), ``before`` (the event
+    is on or before the first date: every image is post-event), ``after`` (every image is pre-event),
+    ``undated`` (annotated, but no event carries a date: nothing is known) or ``none`` (no event).
+    """
+
+    event_date: dt.date | None
+    position: str
+    pre: int
+    post: int
+    n_steps: int
+
+    @property
+    def has_pair(self) -> bool:
+        """True when the series has images both before and after the event."""
+        return self.position == "inside"
+
+    @property
+    def n_before(self) -> int:
+        """Images strictly before the event (0 without a dated event)."""
+        return self.pre + 1 if self.event_date is not None else 0
+
+    @property
+    def n_after(self) -> int:
+        """Images on or after the event (0 without a dated event)."""
+        return self.n_steps - self.post if self.event_date is not None else 0
+
+    @property
+    def pair(self) -> tuple[int, int] | None:
+        """``(pre, post)`` when :attr:`has_pair`, else None."""
+        return (self.pre, self.post) if self.has_pair else None
+
+
+def event_steps(times, event_dates: Sequence[dt.date] = (), *, undated: bool = False) -> EventSteps:
+    """Where the primary (earliest dated) event falls on the sorted time axis ``times``.
+
+    The rule is the reference writer's: ``idx = searchsorted(days, event)``; ``pre = idx − 1``, ``post =
+    idx`` (a same-day acquisition is the post step; repeated dates are fine). Without a dated event the
+    position is ``undated`` when ``undated`` is true (the patch is annotated or lists undated events),
+    else ``none``; both have ``pre = -1`` and ``post = n_steps``.
+    """
+    n = int(np.asarray(times).size)
+    dated = sorted(d for d in event_dates if d is not None)
+    if not dated:
+        return EventSteps(None, "undated" if undated else "none", -1, n, n)
+    ev = dated[0]
+    idx, n = _event_index(times, ev)
+    position = "before" if idx == 0 else "after" if idx == n else "inside"
+    return EventSteps(ev, position, idx - 1, idx, n)
+
+
+def patch_event_steps(times, attrs: PatchAttrs) -> EventSteps:
+    """:func:`event_steps` of a patch from its parsed attributes."""
+    return event_steps(times, attrs.event_dates, undated=attrs.annotated or attrs.n_undated_events > 0)
+
+
+def writer_pre_post(times, event: dt.date | None) -> tuple[int, int]:
+    """The ``pre_post_dates`` entry the reference writer puts for ``event``: ``(idx−1, idx)`` inside the
+    series, ``(0, 0)`` when the event is on/before the first date or undated, ``(n−1, n−1)`` after it."""
+    if event is None:
+        return 0, 0
+    idx, n = _event_index(times, event)
+    if idx == 0:
+        return 0, 0
+    if idx == n:
+        return n - 1, n - 1
+    return idx - 1, idx
+
+
+def pre_post_notes(times, attrs: PatchAttrs) -> list[str]:
+    """Disagreements between ``pre_post_dates`` and what the time axis gives (empty when they agree)."""
+    notes = []
+    for d, got in zip(attrs.event_dates, attrs.pre_post, strict=False):
+        want = writer_pre_post(times, d)
+        if tuple(got) != want:
+            notes.append(
+                f"attribute 'pre_post_dates' gives {tuple(got)} for event {d.isoformat()}, the time axis "
+                f"{want}: the time axis is used"
+            )
+    return notes
+
+
+# --------------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------------
-def validate_patch(path: str | Path) -> list[str]:
-    """Check one patch file against the format; return every problem found (empty list = valid).
+class FormatWarning(UserWarning):
+    """Something in a patch that a reader handles, but a person may want to know (see :func:`check_patch`)."""
 
-    Checked: file name, readability, dimensions and their sizes, coordinates (x/y spacing, y
-    descending, time sorted), ``spatial_ref``, every variable's presence, dtype and dims, DEM range,
-    MASK values and that MASK is the same at every time step, SCL classes, attributes (present and
-    parsable, consistent with the folder's sensor and with the mask).
+
+@dataclass
+class PatchCheck:
+    """What :func:`check_patch` finds: ``errors`` make a file invalid, ``warnings`` do not."""
+
+    path: Path
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def validate_patch(path: str | Path) -> list[str]:
+    """Check one patch file against the format; return every error found (empty list = valid).
+
+    Warnings (e.g. a padded series that repeats its last date) do not make a file invalid: they are
+    issued as :class:`FormatWarning` (Python ``warnings``). :func:`check_patch` returns both lists.
+    """
+    res = check_patch(path)
+    for w in res.warnings:
+        warnings.warn(f"{res.path}: {w}", FormatWarning, stacklevel=2)
+    return res.errors
+
+
+def check_patch(path: str | Path) -> PatchCheck:
+    """Check one patch file against the format; return every error and warning found.
+
+    Errors: file name, readability, dimensions and their sizes, coordinates (x/y spacing, y
+    descending, time decodable and sorted), ``spatial_ref``, every variable's presence, dtype and dims,
+    DEM range, MASK values and that MASK is the same at every time step, SCL classes, attributes
+    (present and parsable, consistent with the folder's sensor and with the mask).
+
+    Warnings: repeated dates (the writer pads a short series with its last image), ``pre_post_dates``
+    that disagrees with the time axis or cannot be paired with ``event_date``, an annotated patch with
+    undated events, ``annotated='True'`` with an empty ``event_date``.
     """
     import netCDF4  # local: keep `schema` importable without the I/O stack
 
     path = Path(path)
-    problems: list[str] = []
+    res = PatchCheck(path)
+    problems = res.errors
     sensor: str | None = None
     try:
         name = parse_filename(path)
@@ -399,11 +644,14 @@ def validate_patch(path: str | Path) -> list[str]:
         if path.parent.name in SENSORS:
             sensor = path.parent.name
     if not path.is_file():
-        return [*problems, f"file {path} does not exist"]
+        problems.append(f"file {path} does not exist")
+        return res
     try:
         ds = netCDF4.Dataset(path, "r")
     except OSError as exc:
-        return [*problems, f"not a readable NetCDF/HDF5 file ({exc})"]
+        problems.append(f"not a readable NetCDF/HDF5 file ({exc})")
+        return res
+    times = None
     with ds:
         ds.set_auto_mask(False)
         # dimensions
@@ -433,14 +681,28 @@ def validate_patch(path: str | Path) -> list[str]:
             problems.append("coordinate 'time' is missing")
         else:
             try:
-                times = netCDF4.num2date(
-                    ds.variables["time"][:], ds.variables["time"].units, only_use_cftime_datetimes=False
+                tvar = ds.variables["time"]
+                decoded = netCDF4.num2date(
+                    tvar[:],
+                    tvar.units,
+                    calendar=getattr(tvar, "calendar", "standard"),
+                    only_use_cftime_datetimes=False,
+                    only_use_python_datetimes=True,
                 )
-                tnum = np.asarray(ds.variables["time"][:], dtype="float64")
-                if np.any(np.diff(tnum) <= 0):
-                    problems.append("time stamps are not strictly increasing")
-                del times
-            except (AttributeError, ValueError) as exc:
+                times = np.array(
+                    [np.datetime64(t, "D") for t in np.atleast_1d(decoded)], dtype="datetime64[D]"
+                )
+                step = np.diff(times.astype("int64"))
+                if np.any(step < 0):
+                    problems.append("time stamps are not sorted")
+                    times = None
+                elif np.any(step == 0):
+                    dup = sorted({str(t) for t, d in zip(times[1:], step, strict=True) if d == 0})
+                    res.warnings.append(
+                        f"{int(np.count_nonzero(step == 0))} repeated date(s) ({', '.join(dup)}): a short "
+                        "series padded with its last image, as the reference writer does"
+                    )
+            except (AttributeError, ValueError, TypeError) as exc:
                 problems.append(f"coordinate 'time' is not decodable ({exc})")
         if "spatial_ref" not in ds.variables:
             problems.append("variable 'spatial_ref' is missing")
@@ -505,6 +767,14 @@ def validate_patch(path: str | Path) -> list[str]:
         raw = {k: ds.getncattr(k) for k in ds.ncattrs()}
         attrs, attr_problems = parse_attrs(raw)
         problems.extend(attr_problems)
+        res.warnings.extend(attrs.notes)
+        if attrs.n_undated_events:
+            res.warnings.append(
+                f"{attrs.n_undated_events} undated event(s) in 'event_date' ({raw.get('event_date')!r})"
+                + ("" if attrs.event_dates else ": the patch has no pre/post pair")
+            )
+        if times is not None and attrs.pre_post:
+            res.warnings.extend(pre_post_notes(times, attrs))
         if sensor is not None and "satellite" in raw and attrs.satellite not in SATELLITE_VALUES[sensor]:
             problems.append(
                 f"attribute 'satellite' is {attrs.satellite!r}, expected one of "
@@ -516,4 +786,4 @@ def validate_patch(path: str | Path) -> list[str]:
                 problems.append(f"annotated='False' but MASK has {n_pos} positive pixels")
         if attrs.annotated and len(attrs.ann_ids) != len(attrs.ann_bboxes) and not attr_problems:
             problems.append(f"{len(attrs.ann_ids)} ann_id values but {len(attrs.ann_bboxes)} ann_bbox values")
-    return problems
+    return res

@@ -7,8 +7,8 @@ What a landslide looks like in time, per sensor, relative to its event date:
   :func:`s1_indices` gives VV and VH in dB and their ratio (a dB difference); :func:`slope_deg` the
   terrain slope from the DEM.
 - :func:`align_event` places a patch's 15 dates on an axis of days relative to its event
-  (:func:`relative_days`) and says which steps are before and after it (from the ``pre_post_dates``
-  attribute, or derived from the event date when the attribute is missing).
+  (:func:`relative_days`) and says which steps are before and after it (derived from the event date
+  and the time axis; the ``pre_post_dates`` attribute is only a cross-check).
 - :func:`pixel_groups` splits a patch into the landslide pixels, a ring around them (same terrain, no
   landslide) and the rest; :func:`patch_signature` summarises every feature per group and date (median,
   quartiles, valid pixels) in long format; :func:`change_features` gives each pixel's pre→post change
@@ -26,12 +26,20 @@ Choices, stated once:
   index; Sentinel-1 pixels that are NaN (layover, shadow, no data) or non-positive stay NaN in dB.
 - **Brightness** is the mean reflectance (0–1) of the visible and near-infrared 10 m bands
   B02, B03, B04 and B08.
-- **Multi-event patches** are aligned on their first event (the first date of ``event_date``).
+- **Raw Sentinel-2 files are harmonised** when read (:func:`s12ls_utils.io.open_patch` removes the
+  +1000 DN offset of dates from 2022-01-25), so indices do not jump at that date.
+- **Multi-event patches** are aligned on their earliest dated event (``event_date`` is written from a set,
+  in arbitrary order: the order in the file means nothing).
 - **Before / after**: pre steps are those ``<= pre`` index, post steps those ``>= post`` index, with the
-  indices from ``pre_post_dates``. When the attribute is missing or empty, the indices are derived from
-  the event date and the time stamps by the rule the attribute encodes (last step before, first step
-  after). When the event lies outside the series (no step before or none after), there is no pre→post
-  change: the patch contributes to the time series only.
+  indices derived from the event date and the time stamps by the reference writer's rule (last step
+  strictly before the event, first step on or after it: a same-day acquisition is post-event; repeated
+  dates are fine). ``pre_post_dates`` is only compared with them (``index_source="attribute"`` when it
+  agrees, ``"event_date"`` when it is missing or disagrees). When the event lies outside the series (no
+  step before or none after; ``index_source="outside"``), there is no pre→post change: the patch
+  contributes to the time series only, each date phased ``pre`` or ``post`` by its relative day.
+- **Undated annotated patches** (``event_date`` ``None``/``nan``/``NaT``) keep their rows, but have no
+  event date: relative days are NaN, every phase is ``none`` and there is no pre→post change
+  (``event_source="none"``, ``event_position="undated"`` in the patch facts).
 - **Non-annotated patches** have no landslide (and so no ring) group: their pixels are background
   ("rest"). They carry no event date; :func:`collect_signatures` places them on the time axis with the
   median event date of the annotated patches of their region (a region is the inventory of one
@@ -119,7 +127,8 @@ VEGETATION_LOSS: dict[str, str] = {
 }
 #: Pixel groups of a patch.
 GROUPS: tuple[str, ...] = ("landslide", "ring", "rest")
-#: Position of a date relative to the event (see :func:`align_event`).
+#: Position of a date relative to the event (see :func:`align_event`). ``"event"`` stays a category for
+#: compatibility but is no longer produced: an acquisition on the event day is ``"post"`` (writer's rule).
 PHASES: tuple[str, ...] = ("pre", "event", "post", "none")
 
 _USABLE_LUT = np.ones(256, dtype=bool)
@@ -331,9 +340,11 @@ class EventAlignment:
     event_source: str  # "attribute", "region" (pseudo date of a non-annotated patch) or "none"
     rel_days: np.ndarray  # float64 per step, NaN without an event date
     pre: int | None  # last step before the event (None when there is no pre→post split)
-    post: int | None  # first step after the event
-    index_source: str  # "attribute", "event_date" (derived), "outside" or "none"
-    phase: np.ndarray  # per step: "pre", "post", "event" (between pre and post) or "none"
+    post: int | None  # first step on or after the event
+    index_source: str  # "attribute" (agrees), "event_date" (derived), "outside" or "none"
+    phase: np.ndarray  # per step: "pre", "post" or "none" ("event" is kept as a category only)
+    position: str = "none"  # schema.EVENT_POSITIONS: inside, before, after, undated, none
+    attribute_agrees: bool | None = None  # pre_post_dates vs the time axis (None: no attribute entry)
 
     @property
     def in_series(self) -> bool:
@@ -347,48 +358,63 @@ def align_event(
     pre_post: Sequence[tuple[int, int]] | None = None,
     *,
     fallback_date=None,
+    undated: bool = False,
 ) -> EventAlignment:
-    """Align a patch's time stamps on its (first) event.
+    """Align a patch's time stamps on its primary event, the **earliest dated** one.
 
-    ``event_dates`` and ``pre_post`` are the parsed attributes (lists, one entry per event; only the first
-    is used). Indices come from ``pre_post`` when present and ``pre < post``; equal indices (both 0 or
-    both 14) mean the event lies outside the series. Without the attribute, they are derived from the
-    event date: the last step strictly before and the first strictly after it. ``fallback_date`` is used
-    when there is no event date (non-annotated patches); such a patch gets relative days and phases, but
-    ``event_source="region"`` says the date is not its own.
+    ``event_dates`` and ``pre_post`` are the parsed attributes (``pre_post`` paired with ``event_dates``
+    entry by entry, in the same order; undated entries may be ``None``). The indices are derived from the
+    event date and the time stamps (:func:`s12ls_utils.schema.event_steps`: last step strictly before,
+    first step on or after the event); the ``pre_post`` entry of the primary event is only compared with
+    them (``attribute_agrees``). An event on or before the first date or after the last one gives no
+    indices (``index_source="outside"``). ``fallback_date`` is used when there is no event date
+    (non-annotated patches); such a patch gets relative days, phases and indices, but
+    ``event_source="region"`` says the date is not its own. ``undated`` marks an annotated patch without
+    a dated event (``position="undated"``).
     """
     n = len(times)
+    entries = list(event_dates or [])
+    days = [_to_day(d) for d in entries]
+    dated = sorted((d, i) for i, d in enumerate(days) if d is not None)
     ev = None
     source = "none"
-    if event_dates:
-        ev = _to_day(event_dates[0])
-        source = "attribute" if ev is not None else "none"
+    attr_pair = None
+    if dated:
+        ev, first = dated[0]
+        source = "attribute"
+        if pre_post and len(pre_post) == len(entries):
+            attr_pair = tuple(int(v) for v in pre_post[first])
+    undated = undated or (bool(entries) and not dated)
     if ev is None and fallback_date is not None:
         ev = _to_day(fallback_date)
         source = "region" if ev is not None else "none"
     rel = relative_days(times, ev)
+    t_days = pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).values.astype("datetime64[D]")
+    steps = schema.event_steps(
+        t_days, [ev.astype(dt.date)] if ev is not None else [], undated=undated and source != "region"
+    )
     pre = post = None
-    index_source = "none"
-    if pre_post and source == "attribute":
-        a, b = (int(v) for v in pre_post[0])
-        if 0 <= a < b < n:
-            pre, post, index_source = a, b, "attribute"
-        else:
-            index_source = "outside"
-    elif ev is not None:
-        before = np.flatnonzero(rel < 0)
-        after = np.flatnonzero(rel > 0)
-        if before.size and after.size:
-            pre, post, index_source = int(before[-1]), int(after[0]), "event_date"
-        else:
-            index_source = "outside"
+    agrees = None
+    if ev is None:
+        index_source = "none"
+    elif steps.has_pair:
+        pre, post = steps.pair
+        if attr_pair is not None:
+            agrees = attr_pair == schema.writer_pre_post(t_days, steps.event_date)
+        index_source = "attribute" if agrees else "event_date"
+    else:
+        index_source = "outside"
+        if attr_pair is not None:
+            agrees = attr_pair == schema.writer_pre_post(t_days, steps.event_date)
     if pre is not None:
         idx = np.arange(n)
-        phase = np.where(idx <= pre, "pre", np.where(idx >= post, "post", "event"))
+        phase = np.where(idx <= pre, "pre", "post")
     elif ev is not None:
-        phase = np.where(rel < 0, "pre", np.where(rel > 0, "post", "event"))
+        phase = np.where(rel < 0, "pre", "post")  # a same-day acquisition is post-event
     else:
         phase = np.full(n, "none")
+    if agrees is False:
+        log.debug("pre_post_dates %s disagrees with the time axis (%s, %s): ignored", attr_pair, pre, post)
     return EventAlignment(
         event_date=None if ev is None else ev.astype(dt.date),
         event_source=source,
@@ -397,14 +423,27 @@ def align_event(
         post=post,
         index_source=index_source,
         phase=phase.astype(object),
+        position=steps.position,
+        attribute_agrees=agrees,
     )
 
 
 def patch_alignment(ds: xr.Dataset, *, fallback_date=None) -> EventAlignment:
     """:func:`align_event` of an opened patch, from its own attributes (read leniently: a missing or
-    unparsable ``pre_post_dates`` is derived from the event date, a missing ``event_date`` means none)."""
+    unparsable ``pre_post_dates`` is not needed, a missing ``event_date`` means none)."""
     attrs, _ = schema.parse_attrs(ds.attrs)
-    return align_event(ds["time"].values, attrs.event_dates, attrs.pre_post, fallback_date=fallback_date)
+    return _align_attrs(ds["time"].values, attrs, fallback_date)
+
+
+def _align_attrs(times, attrs: schema.PatchAttrs, fallback_date=None) -> EventAlignment:
+    """:func:`align_event` from parsed attributes (their ``pre_post`` already follows the sorted dates)."""
+    return align_event(
+        times,
+        attrs.event_dates,
+        attrs.pre_post,
+        fallback_date=fallback_date,
+        undated=attrs.annotated or attrs.n_undated_events > 0,
+    )
 
 
 def before_after_steps(ds: xr.Dataset, alignment: EventAlignment) -> tuple[int, int] | None:
@@ -523,8 +562,11 @@ def summarize_patch(
       pixels of the group / pixels drawn (so weighted statistics stand for every pixel); empty when the
       patch has no pre→post split;
       both start with the columns ``key, sensor, region, annotated`` unless ``identity`` is False;
-    - ``info``: key, sensor, region, annotated, event date and its source, indices and their source,
-      group sizes, number of dates without any usable pixel.
+    - ``info``: key, sensor, region, annotated, events (``n_events``, ``n_undated_events``), the primary
+      event date and its source, its position (``event_position``), indices and their source, group
+      sizes, number of dates without any usable pixel.
+
+    Raw Sentinel-2 files are harmonised on read (:func:`s12ls_utils.io.open_patch`).
     """
     path = Path(path)
     name = schema.parse_filename(path)
@@ -533,7 +575,7 @@ def summarize_patch(
     try:
         attrs = _patch_attrs(ds, path)
         times = ds["time"].values
-        al = align_event(times, attrs.event_dates, attrs.pre_post, fallback_date=fallback_date)
+        al = _align_attrs(times, attrs, fallback_date)
         feats = s2_indices(ds) if name.sensor == "s2" else s1_indices(ds)
         mask = _yx(ds["MASK"]).isel(time=0).values.astype(bool) if "MASK" in ds else None
         slope = slope_deg(ds["DEM"]) if "DEM" in ds else None
@@ -623,9 +665,11 @@ def summarize_patch(
         "region": name.region,
         "path": str(path),
         "annotated": bool(attrs.annotated),
-        "n_events": len(attrs.event_dates),
+        "n_events": len(attrs.event_dates) + attrs.n_undated_events,
+        "n_undated_events": attrs.n_undated_events,
         "event_date": pd.Timestamp(al.event_date) if al.event_date else pd.NaT,
         "event_source": al.event_source,
+        "event_position": al.position,
         "pre_index": -1 if al.pre is None else al.pre,
         "post_index": -1 if al.post is None else al.post,
         "index_source": al.index_source,

@@ -7,8 +7,8 @@ exactly and makes new ones. The presets named after the published tasks select e
 ``config.json`` files say; this package's stricter variants carry their own names (``S12LS-LD-strict``,
 ``S12LS-AD-strict``; :data:`PRESETS`).
 
-1. **Filter** (:func:`select`): per sensor, file-name patterns, annotated / not annotated, the mean
-   ``date_confidence`` of a patch (non-annotated patches count as 1.0), the number of landslide pixels, an
+1. **Filter** (:func:`select`): per sensor, file-name patterns, annotated / not annotated, the lowest
+   ``date_confidence`` value of a patch (non-annotated patches count as 1.0), the number of landslide pixels, an
    optional annotated ratio, as the reference pipeline does, and (ours) the published low-quality list.
 2. **Split** (:func:`split`), by ``method``:
 
@@ -368,7 +368,8 @@ def select(catalog: pd.DataFrame, config: TaskConfig | str) -> dict[str, pd.Data
     ``exclude_low_quality`` when its location is on the published low-quality list
     (:func:`s12ls_utils.reference.low_quality_ids`, which the published tasks do not apply); then by
     ``annotated_only`` / ``non_annotated_only``; by ``min_confidence`` / ``max_confidence`` on the patch's
-    confidence (the mean of its ``date_confidence`` values; 0.0 for an annotated patch without one; 1.0
+    confidence (the lowest of its distinct ``date_confidence`` values, the catalog's ``date_confidence``;
+    0.0 for an annotated patch without one; 1.0
     for a non-annotated patch); by ``min_annotated_pixel`` on the landslide pixels of ``MASK`` (also for
     non-annotated patches, as in the reference). With ``annotated_ratio`` the larger class is subsampled as
     the reference does (at most ``int(n·ratio)`` annotated and ``int(n·(1−ratio))`` non-annotated of the
@@ -993,24 +994,31 @@ def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool 
     """Per feature variable of one file: (finite count, mean, sum of squared deviations about the mean).
 
     S1 backscatter is converted to ``s1_unit`` first (the file's unit is detected; non-positive linear
-    values become NaN in dB), then every variable is clipped to its range (DEM 0…8800, S2 0…10000, S1
+    values become NaN in dB); raw-release S2 bands lose the +1000 DN offset of dates from 2022-01-25
+    (:func:`s12ls_utils.io.harmonize_s2`, release from :func:`s12ls_utils.io.file_release`), so the
+    statistics of both releases describe the same reflectances; then every variable is clipped to its range (DEM 0…8800, S2 0…10000, S1
     −50…10 dB or the same range in linear units). NaN and fill values are left out. Integer variables
     (S2 bands, DEM) are summed exactly in integers. Opens the file with netCDF4, reads the feature
     variables (holding :data:`~s12ls_utils.parallel.NETCDF_LOCK`), closes it, then computes.
     """
     import netCDF4
 
-    from .io import detect_s1_unit
+    from .io import decode_times, detect_s1_unit, file_release, harmonize_s2
 
     s1 = schema.sensor_family(sensor) == "s1"
+    release = "unknown" if s1 else file_release(path)
     raw: dict[str, tuple[np.ndarray, dict]] = {}
     with NETCDF_LOCK, netCDF4.Dataset(path, "r") as ds:  # read under the lock, compute outside it
         ds.set_auto_maskandscale(False)
         data_vars = [n for n, v in ds.variables.items() if n not in ds.dimensions and len(v.dimensions) >= 2]
+        times = decode_times(ds.variables["time"]) if release == "raw" else None
         for name in _feature_names(data_vars, sensor):
             var = ds.variables[name]
             attrs = {k: var.getncattr(k) for k in _VAR_ATTRS if k in var.ncattrs()}
-            raw[name] = (np.asarray(var[:]), attrs)
+            a = np.asarray(var[:])
+            if times is not None and name in schema.S2_OFFSET_BANDS:
+                a = harmonize_s2(a, times, release, time_axis=var.dimensions.index("time"))
+            raw[name] = (a, attrs)
     out: dict[str, Moments] = {}
     for name, (a, attrs) in raw.items():
         bad = _fill_mask(attrs, a)

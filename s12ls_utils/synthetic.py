@@ -24,6 +24,12 @@ What is simulated (per location, on a small "canvas" that one or two overlapping
   ascending (east-looking) and descending (west-looking) geometry, layover/shadow as NaN, soil
   moisture changes per date and multiplicative gamma speckle.
 
+The copy is the **raw release** (``data_raw``): Sentinel-1 in linear power and Sentinel-2 as ESA
+delivers it, i.e. bands B02…B12 of dates from 2022-01-25 (processing baseline 04.00) carry the +1000 DN
+offset (no-data 0 stays 0; clipped to 10000). ``synthetic_manifest.json`` records ``"release": "raw"``,
+so every reader of :mod:`s12ls_utils` (which harmonises raw Sentinel-2 by default,
+:func:`s12ls_utils.io.harmonize_s2`) recovers the simulated reflectances.
+
 The generator writes ``synthetic_manifest.json`` (its own record of every file, used by tests) and a
 ``README.md`` saying the data are synthetic. It also writes large sets for scaling measurements
 (``n_per_sensor=2000``, about 6,000 files): each canvas's files are written as soon as it is simulated,
@@ -374,13 +380,9 @@ def _dates(
 
 
 def pre_post_indices(times: Sequence[dt.date], event: dt.date) -> tuple[int, int]:
-    """Indices of the last step before and the first step after ``event`` (both 0 / both 14 outside)."""
-    before = [i for i, t in enumerate(times) if t < event]
-    if not before:
-        return 0, 0
-    if len(before) == len(times):
-        return len(times) - 1, len(times) - 1
-    return before[-1], before[-1] + 1
+    """The ``pre_post_dates`` entry the reference writer puts for ``event`` (:func:`schema.writer_pre_post`):
+    last step strictly before and first step on or after it; both 0 / both 14 outside the series."""
+    return schema.writer_pre_post(np.array(times, dtype="datetime64[D]"), event)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -548,8 +550,20 @@ def _simulate_s2(
         bands[t] = refl
         scl[t] = cls
     out = {b: np.clip(np.rint(bands[:, i]), 0, 32767).astype("int16") for i, b in enumerate(schema.S2_BANDS)}
+    _add_s2_offset(out, times)
     out["SCL"] = scl
     return out
+
+
+def _add_s2_offset(bands: dict[str, np.ndarray], times: Sequence[dt.date]) -> None:
+    """Raw release: add ESA's +1000 DN offset (baseline 04.00) to the bands of dates from 2022-01-25, in
+    place; no-data 0 stays 0 and values are clipped to 10000, as in the real raw files."""
+    steps = np.array([t >= schema.S2_OFFSET_FROM for t in times], dtype=bool)
+    if not steps.any():
+        return
+    for b in schema.S2_OFFSET_BANDS:
+        v = bands[b][steps]
+        bands[b][steps] = np.where(v > 0, np.minimum(v.astype("int32") + schema.S2_OFFSET, 10000), 0)
 
 
 def _simulate_s1(
@@ -851,6 +865,10 @@ coordinates, attributes and the inventory file. The pixel values are simulated (
 clouds, speckle, landslides after their event date); they are not observations and must not be used to draw
 conclusions about real landslides.
 
+They follow the **raw release** (`data_raw`): Sentinel-1 in linear power, Sentinel-2 bands of dates from
+2022-01-25 with ESA's +1000 DN offset (processing baseline 04.00); `synthetic_manifest.json` records
+`"release": "raw"`, and the readers of `s12ls_utils` remove the offset.
+
 Files: {counts}. `synthetic_manifest.json` records what was written.
 """
 
@@ -980,6 +998,7 @@ def make_sample(
 
         head = {
             "generator": "s12ls_utils.synthetic",
+            "release": "raw",  # S1 linear, S2 with the +1000 DN offset from 2022-01-25 (io.file_release)
             "version": __version__,
             "seed": seed,
             "n_per_sensor": n_per_sensor,

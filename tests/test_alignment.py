@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import alignment, schema
 from s12ls_utils.alignment import (
@@ -507,3 +508,27 @@ def test_alignment_figures_render(sample_catalog, small_sample):
         assert state is not None
     with pytest.raises(KeyError, match="not in the time alignment"):
         plots.acquisition_timeline(ta, "nowhere_1")
+
+
+# --------------------------------------------------------------------------------------------------
+# files as the dataset's own writer writes them (tests/real_format.py)
+# --------------------------------------------------------------------------------------------------
+def test_event_sets_compare_whatever_their_order(real_data, tmp_path):
+    """S2 lists "2018-09-28,2018-08-31", S1 "2018-08-31,2018-09-28": the same set, no mismatch;
+    an undated entry counts as "undated"."""
+    data = tmp_path / "data"
+    for case in ("multi", "multi_s1", "undated", "undated_nat"):
+        src = real_data.files[case]
+        dst = data / src.parent.name / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    # italy_101: s2 + s1asc (both dated); italy_102: s2 ("None") + s1dsc (" NaT ")
+    cat = build_catalog(data, scheduler="synchronous", progress=False, use_cache=False)
+    m = alignment.check_consistency(cat, data, workers=1, progress=False)
+    assert m[m.check == "event_date"].empty, m
+    with netCDF4.Dataset(data / "s2" / "italy_s2_102.nc", "a") as ds:
+        ds.setncattr("event_date", "2018-08-31")
+    cat = build_catalog(data, scheduler="synchronous", progress=False, use_cache=False)
+    m = alignment.check_consistency(cat, data, workers=1, progress=False)
+    ev = m[m.check == "event_date"]
+    assert ev["key"].tolist() == ["italy_102"] and "undated" in ev["detail"].iloc[0]

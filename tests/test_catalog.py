@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from pyproj import Transformer
+from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import catalog, parallel, schema
 from s12ls_utils.catalog import (
@@ -126,16 +127,24 @@ def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[s
         assert row.annotated == m["annotated"]
         assert row.n_positive == m["n_positive"]
         assert row.positive_fraction == pytest.approx(m["n_positive"] / schema.PATCH_SIZE**2)
-        assert row.event_dates == ",".join(m["event_dates"])
-        assert row.n_events == len(m["event_dates"])
+        assert row.event_dates == ",".join(sorted(m["event_dates"]))
+        assert row.n_events == len(m["event_dates"]) and row.n_undated_events == 0
+        assert row.release == "raw"  # recorded in the synthetic manifest
         if m["event_dates"]:
-            assert row.event_date == pd.Timestamp(m["event_dates"][0])
-            # the file stores the distinct confidence values
-            assert row.date_confidence == pytest.approx(np.mean(sorted(set(m["date_confidences"]))))
-            assert (row.pre_index, row.post_index) == tuple(m["pre_post"][0])
+            assert row.event_date == pd.Timestamp(min(m["event_dates"]))
+            # the file stores the distinct confidence values: lowest and highest
+            assert row.date_confidence == min(m["date_confidences"])
+            assert row.date_confidence_max == max(m["date_confidences"])
+            first = m["event_dates"].index(min(m["event_dates"]))
+            pair = tuple(m["pre_post"][first])
+            if m["event_outside_series"] is None:
+                assert (row.pre_index, row.post_index) == pair and row.event_position == "inside"
+            else:  # the writer's {0, 0} / {14, 14} are never used as indices
+                assert (row.pre_index, row.post_index) == (-1, -1)
+                assert row.event_position == m["event_outside_series"]
         else:
-            assert pd.isna(row.event_date)
-            assert math.isnan(row.date_confidence)
+            assert pd.isna(row.event_date) and row.event_position == "none"
+            assert math.isnan(row.date_confidence) and math.isnan(row.date_confidence_max)
             assert (row.pre_index, row.post_index) == (-1, -1)
         assert row.ann_ids == ",".join(str(a) for a in m["ann_ids"])
         assert row.n_annotations == len(m["ann_ids"])
@@ -145,9 +154,9 @@ def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[s
         assert row.epsg == m["epsg"] and row.crs == f"EPSG:{m['epsg']}"
         assert (row.center_x, row.center_y) == (m["center_x"], m["center_y"])
         if m["event_dates"]:
-            ev = pd.Timestamp(m["event_dates"][0])
+            ev = pd.Timestamp(min(m["event_dates"]))
             assert row.n_before == int((times < ev).sum())
-            assert row.n_after == int((times > ev).sum())
+            assert row.n_after == int((times >= ev).sum())
             assert row.event_in_series == (m["event_outside_series"] is None)
         else:
             assert (row.n_before, row.n_after, row.event_in_series) == (0, 0, False)
@@ -259,8 +268,10 @@ def test_dimension_order_time_y_x(sample_catalog: pd.DataFrame, small_sample: Pa
         ds.transpose("time", "y", "x").to_netcdf(dst, engine="netcdf4", format="NETCDF4", encoding=enc)
     out = build(data, use_cache=False)
     assert (out["dims_order"] == "time,y,x").all() and len(out) == 2
+    # copied without the manifest: S1 tells its release by its unit (linear), S2 cannot
+    assert dict(zip(out["sensor"], out["release"], strict=True)) == {"s1asc": "raw", "s2": "unknown"}
     expected = sample_catalog.set_index("path").loc[out["path"]].reset_index()
-    cols = [c for c in COLUMNS if c not in ("size_bytes", "mtime_ns", "dims_order")]
+    cols = [c for c in COLUMNS if c not in ("size_bytes", "mtime_ns", "dims_order", "release")]
     pd.testing.assert_frame_equal(out[cols], expected[cols])
     assert (out["n_positive"] > 0).all()
 
@@ -510,3 +521,60 @@ def test_dead_worker_files_are_reported_and_retried(
     again = build(sample_copy, scheduler="processes", workers=2)  # the failures were not cached: read again
     assert again.attrs["errors"] == []
     pd.testing.assert_frame_equal(without_file_stats(again), without_file_stats(sample_catalog))
+
+
+# --------------------------------------------------------------------------------------------------
+# files as the dataset's own writer writes them (tests/real_format.py)
+# --------------------------------------------------------------------------------------------------
+def test_real_format_catalog_keeps_every_file(real_data) -> None:
+    df = build_catalog(real_data.raw, scheduler="synchronous", progress=False, use_cache=False)
+    files = sorted(p.relative_to(real_data.raw).as_posix() for p in real_data.raw.glob("*/*.nc"))
+    assert df.attrs["errors"] == [] and sorted(df["path"]) == files  # none dropped
+    assert (df["release"] == "raw").all()
+    row = df.set_index("path").loc
+
+    multi = row["s2/italy_s2_101.nc"]  # event_date "2018-09-28,2018-08-31"
+    assert multi.event_date == pd.Timestamp("2018-08-31") and multi.event_dates == "2018-08-31,2018-09-28"
+    assert (multi.pre_index, multi.post_index, multi.event_position) == (4, 5, "inside")
+    assert (multi.n_before, multi.n_after, multi.event_in_series) == (5, 10, True)
+    assert (multi.date_confidence, multi.date_confidence_max, multi.n_events) == (0.6, 1.0, 2)
+    s1 = row["s1asc/italy_s1asc_101.nc"]
+    assert s1.event_date == pd.Timestamp("2018-08-31") and s1.s1_unit == "linear"
+
+    for path in ("s2/italy_s2_102.nc", "s1dsc/italy_s1dsc_102.nc"):  # "None" / " NaT "
+        u = row[path]
+        assert u.annotated and pd.isna(u.event_date) and u.event_dates == ""
+        assert (u.n_events, u.n_undated_events, u.event_position) == (1, 1, "undated")
+        assert (u.pre_index, u.post_index, u.event_in_series) == (-1, -1, False)
+        assert math.isnan(u.date_confidence) and u.n_positive > 0
+    mixed = row["s2/italy_s2_103.nc"]
+    assert (mixed.n_events, mixed.n_undated_events, mixed.event_position) == (2, 1, "inside")
+    assert mixed.event_date == pd.Timestamp("2018-09-28") and mixed.date_confidence == 1.0
+
+    padded = row["s2/italy_s2_104.nc"]
+    assert padded.n_times == 15 and padded.time_end == pd.Timestamp("2018-10-12")
+    assert (padded.pre_index, padded.post_index) == (5, 6)
+
+    # the writer's {0, 0} / {14, 14}: no pair, never used as indices
+    before, after = row["s2/italy_s2_105.nc"], row["s2/italy_s2_106.nc"]
+    assert (before.event_position, before.pre_index, before.post_index) == ("before", -1, -1)
+    assert (before.n_before, before.n_after) == (0, 15)
+    assert (after.event_position, after.pre_index, after.post_index) == ("after", -1, -1)
+    assert (after.n_before, after.n_after) == (15, 0)
+    neg = row["s2/italy_s2_107.nc"]
+    assert not neg.annotated and neg.event_position == "none" and neg.n_events == 0
+
+    ann = df[df.annotated]
+    assert (ann.event_position == "undated").sum() == 2 and ann.event_date.isna().sum() == 2
+    text = summarize(df)
+    assert (
+        "annotated patches without a pre/post pair: 4 (event before the series 1, after it 1, undated 2)"
+        in text
+    )
+    assert "release: raw 10" in text
+    cov = catalog.time_coverage(df)
+    assert cov.loc["s2", "undated event"] == 1 and cov.loc["s2", "event outside series"] == 2
+    assert cov.loc["s2", "event inside series"] == 4
+
+    har = build_catalog(real_data.harmonized, scheduler="synchronous", progress=False, use_cache=False)
+    assert (har["release"] == "harmonized").all() and set(har["s1_unit"].dropna()) == {"dB"}

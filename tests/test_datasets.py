@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import datasets as D
 from s12ls_utils import io, schema, splits
@@ -168,7 +169,9 @@ def test_old_format_task_and_linear_s1(small_sample, tmp_path, cache_dir):
     lo, hi = 10**-5.0, 10.0
     ref = np.clip(f[:, 0], lo, hi)
     ok = np.isfinite(f[:, 0])
-    got = s[:, 0].numpy() * 0.041 + 0.037  # back to linear VV
+    mean, std = task.norm["s1asc"]["mean"]["VV"], task.norm["s1asc"]["std"]["VV"]
+    assert (mean, std) == (0.157, 0.147)  # norm_data.json lists follow the file order VH, VV, DEM
+    got = s[:, 0].numpy() * std + mean  # back to linear VV
     # 0.005 dB quantisation error = 0.115 % of the linear value (+ float32 rounding)
     assert np.allclose(got[ok], ref[ok], rtol=1.3e-3, atol=1e-6)
     assert (s[:, 0].numpy()[~ok] == 0).all() and (s[:, -1].numpy()[~ok] == 0).all()
@@ -434,3 +437,138 @@ def test_max_patches_subset(task, cache_dir):
     )
     assert len(ds) == 2 and set(ds.ids) <= {e["id"] for e in task.splits["s2"]["train"]}
     assert ds.read_raw([0, 1])["id"] == ds.ids
+
+
+# ------------------------------------------------------------------------------------------ real format
+def test_composite_empty_windows():
+    t, h, w = 4, 1, 8
+    x = np.arange(t * 3 * h * w, dtype="int16").reshape(t, 3, h, w)
+    valid = np.ones((t, h, w), dtype=bool)
+    for windows, empty in (((-1, 0), [True, False]), ((t - 1, t), [False, True]), ((-1, t), [True, True])):
+        comp, ok = D.prepost_composite(x, valid, windows, "s1asc")
+        for k in range(2):
+            assert (~ok[k]).all() == empty[k] and (comp[k, :2] == D.SENTINEL).all() == empty[k]
+            assert (comp[k, 2] == x[0, 2]).all()  # DEM from the first date, even for an empty window
+    with pytest.raises(ValueError, match="do not fit"):
+        D.prepost_composite(x, valid, (-2, 0), "s1asc")
+
+
+@pytest.mark.parametrize(
+    ("position", "prepost", "want"),
+    [
+        ("inside", (4, 5), (4, 5)),
+        ("before", D.NO_PREPOST, (-1, 0)),
+        ("after", D.NO_PREPOST, (14, 15)),
+        ("undated", D.NO_PREPOST, (-1, 15)),
+        ("none", D.DEFAULT_PREPOST, D.DEFAULT_PREPOST),
+    ],
+)
+def test_composite_windows(position, prepost, want):
+    assert D.composite_windows(position, prepost, 15) == want
+
+
+B04 = schema.FEATURES["s2"].index("B04")
+
+
+def test_read_source_real_format(real_data):
+    f = real_data.files
+    multi = D.read_source(f["multi"], "s2")  # event_date "2018-09-28,2018-08-31", first 4 dates cloudy
+    assert (multi.prepost, multi.position, multi.windows, multi.release) == ((4, 5), "inside", (4, 5), "raw")
+    comp, ok = multi.composite("s2")
+    # physical B04 = 400 + 10 t before the primary event (2018-08-31, step 5), 2500 + 10 t on/after it;
+    # only step 4 is clear before it: the pre composite is that date, never a post-event one
+    assert (comp[0, B04][ok[0]] == 440).all() and ok[0].mean() > 0.99
+    assert (comp[1, B04][ok[1]] >= 2550).all()
+    # reverted (first listed event 2018-09-28 → pre window 0…8): the median would be a post-event date
+    bad, _ = D.prepost_composite(multi.x, multi.valid, (8, 9), "s2")
+    assert (bad[0, B04][ok[0]] > 2500).all()
+    for case, windows in (("before", (-1, 0)), ("after", (14, 15)), ("undated", (-1, 15))):
+        p = D.read_source(f[case], "s2")
+        assert (p.prepost, p.position, p.windows) == (D.NO_PREPOST, case, windows)
+        comp, ok = p.composite("s2")
+        assert not ok[0].any() or case == "after"  # no pre composite unless the event follows the series
+        if case == "after":
+            assert not ok[1].any() and (comp[0, B04][ok[0]] < 1000).all()  # every date is pre-event
+        if case == "before":
+            assert ok[1].any()
+    neg = D.read_source(f["negative"], "s2")
+    assert (neg.prepost, neg.position, neg.windows) == (D.DEFAULT_PREPOST, "none", D.DEFAULT_PREPOST)
+    padded = D.read_source(f["padded"], "s2")
+    assert padded.prepost == (5, 6) and padded.days.tolist()[-4:] == [67] * 4
+    s1 = D.read_source(f["undated_nat"], "s1dsc")
+    assert (s1.prepost, s1.position, s1.release) == (D.NO_PREPOST, "undated", "raw")
+    assert abs(int(s1.x[0, 0, 0, 0]) - round(1000 * np.log10(0.1))) <= 1  # linear VV → dB×100
+
+
+def test_read_source_removes_the_raw_s2_offset(real_data):
+    raw = D.read_source(real_data.files["across_raw"], "s2")
+    har = D.read_source(real_data.files["across_harmonized"], "s2")
+    assert (raw.release, har.release) == ("raw", "harmonized")
+    np.testing.assert_array_equal(raw.x, har.x)
+    assert raw.x[6:, B04, 5, 5].tolist() == [460 + 10 * i for i in range(2)] + [
+        2580 + 10 * i for i in range(7)
+    ]
+    assert (raw.x[:, B04, 0, 0] == 0).all()  # no-data stays 0
+
+
+def _real_task(data_dir: Path, out: Path) -> Path:
+    """A task folder over the real-format S2 files, every one in the train split."""
+    names = sorted(p.name for p in (data_dir / "s2").glob("*.nc"))
+    entries = [
+        {
+            "id": n.removesuffix(".nc").replace("_s2", ""),
+            "s2": f"s2/{n}",
+            "pixel_annotated": 0,
+            "inventory": "italy",
+        }
+        for n in names
+    ]
+    (out / "s2").mkdir(parents=True)
+    (out / "s2" / "splits.json").write_text(json.dumps({"train": entries, "val": [], "test": []}))
+    names_ = schema.FEATURES["s2"]
+    stats = {"mean": dict.fromkeys(names_, 1000.0), "std": dict.fromkeys(names_, 500.0)}
+    (out / "s2" / "norm.json").write_text(json.dumps({"s2": stats}))
+    (out / "config.json").write_text(json.dumps({"name": out.name}))
+    return out
+
+
+def test_cache_pre_composite_never_holds_post_event_dates(real_data, tmp_path):
+    task = splits.load_task(_real_task(real_data.raw, tmp_path / "REAL"), data_dir=real_data.raw)
+    folders = D.build_cache(task, "train", "s2", cache_dir=tmp_path / "cache", workers=1, progress=False)
+    man = json.loads((folders["s2"] / "manifest.json").read_text())
+    assert man["format"] == D.CACHE_FORMAT
+    arrs = {n: np.load(folders["s2"] / f"{n}.npy") for n in ("comp", "comp_valid", "prepost", "x")}
+    by_id = {i: k for k, i in enumerate(man["ids"])}
+    pos = dict(zip(man["ids"], man["event_position"], strict=True))
+    assert pos == {
+        "italy_101": "inside",
+        "italy_102": "undated",
+        "italy_103": "inside",
+        "italy_104": "inside",
+        "italy_105": "before",
+        "italy_106": "after",
+        "italy_107": "none",
+        "italy_108": "inside",
+    }
+    assert {s["path"]: s["release"] for s in man["sources"]} == dict.fromkeys(
+        (f"s2/{p.name}" for p in (real_data.raw / "s2").glob("*.nc")), "raw"
+    )
+    pp = {i: tuple(arrs["prepost"][k]) for i, k in by_id.items()}
+    assert pp["italy_101"] == (4, 5) and pp["italy_104"] == (5, 6) and pp["italy_107"] == D.DEFAULT_PREPOST
+    for i in ("italy_102", "italy_105", "italy_106"):
+        assert pp[i] == D.NO_PREPOST
+    comp_ok = np.unpackbits(arrs["comp_valid"], axis=-1).astype(bool)
+    for i, k in by_id.items():
+        if pos[i] == "none":
+            continue
+        pre = arrs["comp"][k, 0, B04][comp_ok[k, 0]]
+        # physical B04 is below 1000 before the primary event and at least 2500 on or after it
+        assert (pre < 1000).all(), i
+        post = arrs["comp"][k, 1, B04][comp_ok[k, 1]]
+        assert (post >= 2500).all(), i
+    assert not comp_ok[by_id["italy_102"]].any()  # undated: no composite at all
+    assert not comp_ok[by_id["italy_105"], 0].any() and comp_ok[by_id["italy_105"], 1].any()
+    assert comp_ok[by_id["italy_106"], 0].any() and not comp_ok[by_id["italy_106"], 1].any()
+    # the raw S2 series across 2022-01-25 is harmonised in the cache
+    k = by_id["italy_108"]
+    assert arrs["x"][k, 6:, B04, 5, 5].max() < 3000 and arrs["x"][k, 6, B04, 5, 5] == 460

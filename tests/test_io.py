@@ -14,6 +14,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import io, schema
 from s12ls_utils.io import (
@@ -531,3 +532,123 @@ def test_patch_read_error_is_an_exception():
     assert isinstance(e, Exception) and e.path == Path("/x/italy_s2_1.nc") and e.problem == "boom"
     assert str(e) == "/x/italy_s2_1.nc: boom"
     assert io.S1_UNITS == ("linear", "dB")
+
+
+# --------------------------------------------------------------------------------------------------
+# Files as the dataset's own writer writes them; releases and the Sentinel-2 offset
+# --------------------------------------------------------------------------------------------------
+def test_real_format_meta_sorted_events_and_units(real_data):
+    f = real_data.files
+    m = read_patch_meta(f["multi"])
+    assert m.event_dates == [dt.date(2018, 8, 31), dt.date(2018, 9, 28)]  # "2018-09-28,2018-08-31"
+    assert m.pre_post == [(4, 5), (8, 9)] and m.event_steps.pair == (4, 5)
+    assert m.date_confidences == [0.6, 1.0] and m.dims_order == "time,y,x"
+    assert (m.satellite, m.release, m.s1_unit) == ("s2", "raw", None)
+    assert (m.center_x, m.center_y) == (700640.0, 4899360.0)  # x[64], y[64]: pixel edges
+    s1 = read_patch_meta(f["multi_s1"])
+    assert (s1.satellite, s1.s1_unit, s1.release) == ("s1-asc", "linear", "raw")
+    assert s1.event_steps.event_date == dt.date(2018, 8, 31)
+    h1 = read_patch_meta(f["s1_harmonized"])
+    assert (h1.s1_unit, h1.release) == ("dB", "harmonized")
+    for case in ("undated", "undated_nat"):
+        u = read_patch_meta(f[case])
+        assert u.annotated and u.event_dates == [] and u.n_undated_events == 1 and u.pre_post == []
+        assert u.event_steps.position == "undated" and u.event_steps.pair is None
+    mixed = read_patch_meta(f["mixed"])
+    assert mixed.event_dates == [dt.date(2018, 9, 28)] and mixed.n_undated_events == 1
+    padded = read_patch_meta(f["padded"])
+    assert padded.times.size == 15 and (np.diff(padded.times) >= np.timedelta64(0)).all()
+    assert int((np.diff(padded.times) == np.timedelta64(0)).sum()) == 3
+    assert read_patch_meta(f["before"]).event_steps.position == "before"
+    assert read_patch_meta(f["after"]).event_steps.position == "after"
+
+
+def test_open_patch_real_format_reads_padded_series(real_data):
+    with open_patch(real_data.files["padded"], load=True) as ds:
+        assert ds.sizes == {"time": 15, "y": 128, "x": 128}
+        assert tuple(ds["B04"].dims) == schema.CANONICAL_DIMS and "spatial_ref" in ds
+        t = ds["time"].values
+        assert (t[-4:] == t[-1]).all()
+
+
+def test_open_patch_removes_the_raw_s2_offset(real_data):
+    raw_path, har_path = real_data.files["across_raw"], real_data.files["across_harmonized"]
+    with netCDF4.Dataset(raw_path) as nc:
+        stored = np.asarray(nc["B04"][:])
+    with open_patch(raw_path, load=True) as ds, open_patch(har_path, load=True) as ref:
+        assert ds.attrs["release"] == "raw" and ref.attrs["release"] == "harmonized"
+        steps = io.s2_offset_steps(ds["time"].values)
+        assert steps.tolist() == [False] * 6 + [True] * 9  # 2022-01-25 is step 6
+        assert ds.attrs["s2_offset_removed"] == 9 and ref.attrs["s2_offset_removed"] == 0
+        for b in schema.S2_BANDS:
+            assert ds[b].dtype == np.int16
+            np.testing.assert_array_equal(ds[b].values, ref[b].values)  # = the harmonized release
+        # stored raw values carry +1000 from 2022-01-25; no-data 0 stays 0; SCL, MASK, DEM untouched
+        assert (stored[steps, 5, 5] == ds["B04"].values[steps, 5, 5] + 1000).all()
+        assert (stored[~steps] == ds["B04"].values[~steps]).all()
+        assert (ds["B04"].values[:, 0, 0] == 0).all()
+        with netCDF4.Dataset(raw_path) as nc:
+            for v in ("SCL", "MASK", "DEM"):
+                np.testing.assert_array_equal(ds[v].values, np.asarray(nc[v][:]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ndvi = (ds.B08.values[:, 5, 5] - ds.B04.values[:, 5, 5]) / (
+                ds.B08.values[:, 5, 5] + ds.B04.values[:, 5, 5]
+            )
+        # no jump at 2022-01-25 (step 5 → 6 is before the event on 2022-02-04)
+        assert abs(ndvi[6] - ndvi[5]) < 0.01
+    with open_patch(raw_path, load=True, harmonize=False) as kept:
+        np.testing.assert_array_equal(kept["B04"].values, stored)
+        assert kept.attrs["release"] == "raw" and kept.attrs["s2_offset_removed"] == 0
+    with netCDF4.Dataset(har_path) as nc:  # a harmonized file is never changed
+        with open_patch(har_path, load=True) as ref:
+            np.testing.assert_array_equal(ref["B04"].values, np.asarray(nc["B04"][:]))
+
+
+def test_file_release_order(real_data, tmp_path, sample_dir, caplog):
+    f = real_data.files
+    assert io.file_release(f["multi"]) == "raw" and io.file_release(f["across_harmonized"]) == "harmonized"
+    # path component first: even an S1 file in dB under data_raw is raw
+    assert io.file_release(f["multi_s1"], s1_unit="dB") == "raw"
+    # the synthetic sample records its release in its manifest
+    assert io.file_release(next(sample_dir.glob("s2/*.nc"))) == "raw"
+    # elsewhere: S1 by its unit, S2 unknown (values left as stored, logged once per folder)
+    plain = tmp_path / "plain"
+    for case, sensor in (("multi_s1", "s1asc"), ("s1_harmonized", "s1asc"), ("across_raw", "s2")):
+        dst = plain / case / sensor / f[case].name
+        dst.parent.mkdir(parents=True)
+        shutil.copyfile(f[case], dst)
+    assert io.file_release(plain / "multi_s1" / "s1asc" / f["multi_s1"].name) == "raw"
+    assert io.file_release(plain / "s1_harmonized" / "s1asc" / f["s1_harmonized"].name) == "harmonized"
+    unknown = plain / "across_raw" / "s2" / f["across_raw"].name
+    assert io.file_release(unknown) == "unknown"
+    with caplog.at_level("WARNING", logger="s12ls_utils.io"), open_patch(unknown, load=True) as ds:
+        assert ds.attrs["release"] == "unknown" and ds.attrs["s2_offset_removed"] == 0
+        with netCDF4.Dataset(unknown) as nc:
+            np.testing.assert_array_equal(ds["B04"].values, np.asarray(nc["B04"][:]))
+    assert "release (raw or harmonized)" in caplog.text
+    # a manifest that records the release decides for its data root
+    (plain / "across_raw" / io.RELEASE_MANIFEST).write_text('{"release": "harmonized"}')
+    assert io.file_release(unknown) == "harmonized"
+
+
+def test_harmonize_s2_values():
+    times = np.array(["2022-01-24", "2022-01-25", "2022-06-01"], dtype="datetime64[ns]")
+    v = np.array([[1500, 0], [1500, 0], [900, 11000]], dtype="int16")[:, :, None]  # (T, y, x)
+    out = io.harmonize_s2(v, times, "raw")
+    assert out.dtype == np.int16 and out is not v
+    np.testing.assert_array_equal(out[..., 0], [[1500, 0], [500, 0], [0, 10000]])
+    np.testing.assert_array_equal(v[..., 0], [[1500, 0], [1500, 0], [900, 11000]])  # input untouched
+    for release in ("harmonized", "unknown"):
+        assert io.harmonize_s2(v, times, release) is v
+    # time on another axis; float input
+    np.testing.assert_array_equal(
+        io.harmonize_s2(np.moveaxis(v, 0, -1).astype("float32"), times, "raw", time_axis=-1)[:, 0],
+        [[1500, 500, 0], [0, 0, 10000]],
+    )
+    np.testing.assert_array_equal(  # no int16 overflow below the offset
+        io.harmonize_s2(np.array([-32768], dtype="int16"), times[1:2], "raw"), [0]
+    )
+    with pytest.raises(ValueError, match="release"):
+        io.harmonize_s2(v, times, "data_raw")
+    with pytest.raises(ValueError, match="time stamps"):
+        io.harmonize_s2(v, times[:2], "raw")

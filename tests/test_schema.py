@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import schema
 from s12ls_utils.io import PatchReadError, open_patch
@@ -346,10 +348,10 @@ def test_parse_attrs_reports_missing_without_raising():
     raw = encode_attrs(_attrs())
     del raw["event_date"], raw["crs"]
     attrs, problems = parse_attrs(raw)
-    assert "attribute 'crs' is missing" in problems and "attribute 'event_date' is missing" in problems
-    # a follow-up count message may be added (pre_post has 1 entry for the 0 dates it could read)
-    assert all("missing" in p or "entries for 0 event date(s)" in p for p in problems), problems
-    assert attrs.ann_ids == [41125, 41124] and attrs.epsg == 0 and attrs.pre_post == [(7, 8)]
+    assert sorted(problems) == ["attribute 'crs' is missing", "attribute 'event_date' is missing"]
+    # pre_post_dates cannot be paired with dates that could not be read: a note, not a problem
+    assert attrs.ann_ids == [41125, 41124] and attrs.epsg == 0 and attrs.pre_post == []
+    assert attrs.notes == ["attribute 'pre_post_dates' cannot be paired with 'event_date': not used"]
 
 
 def test_parse_attrs_reports_unparsable_without_raising():
@@ -380,15 +382,18 @@ def test_parse_attrs_reports_unparsable_without_raising():
     assert attrs.satellite == "s2" and attrs.center_x == 755840.0  # the parsable ones are kept
 
 
-def test_parse_attrs_consistency_problems():
+def test_parse_attrs_consistency_notes():
+    """Inconsistencies a reader can live with are notes (check_patch warnings), not problems."""
     raw = encode_attrs(_attrs())
     raw["event_date"] = ""
     raw["pre_post_dates"] = ""
-    _, problems = parse_attrs(raw)
-    assert problems == ["attribute 'event_date' is empty although annotated='True'"]
+    attrs, problems = parse_attrs(raw)
+    assert problems == [] and attrs.undated
+    assert attrs.notes == ["attribute 'event_date' is empty although annotated='True': read as undated"]
     raw = encode_attrs(_attrs(event_dates=[dt.date(2023, 5, 16), dt.date(2023, 6, 20)]))
-    _, problems = parse_attrs(raw)
-    assert problems == ["attribute 'pre_post_dates' has 1 entries for 2 event date(s)"]
+    attrs, problems = parse_attrs(raw)
+    assert problems == [] and attrs.pre_post == []  # 1 pair for 2 dates: cannot be paired, not used
+    assert attrs.notes == ["attribute 'pre_post_dates' has 1 entries for 2 event date(s): not used"]
 
 
 def test_parse_attrs_array_attribute_is_reported():
@@ -585,24 +590,6 @@ BROKEN: list[tuple[str, str, Callable[[Path, Path], Path], tuple[str, ...]]] = [
         ("annotated='False' but MASK has",),
     ),
     (
-        "annotated-without-event",
-        "s2_ann",
-        lambda s, t: edit(
-            s, t, lambda ds: (ds.setncattr("event_date", ""), ds.setncattr("pre_post_dates", ""))
-        ),
-        ("attribute 'event_date' is empty although annotated='True'",),
-    ),
-    (
-        "pre-post-count",
-        "s1_ann",
-        lambda s, t: edit(
-            s,
-            t,
-            _set_attr("pre_post_dates", "{'pre': 1, 'post': 2},{'pre': 3, 'post': 4},{'pre': 5, 'post': 6}"),
-        ),
-        ("entries for",),
-    ),
-    (
         "ann-id-bbox-count",
         "s2_ann",
         lambda s, t: edit(s, t, _set_attr("ann_bbox", "(1, 2, 3, 4)")),
@@ -612,7 +599,7 @@ BROKEN: list[tuple[str, str, Callable[[Path, Path], Path], tuple[str, ...]]] = [
         "time-not-increasing",
         "s2_ann",
         lambda s, t: edit(s, t, _swap_times),
-        ("time stamps are not strictly increasing",),
+        ("time stamps are not sorted",),
     ),
     (
         "time-without-units",
@@ -684,10 +671,71 @@ BROKEN: list[tuple[str, str, Callable[[Path, Path], Path], tuple[str, ...]]] = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore::s12ls_utils.schema.FormatWarning")
 @pytest.mark.parametrize(("source", "build", "phrases"), [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
 def test_validate_reports_problem(source, build, phrases, request, tmp_path):
     path = build(request.getfixturevalue(source), tmp_path)
     assert_problems(validate_patch(path), *phrases)
+
+
+def _pad_last_date(ds):
+    t = ds["time"][:]
+    t[-1] = t[-2]  # the writer pads a short series by repeating its last image
+    ds["time"][:] = t
+
+
+#: Oddities a reader handles: warnings of check_patch, never errors (validate_patch returns []).
+WARNED: list[tuple[str, str, Callable[[Path, Path], Path], tuple[str, ...]]] = [
+    (
+        "annotated-without-event",
+        "s2_ann",
+        lambda s, t: edit(
+            s, t, lambda ds: (ds.setncattr("event_date", ""), ds.setncattr("pre_post_dates", ""))
+        ),
+        ("attribute 'event_date' is empty although annotated='True'",),
+    ),
+    (
+        "pre-post-count",
+        "s1_ann",
+        lambda s, t: edit(
+            s,
+            t,
+            _set_attr("pre_post_dates", "{'pre': 1, 'post': 2},{'pre': 3, 'post': 4},{'pre': 5, 'post': 6}"),
+        ),
+        ("has 3 entries for 1 event date(s)",),
+    ),
+    (
+        "pre-post-disagrees",
+        "s1_ann",
+        lambda s, t: edit(s, t, _set_attr("pre_post_dates", "{'pre': 1, 'post': 2}")),
+        ("gives (1, 2) for event", "the time axis is used"),
+    ),
+    (
+        "undated-none",
+        "s2_ann",
+        lambda s, t: edit(
+            s,
+            t,
+            lambda ds: (
+                ds.setncattr("event_date", "None"),
+                ds.setncattr("date_confidence", "nan"),
+                ds.setncattr("pre_post_dates", "{'pre': 0, 'post': 0}"),
+            ),
+        ),
+        ("1 undated event(s)",),
+    ),
+    ("padded-series", "s2_ann", lambda s, t: edit(s, t, _pad_last_date), ("1 repeated date(s)",)),
+]
+
+
+@pytest.mark.parametrize(("source", "build", "phrases"), [b[1:] for b in WARNED], ids=[b[0] for b in WARNED])
+def test_check_patch_warns_without_error(source, build, phrases, request, tmp_path):
+    path = build(request.getfixturevalue(source), tmp_path)
+    res = schema.check_patch(path)
+    assert res.errors == [] and res.ok, res.errors
+    assert_problems(res.warnings, *phrases)
+    with pytest.warns(schema.FormatWarning, match=re.escape(phrases[0])):
+        assert validate_patch(path) == []
 
 
 @pytest.mark.parametrize("satellite", ["s1", "s1-asc", "s1asc"])
@@ -798,3 +846,109 @@ def test_validate_reports_unreadable_band_data(s2_ann, tmp_path):
     with pytest.raises(PatchReadError):
         open_patch(path, load=True)
     assert validate_patch(path) != [], "a file whose band data cannot be read is reported valid"
+
+
+# --------------------------------------------------------------------------------------------------
+# Files as the dataset's own writer writes them (tests/real_format.py, REAL-FORMAT.md)
+# --------------------------------------------------------------------------------------------------
+def test_real_format_files_validate(real_data):
+    """Every real-format file is valid; padding, undated events are warnings only."""
+    files = sorted(real_data.root.rglob("*.nc"))
+    assert len(files) == len(real_data.files)
+    for p in files:
+        res = schema.check_patch(p)
+        assert res.errors == [], (p, res.errors)
+    padded = schema.check_patch(real_data.files["padded"])
+    assert_problems(padded.warnings, "3 repeated date(s) (2018-10-12)")
+    for case, token in (("undated", "'None'"), ("undated_nat", "' NaT '"), ("mixed", "none")):
+        assert_problems(
+            schema.check_patch(real_data.files[case]).warnings, "1 undated event(s) in 'event_date'"
+        )
+        assert token in schema.check_patch(real_data.files[case]).warnings[0]
+    # the writer's own pre_post_dates agree with the time axis once re-paired with the sorted dates
+    for case in ("multi", "multi_s1", "before", "after", "across_raw"):
+        assert schema.check_patch(real_data.files[case]).warnings == [], case
+
+
+def test_real_format_set_ordered_events_are_sorted_and_re_paired(real_data):
+    with netCDF4.Dataset(real_data.files["multi"]) as ds:
+        raw = {k: ds.getncattr(k) for k in ds.ncattrs()}
+        times = netCDF4.num2date(ds["time"][:], ds["time"].units, only_use_cftime_datetimes=False)
+    assert raw["event_date"] == "2018-09-28,2018-08-31"
+    assert raw["pre_post_dates"] == "{'pre': 8, 'post': 9},{'pre': 4, 'post': 5}"
+    assert isinstance(raw["center_lat"], float | np.floating)
+    attrs, problems = parse_attrs(raw)
+    assert problems == [] and attrs.notes == []
+    assert attrs.event_dates == [dt.date(2018, 8, 31), dt.date(2018, 9, 28)]
+    assert attrs.event_date == dt.date(2018, 8, 31)
+    assert attrs.pre_post == [(4, 5), (8, 9)]  # kept paired with their dates
+    assert attrs.date_confidences == [0.6, 1.0]  # distinct values, not one per event
+    steps = schema.patch_event_steps(np.array(times, dtype="datetime64[D]"), attrs)
+    assert (steps.position, steps.pair, steps.n_before, steps.n_after) == ("inside", (4, 5), 5, 10)
+
+
+@pytest.mark.parametrize("token", ["None", "none", " NONE ", "nan", "NaN", "NaT", " nat"])
+def test_undated_tokens(token):
+    raw = encode_attrs(_attrs())
+    raw.update(event_date=token, date_confidence=token, pre_post_dates="{'pre': 0, 'post': 0}")
+    attrs, problems = parse_attrs(raw)
+    assert problems == [] and attrs.notes == []
+    assert attrs.event_dates == [] and attrs.n_undated_events == 1 and attrs.undated
+    assert attrs.date_confidences == [] and attrs.pre_post == [] and attrs.event_date is None
+    assert parse_dates(f"2018-09-28,{token}") == [dt.date(2018, 9, 28)]
+    assert schema.parse_event_entries(f"2018-09-28,{token}") == [dt.date(2018, 9, 28), None]
+    assert schema.parse_confidences(f"1.0,{token},0.5,1.0") == [0.5, 1.0]
+
+
+def test_encode_attrs_writes_undated_entries_last():
+    a = _attrs(n_undated_events=1)
+    raw = encode_attrs(a)
+    assert raw["event_date"] == "2023-05-16,None"
+    assert raw["pre_post_dates"] == "{'pre': 7, 'post': 8},{'pre': 0, 'post': 0}"
+    back, problems = parse_attrs(raw)
+    assert problems == [] and back == a
+
+
+T5 = np.array(["2023-05-01", "2023-05-06", "2023-05-11", "2023-05-21", "2023-05-26"], dtype="datetime64[D]")
+
+
+@pytest.mark.parametrize(
+    ("events", "undated", "want"),
+    [
+        ([dt.date(2023, 5, 16)], False, ("inside", 2, 3, 3, 2)),
+        ([dt.date(2023, 5, 11)], False, ("inside", 1, 2, 2, 3)),  # same day: the post step
+        ([dt.date(2023, 5, 23), dt.date(2023, 5, 3)], False, ("inside", 0, 1, 1, 4)),  # earliest one
+        ([dt.date(2023, 5, 1)], False, ("before", -1, 0, 0, 5)),  # on the first date: all post-event
+        ([dt.date(2023, 4, 1)], False, ("before", -1, 0, 0, 5)),
+        ([dt.date(2023, 6, 1)], False, ("after", 4, 5, 5, 0)),
+        ([], True, ("undated", -1, 5, 0, 0)),
+        ([], False, ("none", -1, 5, 0, 0)),
+    ],
+)
+def test_event_steps(events, undated, want):
+    s = schema.event_steps(T5, events, undated=undated)
+    assert (s.position, s.pre, s.post, s.n_before, s.n_after) == want
+    assert s.has_pair == (want[0] == "inside")
+    assert s.pair == ((want[1], want[2]) if s.has_pair else None)
+
+
+def test_event_steps_with_repeated_dates():
+    padded = np.array([*T5[:4], T5[3], T5[3]], dtype="datetime64[D]")
+    assert schema.event_steps(padded, [dt.date(2023, 5, 16)]).pair == (2, 3)
+    assert schema.event_steps(padded, [dt.date(2023, 5, 21)]).pair == (2, 3)
+    assert schema.event_steps(padded, [dt.date(2023, 5, 22)]).position == "after"
+
+
+def test_writer_pre_post():
+    assert schema.writer_pre_post(T5, dt.date(2023, 5, 16)) == (2, 3)
+    assert schema.writer_pre_post(T5, dt.date(2023, 5, 11)) == (1, 2)
+    assert schema.writer_pre_post(T5, dt.date(2023, 4, 1)) == (0, 0)
+    assert schema.writer_pre_post(T5, dt.date(2023, 5, 1)) == (0, 0)
+    assert schema.writer_pre_post(T5, dt.date(2023, 7, 1)) == (4, 4)
+    assert schema.writer_pre_post(T5, None) == (0, 0)
+
+
+def test_release_constants():
+    assert schema.S2_OFFSET == 1000 and schema.S2_OFFSET_FROM == dt.date(2022, 1, 25)
+    assert schema.S2_OFFSET_BANDS == schema.S2_BANDS and "SCL" not in schema.S2_OFFSET_BANDS
+    assert schema.RELEASES == ("raw", "harmonized", "unknown")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 from sklearn.metrics import roc_auc_score
 
 from s12ls_utils import catalog as cat_mod
@@ -192,10 +193,10 @@ def test_align_event_from_attribute():
 def test_align_event_derives_missing_pre_post():
     al = sig.align_event(TIMES, [dt.date(2023, 5, 16)], [])
     assert (al.pre, al.post, al.index_source) == (2, 3, "event_date")
-    # an acquisition on the event day is neither before nor after it
+    # an acquisition on the event day is the post step (the reference writer's searchsorted rule)
     al = sig.align_event(TIMES, [dt.date(2023, 5, 11)], None)
-    assert (al.pre, al.post) == (1, 3)
-    assert list(al.phase) == ["pre", "pre", "event", "post", "post"]
+    assert (al.pre, al.post) == (1, 2)
+    assert list(al.phase) == ["pre", "pre", "post", "post", "post"]
 
 
 def test_align_event_outside_series_and_without_event():
@@ -468,3 +469,58 @@ def test_pick_gallery(small_sample):
     assert 1 <= len(keys) <= 2 and len(set(keys)) == len(keys)
     s2 = cat[(cat.sensor == "s2") & cat.annotated & cat.event_in_series]
     assert set(keys) <= set(s2["key"].astype(str))
+
+
+# --------------------------------------------------------------------------------------------------
+# Files as the dataset's own writer writes them (tests/real_format.py)
+# --------------------------------------------------------------------------------------------------
+def test_align_event_uses_the_earliest_event_whatever_the_order():
+    al = sig.align_event(TIMES, [dt.date(2023, 5, 23), dt.date(2023, 5, 16)], [(3, 4), (2, 3)])
+    assert al.event_date == dt.date(2023, 5, 16) and (al.pre, al.post) == (2, 3)
+    assert al.index_source == "attribute" and al.attribute_agrees  # its own pair, not the first listed
+    wrong = sig.align_event(TIMES, [dt.date(2023, 5, 16)], [(0, 1)])  # attribute disagrees: time axis wins
+    assert (wrong.pre, wrong.post, wrong.index_source, wrong.attribute_agrees) == (2, 3, "event_date", False)
+    undated = sig.align_event(TIMES, [None], [(0, 0)], undated=True)
+    assert undated.event_date is None and undated.position == "undated" and not undated.in_series
+    assert list(undated.phase) == ["none"] * 5 and np.isnan(undated.rel_days).all()
+    mixed = sig.align_event(TIMES, [None, dt.date(2023, 5, 16)], [(0, 0), (2, 3)])
+    assert (mixed.event_date, mixed.pre, mixed.post, mixed.index_source) == (
+        dt.date(2023, 5, 16),
+        2,
+        3,
+        "attribute",
+    )
+
+
+def test_summarize_real_format_patches(real_data):
+    f = real_data.files
+    multi = sig.summarize_patch(f["multi"])  # event_date "2018-09-28,2018-08-31"
+    info = multi.info
+    assert info["event_date"] == pd.Timestamp("2018-08-31") and info["n_events"] == 2
+    assert (info["pre_index"], info["post_index"], info["index_source"]) == (4, 5, "attribute")
+    assert info["event_position"] == "inside" and info["has_change"]
+    s = multi.series
+    assert set(s.loc[s.t <= 4, "phase"]) == {"pre"} and set(s.loc[s.t >= 5, "phase"]) == {"post"}
+    assert s.loc[s.t == 5, "rel_day"].eq(0).all()  # the acquisition on the event day is post-event
+
+    for case in ("undated", "undated_nat"):
+        u = sig.summarize_patch(f[case]).info
+        assert u["annotated"] and pd.isna(u["event_date"]) and u["event_position"] == "undated"
+        assert (u["n_undated_events"], u["pre_index"], u["post_index"]) == (1, -1, -1)
+        assert not u["has_change"] and u["event_source"] == "none"
+    for case in ("before", "after"):
+        o = sig.summarize_patch(f[case]).info
+        assert o["event_position"] == case and o["index_source"] == "outside" and not o["has_change"]
+    padded = sig.summarize_patch(f["padded"])
+    assert (padded.info["pre_index"], padded.info["post_index"]) == (5, 6)
+    assert padded.series["date"].nunique() == 12 and padded.series["t"].nunique() == 15
+
+
+def test_signatures_harmonise_raw_s2(real_data):
+    """NDVI of the raw series does not jump at 2022-01-25 (ESA's +1000 offset is removed on read)."""
+    raw = sig.summarize_patch(real_data.files["across_raw"]).series
+    ref = sig.summarize_patch(real_data.files["across_harmonized"]).series
+    cols = ["group", "feature", "t", "median", "n_valid"]
+    pd.testing.assert_frame_equal(raw[cols], ref[cols])
+    ndvi = raw[(raw.feature == "NDVI") & (raw.group == "rest")].set_index("t")["median"]
+    assert abs(ndvi[6] - ndvi[5]) < 0.01  # 2022-01-20 → 2022-01-30, both before the event

@@ -788,3 +788,32 @@ def test_cli_synth_non_empty_folder_needs_overwrite(tmp_path, capsys):
     assert (out / "s2" / "old_s2_1.nc").read_text() == "old"
     assert _synth(str(out), "--n-per-sensor", "1", "--workers", "1", "--overwrite") == 0
     assert not (out / "s2" / "old_s2_1.nc").exists() and (out / synthetic.MANIFEST_NAME).exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Release: the sample is the raw release (S1 linear, S2 with ESA's offset from 2022-01-25)
+# --------------------------------------------------------------------------------------------------
+def test_sample_is_the_raw_release(sample_dir, manifest, loaded):
+    from s12ls_utils import io
+
+    assert manifest["release"] == "raw"
+    assert all(io.file_release(sample_dir / r["path"]) == "raw" for r in manifest["files"])
+    late = [r for r in _recs(manifest, "s2") if max(_dates(r)) >= schema.S2_OFFSET_FROM]
+    early = [r for r in _recs(manifest, "s2") if max(_dates(r)) < schema.S2_OFFSET_FROM]
+    assert late and early, "the sample should hold S2 series on both sides of 2022-01-25"
+    for r in late + early:
+        ds = loaded[r["path"]]  # read through the package: harmonised
+        steps = np.array([t >= schema.S2_OFFSET_FROM for t in _dates(r)])
+        assert ds.attrs["release"] == "raw" and ds.attrs["s2_offset_removed"] == int(steps.sum())
+        with netCDF4.Dataset(sample_dir / r["path"]) as nc:
+            for b in schema.S2_BANDS:
+                stored = np.asarray(nc[b][:]).transpose(0, 2, 1)  # the generator writes (time, x, y)
+                phys = ds[b].values
+                np.testing.assert_array_equal(stored[~steps], phys[~steps])
+                # +1000 on valid pixels (clipped to 10000), no-data 0 stays 0
+                want = np.where(phys[steps] > 0, phys[steps].astype("int32") + 1000, 0)
+                np.testing.assert_array_equal(stored[steps], want)
+                assert stored.max() <= 10000
+        with open_patch(sample_dir / r["path"], load=True, harmonize=False) as kept:
+            stored = kept["B08"].values[steps]
+            assert ((stored - ds["B08"].values[steps])[stored > 0] == 1000).all()
