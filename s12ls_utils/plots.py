@@ -1937,6 +1937,190 @@ def static_region_split_bars(frame, title: str, value: str = "patches") -> Stati
     return StaticFigure(fig, alt + f" of all {value}.")
 
 
+def _lon_label(v: float, _pos=None) -> str:
+    v = (v + 180) % 360 - 180 if abs(v) > 180 else v
+    return "0°" if v == 0 else f"{abs(v):.0f}° {'E' if v > 0 else 'W'}"
+
+
+def _lat_label(v: float, _pos=None) -> str:
+    return "0°" if v == 0 else f"{abs(v):.0f}° {'N' if v > 0 else 'S'}"
+
+
+def _spread_labels(ys: list[float], min_gap: float) -> list[float]:
+    """Label heights moved apart (in order) so that neighbours are at least ``min_gap`` apart, centred on
+    where they wanted to be."""
+    out = list(ys)
+    for _ in range(50):
+        moved = False
+        for i in range(1, len(out)):
+            gap = out[i] - out[i - 1]
+            if gap < min_gap:
+                shift = (min_gap - gap) / 2
+                out[i - 1] -= shift
+                out[i] += shift
+                moved = True
+        if not moved:
+            break
+    return out
+
+
+def static_patch_map(frame, title: str = "Patch locations (WGS84)") -> StaticFigure:
+    """Every location of ``frame`` as one small marker at its longitude/latitude, coloured by region.
+
+    ``frame`` has ``region``, ``lon`` and ``lat`` (degrees, WGS84), one row per patch, e.g.
+    :func:`s12ls_utils.reference.patches` or a catalog. Rows of one location (column ``id`` or ``key``,
+    shared across sensors) are drawn once, at the first position given. Locations without a position are
+    counted in the legend title and the description, not drawn. No coastlines or tiles (drawn offline): a
+    degree grid for orientation, the region names beside their points, and a legend with the number of
+    locations per region.
+    """
+    import pandas as pd
+    from matplotlib import colormaps
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    missing = {"region", "lon", "lat"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"the frame lacks the column(s) {sorted(missing)}")
+    df = pd.DataFrame(
+        {
+            "region": frame["region"].astype(str).to_numpy(),
+            "lon": pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype="float64"),
+            "lat": pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype="float64"),
+        }
+    )
+    key = next((c for c in ("id", "key") if c in frame.columns), None)
+    if key is not None:
+        df["loc"] = frame[key].astype(str).to_numpy()
+        df = df.groupby("loc", sort=False).agg(
+            region=("region", "first"), lon=("lon", "first"), lat=("lat", "first")
+        )
+    located = df.dropna(subset=["lon", "lat"])
+    n_unlocated = len(df) - len(located)
+    if located.empty:
+        raise ValueError("no location with a longitude and latitude to draw")
+    if not (located["lon"].between(-180, 180).all() and located["lat"].between(-90, 90).all()):
+        raise ValueError(
+            "lon/lat must be WGS84 degrees (lon in −180…180, lat in −90…90), not projected metres"
+        )
+    sizes = located["region"].value_counts()
+    regions = list(sizes.index)
+    cmap = colormaps["tab20"]
+    colors = {r: cmap(i % cmap.N) for i, r in enumerate(regions)}
+    fig = _figure(4.1)
+    ax = fig.subplots()
+    for r in regions:
+        sub = located[located["region"] == r]
+        ax.scatter(
+            sub["lon"], sub["lat"], s=6, color=colors[r], linewidths=0, alpha=0.8, label=f"{r} ({sizes[r]:,})"
+        )
+    # region names to the right of each region's points, moved apart where they would collide
+    centres = located.groupby("region").agg(lon=("lon", "max"), lat=("lat", "median"))
+    order = centres.sort_values("lat").index
+    for side in (True, False):  # east and west hemisphere labels do not collide with each other
+        names = [r for r in order if (centres.at[r, "lon"] >= 0) == side]
+        ys = _spread_labels([float(centres.at[r, "lat"]) for r in names], min_gap=7.0)
+        for r, y in zip(names, ys, strict=True):
+            x0, y0 = float(centres.at[r, "lon"]), float(centres.at[r, "lat"])
+            left = x0 > 150  # no room on the right near the date line
+            ax.annotate(
+                r,
+                (x0, y0),
+                xytext=(x0 + (-14 if left else 4), y),
+                textcoords="data",
+                ha="right" if left else "left",
+                va="center",
+                fontsize=6.5,
+                color="black",
+                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5, "shrinkA": 0, "shrinkB": 2},
+            )
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-55, 75)
+    ax.set_aspect("equal")
+    ax.xaxis.set_major_locator(MultipleLocator(30))
+    ax.yaxis.set_major_locator(MultipleLocator(20))
+    ax.xaxis.set_major_formatter(FuncFormatter(_lon_label))
+    ax.yaxis.set_major_formatter(FuncFormatter(_lat_label))
+    ax.grid(color="0.85", lw=0.5)
+    ax.set_axisbelow(True)
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("longitude (degrees, WGS84)", fontsize=8)
+    ax.set_ylabel("latitude (degrees, WGS84)", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    legend_title = "region (number of locations)"
+    unlocated = f"{n_unlocated:,} location" + ("" if n_unlocated == 1 else "s")
+    if n_unlocated:
+        legend_title += f"; {unlocated} without a published position not drawn"
+    fig.legend(
+        *ax.get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=4,
+        fontsize=7,
+        title=legend_title,
+        title_fontsize=7,
+        markerscale=3,
+        frameon=False,
+    )
+    largest = ", ".join(f"{r} {sizes[r]:,}" for r in regions[:3])
+    alt = (
+        f"{title}: {len(located):,} locations in {len(regions)} regions on a longitude/latitude grid "
+        f"(largest: {largest})"
+    )
+    if n_unlocated:
+        alt += f"; {unlocated} without a position not drawn"
+    return StaticFigure(fig, alt + ".")
+
+
+def static_pixel_histogram(
+    values, title: str = "Landslide pixels per patch", bins_per_decade: int = 8
+) -> StaticFigure:
+    """Histogram of landslide pixels per patch on logarithmic bins, median and mean marked.
+
+    ``values``: positive pixel counts (10 m pixels, 100 m² each), one per patch. The top axis gives the
+    same quantity as an area in km². Raises ``ValueError`` on an empty input or a value that is not a
+    positive finite number (a logarithmic axis cannot show it).
+    """
+    v = np.asarray(values, dtype="float64").ravel()
+    if v.size == 0:
+        raise ValueError("no values to plot")
+    if not (np.isfinite(v).all() and (v > 0).all()):
+        raise ValueError(
+            "pixel counts must be positive finite numbers (log axis); drop the empty patches first"
+        )
+    if bins_per_decade < 1:
+        raise ValueError("bins_per_decade must be at least 1")
+    # bins start at the smallest value, so that a threshold of the selection (e.g. 50 px) is a bin edge
+    n_bins = max(1, math.ceil(np.log10(v.max() / v.min()) * bins_per_decade - 1e-9))
+    edges = v.min() * 10 ** (np.arange(n_bins + 1) / bins_per_decade)
+    edges[-1] = max(edges[-1], v.max())  # rounding must not leave the largest value out
+    median, mean = float(np.median(v)), float(v.mean())
+    px_m2 = schema.PIXEL_SIZE_M**2
+    fig = _figure(3.4)
+    ax = fig.subplots()
+    ax.hist(v, bins=edges, color="#8c564b", edgecolor="white", lw=0.6, label=f"patches ({v.size:,})")
+    ax.axvline(median, color="black", ls="--", lw=1.2, label=f"median {median:,.0f} px")
+    ax.axvline(mean, color="black", ls=":", lw=1.4, label=f"mean {mean:,.0f} px")
+    ax.set_xscale("log")
+    ax.set_xlim(edges[0] / 1.5, edges[-1] * 1.5)
+    ax.set_xlabel(
+        f"landslide pixels per patch (count of {schema.PIXEL_SIZE_M:g} m × {schema.PIXEL_SIZE_M:g} m "
+        f"= {px_m2:g} m² pixels, log scale)",
+        fontsize=8,
+    )
+    ax.set_ylabel("number of patches", fontsize=8)
+    top = ax.secondary_xaxis("top", functions=(lambda p: p * px_m2 / 1e6, lambda a: a * 1e6 / px_m2))
+    top.set_xlabel("landslide area per patch (km²)", fontsize=8)
+    top.tick_params(labelsize=7)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    ax.set_title(title, fontsize=10)
+    return StaticFigure(
+        fig,
+        f"{title}: {v.size:,} patches, {v.min():,.0f} to {v.max():,.0f} landslide pixels, median "
+        f"{median:,.0f}, mean {mean:,.0f} (logarithmic bins).",
+    )
+
+
 def static_training_curves(history) -> StaticFigure:
     """:func:`training_curves` as an image: loss per epoch, and validation F1/IoU of the landslide class."""
     df = _history_frame(history)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s12ls_utils import schema, synthetic
+from s12ls_utils import reference, schema, synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.chapter
@@ -48,3 +48,53 @@ def test_ch01_data_exploration(run_chapter):
     referenced = ch.referenced_glue()
     assert referenced, "the chapter text glues no figures"
     assert referenced <= ch.glued(), f"glue names missing: {referenced - ch.glued()}"
+
+
+def test_ch01_published_dataset_matches_the_reference(run_chapter):
+    """The section on the real dataset: its figures come from the vendored metadata, whatever the sample."""
+    res = run_chapter("01-data-exploration").results
+    published = reference.patches()
+    ad = reference.counts().query("task == 'S12LS-AD'").set_index("scope")["total"]
+    # counts per sensor equal the published S12LS-AD totals (13,628 s2 / 13,306 s1asc / 12,622 s1dsc)
+    for sensor, total in {"s2": 13_628, "s1asc": 13_306, "s1dsc": 12_622}.items():
+        assert res[f"real_n_{sensor}"] == int(ad[sensor]) == total
+        assert res[f"real_ad_published_{sensor}"] == total
+    assert res["real_counts_match_published"] is True
+    assert res["real_n_patches"] == len(published)
+    assert res["real_n_regions"] == published["region"].nunique() == 16
+    # locations: the S2 patches without a published position are the only unlocated ones
+    assert res["real_n_locations"] == published["id"].nunique()
+    unlocated_s2 = int((published["sensor"].eq("s2") & published["lon"].isna()).sum())
+    assert res["real_n_s2_unlocated"] == unlocated_s2 == 236
+    assert res["real_n_locations"] - res["real_n_located"] == unlocated_s2
+    # annotated := n_positive > 0, once per location
+    annotated = published.groupby("id")["n_positive"].max().gt(0)
+    assert res["real_n_annotated_locations"] == int(annotated.sum())
+    assert 0 < res["real_annotated_pct"] < 100
+    assert res["real_annotated_pct"] == pytest.approx(100 * annotated.mean(), abs=0.05)
+    assert res["real_annotated_min_pct"] <= res["real_annotated_pct"] <= res["real_annotated_max_pct"]
+    assert {res["real_annotated_min_region"], res["real_annotated_max_region"]} <= set(published["region"])
+    assert res["real_largest_region"] == published.groupby("id")["region"].first().value_counts().index[0]
+    # S12LS-LD landslide pixels (S2 files)
+    ld = reference.split_frame("S12LS-LD", "s2")["n_positive"]
+    assert res["real_ld_n_s2"] == len(ld) == 4_988
+    assert res["real_ld_px_min"] == int(ld.min()) == 50 == res["real_ld_threshold"]
+    assert res["real_ld_px_max"] == int(ld.max()) == 8_911
+    assert res["real_ld_px_median"] == pytest.approx(float(ld.median()))
+    assert res["real_ld_px_mean"] == pytest.approx(float(ld.mean()))
+    assert res["real_ld_px_min"] < res["real_ld_px_median"] < res["real_ld_px_mean"] < res["real_ld_px_max"]
+    assert res["real_ld_excluded"] == "usa_alaska and nepal"
+    assert res["reference_commit"] == reference.source()["commit"]
+
+
+def test_ch01_static_figures_are_drawn(run_chapter):
+    """Every cell captioned as a static figure put out a PNG (the map and histogram of the real dataset,
+    and the sample's filmstrip)."""
+    ch = run_chapter("01-data-exploration")
+    static = [c for c in ch.nb.cells if c.cell_type == "code" and "mystnb" in c.metadata]
+    names = [c.metadata["mystnb"]["figure"]["name"] for c in static]
+    assert len(names) == len(set(names)) >= 3
+    for c in static:
+        assert any("image/png" in o.get("data", {}) for o in c.outputs), c.metadata["mystnb"]["figure"][
+            "name"
+        ]
