@@ -10,8 +10,11 @@ Sub-commands::
     s12ls catalog DATA_DIR [--workers N] [--scheduler S] [--no-cache] [--csv FILE]
                                                                        scan a data folder, print a summary
     s12ls validate PATH [PATH …]                                       check patch files against the format
-    s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|spatial] [--overwrite]
+    s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|spatial|blocked] [--overwrite]
           [--workers N] [--scheduler S]                                write a task folder (splits, norm)
+    s12ls norm TASK_DIR [--data DIR] [--overwrite] [--workers N] [--scheduler S]
+                                                                       add the normalisation statistics to a
+                                                                       task released without them
     s12ls cache TASK_DIR [--sensors s2 …] [--splits train val test] [--force] [--workers N] [--scheduler S]
                                                                        build the packed training cache
     s12ls signatures DATA_DIR --out FILE.parquet [--sensors s2 …] [--workers N] [--scheduler S]
@@ -172,6 +175,32 @@ def _cmd_splits(args: argparse.Namespace) -> int:
         n = leak["test_vs_train"]
         print(f"  leakage {scope}: {n} test patch(es) overlap or share a landslide with train")
     unreadable = json.loads((path / "config.json").read_text())["norm"].get("unreadable_files", [])
+    for f in unreadable:
+        print(f"  left out of the statistics: {f['path']}: {f['reason']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_norm(args: argparse.Namespace) -> int:
+    import json
+
+    from .splits import load_task, write_norm
+
+    path = write_norm(
+        args.task_dir,
+        args.data,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=True,
+    )
+    task = load_task(path, data_dir=args.data)
+    print(f"statistics of task {task.name} written to {path} (train files of {task.data_dir})")
+    for sensor in task.sensors:
+        means = ", ".join(f"{v} {m:.4g}" for v, m in task.norm[sensor]["mean"].items())
+        print(f"  {sensor}: mean {means}")
+    unreadable = (json.loads((path / "config.json").read_text()).get("norm") or {}).get(
+        "unreadable_files", []
+    )
     for f in unreadable:
         print(f"  left out of the statistics: {f['path']}: {f['reason']}", file=sys.stderr)
     return 0
@@ -479,6 +508,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing task folder")
     p.set_defaults(func=_cmd_splits)
+
+    p = sub.add_parser("norm", help="add normalisation statistics to a task folder released without them")
+    p.add_argument("task_dir", type=Path, help="task folder, e.g. data/reference/tasks/S12LS-LD-blocked")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data folder the task's paths are relative to (default: guessed)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="recompute statistics the task already has")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_norm)
 
     p = sub.add_parser("cache", help="build the packed training cache of a task's splits")
     p.add_argument("task_dir", type=Path, help="task folder, e.g. data/sample/tasks/S12LS-LD")

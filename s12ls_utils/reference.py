@@ -18,6 +18,7 @@ landslide-pixel counts, locations and published splits offline.
 - :func:`counts`: patches per task and scope (the published figures).
 - :func:`catalog`: a catalog-shaped table (the columns :func:`s12ls_utils.splits.select` filters on) built
   from the metadata, so task presets can be checked against the published counts without the files.
+- :func:`region_folds`: the paper's six region hold-out folds (experiment 3) as region lists.
 - :func:`norms`, :func:`configs`, :func:`low_quality_ids`, :func:`file_stats`, :func:`region_stats`,
   :func:`anomalies`, :func:`experiments`, :func:`source`: the other published files.
 
@@ -48,6 +49,7 @@ __all__ = [
     "low_quality_ids",
     "norms",
     "patches",
+    "region_folds",
     "region_stats",
     "source",
     "split_frame",
@@ -186,6 +188,18 @@ def experiments() -> pd.DataFrame:
     """The old-format experiment folders (``exp1/final``; the region hold-outs ``exp3/<fold>``): one row per
     experiment, sensor, split and file."""
     return _parquet("experiments.parquet").copy()
+
+
+def region_folds() -> dict[str, list[str]]:
+    """The paper's region hold-out folds (experiment 3): fold name → the regions its test set holds, read
+    from the test files of ``experiments/exp3/<fold>`` (e.g. ``europe`` → ``["italy"]``)."""
+    exp = experiments()
+    exp = exp[exp["experiment"].astype(str).str.startswith("exp3/") & (exp["split"] == "test")]
+    regions = exp["id"].str.rsplit("_", n=1).str[0]
+    return {
+        str(fold).removeprefix("exp3/"): sorted(set(regions[exp["experiment"] == fold]))
+        for fold in sorted(exp["experiment"].astype(str).unique())
+    }
 
 
 def experiment_norms() -> dict:

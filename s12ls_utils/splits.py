@@ -4,8 +4,9 @@ Sen12Landslides publishes two tasks, ``S12LS-LD`` (landslide detection) and ``S1
 detection). Each is a folder of JSON files (layout in DESIGN.md §3.3) that says which patches are used for
 training, validation and testing and how the inputs are normalised. This module reads them, recreates them
 exactly and makes new ones. The presets named after the published tasks select exactly what the published
-``config.json`` files say; this package's stricter variants carry their own names (``S12LS-LD-strict``,
-``S12LS-AD-strict``; :data:`PRESETS`).
+``config.json`` files say; this package's variants carry their own names (``S12LS-LD-strict``,
+``S12LS-AD-strict``; ``S12LS-LD-blocked`` and ``S12LS-AD-blocked``, the published selections with a leak-free
+split of the real tile lattice; :data:`PRESETS`).
 
 1. **Filter** (:func:`select`): per sensor, file-name patterns, annotated / not annotated, the lowest
    ``date_confidence`` value of a patch (non-annotated patches count as 1.0), the number of landslide pixels, an
@@ -102,7 +103,14 @@ log = logging.getLogger(__name__)
 #: The three splits, in order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Shipped task presets (``s12ls_utils/tasks/<name>.yaml``): the two published tasks, then ours.
-PRESETS: tuple[str, ...] = ("S12LS-LD", "S12LS-AD", "S12LS-LD-strict", "S12LS-AD-strict")
+PRESETS: tuple[str, ...] = (
+    "S12LS-LD",
+    "S12LS-AD",
+    "S12LS-LD-strict",
+    "S12LS-AD-strict",
+    "S12LS-LD-blocked",
+    "S12LS-AD-blocked",
+)
 #: Side of a patch footprint on the ground (128 pixels of 10 m).
 FOOTPRINT_M: float = schema.PATCH_SIZE * schema.PIXEL_SIZE_M
 #: Channel order of the old published ``norm_data.json`` lists: the reference reads every data variable
@@ -112,8 +120,9 @@ OLD_FORMAT_CHANNELS: dict[str, tuple[str, ...]] = {
     "s1asc": ("VH", "VV", "DEM"),
     "s1dsc": ("VH", "VV", "DEM"),
 }
-#: Split algorithms: the published one (:func:`reference_split`) and this package's spatial grouping.
-METHODS: tuple[str, ...] = ("reference", "spatial")
+#: Split algorithms: the published one (:func:`reference_split`), this package's spatial grouping, and the
+#: blocked split of the real tile lattice (:func:`blocked_split`).
+METHODS: tuple[str, ...] = ("reference", "spatial", "blocked")
 #: Version of the task folder layout written by :func:`write_task` (recorded in ``config.json``).
 TASK_FORMAT = "s12ls-task/1"
 
@@ -136,8 +145,10 @@ class TaskConfig:
     The filter and split keys are those of the reference pipeline (``satellites`` … ``seed``,
     ``annotated_ratio``, ``clip_data``); ``method``, ``exclude_low_quality``, ``distance_m`` and ``s1_unit``
     are this package's. ``method`` is the split algorithm: ``"reference"`` (the published one,
-    :func:`reference_split`, geography ignored) or ``"spatial"`` (whole spatial groups, no leakage). A legacy
-    ``spatial: true/false`` key reads as ``method: spatial/reference``.
+    :func:`reference_split`, geography ignored), ``"spatial"`` (whole spatial groups, no leakage) or
+    ``"blocked"`` (:func:`blocked_split`: spatial blocks of the real tile lattice with a one-tile buffer;
+    ``block_share`` sets the block size, and ``test_regions`` makes it a region hold-out: those regions are
+    the test set). A legacy ``spatial: true/false`` key reads as ``method: spatial/reference``.
     Build one with :func:`load_config` (preset name, YAML or JSON file) or directly.
     """
 
@@ -159,6 +170,8 @@ class TaskConfig:
     method: str = "spatial"
     exclude_low_quality: bool = False
     distance_m: float = FOOTPRINT_M
+    block_share: float = 0.1
+    test_regions: tuple[str, ...] = ()
     s1_unit: str = "dB"
     clip_data: bool = True
 
@@ -196,7 +209,7 @@ def _coerce(values: Mapping, source: str) -> dict:
     out = {}
     for key, v in values.items():
         where = f"{key!r} in task config {source}"
-        if key in ("satellites", "include_patterns", "exclude_patterns"):
+        if key in ("satellites", "include_patterns", "exclude_patterns", "test_regions"):
             if v is None:
                 v = []
             if isinstance(v, str) or not isinstance(v, list | tuple):
@@ -211,7 +224,7 @@ def _coerce(values: Mapping, source: str) -> dict:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 raise ValueError(f"{where} must be a number or null, not {v!r}")
             v = None if v is None else float(v)
-        elif key in ("test_size", "val_size", "distance_m"):
+        elif key in ("test_size", "val_size", "distance_m", "block_share"):
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise ValueError(f"{where} must be a number, not {v!r}")
             v = float(v)
@@ -261,6 +274,10 @@ def _validate(c: TaskConfig) -> None:
         raise ValueError(f"task config: 'val_size' must be in [0, 1), not {c.val_size}")
     if c.distance_m < 0 or not math.isfinite(c.distance_m):
         raise ValueError(f"task config: 'distance_m' must be a finite distance >= 0, not {c.distance_m}")
+    if not 0.0 < c.block_share <= 1.0:
+        raise ValueError(f"task config: 'block_share' must be in (0, 1], not {c.block_share}")
+    if c.test_regions and c.method != "blocked":
+        raise ValueError("task config: 'test_regions' (a region hold-out) needs method: blocked")
     if c.method not in METHODS:
         raise ValueError(f"task config: 'method' must be one of {', '.join(METHODS)}, not {c.method!r}")
     if c.s1_unit not in ("dB", "linear"):
@@ -587,6 +604,300 @@ def leakage(splits, catalog: pd.DataFrame) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Real geometry: tile adjacency, leakage between splits, blocked split, region hold-out
+# --------------------------------------------------------------------------------------------------
+#: Two tiles *touch* when their centres are at most this many tile widths apart in x and in y (the eight
+#: neighbours of a tile on the 1.28 km lattice of the published patches, and anything closer).
+TOUCH_TILES: float = 1.5
+#: Split pairs reported by :func:`tile_leakage`: (split whose tiles are counted, the other split).
+SPLIT_PAIRS: tuple[tuple[str, str], ...] = (("test", "train"), ("val", "train"), ("test", "val"))
+
+
+def _tile_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per location key with its UTM zone and projected centre (the catalog's columns)."""
+    need = ["key", "epsg", "center_x", "center_y"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are needed (catalog rows, or reference.catalog())")
+    t = frame[need].copy()
+    t["key"] = t["key"].astype(str)
+    t = t.drop_duplicates("key").set_index("key").sort_index()
+    return t
+
+
+def tile_pairs(frame: pd.DataFrame, reach_m: float = TOUCH_TILES * FOOTPRINT_M) -> pd.DataFrame:
+    """Pairs of tiles whose centres are at most ``reach_m`` apart in x and in y (Chebyshev distance), in
+    the same UTM zone. ``frame`` holds ``key``, ``epsg``, ``center_x``, ``center_y`` (one or more rows per
+    key; rows without a centre are left out). Columns ``key_a < key_b``, ``dist_m`` (the Chebyshev
+    distance), ``overlap`` (footprints share ground: ``dist_m`` below one tile width)."""
+    from scipy.spatial import cKDTree
+
+    t = _tile_table(frame).dropna(subset=["center_x", "center_y", "epsg"])
+    keys = t.index.to_numpy()
+    rows = []
+    for _, idx in t.groupby("epsg", sort=True).indices.items():
+        if len(idx) < 2:
+            continue
+        xy = t[["center_x", "center_y"]].to_numpy(dtype="float64")[idx]
+        pr = cKDTree(xy).query_pairs(reach_m + 1e-6, p=np.inf, output_type="ndarray")
+        if len(pr):
+            d = np.abs(xy[pr[:, 0]] - xy[pr[:, 1]]).max(axis=1)
+            rows.append(pd.DataFrame({"a": keys[idx[pr[:, 0]]], "b": keys[idx[pr[:, 1]]], "dist_m": d}))
+    if not rows:
+        return pd.DataFrame({"key_a": [], "key_b": [], "dist_m": [], "overlap": []}).astype(
+            {"key_a": object, "key_b": object, "dist_m": "float64", "overlap": bool}
+        )
+    p = pd.concat(rows, ignore_index=True)
+    a, b = p["a"].to_numpy(dtype=object), p["b"].to_numpy(dtype=object)
+    swap = a > b
+    out = pd.DataFrame(
+        {"key_a": np.where(swap, b, a), "key_b": np.where(swap, a, b), "dist_m": p["dist_m"].to_numpy()}
+    )
+    out["overlap"] = out["dist_m"] < FOOTPRINT_M - 1e-6
+    return out.sort_values(["key_a", "key_b"], kind="stable").reset_index(drop=True)
+
+
+def tile_leakage(splits, frame: pd.DataFrame, buffer_m: float | None = None) -> pd.DataFrame:
+    """How much the splits touch on the ground, per split pair, from tile positions alone.
+
+    ``splits``: a Series key → split, or a ``splits.json``-like mapping; ``frame``: rows with ``key``,
+    ``epsg``, ``center_x``, ``center_y`` (e.g. :func:`s12ls_utils.reference.catalog`). For each pair
+    (``test``/``train``, ``val``/``train``, ``test``/``val``) one row: ``tiles`` (of the first split),
+    ``overlap_pairs`` (footprints share ground), ``touch_pairs`` (8-neighbours: centres at most 1.5 tile
+    widths apart in x and y), ``tiles_touching`` (tiles of the first split with such a neighbour in the
+    second) and its ``share`` (%); with ``buffer_m`` also ``pairs_within_buffer`` and ``tiles_within_buffer``
+    (centres at most one tile width plus ``buffer_m`` apart). Keys without a position are not counted.
+    """
+    assign = _assignment(splits)
+    reach = TOUCH_TILES * FOOTPRINT_M
+    if buffer_m is not None:
+        if buffer_m < 0:
+            raise ValueError(f"buffer_m must be >= 0, not {buffer_m}")
+        reach = max(reach, FOOTPRINT_M + buffer_m)
+    sub = frame[frame["key"].astype(str).isin(assign)]
+    located = _tile_table(sub).dropna(subset=["center_x", "center_y", "epsg"])
+    pairs = tile_pairs(sub, reach)
+    sa = pairs["key_a"].map(assign).to_numpy()
+    sb = pairs["key_b"].map(assign).to_numpy()
+    touch = pairs["dist_m"].to_numpy() <= TOUCH_TILES * FOOTPRINT_M + 1e-6
+    within = pairs["dist_m"].to_numpy() <= (FOOTPRINT_M + (buffer_m or 0.0)) + 1e-6
+    split_of = located.index.to_series().map(assign)
+    rows = []
+    for a, b in SPLIT_PAIRS:
+        ab = (sa == a) & (sb == b)
+        ba = (sa == b) & (sb == a)
+        cross = ab | ba
+        row = {
+            "split": a,
+            "other": b,
+            "tiles": int((split_of == a).sum()),
+            "overlap_pairs": int((cross & pairs["overlap"].to_numpy()).sum()),
+            "touch_pairs": int((cross & touch).sum()),
+        }
+        hit = set(pairs["key_a"][ab & touch]) | set(pairs["key_b"][ba & touch])
+        row["tiles_touching"] = len(hit)
+        row["share"] = 100.0 * len(hit) / row["tiles"] if row["tiles"] else 0.0
+        if buffer_m is not None:
+            near = set(pairs["key_a"][ab & within]) | set(pairs["key_b"][ba & within])
+            row["pairs_within_buffer"] = int((cross & within).sum())
+            row["tiles_within_buffer"] = len(near)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: Weights of the blocked assignment's targets, relative to the tile count per region: tiles per region ×
+#: coverage class, and landslide pixels per region (in units of the mean pixels per tile).
+_W_CLASS = 1.0
+_W_PIXELS = 2.0
+
+
+def _greedy_fill(
+    vecs: np.ndarray, target: np.ndarray, weight: np.ndarray, rng, allowed: np.ndarray
+) -> np.ndarray:
+    """Units to take so that the sum of their vectors comes close to ``target`` (weighted squared error).
+
+    A randomised greedy search: at each step the unit that lowers the error most is taken among a random
+    third of the allowed units (among all of them when none of that third helps); it stops when no unit
+    lowers the error. The seed of ``rng`` therefore chooses among near-equivalent splits."""
+    n = len(vecs)
+    ok = allowed.copy()
+    have = np.zeros(vecs.shape[1])
+    taken = np.zeros(n, dtype=bool)
+    while ok.any():
+        delta = ((2.0 * (have - target) + vecs) * vecs * weight).sum(axis=1)
+        delta[~ok] = np.inf
+        draw = rng.random(n) < 1.0 / 3.0
+        pick = np.where(draw, delta, np.inf)
+        i = int(np.argmin(pick))
+        if not pick[i] < 0:
+            i = int(np.argmin(delta))
+            if not delta[i] < 0:
+                break
+        taken[i] = True
+        ok[i] = False
+        have += vecs[i]
+    return taken
+
+
+@dataclass
+class BlockedAssignment:
+    """The blocked split of a set of locations (:func:`blocked_split`).
+
+    ``split`` (Series key → ``train``/``val``/``test``, only the kept locations), ``block`` (Series key →
+    block number, every located key), ``dropped`` (Series key → the split the location lost, for the
+    buffer), ``unlocated`` (keys without a position: left out, they cannot be checked) and ``n_blocks``.
+    """
+
+    split: pd.Series
+    block: pd.Series
+    dropped: pd.Series
+    unlocated: list[str]
+    n_blocks: int
+    params: dict
+
+
+def blocked_split(
+    frame: pd.DataFrame,
+    seed: int = 42,
+    test_size: float = 0.2,
+    val_size: float = 0.2,
+    block_share: float = 0.1,
+    test_keys: Iterable[str] | None = None,
+) -> BlockedAssignment:
+    """A leak-free split of tiles on the real lattice: whole spatial blocks, then a one-tile buffer.
+
+    ``frame``: rows with ``key``, ``region``, ``epsg``, ``center_x``, ``center_y``, ``n_positive`` (several
+    rows per key, e.g. one per sensor, count once; the largest ``n_positive`` is used); with ``ann_ids``
+    (catalog rows of the files), tiles that share a landslide are linked as if they touched.
+
+    1. **Areas**: tiles that touch (8-neighbours, :data:`TOUCH_TILES`) are joined into connected areas.
+    2. **Blocks**: an area that holds more than ``block_share`` of its region's tiles (and more than 9 tiles)
+       is cut by a square grid whose cell holds about ``block_share`` of the region (side
+       ``floor(sqrt(block_share · region tiles))`` tiles, at least 3); other areas stay whole.
+    3. **Assignment**: whole blocks go to test, then to validation (``test_size``, then ``val_size`` of the
+       rest), chosen greedily to match, per region, the tile count, the tile count per coverage class
+       (:func:`coverage_classes`) and the landslide pixels (weights 1, 1 and 2); a seeded order breaks
+       ties. Every region with at least a few blocks therefore reaches test.
+    4. **Buffer**: where a tile touches a tile of another split, one of the two is dropped: the train tile
+       (next to val or test), or the val tile (next to test). Test blocks stay whole.
+
+    With ``test_keys`` the test set is given (a region hold-out fold): those locations are test, the
+    others are split into train and validation as above, with the same buffer. Locations without a
+    position cannot be checked for contact and are left out (``unlocated``). Deterministic for ``seed``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not 0.0 < block_share <= 1.0:
+        raise ValueError(f"block_share must be in (0, 1], not {block_share}")
+    if not 0.0 <= test_size < 1.0 or not 0.0 <= val_size < 1.0:
+        raise ValueError(f"test_size and val_size must be in [0, 1), not {test_size}, {val_size}")
+    need = ["key", "region", "epsg", "center_x", "center_y", "n_positive"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise KeyError(f"blocked_split needs the columns {need}; missing {missing}")
+    f = frame[need].copy()
+    f["key"] = f["key"].astype(str)
+    f["region"] = f["region"].astype(str)
+    loc = (
+        f.groupby("key", sort=True)
+        .agg(
+            region=("region", "first"),
+            epsg=("epsg", "first"),
+            center_x=("center_x", "first"),
+            center_y=("center_y", "first"),
+            n_positive=("n_positive", "max"),
+        )
+        .sort_index()
+    )
+    unlocated = loc.index[loc[["center_x", "center_y", "epsg"]].isna().any(axis=1)].tolist()
+    loc = loc.drop(index=unlocated)
+    keys = loc.index.to_numpy()
+    n = len(keys)
+    params = {
+        "seed": seed,
+        "test_size": test_size,
+        "val_size": val_size,
+        "block_share": block_share,
+        "touch_tiles": TOUCH_TILES,
+        "buffer": "one tile: train tiles touching val/test and val tiles touching test are dropped",
+    }
+    if n == 0:
+        empty = pd.Series([], dtype="object", name="split")
+        return BlockedAssignment(empty, pd.Series([], dtype="int64"), empty, unlocated, 0, params)
+    pos = {k: i for i, k in enumerate(keys)}
+    pairs = tile_pairs(loc.reset_index())
+    ia = pairs["key_a"].map(pos).to_numpy(dtype="int64")
+    ib = pairs["key_b"].map(pos).to_numpy(dtype="int64")
+    if "ann_ids" in frame.columns:  # tiles that show the same landslide are linked like touching tiles
+        by_ann: dict[str, set[int]] = {}
+        for k, v in zip(frame["key"].astype(str), frame["ann_ids"].fillna("").astype(str), strict=True):
+            if k in pos:
+                for a in v.split(","):
+                    if a.strip():
+                        by_ann.setdefault(a.strip(), set()).add(pos[k])
+        extra = [(i, j) for m in by_ann.values() for i in m for j in m if i < j]
+        if extra:
+            e = np.array(sorted(set(extra)), dtype="int64")
+            ia, ib = np.concatenate([ia, e[:, 0]]), np.concatenate([ib, e[:, 1]])
+    graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n))
+    _, area = connected_components(graph, directed=False)
+    area_size = np.bincount(area)
+    region = loc["region"].to_numpy(dtype=str)
+    region_size = pd.Series(region).map(pd.Series(region).value_counts()).to_numpy()
+    label = np.array([f"a{a}" for a in area], dtype=object)
+    cut = area_size[area] > np.maximum(block_share * region_size, 9)
+    x = loc["center_x"].to_numpy(dtype="float64")
+    y = loc["center_y"].to_numpy(dtype="float64")
+    for r in np.unique(region[cut]):
+        m = cut & (region == r)
+        side = max(3, math.floor(math.sqrt(block_share * region_size[m][0]))) * FOOTPRINT_M
+        label[m] = [
+            f"{r}:{a}:{i}:{j}"
+            for a, i, j in zip(area[m], np.floor(x[m] / side), np.floor(y[m] / side), strict=True)
+        ]
+    _, block = np.unique(label.astype(str), return_inverse=True)
+    n_blocks = int(block.max()) + 1
+    # per block: tiles per region, tiles per region × coverage class, landslide pixels per region
+    cov = coverage_classes(loc).to_numpy()
+    _, ri = np.unique(region, return_inverse=True)
+    _, si = np.unique(np.array([f"{r}|{c}" for r, c in zip(region, cov, strict=True)]), return_inverse=True)
+    n_r, n_s = int(ri.max()) + 1, int(si.max()) + 1
+    px = loc["n_positive"].to_numpy(dtype="float64")
+    px = px / px.mean() if px.mean() > 0 else px
+    vecs = np.zeros((n_blocks, 2 * n_r + n_s))
+    np.add.at(vecs, (block, ri), 1.0)
+    np.add.at(vecs, (block, n_r + si), 1.0)
+    np.add.at(vecs, (block, n_r + n_s + ri), px)
+    weight = np.concatenate([np.ones(n_r), np.full(n_s, _W_CLASS), np.full(n_r, _W_PIXELS)])
+    rng = np.random.default_rng(seed)
+    out = np.full(n, "train", dtype=object)
+    is_test = np.zeros(n_blocks, dtype=bool)
+    if test_keys is not None:
+        given = np.isin(keys, [str(k) for k in test_keys])
+        out[given] = "test"
+        is_test = np.bincount(block, weights=given, minlength=n_blocks) > 0
+        if np.any(is_test[block] & ~given):
+            raise ValueError("a block holds test and non-test locations; hold out whole regions")
+    elif test_size > 0:
+        is_test = _greedy_fill(vecs, test_size * vecs.sum(axis=0), weight, rng, np.ones(n_blocks, dtype=bool))
+        out[is_test[block]] = "test"
+    if val_size > 0:
+        rest = vecs * ~is_test[:, None]
+        is_val = _greedy_fill(rest, val_size * rest.sum(axis=0), weight, rng, ~is_test)
+        out[is_val[block]] = "val"
+    rank = {"test": 2, "val": 1, "train": 0}
+    lose = np.zeros(n, dtype=bool)
+    for i, j in zip(ia, ib, strict=True):
+        if out[i] != out[j]:
+            lose[i if rank[out[i]] < rank[out[j]] else j] = True
+    split_s = pd.Series(out[~lose], index=pd.Index(keys[~lose], name="key"), name="split", dtype="object")
+    dropped = pd.Series(out[lose], index=pd.Index(keys[lose], name="key"), name="split", dtype="object")
+    block_s = pd.Series(block, index=pd.Index(keys, name="key"), name="block", dtype="int64")
+    return BlockedAssignment(split_s, block_s, dropped, unlocated, n_blocks, params)
+
+
+# --------------------------------------------------------------------------------------------------
 # Stratified (group) split
 # --------------------------------------------------------------------------------------------------
 def _allocate(counts: np.ndarray, frac: float, total: int, rng: np.random.Generator) -> np.ndarray:
@@ -692,6 +1003,11 @@ def split(
     keys = df["key"].astype(str).to_numpy()
     if len(set(keys)) != len(keys):
         raise ValueError("split() takes one row per location key (one sensor, or the aligned table)")
+    if method == "blocked":
+        raise ValueError(
+            "the blocked split assigns locations across sensors and drops a buffer: use make_splits() or "
+            "blocked_split(), not split()"
+        )
     if method == "reference":
         frame = pd.DataFrame(
             {"file": df["path"].astype(str).to_numpy(), "n_positive": df["n_positive"].to_numpy()}
@@ -818,8 +1134,9 @@ class SplitResult:
     ``frames[sensor]`` and ``aligned`` hold the selected rows with ``confidence``, ``coverage_class``,
     ``group`` (spatial group, −1 with the reference method) and ``split``; ``aligned`` has one path column
     per sensor. ``leakage[scope]`` is :func:`leakage` per sensor and for ``"aligned"``; ``n_groups[scope]``
-    the number of spatial groups (the number of patches with the reference method). ``method`` is the
-    split algorithm used.
+    the number of spatial groups (the number of patches with the reference method; the number of blocks
+    with the blocked method). ``method`` is the split algorithm used; ``blocked`` holds the blocked
+    assignment (blocks, the tiles the buffer dropped, unlocated tiles) when that method was used.
     """
 
     config: TaskConfig
@@ -828,6 +1145,7 @@ class SplitResult:
     aligned: pd.DataFrame | None
     leakage: dict[str, dict[str, int]] = field(default_factory=dict)
     n_groups: dict[str, int] = field(default_factory=dict)
+    blocked: BlockedAssignment | None = None
 
     def scopes(self) -> dict[str, pd.DataFrame]:
         """``{sensor: frame, …, "aligned": frame}``."""
@@ -874,6 +1192,37 @@ def _annotate(df: pd.DataFrame, config: TaskConfig, method: str) -> tuple[pd.Dat
     return df, n_groups
 
 
+def _blocked_for(sel: Mapping[str, pd.DataFrame], config: TaskConfig) -> BlockedAssignment:
+    """The blocked split of every location the task selected in any sensor (one split per location)."""
+    both = pd.concat(list(sel.values()), ignore_index=True)
+    test_keys = None
+    if config.test_regions:
+        regions = both["region"].astype(str)
+        unknown = sorted(set(config.test_regions) - set(regions))
+        if unknown:
+            raise ValueError(
+                f"test_regions {unknown} are not among the selected regions {sorted(set(regions))}"
+            )
+        test_keys = both.loc[regions.isin(config.test_regions), "key"].astype(str).unique()
+    return blocked_split(
+        both,
+        seed=config.seed,
+        test_size=config.test_size,
+        val_size=config.val_size,
+        block_share=config.block_share,
+        test_keys=test_keys,
+    )
+
+
+def _annotate_blocked(df: pd.DataFrame, blocked: BlockedAssignment) -> tuple[pd.DataFrame, int]:
+    df = df[df["key"].astype(str).isin(blocked.split.index)].copy()
+    df["key"] = df["key"].astype(str)
+    df["coverage_class"] = coverage_classes(df).to_numpy()
+    df["group"] = blocked.block.reindex(df["key"]).to_numpy()
+    df["split"] = blocked.split.reindex(df["key"]).to_numpy()
+    return df, int(df["group"].nunique())
+
+
 def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, method: str | None = None) -> SplitResult:
     """Filter, split per sensor and split the strictly aligned locations (on the reference sensor).
 
@@ -888,23 +1237,35 @@ def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, method: str | N
     config = config.replace(method=method)
     sel = select(catalog, config)
     frames, n_groups, leak = {}, {}, {}
-    for sensor, df in sel.items():
-        frames[sensor], n_groups[sensor] = _annotate(df, config, method)
-        leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
+    blocked = None
+    if method == "blocked":
+        blocked = _blocked_for(sel, config)
+        for sensor, df in sel.items():
+            frames[sensor], n_groups[sensor] = _annotate_blocked(df, blocked)
+            leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
+    else:
+        for sensor, df in sel.items():
+            frames[sensor], n_groups[sensor] = _annotate(df, config, method)
+            leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
     aligned = None
     if len(config.satellites) > 1:
-        both = pd.concat([sel[s] for s in config.satellites], ignore_index=True)
+        pools = frames if method == "blocked" else sel
+        both = pd.concat([pools[s] for s in config.satellites], ignore_index=True)
         cols = ["key", *config.satellites]
         if len(both):
             paths = aligned_groups(both, sensors=config.satellites)[cols].astype({"key": str})
         else:
             paths = pd.DataFrame({c: pd.Series([], dtype="object") for c in cols})
-        ref = sel[config.reference_sat]
+        ref = pools[config.reference_sat]
         ref = ref[ref["key"].astype(str).isin(set(paths["key"]))]
-        ref_ann, n_groups["aligned"] = _annotate(ref, config, method)
+        if method == "blocked":
+            ref_ann, n_groups["aligned"] = ref.copy(), int(ref["group"].nunique())
+        else:
+            ref_ann, n_groups["aligned"] = _annotate(ref, config, method)
+        ref_ann = ref_ann.drop(columns=[c for c in config.satellites if c in ref_ann.columns])
         aligned = ref_ann.merge(paths, on="key", how="left")
         leak["aligned"] = leakage(aligned.set_index("key")["split"], both)
-    return SplitResult(config, method, frames, aligned, leak, n_groups)
+    return SplitResult(config, method, frames, aligned, leak, n_groups, blocked)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1171,14 +1532,18 @@ def norm_stats(
 # --------------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------------
-def _json_bytes(obj) -> bytes:
-    """Deterministic JSON: sorted keys, two-space indent, shortest float repr, no NaN."""
-    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode()
+def _json_bytes(obj, compact: bool = False) -> bytes:
+    """Deterministic JSON: sorted keys, two-space indent (or none: ``compact``), shortest float repr, no NaN."""
+    if compact:
+        text = json.dumps(obj, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False)
+    else:
+        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False)
+    return (text + "\n").encode()
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_json(path: Path, obj, compact: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_json_bytes(obj))
+    path.write_bytes(_json_bytes(obj, compact))
 
 
 def _entries(df: pd.DataFrame, sensors: Sequence[str]) -> dict[str, list[dict]]:
@@ -1210,21 +1575,39 @@ def _geojson(df: pd.DataFrame) -> dict:
                 },
             }
         )
-    return {"type": "FeatureCollection", "features": feats}
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}  # as published: lon/lat
+    return {"type": "FeatureCollection", "crs": crs, "features": feats}
 
 
 def _train_paths(df: pd.DataFrame, col: str) -> list[str]:
     return df.loc[df["split"] == "train"].sort_values("key", kind="stable")[col].astype(str).tolist()
 
 
+def _train_jobs(result: SplitResult) -> list[tuple[str, str]]:
+    """(path, sensor) of every train file the statistics of a task read (per sensor and aligned)."""
+    jobs = []
+    for sensor, df in result.frames.items():
+        jobs += [(p, sensor) for p in _train_paths(df, "path")]
+    if result.aligned is not None:
+        for sensor in result.config.satellites:
+            jobs += [(p, sensor) for p in _train_paths(result.aligned, sensor)]
+    return jobs
+
+
 def _task_files(
-    result: SplitResult, moments: Mapping[str, Mapping[str, Moments]], failures: Sequence[Failure] = ()
+    result: SplitResult,
+    moments: Mapping[str, Mapping[str, Moments]] | None,
+    failures: Sequence[Failure] = (),
+    inventory: str = "region",
 ) -> dict[str, object]:
     """Every file of the task folder: relative name → JSON object (in writing order).
 
     Statistics are merged over the readable train files; unreadable ones are listed in ``config.json``
     (``norm.unreadable_files``). A sensor without a single readable train file has no statistics: that
-    raises :class:`~s12ls_utils.parallel.FilesFailed`.
+    raises :class:`~s12ls_utils.parallel.FilesFailed`. With ``moments=None`` (a task released from
+    metadata alone) no ``norm*.json`` is written and ``config.json`` says so. ``inventory`` is the column
+    the entries' ``inventory`` comes from: ``"region"`` (full name) or ``"token"`` (the published
+    convention, the first ``_`` token of the file name).
     """
     cfg = result.config
     files: dict[str, object] = {}
@@ -1236,46 +1619,134 @@ def _task_files(
             raise FilesFailed(f"{scope} train statistics of task {cfg.name}", lost, len(train))
         return _finish(merge_moments(moments[p] for p in readable), sensor)
 
-    for sensor, df in result.frames.items():
+    def named(df: pd.DataFrame) -> pd.DataFrame:
         d = df.copy()
+        if inventory == "token":
+            d["region"] = d["key"].astype(str).str.split("_").str[0]
+        return d
+
+    for sensor, df in result.frames.items():
+        d = named(df)
         d[sensor] = d["path"].astype(str)
         files[f"{sensor}/splits.json"] = _entries(d, [sensor])
         train = _train_paths(d, sensor)
-        if train:
+        if train and moments is not None:
             files[f"{sensor}/norm.json"] = {sensor: stats(train, sensor, sensor)}
         files[f"{sensor}/patch_locations.geojson"] = _geojson(d)
     if result.aligned is not None:
-        a = result.aligned
+        a = named(result.aligned)
         files["splits_aligned.json"] = _entries(a, cfg.satellites)
-        norm = {}
-        for sensor in cfg.satellites:
-            train = _train_paths(a, sensor)
-            if train:
-                norm[sensor] = stats(train, sensor, f"aligned {sensor}")
-        files["norm_aligned.json"] = norm
+        if moments is not None:
+            norm = {}
+            for sensor in cfg.satellites:
+                train = _train_paths(a, sensor)
+                if train:
+                    norm[sensor] = stats(train, sensor, f"aligned {sensor}")
+            files["norm_aligned.json"] = norm
         files["patch_locations_aligned.geojson"] = _geojson(a)
-    clip = {
-        "s1": [*_clip_range("s1asc", "VV", cfg.s1_unit)],
-        "s2": [*schema.CLIP_RANGES["s2"]],
-        "DEM": [*schema.CLIP_RANGES["DEM"]],
-    }
     files["config.json"] = {
         **cfg.to_dict(),
         "format": TASK_FORMAT,
         "package_version": __version__,
-        "norm": {
-            "split": "train",
-            "s1_unit": cfg.s1_unit,
-            "clip_ranges": clip if cfg.clip_data else None,
-            "nan_aware": True,
-            "std": "population (ddof=0)",
-        },
+        "norm": _norm_record(cfg.s1_unit, cfg.clip_data, failures) if moments is not None else None,
+    }
+    if result.blocked is not None:
+        b = result.blocked
+        files["config.json"]["blocked"] = {
+            **b.params,
+            "blocks": b.n_blocks,
+            "locations_kept": len(b.split),
+            "locations_dropped_by_buffer": {
+                s: int(n) for s, n in b.dropped.value_counts().sort_index().items()
+            },
+            "locations_without_position": len(b.unlocated),
+        }
+    return files
+
+
+def _norm_record(s1_unit: str, clip_data: bool, failures: Sequence[Failure] = ()) -> dict:
+    """How the statistics of a task were computed (the ``norm`` block of ``config.json``)."""
+    clip = {
+        "s1": [*_clip_range("s1asc", "VV", s1_unit)],
+        "s2": [*schema.CLIP_RANGES["s2"]],
+        "DEM": [*schema.CLIP_RANGES["DEM"]],
+    }
+    out = {
+        "split": "train",
+        "s1_unit": s1_unit,
+        "clip_ranges": clip if clip_data else None,
+        "nan_aware": True,
+        "std": "population (ddof=0)",
     }
     if failures:
-        files["config.json"]["norm"]["unreadable_files"] = [
-            {"path": f.item, "reason": f.reason} for f in failures
-        ]
-    return files
+        out["unreadable_files"] = [{"path": f.item, "reason": f.reason} for f in failures]
+    return out
+
+
+def write_norm(
+    task_dir: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    workers: int | None = None,
+    scheduler="processes",
+    progress: bool = False,
+) -> Path:
+    """Add the normalisation statistics to a task folder released without them (``norm.json`` needs pixels).
+
+    Reads the train files of every sensor and of the aligned split from ``data_dir`` (default: guessed
+    as :func:`load_task` does), computes the statistics as :func:`write_task` does (S1 unit and clipping
+    from the task's ``config.json``; dB and clipping when it has none) and writes ``<sensor>/norm.json``,
+    ``norm_aligned.json`` and the ``norm`` block of ``config.json``. A task that has statistics is left
+    alone unless ``overwrite``. Returns the task folder.
+    """
+    task = load_task(task_dir, data_dir=data_dir)
+    if task.data_dir is None:
+        raise ValueError(f"task {task.path} has no known data folder; pass data_dir (--data DIR)")
+    if (task.norm or task.norm_aligned) and not overwrite:
+        raise FileExistsError(
+            f"task {task.path} already has statistics; pass overwrite=True to recompute them"
+        )
+    cfg = task.config if isinstance(task.config, dict) else {}
+    s1_unit = str(cfg.get("s1_unit", "dB"))
+    clip = bool(cfg.get("clip_data", True))
+    jobs = [(_rel_data_path(e[s], s), s) for s in task.sensors for e in task.splits[s]["train"]]
+    if task.aligned is not None:
+        sensors = [s for s in schema.SENSORS if any(s in e for e in task.aligned["train"])]
+        jobs += [(_rel_data_path(e[s], s), s) for s in sensors for e in task.aligned["train"]]
+    moments, failures = _all_moments(
+        jobs,
+        task.data_dir,
+        s1_unit=s1_unit,
+        clip=clip,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+    )
+
+    def stats(paths: list[str], sensor: str, scope: str) -> dict[str, dict[str, float]]:
+        readable = [p for p in paths if p in moments]
+        if not readable:
+            raise FilesFailed(f"{scope} train statistics of task {task.name}", failures, len(paths))
+        return _finish(merge_moments(moments[p] for p in readable), sensor)
+
+    root = Path(task.path)
+    for s in task.sensors:
+        paths = [_rel_data_path(e[s], s) for e in task.splits[s]["train"]]
+        if paths:
+            _write_json(root / s / "norm.json", {s: stats(paths, s, s)})
+    if task.aligned is not None:
+        block = {}
+        for s in sensors:
+            paths = [_rel_data_path(e[s], s) for e in task.aligned["train"]]
+            if paths:
+                block[s] = stats(paths, s, f"aligned {s}")
+        _write_json(root / "norm_aligned.json", block)
+    if (root / "config.json").is_file():
+        config = json.loads((root / "config.json").read_text())
+        config["norm"] = _norm_record(s1_unit, clip, failures)
+        _write_json(root / "config.json", config)
+    return root
 
 
 def _pid_alive(pid: int) -> bool:
@@ -1312,7 +1783,7 @@ def _written_here(target: Path) -> bool:
 
 
 def write_task(
-    data_dir: str | Path,
+    data_dir: str | Path | None,
     out_dir: str | Path,
     config: TaskConfig | str,
     method: str | None = None,
@@ -1323,6 +1794,10 @@ def write_task(
     workers: int | None = None,
     scheduler="processes",
     progress: bool = False,
+    stats: bool = True,
+    inventory: str = "region",
+    record: Mapping | None = None,
+    compact: bool = False,
 ) -> Path:
     """Write the task folder ``<out_dir>/<config.name>/`` and return its path.
 
@@ -1342,6 +1817,12 @@ def write_task(
     files that cannot be read are left out of the statistics with a warning and listed in ``config.json``
     (``norm.unreadable_files``); only a sensor with no readable train file at all fails
     (:class:`~s12ls_utils.parallel.FilesFailed`).
+
+    With ``stats=False`` no file is read and no ``norm*.json`` written (a task released from metadata,
+    e.g. from :func:`s12ls_utils.reference.catalog`; ``data_dir`` may then be None): :func:`write_norm`
+    adds the statistics later, where the data are. ``inventory="token"`` writes the published convention
+    for the entries' ``inventory`` (the first ``_`` token of the file name); ``record`` adds keys to
+    ``config.json`` (e.g. where the metadata came from); ``compact`` writes the JSON without indentation.
     """
     from .catalog import build_catalog
 
@@ -1367,22 +1848,24 @@ def write_task(
         result = make_splits(catalog, config)
     elif result.config != config or result.method != method:
         raise ValueError("result was made with other settings than config/method")
-    jobs = []
-    for sensor, df in result.frames.items():
-        jobs += [(p, sensor) for p in _train_paths(df, "path")]
-    if result.aligned is not None:
-        for sensor in config.satellites:
-            jobs += [(p, sensor) for p in _train_paths(result.aligned, sensor)]
-    moments, failures = _all_moments(
-        jobs,
-        data_dir,
-        s1_unit=config.s1_unit,
-        clip=config.clip_data,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-    )
-    files = _task_files(result, moments, failures)
+    if inventory not in ("region", "token"):
+        raise ValueError(f"inventory must be 'region' or 'token', not {inventory!r}")
+    moments, failures = None, []
+    if stats:
+        if data_dir is None:
+            raise ValueError("normalisation statistics need the data folder; pass data_dir or stats=False")
+        moments, failures = _all_moments(
+            _train_jobs(result),
+            data_dir,
+            s1_unit=config.s1_unit,
+            clip=config.clip_data,
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+        )
+    files = _task_files(result, moments, failures, inventory=inventory)
+    if record:
+        files["config.json"].update(record)
 
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale_temps(out, config.name)
@@ -1390,7 +1873,7 @@ def write_task(
     old: Path | None = None
     try:
         for rel, obj in files.items():
-            _write_json(tmp / rel, obj)
+            _write_json(tmp / rel, obj, compact and rel != "config.json")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if target.exists():
             if not overwrite:
@@ -1457,6 +1940,14 @@ class Task:
     def sensors(self) -> list[str]:
         return [s for s in schema.SENSORS if s in self.splits]
 
+    @property
+    def missing(self) -> list[str]:
+        """Statistics files a complete task would have and this one lacks (e.g. a released folder)."""
+        gone = [f"{s}/norm.json" for s in self.sensors if s not in self.norm]
+        if self.aligned is not None and self.norm_aligned is None:
+            gone.append("norm_aligned.json")
+        return gone
+
     def files(self, sensor: str, split: str = "train") -> list[Path]:
         """Absolute paths of a sensor's split (needs ``data_dir``)."""
         if self.data_dir is None:
@@ -1468,7 +1959,12 @@ class Task:
         (channels the task has no statistics for are NaN)."""
         src = self.norm_aligned if aligned else self.norm
         if not src or sensor not in src:
-            raise KeyError(f"task {self.name} has no {'aligned ' if aligned else ''}statistics for {sensor}")
+            raise KeyError(
+                f"task {self.name} has no {'aligned ' if aligned else ''}statistics for {sensor} "
+                f"(missing: {', '.join(self.missing) or 'an entry for ' + sensor}): a task released from "
+                f"metadata has none, since they need the pixels; add them with `s12ls norm {self.path} --data "
+                "DATA_DIR` (splits.write_norm)"
+            )
         names = schema.FEATURES[sensor]
         block = src[sensor]
         mean = np.array([block["mean"].get(n, np.nan) for n in names], dtype="float64")
@@ -1615,7 +2111,7 @@ def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bo
         else:
             units[sensor] = _infer_unit(norm.get(sensor))
     name = str(config.get("name", root.name)) if isinstance(config, dict) else root.name
-    return Task(
+    task = Task(
         path=root,
         name=name,
         format="old" if kinds == {"old"} else "current",
@@ -1627,3 +2123,12 @@ def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bo
         units=units,
         data_dir=data_root,
     )
+    if task.missing:
+        log.warning(
+            "task %s has no normalisation statistics (missing: %s); training needs them: "
+            "`s12ls norm %s --data DATA_DIR` computes them from the train files",
+            task.name,
+            ", ".join(task.missing),
+            root,
+        )
+    return task

@@ -252,3 +252,233 @@ def test_load_task_reads_the_real_old_format_folders(tmp_path):
         )
     africa = splits.load_task(top / "experiments" / "exp3" / "africa")
     assert africa.counts().set_index("scope").loc["s2", "total"] == 13628
+
+
+# --------------------------------------------------------------------------------------------------
+# Real geometry: leakage of the published splits, the blocked split, the released folders
+# --------------------------------------------------------------------------------------------------
+TASK_DIR = REF_DIR / "tasks"
+RELEASED = ("S12LS-LD-blocked", "S12LS-AD-blocked")
+
+
+@pytest.fixture(scope="module")
+def real_catalog():
+    return reference.catalog()
+
+
+def test_published_splits_leak_on_the_real_geometry(real_catalog):
+    """Most published test tiles have a training tile among their eight neighbours (none overlap)."""
+    for task, low in (("S12LS-LD", 90.0), ("S12LS-AD", 85.0)):
+        for scope in reference.SCOPES:
+            pub = reference.split_frame(task, scope).set_index("id")["split"]
+            sensor = "s2" if scope == "aligned" else scope
+            t = splits.tile_leakage(pub, real_catalog[real_catalog["sensor"] == sensor]).set_index(
+                ["split", "other"]
+            )
+            assert t.loc[("test", "train"), "overlap_pairs"] == 0
+            assert t.loc[("test", "train"), "share"] > low, (task, scope)
+    ld = reference.split_frame("S12LS-LD", "s2").set_index("id")["split"]
+    t = splits.tile_leakage(ld, real_catalog[real_catalog["sensor"] == "s2"]).set_index(["split", "other"])
+    assert round(t.loc[("test", "train"), "share"]) == 92  # the figure the issue quotes
+
+
+def test_tile_pairs_on_a_constructed_lattice():
+    step = splits.FOOTPRINT_M
+    rows = [
+        {"key": f"r_{i}_{j}", "epsg": 32632, "center_x": i * step, "center_y": j * step}
+        for i in range(3)
+        for j in range(3)
+    ]
+    rows.append({"key": "far_1", "epsg": 32632, "center_x": 10 * step, "center_y": 0.0})
+    rows.append(
+        {"key": "other_zone_1", "epsg": 32633, "center_x": 0.0, "center_y": 0.0}
+    )  # same numbers, other zone
+    rows.append(
+        {"key": "half_1", "epsg": 32632, "center_x": 0.5 * step, "center_y": 0.0}
+    )  # overlaps two tiles
+    p = splits.tile_pairs(pd.DataFrame(rows))
+    grid = p[p["key_a"].str.startswith("r_") & p["key_b"].str.startswith("r_")]
+    assert len(grid) == 20  # 3 × 3 lattice: 12 edge neighbours + 8 diagonal ones
+    assert (
+        not p["key_a"].isin(["far_1", "other_zone_1"]).any()
+        and not p["key_b"].isin(["far_1", "other_zone_1"]).any()
+    )
+    half = p[(p["key_a"] == "half_1") | (p["key_b"] == "half_1")]
+    assert half["overlap"].sum() == 2 and not grid["overlap"].any()
+
+
+@pytest.mark.parametrize("task", ["S12LS-LD-blocked", "S12LS-AD-blocked"])
+def test_blocked_split_of_the_real_data(task, real_catalog):
+    res = splits.make_splits(real_catalog, task)
+    published = {s: n for s, n in PUBLISHED[task.replace("-blocked", "")].items()}
+    counts = res.counts().set_index("scope")
+    regions_all = real_catalog["region"].astype(str).value_counts()
+    for scope, frame in res.scopes().items():
+        sensor = "s2" if scope == "aligned" else scope
+        # zero touching or overlapping pairs between different splits
+        leak = splits.tile_leakage(
+            frame.set_index("key")["split"], real_catalog[real_catalog["sensor"] == sensor]
+        )
+        assert (leak[["overlap_pairs", "touch_pairs", "tiles_touching"]] == 0).all().all(), scope
+        # at least 85 % of the published tiles kept; fractions within 6 points of 64/16/20
+        total = counts.loc[scope, "total"]
+        assert total >= 0.85 * published[scope], scope
+        for split, target in (("train", 64), ("val", 16), ("test", 20)):
+            assert abs(100 * counts.loc[scope, split] / total - target) <= 6, (scope, split)
+        # every region with at least 50 tiles in the scope appears in test
+        per_region = frame["region"].astype(str).value_counts()
+        in_test = set(frame.loc[frame["split"] == "test", "region"].astype(str))
+        assert set(per_region[per_region >= 50].index) <= in_test, scope
+        # the landslide-pixel share per split stays close to the whole
+        whole = frame["n_positive"].sum() / len(frame)
+        for split in splits.SPLITS:
+            part = frame.loc[frame["split"] == split, "n_positive"]
+            assert 0.75 * whole <= part.mean() <= 1.33 * whole, (scope, split)
+    # one split per location across sensors
+    by_key = pd.concat([f[["key", "split"]] for f in res.frames.values()]).drop_duplicates()
+    assert by_key["key"].is_unique
+    b = res.blocked
+    assert b is not None and len(b.dropped) > 0 and set(b.dropped) <= {"train", "val"}
+    assert regions_all.index.isin(real_catalog["region"].astype(str)).all()
+
+
+def test_blocked_split_is_deterministic_and_seeded(real_catalog):
+    sel = splits.select(real_catalog, "S12LS-LD-blocked")
+    both = pd.concat(sel.values())
+    a = splits.blocked_split(both, seed=42)
+    b = splits.blocked_split(both.sample(frac=1.0, random_state=1), seed=42)
+    assert a.split.equals(b.split) and a.dropped.equals(b.dropped)
+    c = splits.blocked_split(both, seed=7)
+    assert not a.split.equals(c.split)
+    with pytest.raises(ValueError, match="block_share"):
+        splits.blocked_split(both, block_share=0.0)
+    with pytest.raises(KeyError, match="n_positive"):
+        splits.blocked_split(both.drop(columns="n_positive"))
+    with pytest.raises(ValueError, match="make_splits"):
+        splits.split(sel["s2"], splits.load_config("S12LS-LD-blocked"))
+
+
+def test_blocked_split_links_tiles_that_share_a_landslide():
+    step = splits.FOOTPRINT_M
+    rows = [
+        {
+            "key": f"r_{i}",
+            "region": "r",
+            "epsg": 32632,
+            "center_x": 5 * i * step,
+            "center_y": 0.0,
+            "n_positive": 100 + i,
+            "ann_ids": "7" if i in (0, 9) else "",
+        }
+        for i in range(40)
+    ]
+    b = splits.blocked_split(pd.DataFrame(rows), seed=3)
+    assert int(b.block["r_0"]) == int(b.block["r_9"])  # far apart, one landslide: one block
+    s = b.split.reindex(["r_0", "r_9"]).dropna()
+    assert s.nunique() <= 1
+
+
+def test_region_holdout_folds_hold_out_whole_regions(real_catalog):
+    folds = reference.region_folds()
+    assert folds["europe"] == ["italy"] and len(folds) == 6
+    ld_regions = set(splits.select(real_catalog, "S12LS-LD")["s2"]["region"].astype(str))
+    cfg = splits.load_config("S12LS-LD-blocked", name="europe", test_regions=["italy"])
+    res = splits.make_splits(real_catalog, cfg)
+    s2 = res.frames["s2"]
+    assert set(s2.loc[s2["split"] == "test", "region"].astype(str)) == {"italy"}
+    assert "italy" not in set(s2.loc[s2["split"] != "test", "region"].astype(str))
+    leak = splits.tile_leakage(s2.set_index("key")["split"], real_catalog[real_catalog["sensor"] == "s2"])
+    assert (leak["touch_pairs"] == 0).all()
+    with pytest.raises(ValueError, match="test_regions"):
+        splits.make_splits(real_catalog, cfg.replace(test_regions=("atlantis",)))
+    with pytest.raises(ValueError, match="blocked"):
+        splits.load_config("S12LS-LD", test_regions=["italy"])
+    assert "usa_alaska" not in ld_regions  # the LD folds only hold out regions LD selects
+
+
+def _published_keys(path: Path) -> dict:
+    obj = json.loads(path.read_text())
+    if "features" in obj:
+        return {
+            "top": sorted(obj),
+            "feature": sorted(obj["features"][0]),
+            "props": sorted(obj["features"][0]["properties"]),
+        }
+    return {"top": sorted(obj), "entry": sorted(next(e for v in obj.values() for e in v))}
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_released_folders_load_and_match_the_published_format(name, tmp_path, caplog):
+    root = TASK_DIR / name
+    pub_root = {"S12LS-LD-blocked": "S12LS-LD", "S12LS-AD-blocked": "S12LS-AD"}[name]
+    with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
+        task = splits.load_task(root)
+    assert "s2/norm.json" in task.missing and "s12ls norm" in caplog.text
+    with pytest.raises(KeyError, match="s12ls norm"):
+        task.channel_stats("s2")
+    assert task.sensors == ["s1asc", "s1dsc", "s2"] and task.aligned is not None
+    cfg = json.loads((root / "config.json").read_text())
+    assert cfg["method"] == "blocked" and cfg["blocked"]["blocks"] > 0 and cfg["norm"] is None
+    assert "5b313f2" in cfg["released_from"]["metadata"]
+    # key for key the published format (the published files' keys, from the vendored tables' source)
+    for rel in (
+        "s2/splits.json",
+        "s2/patch_locations.geojson",
+        "splits_aligned.json",
+        "patch_locations_aligned.geojson",
+    ):
+        ours = _published_keys(root / rel)
+        if ARCHIVE.is_file():
+            import tarfile
+
+            with tarfile.open(ARCHIVE, "r:xz") as tar:
+                release = reference.TASKS[pub_root]
+                member = f"sen12landslides-5b313f2/tasks/{pub_root}/{release}/{rel}"
+                if member in tar.getnames():  # upstream's S2 AD locations are not mirrored
+                    (tmp_path / "pub.json").write_bytes(tar.extractfile(member).read())
+                    assert ours == _published_keys(tmp_path / "pub.json"), rel
+        assert ours["top"] in (["test", "train", "val"], ["crs", "features", "type"]), rel
+    # the released assignment is what the preset computes from the metadata
+    res = splits.make_splits(reference.catalog(), name)
+    for sensor in task.sensors:
+        got = {e["id"]: s for s in splits.SPLITS for e in task.splits[sensor][s]}
+        want = res.frames[sensor].set_index("key")["split"].to_dict()
+        assert got == want, sensor
+
+
+def test_norm_adds_statistics_to_a_released_task(small_sample, tmp_path):
+    """A released-style folder (no norm.json) gets its statistics from the data with `s12ls norm`."""
+    from s12ls_utils import cli
+    from s12ls_utils.catalog import build_catalog
+
+    data = tmp_path / "data"
+    import shutil
+
+    shutil.copytree(small_sample, data)
+    cat = build_catalog(data, progress=False, workers=1)
+    res = splits.make_splits(cat, "S12LS-AD")
+    root = splits.write_task(None, data / "tasks", "S12LS-AD", result=res, stats=False, compact=True)
+    assert splits.load_task(root).missing
+    assert cli.main(["norm", str(root), "--workers", "1"]) == 0
+    task = splits.load_task(root)
+    assert not task.missing
+    full = splits.write_task(data, tmp_path / "full", "S12LS-AD", result=res, workers=1)
+    ref_task = splits.load_task(full, data_dir=data)
+    for sensor in task.sensors:
+        for k in ("mean", "std"):
+            assert task.norm[sensor][k] == pytest.approx(ref_task.norm[sensor][k]), sensor
+            assert task.norm_aligned[sensor][k] == pytest.approx(ref_task.norm_aligned[sensor][k]), sensor
+    assert cli.main(["norm", str(root), "--workers", "1"]) == 2  # already there: not recomputed
+
+
+def test_release_script_reproduces_the_committed_folders(tmp_path):
+    spec = importlib.util.spec_from_file_location("release_tasks", REF_DIR / "release_tasks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.release(tmp_path)
+    committed = {
+        str(p.relative_to(TASK_DIR)): p.read_bytes() for p in sorted(TASK_DIR.rglob("*")) if p.is_file()
+    }
+    again = {str(p.relative_to(tmp_path)): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert sorted(again) == sorted(committed)
+    assert all(again[k] == committed[k] for k in committed)
