@@ -1049,6 +1049,8 @@ def pixel_groups_plot(
 
 # --- chapter 04: split creation ---
 SPLIT_COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#d62728"}
+#: Footprint maps also show the tiles a buffer took out of a split (``split == "dropped"``).
+FOOTPRINT_COLORS = {**SPLIT_COLORS, "dropped": "#7f7f7f"}
 _COVERAGE_LABELS = {0: "low (≤ p25)", 1: "mid (p25–p75)", 2: "high (> p75)"}
 
 
@@ -1148,8 +1150,9 @@ def split_map(frame, title: str = "Where the splits fall: patch centres by split
 def split_footprints(frame, region: str, title: str | None = None, width: int = 350, leaks=None):
     """Patch footprints (1280 m squares, projected metres shown in km) of one region coloured by split.
 
-    ``leaks`` (a :func:`s12ls_utils.splits.leaking_pairs` table) draws a black line between the centres of
-    each pair of patches that overlap or share a landslide across splits.
+    ``leaks`` (a :func:`s12ls_utils.splits.leaking_pairs` table, or any table with ``key_a``/``key_b``)
+    draws a black line between the centres of each pair of patches that overlap, touch or share a landslide
+    across splits. Rows whose ``split`` is ``"dropped"`` (tiles a buffer took out) are drawn in grey.
     """
     import holoviews as hv
 
@@ -1169,9 +1172,13 @@ def split_footprints(frame, region: str, title: str | None = None, width: int = 
     yd = hv.Dimension("y0", label=f"northing − {y0 / 1000:.1f} km (km)")
     layers = [
         hv.Rectangles(df[df["split"] == s], kdims=[xd, yd, "x1", "y1"], vdims=["key", "split"], label=s).opts(
-            color=SPLIT_COLORS[s], alpha=0.45, line_color=SPLIT_COLORS[s], line_width=1.5, tools=["hover"]
+            color=FOOTPRINT_COLORS[s],
+            alpha=0.45,
+            line_color=FOOTPRINT_COLORS[s],
+            line_width=1.5,
+            tools=["hover"],
         )
-        for s in SPLIT_COLORS
+        for s in FOOTPRINT_COLORS
         if (df["split"] == s).any()
     ]
     if leaks is not None and len(leaks):
@@ -1862,7 +1869,7 @@ def static_split_footprints(panels, region: str) -> StaticFigure:
         df = sel.set_index(sel["key"].astype(str))
         cx, cy = (df["center_x"] - x0) / 1000, (df["center_y"] - y0) / 1000
         for k in df.index:
-            c = SPLIT_COLORS[df.at[k, "split"]]
+            c = FOOTPRINT_COLORS[df.at[k, "split"]]
             ax.add_patch(
                 Rectangle(
                     (cx[k] - half / 1000, cy[k] - half / 1000),
@@ -1887,9 +1894,14 @@ def static_split_footprints(panels, region: str) -> StaticFigure:
         ax.set_xlabel(f"easting − {x0 / 1000:.1f} km (km)", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel(f"northing − {y0 / 1000:.1f} km (km)", fontsize=8)
-    handles = [Patch(facecolor=c, edgecolor=c, alpha=0.45, label=s) for s, c in SPLIT_COLORS.items()]
+    shown = set().union(*(set(f["split"].astype(str)) for _, f, _ in panels))
+    handles = [
+        Patch(facecolor=c, edgecolor=c, alpha=0.45, label=s)
+        for s, c in FOOTPRINT_COLORS.items()
+        if s in SPLIT_COLORS or s in shown
+    ]
     handles.append(Line2D([], [], color="black", lw=2, label="leaking pair"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     fig.suptitle(
         f"Patch footprints ({FOOTPRINT_M / 1000:.2f} km squares) in {region}, coloured by split", fontsize=10
     )

@@ -711,6 +711,43 @@ _W_CLASS = 1.0
 _W_PIXELS = 2.0
 
 
+def touching_pairs(splits, frame: pd.DataFrame) -> pd.DataFrame:
+    """The pairs of tiles in different splits that touch or overlap (what :func:`tile_leakage` counts):
+    columns ``key_a``, ``key_b``, ``split_a``, ``split_b``, ``dist_m``, ``overlap``."""
+    assign = _assignment(splits)
+    sub = frame[frame["key"].astype(str).isin(assign)]
+    p = tile_pairs(sub)
+    p["split_a"] = p["key_a"].map(assign)
+    p["split_b"] = p["key_b"].map(assign)
+    return p[p["split_a"] != p["split_b"]].reset_index(drop=True)
+
+
+def densest_window(frame: pd.DataFrame, keys: Iterable[str], size_m: float = 10 * FOOTPRINT_M) -> list[str]:
+    """The keys of ``frame`` inside the square window (``size_m`` wide, one UTM zone) that holds the most of
+    ``keys``, centred on one of their tiles; for drawing a dense area at the scale of single tiles."""
+    t = _tile_table(frame).dropna(subset=["center_x", "center_y", "epsg"])
+    focus = t[t.index.isin(set(map(str, keys)))]
+    if focus.empty:
+        raise ValueError("none of the keys has a position in the frame")
+    from scipy.spatial import cKDTree
+
+    half = size_m / 2
+    best, best_n = None, -1
+    for _, grp in focus.groupby("epsg", sort=True):
+        xy = grp[["center_x", "center_y"]].to_numpy(dtype="float64")
+        n = cKDTree(xy).query_ball_point(xy, half + 1e-6, p=np.inf, return_length=True)
+        i = int(np.argmax(n))
+        if n[i] > best_n:
+            best, best_n = grp.index[i], int(n[i])
+    c = t.loc[best]
+    inside = (
+        (t["epsg"] == c["epsg"])
+        & (t["center_x"] - c["center_x"]).abs().le(half)
+        & (t["center_y"] - c["center_y"]).abs().le(half)
+    )
+    return sorted(t.index[inside])
+
+
 def _greedy_fill(
     vecs: np.ndarray, target: np.ndarray, weight: np.ndarray, rng, allowed: np.ndarray
 ) -> np.ndarray:
