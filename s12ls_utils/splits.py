@@ -460,12 +460,17 @@ def coverage_classes(df: pd.DataFrame) -> pd.Series:
     return pd.Series(cls.astype("int64"), index=df.index, name="coverage_class")
 
 
+def _require(df: pd.DataFrame, columns: Sequence[str], hint: str) -> None:
+    """A KeyError naming the columns ``df`` lacks (``hint`` says where such rows come from)."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are needed ({hint}); the frame has {list(df.columns)}")
+
+
 def _locations(df: pd.DataFrame) -> pd.DataFrame:
     """One row per key: region, epsg, centre and the set of ann_ids (union over the key's rows)."""
     need = ["key", "region", "epsg", "center_x", "center_y", "ann_ids"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise KeyError(f"columns {missing} are needed (take the rows from build_catalog)")
+    _require(df, need, "take the rows from build_catalog")
     sub = df[need].copy()
     sub["key"] = sub["key"].astype(str)
     ann = sub.groupby("key", sort=True)["ann_ids"].agg(
@@ -616,9 +621,7 @@ SPLIT_PAIRS: tuple[tuple[str, str], ...] = (("test", "train"), ("val", "train"),
 def _tile_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per location key with its UTM zone and projected centre (the catalog's columns)."""
     need = ["key", "epsg", "center_x", "center_y"]
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise KeyError(f"columns {missing} are needed (catalog rows, or reference.catalog())")
+    _require(frame, need, "catalog rows, or reference.catalog()")
     t = frame[need].copy()
     t["key"] = t["key"].astype(str)
     t = t.drop_duplicates("key").set_index("key").sort_index()
@@ -830,9 +833,7 @@ def blocked_split(
     if not 0.0 <= test_size < 1.0 or not 0.0 <= val_size < 1.0:
         raise ValueError(f"test_size and val_size must be in [0, 1), not {test_size}, {val_size}")
     need = ["key", "region", "epsg", "center_x", "center_y", "n_positive"]
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise KeyError(f"blocked_split needs the columns {need}; missing {missing}")
+    _require(frame, need, "blocked_split")
     f = frame[need].copy()
     f["key"] = f["key"].astype(str)
     f["region"] = f["region"].astype(str)
