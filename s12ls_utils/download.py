@@ -141,6 +141,25 @@ REASON_NOT_PATCH = "not a patch file (<region>_<sensor>_<id>.nc)"
 """Why any other member not named like a patch file (:data:`PATCH_PATTERN`) is not unpacked."""
 
 
+class HubError(OSError):
+    """The hub could not be reached or answered with an error (network, access, unknown revision)."""
+
+
+def _hub_call(what: str, fn, *args, **kwargs):
+    """Call a huggingface_hub function; its transport errors (not all of them OSErrors) become a
+    :class:`HubError` that names what was asked and the cause, instead of a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError):
+            raise HubError(f"{what}: {exc}") from exc
+        raise
+    except Exception as exc:  # httpx/hub exceptions that are not OSErrors (e.g. a ConnectError)
+        raise HubError(
+            f"{what}: {type(exc).__name__}: {exc} (is the Hugging Face hub reachable from this machine?)"
+        ) from exc
+
+
 class UnsafeArchiveError(ValueError):
     """An archive contains a member that could write outside the target folder or is not a plain file.
 
@@ -995,7 +1014,14 @@ def fetch(
     chosen = _validate_sensors(sensors)
     if not chosen and not include_tasks and not include_inventory:
         raise ValueError("nothing to download: no sensors selected and tasks/inventory excluded")
-    files = list_repo_files(REPO_ID, repo_type="dataset", revision=revision, token=token)
+    files = _hub_call(
+        f"listing {REPO_ID} at {_revision_name(revision)}",
+        list_repo_files,
+        REPO_ID,
+        repo_type="dataset",
+        revision=revision,
+        token=token,
+    )
     layout = detect_layout(files, version=version, sensors=chosen, revision=revision)
     logger.info("%s at %s: %s", REPO_ID, _revision_name(revision), layout.describe())
     allow = [layout.archive_pattern(sensor) for sensor in chosen]
@@ -1017,7 +1043,9 @@ def fetch(
         logger.info("not downloading %d archive(s) that are already extracted", len(ignore))
     dest.mkdir(parents=True, exist_ok=True)
     logger.info("downloading %s (%s) into %s", REPO_ID, ", ".join(allow), dest)
-    snapshot_download(
+    _hub_call(
+        f"downloading {REPO_ID} at {_revision_name(revision)}",
+        snapshot_download,
         repo_id=REPO_ID,
         repo_type="dataset",
         revision=revision,

@@ -1738,7 +1738,7 @@ def write_norm(
     ``norm_aligned.json`` and the ``norm`` block of ``config.json``. A task that has statistics is left
     alone unless ``overwrite``. Returns the task folder.
     """
-    task = load_task(task_dir, data_dir=data_dir)
+    task = load_task(task_dir, data_dir=data_dir, warn_missing=False)
     if task.data_dir is None:
         raise ValueError(f"task {task.path} has no known data folder; pass data_dir (--data DIR)")
     if (task.norm or task.norm_aligned) and not overwrite:
@@ -2049,7 +2049,9 @@ def _guess_data_dir(task_root: Path) -> Path | None:
     return guess if any((guess / s).is_dir() for s in schema.SENSORS) else None
 
 
-def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bool = False) -> Task:
+def load_task(
+    path: str | Path, data_dir: str | Path | None = None, absolute: bool = False, *, warn_missing: bool = True
+) -> Task:
     """Read a task folder in the current layout (``splits.json``, ``norm.json`` …) or the older published
     one (``<sensor>/data_paths.json`` = ``{"train": [paths], …}`` and ``<sensor>/norm_data.json`` =
     ``{"mean": [...], "std": [...]}`` in the files' channel order, :data:`OLD_FORMAT_CHANNELS`: S1 is
@@ -2059,6 +2061,8 @@ def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bo
     sits: ``<data>/tasks/<TASK>`` (written by this package) → ``<data>``; the downloaded published folders
     ``<dest>/tasks/<TASK>/<release>`` → ``<dest>/data_<release>`` (the hub layout, DESIGN §3.2); a guess is
     kept only when that folder holds a sensor folder. With ``absolute`` the entries' ``path`` is absolute.
+    A task without normalisation statistics (a released folder) is read, with a warning that names the
+    missing files (``warn_missing=False`` silences it); :attr:`Task.missing` lists them.
     """
     root = Path(path)
     if not root.is_dir():
@@ -2161,7 +2165,7 @@ def load_task(path: str | Path, data_dir: str | Path | None = None, absolute: bo
         units=units,
         data_dir=data_root,
     )
-    if task.missing:
+    if task.missing and warn_missing:
         log.warning(
             "task %s has no normalisation statistics (missing: %s); training needs them: "
             "`s12ls norm %s --data DATA_DIR` computes them from the train files",

@@ -1092,7 +1092,7 @@ def test_cli_download_failures(
 
     assert cli.main(["download", "--dest", str(dest), "--revision", "nope"]) == 2  # hub error (an OSError)
     assert capsys.readouterr().err == (
-        "s12ls download: error: 404 Client Error: Revision Not Found for url: .../nope\n"
+        "s12ls download: error: listing paulhoehn/Sen12Landslides at revision 'nope': 404 Client Error: Revision Not Found for url: .../nope\n"
     )
     assert not dest.exists()
 
@@ -1114,3 +1114,20 @@ def test_cli_download_usage_errors(tmp_path: Path, fake_hub: FakeHub, argv: list
     assert excinfo.value.code == 2
     assert "s12ls download: error: argument" in capsys.readouterr().err
     assert fake_hub.list_calls == [] and not (tmp_path / "d").exists()
+
+
+def test_cli_download_unreachable_hub_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A transport error that is not an OSError (httpx's ConnectError) ends in one line, not a traceback."""
+
+    class ConnectError(Exception):  # stands in for httpx's, which derives from Exception only
+        pass
+
+    def unreachable(*args, **kwargs):
+        raise ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(dl, "list_repo_files", unreachable)
+    dest = tmp_path / "real"
+    assert cli.main(["download", "--dest", str(dest), "--sensors", "s2"]) == 2
+    err = capsys.readouterr().err
+    assert "listing paulhoehn/Sen12Landslides" in err and "ConnectError" in err and "reachable" in err
+    assert not dest.exists()  # nothing written before the snapshot could be listed
