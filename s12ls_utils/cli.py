@@ -10,6 +10,8 @@ Sub-commands::
     s12ls catalog DATA_DIR [--workers N] [--scheduler S] [--no-cache] [--csv FILE]
                                                                        scan a data folder, print a summary
     s12ls validate PATH [PATH …]                                       check patch files against the format
+    s12ls realism DATA_DIR [--workers N] [--scheduler S] [--csv FILE]  how close a data folder is to the
+                                                                       real dataset (published statistics)
     s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|spatial|blocked] [--overwrite]
           [--workers N] [--scheduler S]                                write a task folder (splits, norm)
     s12ls norm TASK_DIR [--data DIR] [--overwrite] [--workers N] [--scheduler S]
@@ -119,6 +121,17 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     errors = catalog_errors(df)
     for row in errors.itertuples():
         print(f"  error: {row.path}: {row.reason}", file=sys.stderr)
+    return 0
+
+
+def _cmd_realism(args: argparse.Namespace) -> int:
+    from .realism import realism
+
+    report = realism(args.data_dir, workers=args.workers, scheduler=args.scheduler)
+    print(report.to_text())
+    if args.csv:
+        report.table.to_csv(args.csv, index=False)
+        print(f"table written to {args.csv}")
     return 0
 
 
@@ -483,6 +496,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="ignore and do not write the parquet cache")
     p.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
     p.set_defaults(func=_cmd_catalog)
+
+    p = sub.add_parser(
+        "realism", help="compare a data folder with the published statistics of the real dataset"
+    )
+    p.add_argument("data_dir", type=Path)
+    _add_run_options(p)
+    p.add_argument("--csv", type=Path, default=None, help="also write the side-by-side table as CSV")
+    p.set_defaults(func=_cmd_realism)
 
     p = sub.add_parser("validate", help="check patch files (or data folders) against the format")
     p.add_argument("paths", nargs="+")

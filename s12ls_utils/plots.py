@@ -2133,6 +2133,183 @@ def static_pixel_histogram(
     )
 
 
+_REAL_COLOR = "#222222"
+_DATA_COLORS = {"s1asc": "#1f77b4", "s1dsc": "#ff7f0e", "data": "#2ca02c"}
+
+
+def _ecdf(ax, values, label: str, color: str, ls: str = "-", lw: float = 1.4) -> None:
+    v = np.sort(np.asarray(values, dtype="float64")[np.isfinite(values)])
+    if v.size == 0:
+        return
+    y = np.arange(1, v.size + 1) / v.size
+    ax.step(np.r_[v[0], v], np.r_[0.0, y], where="post", color=color, ls=ls, lw=lw, label=label)
+
+
+def _panel_style(ax, title: str, xlabel: str, ylabel: str, legend_loc: str = "best", ncol: int = 1) -> None:
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, frameon=False, loc=legend_loc, ncol=ncol)
+
+
+def _paired_bars(ax, table, quantity: str, value: str, err: str | None = None) -> list[str]:
+    t = table[table["quantity"] == quantity]
+    groups = list(dict.fromkeys(t["group"]))
+    x = np.arange(len(groups))
+
+    def pick(stat, side):
+        s = t[t["statistic"] == stat].set_index("group")[side]
+        return s.reindex(groups).to_numpy(dtype="float64")
+
+    kw = {"capsize": 2, "error_kw": {"lw": 0.8}}
+    ax.bar(
+        x - 0.2,
+        pick(value, "real"),
+        0.4,
+        color=_REAL_COLOR,
+        label="real",
+        yerr=pick(err, "real") if err else None,
+        **kw,
+    )
+    ax.bar(
+        x + 0.2,
+        pick(value, "data"),
+        0.4,
+        color=_DATA_COLORS["data"],
+        label="data folder",
+        yerr=pick(err, "data") if err else None,
+        **kw,
+    )
+    ax.set_xticks(x, groups, fontsize=7, rotation=20, ha="right")
+    top = np.nanmax(np.r_[pick(value, "real") + (pick(err, "real") if err else 0), pick(value, "data"), 1.0])
+    ax.set_ylim(0, top * 1.3)  # room for the legend above the bars
+    return groups
+
+
+def static_realism(report, title: str = "How close the data folder is to the real dataset") -> StaticFigure:
+    """Real vs data folder side by side, from a :class:`s12ls_utils.realism.RealismReport`.
+
+    Small multiples: Sentinel-1 per-file mean VV and VH (ECDFs in dB; the real s1dsc files against the
+    folder's ascending and descending files), Sentinel-2 mean per region (paired bars, ± the std over
+    files), annotated share per region (paired bars), per-file mean DEM (ECDFs), landslide pixels per patch
+    (ECDFs, log axis; annotated and LD-like), the connected tile areas a tile lies in (ECDFs, log axis; the
+    touching shares in the legend) and the KS distance of every sample quantity.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from .io import to_db
+
+    samples = report.samples
+    table = report.table
+    dist = report.distances
+    fig = _figure(10.6)
+    axes = fig.subplots(4, 2)
+    fig.suptitle(title, fontsize=10)
+
+    for ax, band in zip(axes[0], ("VV", "VH"), strict=True):
+        real = samples[("s1_mean", f"s1dsc/{band}")]["real"]
+        _ecdf(ax, to_db(real), f"real s1dsc ({real.size:,} files)", _REAL_COLOR)
+        for orbit in ("s1asc", "s1dsc"):
+            data = samples[("s1_mean", f"{orbit}/{band}")]["data"]
+            _ecdf(ax, to_db(data), f"data {orbit} ({data.size} files)", _DATA_COLORS[orbit])
+        _panel_style(
+            ax,
+            f"Sentinel-1 {band}: per-file mean",
+            f"per-file mean {band} (dB, from linear)",
+            "share of files (ECDF)",
+            "upper left",
+        )
+        ax.xaxis.set_major_locator(MaxNLocator(6))
+
+    ax = axes[1, 0]
+    groups = _paired_bars(ax, table, "s2_mean", "mean", "std")
+    _panel_style(
+        ax,
+        "Sentinel-2: mean reflectance per region",
+        "region",
+        "mean of 10 bands (DN, raw release)\n± std over files",
+        "upper left",
+        2,
+    )
+    if not groups:
+        ax.text(0.5, 0.5, "no region in both", transform=ax.transAxes, ha="center", fontsize=8)
+
+    ax = axes[1, 1]
+    _paired_bars(ax, table, "annotated_share", "share")
+    ax.set_ylim(0, 135)
+    ax.set_yticks(range(0, 101, 20))
+    _panel_style(
+        ax,
+        "Annotated share of S2 patches per region",
+        "region",
+        "patches with landslide pixels (%)",
+        "upper left",
+        2,
+    )
+
+    ax = axes[2, 0]
+    dem = samples[("dem_mean", "s1dsc")]
+    _ecdf(ax, dem["real"], f"real s1dsc ({dem['real'].size:,} files)", _REAL_COLOR)
+    _ecdf(ax, dem["data"], f"data s1dsc ({dem['data'].size} files)", _DATA_COLORS["s1dsc"])
+    _panel_style(
+        ax, "DEM: per-file mean elevation", "per-file mean DEM (m)", "share of files (ECDF)", "lower right"
+    )
+
+    ax = axes[2, 1]
+    for group, ls in (("LD-like", "-"), ("annotated", "--")):
+        s = samples[("landslide_px", group)]
+        _ecdf(ax, s["real"], f"real {group} ({s['real'].size:,})", _REAL_COLOR, ls)
+        _ecdf(ax, s["data"], f"data {group} ({s['data'].size})", _DATA_COLORS["data"], ls)
+    ax.set_xscale("log")
+    _panel_style(
+        ax,
+        "Landslide pixels per S2 patch",
+        "landslide pixels per patch (log scale)",
+        "share of patches (ECDF)",
+        "upper left",
+    )
+
+    ax = axes[3, 0]
+    s = samples[("tile_area", "tiles")]
+    share = table[(table["quantity"] == "tiles_touching") & (table["statistic"] == "share")].iloc[0]
+    _ecdf(ax, s["real"], f"real ({s['real'].size:,} tiles, {share['real']:.0f} % touch one)", _REAL_COLOR)
+    _ecdf(
+        ax, s["data"], f"data ({s['data'].size} tiles, {share['data']:.0f} % touch one)", _DATA_COLORS["data"]
+    )
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.3)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    _panel_style(
+        ax,
+        "S2 tiling: connected area of each tile",
+        "tiles in the connected area (log scale)",
+        "share of tiles (ECDF)",
+        "upper left",
+    )
+
+    ax = axes[3, 1]
+    d = dist[dist["ks"].notna()].iloc[::-1]
+    labels = [f"{q} {g}" for q, g in zip(d["quantity"], d["group"], strict=True)]
+    y = np.arange(len(d))
+    ax.barh(y, d["ks"].to_numpy(dtype="float64"), color=_DATA_COLORS["data"], label="KS statistic")
+    ax.set_yticks(y, labels, fontsize=6)
+    ax.set_xlim(0, 1)
+    _panel_style(
+        ax, "Distance per quantity", "two-sample KS statistic (0 = same, 1 = disjoint)", "", "upper right"
+    )
+
+    ks = dist.set_index(["quantity", "group"])["ks"]
+    alt = (
+        f"{title}: eight panels comparing the real dataset's published statistics with the data folder. "
+        f"KS distance of the per-file mean VV {ks.get(('s1_mean', 's1dsc/VV'), float('nan')):.2f} (s1dsc), "
+        f"of LD-like landslide pixels {ks.get(('landslide_px', 'LD-like'), float('nan')):.2f}; "
+        f"{share['real']:.0f} % of real and {share['data']:.0f} % of the folder's S2 tiles touch another."
+    )
+    return StaticFigure(fig, alt)
+
+
 def static_training_curves(history) -> StaticFigure:
     """:func:`training_curves` as an image: loss per epoch, and validation F1/IoU of the landslide class."""
     df = _history_frame(history)

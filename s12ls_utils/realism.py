@@ -1,0 +1,531 @@
+"""How close a data folder is to the real Sen12Landslides, quantity by quantity.
+
+:func:`realism` reads a data folder (by default the synthetic sample) once, file by file
+(:func:`s12ls_utils.parallel.map_files`), and sets what it finds next to the published statistics of the
+real dataset vendored in ``data/reference/`` (:mod:`s12ls_utils.reference`). For each quantity it gives
+the real and the folder's quantiles side by side and a distance: the two-sample Kolmogorov–Smirnov
+statistic where both sides are samples (:func:`scipy.stats.ks_2samp`; 0 = the same distribution, 1 =
+no overlap at all), and the ratio folder / real of the median (of the value itself where the reference
+publishes one number per region).
+
+Quantities (``quantity`` · ``group``):
+
+``s1_mean``, ``s1_std``, ``s1_p99`` · ``<orbit>/<VH|VV>``
+    Per-file mean, standard deviation and 99th percentile of the backscatter, **linear** (raw release),
+    over every finite value of the file (all dates and pixels), against the published per-file statistics
+    of the real raw **s1dsc** files (:func:`reference.file_stats`). Upstream publishes no per-file
+    statistics of ascending files, so ``s1asc`` is compared with the same descending reference. A folder in
+    dB (the harmonized release) is converted to linear first. The per-file means are also given in dB
+    (``q05_dB`` …: quantiles of ``10·log10`` of the per-file linear means).
+``s2_mean`` · ``<region>``
+    The mean over files of the per-file mean reflectance, per region, against :func:`reference.region_stats`
+    (sensor ``s2``, statistic ``mean``; its ``over_files`` mean and std). **Assumption**, from the published
+    numbers: upstream pooled the ten bands B02…B12 only. Its Sentinel-1 region means equal the mean of
+    the per-file VH and VV means exactly (DEM, MASK left out; checked against the per-file table), its S2
+    per-file minima are never below 1 and their p1 is hundreds of DN (so neither SCL nor MASK, which hold
+    0s and small class codes, nor no-data 0s are in the pool). We therefore pool the ten bands and leave
+    out no-data zeros. The reference is the **raw** release: dates from 2022-01-25 carry ESA's +1000 DN
+    offset there, so the folder is compared in the same terms (raw files as stored; a harmonized folder
+    gets the offset back on non-zero values of those dates). The harmonized mean (offset removed, as the
+    package's readers do) is given as ``mean_harmonized`` for information.
+``dem_mean`` · ``s1dsc``
+    Per-file mean DEM (m) of the folder's s1dsc files against the DEM rows of the real per-file statistics
+    (also s1dsc files).
+``landslide_px`` · ``annotated`` / ``LD-like``
+    Landslide pixels (``MASK`` at t=0) per annotated S2 patch against every real S2 patch with at least one
+    (S12LS-AD, annotated := ``n_positive > 0``); and per patch of the folder that the S12LS-LD filter keeps
+    (annotated, ≥ 50 pixels, ``usa_alaska``/``nepal`` excluded; :func:`splits.select`) against the published
+    S12LS-LD S2 patches.
+``annotated_share`` · ``<region>``
+    Share (%) of S2 patches with at least one landslide pixel, per region. The real side has no
+    ``annotated`` flag in the metadata: annotated := ``n_positive > 0`` on both sides.
+``tiles_touching`` · ``s2``; ``tile_area`` · ``areas`` / ``tiles``
+    The tile lattice of the S2 patches: the share (%) of tiles with another tile among their 8 neighbours
+    (:func:`splits.tile_pairs`), and the size (tiles) of the connected areas those contacts form, against
+    the real S2 tiles (:func:`reference.catalog`; the 236 without a published position left out). Group
+    ``areas`` has one value per connected area (an isolated tile is an area of 1); group ``tiles`` one per
+    tile, the size of the area it lies in (what a split that ignores geography has to cut through).
+
+Region names are matched to the real ones by name, else by a suffix after an ``_`` (``japan_hokkaido`` →
+``hokkaido``); regions the reference lacks are left out of the per-region rows. Quantiles are
+:func:`numpy.quantile` (linear interpolation) at 5, 50 and 95 %.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import catalog as catalog_mod
+from . import io, reference, schema
+from .parallel import map_files
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "QUANTILES",
+    "QUANTITIES",
+    "RealismReport",
+    "connected_areas",
+    "file_summary",
+    "match_region",
+    "realism",
+]
+
+#: Quantiles reported for every sample-vs-sample quantity.
+QUANTILES: tuple[float, ...] = (0.05, 0.5, 0.95)
+#: Every quantity of a report, in the order of its tables.
+QUANTITIES: tuple[str, ...] = (
+    "s1_mean",
+    "s1_std",
+    "s1_p99",
+    "s2_mean",
+    "dem_mean",
+    "landslide_px",
+    "annotated_share",
+    "tiles_touching",
+    "tile_area",
+)
+_S1_STATS = ("mean", "std", "p99")
+_UNITS = {
+    "s1_mean": "linear",
+    "s1_std": "linear",
+    "s1_p99": "linear",
+    "s2_mean": "DN (raw)",
+    "dem_mean": "m",
+    "landslide_px": "pixels",
+    "annotated_share": "%",
+    "tiles_touching": "%",
+    "tile_area": "tiles",
+}
+TABLE_COLUMNS = ["quantity", "group", "statistic", "real", "data", "ratio"]
+DISTANCE_COLUMNS = ["quantity", "group", "ks", "median_ratio", "n_real", "n_data"]
+
+
+def _qname(q: float) -> str:
+    return f"q{round(100 * q):02d}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-file pass
+# --------------------------------------------------------------------------------------------------
+def _finite(a) -> np.ndarray:
+    a = np.asarray(a, dtype="float64").ravel()
+    return a[np.isfinite(a)]
+
+
+def file_summary(path: str | Path) -> dict:
+    """The per-file figures of one patch (what :func:`realism` reads of each file).
+
+    Sentinel-1: ``VH_mean``, ``VH_std``, ``VH_p99`` (likewise VV; linear, over every finite value of the
+    file, population std) and ``DEM_mean`` (m). Sentinel-2: ``band_mean`` (the ten bands pooled, no-data
+    zeros left out, in the raw release's terms: see the module docstring), ``band_mean_harmonized`` (the
+    same with the offset removed) and ``DEM_mean``. NaN where a file has no valid value.
+    """
+    path = Path(path)
+    with io.open_patch(path, s1_unit="linear", harmonize=False) as ds:
+        out: dict[str, float] = {}
+        if "VV" in ds:
+            for band in schema.S1_BANDS:
+                v = _finite(ds[band].values) if band in ds else np.empty(0)
+                out[f"{band}_mean"] = float(v.mean()) if v.size else np.nan
+                out[f"{band}_std"] = float(v.std()) if v.size else np.nan
+                out[f"{band}_p99"] = float(np.percentile(v, 99)) if v.size else np.nan
+        else:
+            release = ds.attrs.get("release", "unknown")
+            steps = io.s2_offset_steps(ds["time"].values)
+            raw_sum = harm_sum = 0.0
+            raw_n = harm_n = 0
+            for band in schema.S2_BANDS:
+                a = ds[band].values.astype("float64")  # (time, y, x); _FillValue already NaN
+                valid = np.isfinite(a) & (a != 0)
+                if release == "harmonized":  # give back the offset the raw release carries
+                    raw = np.where(valid & steps[:, None, None], a + schema.S2_OFFSET, a)
+                    harm = a
+                else:  # raw (or unknown: read as stored, like io does)
+                    raw = a
+                    harm = io.harmonize_s2(a, ds["time"].values, release)
+                raw_sum += float(raw[valid].sum())
+                raw_n += int(valid.sum())
+                hv = np.isfinite(harm) & (harm != 0)
+                harm_sum += float(harm[hv].sum())
+                harm_n += int(hv.sum())
+            out["band_mean"] = raw_sum / raw_n if raw_n else np.nan
+            out["band_mean_harmonized"] = harm_sum / harm_n if harm_n else np.nan
+        dem = _finite(ds["DEM"].values) if "DEM" in ds else np.empty(0)
+        out["DEM_mean"] = float(dem.mean()) if dem.size else np.nan
+    return out
+
+
+def _summary_of(rel: str, *, root: str) -> dict:
+    return file_summary(Path(root) / rel)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+def match_region(name: str, real_names) -> str | None:
+    """The real region a folder's region stands for: the same name, else the longest ``_``-suffix that is
+    a real region (``japan_hokkaido`` → ``hokkaido``); None when there is none."""
+    real = set(map(str, real_names))
+    if name in real:
+        return name
+    parts = str(name).split("_")
+    for i in range(1, len(parts)):
+        cand = "_".join(parts[i:])
+        if cand in real:
+            return cand
+    return None
+
+
+def connected_areas(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    """``(touching, sizes)`` of a tile lattice: per located tile (key) whether another tile is among its
+    8 neighbours (:func:`splits.tile_pairs`), and the size (tiles) of every connected area those contacts
+    form, isolated tiles included (areas of 1), largest first. ``frame`` holds ``key``, ``epsg``,
+    ``center_x``, ``center_y``; rows without a position are left out."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from . import splits
+
+    t = frame[["key", "epsg", "center_x", "center_y"]].dropna().copy()
+    t["key"] = t["key"].astype(str)
+    keys = np.sort(t["key"].unique())
+    if keys.size == 0:
+        return pd.Series([], dtype=bool), np.empty(0, dtype="int64")
+    pairs = splits.tile_pairs(t)
+    index = pd.Series(np.arange(keys.size), index=keys)
+    a = index.reindex(pairs["key_a"].astype(str)).to_numpy()
+    b = index.reindex(pairs["key_b"].astype(str)).to_numpy()
+    touching = np.zeros(keys.size, dtype=bool)
+    touching[a] = True
+    touching[b] = True
+    graph = coo_matrix((np.ones(a.size), (a, b)), shape=(keys.size, keys.size))
+    _, labels = connected_components(graph, directed=False)
+    sizes = np.sort(np.bincount(labels))[::-1]
+    return pd.Series(touching, index=keys, name="touching"), sizes.astype("int64")
+
+
+def _quantiles(x: np.ndarray) -> list[float]:
+    return [float(v) for v in np.quantile(x, QUANTILES)] if x.size else [np.nan] * len(QUANTILES)
+
+
+def _ratio(data: float, real: float) -> float:
+    if not (np.isfinite(data) and np.isfinite(real)) or real == 0:
+        return np.nan
+    return float(data / real)
+
+
+def _ks(real: np.ndarray, data: np.ndarray) -> float:
+    if real.size == 0 or data.size == 0:
+        return np.nan
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(real, data).statistic)
+
+
+def _fmt(v: float) -> str:
+    if not np.isfinite(v):
+        return "-"
+    if float(v).is_integer() and abs(v) < 1e9:
+        return f"{int(v):d}"
+    return f"{v:.4g}"
+
+
+def _db(x: np.ndarray) -> np.ndarray:
+    return np.asarray(io.to_db(np.asarray(x, dtype="float64")), dtype="float64")
+
+
+@functools.cache
+def _real_tiles() -> tuple[pd.Series, np.ndarray]:
+    c = reference.catalog()
+    return connected_areas(c[c["sensor"] == "s2"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class RealismReport:
+    """What :func:`realism` found.
+
+    ``table``: tidy, one row per ``quantity, group, statistic`` with the ``real`` and the folder's
+    (``data``) value and their ``ratio`` (data / real; NaN for counts ``n`` and for dB values, whose
+    difference, not ratio, means something). ``distances``: one row per ``quantity, group`` with ``ks``
+    (two-sample KS statistic; NaN where the real side is one published number) and ``median_ratio`` (data
+    / real of the median; of the value itself for per-region and share quantities), ``n_real``,
+    ``n_data``. ``samples``: ``{(quantity, group): {"real": array, "data": array}}`` for the sample
+    quantities (what the figure draws). ``notes``: the assumptions and what was left out.
+    """
+
+    data_dir: Path
+    table: pd.DataFrame
+    distances: pd.DataFrame
+    samples: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    n_files: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)
+
+    def value(self, quantity: str, group: str, statistic: str, side: str = "data") -> float:
+        """One number of :attr:`table` (``side`` ``"real"``, ``"data"`` or ``"ratio"``)."""
+        t = self.table
+        hit = t[(t["quantity"] == quantity) & (t["group"] == group) & (t["statistic"] == statistic)]
+        if hit.empty:
+            raise KeyError(f"no row {quantity}/{group}/{statistic} in the report")
+        return float(hit[side].iloc[0])
+
+    def distance(self, quantity: str, group: str) -> pd.Series:
+        """The :attr:`distances` row of one quantity and group."""
+        d = self.distances
+        hit = d[(d["quantity"] == quantity) & (d["group"] == group)]
+        if hit.empty:
+            raise KeyError(f"no distance for {quantity}/{group} in the report")
+        return hit.iloc[0]
+
+    def to_text(self) -> str:
+        """The report as plain text: the distances, then every statistic side by side, then the notes."""
+        files = ", ".join(f"{n} {s}" for s, n in self.n_files.items())
+        lines = [f"Realism of {self.data_dir} ({files}) against the published real dataset", ""]
+        d = self.distances.copy()
+        d["unit"] = d["quantity"].map(_UNITS)
+        with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_columns", 20):
+            lines.append("Distances (ks: two-sample Kolmogorov-Smirnov, 0 = same; median_ratio: data / real)")
+            lines.append(d.to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-"))
+            lines += ["", "Statistics side by side (ratio: data / real)"]
+            t = self.table.copy()
+            for col in ("real", "data", "ratio"):
+                t[col] = t[col].map(_fmt)
+            lines.append(t.to_string(index=False))
+        if self.failures:
+            lines += ["", f"{len(self.failures)} file(s) could not be read and were left out:"]
+            lines += [f"  {f}" for f in self.failures]
+        lines += ["", "Notes"] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"RealismReport({self.data_dir}, {len(self.distances)} distances)"
+
+
+class _Builder:
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.dists: list[dict] = []
+        self.samples: dict = {}
+
+    def row(self, quantity, group, statistic, real, data, ratio=True):
+        real = float(real) if real is not None else np.nan
+        data = float(data) if data is not None else np.nan
+        self.rows.append(
+            {
+                "quantity": quantity,
+                "group": group,
+                "statistic": statistic,
+                "real": real,
+                "data": data,
+                "ratio": _ratio(data, real) if ratio else np.nan,
+            }
+        )
+
+    def dist(self, quantity, group, ks, median_ratio, n_real, n_data):
+        self.dists.append(
+            {
+                "quantity": quantity,
+                "group": group,
+                "ks": ks,
+                "median_ratio": median_ratio,
+                "n_real": pd.NA if n_real is None else int(n_real),
+                "n_data": int(n_data),
+            }
+        )
+
+    def samples_pair(self, quantity, group, real, data, db: bool = False):
+        """Quantiles, counts and the distance of two samples."""
+        real = _finite(real)
+        data = _finite(data)
+        self.samples[(quantity, group)] = {"real": real, "data": data}
+        self.row(quantity, group, "n", real.size, data.size, ratio=False)
+        for q, r, d in zip(QUANTILES, _quantiles(real), _quantiles(data), strict=True):
+            self.row(quantity, group, _qname(q), r, d)
+        if db:
+            rdb, ddb = _finite(_db(real)), _finite(_db(data))
+            for q, r, d in zip(QUANTILES, _quantiles(rdb), _quantiles(ddb), strict=True):
+                self.row(quantity, group, f"{_qname(q)}_dB", r, d, ratio=False)
+        med_r = float(np.median(real)) if real.size else np.nan
+        med_d = float(np.median(data)) if data.size else np.nan
+        self.dist(quantity, group, _ks(real, data), _ratio(med_d, med_r), real.size, data.size)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        t = pd.DataFrame(self.rows, columns=TABLE_COLUMNS)
+        d = pd.DataFrame(self.dists, columns=DISTANCE_COLUMNS).astype({"n_real": "Int64", "n_data": "int64"})
+        return t, d
+
+
+def realism(
+    data_dir: str | Path = "data/sample",
+    *,
+    workers: int | None = None,
+    scheduler="processes",
+    progress: bool = False,
+) -> RealismReport:
+    """Compare a data folder with the published real dataset, quantity by quantity (module docstring).
+
+    ``workers``/``scheduler``/``progress`` are those of :func:`s12ls_utils.parallel.map_files` (one pass
+    over the folder's files, plus the catalog scan, which reuses the folder's catalog cache). Files that
+    cannot be read are left out and listed in ``failures``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``data_dir`` is not a folder.
+    ValueError
+        ``data_dir`` holds no readable patch file (``<data_dir>/{s1asc,s1dsc,s2}/*.nc``).
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder {data_dir} does not exist (or is not a folder)")
+    cat = catalog_mod.build_catalog(data_dir, workers=workers, scheduler=scheduler, progress=progress)
+    errors = [f"{e['path']}: {e['reason']}" for e in cat.attrs.get("errors", [])]
+    if cat.empty:
+        raise ValueError(
+            f"{data_dir} holds no readable patch file (expected <data_dir>/{{s1asc,s1dsc,s2}}/"
+            f"<region>_<sensor>_<id>.nc){'; ' + errors[0] if errors else ''}"
+        )
+    root = Path(cat.attrs.get("data_dir", data_dir))
+    cat = cat.reset_index(drop=True)
+    rels = cat["path"].astype(str).tolist()
+    mapped = map_files(
+        functools.partial(_summary_of, root=str(root)),
+        rels,
+        scheduler=scheduler,
+        workers=workers,
+        desc="realism",
+        progress=progress,
+    )
+    failures = errors + [f"{f.item}: {f.error_type}: {f.message}" for f in mapped.failures]
+    summ = pd.DataFrame([r if r is not None else {} for r in mapped.results], index=cat.index)
+    per_file = pd.concat([cat, summ], axis=1)
+    per_file = per_file[[r is not None for r in mapped.results]]
+    sensor = per_file["sensor"].astype(str)
+    b = _Builder()
+    notes: list[str] = []
+
+    # ---- Sentinel-1 per-file statistics (linear) vs the real raw s1dsc files
+    fs = reference.file_stats()
+    for stat in _S1_STATS:
+        for orbit in ("s1asc", "s1dsc"):
+            for band in ("VH", "VV"):
+                real = fs.loc[fs["variable"] == band, stat].to_numpy(dtype="float64")
+                col = f"{band}_{stat}"
+                data = per_file.loc[sensor == orbit, col] if col in per_file else pd.Series([], dtype=float)
+                b.samples_pair(
+                    f"s1_{stat}", f"{orbit}/{band}", real, data.to_numpy(dtype="float64"), stat == "mean"
+                )
+    notes.append(
+        "Sentinel-1: linear backscatter of the raw release; both orbits are compared with the real s1dsc "
+        "per-file statistics (upstream publishes none for s1asc)."
+    )
+
+    # ---- Sentinel-2 mean reflectance per region vs the published region statistics
+    rs = reference.region_stats()
+    rs = rs[(rs["sensor"] == "s2") & (rs["statistic"] == "mean")]
+    rs = rs.assign(region=rs["region"].astype(str), over_files=rs["over_files"].astype(str))
+    real_mean = rs[rs["over_files"] == "mean"].set_index("region")["value"]
+    real_std = rs[rs["over_files"] == "std"].set_index("region")["value"]
+    s2 = per_file[sensor == "s2"].copy()
+    s2["real_region"] = [match_region(r, real_mean.index) for r in s2["region"].astype(str)]
+    unmatched = sorted(set(s2.loc[s2["real_region"].isna(), "region"].astype(str)))
+    for region, g in s2.dropna(subset=["real_region"]).groupby("real_region", sort=True):
+        v = _finite(g["band_mean"])
+        vh = _finite(g["band_mean_harmonized"])
+        m = float(v.mean()) if v.size else np.nan
+        b.row("s2_mean", region, "n", np.nan, v.size, ratio=False)
+        b.row("s2_mean", region, "mean", real_mean[region], m)
+        b.row("s2_mean", region, "std", real_std[region], float(v.std(ddof=1)) if v.size > 1 else np.nan)
+        b.row(
+            "s2_mean", region, "mean_harmonized", np.nan, float(vh.mean()) if vh.size else np.nan, ratio=False
+        )
+        b.dist("s2_mean", region, np.nan, _ratio(m, float(real_mean[region])), None, v.size)
+    notes.append(
+        "Sentinel-2 mean: the ten bands pooled, no-data zeros left out, in the raw release's terms (+1000 DN "
+        "on dates from 2022-01-25), like the published region statistics; real n is not published."
+    )
+    if unmatched:
+        notes.append(f"Sentinel-2 regions without published statistics, left out: {', '.join(unmatched)}.")
+
+    # ---- DEM
+    real_dem = fs.loc[fs["variable"] == "DEM", "mean"].to_numpy(dtype="float64")
+    b.samples_pair(
+        "dem_mean", "s1dsc", real_dem, per_file.loc[sensor == "s1dsc", "DEM_mean"].to_numpy(dtype="float64")
+    )
+
+    # ---- landslide pixels
+    from . import splits
+
+    real_s2 = reference.patches("s2")
+    cat_s2 = cat[cat["sensor"].astype(str) == "s2"]
+    b.samples_pair(
+        "landslide_px",
+        "annotated",
+        real_s2.loc[real_s2["n_positive"] > 0, "n_positive"].to_numpy(dtype="float64"),
+        cat_s2.loc[cat_s2["n_positive"] > 0, "n_positive"].to_numpy(dtype="float64"),
+    )
+    ld_cfg = splits.load_config("S12LS-LD", satellites=("s2",))
+    ld_data = splits.select(cat, ld_cfg)["s2"]["n_positive"].to_numpy(dtype="float64")
+    ld_real = reference.split_frame("S12LS-LD", "s2")["n_positive"].to_numpy(dtype="float64")
+    b.samples_pair("landslide_px", "LD-like", ld_real, ld_data)
+    notes.append(
+        "Landslide pixels: 'annotated' = S2 patches with n_positive > 0 (real: every S12LS-AD S2 patch with "
+        "one); 'LD-like' = the S12LS-LD filter (annotated, >= 50 pixels, usa_alaska/nepal excluded) against "
+        "the published S12LS-LD S2 patches."
+    )
+
+    # ---- annotated share per region (annotated := n_positive > 0 on both sides)
+    real_regions = real_s2["region"].astype(str)
+    real_share = 100 * (real_s2["n_positive"] > 0).groupby(real_regions).mean()
+    real_n = real_regions.value_counts()
+    d_regions = cat_s2["region"].astype(str).map(lambda r: match_region(r, real_share.index))
+    for region, g in cat_s2.groupby(d_regions, sort=True):
+        share = 100 * float((g["n_positive"] > 0).mean())
+        b.row("annotated_share", region, "n", real_n[region], len(g), ratio=False)
+        b.row("annotated_share", region, "share", real_share[region], share)
+        b.dist(
+            "annotated_share",
+            region,
+            np.nan,
+            _ratio(share, float(real_share[region])),
+            real_n[region],
+            len(g),
+        )
+    notes.append("Annotated share: annotated := n_positive > 0 on both sides (the metadata has no flag).")
+
+    # ---- tiling
+    real_touch, real_sizes = _real_tiles()
+    data_touch, data_sizes = connected_areas(cat_s2)
+    rt = 100 * float(real_touch.mean()) if real_touch.size else np.nan
+    dt = 100 * float(data_touch.mean()) if data_touch.size else np.nan
+    b.row("tiles_touching", "s2", "n", real_touch.size, data_touch.size, ratio=False)
+    b.row("tiles_touching", "s2", "share", rt, dt)
+    b.dist("tiles_touching", "s2", np.nan, _ratio(dt, rt), real_touch.size, data_touch.size)
+    b.samples_pair("tile_area", "areas", real_sizes, data_sizes)
+    b.samples_pair("tile_area", "tiles", np.repeat(real_sizes, real_sizes), np.repeat(data_sizes, data_sizes))
+    notes.append(
+        "Tiling: S2 tiles with another tile among their 8 neighbours (centres <= 1.5 tile widths apart); "
+        "connected areas of such contacts, isolated tiles counted as areas of 1 tile."
+    )
+
+    table, distances = b.frames()
+    n_files = {s: int((sensor == s).sum()) for s in schema.SENSORS}
+    return RealismReport(
+        data_dir=data_dir,
+        table=table,
+        distances=distances,
+        samples=b.samples,
+        notes=notes,
+        n_files=n_files,
+        failures=failures,
+    )

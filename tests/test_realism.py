@@ -1,0 +1,170 @@
+"""``s12ls_utils.realism``: the folder's side and the real side of every quantity, computed directly.
+
+No bounds on how realistic the sample is (the generator is calibrated elsewhere): only that the numbers
+are the right ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from s12ls_utils import cli, plots, realism, reference
+from s12ls_utils.catalog import build_catalog
+from s12ls_utils.io import open_patch
+
+
+@pytest.fixture(scope="module")
+def report(small_sample):
+    return realism.realism(small_sample, scheduler="synchronous")
+
+
+def _q(x):
+    return np.quantile(np.asarray(x, dtype="float64"), realism.QUANTILES)
+
+
+def test_report_has_every_quantity(report):
+    assert set(report.table.columns) == set(realism.TABLE_COLUMNS)
+    assert list(report.distances.columns)[:4] == ["quantity", "group", "ks", "median_ratio"]
+    assert set(report.distances["quantity"]) == set(realism.QUANTITIES)
+    assert set(report.table["quantity"]) == set(realism.QUANTITIES)
+    groups = set(zip(report.distances["quantity"], report.distances["group"], strict=True))
+    for stat in ("mean", "std", "p99"):
+        for orbit in ("s1asc", "s1dsc"):
+            for band in ("VH", "VV"):
+                assert (f"s1_{stat}", f"{orbit}/{band}") in groups
+    assert ("landslide_px", "LD-like") in groups and ("landslide_px", "annotated") in groups
+    # japan_hokkaido is matched to the real hokkaido
+    assert "hokkaido" in set(report.table.loc[report.table["quantity"] == "s2_mean", "group"])
+    assert report.failures == []
+    text = report.to_text()
+    for q in realism.QUANTITIES:
+        assert q in text
+
+
+def test_ks_in_unit_interval(report):
+    ks = report.distances["ks"].dropna()
+    assert len(ks) >= 16
+    assert ((ks >= 0) & (ks <= 1)).all()
+    ratios = report.distances["median_ratio"].dropna()
+    assert (ratios >= 0).all()
+
+
+def test_real_side_equals_reference(report):
+    fs = reference.file_stats()
+    for stat in ("mean", "std", "p99"):
+        for band in ("VH", "VV"):
+            real = fs.loc[fs["variable"] == band, stat].to_numpy(dtype="float64")
+            for orbit in ("s1asc", "s1dsc"):  # both orbits against the s1dsc reference
+                got = [
+                    report.value(f"s1_{stat}", f"{orbit}/{band}", f"q{p}", "real") for p in ("05", "50", "95")
+                ]
+                np.testing.assert_allclose(got, _q(real), rtol=1e-12)
+    dem = fs.loc[fs["variable"] == "DEM", "mean"]
+    assert report.value("dem_mean", "s1dsc", "q50", "real") == pytest.approx(float(np.median(dem)))
+    ld = reference.split_frame("S12LS-LD", "s2")["n_positive"]
+    assert report.value("landslide_px", "LD-like", "q50", "real") == pytest.approx(float(ld.median()))
+    assert report.value("landslide_px", "LD-like", "n", "real") == len(ld)
+    rs = reference.region_stats()
+    hk = rs[(rs["sensor"] == "s2") & (rs["region"] == "hokkaido") & (rs["statistic"] == "mean")]
+    assert report.value("s2_mean", "hokkaido", "mean", "real") == pytest.approx(
+        float(hk.loc[hk["over_files"] == "mean", "value"].iloc[0])
+    )
+    s2 = reference.patches("s2")
+    it = s2[s2["region"] == "italy"]
+    assert report.value("annotated_share", "italy", "share", "real") == pytest.approx(
+        100 * float((it["n_positive"] > 0).mean())
+    )
+    # tiling of the real S2 lattice: 92 % of the LD test tiles touch a training tile (DESIGN); most tiles touch one
+    assert 80 < report.value("tiles_touching", "s2", "share", "real") <= 100
+    assert report.value("tiles_touching", "s2", "n", "real") == int(s2["x"].notna().sum())
+
+
+def test_data_side_equals_direct_computation(report, small_sample):
+    cat = build_catalog(small_sample, scheduler="synchronous", progress=False)
+    s1 = cat[cat["sensor"].astype(str) == "s1dsc"].iloc[0]
+    with open_patch(small_sample / str(s1["path"]), s1_unit="linear") as ds:
+        vv = ds["VV"].values.astype("float64")
+        dem = ds["DEM"].values.astype("float64")
+    vv = vv[np.isfinite(vv)]
+    summ = realism.file_summary(small_sample / str(s1["path"]))
+    assert summ["VV_mean"] == pytest.approx(vv.mean())
+    assert summ["VV_std"] == pytest.approx(vv.std())
+    assert summ["VV_p99"] == pytest.approx(np.percentile(vv, 99))
+    assert summ["DEM_mean"] == pytest.approx(np.nanmean(dem))
+    assert float(summ["VV_mean"]) in set(report.samples[("s1_mean", "s1dsc/VV")]["data"].tolist())
+    # the folder's quantiles are those of every file's summary
+    vv_means = [
+        realism.file_summary(small_sample / str(p))["VV_mean"]
+        for p in cat.loc[cat["sensor"].astype(str) == "s1dsc", "path"]
+    ]
+    got = [report.value("s1_mean", "s1dsc/VV", f"q{p}") for p in ("05", "50", "95")]
+    np.testing.assert_allclose(got, _q(vv_means), rtol=1e-12)
+    assert report.value("s1_mean", "s1dsc/VV", "q50_dB") == pytest.approx(
+        float(np.median(10 * np.log10(vv_means)))
+    )
+    # S2: the ten bands pooled, no-data zeros out, raw terms (the sample is the raw release: stored values)
+    s2 = cat[cat["sensor"].astype(str) == "s2"].iloc[0]
+    with open_patch(small_sample / str(s2["path"]), harmonize=False) as ds:
+        bands = np.stack(
+            [
+                ds[b].values.astype("float64")
+                for b in ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+            ]
+        )
+    bands = bands[np.isfinite(bands) & (bands != 0)]
+    assert realism.file_summary(small_sample / str(s2["path"]))["band_mean"] == pytest.approx(bands.mean())
+    # landslide pixels and annotated share from the catalog
+    cs2 = cat[cat["sensor"].astype(str) == "s2"]
+    ann = cs2.loc[cs2["n_positive"] > 0, "n_positive"]
+    assert report.value("landslide_px", "annotated", "q50") == pytest.approx(float(ann.median()))
+    assert report.value("landslide_px", "annotated", "n") == len(ann)
+
+
+def test_connected_areas_on_a_small_lattice():
+    import pandas as pd
+
+    w = 1280.0
+    frame = pd.DataFrame(
+        {
+            "key": ["a", "b", "c", "d", "e"],
+            "epsg": [32632] * 4 + [32633],
+            # a-b side by side, c diagonal to b (8-neighbour), d far away; e in another zone
+            "center_x": [0.0, w, 2 * w, 50 * w, 0.0],
+            "center_y": [0.0, 0.0, w, 0.0, 0.0],
+        }
+    )
+    touching, sizes = realism.connected_areas(frame)
+    assert touching.to_dict() == {"a": True, "b": True, "c": True, "d": False, "e": False}
+    assert sizes.tolist() == [3, 1, 1]
+
+
+def test_match_region():
+    real = ["hokkaido", "usa_alaska", "italy"]
+    assert realism.match_region("japan_hokkaido", real) == "hokkaido"
+    assert realism.match_region("hokkaido", real) == "hokkaido"
+    assert realism.match_region("usa_alaska", real) == "usa_alaska"
+    assert realism.match_region("usa_puertorico", real) is None
+
+
+def test_static_figure(report):
+    fig = plots.static_realism(report)
+    assert fig.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "KS" in fig.alt
+
+
+def test_cli_prints_the_table(small_sample, tmp_path, capsys):
+    out = tmp_path / "realism.csv"
+    assert cli.main(["realism", str(small_sample), "--scheduler", "synchronous", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Distances" in text and "s1_mean" in text and "tiles_touching" in text
+    assert out.is_file() and "quantity,group,statistic,real,data,ratio" in out.read_text()
+
+
+def test_bad_folder_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        realism.realism(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no readable patch file"):
+        realism.realism(tmp_path)
+    assert cli.main(["realism", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
