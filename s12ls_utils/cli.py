@@ -42,6 +42,7 @@ from pathlib import Path
 from . import __version__, schema
 from .parallel import FilesFailed
 from .splits import METHODS, PRESETS
+from .train_entry import add_train_arguments
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -292,7 +293,7 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
 def _launch_torchrun(nproc: int, settings: dict) -> int:
     """Train in ``nproc`` processes on this machine (DistributedDataParallel), as ``torchrun --standalone``.
 
-    The resolved settings travel as ``--set KEY=JSON`` to ``python -m s12ls_utils.training`` (the same
+    The resolved settings travel as ``--set KEY=JSON`` to ``python -m s12ls_utils.train_entry`` (the same
     options as ``s12ls train``), which every process runs; rank 0 writes the run and prints its summary.
     """
     import json
@@ -310,7 +311,7 @@ def _launch_torchrun(nproc: int, settings: dict) -> int:
     cfg = TrainConfig.from_dict(settings)  # bad settings fail here, before any process starts
     per_process_batch(cfg.batch_size, nproc)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    cmd += ["-m", "s12ls_utils.training", settings["task_dir"]]
+    cmd += ["-m", "s12ls_utils.train_entry", settings["task_dir"]]
     for key, value in settings.items():
         if key != "task_dir":
             cmd += ["--set", f"{key}={json.dumps(value)}"]
@@ -323,64 +324,12 @@ def _launch_torchrun(nproc: int, settings: dict) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import json
-    import os
+    from .train_entry import run, train_settings
 
-    from .training import TrainConfig, train
-
-    settings: dict = {}
-    if args.config is not None:
-        text = args.config.read_text()
-        if args.config.suffix in (".yaml", ".yml"):
-            import yaml
-
-            settings.update(yaml.safe_load(text) or {})
-        else:
-            settings.update(json.loads(text))
-    flags = {
-        "sensors": args.sensors,
-        "model": args.model,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "device": args.device,
-        "run_name": args.run_name,
-        "runs_dir": None if args.runs_dir is None else str(args.runs_dir),
-        "max_train_patches": args.max_train_patches,
-        "crop": args.crop,
-        "num_workers": args.workers,
-        "seed": args.seed,
-    }
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            settings[key] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key] = value
-    for flag in ("resume", "overwrite", "compile"):
-        if getattr(args, flag):
-            settings[flag] = True
-    settings["task_dir"] = str(args.task_dir)
-    if args.nproc is not None and args.nproc != 1:
+    settings = train_settings(args)
+    if args.nproc is not None:  # --nproc 1 too: one DDP process, as torchrun starts it
         return _launch_torchrun(args.nproc, settings)
-    try:
-        res = train(TrainConfig.from_dict(settings))
-    except RuntimeError as exc:  # e.g. --device cuda without CUDA
-        print(f"s12ls train: error: {exc}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun process other than rank 0
-        return 0
-    procs = f" × {res.world_size} processes" if res.world_size > 1 else ""
-    print(
-        f"{res.epochs_run} epoch(s) on {res.device}{procs} in {res.train_seconds:.1f} s"
-        f"{' (stopped early)' if res.stopped_early else ''}; best epoch {res.best_epoch}: "
-        f"val F1 {res.best_val_f1:.3f} at threshold {res.best_threshold:.2f} "
-        f"(F1 at 0.5: {res.best_val_f1_at_05:.3f}); run in {res.run_dir}"
-    )
-    return 0
+    return run(settings)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -580,24 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_signatures)
 
     p = sub.add_parser("train", help="train a baseline model on a task (checkpoints, history, resume)")
-    p.add_argument("task_dir", type=Path, help="task folder, e.g. data/sample/tasks/S12LS-LD")
-    p.add_argument("--model", choices=["unet_prepost", "utae", "convgru"], default=None)
-    p.add_argument("--sensors", nargs="+", choices=schema.SENSORS, default=None, help="several = fusion")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--device", default=None, help="auto (default: CUDA if present), cpu, cuda, cuda:N")
-    p.add_argument("--run-name", default=None)
-    p.add_argument("--runs-dir", type=Path, default=None, help="parent of the run folder (default: runs)")
-    p.add_argument("--max-train-patches", type=int, default=None)
-    p.add_argument("--crop", type=int, default=None, help="train on random crops of this size")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--config", type=Path, default=None, help="JSON/YAML file of TrainConfig settings")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig setting (JSON value)")
-    p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_train_arguments(p)
     p.add_argument(
         "--nproc",
         type=int,

@@ -3,7 +3,10 @@
 :func:`train` takes a :class:`TrainConfig` (or a dict / keyword overrides) and writes ``runs/<name>/``:
 
 - ``history.csv`` — one row per epoch (learning rate, losses, positive-class F1/IoU/precision/recall on
-  the validation split at 0.5 and at the best threshold, seconds, seconds spent waiting for data);
+  the validation split at 0.5 and at the best threshold, seconds; ``data_seconds``: the time the
+  training steps waited for their batch — the loader's ``next()`` plus issuing the copy to the device —
+  of ``train_seconds``, the training steps alone; ``first_step_seconds``: the epoch's first step, batch
+  included, up to its loss on the host, so with ``compile`` the first epoch's holds the compilation);
 - ``last.pt`` — everything needed to continue (model, optimiser, scheduler, grad scaler, RNG states,
   early-stopping state, history, config), written atomically after every epoch;
 - ``best.pt`` — the model of the best validation epoch (by ``monitor``) with its metrics;
@@ -24,11 +27,14 @@ run on the GPU (:class:`~s12ls_utils.datasets.Preprocessor`).
 
 Several processes (DistributedDataParallel)
 -------------------------------------------
-``torchrun --nproc-per-node N -m s12ls_utils.training TASK_DIR [s12ls train options]`` (or
-``s12ls train … --nproc N``, which runs that command) trains one model with N processes: one per GPU
-(``cuda:LOCAL_RANK``, NCCL) or, without CUDA, N CPU processes (gloo) that share the cores. :func:`train`
-finds the process group in the environment torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) or
-takes ``distributed=True``; it runs the same optimisation as one process with the same global batch:
+``torchrun --nproc-per-node N -m s12ls_utils.train_entry TASK_DIR [s12ls train options]`` (or
+``s12ls train … --nproc N``, which runs that command; ``-m s12ls_utils.training`` is an alias of the
+entry) trains one model with N processes: one per GPU (``cuda:LOCAL_RANK``, NCCL) or, without CUDA, N CPU
+processes (gloo) that share the cores. This module never imports :mod:`s12ls_utils.cli`: the entry
+module (:mod:`s12ls_utils.train_entry`) sits on top of it, as the command does. :func:`train` finds the
+process group in the environment torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) or takes
+``distributed=True`` (the entry passes it under torchrun, so ``--nproc 1`` runs the same DDP path, NCCL
+or gloo, with one process); it runs the same optimisation as one process with the same global batch:
 
 - ``batch_size`` is the **global** batch: each process takes ``batch_size / N`` samples per step (a
   ValueError when N does not divide it), and the processes' batches together are exactly the batch a
@@ -104,6 +110,8 @@ HISTORY_COLUMNS = (
     "epoch_seconds",
     "data_seconds",
     "train_samples_per_s",
+    "train_seconds",
+    "first_step_seconds",
 )
 #: Config fields that may differ between a run and its resumption without changing the result.
 _RESUME_FREE = frozenset(
@@ -134,7 +142,10 @@ class TrainConfig:
     ``amp="auto"``: bf16 on CUDA (fp16 + GradScaler where bf16 is unsupported), off on CPU.
     ``monitor``: the validation figure for ``best.pt`` and early stopping (``val_f1_best``: F1 at the
     best threshold, or ``val_f1``: F1 at 0.5). ``crop``: train on random crops of this size.
-    ``num_workers="auto"``: loader threads; 0 on CPU (reading is ~1 ms per sample, the model needs the
+    ``compile``: ``torch.compile`` the model (True: the inductor backend; a string: that backend, e.g.
+    ``"eager"`` to trace without generating code). ``max_steps``: at most this many optimisation steps
+    per epoch (None: the whole train split; the learning-rate schedule is laid out for the steps taken),
+    for quick checks and benchmarks. ``num_workers="auto"``: loader threads; 0 on CPU (reading is ~1 ms per sample, the model needs the
     cores), up to 8 on CUDA. With several processes (DDP, see the module docstring) ``batch_size`` is the
     global batch (split evenly over the processes), while ``eval_batch_size`` (default ``batch_size``),
     ``num_workers`` and ``threads`` are per process.
@@ -159,10 +170,11 @@ class TrainConfig:
     augment: bool = True
     crop: int | None = None
     max_train_patches: int | None = None
+    max_steps: int | None = None
     device: str = "auto"
     amp: str = "auto"
     channels_last: bool | str = "auto"
-    compile: bool = False
+    compile: bool | str = False
     tf32: bool = True
     deterministic: bool = True
     num_workers: int | str = "auto"
@@ -197,6 +209,8 @@ class TrainConfig:
             )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or int(self.max_steps) < 1):
+            raise ValueError(f"max_steps must be at least 1 (or None: whole epochs), not {self.max_steps!r}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"amp must be auto, bf16, fp16 or off, not {self.amp!r}")
 
@@ -235,6 +249,10 @@ class TrainResult:
     device: str
     train_seconds: float
     world_size: int = 1  # processes (DistributedDataParallel) that trained it together
+    backend: str | None = None  # the process group's backend (nccl, gloo) when DDP was used
+    #: torch.cuda.max_memory_allocated of this process's device at the end (since the process started or
+    #: the caller's last torch.cuda.reset_peak_memory_stats); None off CUDA
+    peak_memory_bytes: int | None = None
 
     def history_frame(self):
         import pandas as pd
@@ -312,10 +330,12 @@ class _Dist:
     local_world_size: int = 1
     #: this call initialised the process group, so it destroys it at the end
     owns_group: bool = False
+    #: DDP was asked for (``distributed=True``): used even with one process
+    ddp: bool = False
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.ddp
 
     @property
     def main(self) -> bool:
@@ -380,6 +400,7 @@ def _setup_distributed(distributed: bool | None, requested_device: str) -> tuple
             dist.get_rank(),
             env.local_rank if env else 0,
             env.local_world_size if env else 1,
+            ddp=bool(distributed),
         )
         dev = _ddp_device(requested_device, d.local_rank) if d.enabled else select_device(requested_device)
         return d, dev
@@ -388,7 +409,7 @@ def _setup_distributed(distributed: bool | None, requested_device: str) -> tuple
         if distributed:
             raise ValueError(
                 "distributed=True needs the environment torchrun sets (WORLD_SIZE, RANK, LOCAL_RANK, "
-                "MASTER_ADDR, MASTER_PORT): run `torchrun --nproc-per-node N -m s12ls_utils.training "
+                "MASTER_ADDR, MASTER_PORT): run `torchrun --nproc-per-node N -m s12ls_utils.train_entry "
                 "TASK_DIR …` or `s12ls train TASK_DIR … --nproc N`"
             )
         return _Dist(), select_device(requested_device)
@@ -399,7 +420,7 @@ def _setup_distributed(distributed: bool | None, requested_device: str) -> tuple
         dist.init_process_group("nccl", device_id=dev)
     else:
         dist.init_process_group("gloo")
-    return dataclasses.replace(env, owns_group=True), dev
+    return dataclasses.replace(env, owns_group=True, ddp=bool(distributed)), dev
 
 
 def per_process_batch(batch_size: int, world_size: int) -> int:
@@ -767,6 +788,13 @@ def _write_history(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def _compile(model: torch.nn.Module, how: bool | str):
+    """``torch.compile(model)`` (True: inductor; a string: that backend), or the model itself."""
+    if not how:
+        return model
+    return torch.compile(model, backend="inductor" if how is True else str(how))
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for p in model.parameters():
@@ -799,8 +827,8 @@ def train(
     processes it is called in every process, with the same row (timings aside), so a callback that stops
     the run stops all of them at the same epoch.
     ``distributed``: None (default) joins a DistributedDataParallel run when started by torchrun with
-    several processes (or inside an initialised process group), False never does, True requires one;
-    a process group initialised here is destroyed on return.
+    several processes (or inside an initialised process group), False never does, True requires one
+    and uses DDP even with one process; a process group initialised here is destroyed on return.
     Raises ValueError when a split is empty or has no landslide pixels or when the global batch does not
     split evenly over the processes, FileExistsError when the run folder holds a run and neither
     ``resume`` nor ``overwrite`` is set.
@@ -894,7 +922,7 @@ def _train(
     n_params = models.count_parameters(model)
     opt_kw = {"fused": True} if device.type == "cuda" else {}
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, **opt_kw)
-    steps = len(train_loader)
+    steps = len(train_loader) if cfg.max_steps is None else min(len(train_loader), int(cfg.max_steps))
     total = cfg.epochs * steps
     warmup = min(total, round(cfg.warmup_epochs * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, warmup, cfg.min_lr_ratio))
@@ -907,14 +935,14 @@ def _train(
 
         train_loss_fn = SegmentationLoss(**loss_kw, distributed=True).to(device)
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        step_model = torch.compile(ddp) if cfg.compile else ddp
+        step_model = _compile(ddp, cfg.compile)
         eval_model = model  # validation batches differ per process: no DDP collectives there
         # identical initial weights (DDP broadcasts rank 0's anyway); from here each process draws its own
         # dropout masks
         _seed_all(cfg.seed + 1_000_003 * d.rank)
     else:
         train_loss_fn = loss_fn
-        step_model = eval_model = torch.compile(model) if cfg.compile else model
+        step_model = eval_model = _compile(model, cfg.compile)
 
     # ---- run folder, resume (every process reads; rank 0 alone changes the folder, after all have read)
     run_dir = Path(cfg.runs_dir) / cfg.name
@@ -986,9 +1014,9 @@ def _train(
         train_loader.epoch_sampler.set_epoch(epoch)
         aug = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 17 + 7_919 * d.rank)
         step_model.train()
-        tot_loss, n_seen, data_s = 0.0, 0, 0.0
+        tot_loss, n_seen, data_s, first_s = 0.0, 0, 0.0, float("nan")
         it = iter(train_loader)
-        for _ in tqdm(range(steps), desc=f"epoch {epoch + 1}", leave=False, disable=not show):
+        for step in tqdm(range(steps), desc=f"epoch {epoch + 1}", leave=False, disable=not show):
             td = time.perf_counter()
             batch = _to_device(next(it), device)
             data_s += time.perf_counter() - td
@@ -1004,8 +1032,10 @@ def _train(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            tot_loss += float(loss.detach()) * y.shape[0]
+            tot_loss += float(loss.detach()) * y.shape[0]  # waits for the step on the device
             n_seen += y.shape[0]
+            if step == 0:
+                first_s = time.perf_counter() - td
         if d.enabled:  # the mean over the processes' losses: the loss of the global batches
             sums = d.all_reduce(torch.tensor([tot_loss, n_seen], dtype=torch.float64, device=device))
             tot_loss, n_seen = sums[0].item(), int(sums[1].item())
@@ -1028,6 +1058,8 @@ def _train(
             "epoch_seconds": secs,
             "data_seconds": data_s,
             "train_samples_per_s": n_seen / train_time if train_time > 0 else float("nan"),
+            "train_seconds": train_time,
+            "first_step_seconds": first_s,
         }
         history.append(row)
         score = row[cfg.monitor]  # the same in every process: they stop at the same epoch
@@ -1095,6 +1127,8 @@ def _train(
         device=str(device),
         train_seconds=seconds,
         world_size=d.world_size,
+        backend=dist.get_backend() if d.enabled else None,
+        peak_memory_bytes=int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None,
     )
     if d.main:
         summary = {
@@ -1107,10 +1141,11 @@ def _train(
     return result
 
 
-if __name__ == "__main__":  # torchrun --nproc-per-node N -m s12ls_utils.training TASK_DIR [options]
-    # Run as a script this file is a second copy of the module: hand over to the package's own code.
+if __name__ == "__main__":  # alias of `python -m s12ls_utils.train_entry` (the torchrun entry)
+    # Run as a script this file is a second copy of the module: hand over to the entry, which imports
+    # the package's own copy (and, like this module, never the command line, s12ls_utils.cli).
     import sys
 
-    from s12ls_utils.cli import main
+    from s12ls_utils.train_entry import main
 
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(main())

@@ -231,3 +231,31 @@ def test_cli_train(base, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert cli.main([*args, "--overwrite", "--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_max_steps_caps_the_epoch_and_the_history_times_the_steps(base, tmp_path):
+    with pytest.raises(ValueError, match="max_steps must be at least 1"):
+        T.TrainConfig(task_dir=base["task_dir"], max_steps=0)
+    res = T.train(base, epochs=2, max_steps=1, runs_dir=str(tmp_path))
+    for row in res.history:
+        # one step of batch_size samples per epoch
+        assert row["train_samples_per_s"] * row["train_seconds"] == pytest.approx(base["batch_size"])
+        assert 0 < row["first_step_seconds"] <= row["train_seconds"] < row["epoch_seconds"]
+        assert 0 <= row["data_seconds"] <= row["train_seconds"]
+    assert res.backend is None and res.peak_memory_bytes is None  # one process, CPU
+
+
+def test_training_never_imports_the_command_line():
+    """Imports run one way (cli → train_entry → training): torchrun starts the entry, not the CLI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, s12ls_utils.training, s12ls_utils.train_entry; "
+        "print(sorted(m for m in sys.modules if m.startswith('s12ls_utils.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    mods = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - a list literal printed above
+    assert "s12ls_utils.training" in mods and "s12ls_utils.cli" not in mods
