@@ -17,7 +17,7 @@ import xarray as xr
 from pyproj import Transformer
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
-from s12ls_utils import catalog, parallel, schema
+from s12ls_utils import catalog, io, parallel, schema
 from s12ls_utils.catalog import (
     CACHE_NAME,
     COLUMNS,
@@ -578,3 +578,71 @@ def test_real_format_catalog_keeps_every_file(real_data) -> None:
 
     har = build_catalog(real_data.harmonized, scheduler="synchronous", progress=False, use_cache=False)
     assert (har["release"] == "harmonized").all() and set(har["s1_unit"].dropna()) == {"dB"}
+
+
+# --------------------------------------------------------------------------------------------------
+# the fast reader (h5py) against the netCDF4 reader and against xarray
+# --------------------------------------------------------------------------------------------------
+def _catalog_both_readers(data: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The catalog as read by default (h5py where it can) and through the netCDF4 reader only."""
+    slow_calls: list[str] = []
+    real_nc = io._read_meta_nc
+
+    def counting_nc(path, *args):
+        slow_calls.append(Path(path).name)
+        return real_nc(path, *args)
+
+    with monkeypatch.context() as m:
+        m.setattr(io, "_read_meta_nc", counting_nc)
+        fast = build(data, use_cache=False)
+    if io.h5py is not None:
+        assert slow_calls == []  # every file took the h5py path
+    with monkeypatch.context() as m:
+        m.setattr(io, "_read_meta_h5", lambda *args: None)
+        slow = build(data, use_cache=False)
+    return fast, slow
+
+
+def test_fast_reader_equals_netcdf4_reader(
+    small_sample: Path, sample_catalog: pd.DataFrame, real_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every column, value and dtype of the catalog is the same whichever reader read the files."""
+    for data in (small_sample, real_data.raw, real_data.harmonized):
+        fast, slow = _catalog_both_readers(data, monkeypatch)
+        assert tuple(fast.columns) == tuple(slow.columns) == COLUMNS and len(fast) == len(slow) > 0
+        for col in COLUMNS:
+            pd.testing.assert_series_equal(fast[col], slow[col], obj=f"column {col!r}")
+        assert fast.attrs["errors"] == slow.attrs["errors"] == []
+        if data == small_sample:
+            pd.testing.assert_frame_equal(fast, sample_catalog)  # read in worker processes
+
+
+def test_catalog_file_values_equal_xarray(small_sample: Path, sample_catalog: pd.DataFrame) -> None:
+    """The columns read from the file contents, recomputed with xarray (the straightforward way)."""
+    bad_classes = list(schema.SCL_BAD)
+    for row in sample_catalog.itertuples(index=False):
+        with xr.open_dataset(small_sample / row.path) as ds:
+            attrs, problems = schema.parse_attrs(dict(ds.attrs))
+            assert problems == []
+            assert (row.annotated, row.center_x, row.center_y, row.epsg, row.satellite) == (
+                attrs.annotated,
+                attrs.center_x,
+                attrs.center_y,
+                attrs.epsg,
+                attrs.satellite,
+            )
+            assert row.ann_ids == ",".join(str(a) for a in attrs.ann_ids)
+            assert row.dims_order == ",".join(ds["MASK"].dims)
+            assert row.n_positive == np.count_nonzero(ds["MASK"].values[0])
+            times = ds["time"].values
+            assert (row.time_start, row.time_end, row.n_times) == (times[0], times[-1], len(times))
+            if row.sensor == "s2":
+                scl = ds["SCL"].values
+                bad = np.isin(scl, bad_classes).reshape(len(scl), -1).mean(axis=1)
+                assert row.n_cloudy == np.count_nonzero(bad > catalog._CLOUDY_ABOVE)
+                assert row.n_clear == np.count_nonzero(bad < catalog._CLEAR_BELOW)
+                assert pd.isna(row.s1_unit)
+            else:
+                vv = ds["VV"].isel(time=len(times) // 2).values
+                assert row.s1_unit == ("dB" if np.nanmin(vv) < 0 else "linear")
+                assert pd.isna(row.n_cloudy) and pd.isna(row.n_clear)
