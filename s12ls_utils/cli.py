@@ -2,7 +2,7 @@
 
 Sub-commands::
 
-    s12ls synth OUT_DIR [--n-per-sensor N] [--seed S] [--workers N] [--overwrite]
+    s12ls synth OUT_DIR [--n-per-sensor N] [--seed S] [--workers N] [--overwrite] [--release R]
                                                                        write the synthetic sample
     s12ls download --dest DIR [--version harmonized|raw] [--sensors s2 …] [--revision REV]
                                                                        fetch + unpack the real data into
@@ -54,6 +54,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.overwrite,
         workers=args.workers,
+        release=args.release,
     )
     files = ", ".join(f"{n} {s}" for s, n in info.n_files.items())
     print(
@@ -403,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="processes (default: all cores); same files for any number"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing sample in OUT_DIR")
+    p.add_argument(
+        "--release",
+        choices=("raw", "harmonized"),
+        default="raw",
+        help="raw (default: S1 linear, S2 with the +1000 offset from 2022-01-25) or harmonized (S1 in dB, "
+        "offset removed)",
+    )
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("download", help="fetch the real dataset from the Hugging Face hub and unpack it")

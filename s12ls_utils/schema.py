@@ -47,8 +47,8 @@ S1_SENSORS: tuple[str, ...] = ("s1asc", "s1dsc")
 N_TIME = 15
 PATCH_SIZE = 128
 PIXEL_SIZE_M = 10.0
-DIMS = ("time", "x", "y")  # order on the dataset card and written by our generator
-DIMS_REFERENCE = ("time", "y", "x")  # order written by the reference preprocessing
+DIMS = ("time", "x", "y")  # order printed on the dataset card
+DIMS_REFERENCE = ("time", "y", "x")  # order written by the reference preprocessing (and our generator)
 CANONICAL_DIMS = ("time", "y", "x")  # order every reader of this package returns
 
 S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")

@@ -5,6 +5,25 @@ so every chapter runs by default on a small synthetic copy written by :func:`mak
 has the same folders, file names, variables, dimension order, dtypes, coordinates, attributes (with
 their string encodings) and inventory file as the real data; only the pixel values are simulated.
 
+Each patch is written the way the dataset's own writer writes it (``../shared/reference/REAL-FORMAT.md``):
+
+- every variable ``(time, y, x)``, in the writer's order (``VH, VV, MASK, DEM``; ``B02 … B12, SCL, MASK,
+  DEM``); ``x``/``y`` float64 pixel top/left **edges** (``x = x0 + 10 i``, ``y = y0 − 10 j``); ``time`` sorted,
+  stored as days since the first date (xarray's default encoding); ``spatial_ref`` an int64 scalar;
+- S1 float32 (``_FillValue`` NaN), raw values clipped to at most 1 (linear); S2 bands and SCL int16 without
+  ``_FillValue``, after the writer's treatment of each image (0 → NaN, clip to [0, 10000], NaN → nearest
+  valid pixel), so no-data edges of the swath come out filled; MASK uint8, DEM int16;
+- attributes as strings, except ``center_lat``/``center_lon`` (float64 ``y[64]``, ``x[64]``: the patch centre,
+  a pixel corner); ``satellite`` ``s1-asc``/``s1-dsc``/``s2``; ``event_date`` and ``date_confidence`` the
+  distinct values in set order (drawn, so two events are not always chronological); an undated annotation
+  writes ``None`` (the default sample holds one, small samples may not);
+  ``pre_post_dates`` one dict per ``event_date`` entry in the same order (the writer's ``searchsorted`` rule);
+- a short series is padded by repeating its last image and date (every sample holds one);
+- region names as in the real data (``hokkaido``, ``usa_alaska``, …).
+
+The one deliberate difference: variables are zlib-compressed (lossless), which keeps a sample small; the
+real files are uncompressed.
+
 What is simulated (per location, on a small "canvas" that one or two overlapping patches are cut from):
 
 - **Terrain**: fractal relief (spectral synthesis) on a regional base height; slope and aspect from it.
@@ -24,11 +43,19 @@ What is simulated (per location, on a small "canvas" that one or two overlapping
   ascending (east-looking) and descending (west-looking) geometry, layover/shadow as NaN, soil
   moisture changes per date and multiplicative gamma speckle.
 
-The copy is the **raw release** (``data_raw``): Sentinel-1 in linear power and Sentinel-2 as ESA
-delivers it, i.e. bands B02…B12 of dates from 2022-01-25 (processing baseline 04.00) carry the +1000 DN
-offset (no-data 0 stays 0; clipped to 10000). ``synthetic_manifest.json`` records ``"release": "raw"``,
-so every reader of :mod:`s12ls_utils` (which harmonises raw Sentinel-2 by default,
-:func:`s12ls_utils.io.harmonize_s2`) recovers the simulated reflectances.
+By default the copy is the **raw release** (``data_raw``): Sentinel-1 in linear power and Sentinel-2 as
+ESA delivers it, i.e. bands B02…B12 of dates from 2022-01-25 (processing baseline 04.00) carry the +1000
+DN offset (clipped to 10000). ``synthetic_manifest.json`` records ``"release": "raw"``, so every reader of
+:mod:`s12ls_utils` (which harmonises raw Sentinel-2 by default, :func:`s12ls_utils.io.harmonize_s2`)
+recovers the simulated reflectances. ``make_sample(…, release="harmonized")`` (``s12ls synth --release
+harmonized``) writes the **harmonized release** of the same scenes instead: Sentinel-1 in dB bounded to
+[−50, 10], the Sentinel-2 offset removed and values bounded to [0, 10000], DEM bounded to [0, 8800]; the
+manifest then records ``"release": "harmonized"``.
+
+The manifest's file records give ``event_dates`` (the dated events, chronological), ``pre_post`` (paired
+with them), ``times`` (padded series repeat their last date), ``event_outside_series`` (``before``,
+``after``, ``undated`` or None), and what the file says: ``event_date_attr``, ``n_undated_events`` and
+``n_padded`` (repeated last images).
 
 The generator writes ``synthetic_manifest.json`` (its own record of every file, used by tests) and a
 ``README.md`` saying the data are synthetic. It also writes large sets for scaling measurements
@@ -63,6 +90,8 @@ from .parallel import default_workers
 MANIFEST_NAME = "synthetic_manifest.json"
 INVENTORY_NAME = "inventories.shp.zip"
 DEFAULT_N_PER_SENSOR = 54  # about 60 locations
+#: Releases :func:`make_sample` writes (the hub's ``data_raw`` and ``data_harmonized``).
+SAMPLE_RELEASES: tuple[str, ...] = ("raw", "harmonized")
 
 
 @dataclass(frozen=True)
@@ -84,7 +113,7 @@ class Region:
 REGIONS: tuple[Region, ...] = (
     Region("italy", 32632, 11.85, 44.15, "2023-05-16", 0.30, 250, 0.28),
     Region("chimanimani", 32736, 32.87, -19.80, "2019-03-15", 0.20, 900, 0.18, southern=True, s1_revisit=6),
-    Region("japan_hokkaido", 32654, 141.95, 42.76, "2018-09-06", 0.20, 120, 0.30, snow=True, s1_revisit=6),
+    Region("hokkaido", 32654, 141.95, 42.76, "2018-09-06", 0.20, 120, 0.30, snow=True, s1_revisit=6),
     Region("usa_puertorico", 32619, -66.60, 18.20, "2017-09-20", 0.15, 350, 0.08, s1_revisit=6),
     Region("usa_alaska", 32606, -135.45, 59.23, "2020-12-02", 0.15, 300, 0.40, snow=True, s1_revisit=6),
 )
@@ -144,6 +173,8 @@ class CanvasPlan:
     seed: int
     two_events: bool = False
     outside: dict[str, str] = field(default_factory=dict)  # sensor -> "before"/"after": event outside series
+    undated: bool = False  # annotated, but the inventory gives no date: ``event_date`` is the token None
+    padded: dict[str, int] = field(default_factory=dict)  # sensor -> last image repeated this many times
 
 
 def _region_centre(reg: Region) -> tuple[float, float]:
@@ -230,7 +261,41 @@ def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
                 elif u < 0.05:
                     cp.outside[s] = "after"  # event follows the series
         canvases.append(cp)
+    _plan_writer_cases(canvases, seed)
     return canvases
+
+
+#: Share of the eligible canvases (annotated, one event inside every series) whose annotation is undated.
+_P_UNDATED = 0.05
+#: From this many eligible canvases on, a sample holds undated annotations (at least one; the default
+#: sample has about 20 eligible canvases); a smaller sample has none and keeps its few dated events.
+_MIN_ELIGIBLE_UNDATED = 10
+#: Share of the (canvas, sensor) series that are short and padded with their last image (1-4 repeats).
+_P_PADDED = 0.06
+
+
+def _plan_writer_cases(canvases: list[CanvasPlan], seed: int) -> None:
+    """Mark the canvases whose annotation is undated and the series that are padded, in place.
+
+    Drawn from a stream of their own (``[seed, 2]``), so the rest of the plan is what it was before these
+    cases existed. A sample with at least ``_MIN_ELIGIBLE_UNDATED`` eligible canvases (the default sample)
+    holds an undated annotation, a smaller one none; every sample holds a padded series (the dataset
+    writer's cases a reader must handle).
+    """
+    rng = np.random.default_rng([seed, 2])
+    eligible = [c for c in canvases if c.annotated and not c.two_events and not c.outside]
+    if len(eligible) >= _MIN_ELIGIBLE_UNDATED:  # small samples keep their few dated events
+        for c in eligible:
+            c.undated = bool(rng.random() < _P_UNDATED)
+        if not any(c.undated for c in eligible):
+            eligible[int(rng.integers(len(eligible)))].undated = True
+    series = [(c, s) for c in canvases for s in sorted({s for p in c.patches for s in p.sensors})]
+    for c, s in series:
+        if rng.random() < _P_PADDED:
+            c.padded[s] = int(rng.integers(1, 5))
+    if series and not any(c.padded for c in canvases):
+        c, s = series[int(rng.integers(len(series)))]
+        c.padded[s] = int(rng.integers(1, 5))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -549,9 +614,12 @@ def _simulate_s2(
             cls[edge] = 0
         bands[t] = refl
         scl[t] = cls
-    out = {b: np.clip(np.rint(bands[:, i]), 0, 32767).astype("int16") for i, b in enumerate(schema.S2_BANDS)}
+    # as ESA delivers them: DN >= 1 on valid pixels, 0 where there are no data (SCL 0)
+    nodata = (scl == 0)[:, None]
+    dn = np.where(nodata, 0, np.clip(np.rint(bands), 1, 32767)).astype("int32")
+    out = {b: dn[:, i] for i, b in enumerate(schema.S2_BANDS)}
     _add_s2_offset(out, times)
-    out["SCL"] = scl
+    out["SCL"] = scl.astype("int32")
     return out
 
 
@@ -564,6 +632,42 @@ def _add_s2_offset(bands: dict[str, np.ndarray], times: Sequence[dt.date]) -> No
     for b in schema.S2_OFFSET_BANDS:
         v = bands[b][steps]
         bands[b][steps] = np.where(v > 0, np.minimum(v.astype("int32") + schema.S2_OFFSET, 10000), 0)
+
+
+def _fill_nearest(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """``values`` ``(time, y, x)`` with every ``invalid`` pixel replaced by the nearest valid one of the same
+    time step (Euclidean distance transform, as the dataset writer's ``fill_nans``); a step without any valid
+    pixel is left as it is."""
+    from scipy.ndimage import distance_transform_edt
+
+    out = values.copy()
+    for t in range(values.shape[0]):
+        bad = invalid[t]
+        if bad.any() and not bad.all():
+            idx = distance_transform_edt(bad, return_distances=False, return_indices=True)
+            out[t] = values[t][tuple(idx)]
+    return out
+
+
+def _writer_s2(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the dataset writer does to each Sentinel-2 image before writing (REAL-FORMAT.md): 0 (no data)
+    becomes NaN, values are clipped to [0, 10000], NaNs take the value of the nearest valid pixel (per band
+    and date, SCL included), and everything is cast to int16. Returns new arrays (bands and SCL)."""
+    out = {}
+    for name in (*schema.S2_BANDS, "SCL"):
+        v = data[name]
+        out[name] = _fill_nearest(np.clip(v, 0, 10000), v == 0).astype("int16")
+    return out
+
+
+def _harmonize_s2(bands: dict[str, np.ndarray], times: Sequence[dt.date]) -> None:
+    """Harmonized release: remove the +1000 DN offset from the bands of dates from 2022-01-25 and bound
+    them to [0, 10000], in place (int16 kept)."""
+    steps = np.array([t >= schema.S2_OFFSET_FROM for t in times], dtype=bool)
+    for b in schema.S2_OFFSET_BANDS:
+        v = bands[b].astype("int32")
+        v[steps] -= schema.S2_OFFSET
+        bands[b] = np.clip(v, 0, 10000).astype("int16")
 
 
 def _simulate_s1(
@@ -595,7 +699,7 @@ def _simulate_s1(
             db = np.where(scar > 0, _S1_DB["scar"][pol_i], db)
             db = np.where(st.water, _S1_DB["water"][pol_i], db + terrain_db + moist)
             lin = 10 ** (db / 10) * rng.gamma(looks, 1 / looks, size=(h, w))
-            lin = np.where(invalid, np.nan, lin).astype("float32")
+            lin = np.where(invalid, np.nan, np.minimum(lin, 1.0)).astype("float32")  # writer: clip to <= 1
             if rng.random() < 0.04:  # border no-data on some dates
                 lin[:, : int(rng.integers(5, 30))] = np.nan
             out[pol][t] = lin
@@ -618,6 +722,18 @@ def _spatial_ref(epsg: int, x0: float, y0: float) -> xr.DataArray:
     return xr.DataArray(np.int64(0), attrs=attrs)
 
 
+#: Variables of a patch in the order the dataset writer puts them in the file.
+_FILE_ORDER: dict[str, tuple[str, ...]] = {
+    "s2": (*schema.S2_BANDS, "SCL", "MASK", "DEM"),
+    "s1asc": ("VH", "VV", "MASK", "DEM"),
+    "s1dsc": ("VH", "VV", "MASK", "DEM"),
+}
+#: ``satellite`` attribute per sensor folder, as the writer puts it.
+_SATELLITE = {"s2": "s2", "s1asc": "s1-asc", "s1dsc": "s1-dsc"}
+#: The token an undated annotation writes in ``event_date`` (``str(None)``).
+_UNDATED = "None"
+
+
 def _write_patch(
     path: Path,
     data: dict[str, np.ndarray],
@@ -625,36 +741,105 @@ def _write_patch(
     x0: float,
     y0: float,
     epsg: int,
-    attrs: dict[str, str],
+    attrs: dict[str, object],
+    sensor: str,
 ) -> None:
-    """Write one patch in the card's (time, x, y) order with zlib-compressed variables."""
+    """Write one patch as the dataset writer does (REAL-FORMAT.md): every variable ``(time, y, x)`` in the
+    writer's order, ``x``/``y`` float64 pixel top/left edges, ``time`` with xarray's default encoding (days
+    since the first date), ``spatial_ref`` an int64 scalar; unlike the writer, variables are zlib-compressed
+    (lossless; it keeps a sample small)."""
     n = schema.PATCH_SIZE
-    xs = x0 + schema.PIXEL_SIZE_M * (np.arange(n) + 0.5)
-    ys = y0 - schema.PIXEL_SIZE_M * (np.arange(n) + 0.5)
-    coords = {
-        "time": pd.DatetimeIndex([pd.Timestamp(t) for t in times]).values.astype("datetime64[ns]"),
-        "x": xs.astype("float64"),
-        "y": ys.astype("float64"),
+    xs = np.arange(n) * schema.PIXEL_SIZE_M + x0
+    ys = y0 + np.arange(n) * -schema.PIXEL_SIZE_M
+    gm = {"grid_mapping": "spatial_ref"}
+    names = _FILE_ORDER[sensor]
+    dvars = {  # arrays come as (time, y, x)
+        name: xr.DataArray(np.ascontiguousarray(data[name]), dims=schema.DIMS_REFERENCE, attrs=gm)
+        for name in names
     }
-    dvars = {}
-    for name, arr in data.items():  # arrays come as (time, y, x)
-        dvars[name] = xr.DataArray(
-            np.ascontiguousarray(arr.transpose(0, 2, 1)),
-            dims=schema.DIMS,
-            attrs={"grid_mapping": "spatial_ref"},
-        )
-    ds = xr.Dataset(dvars, coords=coords, attrs=attrs)
+    time = np.array([np.datetime64(t, "D") for t in times]).astype("datetime64[ns]")
+    ds = xr.Dataset(dvars, coords={"time": time, "y": ys, "x": xs}, attrs=attrs)
     ds["spatial_ref"] = _spatial_ref(epsg, x0, y0)
-    enc = {name: {"zlib": True, "complevel": 4, "shuffle": True} for name in data}
-    enc["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
+    enc = {name: {"zlib": True, "complevel": 4, "shuffle": True} for name in names}
     tmp = path.with_suffix(".nc.part")
     ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
     os.replace(tmp, path)
 
 
-def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dict]]:
-    """Simulate one canvas and write its patches; return (file records, inventory records)."""
-    plan, out_dir, first_ann_id = args
+def _pad(times: list[dt.date], data: dict[str, np.ndarray], k: int) -> list[dt.date]:
+    """A short series padded as the writer does: the last ``k`` steps become copies of the image before
+    them (``data`` changed in place); returns the padded dates."""
+    n = len(times)
+    last = n - k - 1
+    for v in data.values():
+        v[last + 1 :] = v[last]
+    return times[: last + 1] + [times[last]] * k
+
+
+@dataclass
+class _PatchAnnotations:
+    """What a patch's attributes say about its landslides (the same for every sensor of the location)."""
+
+    inside: list[Landslide]  # in the writer's order: by event-date string, then id
+    written: list[str]  # event_date entries in set order (ISO dates, ``None`` for undated)
+    confidences: list[float]  # date_confidence entries in set order
+
+
+def _patch_annotations(
+    slides: list[Landslide],
+    cols: slice,
+    tokens: list[str],
+    confidences: list[float],
+    rng: np.random.Generator,
+) -> _PatchAnnotations:
+    inside = [s for s in slides if s.mask[:, cols].any()]
+    inside.sort(key=lambda s: (tokens[s.event], s.ann_id))  # the writer sorts annotations by date string
+    uniq = list(dict.fromkeys(tokens[s.event] for s in inside))
+    confs = list(dict.fromkeys(confidences[s.event] for s in inside))
+    # written from Python sets: arbitrary order (drawn here, the same for every sensor of the location)
+    return _PatchAnnotations(
+        inside,
+        [uniq[i] for i in rng.permutation(len(uniq))],
+        [confs[i] for i in rng.permutation(len(confs))],
+    )
+
+
+def _writer_attrs(
+    ann: _PatchAnnotations,
+    plan: CanvasPlan,
+    times: list[dt.date],
+    sensor: str,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    epsg: int,
+) -> dict[str, object]:
+    """Global attributes as the dataset writer builds them (REAL-FORMAT.md): strings, except the float64
+    centre (``y[64]``, ``x[64]``); ``pre_post_dates`` one dict per ``event_date`` entry, in its order."""
+    pre_post = [
+        schema.writer_pre_post(times, None if tok == _UNDATED else dt.date.fromisoformat(tok))
+        for tok in ann.written
+    ]
+    return {
+        "ann_id": ",".join(str(int(s.ann_id)) for s in ann.inside),
+        "ann_bbox": ",".join(str(_bbox_m(s.polygon_px, plan)) for s in ann.inside),
+        "event_date": ",".join(ann.written),
+        "date_confidence": ",".join(str(float(c)) for c in ann.confidences),
+        "pre_post_dates": schema.encode_pre_post(pre_post),
+        "annotated": schema.encode_bool(bool(ann.inside)),
+        "satellite": _SATELLITE[sensor],
+        "center_lat": float(ys[schema.PATCH_SIZE // 2]),
+        "center_lon": float(xs[schema.PATCH_SIZE // 2]),
+        "crs": f"EPSG:{epsg}",
+    }
+
+
+def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
+    """Simulate one canvas and write its patches; return (file records, inventory records).
+
+    ``args``: ``(plan, out_dir, first_ann_id[, release])``, release ``"raw"`` (default) or ``"harmonized"``.
+    """
+    plan, out_dir, first_ann_id, *rest = args
+    release = rest[0] if rest else "raw"
     out = Path(out_dir)
     reg = REGION_BY_NAME[plan.region]
     rng = np.random.default_rng(plan.seed)
@@ -682,6 +867,16 @@ def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dic
         )
         for m, _, hv in st.fields
     ]
+    # what the inventory says: an undated annotation has no date (the landslides still happen at `events`)
+    tokens = [_UNDATED if plan.undated else e.isoformat() for e in events]
+    inv_conf = [float("nan") if plan.undated else c for c in confidences]
+    order_rng = np.random.default_rng([plan.seed, 7])  # the writer's set order, apart from the physics
+    anns = {
+        p.patch_id: _patch_annotations(
+            slides, slice(p.col0, p.col0 + schema.PATCH_SIZE), tokens, inv_conf, order_rng
+        )
+        for p in plan.patches
+    }
     sensors = sorted({s for p in plan.patches for s in p.sensors})
     records: list[dict] = []
     for sensor in sensors:
@@ -694,38 +889,42 @@ def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dic
             data = _simulate_s2(srng, st, reg, times, slides, events)
         else:
             data = _simulate_s1(srng, st, reg, sensor, times, slides, events)
-        dem = np.broadcast_to(np.rint(st.dem).astype("int16"), (len(times), *shape))
+            if release == "harmonized":  # dB, bounded to [-50, 10]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    data = {k: np.clip(10 * np.log10(v), -50, 10).astype("float32") for k, v in data.items()}
+        if plan.padded.get(sensor):
+            times = _pad(times, data, plan.padded[sensor])
+        dem = np.rint(st.dem).astype("int16")
+        if release == "harmonized":
+            dem = np.clip(dem, 0, 8800).astype("int16")
+        dem = np.broadcast_to(dem, (len(times), *shape))
         for p in plan.patches:
             if sensor not in p.sensors:
                 continue
             cols = slice(p.col0, p.col0 + schema.PATCH_SIZE)
-            inside = [s for s in slides if s.mask[:, cols].any()]
+            ann = anns[p.patch_id]
             mask2d = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype="uint8")
-            for s in inside:
+            for s in ann.inside:
                 mask2d |= s.mask[:, cols].astype("uint8")
-            ev_idx = sorted({s.event for s in inside})
-            p_events = [events[i] for i in ev_idx]
             x0 = plan.x0 + p.col0 * schema.PIXEL_SIZE_M
-            a = schema.PatchAttrs(
-                annotated=bool(inside),
-                ann_ids=[s.ann_id for s in inside],
-                ann_bboxes=[_bbox_m(s.polygon_px, plan) for s in inside],
-                event_dates=p_events,
-                date_confidences=[confidences[i] for i in ev_idx],
-                pre_post=[pre_post_indices(times, e) for e in p_events],
-                satellite="s2" if sensor == "s2" else "s1",
-                center_x=x0 + schema.PIXEL_SIZE_M * (schema.PATCH_SIZE // 2 + 0.5),
-                center_y=plan.y0 - schema.PIXEL_SIZE_M * (schema.PATCH_SIZE // 2 + 0.5),
-                epsg=reg.epsg,
-            )
+            xs = np.arange(schema.PATCH_SIZE) * schema.PIXEL_SIZE_M + x0
+            ys = plan.y0 + np.arange(schema.PATCH_SIZE) * -schema.PIXEL_SIZE_M
+            attrs = _writer_attrs(ann, plan, times, sensor, xs, ys, reg.epsg)
             fdata = {k: v[:, :, cols] for k, v in data.items()}
+            if sensor == "s2":
+                fdata = _writer_s2(fdata)
+                if release == "harmonized":
+                    _harmonize_s2(fdata, times)
             fdata["DEM"] = dem[:, :, cols]
             fdata["MASK"] = np.broadcast_to(mask2d, (len(times), *mask2d.shape))
             fname = schema.patch_filename(plan.region, sensor, p.patch_id)
-            _write_patch(out / sensor / fname, fdata, times, x0, plan.y0, reg.epsg, schema.encode_attrs(a))
+            _write_patch(out / sensor / fname, fdata, times, x0, plan.y0, reg.epsg, attrs, sensor)
             scl_bad = None
             if sensor == "s2":
                 scl_bad = np.isin(fdata["SCL"], list(schema.SCL_BAD)).reshape(len(times), -1).mean(1).tolist()
+            ev_idx = sorted({s.event for s in ann.inside}) if not plan.undated else []
+            p_events = [events[i] for i in ev_idx]
+            annotated = bool(ann.inside)
             records.append(
                 {
                     "sensor": sensor,
@@ -733,28 +932,35 @@ def _canvas_job(args: tuple[CanvasPlan, str, int]) -> tuple[list[dict], list[dic
                     "patch_id": p.patch_id,
                     "key": f"{plan.region}_{p.patch_id}",
                     "path": f"{sensor}/{fname}",
-                    "annotated": a.annotated,
+                    "annotated": annotated,
                     "n_positive": int(mask2d.sum()),
+                    # dated events, chronological (the file lists them in set order: event_date_attr)
                     "event_dates": [d.isoformat() for d in p_events],
-                    "date_confidences": a.date_confidences,
-                    "pre_post": [list(pp) for pp in a.pre_post],
-                    "ann_ids": a.ann_ids,
+                    "date_confidences": [confidences[i] for i in ev_idx],
+                    "pre_post": [list(pre_post_indices(times, e)) for e in p_events],
+                    "ann_ids": [s.ann_id for s in ann.inside],
                     "times": [t.isoformat() for t in times],
                     "epsg": reg.epsg,
-                    "center_x": a.center_x,
-                    "center_y": a.center_y,
+                    "center_x": attrs["center_lon"],
+                    "center_y": attrs["center_lat"],
                     "canvas": plan.index,
                     "col0": p.col0,
-                    "event_outside_series": plan.outside.get(sensor) if a.annotated else None,
+                    # "before"/"after" (event outside the series), "undated" (no date given) or None
+                    "event_outside_series": (
+                        ("undated" if plan.undated else plan.outside.get(sensor)) if annotated else None
+                    ),
                     "bad_fraction": scl_bad,
+                    "event_date_attr": attrs["event_date"],
+                    "n_undated_events": ann.written.count(_UNDATED),
+                    "n_padded": int(plan.padded.get(sensor, 0)),
                 }
             )
     inventory = [
         {
             "ann_id": s.ann_id,
             "region": plan.region,
-            "event_date": events[s.event].isoformat(),
-            "date_conf": confidences[s.event],
+            "event_date": None if plan.undated else events[s.event].isoformat(),
+            "date_conf": inv_conf[s.event],
             "epsg": reg.epsg,
             "coords": _poly_m(s.polygon_px, plan).tolist(),
             "n_pixels": int(s.mask.sum()),
@@ -865,12 +1071,20 @@ coordinates, attributes and the inventory file. The pixel values are simulated (
 clouds, speckle, landslides after their event date); they are not observations and must not be used to draw
 conclusions about real landslides.
 
-They follow the **raw release** (`data_raw`): Sentinel-1 in linear power, Sentinel-2 bands of dates from
-2022-01-25 with ESA's +1000 DN offset (processing baseline 04.00); `synthetic_manifest.json` records
-`"release": "raw"`, and the readers of `s12ls_utils` remove the offset.
+{release_text}
 
 Files: {counts}. `synthetic_manifest.json` records what was written.
 """
+
+
+_README_RELEASE = {
+    "raw": """They follow the **raw release** (`data_raw`): Sentinel-1 in linear power, Sentinel-2 bands of dates from
+2022-01-25 with ESA's +1000 DN offset (processing baseline 04.00); `synthetic_manifest.json` records
+`"release": "raw"`, and the readers of `s12ls_utils` remove the offset.""",
+    "harmonized": """They follow the **harmonized release** (`data_harmonized`): Sentinel-1 in dB bounded to [-50, 10],
+Sentinel-2 with ESA's +1000 DN offset of dates from 2022-01-25 removed and bounded to [0, 10000], DEM bounded
+to [0, 8800]; `synthetic_manifest.json` records `"release": "harmonized"`.""",
+}
 
 
 @dataclass
@@ -918,12 +1132,19 @@ def make_sample(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    release: str = "raw",
 ) -> SampleInfo:
     """Write a synthetic Sen12Landslides copy into ``out_dir``.
 
     Deterministic for a given ``seed`` and ``n_per_sensor`` (about that many files per sensor; each
     location exists in one to three sensors), whatever ``workers`` (processes; default: one per usable
     CPU). Refuses a non-empty ``out_dir`` unless ``overwrite``.
+
+    ``release``: ``"raw"`` (default; ``data_raw``: Sentinel-1 linear power, Sentinel-2 with the +1000 DN
+    offset from 2022-01-25) or ``"harmonized"`` (``data_harmonized``: Sentinel-1 in dB bounded to [-50, 10],
+    the offset removed and Sentinel-2 bounded to [0, 10000], DEM bounded to [0, 8800]). The same seed gives
+    the same scenes in both; the manifest records the release, which :func:`s12ls_utils.io.file_release`
+    reads.
 
     Memory does not grow with the sample: each canvas's files are written as soon as it is simulated
     (by the worker that simulated it), its arrays are dropped, and the per-file records go to a spill
@@ -939,6 +1160,8 @@ def make_sample(
         isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1
     ):
         raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
+    if release not in SAMPLE_RELEASES:
+        raise ValueError(f"release must be one of {', '.join(SAMPLE_RELEASES)}, not {release!r}")
     t0 = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -956,7 +1179,7 @@ def make_sample(
         (out / s).mkdir(parents=True, exist_ok=True)
     n_per_sensor = int(n_per_sensor)
     plans = _plan(n_per_sensor, seed)
-    jobs = [(p, str(out), 40000 + 1000 * p.index) for p in plans]
+    jobs = [(p, str(out), 40000 + 1000 * p.index, release) for p in plans]
     workers = min(len(jobs), int(workers or default_workers()))
     n_planned = sum(len(pp.sensors) for p in plans for pp in p.patches)
     # Per file, only (sensor, region, patch_id, offset, length) stays in memory; its manifest entry
@@ -998,7 +1221,7 @@ def make_sample(
 
         head = {
             "generator": "s12ls_utils.synthetic",
-            "release": "raw",  # S1 linear, S2 with the +1000 DN offset from 2022-01-25 (io.file_release)
+            "release": release,  # read by io.file_release (see SAMPLE_RELEASES)
             "version": __version__,
             "seed": seed,
             "n_per_sensor": n_per_sensor,
@@ -1009,6 +1232,7 @@ def make_sample(
         _write_manifest(out / MANIFEST_NAME, head, spilled_files(), spilled_slides())
     (out / "README.md").write_text(
         _README.format(
+            release_text=_README_RELEASE[release],
             version=__version__,
             seed=seed,
             n_per_sensor=n_per_sensor,

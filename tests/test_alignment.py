@@ -279,11 +279,12 @@ def test_grid_differences_within_tolerance_pass(small_sample, tmp_path, by_key):
     assert check_consistency(_catalog(data), data, progress=False, workers=1).empty
 
 
-def _to_reference_order(path: Path, modify=None) -> None:
-    """Rewrite a patch with every variable in (time, y, x), as the reference preprocessing writes it."""
+def _to_card_order(path: Path, modify=None) -> None:
+    """Rewrite a patch with every variable in (time, x, y), the dataset card's order (the generator writes
+    (time, y, x), as the reference preprocessing does)."""
     with xr.open_dataset(path, engine="netcdf4") as ds:
         ds = ds.load()
-    ds = ds.transpose("time", "y", "x")
+    ds = ds.transpose("time", "x", "y")
     if modify is not None:
         modify(ds)
     tmp = path.with_suffix(".tmp.nc")
@@ -291,27 +292,27 @@ def _to_reference_order(path: Path, modify=None) -> None:
     tmp.replace(path)
 
 
-def test_reference_dims_order_is_still_consistent(small_sample, tmp_path, by_key):
+def test_card_dims_order_is_still_consistent(small_sample, tmp_path, by_key):
     data = _copy(small_sample, tmp_path)
     key = _pick(by_key, annotated=True)
     for sensor in ("s1asc", "s2"):
-        _to_reference_order(_path(data, key, sensor))
+        _to_card_order(_path(data, key, sensor))
     cat = _catalog(data)
     assert set(cat.loc[cat["key"] == key, "dims_order"]) == {"time,y,x", "time,x,y"}
     m = check_consistency(cat, data, checks=CHECKS, progress=False, workers=1)
     assert m.empty, m.to_string()
 
 
-def test_mask_pixel_found_in_reference_dims_order(small_sample, tmp_path, by_key):
+def test_mask_pixel_found_in_card_dims_order(small_sample, tmp_path, by_key):
     data = _copy(small_sample, tmp_path)
     key = _pick(by_key, annotated=True)
 
-    def flip(ds: xr.Dataset) -> None:  # pixel at row 3, column 5 of a (time, y, x) array
+    def flip(ds: xr.Dataset) -> None:  # pixel at x 3, y 5 of a (time, x, y) array
         v = ds["MASK"].values.copy()
         v[:, 3, 5] = 1 - v[:, 3, 5]
         ds["MASK"] = (ds["MASK"].dims, v, ds["MASK"].attrs)
 
-    _to_reference_order(_path(data, key, "s2"), flip)
+    _to_card_order(_path(data, key, "s2"), flip)
     m = check_consistency(_catalog(data), data, progress=False, workers=1)
     assert set(m["check"]) == {"mask"}
     assert set(m["sensor_b"]) == {"s2"}

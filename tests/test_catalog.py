@@ -128,7 +128,7 @@ def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[s
         assert row.n_positive == m["n_positive"]
         assert row.positive_fraction == pytest.approx(m["n_positive"] / schema.PATCH_SIZE**2)
         assert row.event_dates == ",".join(sorted(m["event_dates"]))
-        assert row.n_events == len(m["event_dates"]) and row.n_undated_events == 0
+        assert row.n_events == len(m["event_dates"]) and row.n_undated_events == m["n_undated_events"]
         assert row.release == "raw"  # recorded in the synthetic manifest
         if m["event_dates"]:
             assert row.event_date == pd.Timestamp(min(m["event_dates"]))
@@ -142,8 +142,9 @@ def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[s
             else:  # the writer's {0, 0} / {14, 14} are never used as indices
                 assert (row.pre_index, row.post_index) == (-1, -1)
                 assert row.event_position == m["event_outside_series"]
-        else:
-            assert pd.isna(row.event_date) and row.event_position == "none"
+        else:  # not annotated, or annotated without a date (event_date "None")
+            assert pd.isna(row.event_date)
+            assert row.event_position == ("undated" if m["n_undated_events"] else "none")
             assert math.isnan(row.date_confidence) and math.isnan(row.date_confidence_max)
             assert (row.pre_index, row.post_index) == (-1, -1)
         assert row.ann_ids == ",".join(str(a) for a in m["ann_ids"])
@@ -160,7 +161,7 @@ def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[s
             assert row.event_in_series == (m["event_outside_series"] is None)
         else:
             assert (row.n_before, row.n_after, row.event_in_series) == (0, 0, False)
-        assert row.dims_order == "time,x,y"
+        assert row.dims_order == "time,y,x"  # the reference writer's order
         if m["sensor"] == "s2":
             bad = np.asarray(m["bad_fraction"])
             assert row.n_cloudy == int((bad > 0.5).sum())
@@ -170,7 +171,7 @@ def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[s
         else:
             assert pd.isna(row.n_cloudy) and pd.isna(row.n_clear)
             assert row.s1_unit == "linear"
-            assert row.satellite == "s1"
+            assert row.satellite == {"s1asc": "s1-asc", "s1dsc": "s1-dsc"}[m["sensor"]]
 
 
 def test_columns_dtypes_and_order(sample_catalog: pd.DataFrame, small_sample: Path) -> None:

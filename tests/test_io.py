@@ -37,12 +37,16 @@ def _pick(manifest: dict, sensor: str, annotated: bool, underscore: bool = False
         if r["sensor"] == sensor and r["annotated"] == annotated and (not underscore or "_" in r["region"])
     ]
     assert recs, f"the sample lacks a {sensor} patch with annotated={annotated} underscore={underscore}"
-    return recs[0]
+    # a plain one where there is one: one dated event inside an unpadded series
+    plain = [
+        r for r in recs if not r["n_padded"] and not r["n_undated_events"] and not r["event_outside_series"]
+    ]
+    return (plain or recs)[0]
 
 
 @pytest.fixture(scope="session")
 def s2_rec(manifest) -> dict:
-    """An annotated S2 patch whose region name holds an underscore (usa_alaska / japan_hokkaido …)."""
+    """An annotated S2 patch whose region name holds an underscore (usa_alaska / usa_puertorico …)."""
     return _pick(manifest, "s2", True, underscore=True)
 
 
@@ -99,10 +103,10 @@ def as_yx(arr: np.ndarray, dims: tuple[str, ...]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("which", ["s2", "s1"])
 def test_open_patch_canonical_dims_for_both_orders(which, s2_path, s1_path, tmp_path):
-    card = s2_path if which == "s2" else s1_path
-    ref = rewrite(card, in_tmp(card, tmp_path), lambda ds: ds.transpose("time", "y", "x"))
-    assert raw_var(card, "MASK")[1] == ("time", "x", "y")  # the generator writes the card's order
-    assert raw_var(ref, "MASK")[1] == ("time", "y", "x")  # the reference preprocessing's order
+    ref = s2_path if which == "s2" else s1_path
+    card = rewrite(ref, in_tmp(ref, tmp_path), lambda ds: ds.transpose("time", "x", "y"))
+    assert raw_var(card, "MASK")[1] == ("time", "x", "y")  # the card's order
+    assert raw_var(ref, "MASK")[1] == ("time", "y", "x")  # the reference writer's (and the generator's)
     with open_patch(card) as a, open_patch(ref) as b:
         for ds in (a, b):
             assert set(ds.data_vars) == {*schema.VARIABLES[card.parent.name], "spatial_ref"}
@@ -355,13 +359,15 @@ def test_read_patch_meta_typed_fields(s2_path, s2_rec):
     assert m.epsg == s2_rec["epsg"] and m.satellite == "s2"
     assert (m.center_x, m.center_y) == pytest.approx((s2_rec["center_x"], s2_rec["center_y"]))
     assert m.times.dtype == np.dtype("datetime64[ns]") and m.times.shape == (15,)
-    assert (np.diff(m.times) > np.timedelta64(0)).all()
+    assert (np.diff(m.times) >= np.timedelta64(0)).all()  # sorted; a padded series repeats its last date
+    assert np.unique(m.times).size == 15 - s2_rec["n_padded"]
     assert [str(t)[:10] for t in m.times] == s2_rec["times"]
     with open_patch(s2_path) as ds:
         assert m.n_positive == int(ds.MASK[0].sum()) == s2_rec["n_positive"] > 0
         np.testing.assert_array_equal(m.times, ds.time.values)
-        assert (m.center_x, m.center_y) == (float(ds.x[64]), float(ds.y[64]))  # the centre pixel, metres
-    assert m.dims_order == "time,x,y"
+        # x[64], y[64]: the patch centre, a pixel corner (x/y are the pixels' top/left edges), metres
+        assert (m.center_x, m.center_y) == (float(ds.x[64]), float(ds.y[64]))
+    assert m.dims_order == "time,y,x"
     assert m.s1_unit is None
     assert m.bad_fraction is not None and m.bad_fraction.shape == (15,)
     assert ((m.bad_fraction >= 0) & (m.bad_fraction <= 1)).all()
@@ -372,7 +378,9 @@ def test_read_patch_meta_typed_fields(s2_path, s2_rec):
 
 def test_read_patch_meta_s1_and_not_annotated(sample_dir, manifest, s1_path, s1_rec):
     m = read_patch_meta(s1_path)
-    assert m.sensor == "s1asc" and m.satellite == "s1" and m.s1_unit == "linear" and m.bad_fraction is None
+    assert (
+        m.sensor == "s1asc" and m.satellite == "s1-asc" and m.s1_unit == "linear" and m.bad_fraction is None
+    )
     assert m.n_positive == s1_rec["n_positive"] > 0
     rec = _pick(manifest, "s1dsc", False)
     m = read_patch_meta(sample_dir / rec["path"])
@@ -396,8 +404,8 @@ def test_read_patch_meta_matches_manifest_for_every_file(sample_dir, manifest):
 
 def test_read_patch_meta_either_dim_order(s2_path, s1_path, tmp_path):
     for src in (s2_path, s1_path):
-        ref = rewrite(src, in_tmp(src, tmp_path), lambda ds: ds.transpose("time", "y", "x"))
-        a, b = read_patch_meta(src), read_patch_meta(ref)
+        card = rewrite(src, in_tmp(src, tmp_path), lambda ds: ds.transpose("time", "x", "y"))
+        a, b = read_patch_meta(card), read_patch_meta(src)
         assert (a.dims_order, b.dims_order) == ("time,x,y", "time,y,x")
         assert a.n_positive == b.n_positive > 0
         np.testing.assert_array_equal(a.times, b.times)

@@ -46,7 +46,12 @@ from s12ls_utils.schema import (
 def _record(manifest: dict, sensor: str, annotated: bool) -> dict:
     recs = [r for r in manifest["files"] if r["sensor"] == sensor and r["annotated"] == annotated]
     assert recs, f"the sample has no {'annotated' if annotated else 'non-annotated'} {sensor} patch"
-    return recs[0]
+    # a plain one where there is one: one dated event inside an unpadded series (the sample also holds
+    # padded series and undated annotations, which the tests below build on purpose)
+    plain = [
+        r for r in recs if not r["n_padded"] and not r["n_undated_events"] and not r["event_outside_series"]
+    ]
+    return (plain or recs)[0]
 
 
 @pytest.fixture(scope="session")

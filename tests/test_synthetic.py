@@ -64,16 +64,16 @@ def default_plan() -> list[synthetic.CanvasPlan]:
 
 @pytest.fixture(scope="module")
 def default_special_records(default_plan, tmp_path_factory) -> list[dict]:
-    """The canvases of the default plan with two events or an event outside the series, written with the
-    generator's own per-canvas job (file records as in the manifest)."""
+    """The canvases of the default plan with two events, an event outside the series, an undated annotation
+    or a padded series, written with the generator's own per-canvas job (file records as in the manifest)."""
     out = tmp_path_factory.mktemp("default_special")
     for s in schema.SENSORS:
         (out / s).mkdir()
     records: list[dict] = []
     for plan in default_plan:
-        if plan.two_events or plan.outside:
-            recs, _ = synthetic._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
-            records += [dict(r, path=str(out / r["path"])) for r in recs]
+        if plan.two_events or plan.outside or plan.undated or plan.padded:
+            recs, slides = synthetic._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
+            records += [dict(r, path=str(out / r["path"]), inventory=slides) for r in recs]
     return records
 
 
@@ -304,8 +304,8 @@ def test_crs_and_geotransform(manifest, loaded):
         assert epsg == r["epsg"] == synthetic.REGION_BY_NAME[r["region"]].epsg
         assert CRS.from_wkt(ds.spatial_ref.attrs["crs_wkt"]).to_epsg() == epsg
         gt = [float(v) for v in ds.spatial_ref.attrs["GeoTransform"].split()]
-        # GeoTransform gives the outer corner; the coordinates are pixel centres
-        assert gt == [float(ds.x[0]) - 5.0, 10.0, 0.0, float(ds.y[0]) + 5.0, 0.0, -10.0]
+        # GeoTransform gives the outer corner; the coordinates are pixel top/left edges, as the writer's
+        assert gt == [float(ds.x[0]), 10.0, 0.0, float(ds.y[0]), 0.0, -10.0]
         # the patch lies near its region's centre (within ~15 km)
         reg = synthetic.REGION_BY_NAME[r["region"]]
         cx, cy = Transformer.from_crs(4326, epsg, always_xy=True).transform(reg.lon, reg.lat)
@@ -319,7 +319,8 @@ def _rasterise(inventory: gpd.GeoDataFrame, ds, epsg: int) -> tuple[np.ndarray, 
     """Pixel centres of a patch inside any inventory polygon (transformed to the patch CRS with pyproj),
     and the ann_ids of the polygons that contain at least one centre."""
     tr = Transformer.from_crs(4326, epsg, always_xy=True)
-    xx, yy = np.meshgrid(ds.x.values, ds.y.values)  # (y, x) grid of centres
+    half = schema.PIXEL_SIZE_M / 2  # x/y are the pixels' top/left edges
+    xx, yy = np.meshgrid(ds.x.values + half, ds.y.values - half)  # (y, x) grid of centres
     out = np.zeros(xx.shape, dtype=bool)
     ids: set[int] = set()
     x0, x1, y0, y1 = xx.min(), xx.max(), yy.min(), yy.max()
@@ -350,9 +351,11 @@ def test_inventory_reproduces_masks(manifest, loaded, inventory):
         agreements.append(float((raster == mask).mean()))
         np.testing.assert_array_equal(raster, mask, err_msg=r["path"])
         assert ids == set(r["ann_ids"]) == set(schema.parse_ints(ds.attrs["ann_id"]))
-        # each polygon's event date is one of the patch's event dates
-        dates = set(inventory.loc[inventory["ann_id"].isin(ids), "event_date"])
+        # each polygon's event date is one of the patch's event dates (none at all when undated)
+        dates = set(inventory.loc[inventory["ann_id"].isin(ids), "event_date"].dropna())
         assert dates <= set(r["event_dates"])
+        if r["n_undated_events"]:
+            assert inventory.loc[inventory["ann_id"].isin(ids), "event_date"].isna().all()
     assert min(agreements) == 1.0
 
 
@@ -539,7 +542,7 @@ def test_s1_backscatter(manifest, loaded):
         for b in ("VV", "VH"):
             v = ds[b].values
             assert v.dtype == np.float32
-            assert (v[np.isfinite(v)] > 0).all()  # linear power
+            assert (v[np.isfinite(v)] > 0).all() and (v[np.isfinite(v)] <= 1).all()  # linear, clipped to 1
             assert np.isfinite(v).mean() > 0.8
             any_nan |= bool(np.isnan(v).any())
         assert ds.attrs["s1_unit_native"] == "linear"
@@ -601,7 +604,8 @@ def _check_pre_post(rec: dict, ds_attrs: dict | None = None, allow_ties: bool = 
     """Check the pre/post indices of one file record; returns the events that fall on an acquisition date
     (``times[post] == event``), which only ``allow_ties`` lets through."""
     times = _dates(rec)
-    assert times == sorted(times) and len(set(times)) == len(times) == schema.N_TIME
+    assert times == sorted(times) and len(times) == schema.N_TIME
+    assert len(set(times)) == schema.N_TIME - rec["n_padded"]  # a padded series repeats its last date
     ties = []
     for ev, (pre, post) in zip(rec["event_dates"], rec["pre_post"], strict=True):
         day = dt.date.fromisoformat(ev)
@@ -616,7 +620,8 @@ def _check_pre_post(rec: dict, ds_attrs: dict | None = None, allow_ties: bool = 
                 continue
             assert times[pre] < day < times[post], (rec["path"], ev, times[pre], times[post])
     if ds_attrs is not None:
-        assert schema.parse_pre_post(ds_attrs["pre_post_dates"]) == [tuple(p) for p in rec["pre_post"]]
+        # the file lists them in event_date's (set) order; the reader re-pairs them with the sorted dates
+        assert schema.parse_attrs(ds_attrs)[0].pre_post == [tuple(p) for p in rec["pre_post"]]
     return ties
 
 
@@ -634,13 +639,13 @@ def test_pre_post_in_sample_files(manifest, loaded):
 
 
 def test_pre_post_for_events_outside_the_series(default_special_records):
-    outside = [r for r in default_special_records if r["event_outside_series"]]
+    outside = [r for r in default_special_records if r["event_outside_series"] in ("before", "after")]
     assert {r["event_outside_series"] for r in outside} == {"before", "after"}
     for r in outside:
         times = _dates(r)
         ev = [dt.date.fromisoformat(e) for e in r["event_dates"]]
         with netCDF4.Dataset(r["path"]) as ds:
-            pp = schema.parse_pre_post(ds.getncattr("pre_post_dates"))
+            pp = schema.parse_attrs({k: ds.getncattr(k) for k in ds.ncattrs()})[0].pre_post  # chronological
         assert pp == [tuple(p) for p in r["pre_post"]]
         if r["event_outside_series"] == "before":
             assert ev[0] < times[0] and pp[0] == (0, 0)
@@ -807,7 +812,7 @@ def test_sample_is_the_raw_release(sample_dir, manifest, loaded):
         assert ds.attrs["release"] == "raw" and ds.attrs["s2_offset_removed"] == int(steps.sum())
         with netCDF4.Dataset(sample_dir / r["path"]) as nc:
             for b in schema.S2_BANDS:
-                stored = np.asarray(nc[b][:]).transpose(0, 2, 1)  # the generator writes (time, x, y)
+                stored = np.asarray(nc[b][:])  # the generator writes (time, y, x), as the dataset writer
                 phys = ds[b].values
                 np.testing.assert_array_equal(stored[~steps], phys[~steps])
                 # +1000 on valid pixels (clipped to 10000), no-data 0 stays 0
@@ -817,3 +822,237 @@ def test_sample_is_the_raw_release(sample_dir, manifest, loaded):
         with open_patch(sample_dir / r["path"], load=True, harmonize=False) as kept:
             stored = kept["B08"].values[steps]
             assert ((stored - ds["B08"].values[steps])[stored > 0] == 1000).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# The dataset writer's conventions (../shared/reference/REAL-FORMAT.md)
+# --------------------------------------------------------------------------------------------------
+def test_every_file_validates(sample_dir, manifest):
+    for r in manifest["files"]:
+        res = schema.check_patch(sample_dir / r["path"])
+        assert res.errors == [], (r["path"], res.errors)
+
+
+def test_writer_layout(sample_dir, manifest):
+    """Dim order, variable order, dtypes, fill values, edge coordinates, time encoding and spatial_ref."""
+    order = {
+        "s2": [*schema.S2_BANDS, "SCL", "MASK", "DEM"],
+        "s1asc": ["VH", "VV", "MASK", "DEM"],
+        "s1dsc": ["VH", "VV", "MASK", "DEM"],
+    }
+    for r in manifest["files"]:
+        with netCDF4.Dataset(sample_dir / r["path"]) as nc:
+            data_vars = [v for v in nc.variables if v not in ("time", "x", "y", "spatial_ref")]
+            assert data_vars == order[r["sensor"]], r["path"]
+            for name in data_vars:
+                v = nc[name]
+                assert v.dimensions == ("time", "y", "x"), (r["path"], name)
+                assert v.dtype == schema.VARIABLES[r["sensor"]][name]
+                if name in ("VV", "VH"):
+                    assert np.isnan(v.getncattr("_FillValue"))
+                else:
+                    assert "_FillValue" not in v.ncattrs(), (r["path"], name)  # int16 / uint8: none
+            x, y = np.asarray(nc["x"][:]), np.asarray(nc["y"][:])
+            assert x.dtype == y.dtype == np.float64
+            gt = [float(g) for g in nc["spatial_ref"].getncattr("GeoTransform").split()]
+            # pixel top/left edges: x = arange(nx)*a + c, y = f + arange(ny)*e (descending)
+            np.testing.assert_array_equal(x, np.arange(schema.PATCH_SIZE) * 10.0 + gt[0])
+            np.testing.assert_array_equal(y, gt[3] + np.arange(schema.PATCH_SIZE) * -10.0)
+            assert nc["spatial_ref"].dtype == np.int64 and nc["spatial_ref"].ndim == 0
+            # time: xarray's default encoding, int64 days since the first date
+            t = nc["time"]
+            assert t.dtype == np.int64 and t.units == f"days since {r['times'][0]} 00:00:00"
+            days = np.array(r["times"], dtype="datetime64[D]")
+            np.testing.assert_array_equal(t[:], (days - days[0]).astype("int64"))
+            # satellite and the float centre y[64], x[64] (a pixel corner: the exact patch centre)
+            assert (
+                nc.getncattr("satellite") == {"s2": "s2", "s1asc": "s1-asc", "s1dsc": "s1-dsc"}[r["sensor"]]
+            )
+            lat, lon = nc.getncattr("center_lat"), nc.getncattr("center_lon")
+            assert isinstance(lat, np.floating) and isinstance(lon, np.floating)
+            assert (float(lat), float(lon)) == (y[64], x[64]) == (r["center_y"], r["center_x"])
+            for name in ("ann_id", "ann_bbox", "event_date", "date_confidence", "pre_post_dates", "crs"):
+                assert isinstance(nc.getncattr(name), str)
+
+
+def test_readers_take_the_writer_layout(sample_dir, manifest, loaded):
+    """The package's readers return (time, y, x) and record the file's order."""
+    for r in manifest["files"][:6]:
+        assert loaded[r["path"]]["MASK"].dims == schema.CANONICAL_DIMS
+        assert read_patch_meta(sample_dir / r["path"]).dims_order == "time,y,x"
+
+
+def _written_pre_post(times: list[str], written: str) -> list[tuple[int, int]]:
+    """The writer's rule, per entry of ``event_date`` in its written order."""
+    t = np.array(times, dtype="datetime64[D]")
+    out = []
+    for tok in written.split(","):
+        if tok == "None":
+            out.append((0, 0))
+            continue
+        idx = int(np.searchsorted(t, np.datetime64(tok, "D")))
+        out.append((0, 0) if idx == 0 else (len(t) - 1,) * 2 if idx == len(t) else (idx - 1, idx))
+    return out
+
+
+def test_event_date_in_set_order(sample_dir, manifest, default_special_records):
+    """event_date holds the distinct dates in set order (not always chronological), pre_post_dates one dict
+    per entry in the same order, date_confidence the distinct values; the readers sort the dates."""
+    recs = [dict(r, path=str(sample_dir / r["path"])) for r in manifest["files"]] + default_special_records
+    unordered = 0
+    for r in recs:
+        if not r["annotated"]:
+            continue
+        with netCDF4.Dataset(r["path"]) as nc:
+            raw = {k: nc.getncattr(k) for k in nc.ncattrs()}
+        written = raw["event_date"].split(",")
+        assert written == r["event_date_attr"].split(",") and len(set(written)) == len(written)
+        assert sorted(d for d in written if d != "None") == r["event_dates"]
+        assert schema.parse_pre_post(raw["pre_post_dates"]) == _written_pre_post(
+            r["times"], raw["event_date"]
+        )
+        confs = raw["date_confidence"].split(",")
+        assert len(set(confs)) == len(confs)
+        if r["event_dates"]:
+            assert {float(c) for c in confs} == set(r["date_confidences"])
+        attrs, problems = schema.parse_attrs(raw)
+        assert not problems and [d.isoformat() for d in attrs.event_dates] == r["event_dates"]
+        assert attrs.pre_post == [tuple(p) for p in r["pre_post"]]
+        unordered += written != sorted(written)
+    assert unordered, "no multi-event patch lists its dates out of chronological order"
+
+
+def test_undated_annotation(default_special_records):
+    """The default sample holds an undated annotation: event_date "None", {0, 0}, read as undated."""
+    undated = [r for r in default_special_records if r["n_undated_events"]]
+    assert undated, "the default sample holds no undated annotation"
+    for r in undated:
+        with netCDF4.Dataset(r["path"]) as nc:
+            assert nc.getncattr("event_date") == "None" and nc.getncattr("date_confidence") == "nan"
+            assert nc.getncattr("pre_post_dates") == "{'pre': 0, 'post': 0}"
+            assert nc.getncattr("annotated") == "True"
+        assert r["event_dates"] == [] and r["event_outside_series"] == "undated" and r["n_positive"] > 0
+        m = read_patch_meta(r["path"])
+        assert m.n_undated_events == 1 and m.event_dates == [] and m.event_steps.position == "undated"
+        assert schema.check_patch(r["path"]).errors == []
+        # the inventory has no date either
+        slides = r["inventory"]
+        assert slides and all(ls["event_date"] is None and np.isnan(ls["date_conf"]) for ls in slides)
+
+
+def test_undated_and_padded_in_default_plan(default_plan):
+    assert any(p.undated for p in default_plan)
+    assert all(p.annotated and not p.two_events and not p.outside for p in default_plan if p.undated)
+    padded = [(p, s, k) for p in default_plan for s, k in p.padded.items()]
+    assert padded and all(1 <= k <= 4 for _, _, k in padded)
+    assert all(s in {x for pp in p.patches for x in pp.sensors} for p, s, _ in padded)
+
+
+def test_padded_series(sample_dir, manifest, default_special_records):
+    """A short series repeats its last date and image (1-4 times); it validates, with a warning."""
+    recs = [dict(r, path=str(sample_dir / r["path"])) for r in manifest["files"]] + default_special_records
+    padded = [r for r in recs if r["n_padded"]]
+    assert any(r["path"].startswith(str(sample_dir)) for r in padded), "the sample holds no padded series"
+    assert {r["sensor"] for r in padded} == set(schema.SENSORS)
+    for r in padded:
+        k = r["n_padded"]
+        assert r["times"][-k - 1 :] == [r["times"][-1]] * (k + 1)
+        assert len(set(r["times"][:-k])) == schema.N_TIME - k
+        ds = open_patch(r["path"], load=True)
+        for name in ds.data_vars:
+            if "time" in ds[name].dims:
+                v = ds[name].values
+                np.testing.assert_array_equal(v[-k - 1 :], np.broadcast_to(v[-1], v[-k - 1 :].shape))
+        res = schema.check_patch(r["path"])
+        assert not res.errors and any("repeated date" in w for w in res.warnings)
+
+
+def test_s2_gaps_are_filled(manifest, loaded):
+    """The writer fills no-data pixels with the nearest valid one: no 0 in the bands, no SCL class 0."""
+    for r in _recs(manifest, "s2"):
+        ds = loaded[r["path"]]
+        assert int(ds.SCL.min()) > 0
+        for b in schema.S2_BANDS:
+            assert int(ds[b].min()) >= 0 and int(ds[b].max()) <= 10000
+
+
+def test_real_region_names(manifest):
+    real = {
+        "chimanimani", "china", "dominicamaria", "hiroshima", "hokkaido", "indonesia", "italy", "itogon",
+        "kyrgyzstan1", "kyrgyzstan2", "lanaodelnorte", "nepal", "newzealand", "thrissur", "usa_alaska",
+        "usa_puertorico",
+    }  # fmt: skip
+    assert set(synthetic.REGION_BY_NAME) <= real and len(synthetic.REGIONS) == 5
+    assert {r["region"] for r in manifest["files"]} <= real
+
+
+# --------------------------------------------------------------------------------------------------
+# Harmonized release
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def harmonized_dir(tmp_path_factory, manifest) -> Path:
+    """The suite's sample written again, same seed and size, as the harmonized release."""
+    out = tmp_path_factory.mktemp("harmonized")
+    make_sample(out, n_per_sensor=manifest["n_per_sensor"], seed=manifest["seed"], progress=False,
+                release="harmonized")  # fmt: skip
+    return out
+
+
+def test_harmonized_release(sample_dir, manifest, harmonized_dir):
+    from s12ls_utils import io
+
+    har = synthetic.load_manifest(harmonized_dir)
+    assert har["release"] == "harmonized" and manifest["release"] == "raw"
+    assert [r["path"] for r in har["files"]] == [r["path"] for r in manifest["files"]]
+    keep = ("release", "files")
+    assert {k: v for k, v in har.items() if k not in keep} == {
+        k: v for k, v in manifest.items() if k not in keep
+    }
+    assert "harmonized release" in (harmonized_dir / "README.md").read_text()
+    late = 0
+    for r, h in zip(manifest["files"], har["files"], strict=True):
+        assert r == h  # same scenes, same records
+        path_h = harmonized_dir / r["path"]
+        assert io.file_release(path_h) == "harmonized" and schema.check_patch(path_h).errors == []
+        with open_patch(sample_dir / r["path"], load=True) as raw, open_patch(path_h, load=True) as hds:
+            assert hds.attrs["release"] == "harmonized"
+            np.testing.assert_array_equal(hds.MASK.values, raw.MASK.values)
+            np.testing.assert_array_equal(hds.DEM.values, np.clip(raw.DEM.values, 0, 8800))
+            ours = ("release", "s1_unit_native", "s2_offset_removed")  # set by the reader, not the file
+            assert {k: v for k, v in hds.attrs.items() if k not in ours} == {
+                k: v for k, v in raw.attrs.items() if k not in ours
+            }
+            if r["sensor"] == "s2":
+                for b in (*schema.S2_BANDS, "SCL"):  # the same physical values, through the same readers
+                    np.testing.assert_array_equal(hds[b].values, raw[b].values)
+                assert hds.attrs["s2_offset_removed"] == 0
+                late += raw.attrs["s2_offset_removed"] > 0
+                with netCDF4.Dataset(path_h) as nc:
+                    assert max(int(np.asarray(nc[b][:]).max()) for b in schema.S2_BANDS) <= 10000
+            else:
+                assert hds.attrs["s1_unit_native"] == "dB" and raw.attrs["s1_unit_native"] == "linear"
+                for b in schema.S1_BANDS:
+                    h, lin = hds[b].values, raw[b].values
+                    np.testing.assert_array_equal(np.isnan(h), np.isnan(lin))
+                    fin = np.isfinite(h)
+                    assert (h[fin] >= -50).all() and (h[fin] <= 10).all()
+                    np.testing.assert_allclose(h[fin], 10 * np.log10(lin[fin]), atol=1e-4)
+    assert late, "no harmonized S2 series reaches 2022-01-25"
+
+
+def test_make_sample_rejects_unknown_release(tmp_path):
+    with pytest.raises(ValueError, match="release must be one of raw, harmonized"):
+        make_sample(tmp_path / "out", n_per_sensor=1, progress=False, release="final")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_synth_harmonized(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert (
+        _synth(str(out), "--n-per-sensor", "1", "--seed", "4", "--workers", "1", "--release", "harmonized")
+        == 0
+    )
+    assert synthetic.load_manifest(out)["release"] == "harmonized"
+    with pytest.raises(SystemExit):
+        _synth(str(tmp_path / "other"), "--release", "final")
+    assert "invalid choice: 'final'" in capsys.readouterr().err
