@@ -822,7 +822,8 @@ def blocked_split(
        (next to val or test), or the val tile (next to test). Test blocks stay whole.
 
     With ``test_keys`` the test set is given (a region hold-out fold): those locations are test, the
-    others are split into train and validation as above, with the same buffer. Locations without a
+    others are split into train and validation as above (blocks that hold a test location are not drawn
+    for validation), with the same buffer. Locations without a
     position cannot be checked for contact and are left out (``unlocated``). Deterministic for ``seed``.
     """
     from scipy.sparse import coo_matrix
@@ -914,9 +915,9 @@ def blocked_split(
     if test_keys is not None:
         given = np.isin(keys, [str(k) for k in test_keys])
         out[given] = "test"
+        # blocks with any given test location take no part in the validation draw; their other tiles stay
+        # train, and the buffer below drops those that touch a test tile
         is_test = np.bincount(block, weights=given, minlength=n_blocks) > 0
-        if np.any(is_test[block] & ~given):
-            raise ValueError("a block holds test and non-test locations; hold out whole regions")
     elif test_size > 0:
         is_test = _greedy_fill(vecs, test_size * vecs.sum(axis=0), weight, rng, np.ones(n_blocks, dtype=bool))
         out[is_test[block]] = "test"

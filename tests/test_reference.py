@@ -482,3 +482,16 @@ def test_release_script_reproduces_the_committed_folders(tmp_path):
     again = {str(p.relative_to(tmp_path)): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     assert sorted(again) == sorted(committed)
     assert all(again[k] == committed[k] for k in committed)
+
+
+def test_region_holdout_of_a_region_that_touches_another(real_catalog):
+    """Holding out one of two regions whose tiles may share an area: no error, and no contact across splits."""
+    sel = splits.select(real_catalog, "S12LS-AD-blocked")
+    both = pd.concat(sel.values())
+    keys = both.loc[both["region"].astype(str) == "kyrgyzstan2", "key"].astype(str).unique()
+    b = splits.blocked_split(both, test_keys=keys)
+    assert set(b.split[b.split == "test"].index) == set(keys) - set(
+        b.unlocated
+    )  # test tiles are never dropped
+    s2 = real_catalog[real_catalog["sensor"] == "s2"]
+    assert (splits.tile_leakage(b.split, s2)["touch_pairs"] == 0).all()
