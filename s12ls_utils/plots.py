@@ -73,6 +73,129 @@ def run_from_repo_root(start: str | Path | None = None, max_up: int = 3) -> Path
     return Path.cwd()
 
 
+# --------------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------------
+_PARAM_KINDS = ("list", "dict", "choice", "int", "float", "bool")
+#: Values of a chapter's ``device`` parameter (``training.select_device`` checks availability).
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps", *(f"cuda:{i}" for i in range(8)))
+_MISSING = object()
+
+
+def _parse_text(name: str, text: str, kind: str):
+    """A JSON (or YAML flow) value written as text, as papermill's ``-p`` passes it."""
+    import yaml
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"parameter {name!r}: cannot read {text!r} as a {kind} ({err})") from None
+
+
+def _allowed(choices) -> str:
+    return ", ".join(repr(c) for c in choices)
+
+
+def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
+    """Normalise one chapter parameter, whatever way it was passed, or raise a ``ValueError`` naming it.
+
+    papermill's ``-p name value`` passes text (only ``True``/``False``/``None`` and numbers are converted),
+    ``-y``/``-f`` pass YAML values and a reader edits the cell with Python values. Each chapter calls this
+    right after its Parameters cell, before any work, so that all of these mean the same:
+
+    - ``kind="list"``: a list or tuple, a JSON/YAML list as text (``'["s1asc", "s2"]'``, ``'[s1asc, s2]'``),
+      or comma-separated text (``"s1asc,s2"``, or one item ``"s2"``); returns a ``list`` (duplicates
+      dropped, order kept). With ``choices`` every item must be one of them and the list is not empty.
+    - ``kind="dict"``: a mapping or JSON/YAML text (``'{"widths": [8, 16]}'``, ``'widths: [8, 16]'``);
+      returns a ``dict``.
+    - ``kind="choice"``: one of ``choices`` (compared as text when the choices are text:
+      ``-p device cpu``).
+    - ``kind="int"``, ``"float"``, ``"bool"``: a number / truth value or its text (``"true"``, ``"no"``…);
+      with ``choices`` a few named values (``"auto"``) are accepted too.
+
+    ``default``: returned for ``None`` (and an empty text); without it ``None`` is an error. Pass
+    ``default=None`` to allow ``None`` through.
+    """
+    if kind not in _PARAM_KINDS:
+        raise ValueError(f"param kind {kind!r}: expected one of {', '.join(_PARAM_KINDS)}")
+    choices = None if choices is None else list(choices)
+    allowed = f"; allowed: {_allowed(choices)}" if choices else ""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if default is _MISSING:
+            raise ValueError(f"parameter {name!r} is required (got {value!r}){allowed}")
+        return default() if callable(default) else default
+
+    def fail(what: str):
+        raise ValueError(f"parameter {name!r}: {what}{allowed}")
+
+    if kind == "list":
+        items = value
+        if isinstance(value, str):
+            text = value.strip()
+            items = _parse_text(name, text, kind) if text[:1] in "[({" else text
+            if isinstance(items, str):
+                items = [s.strip() for s in items.split(",") if s.strip()]
+        if isinstance(items, Mapping) or not isinstance(items, list | tuple):
+            fail(f"expected a list (e.g. '[\"a\", \"b\"]' or 'a,b'), got {value!r}")
+        out = []
+        for item in items:
+            item = item.strip() if isinstance(item, str) else item
+            if choices is not None and item not in choices:
+                fail(f"unknown value {item!r} in {value!r}")
+            if item not in out:
+                out.append(item)
+        if choices is not None and not out:
+            fail("the list is empty")
+        return out
+    if kind == "dict":
+        out = _parse_text(name, value, kind) if isinstance(value, str) else value
+        if not isinstance(out, Mapping):
+            fail(f"expected a dict (e.g. '{{\"key\": 1}}' or 'key: 1'), got {value!r}")
+        return dict(out)
+    if kind == "choice":
+        if not choices:
+            raise ValueError(f"parameter {name!r}: kind 'choice' needs choices")
+        if value in choices:
+            return value
+        if isinstance(value, str) and value.strip() in choices:
+            return value.strip()
+        fail(f"got {value!r}")
+    # numbers and truth values, with optional named alternatives (``"auto"``)
+    if choices and value in choices:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if choices and text in choices:
+            return text
+        if kind == "bool":
+            low = text.lower()
+            if low in ("true", "yes", "1", "on"):
+                return True
+            if low in ("false", "no", "0", "off"):
+                return False
+            fail(f"expected true or false, got {value!r}")
+        try:
+            value = int(text) if kind == "int" else float(text)
+        except ValueError:
+            fail(f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+        return value
+    if kind == "bool":
+        if isinstance(value, bool | np.bool_) or value in (0, 1):
+            return bool(value)
+        fail(f"expected true or false, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        fail(f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+    if kind == "int":
+        if float(value) != int(value):
+            fail(f"expected an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
 def _plain(value):
     """JSON-able plain Python value (numpy scalars → Python, NaN → None)."""
     if isinstance(value, Mapping):
@@ -1378,23 +1501,96 @@ def live_training_curves(width: int = 380, height: int = 300):
     return hv.Layout([loss, metric]).opts(shared_axes=False), push
 
 
-def composite_image(comp: np.ndarray, valid: np.ndarray | None, sensor: str, which: int = 1) -> np.ndarray:
+#: Fixed dB windows of the Sentinel-1 false-colour composite: red VV, green VH, blue VH/VV (VH − VV in dB).
+S1_FALSE_COLOR_RANGES = {"VV": DB_RANGES["VV"], "VH": DB_RANGES["VH"], "VH/VV": (-18.0, -3.0)}
+#: How each gallery image is drawn (its stretch), named in every panel's title.
+S1_MODES = ("false_color", "VV", "VH")
+STRETCH_LABELS = {
+    "s2": "true colour 2–98 %",
+    "VV": "VV dB −25…0",
+    "VH": "VH dB −32…−8",
+    "false_color": "VV·VH·VH/VV dB",
+}
+
+
+def _stretch_key(sensor: str, s1: str = "false_color") -> str:
+    schema.check_sensor(sensor)
+    if sensor == "s2":
+        return "s2"
+    if s1 not in S1_MODES:
+        raise ValueError(f"s1 display {s1!r}: expected one of {', '.join(S1_MODES)}")
+    return s1
+
+
+def stretch_label(sensor: str, s1: str = "false_color") -> str:
+    """Short text naming how an image of ``sensor`` is drawn (used in the gallery panel titles).
+
+    S2: true colour B04/B03/B02 with a per-image 2–98 % percentile stretch. S1 ``"VV"``/``"VH"``: grey
+    backscatter in dB with a fixed window (−25…0 dB VV, −32…−8 dB VH). S1 ``"false_color"``: red VV
+    −25…0 dB, green VH −32…−8 dB, blue VH/VV (VH − VV) −18…−3 dB, each a fixed linear window.
+    """
+    return STRETCH_LABELS[_stretch_key(sensor, s1)]
+
+
+def s1_false_color(vv_db: np.ndarray, vh_db: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` false colour from VV and VH in dB: VV, VH, VH/VV, each in its fixed window.
+
+    NaN (no data) is drawn black.
+    """
+    vv, vh = np.asarray(vv_db, dtype="float32"), np.asarray(vh_db, dtype="float32")
+    chans = []
+    for key, a in (("VV", vv), ("VH", vh), ("VH/VV", vh - vv)):
+        lo, hi = S1_FALSE_COLOR_RANGES[key]
+        chans.append(np.clip((a - lo) / (hi - lo), 0, 1))
+    rgb = np.stack(chans, axis=-1)
+    return np.where(np.isfinite(rgb), rgb, 0.0).astype("float32")
+
+
+def _s1_image(vv: np.ndarray, vh: np.ndarray, ok: np.ndarray | None, s1: str) -> np.ndarray:
+    if s1 == "false_color":
+        rgb = s1_false_color(vv, vh)
+        return rgb if ok is None else np.where(ok[..., None], rgb, 0.0).astype("float32")
+    a = vv if s1 == "VV" else vh
+    return np.where(ok if ok is not None else np.isfinite(a), a, np.nan)
+
+
+def composite_image(
+    comp: np.ndarray, valid: np.ndarray | None, sensor: str, which: int = 1, s1: str = "false_color"
+) -> np.ndarray:
     """A displayable image of a cached pre (``which=0``) or post (1) composite ``(2, C, H, W)`` int16.
 
-    S2: ``(H, W, 3)`` true colour (B04/B03/B02) stretched 2–98 % over the valid pixels; S1: ``(H, W)`` VV in
-    dB (cached as dB ×100), NaN where invalid.
+    S2: ``(H, W, 3)`` true colour (B04/B03/B02) stretched 2–98 % over the valid pixels. S1 (cached as dB
+    ×100): ``s1="VV"`` or ``"VH"`` gives ``(H, W)`` dB, NaN where invalid; ``s1="false_color"`` an
+    ``(H, W, 3)`` VV/VH/(VH/VV) composite (:func:`s1_false_color`), black where invalid.
     """
+    key = _stretch_key(sensor, s1)
     names = schema.FEATURES[sensor]
     c = np.asarray(comp[which]).astype("float32")
     ok = None if valid is None else np.asarray(valid[which], dtype=bool)
-    if sensor == "s2":
+    if key == "s2":
         rgb = np.stack([c[names.index(b)] for b in ("B04", "B03", "B02")], axis=-1)
         sel = None if ok is None else np.repeat(ok[..., None], 3, axis=-1)
         if sel is not None and sel.mean() < 0.05:
             sel = None
         return percentile_stretch(rgb, 2, 98, sel)
-    vv = c[names.index("VV")] / 100.0
-    return np.where(ok if ok is not None else np.isfinite(vv), vv, np.nan)
+    return _s1_image(c[names.index("VV")] / 100.0, c[names.index("VH")] / 100.0, ok, key)
+
+
+def sensor_image(ds, t: int, sensor: str, s1: str = "false_color") -> np.ndarray:
+    """A displayable image of time step ``t`` of a patch of ``sensor`` (an opened ``.nc`` file).
+
+    S2: :func:`true_color`. S1: ``"false_color"`` (:func:`s1_false_color`) or ``"VV"``/``"VH"`` in dB
+    (:func:`backscatter_db`).
+    """
+    key = _stretch_key(sensor, s1)
+    if key == "s2":
+        return true_color(ds, t)
+    return _s1_image(backscatter_db(ds, "VV", t), backscatter_db(ds, "VH", t), None, key)
+
+
+def _image_opts(sensor: str, s1: str) -> dict:
+    key = _stretch_key(sensor, s1)
+    return {"cmap": "gray", "clim": DB_RANGES[key]} if key in DB_RANGES else {}
 
 
 def _panel(img: np.ndarray, title: str, size: int, title_size: str = "9pt", **opts):
@@ -1410,37 +1606,70 @@ def _panel(img: np.ndarray, title: str, size: int, title_size: str = "9pt", **op
 
 
 def composite_panels(
-    comp: np.ndarray, valid: np.ndarray | None, mask: np.ndarray, sensor: str, title: str, size: int = 260
+    comp: np.ndarray,
+    valid: np.ndarray | None,
+    mask: np.ndarray,
+    sensor: str,
+    title: str,
+    size: int = 260,
+    s1: str = "false_color",
 ):
-    """Before / after composites of one patch side by side, the mapped landslides outlined in red."""
+    """Before / after composites of one patch side by side, the mapped landslides outlined in red.
+
+    Each panel title names the sensor and the stretch (:func:`stretch_label`).
+    """
     import holoviews as hv
 
     h, w = np.asarray(mask).shape
     outline = mask_outline(np.asarray(mask, dtype="float32"), (0, 0, w, h))
-    opts = {} if sensor == "s2" else {"cmap": "gray", "clim": DB_RANGES["VV"]}
-    unit = "" if sensor == "s2" else " (VV dB)"
+    opts = _image_opts(sensor, s1)
+    label = stretch_label(sensor, s1)
     panels = [
-        _panel(composite_image(comp, valid, sensor, k), f"{title}: {name}{unit}", size, **opts) * outline
+        _panel(
+            composite_image(comp, valid, sensor, k, s1=s1),
+            f"{title}: {name} ({sensor}, {label})",
+            size,
+            **opts,
+        )
+        * outline
         for k, name in ((0, "before the event"), (1, "after the event"))
     ]
     return hv.Layout(panels).opts(shared_axes=False)
 
 
-def prediction_gallery(items, threshold: float, sensor: str = "s2", size: int = 175):
-    """One row per patch: before / after composites, predicted probability and the errors at ``threshold``.
+def _sensor_rows(item: Mapping, sensor) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(sensor, pre, post)`` per sensor of a gallery item: ``pre``/``post`` are one image or a dict."""
+    pre, post = item["pre"], item["post"]
+    if isinstance(pre, Mapping):
+        names = list(pre) if sensor is None or isinstance(sensor, str) else list(sensor)
+        return [(s, pre[s], post[s]) for s in names]
+    name = sensor if isinstance(sensor, str) else (list(sensor)[0] if sensor else "s2")
+    return [(name, pre, post)]
+
+
+def _error_map(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    return np.where(pred & y, 3, np.where(pred & ~y, 2, np.where(y, 1, 0))).astype("float32")
+
+
+_ERROR_OPTS = {"cmap": ["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"], "clim": (-0.5, 3.5)}
+
+
+def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1: str = "false_color"):
+    """One row per patch and sensor: before / after composites, predicted probability and the errors.
 
     Four panels of ``size`` px per row fit the book's content column (about 780 px); wider rows are cut off
     on the right of the page.
 
-    ``items``: dicts with ``id``, ``pre`` and ``post`` (from :func:`composite_image`), ``y`` (mask) and
-    ``prob`` (probabilities). The red line is the mapped landslide outline; in the error map green is a
-    true positive, orange a false positive and purple a missed landslide pixel (false negative).
+    ``items``: dicts with ``id``, ``pre`` and ``post`` (from :func:`composite_image` with the same ``s1``),
+    ``y`` (mask) and ``prob`` (probabilities). For a fusion run ``pre``/``post`` are dicts
+    ``{sensor: image}`` and ``sensor`` the list of sensors: one row per sensor, the probability and error
+    maps on the first. Each image title names the sensor and its stretch (:func:`stretch_label`). The red
+    line is the mapped landslide outline; in the error map green is a true positive, orange a false positive
+    and purple a missed landslide pixel (false negative), at ``threshold``.
     """
     import holoviews as hv
 
     panels = []
-    s1 = sensor != "s2"
-    img_opts = {"cmap": "gray", "clim": DB_RANGES["VV"]} if s1 else {}
     for it in items:
         y = np.asarray(it["y"]) > 0.5
         p = np.asarray(it["prob"], dtype="float32")
@@ -1449,21 +1678,24 @@ def prediction_gallery(items, threshold: float, sensor: str = "s2", size: int = 
         outline = mask_outline(y.astype("float32"), (0, 0, w, h))
         tp, fp, fn = (pred & y).sum(), (pred & ~y).sum(), (~pred & y).sum()
         f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-        err = np.where(pred & y, 3, np.where(pred & ~y, 2, np.where(y, 1, 0))).astype("float32")
-        unit = " (VV dB)" if s1 else ""
-        panels += [
-            _panel(it["pre"], f"{it['id']}: before{unit}", size, **img_opts) * outline,
-            _panel(it["post"], f"after{unit}", size, **img_opts) * outline,
-            _panel(p, "landslide probability", size, cmap="viridis", clim=(0, 1), colorbar=False) * outline,
-            _panel(
-                err,
-                f"errors at {threshold:.2f} (F1 {f1:.2f})",
-                size,
-                cmap=["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"],
-                clim=(-0.5, 3.5),
-            )
-            * outline,
-        ]
+        for row, (name, pre, post) in enumerate(_sensor_rows(it, sensor)):
+            opts, label = _image_opts(name, s1), stretch_label(name, s1)
+            first = f"{it['id']}: " if row == 0 else ""
+            panels += [
+                _panel(pre, f"{first}{name} before, {label}", size, **opts) * outline,
+                _panel(post, f"{name} after, {label}", size, **opts) * outline,
+            ]
+            if row == 0:
+                panels += [
+                    _panel(p, "landslide probability", size, cmap="viridis", clim=(0, 1), colorbar=False)
+                    * outline,
+                    _panel(
+                        _error_map(y, pred), f"errors at {threshold:.2f} (F1 {f1:.2f})", size, **_ERROR_OPTS
+                    )
+                    * outline,
+                ]
+            else:
+                panels += [hv.Empty(), hv.Empty()]
     return hv.Layout(panels).cols(4).opts(shared_axes=False)
 
 
@@ -1571,41 +1803,44 @@ def detection_rate_plot(detection, cover_fraction: float, width: int = 620, heig
     )
 
 
-def error_gallery(items, size: int = 150):
-    """One row per patch: true colour before and after, the mask, the prediction and an FP/FN overlay.
+def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color"):
+    """One row per patch (and sensor): the images before and after, the mask, the prediction and an FP/FN overlay.
 
     Five panels of ``size`` px per row fit the book's content column (about 780 px).
 
-    ``items``: dicts with ``id``, ``pre`` and ``post`` (``(H, W, 3)`` RGB, e.g. :func:`true_color`), ``y``
-    (mask) and ``pred`` (binary prediction). Overlay colours: green true positive, orange false positive,
-    purple false negative (missed); the red line is the mapped landslide outline.
+    ``items``: dicts with ``id``, ``pre`` and ``post`` (from :func:`sensor_image` with the same ``s1``: S2
+    true colour, S1 false colour or VV/VH dB), ``y`` (mask) and ``pred`` (binary prediction). For several
+    sensors ``pre``/``post`` are dicts ``{sensor: image}`` and ``sensor`` the list: one row per sensor, the
+    mask, prediction and overlay on the first. Each image title names the sensor and its stretch
+    (:func:`stretch_label`). Overlay colours: green true positive, orange false positive, purple false
+    negative (missed); the red line is the mapped landslide outline.
     """
     import holoviews as hv
 
     panels = []
+    binary = {"cmap": ["#f7f7f7", "#202020"], "clim": (0, 1)}
     for it in items:
         y = np.asarray(it["y"]) > 0
         p = np.asarray(it["pred"]).astype(bool)
         h, w = y.shape
         outline = mask_outline(y.astype("float32"), (0, 0, w, h))
         tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
-        err = np.where(p & y, 3, np.where(p & ~y, 2, np.where(y, 1, 0))).astype("float32")
-        binary = {"cmap": ["#f7f7f7", "#202020"], "clim": (0, 1)}
-        panels += [
-            _panel(it["pre"], f"{it['id']}: before", size, "8pt") * outline,
-            _panel(it["post"], "after", size, "8pt") * outline,
-            _panel(y.astype("float32"), "mapped mask", size, "8pt", **binary),
-            _panel(p.astype("float32"), "prediction", size, "8pt", **binary),
-            _panel(
-                err,
-                f"TP {tp} · FP {fp} · FN {fn}",
-                size,
-                "8pt",
-                cmap=["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"],
-                clim=(-0.5, 3.5),
-            )
-            * outline,
-        ]
+        for row, (name, pre, post) in enumerate(_sensor_rows(it, sensor)):
+            opts, label = _image_opts(name, s1), stretch_label(name, s1)
+            first = f"{it['id']}: " if row == 0 else ""
+            panels += [
+                _panel(pre, f"{first}{name} before, {label}", size, "8pt", **opts) * outline,
+                _panel(post, f"{name} after, {label}", size, "8pt", **opts) * outline,
+            ]
+            if row == 0:
+                panels += [
+                    _panel(y.astype("float32"), "mapped mask", size, "8pt", **binary),
+                    _panel(p.astype("float32"), "prediction", size, "8pt", **binary),
+                    _panel(_error_map(y, p), f"TP {tp} · FP {fp} · FN {fn}", size, "8pt", **_ERROR_OPTS)
+                    * outline,
+                ]
+            else:
+                panels += [hv.Empty(), hv.Empty(), hv.Empty()]
     return hv.Layout(panels).cols(5).opts(shared_axes=False)
 
 

@@ -89,6 +89,32 @@ def test_one_parameters_cell_and_allowed_tags(nb):
         assert not bad, f"{nb.name}: tags not allowed: {bad}"
 
 
+# parameters that are choices, whatever their default (papermill -p passes them as text)
+CHOICE_PARAMETERS = {"sensor", "sensors", "model", "model_kwargs", "device"}
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_list_dict_choice_parameters_are_normalised(nb):
+    """Every list, dict or choice parameter goes through ``plots.param`` in the cell after Parameters.
+
+    papermill's ``-p sensors '["s1asc"]'`` passes a string; the normalisation makes it a list (or a clear
+    ``ValueError`` naming the parameter) before any work starts.
+    """
+    import ast
+
+    cells = _cells(nb)
+    i = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    wanted = []
+    for node in ast.parse(_src(cells[i])).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if isinstance(node.value, ast.List | ast.Dict | ast.Tuple) or name in CHOICE_PARAMETERS:
+                wanted.append(name)
+    after = _src(cells[i + 1]) if i + 1 < len(cells) and cells[i + 1]["cell_type"] == "code" else ""
+    missing = [n for n in wanted if f'plots.param("{n}", {n},' not in after]
+    assert not missing, f"{nb.name}: normalise {missing} with plots.param right after the Parameters cell"
+
+
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_skeleton_sections_in_order(nb):
     cells = _cells(nb)
