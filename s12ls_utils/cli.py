@@ -46,11 +46,11 @@ from .train_entry import add_train_arguments
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .synthetic import make_sample
+    from .synthetic import DEFAULT_N_PER_SENSOR, make_sample
 
     info = make_sample(
         args.out_dir,
-        n_per_sensor=args.n_per_sensor,
+        n_per_sensor=args.n_per_sensor if args.n_per_sensor is not None else DEFAULT_N_PER_SENSOR,
         seed=args.seed,
         overwrite=args.overwrite,
         workers=args.workers,
@@ -396,8 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-per-sensor",
         type=int,
-        default=54,
-        help="about this many files per sensor (default 54; thousands work: files are streamed to disk)",
+        default=None,
+        help="about this many files per sensor (default: the book's sample, synthetic.DEFAULT_N_PER_SENSOR; "
+        "thousands work: files are streamed to disk)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

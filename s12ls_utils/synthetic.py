@@ -67,6 +67,7 @@ serial run (every canvas has its own seed).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import multiprocessing as mp
@@ -89,7 +90,7 @@ from .parallel import default_workers
 
 MANIFEST_NAME = "synthetic_manifest.json"
 INVENTORY_NAME = "inventories.shp.zip"
-DEFAULT_N_PER_SENSOR = 54  # about 60 locations
+DEFAULT_N_PER_SENSOR = 170  # about 190 locations: an S12LS-LD test split of at least 12 patches
 #: Releases :func:`make_sample` writes (the hub's ``data_raw`` and ``data_harmonized``).
 SAMPLE_RELEASES: tuple[str, ...] = ("raw", "harmonized")
 
@@ -102,20 +103,23 @@ class Region:
     lat: float
     event_date: str
     weight: float
-    base_elevation: float  # m
+    base_elevation: float  # m (used only where the reference has no DEM statistics of the region)
     season_amplitude: float  # relative amplitude of the vegetation cycle
     southern: bool = False
     snow: bool = False
     s1_revisit: int = 12  # days
 
 
-#: Regions of the synthetic copy (real inventories' places and event dates; sizes differ on purpose).
+#: Regions of the synthetic copy (real inventories' names, places and event dates; shares differ on purpose:
+#: the sample favours regions the S12LS-LD task keeps). ``lanaodelnorte`` is, as in the real data, a region
+#: without a single annotated patch; ``usa_alaska`` is one the S12LS-LD task leaves out.
 REGIONS: tuple[Region, ...] = (
-    Region("italy", 32632, 11.85, 44.15, "2023-05-16", 0.30, 250, 0.28),
-    Region("chimanimani", 32736, 32.87, -19.80, "2019-03-15", 0.20, 900, 0.18, southern=True, s1_revisit=6),
-    Region("hokkaido", 32654, 141.95, 42.76, "2018-09-06", 0.20, 120, 0.30, snow=True, s1_revisit=6),
-    Region("usa_puertorico", 32619, -66.60, 18.20, "2017-09-20", 0.15, 350, 0.08, s1_revisit=6),
-    Region("usa_alaska", 32606, -135.45, 59.23, "2020-12-02", 0.15, 300, 0.40, snow=True, s1_revisit=6),
+    Region("italy", 32632, 11.85, 44.15, "2023-05-16", 0.35, 250, 0.28),
+    Region("chimanimani", 32736, 32.87, -19.80, "2019-03-15", 0.25, 900, 0.18, southern=True, s1_revisit=6),
+    Region("hokkaido", 32654, 141.95, 42.76, "2018-09-06", 0.14, 120, 0.30, snow=True, s1_revisit=6),
+    Region("usa_puertorico", 32619, -66.60, 18.20, "2017-09-20", 0.12, 350, 0.08, s1_revisit=6),
+    Region("usa_alaska", 32606, -135.45, 59.23, "2020-12-02", 0.07, 300, 0.40, snow=True, s1_revisit=6),
+    Region("lanaodelnorte", 32651, 123.95, 8.05, "2017-12-22", 0.07, 400, 0.06, s1_revisit=12),
 )
 REGION_BY_NAME = {r.name: r for r in REGIONS}
 
@@ -139,11 +143,12 @@ _CLOUD = np.array([7200, 7000, 6900, 6900, 6800, 6800, 6700, 6700, 5200, 4100], 
 _SNOW = np.array([8200, 8000, 7800, 7600, 7300, 7000, 6700, 6500, 900, 700], dtype="float32")
 _BURNED_HAZE = np.array([260, 190, 130, 100, 70, 55, 45, 40, 10, 5], dtype="float32")
 
-# Backscatter (dB) per surface: VV, VH.
+# Backscatter (dB) per surface: VV, VH. A fresh scar's VV is drawn per landslide around this value (rougher
+# or smoother than the slope it replaced: on real landslides VV rises or falls), its VH is lower.
 _S1_DB = {
     "veg": (-7.5, -13.5),
     "soil": (-12.0, -20.0),
-    "scar": (-7.0, -18.5),
+    "scar": (-7.5, -18.5),
     "water": (-21.0, -28.0),
     "field_bare": (-13.0, -21.5),
 }
@@ -152,13 +157,87 @@ _S1_INCIDENCE = 39.0
 
 
 # --------------------------------------------------------------------------------------------------
+# Calibration targets (from the published statistics of the real dataset)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Calibration:
+    """What the generator aims at, read from :mod:`s12ls_utils.reference` (never typed in here), so that a
+    new reference release recalibrates the sample.
+
+    ``s1``: the real raw s1dsc files' per-file (VH mean, VV mean, VH std, VV std), linear, sorted by the VV
+    mean (upstream publishes no s1asc statistics; both orbits aim at these). ``dem``: per region, the
+    sorted per-file DEM means (m) of those files. ``s2``: per region, (mean, std) over files of the per-file
+    mean reflectance of the raw release (ten bands pooled; DN). ``px``: per region, the sorted landslide
+    pixels of the S2 patches holding any. ``share``: per region, the share of S2 patches holding landslide
+    pixels. Regions the reference lacks use the pooled values (key ``"*"``). ``tile_areas``: one value per
+    located real S2 tile, the size (tiles) of the connected area it lies in.
+    """
+
+    s1: np.ndarray
+    dem: dict[str, np.ndarray]
+    s2: dict[str, tuple[float, float]]
+    px: dict[str, np.ndarray]
+    share: dict[str, float]
+    tile_areas: np.ndarray
+
+    def region(self, table: str, region: str):
+        values = getattr(self, table)
+        return values[region] if region in values else values["*"]
+
+
+@functools.lru_cache(maxsize=1)
+def calibration() -> Calibration:
+    """The targets of the generator, from the vendored reference (``data/reference``; read once)."""
+    from . import reference
+    from .realism import connected_areas
+
+    fs = reference.file_stats()
+    fs = fs[fs["sensor"] == "s1dsc"]
+    wide = fs.pivot_table(index="file", columns="variable", values=["mean", "std"], aggfunc="first")
+    s1 = wide[[("mean", "VH"), ("mean", "VV"), ("std", "VH"), ("std", "VV")]].dropna().to_numpy("float64")
+    s1 = s1[np.argsort(s1[:, 1], kind="stable")]
+    dem_rows = fs[fs["variable"] == "DEM"]
+    dem = {str(r): np.sort(g["mean"].to_numpy("float64")) for r, g in dem_rows.groupby("region")}
+    dem["*"] = np.sort(dem_rows["mean"].to_numpy("float64"))
+    rs = reference.region_stats()
+    rs = rs[(rs["sensor"] == "s2") & (rs["statistic"] == "mean")]
+    s2w = rs.pivot_table(index="region", columns="over_files", values="value", aggfunc="first")
+    s2 = {str(r): (float(v["mean"]), float(v["std"])) for r, v in s2w.iterrows()}
+    s2["*"] = (float(s2w["mean"].mean()), float(s2w["std"].mean()))
+    p = reference.patches()
+    p = p[p["sensor"] == "s2"]
+    pos = p[p["n_positive"] > 0]
+    px = {str(r): np.sort(g["n_positive"].to_numpy("float64")) for r, g in pos.groupby("region")}
+    px["*"] = np.sort(pos["n_positive"].to_numpy("float64"))
+    share = {str(r): float((g["n_positive"] > 0).mean()) for r, g in p.groupby("region")}
+    share["*"] = float((p["n_positive"] > 0).mean())
+    cat = reference.catalog()
+    _, sizes = connected_areas(cat[cat["sensor"] == "s2"])
+    return Calibration(s1, dem, s2, px, share, np.repeat(sizes, sizes).astype("int64"))
+
+
+def _quantile(sorted_values: np.ndarray, u: float | np.ndarray) -> np.ndarray:
+    return np.quantile(sorted_values, np.clip(u, 0.0, 1.0))
+
+
+def _strata(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` quantile levels, one in each of ``n`` equal strata of (0, 1), in random order: a sample of
+    ``n`` draws that covers the distribution evenly (its empirical quantiles stay close to the target)."""
+    return (rng.permutation(n) + rng.uniform(0.15, 0.85, n)) / max(n, 1)
+
+
+# --------------------------------------------------------------------------------------------------
 # Plan
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class PatchPlan:
     patch_id: int
-    col0: int  # column offset of the patch in its canvas
+    col0: int  # column offset of the patch in its canvas (a multiple of 128: tiles never overlap)
     sensors: tuple[str, ...]
+    row0: int = 0  # row offset of the patch in its canvas (a multiple of 128)
+    annotated: bool = False  # landslides are placed in this tile (neighbours' landslides may reach in)
+    px_target: int = 0  # landslide pixels aimed at in this tile (drawn from the region's real ones)
+    empty_mask: bool = False  # annotated by a sliver polygon that covers no pixel centre (a real quirk)
 
 
 @dataclass
@@ -168,13 +247,23 @@ class CanvasPlan:
     annotated: bool
     x0: float  # west edge, projected metres
     y0: float  # north edge, projected metres
-    width: int  # pixels (rows are always 128)
+    width: int  # pixels
     patches: list[PatchPlan]
     seed: int
     two_events: bool = False
     outside: dict[str, str] = field(default_factory=dict)  # sensor -> "before"/"after": event outside series
     undated: bool = False  # annotated, but the inventory gives no date: ``event_date`` is the token None
     padded: dict[str, int] = field(default_factory=dict)  # sensor -> last image repeated this many times
+    height: int = schema.PATCH_SIZE  # pixels
+    # calibration targets (from the reference): per sensor, per tile with the sensor (in ``patches`` order)
+    # the S1 file's (VH mean, VV mean, VH std, VV std), linear; the S2 mean (raw DN) and DEM mean (m) over the
+    # canvas's tiles
+    s1_target: dict[str, list[tuple[float, float, float, float]]] = field(default_factory=dict)
+    s2_target: float = float("nan")
+    dem_target: float = float("nan")
+    cloudiness: float = (
+        1.0  # factor on the share of cloudy dates (files brighter than their region: cloudier)
+    )
 
 
 def _region_centre(reg: Region) -> tuple[float, float]:
@@ -184,75 +273,121 @@ def _region_centre(reg: Region) -> tuple[float, float]:
     return Transformer.from_crs(4326, reg.epsg, always_xy=True).transform(reg.lon, reg.lat)
 
 
-#: Half-width (m) of the square around a region's centre that small samples scatter their canvases over.
-_MIN_SPREAD_M = 12000.0
-#: Largest share of that square the canvases may cover, counting each at the widest (two-patch) size.
-#: Canvases are placed at random without overlap, and random placement jams long before the square is
-#: full (near half of it for equal squares), so the square grows with the region's canvas count instead.
-_MAX_COVER = 0.2
+#: Largest canvas, in tiles (rows, columns): a cluster of neighbouring tiles is simulated as one scene.
+_MAX_BLOCK = (3, 4)
+#: Largest share of a region's placement square the canvases may cover (with their one-tile margin):
+#: random placement jams long before the square is full, so the square grows with the region's tiles.
+_MAX_COVER = 0.15
+_TILE_M = schema.PATCH_SIZE * schema.PIXEL_SIZE_M  # 1280 m
 
 
-def _spread_m(n_canvases: int) -> float:
-    """Half-width of the placement square of a region holding ``n_canvases`` canvases.
+def _cluster_sizes(rng: np.random.Generator, n_loc: int, cal: Calibration) -> list[int]:
+    """Sizes (tiles) of the sample's clusters of neighbouring tiles, summing to ``n_loc``.
 
-    24 km across up to about 40 canvases per region (every sample of up to ~140 files per sensor, the
-    default one included, is placed exactly as before the square could grow); wider beyond, so that
-    ``n_per_sensor=2000`` (about 550 canvases in the largest region) still finds room at once.
+    The real connected areas, scaled to the sample: the size of the area a real tile lies in, times
+    ``n_loc`` / real tiles, rounded (at least 1, at most a ``_MAX_BLOCK``). Drawn with weights 1 / size, so
+    that the share of the sample's tiles lying in clusters of each size follows the share of real tiles
+    lying in areas of the (scaled) size; tiles of small real areas become isolated tiles.
     """
-    widest = (schema.PATCH_SIZE + 96) * schema.PATCH_SIZE * schema.PIXEL_SIZE_M**2
-    return max(_MIN_SPREAD_M, 0.5 * float(np.sqrt(n_canvases * widest / _MAX_COVER)))
+    cap = _MAX_BLOCK[0] * _MAX_BLOCK[1]
+    areas = cal.tile_areas
+    scaled = np.clip(np.rint(areas * n_loc / max(areas.size, 1)), 1, cap).astype(int)
+    values, counts = np.unique(scaled, return_counts=True)
+    weights = counts / values
+    sizes: list[int] = []
+    while sum(sizes) < n_loc:
+        s = int(rng.choice(values, p=weights / weights.sum()))
+        sizes.append(min(s, n_loc - sum(sizes)))
+    return sizes
+
+
+def _cluster_cells(rng: np.random.Generator, size: int) -> list[tuple[int, int]]:
+    """A connected set of ``size`` cells (edge neighbours) grown at random inside a ``_MAX_BLOCK``,
+    shifted to start at row 0 and column 0; (row, col) pairs in growth order."""
+    rows, cols = _MAX_BLOCK
+    if rng.random() < 0.5 and rows != cols and size <= rows * rows:
+        rows, cols = cols, rows  # a taller block now and then
+    cells = [(int(rng.integers(rows)), int(rng.integers(cols)))]
+    while len(cells) < size:
+        cand = sorted(
+            {
+                (r + dr, c + dc)
+                for r, c in cells
+                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1))
+                if 0 <= r + dr < rows and 0 <= c + dc < cols
+            }
+            - set(cells)
+        )
+        cells.append(cand[int(rng.integers(len(cand)))])
+    r0, c0 = min(r for r, _ in cells), min(c for _, c in cells)
+    return [(r - r0, c - c0) for r, c in cells]
 
 
 def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
     rng = np.random.default_rng(seed)
+    cal = calibration()
     n_loc = max(4, int(round(n_per_sensor / np.mean(list(_P_SENSOR.values())))))
-    # clusters of one or two overlapping patches
-    sizes: list[int] = []
-    while sum(sizes) < n_loc:
-        sizes.append(2 if (rng.random() < 0.22 and n_loc - sum(sizes) >= 2) else 1)
-    n_can = len(sizes)
+    sizes = _cluster_sizes(rng, n_loc, cal)
     weights = np.array([r.weight for r in REGIONS])
-    counts = np.maximum(1, np.floor(weights / weights.sum() * n_can)).astype(int)
-    while counts.sum() < n_can:
-        counts[np.argmax(weights / weights.sum() * n_can - counts)] += 1
-    while counts.sum() > n_can:
-        counts[np.argmax(counts)] -= 1
-    regions = [r.name for r, c in zip(REGIONS, counts, strict=True) for _ in range(c)]
-    rng.shuffle(regions)
+    weights = weights / weights.sum()
+    # regions by largest remaining deficit of tiles (a cluster lies in one region)
+    regions: list[str] = []
+    got = np.zeros(len(REGIONS))
+    for s in sorted(sizes, reverse=True):
+        i = int(np.argmax(weights * n_loc - got + rng.uniform(0, 1e-3, len(REGIONS))))
+        regions.append(REGIONS[i].name)
+        got[i] += s
+    order = rng.permutation(len(sizes))
+    sizes = [sorted(sizes, reverse=True)[i] for i in order]
+    regions = [regions[i] for i in order]
     pats = [p for p, _ in _PRESENCE]
     probs = np.array([p for _, p in _PRESENCE])
     next_id = int(rng.integers(100, 900))
-    canvases = []
-    placed: dict[str, list[tuple[float, float, float, float]]] = {}  # canvas boxes per region
-    centres = {r.name: _region_centre(r) for r in REGIONS}
-    spread = {r.name: _spread_m(int(c)) for r, c in zip(REGIONS, counts, strict=True)}
+    canvases: list[CanvasPlan] = []
+    occupied: dict[str, set[tuple[int, int]]] = {r.name: set() for r in REGIONS}
+    tiles_in = {r.name: sum(s for s, g in zip(sizes, regions, strict=True) if g == r.name) for r in REGIONS}
     for i, (size, region) in enumerate(zip(sizes, regions, strict=True)):
-        cx, cy = centres[region]
-        half = spread[region]
-        dx = int(rng.choice([40, 64, 96])) if size == 2 else 0
-        w_m, h_m = (schema.PATCH_SIZE + dx) * schema.PIXEL_SIZE_M, schema.PATCH_SIZE * schema.PIXEL_SIZE_M
-        for _ in range(1000):  # canvases of one region never overlap: one terrain per ground point
-            x0 = float(np.round((cx + rng.uniform(-half, half)) / 10) * 10)
-            y0 = float(np.round((cy + rng.uniform(-half, half)) / 10) * 10)
-            box = (x0, y0 - h_m, x0 + w_m, y0)
-            if not any(
-                box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
-                for b in placed.setdefault(region, [])
-            ):
+        reg = REGION_BY_NAME[region]
+        cells = _cluster_cells(rng, size)
+        nr, nc = max(r for r, _ in cells) + 1, max(c for _, c in cells) + 1
+        # clusters of one region lie on its lattice of 1.28 km cells, with at least one free cell between
+        # them (one terrain per ground point; two clusters never touch)
+        half = max(8, int(np.ceil(0.5 * np.sqrt(4 * tiles_in[region] / _MAX_COVER))))
+        for _ in range(2000):
+            gi, gj = int(rng.integers(-half, half + 1)), int(rng.integers(-half, half + 1))
+            box = {(gi + r, gj + c) for r in range(-1, nr + 1) for c in range(-1, nc + 1)}
+            if not box & occupied[region]:
                 break
         else:
             raise RuntimeError(f"no room left for another canvas in region {region}")
-        placed[region].append(box)
+        occupied[region] |= {(gi + r, gj + c) for r in range(nr) for c in range(nc)}
+        cx, cy = _region_centre(reg)
+        x0 = float(np.floor(cx / _TILE_M) * _TILE_M + gj * _TILE_M)
+        y0 = float(np.floor(cy / _TILE_M) * _TILE_M - gi * _TILE_M)
         patches = []
-        for k in range(size):
+        for r, c in sorted(cells):
             next_id += int(rng.integers(1, 40))
             sensors = pats[rng.choice(len(pats), p=probs / probs.sum())]
-            patches.append(PatchPlan(next_id, k * dx, tuple(sensors)))
-        annotated = bool(rng.random() < 0.55)
-        cp = CanvasPlan(
-            i, region, annotated, x0, y0, schema.PATCH_SIZE + dx, patches, int(rng.integers(0, 2**31 - 1))
+            patches.append(
+                PatchPlan(next_id, c * schema.PATCH_SIZE, tuple(sensors), row0=r * schema.PATCH_SIZE)
+            )
+        canvases.append(
+            CanvasPlan(
+                i,
+                region,
+                False,
+                x0,
+                y0,
+                nc * schema.PATCH_SIZE,
+                patches,
+                int(rng.integers(0, 2**31 - 1)),
+                height=nr * schema.PATCH_SIZE,
+            )
         )
-        if annotated:
+    _plan_annotations(canvases, cal, np.random.default_rng([seed, 3]))
+    _plan_radiometry(canvases, cal, np.random.default_rng([seed, 4]))
+    for cp in canvases:  # event structure of the annotated canvases (the main stream, as before)
+        if cp.annotated:
             cp.two_events = bool(rng.random() < 0.12)
             for s in schema.SENSORS:
                 u = rng.random()
@@ -260,9 +395,91 @@ def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
                     cp.outside[s] = "before"  # event precedes the series
                 elif u < 0.05:
                     cp.outside[s] = "after"  # event follows the series
-        canvases.append(cp)
     _plan_writer_cases(canvases, seed)
     return canvases
+
+
+#: Smallest sample (locations) that holds an annotated tile with an empty mask (the real quirk).
+_MIN_LOC_EMPTY_MASK = 30
+
+
+def _plan_annotations(canvases: list[CanvasPlan], cal: Calibration, rng: np.random.Generator) -> None:
+    """Which tiles get landslides, and how many landslide pixels each aims at, in place.
+
+    Per region, the real annotated share of its S2 patches (rounded to whole tiles) is annotated;
+    annotated tiles gather in the same clusters (an event's landslides lie together), by a random key per
+    canvas blended with one per tile. Each annotated tile aims at a number of landslide pixels drawn
+    (stratified) from the region's real patches. A sample of at least ``_MIN_LOC_EMPTY_MASK`` locations
+    holds one annotated tile whose polygon covers no pixel centre (``empty_mask``).
+    """
+    by_region: dict[str, list[tuple[float, PatchPlan, CanvasPlan]]] = {}
+    for cp in canvases:
+        key = rng.random()
+        for p in cp.patches:
+            by_region.setdefault(cp.region, []).append((0.65 * key + 0.35 * rng.random(), p, cp))
+    for region, tiles in by_region.items():
+        tiles.sort(key=lambda t: t[0])
+        n_ann = int(round(cal.region("share", region) * len(tiles)))
+        chosen = tiles[:n_ann]
+        levels = _strata(rng, len(chosen))
+        for (_, p, cp), u in zip(chosen, levels, strict=True):
+            p.annotated = True
+            p.px_target = max(1, int(round(float(_quantile(cal.region("px", region), u)))))
+            cp.annotated = True
+    n_loc = sum(len(cp.patches) for cp in canvases)
+    if n_loc >= _MIN_LOC_EMPTY_MASK:
+        cand = [(cp, p) for cp in canvases for p in cp.patches if not p.annotated and cp.annotated]
+        if cand:
+            cp, p = cand[int(rng.integers(len(cand)))]
+            p.empty_mask = True
+
+
+def _plan_radiometry(canvases: list[CanvasPlan], cal: Calibration, rng: np.random.Generator) -> None:
+    """Per canvas, the per-file S1 statistics, S2 mean and DEM mean it is scaled to, in place.
+
+    S1 (per sensor): every file takes a stratum of the real per-file distribution (sorted by VV mean); the
+    canvases take consecutive strata, as many as they have files, in a random order of canvases, and each
+    file aims at its stratum's real file (VH, VV means and stds). S2: per region, the real mean over files plus its std over
+    files times a stratified normal deviate, shifted so that the file-weighted mean of the region's canvases
+    is the real one. DEM: a stratified draw from the region's real per-file DEM means.
+    """
+    from scipy.stats import norm
+
+    vh_sorted = np.sort(cal.s1[:, 0])
+    for sensor in schema.S1_SENSORS:
+        order = rng.permutation(len(canvases))
+        n_files = [sum(sensor in p.sensors for p in canvases[i].patches) for i in order]
+        total = sum(n_files)
+        if not total:
+            continue
+        # VV mean: the file's stratum; VH mean: a stratum of its own, close to the VV one (the two
+        # correlate), so that both have evenly covered distributions; spreads as coefficients of variation
+        # of the real file at the VV stratum
+        u = (np.arange(total) + 0.5) / total
+        v = (np.argsort(np.argsort(u + rng.normal(0, 0.08, total))) + 0.5) / total
+        real = cal.s1[np.clip(np.rint(u * (len(cal.s1) - 1)).astype(int), 0, len(cal.s1) - 1)]
+        vv = real[:, 1]
+        vh = _quantile(vh_sorted, v)
+        files = np.column_stack([vh, vv, vh * real[:, 2] / real[:, 0], vv * real[:, 3] / real[:, 1]])
+        start = 0
+        for i, n in zip(order, n_files, strict=True):
+            if n:
+                block = files[start : start + n][rng.permutation(n)]
+                canvases[i].s1_target[sensor] = [tuple(float(x) for x in row) for row in block]
+            start += n
+    for region in sorted({cp.region for cp in canvases}):
+        group = [cp for cp in canvases if cp.region == region]
+        n2 = np.array([sum("s2" in p.sensors for p in cp.patches) for cp in group], dtype=float)
+        mean, std = cal.region("s2", region)
+        z = norm.ppf(_strata(rng, len(group)))
+        target = np.clip(mean + std * z, 0.4 * mean, 2.2 * mean)
+        if n2.sum():
+            target = target + mean - float((target * n2).sum() / n2.sum())
+        dem_u = _strata(rng, len(group))
+        for cp, t, u, zz in zip(group, target, dem_u, z, strict=True):
+            cp.s2_target = float(t)
+            cp.cloudiness = float(np.clip(1 + 0.7 * zz, 0.15, 2.2))
+            cp.dem_target = float(_quantile(cal.region("dem", region), u))
 
 
 #: Share of the eligible canvases (annotated, one event inside every series) whose annotation is undated.
@@ -342,27 +559,113 @@ def _cos_incidence(dem: np.ndarray, azimuth: float, elevation: float) -> np.ndar
 @dataclass
 class Landslide:
     ann_id: int
-    event: int  # 0 or 1 (index into the canvas' events)
+    event: int  # index into the canvas' events; -1: an old scar, there before the series
     polygon_px: np.ndarray  # (n, 2) vertices in canvas pixel coordinates (col, row), continuous
-    mask: np.ndarray  # bool (rows, cols) on the canvas
+    r0: int  # the window of the canvas the polygon lies in: rows r0.., columns c0..
+    c0: int
+    mask: np.ndarray  # bool, the window's pixels whose centre lies inside (the rasterised inventory)
+    cover: np.ndarray  # float32, the share of each window pixel the polygon covers (mixed edge pixels)
+    mapped: bool = True  # in the inventory (unmapped bare ground or rockfalls are not)
+    regrowth: float = 0.0  # share of the scar revegetated 90 days after the event
+    vv_db: float = 0.0  # the scar's VV relative to _S1_DB["scar"] (rougher or smoother ground)
+
+    def window(self) -> tuple[slice, slice]:
+        h, w = self.mask.shape
+        return slice(self.r0, self.r0 + h), slice(self.c0, self.c0 + w)
+
+    def mask_in(self, rows: slice, cols: slice) -> np.ndarray:
+        """The mask on the canvas rows/cols given (both of length ``PATCH_SIZE``), zeros elsewhere."""
+        out = np.zeros((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
+        h, w = self.mask.shape
+        r_a, r_b = max(rows.start, self.r0), min(rows.stop, self.r0 + h)
+        c_a, c_b = max(cols.start, self.c0), min(cols.stop, self.c0 + w)
+        if r_a < r_b and c_a < c_b:
+            out[r_a - rows.start : r_b - rows.start, c_a - cols.start : c_b - cols.start] = self.mask[
+                r_a - self.r0 : r_b - self.r0, c_a - self.c0 : c_b - self.c0
+            ]
+        return out
+
+    def touches(self, rows: slice, cols: slice) -> bool:
+        """The polygon shares area with the tile (what the dataset writer annotates a patch by), whether or
+        not it covers a pixel centre there."""
+        import shapely
+
+        tile = shapely.box(cols.start, rows.start, cols.stop, rows.stop)
+        return bool(shapely.Polygon(self.polygon_px).intersection(tile).area > 0)
 
 
-def _polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels of a canvas whose centres lie inside a polygon given in pixel coordinates."""
+#: Sub-pixels per pixel side when the share of a pixel a polygon covers is measured.
+_SUBPIXELS = 4
+
+
+def _polygon_window(
+    poly: np.ndarray, shape: tuple[int, int]
+) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """``(r0, c0, mask, cover)`` of a polygon (pixel coordinates) on a canvas: the window of pixels its
+    bounds touch, which of them have their centre inside, and the share of each covered (sub-pixel grid)."""
     import shapely
 
     h, w = shape
     geom = shapely.Polygon(poly)
-    c0, r0, c1, r1 = geom.bounds
-    cs = np.arange(max(0, int(np.floor(c0))), min(w, int(np.ceil(c1)) + 1))
-    rs = np.arange(max(0, int(np.floor(r0))), min(h, int(np.ceil(r1)) + 1))
+    c_lo, r_lo, c_hi, r_hi = geom.bounds
+    c0, c1 = max(0, int(np.floor(c_lo))), min(w, int(np.ceil(c_hi)))
+    r0, r1 = max(0, int(np.floor(r_lo))), min(h, int(np.ceil(r_hi)))
+    if c1 <= c0 or r1 <= r0:
+        return None
+    k = _SUBPIXELS
+    sub = (np.arange(k) + 0.5) / k
+    cc = (np.arange(c0, c1)[:, None] + sub[None, :]).ravel()
+    rr = (np.arange(r0, r1)[:, None] + sub[None, :]).ravel()
+    gc, gr = np.meshgrid(cc, rr)
+    inside = shapely.contains_xy(geom, gc.ravel(), gr.ravel()).reshape(r1 - r0, k, c1 - c0, k)
+    cover = inside.mean(axis=(1, 3)).astype("float32")
+    gc, gr = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
+    mask = shapely.contains_xy(geom, gc.ravel(), gr.ravel()).reshape(gc.shape)
+    return r0, c0, mask, cover
+
+
+def _polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels of a canvas whose centres lie inside a polygon given in pixel coordinates."""
     out = np.zeros(shape, dtype=bool)
-    if cs.size == 0 or rs.size == 0:
-        return out
-    cc, rr = np.meshgrid(cs + 0.5, rs + 0.5)
-    inside = shapely.contains_xy(geom, cc.ravel(), rr.ravel()).reshape(cc.shape)
-    out[np.ix_(rs, cs)] = inside
+    win = _polygon_window(poly, shape)
+    if win is not None:
+        r0, c0, mask, _ = win
+        out[r0 : r0 + mask.shape[0], c0 : c0 + mask.shape[1]] = mask
     return out
+
+
+def _slide_polygon(rng: np.random.Generator, r: int, c: int, area: float, aspect_deg: float) -> np.ndarray:
+    """An elongated, wobbly polygon of about ``area`` pixels centred on pixel (r, c), long axis downslope."""
+    elong = rng.uniform(1.4, 4.0)
+    a = np.sqrt(area * elong / np.pi)  # half-length along the slope
+    b = np.sqrt(area / (elong * np.pi))
+    theta = np.radians(aspect_deg)  # downslope direction, from north clockwise
+    phi = np.linspace(0, 2 * np.pi, 28, endpoint=False)
+    wobble = 1 + sum(rng.normal(0, 0.09) * np.cos(k * phi + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+    along, across = a * np.cos(phi) * wobble, b * np.sin(phi) * wobble
+    # along-slope axis in (col, row): east = +col, north = -row
+    dc = along * np.sin(theta) + across * np.cos(theta)
+    dr = -along * np.cos(theta) + across * np.sin(theta)
+    return np.column_stack([c + 0.5 + dc, r + 0.5 + dr])
+
+
+def _make_slide(rng, poly, shape, ann_id, event, mapped=True) -> Landslide | None:
+    win = _polygon_window(poly, shape)
+    if win is None or not win[3].any():
+        return None
+    r0, c0, mask, cover = win
+    return Landslide(
+        ann_id,
+        event,
+        poly,
+        r0,
+        c0,
+        mask,
+        cover,
+        mapped=mapped,
+        regrowth=float(rng.uniform(0.0, 0.45)),
+        vv_db=float(rng.normal(0.0, 2.5)),
+    )
 
 
 def _landslides(
@@ -373,45 +676,60 @@ def _landslides(
     plan: CanvasPlan,
     first_ann_id: int,
 ) -> list[Landslide]:
+    """The canvas's landslides: the mapped ones of each annotated tile until the tile holds about its
+    ``px_target`` landslide pixels (centres inside the tile, polygons may reach into a neighbour), a
+    sliver for an ``empty_mask`` tile, and unmapped bare ground: old scars and, after the event, a few
+    rockfalls on the steepest slopes that no inventory lists."""
     h, w = slope.shape
-    # preference: steep, vegetated, away from the canvas edge
-    pref = (np.clip(slope - 8.0, 0, None) ** 2) * np.clip(veg, 0.05, None) * (veg > 0)
-    pref /= pref.sum()
+    # preference: steep, vegetated
+    pref = (np.clip(slope - 8.0, 0, None) ** 2) * np.clip(veg, 0.05, None) * (veg > 0) + 1e-9
     slides: list[Landslide] = []
-    n_target = 1 + int(rng.poisson(9 if plan.width == schema.PATCH_SIZE else 13))
     ann_id = first_ann_id
-    tries = 0
-    while len(slides) < n_target and tries < 20 * n_target:
-        tries += 1
-        idx = rng.choice(h * w, p=pref.ravel())
-        r, c = divmod(int(idx), w)
-        area = float(np.clip(rng.lognormal(np.log(45), 1.15), 3, 1500))  # pixels
-        elong = rng.uniform(1.4, 4.0)
-        a = np.sqrt(area * elong / np.pi)  # half-length along the slope
-        b = np.sqrt(area / (elong * np.pi))
-        theta = np.radians(aspect[r, c])  # downslope direction, from north clockwise
-        phi = np.linspace(0, 2 * np.pi, 28, endpoint=False)
-        wobble = 1 + sum(rng.normal(0, 0.09) * np.cos(k * phi + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
-        along, across = a * np.cos(phi) * wobble, b * np.sin(phi) * wobble
-        # along-slope axis in (col, row): east = +col, north = -row
-        dc = along * np.sin(theta) + across * np.cos(theta)
-        dr = -along * np.cos(theta) + across * np.sin(theta)
-        poly = np.column_stack([c + 0.5 + dc, r + 0.5 + dr])
-        mask = _polygon_mask(poly, (h, w))
-        if mask.sum() < 1:
-            continue
-        event = int(plan.two_events and rng.random() < 0.4)
-        slides.append(Landslide(ann_id, event, poly, mask))
-        ann_id += 1
-    # every patch of an annotated canvas holds at least one landslide
     for p in plan.patches:
-        cols = slice(p.col0, p.col0 + schema.PATCH_SIZE)
-        if not any(s.mask[:, cols].any() for s in slides) and slides:
-            s = slides[0]
-            shift = p.col0 + schema.PATCH_SIZE // 2 - int(s.polygon_px[:, 0].mean())
-            poly = s.polygon_px + np.array([shift, 0.0])
-            slides.append(Landslide(ann_id, s.event, poly, _polygon_mask(poly, (h, w))))
+        rows, cols = slice(p.row0, p.row0 + schema.PATCH_SIZE), slice(p.col0, p.col0 + schema.PATCH_SIZE)
+        if p.empty_mask:  # a sliver between pixel centres: it touches the tile and covers no centre
+            r, c = p.row0 + int(rng.integers(20, 108)), p.col0 + int(rng.integers(20, 108))
+            poly = np.array([[c + 0.55, r + 0.55], [c + 0.95, r + 0.6], [c + 0.7, r + 0.95]])
+            win = _polygon_window(poly, (h, w))
+            if win is not None:
+                slides.append(Landslide(ann_id, 0, poly, *win))
+                ann_id += 1
+        if not p.annotated:
+            continue
+        local = pref[rows, cols].ravel()
+        local = local / local.sum()
+        target = p.px_target
+        got = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype=bool)
+        typical = max(8.0, target / 8.0)
+        tries = n_tile = 0
+        while got.sum() < 0.95 * target and tries < 200 and n_tile < 60:  # ids stay below the next canvas's
+            tries += 1
+            left = target - int(got.sum())
+            area = float(np.clip(rng.lognormal(np.log(typical), 0.9), 2.5, max(2.5, 1.15 * left)))
+            idx = int(rng.choice(local.size, p=local))
+            r, c = p.row0 + idx // schema.PATCH_SIZE, p.col0 + idx % schema.PATCH_SIZE
+            poly = _slide_polygon(rng, r, c, area, float(aspect[r, c]))
+            s = _make_slide(rng, poly, (h, w), ann_id, int(plan.two_events and rng.random() < 0.4))
+            if s is None or not s.mask_in(rows, cols).any():
+                continue
+            slides.append(s)
+            got |= s.mask_in(rows, cols)
             ann_id += 1
+            n_tile += 1
+    # unmapped bare ground on the steepest slopes: old scars (there all along) and, on annotated canvases,
+    # a few new failures after the event that the inventory missed
+    steep = pref * (slope > np.quantile(slope, 0.8))
+    steep = (steep / steep.sum()).ravel()
+    n_tiles = len(plan.patches)
+    n_old = int(rng.poisson(2.0 * n_tiles))
+    n_new = int(rng.poisson(1.0 * n_tiles)) if plan.annotated else 0
+    for k in range(n_old + n_new):
+        idx = int(rng.choice(steep.size, p=steep))
+        r, c = divmod(idx, w)
+        poly = _slide_polygon(rng, r, c, float(np.clip(rng.lognormal(np.log(20), 0.8), 3, 300)), aspect[r, c])
+        s = _make_slide(rng, poly, (h, w), -1, -1 if k < n_old else 0, mapped=False)
+        if s is not None:
+            slides.append(s)
     return slides
 
 
@@ -479,21 +797,29 @@ class _Static:
     soil_gain: float
 
 
-def _static(rng: np.random.Generator, reg: Region, shape: tuple[int, int]) -> _Static:
+def _static(
+    rng: np.random.Generator, reg: Region, shape: tuple[int, int], dem_mean: float = np.nan
+) -> _Static:
     h, w = shape
+    area = h * w / schema.PATCH_SIZE**2  # in tiles
     # relief: smooth fractal + a ridge/valley trend, scaled so that the median slope is typical of
     # landslide terrain (about 12-30 degrees) rather than set by the noise's pixel-scale roughness
     shape_f = _fractal(rng, shape, 4.4)
-    ridge = np.sin(np.linspace(0, rng.uniform(1.0, 2.5) * np.pi, w) + rng.uniform(0, 6))[None, :]
-    ridge = ridge * rng.uniform(0.5, 1.5) + np.linspace(0, rng.uniform(-1, 1), h)[:, None]
+    ridge = np.sin(
+        np.linspace(0, rng.uniform(1.0, 2.5) * np.pi * w / schema.PATCH_SIZE, w) + rng.uniform(0, 6)
+    )
+    ridge = ridge[None, :] * rng.uniform(0.5, 1.5) + np.linspace(0, rng.uniform(-1, 1) * h / 128, h)[:, None]
     f = shape_f + ridge
     gx, gy = _gradients(f)
     scale = np.tan(np.radians(rng.uniform(12, 30))) / float(np.median(np.hypot(gx, gy)))
-    dem = reg.base_elevation * rng.uniform(0.6, 1.5) + scale * (f - f.mean())
-    dem = np.clip(dem - min(0.0, float(dem.min())) + 5, 0, 10000).astype("float32")
+    base = dem_mean if np.isfinite(dem_mean) else reg.base_elevation * rng.uniform(0.6, 1.5)
+    dem = base + scale * (f - f.mean())
+    # the mean of the calibrated DEM is the target; what falls below sea level is sea (DEM 0, water)
+    sea = dem <= 0
+    dem = np.clip(dem, 0, 10000).astype("float32")
     slope, aspect = slope_aspect(dem)
     low = dem < np.quantile(dem, 0.06)
-    water = low & (rng.random() < 0.35) & (slope < 12)
+    water = sea | (low & (rng.random() < 0.35) & (slope < 12))
     veg0 = np.clip(0.72 + 0.18 * _fractal(rng, shape, 2.6) - 0.004 * np.clip(slope - 40, 0, None), 0.05, 0.95)
     bare = _smooth_blobs(rng, shape, rng.uniform(0.0, 0.08), 2.8)
     veg0 = np.where(bare, veg0 * 0.2, veg0)
@@ -501,7 +827,7 @@ def _static(rng: np.random.Generator, reg: Region, shape: tuple[int, int]) -> _S
     fields: list[tuple[np.ndarray, dt.date, bool]] = []
     gentle = slope < 18
     # agricultural parcels on gentle ground (harvested, or greening up)
-    for _ in range(int(rng.integers(1, 6))):
+    for _ in range(int(rng.integers(1, 6) * area)):
         fh, fw = int(rng.integers(10, 36)), int(rng.integers(10, 44))
         r0, c0 = int(rng.integers(0, h - fh)), int(rng.integers(0, w - fw))
         m = np.zeros(shape, dtype=bool)
@@ -510,7 +836,7 @@ def _static(rng: np.random.Generator, reg: Region, shape: tuple[int, int]) -> _S
         if m.sum() > 20:
             fields.append((m, dt.date(2000, 1, 1), bool(rng.random() < 0.8)))
     # forest clear-cuts on any slope: rectangular vegetation loss that is not a landslide
-    for _ in range(int(rng.integers(0, 3))):
+    for _ in range(int(rng.integers(0, 3) * area)):
         fh, fw = int(rng.integers(8, 26)), int(rng.integers(8, 26))
         r0, c0 = int(rng.integers(0, h - fh)), int(rng.integers(0, w - fw))
         m = np.zeros(shape, dtype=bool)
@@ -521,10 +847,27 @@ def _static(rng: np.random.Generator, reg: Region, shape: tuple[int, int]) -> _S
     return _Static(dem, slope, aspect, veg0, water, fields, float(rng.uniform(0.85, 1.15)))
 
 
+def _scar_at(shape: tuple[int, int], day: dt.date, slides: list[Landslide], events: list[dt.date]):
+    """Scar fraction (0–1, mixed at edges, shrinking as vegetation grows back) and the scar's VV offset (dB)
+    at one date."""
+    scar = np.zeros(shape, dtype="float32")
+    vv = np.zeros(shape, dtype="float32")
+    for s in slides:
+        if s.event >= 0 and not day > events[s.event]:
+            continue
+        days = 365.0 if s.event < 0 else float((day - events[s.event]).days)
+        frac = s.cover * max(0.2, 1.0 - s.regrowth * days / 90.0)
+        rows, cols = s.window()
+        win = scar[rows, cols]
+        np.maximum(win, frac, out=win)
+        vv[rows, cols] = np.where(frac > 0, s.vv_db, vv[rows, cols])
+    return scar, vv
+
+
 def _veg_at(
     st: _Static, reg: Region, day: dt.date, slides: list[Landslide], events: list[dt.date]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vegetation fraction, scar fraction and bare-field mask at one date."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Vegetation fraction, scar fraction, bare-field mask and scar VV offset (dB) at one date."""
     doy = day.timetuple().tm_yday
     veg = np.clip(st.veg0 * _seasonal(np.array(doy), reg), 0, 0.97)
     field_bare = np.zeros(st.dem.shape, dtype=bool)
@@ -539,38 +882,88 @@ def _veg_at(
             np.any([m for m, _, _ in st.fields], axis=0) if st.fields else False, np.maximum(veg, 0.75), veg
         ),
     )
-    scar = np.zeros(st.dem.shape, dtype="float32")
-    for s in slides:
-        if day > events[s.event]:
-            scar = np.where(s.mask, 1.0, scar)
-    veg = np.where(scar > 0, veg * 0.08, veg)
-    return veg.astype("float32"), scar, field_bare
+    scar, scar_vv = _scar_at(st.dem.shape, day, slides, events)
+    scar = np.where(st.water, 0.0, scar).astype("float32")
+    veg = veg * (1 - 0.92 * scar)
+    return veg.astype("float32"), scar, field_bare, scar_vv
+
+
+#: Co-registration error between dates (pixels, standard deviation per axis).
+_JITTER_PX = {"s2": 0.4, "s1": 0.3}
+
+
+def _jitter(rng: np.random.Generator, a: np.ndarray, sigma: float) -> np.ndarray:
+    """``a`` (``(..., y, x)``) shifted by a random sub-pixel offset (bilinear; edges wrap, as a date's
+    image sits a fraction of a pixel off the grid of the others)."""
+    dy, dx = rng.normal(0, sigma, 2)
+    iy, ix = int(np.floor(dy)), int(np.floor(dx))
+    fy, fx = dy - iy, dx - ix
+    a0 = np.roll(a, (iy, ix), axis=(-2, -1))
+    a1 = np.roll(a0, 1, axis=-1)
+    b0 = np.roll(a0, 1, axis=-2)
+    b1 = np.roll(a1, 1, axis=-2)
+    return ((1 - fy) * ((1 - fx) * a0 + fx * a1) + fy * ((1 - fx) * b0 + fx * b1)).astype(a.dtype)
+
+
+def _tile_means(
+    values: np.ndarray, valid: np.ndarray, plan: CanvasPlan, sensor: str, axes: tuple[int, ...]
+) -> np.ndarray:
+    """Mean of ``values`` over ``valid`` pixels of each tile of the canvas that has ``sensor`` (the last two
+    axes are rows, columns; ``axes`` the others), one value per tile; the mean of those is what calibration
+    aims at."""
+    out = []
+    for p in plan.patches:
+        if sensor not in p.sensors:
+            continue
+        sl = (..., slice(p.row0, p.row0 + schema.PATCH_SIZE), slice(p.col0, p.col0 + schema.PATCH_SIZE))
+        v, ok = values[sl], valid[sl]
+        out.append(float(v[ok].mean()) if ok.any() else np.nan)
+    return np.array(out, dtype="float64")
+
+
+#: Large work arrays, kept per process and reused by every canvas it simulates (a fresh array of a few
+#: hundred MB costs more in page faults than the arithmetic that fills it).
+_BUFFERS: dict[str, np.ndarray] = {}
+
+
+def _buffer(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """A work array of ``shape`` (uninitialised): a view of the process's buffer ``name``, grown as needed."""
+    buf = _BUFFERS.get(name)
+    if buf is None or buf.ndim != len(shape) or any(b < n for b, n in zip(buf.shape, shape, strict=True)):
+        old = buf.shape if buf is not None and buf.ndim == len(shape) else shape
+        buf = _BUFFERS[name] = np.empty(tuple(map(max, shape, old)), dtype=dtype)
+    return buf[tuple(slice(0, n) for n in shape)]
 
 
 def _simulate_s2(
-    rng, st: _Static, reg: Region, times: list[dt.date], slides, events
+    rng, st: _Static, reg: Region, times: list[dt.date], slides, events, plan: CanvasPlan | None = None
 ) -> dict[str, np.ndarray]:
     h, w = st.dem.shape
     n = len(times)
-    bands = np.empty((n, 10, h, w), dtype="float32")
+    bands = _buffer("s2_bands", (n, 10, h, w), "float32")
+    surface = _buffer("s2_surface", (n, 10, h, w), "float32")  # the part of each value the surface makes
     scl = np.empty((n, h, w), dtype="int16")
     sun_az = 150.0 if not reg.southern else 30.0
-    first_post = min(events) if events else None
     for t, day in enumerate(times):
         doy = day.timetuple().tm_yday
         sun_el = 35 + 25 * np.cos(2 * np.pi * (doy - (172 if not reg.southern else 355)) / 365.25)
         illum = np.clip(_cos_incidence(st.dem, sun_az, sun_el) / np.sin(np.radians(sun_el)), 0.35, 1.6)
-        veg, scar, field_bare = _veg_at(st, reg, day, slides, events)
+        veg, scar, field_bare, _ = _veg_at(st, reg, day, slides, events)
+        # this date's image sits a fraction of a pixel off the others (co-registration error)
+        jrng = np.random.default_rng(rng.integers(2**32))
+        layers = np.stack([veg, scar * 0.92, st.water.astype("float32"), illum.astype("float32")])
+        veg, sc, water, illum = _jitter(jrng, layers, _JITTER_PX["s2"])
         soil = _SOIL * st.soil_gain
-        refl = (
+        land = (
             veg[None] * _VEG[:, None, None]
-            + (1 - veg - scar * 0.92)[None] * soil[:, None, None]
-            + (scar * 0.92)[None] * _SCAR[:, None, None]
+            + np.clip(1 - veg - sc, 0, None)[None] * soil[:, None, None]
+            + sc[None] * _SCAR[:, None, None]
         )
-        refl = np.where(st.water[None], _WATER[:, None, None], refl)
-        refl = refl * illum[None] + _BURNED_HAZE[:, None, None] * rng.uniform(0, 1.2)
-        refl *= 1 + rng.normal(0, 0.02, size=(10, h, w)).astype("float32")
-        refl += rng.normal(0, 25, size=(10, h, w)).astype("float32")
+        refl = ((1 - water)[None] * land + water[None] * _WATER[:, None, None]) * illum[None]
+        # sensor noise: 2 % multiplicative and 25 DN additive, from one draw
+        noise = rng.standard_normal(size=(10, h, w), dtype="float32")
+        surf = refl * (1 + 0.02 * noise)
+        refl = surf + (_BURNED_HAZE * rng.uniform(0, 1.2))[:, None, None] + 25 * noise
         cls = np.where(st.water, 6, np.where(veg > 0.4, 4, 5)).astype("int16")
         cls[rng.random((h, w)) < 0.01] = 7
         # snow on high ground in winter
@@ -580,28 +973,23 @@ def _simulate_s2(
                 line = np.quantile(st.dem, 1 - min(1.0, (winter - 0.3) * 1.2))
                 snow = st.dem > line
                 refl = np.where(snow[None], _SNOW[:, None, None] * rng.uniform(0.85, 1.0), refl)
+                surf = np.where(snow[None], 0, surf)
                 cls[snow] = 11
-        # clouds: cloudier just after an event
-        storm = first_post is not None and first_post < day <= first_post + dt.timedelta(days=12)
-        u = rng.random()
-        cover = (
-            rng.uniform(0.4, 1.0)
-            if (storm and u < 0.6)
-            else 0.0
-            if u < 0.55
-            else rng.uniform(0.03, 0.4)
-            if u < 0.87
-            else rng.uniform(0.55, 1.0)
-        )
+        # clouds, independent of the event (the real series keep the least cloudy image of each interval):
+        # about a third of the dates are cloudy, more on a canvas brighter than its region
+        u = rng.random() / (plan.cloudiness if plan is not None else 1.0)
+        cover = 0.0 if u >= 0.32 else rng.uniform(0.03, 0.4) if u < 0.22 else rng.uniform(0.55, 1.0)
         if cover > 0:
             dens = _fractal(rng, (h, w), 3.0)
             thick = dens > np.quantile(dens, 1 - cover)
             thin = (dens > np.quantile(dens, max(0.0, 1 - cover * 1.4))) & ~thick
             opac = np.clip((dens - dens.min()) / (np.ptp(dens) + 1e-6) * 1.5, 0.5, 1.0)
             refl = np.where(thick[None], _CLOUD[:, None, None] * opac[None] + refl * (1 - opac[None]), refl)
+            surf = np.where(thick[None], surf * (1 - opac[None]), surf)
             refl = np.where(thin[None], refl + 0.18 * _CLOUD[:, None, None], refl)
             sh = np.roll(thick, (int(rng.integers(6, 14)), int(rng.integers(-10, 10))), axis=(0, 1)) & ~thick
             refl = np.where(sh[None], refl * 0.35, refl)
+            surf = np.where(sh[None], surf * 0.35, surf)
             cls[sh] = 3
             cls[thin] = 10
             cls[thick & (opac < 0.8)] = 8
@@ -613,10 +1001,30 @@ def _simulate_s2(
             refl = np.where(edge[None], 0, refl)
             cls[edge] = 0
         bands[t] = refl
+        surface[t] = surf
         scl[t] = cls
-    # as ESA delivers them: DN >= 1 on valid pixels, 0 where there are no data (SCL 0)
-    nodata = (scl == 0)[:, None]
-    dn = np.where(nodata, 0, np.clip(np.rint(bands), 1, 32767)).astype("int32")
+    nodata = scl == 0
+    g = 1.0
+    if plan is not None and np.isfinite(plan.s2_target):
+        # calibration: scale the land surface (clouds, haze and snow stay) so that the mean over the
+        # canvas's S2 files of their mean value, in the raw release's terms, is the target
+        offset = np.array([schema.S2_OFFSET if t >= schema.S2_OFFSET_FROM else 0 for t in times], "float64")
+        valid = np.broadcast_to(~nodata[:, None], bands.shape)
+        m = np.nanmean(_tile_means(bands, valid, plan, "s2", (0, 1)))
+        m += float(offset.mean())  # (nearly: no-data pixels are rare and spread over the dates)
+        s = np.nanmean(_tile_means(surface, valid, plan, "s2", (0, 1)))
+        if np.isfinite(m) and s > 0:
+            g = float(np.clip(1 + (plan.s2_target - m) / s, 0.2, 3.0))
+    # as ESA delivers them: DN >= 1 on valid pixels, 0 where there are no data (SCL 0); date by date, in
+    # place (no second copy of the series)
+    dn = np.empty((n, 10, h, w), dtype="int16")
+    for t in range(n):
+        b = bands[t]
+        if g != 1.0:
+            b += np.float32(g - 1) * surface[t]
+        np.clip(np.rint(b, out=b), 1, 10000, out=b)
+        b[:, nodata[t]] = 0
+        dn[t] = b
     out = {b: dn[:, i] for i, b in enumerate(schema.S2_BANDS)}
     _add_s2_offset(out, times)
     out["SCL"] = scl.astype("int32")
@@ -670,8 +1078,73 @@ def _harmonize_s2(bands: dict[str, np.ndarray], times: Sequence[dt.date]) -> Non
         bands[b] = np.clip(v, 0, 10000).astype("int16")
 
 
+def _cv_power(x: np.ndarray, cv: float) -> float:
+    """The exponent ``b`` for which ``x**b`` has the coefficient of variation ``cv`` (bisection; a larger
+    ``b`` widens the distribution in dB by the same factor)."""
+    lo, hi = 0.3, 3.0
+    lx = np.log(x)
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        y = np.exp(mid * (lx - lx.max()))
+        if y.std() / y.mean() < cv:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _tile_field(values: dict[tuple[int, int], float], shape: tuple[int, int]) -> np.ndarray:
+    """A smooth field over a canvas through per-tile values (keyed by tile row, column): bilinear between
+    tile centres, constant beyond the outer ones; tiles without a value take the mean of the others."""
+    nr, nc = shape[0] // schema.PATCH_SIZE, shape[1] // schema.PATCH_SIZE
+    grid = np.full((nr, nc), float(np.mean(list(values.values()))))
+    for (r, c), v in values.items():
+        grid[r, c] = v
+    half = schema.PATCH_SIZE / 2
+    centres_r = np.arange(nr) * schema.PATCH_SIZE + half
+    centres_c = np.arange(nc) * schema.PATCH_SIZE + half
+    rows, cols = np.arange(shape[0]) + 0.5, np.arange(shape[1]) + 0.5
+    by_col = np.stack([np.interp(cols, centres_c, grid[r]) for r in range(nr)])
+    return np.stack([np.interp(rows, centres_r, by_col[:, j]) for j in range(shape[1])], axis=1)
+
+
+def _calibrate_s1(out: dict[str, np.ndarray], plan: CanvasPlan, sensor: str) -> None:
+    """Scale a canvas's linear backscatter, in place, so that each file's mean and spread are those of the
+    reference file its plan aims at: per polarisation a power over the canvas (the spread, as coefficient of
+    variation, the files' mean) and a gain that varies smoothly across the canvas, through one value per
+    tile (the tile's mean), refined twice (the smoothing moves a tile's mean a little)."""
+    targets = plan.s1_target.get(sensor)
+    if not targets:
+        return
+    tiles = [p for p in plan.patches if sensor in p.sensors]
+    shape = out["VV"].shape[-2:]
+    for pol_i, pol in enumerate(("VH", "VV")):
+        v = out[pol]
+        ok = np.isfinite(v) & (v > 0)
+        if ok.sum() < 100:
+            continue
+        x = v[ok]
+        sub = x[:: max(1, x.size // 200_000)].astype("float64")
+        cv = float(np.mean([t[2 + pol_i] / t[pol_i] for t in targets]))
+        v[ok] = np.power(x, np.float32(_cv_power(sub, cv)))
+        gains = {(p.row0 // schema.PATCH_SIZE, p.col0 // schema.PATCH_SIZE): 1.0 for p in tiles}
+        for _ in range(3):
+            scaled = v * _tile_field(gains, shape).astype("float32")[None]
+            for p, t in zip(tiles, targets, strict=True):
+                sl = (
+                    slice(None),
+                    slice(p.row0, p.row0 + schema.PATCH_SIZE),
+                    slice(p.col0, p.col0 + schema.PATCH_SIZE),
+                )
+                m = float(np.nanmean(scaled[sl]))
+                key = (p.row0 // schema.PATCH_SIZE, p.col0 // schema.PATCH_SIZE)
+                if np.isfinite(m) and m > 0:
+                    gains[key] *= t[pol_i] / m
+        v *= _tile_field(gains, shape).astype("float32")[None]
+
+
 def _simulate_s1(
-    rng, st: _Static, reg: Region, sensor: str, times: list[dt.date], slides, events
+    rng, st: _Static, reg: Region, sensor: str, times: list[dt.date], slides, events, plan=None
 ) -> dict[str, np.ndarray]:
     h, w = st.dem.shape
     look = _S1_LOOK_AZIMUTH[sensor]
@@ -687,24 +1160,36 @@ def _simulate_s1(
     out = {"VV": np.empty((len(times), h, w), "float32"), "VH": np.empty((len(times), h, w), "float32")}
     looks = 4.4
     for t, day in enumerate(times):
-        veg, scar, field_bare = _veg_at(st, reg, day, slides, events)
-        moist = rng.normal(0, 0.6) + (
-            1.2 if events and min(events) < day <= min(events) + dt.timedelta(days=10) else 0.0
-        )
+        veg, scar, field_bare, scar_vv = _veg_at(st, reg, day, slides, events)
+        # soil moisture: moves VV more than VH; wetter in the days after a (rain-triggered) event
+        wet = 1.0 if events and min(events) < day <= min(events) + dt.timedelta(days=10) else 0.0
+        moist_vv = rng.normal(0, 0.8) + 1.0 * wet
+        moist = {"VV": moist_vv, "VH": 0.45 * moist_vv + rng.normal(0, 0.2)}
+        jrng = np.random.default_rng(rng.integers(2**32))
+        shift = jrng.integers(2**32)
         for pol_i, pol in enumerate(("VV", "VH")):
             v = _S1_DB["veg"][pol_i]
             s = _S1_DB["soil"][pol_i]
             db = veg * v + (1 - veg) * s
             db = np.where(field_bare, _S1_DB["field_bare"][pol_i], db)
-            db = np.where(scar > 0, _S1_DB["scar"][pol_i], db)
-            db = np.where(st.water, _S1_DB["water"][pol_i], db + terrain_db + moist)
+            scar_db = _S1_DB["scar"][pol_i] + (scar_vv if pol == "VV" else 0.3 * scar_vv)
+            lin = (1 - scar) * 10 ** (db / 10) + scar * 10 ** (scar_db / 10)
+            db = 10 * np.log10(lin)
+            db = np.where(st.water, _S1_DB["water"][pol_i], db + terrain_db + moist[pol])
+            # the same sub-pixel offset for both polarisations of a date
+            db = _jitter(np.random.default_rng(shift), db, _JITTER_PX["s1"])
             lin = 10 ** (db / 10) * rng.gamma(looks, 1 / looks, size=(h, w))
-            lin = np.where(invalid, np.nan, np.minimum(lin, 1.0)).astype("float32")  # writer: clip to <= 1
+            lin = np.where(invalid, np.nan, lin).astype("float32")
             if rng.random() < 0.04:  # border no-data on some dates
                 lin[:, : int(rng.integers(5, 30))] = np.nan
             out[pol][t] = lin
-    for pol in out:  # keep 12 mantissa bits: far below speckle, compresses like real products
-        bits = out[pol].view("uint32") & np.uint32(0xFFFFF800)
+    if plan is not None:
+        _calibrate_s1(out, plan, sensor)
+    for (
+        pol
+    ) in out:  # writer: clip to <= 1; keep 12 mantissa bits: far below speckle, compresses like real data
+        v = np.minimum(out[pol], 1.0)
+        bits = v.view("uint32") & np.uint32(0xFFFFF800)
         out[pol] = bits.view("float32")
     return out
 
@@ -760,7 +1245,7 @@ def _write_patch(
     time = np.array([np.datetime64(t, "D") for t in times]).astype("datetime64[ns]")
     ds = xr.Dataset(dvars, coords={"time": time, "y": ys, "x": xs}, attrs=attrs)
     ds["spatial_ref"] = _spatial_ref(epsg, x0, y0)
-    enc = {name: {"zlib": True, "complevel": 4, "shuffle": True} for name in names}
+    enc = {name: {"zlib": True, "complevel": 1, "shuffle": True} for name in names}
     tmp = path.with_suffix(".nc.part")
     ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
     os.replace(tmp, path)
@@ -787,12 +1272,14 @@ class _PatchAnnotations:
 
 def _patch_annotations(
     slides: list[Landslide],
+    rows: slice,
     cols: slice,
     tokens: list[str],
     confidences: list[float],
     rng: np.random.Generator,
 ) -> _PatchAnnotations:
-    inside = [s for s in slides if s.mask[:, cols].any()]
+    # the inventory's polygons that share area with the tile (unmapped bare ground is in no inventory)
+    inside = [s for s in slides if s.mapped and s.touches(rows, cols)]
     inside.sort(key=lambda s: (tokens[s.event], s.ann_id))  # the writer sorts annotations by date string
     uniq = list(dict.fromkeys(tokens[s.event] for s in inside))
     confs = list(dict.fromkeys(confidences[s.event] for s in inside))
@@ -843,8 +1330,8 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
     out = Path(out_dir)
     reg = REGION_BY_NAME[plan.region]
     rng = np.random.default_rng(plan.seed)
-    shape = (schema.PATCH_SIZE, plan.width)
-    st = _static(rng, reg, shape)
+    shape = (plan.height, plan.width)
+    st = _static(rng, reg, shape, plan.dem_target)
     anchor = dt.date.fromisoformat(reg.event_date) + dt.timedelta(days=int(rng.integers(-6, 7)))
     events: list[dt.date] = []
     confidences: list[float] = []
@@ -855,7 +1342,7 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
         if plan.two_events:
             events.append(anchor + dt.timedelta(days=int(rng.integers(12, 45))))
             confidences.append(float(rng.choice([1.0, 0.75, 0.5])))
-        slides = _landslides(rng, st.slope, st.aspect, st.veg0, plan, first_ann_id)
+    slides = _landslides(rng, st.slope, st.aspect, st.veg0, plan, first_ann_id)
     # harvest / cutting dates: most within a month of the event (the season storms and harvests share),
     # the rest anywhere in the series window; a threshold on the vegetation drop cannot tell them apart
     st.fields = [
@@ -873,7 +1360,12 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
     order_rng = np.random.default_rng([plan.seed, 7])  # the writer's set order, apart from the physics
     anns = {
         p.patch_id: _patch_annotations(
-            slides, slice(p.col0, p.col0 + schema.PATCH_SIZE), tokens, inv_conf, order_rng
+            slides,
+            slice(p.row0, p.row0 + schema.PATCH_SIZE),
+            slice(p.col0, p.col0 + schema.PATCH_SIZE),
+            tokens,
+            inv_conf,
+            order_rng,
         )
         for p in plan.patches
     }
@@ -886,9 +1378,9 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
             srng, anchor, revisit, 0.3 if sensor == "s2" else 0.05, plan.outside.get(sensor), exclude=events
         )
         if sensor == "s2":
-            data = _simulate_s2(srng, st, reg, times, slides, events)
+            data = _simulate_s2(srng, st, reg, times, slides, events, plan)
         else:
-            data = _simulate_s1(srng, st, reg, sensor, times, slides, events)
+            data = _simulate_s1(srng, st, reg, sensor, times, slides, events, plan)
             if release == "harmonized":  # dB, bounded to [-50, 10]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     data = {k: np.clip(10 * np.log10(v), -50, 10).astype("float32") for k, v in data.items()}
@@ -901,24 +1393,26 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
         for p in plan.patches:
             if sensor not in p.sensors:
                 continue
+            rows = slice(p.row0, p.row0 + schema.PATCH_SIZE)
             cols = slice(p.col0, p.col0 + schema.PATCH_SIZE)
             ann = anns[p.patch_id]
             mask2d = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype="uint8")
             for s in ann.inside:
-                mask2d |= s.mask[:, cols].astype("uint8")
+                mask2d |= s.mask_in(rows, cols).astype("uint8")
             x0 = plan.x0 + p.col0 * schema.PIXEL_SIZE_M
+            y0 = plan.y0 - p.row0 * schema.PIXEL_SIZE_M
             xs = np.arange(schema.PATCH_SIZE) * schema.PIXEL_SIZE_M + x0
-            ys = plan.y0 + np.arange(schema.PATCH_SIZE) * -schema.PIXEL_SIZE_M
+            ys = y0 + np.arange(schema.PATCH_SIZE) * -schema.PIXEL_SIZE_M
             attrs = _writer_attrs(ann, plan, times, sensor, xs, ys, reg.epsg)
-            fdata = {k: v[:, :, cols] for k, v in data.items()}
+            fdata = {k: v[:, rows, cols] for k, v in data.items()}
             if sensor == "s2":
                 fdata = _writer_s2(fdata)
                 if release == "harmonized":
                     _harmonize_s2(fdata, times)
-            fdata["DEM"] = dem[:, :, cols]
+            fdata["DEM"] = dem[:, rows, cols]
             fdata["MASK"] = np.broadcast_to(mask2d, (len(times), *mask2d.shape))
             fname = schema.patch_filename(plan.region, sensor, p.patch_id)
-            _write_patch(out / sensor / fname, fdata, times, x0, plan.y0, reg.epsg, attrs, sensor)
+            _write_patch(out / sensor / fname, fdata, times, x0, y0, reg.epsg, attrs, sensor)
             scl_bad = None
             if sensor == "s2":
                 scl_bad = np.isin(fdata["SCL"], list(schema.SCL_BAD)).reshape(len(times), -1).mean(1).tolist()
@@ -945,6 +1439,7 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
                     "center_y": attrs["center_lat"],
                     "canvas": plan.index,
                     "col0": p.col0,
+                    "row0": p.row0,
                     # "before"/"after" (event outside the series), "undated" (no date given) or None
                     "event_outside_series": (
                         ("undated" if plan.undated else plan.outside.get(sensor)) if annotated else None
@@ -966,6 +1461,7 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
             "n_pixels": int(s.mask.sum()),
         }
         for s in slides
+        if s.mapped
     ]
     return records, inventory
 

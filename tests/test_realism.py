@@ -1,17 +1,22 @@
 """``s12ls_utils.realism``: the folder's side and the real side of every quantity, computed directly.
 
-No bounds on how realistic the sample is (the generator is calibrated elsewhere): only that the numbers
-are the right ones.
+The first part checks that the numbers are the right ones (on the suite's small sample); the last part
+bounds how realistic the default sample is (the generator is calibrated against the reference).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from s12ls_utils import cli, plots, realism, reference
+from s12ls_utils import cli, plots, realism, reference, synthetic
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.io import open_patch
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +173,55 @@ def test_bad_folder_is_a_clear_error(tmp_path, capsys):
         realism.realism(tmp_path)
     assert cli.main(["realism", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# Bounds on the default sample (the one the book runs on): the generator is calibrated against the reference
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory):
+    """The report of the default sample: ``data/sample`` when it is the default one (``make`` wrote it, the
+    chapters ran on it), else a fresh one written here."""
+    data = ROOT / "data" / "sample"
+    try:
+        man = synthetic.load_manifest(data)
+        ok = (man["n_per_sensor"], man["seed"], man["release"]) == (synthetic.DEFAULT_N_PER_SENSOR, 0, "raw")
+    except (OSError, ValueError, KeyError):
+        ok = False
+    if not ok:
+        data = tmp_path_factory.mktemp("default") / "sample"
+        synthetic.make_sample(data, progress=False)
+    return realism.realism(data, progress=False)
+
+
+@pytest.mark.parametrize("group", [f"{o}/{p}" for o in ("s1asc", "s1dsc") for p in ("VH", "VV")])
+@pytest.mark.parametrize("q", ["q05", "q50", "q95"])
+def test_s1_per_file_means_within_30_percent(default_report, group, q):
+    ratio = default_report.value("s1_mean", group, q, side="ratio")
+    assert 1 / 1.3 <= ratio <= 1.3, (group, q, ratio)
+
+
+def test_s2_region_means_within_20_percent(default_report):
+    t = default_report.table
+    rows = t[(t["quantity"] == "s2_mean") & (t["statistic"] == "mean")]
+    assert len(rows) >= 3, rows  # every sample region the reference has statistics for
+    for _, r in rows.iterrows():
+        assert 0.8 <= r["ratio"] <= 1.2, (r["group"], r["real"], r["data"])
+
+
+def test_ld_landslide_pixels_median_within_a_factor_1_5(default_report):
+    ratio = default_report.value("landslide_px", "LD-like", "q50", side="ratio")
+    assert 1 / 1.5 <= ratio <= 1.5, ratio
+
+
+def test_most_tiles_touch_another(default_report):
+    assert default_report.value("tiles_touching", "s2", "share") >= 60
+
+
+def test_default_sample_ld_split_is_big_enough(default_report, tmp_path):
+    """The published S12LS-LD recipe on the default sample: at least 12 test and 6 validation patches (S2)."""
+    from s12ls_utils import splits
+
+    splits.write_task(default_report.data_dir, tmp_path / "tasks", "S12LS-LD", progress=False)
+    row = splits.load_task(tmp_path / "tasks" / "S12LS-LD").counts().set_index("scope").loc["s2"]
+    assert row["test"] >= 12 and row["val"] >= 6, row
