@@ -287,6 +287,29 @@ class RealismReport:
             raise KeyError(f"no distance for {quantity}/{group} in the report")
         return hit.iloc[0]
 
+    def summary(self) -> pd.DataFrame:
+        """The calibrated quantities side by side, one row each (what the data appendix shows): per-file
+        Sentinel-1 means (5/50/95 % quantiles, linear), Sentinel-2 means per region, per-file DEM means,
+        landslide pixels per S12LS-LD(-like) patch, annotated share per region, the share of touching tiles and
+        the size of the connected area a tile lies in. Columns ``quantity``, ``group``, ``statistic``,
+        ``unit``, ``real``, ``data``, ``ratio`` (data / real)."""
+        t = self.table
+        keep = (
+            (
+                t["quantity"].isin(["s1_mean", "dem_mean", "landslide_px", "tile_area"])
+                & t["statistic"].isin([_qname(q) for q in QUANTILES])
+            )
+            | ((t["quantity"] == "s2_mean") & (t["statistic"] == "mean"))
+            | t["quantity"].isin(["annotated_share", "tiles_touching"]) & (t["statistic"] == "share")
+        )
+        keep &= ~((t["quantity"] == "landslide_px") & (t["group"] != "LD-like"))
+        keep &= ~((t["quantity"] == "tile_area") & (t["group"] != "tiles"))
+        out = t[keep].copy()
+        out["unit"] = out["quantity"].map(_UNITS)
+        order = {q: i for i, q in enumerate(QUANTITIES)}
+        out = out.sort_values("quantity", key=lambda c: c.map(order), kind="stable")
+        return out[["quantity", "group", "statistic", "unit", "real", "data", "ratio"]].reset_index(drop=True)
+
     def to_text(self) -> str:
         """The report as plain text: the distances, then every statistic side by side, then the notes."""
         files = ", ".join(f"{n} {s}" for s, n in self.n_files.items())

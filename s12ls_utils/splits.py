@@ -1490,6 +1490,21 @@ def _file_moments(job: tuple[str, str], *, root: str, s1_unit: str, clip: bool) 
     return file_moments(Path(root) / rel, sensor, s1_unit, clip)
 
 
+#: Per-file moments already computed in this process, keyed by (file, size, mtime, sensor, unit, clip):
+#: writing several tasks of one folder (chapter 04 writes six) reads each file once. A file that changes
+#: gets a new key.
+_MOMENTS_MEMO: dict[tuple, dict[str, Moments]] = {}
+_MOMENTS_MEMO_MAX = 200_000
+
+
+def _moments_key(path: Path, sensor: str, s1_unit: str, clip: bool) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # map_files reports it
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, sensor, s1_unit, clip)
+
+
 def _all_moments(
     jobs: Sequence[tuple[str, str]],
     data_dir: str | Path,
@@ -1507,10 +1522,19 @@ def _all_moments(
     (which cannot do without it) fails on it with the reason.
     """
     jobs = list(dict.fromkeys(jobs))
-    fn = functools.partial(_file_moments, root=str(Path(data_dir)), s1_unit=s1_unit, clip=clip)
+    root = Path(data_dir)
+    keys = {job: _moments_key(root / job[0], job[1], s1_unit, clip) for job in jobs}
+    todo = [job for job in jobs if keys[job] is None or keys[job] not in _MOMENTS_MEMO]
+    fn = functools.partial(_file_moments, root=str(root), s1_unit=s1_unit, clip=clip)
     res = map_files(
-        fn, jobs, scheduler=scheduler, workers=workers, desc="statistics", progress=progress, chunk_size=32
+        fn, todo, scheduler=scheduler, workers=workers, desc="statistics", progress=progress, chunk_size=32
     )
+    for job, mom in zip(todo, res.results, strict=True):
+        if mom is not None and keys[job] is not None:
+            if len(_MOMENTS_MEMO) >= _MOMENTS_MEMO_MAX:
+                _MOMENTS_MEMO.clear()
+            _MOMENTS_MEMO[keys[job]] = mom
+    read = dict(zip(todo, res.results, strict=True))
     failures = [dataclasses.replace(f, item=f.item[0]) for f in res.failures]  # name the file only
     if failures:
         log.warning(
@@ -1519,7 +1543,11 @@ def _all_moments(
             len(jobs),
             "\n".join(f"  {f}" for f in failures),
         )
-    moments = {rel: mom for (rel, _), mom in zip(jobs, res.results, strict=True) if mom is not None}
+    moments = {}
+    for job in jobs:
+        mom = read[job] if job in read else _MOMENTS_MEMO[keys[job]]
+        if mom is not None:
+            moments[job[0]] = mom
     return moments, failures
 
 
