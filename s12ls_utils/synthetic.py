@@ -281,17 +281,23 @@ _MAX_COVER = 0.15
 _TILE_M = schema.PATCH_SIZE * schema.PIXEL_SIZE_M  # 1280 m
 
 
+#: Smaller samples are scaled as if they had this many locations: even a test-sized sample holds clusters
+#: of touching tiles (scaled to ten locations, every real area would become an isolated tile).
+_MIN_SCALE_LOC = 60
+
+
 def _cluster_sizes(rng: np.random.Generator, n_loc: int, cal: Calibration) -> list[int]:
     """Sizes (tiles) of the sample's clusters of neighbouring tiles, summing to ``n_loc``.
 
     The real connected areas, scaled to the sample: the size of the area a real tile lies in, times
-    ``n_loc`` / real tiles, rounded (at least 1, at most a ``_MAX_BLOCK``). Drawn with weights 1 / size, so
+    ``n_loc`` (at least ``_MIN_SCALE_LOC``) / real tiles, rounded (at least 1, at most a ``_MAX_BLOCK``). Drawn with weights 1 / size, so
     that the share of the sample's tiles lying in clusters of each size follows the share of real tiles
     lying in areas of the (scaled) size; tiles of small real areas become isolated tiles.
     """
     cap = _MAX_BLOCK[0] * _MAX_BLOCK[1]
     areas = cal.tile_areas
-    scaled = np.clip(np.rint(areas * n_loc / max(areas.size, 1)), 1, cap).astype(int)
+    scale = max(n_loc, _MIN_SCALE_LOC) / max(areas.size, 1)
+    scaled = np.clip(np.rint(areas * scale), 1, cap).astype(int)
     values, counts = np.unique(scaled, return_counts=True)
     weights = counts / values
     sizes: list[int] = []

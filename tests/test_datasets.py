@@ -32,7 +32,7 @@ def write_tiny_task(
 ) -> Path:
     """A task folder written directly (DESIGN §3.2) from a synthetic sample's manifest.
 
-    Keys present in every sensor; train = all annotated but the last + 2 non-annotated, val = the last
+    Keys present in every sensor; train = the first annotated + 2 non-annotated, val = the second
     annotated + 1 non-annotated, test = 1 non-annotated. ``annotated=False`` leaves annotated patches out
     of train (a task without positives). ``fmt="old"``: ``data_paths.json`` + ``norm_data.json`` with the
     published (linear S1) statistics.
@@ -46,8 +46,8 @@ def write_tiny_task(
     non = [k for k in keys if not by_key[k][sensors[0]]["annotated"]]
     assert len(ann) >= 2 and len(non) >= 4, (ann, non)
     groups = {
-        "train": (ann[:-1] if annotated else []) + non[:2],
-        "val": ann[-1:] + non[2:3],
+        "train": (ann[:1] if annotated else []) + non[:2],
+        "val": ann[1:2] + non[2:3],
         "test": non[3:4],
     }
 

@@ -20,12 +20,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, Path]:
-    """A sample of about 20 patches per sensor with an S12LS-LD task and a tiny 2-epoch U-Net run."""
+    """A sample of about 30 patches per sensor with an S12LS-LD task and a tiny 2-epoch U-Net run."""
     from s12ls_utils import training
     from s12ls_utils.synthetic import make_sample
 
     data = tmp_path_factory.mktemp("eval") / "data"
-    make_sample(data, n_per_sensor=20, seed=5, progress=False)
+    make_sample(data, n_per_sensor=30, seed=5, progress=False)
     task_dir = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
     res = training.train(
         task_dir=str(task_dir),

@@ -15,7 +15,6 @@ from s12ls_utils import cli, plots, realism, reference, synthetic
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.io import open_patch
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -29,13 +29,14 @@ from s12ls_utils.synthetic import load_manifest
 RUN = "ddp"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
 #: Parameters may differ by rounding only: a real mismatch (per-process BatchNorm statistics or Dice
-#: sums, wrong batches) moves them by about one learning-rate step (measured 0.04 with lr 0.01).
-ATOL = 1e-4
+#: sums, wrong batches) moves them by about one learning-rate step (measured 0.04 with lr 0.01). Rounding
+#: alone, which AdamW magnifies where a gradient is tiny, moved a few weights by up to 5.4e-4 (measured).
+ATOL = 2e-3
 
 
 @pytest.fixture(scope="module")
 def ddp_task(small_sample, tmp_path_factory) -> Path:
-    """An S2 task of 6 train patches (2 with landslides) and 3 validation patches (1 with landslides).
+    """An S2 task of 6 train patches (at least 2 with landslides) and 3 validation patches (at least 1).
 
     Six samples in global batches of 4: two steps per epoch, the second one partial (1 sample per
     process), and every process holds as many samples (no padding), so the runs can match exactly.
@@ -44,7 +45,8 @@ def ddp_task(small_sample, tmp_path_factory) -> Path:
     files = {r["key"]: r for r in load_manifest(small_sample)["files"] if r["sensor"] == "s2"}
     ann = sorted(k for k, r in files.items() if r["annotated"])
     non = sorted(k for k, r in files.items() if not r["annotated"])
-    groups = {"train": ann[:2] + non[:4], "val": ann[2:3] + non[4:6], "test": non[6:7]}
+    rest = non + ann[3:]  # patches without landslides first, then the other annotated ones
+    groups = {"train": ann[:2] + rest[:4], "val": ann[2:3] + rest[4:6], "test": rest[6:7]}
     assert [len(groups[s]) for s in ("train", "val")] == [6, 3], (ann, non)
 
     def entry(k: str) -> dict:
