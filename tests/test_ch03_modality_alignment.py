@@ -136,7 +136,9 @@ def test_ch03_modality_alignment(run_chapter):
     ):
         assert res[name] == pytest.approx(exp[name]), name
     assert res["n_time_errors"] == 0
-    assert res["median_days_to_first_clear_s2"] > res["median_days_first_s2"]
+    # the first clear view never comes before the first view (on the sample, whose clouds do not follow the
+    # event, the medians may be equal)
+    assert res["median_days_to_first_clear_s2"] >= res["median_days_first_s2"]
     assert 0 <= res["pct_within_near_s1asc"] <= 100 and 0 <= res["pct_within_near_s1dsc"] <= 100
     assert res["timeline_key"] in exp["aligned_keys"]
     # every glued figure the text refers to exists
