@@ -2,7 +2,7 @@
 
 Used by ``make book`` / ``make test``::
 
-    python .ci/execute_chapters.py --out _build/executed [-p name value …] [--only 01-data-exploration]
+    python .ci/execute_chapters.py --out _build/executed [-p name value …] [--only 01-data-exploration] [--jobs N]
     python .ci/execute_chapters.py --out _build/executed --stage-only
 
 The chapters listed in ``_toc.yml`` run in order from the repository root (so their default
@@ -10,13 +10,15 @@ The chapters listed in ``_toc.yml`` run in order from the repository root (so th
 (``_config.yml`` with execution off, ``_toc.yml``, the Markdown pages, the executed notebooks) that
 ``jupyter-book build <out>`` turns into HTML. Per-chapter durations are printed and written to
 ``<out>/durations.json``. Every chapter runs even if an earlier one fails; the exit status is 1 when
-any failed.
+any failed. With ``--jobs 2`` (the default on two or more CPUs) chapters 04–06, which build on each other,
+run in one lane and chapters 01–03 in a second one at the same time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -91,7 +93,7 @@ def drop_widget_outputs(path: Path) -> int:
     return removed
 
 
-def execute(out: Path, params: dict[str, str], only: list[str]) -> int:
+def execute(out: Path, params: dict[str, str], only: list[str], durations_file: Path | None = None) -> int:
     import papermill as pm
 
     (out / "book").mkdir(parents=True, exist_ok=True)
@@ -120,12 +122,65 @@ def execute(out: Path, params: dict[str, str], only: list[str]) -> int:
             drop_widget_outputs(dst)
         durations[nb.stem] = round(time.perf_counter() - t0, 1)
         print(f"  {nb.stem}: {durations[nb.stem]:.1f} s", flush=True)
-    (out / "durations.json").write_text(json.dumps(durations, indent=1))
-    print("chapter durations (s): " + ", ".join(f"{k} {v}" for k, v in durations.items()))
+    (durations_file or out / "durations.json").write_text(json.dumps(durations, indent=1))
+    print("chapter durations (s): " + ", ".join(f"{k} {v}" for k, v in durations.items()), flush=True)
     if failed:
         print(f"{len(failed)} chapter(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+#: Chapters that read what an earlier one wrote run after it, in one lane: chapter 05 trains on the task
+#: folders of chapter 04 and chapter 06 evaluates the run of chapter 05. The other chapters only read the
+#: data folder (the catalog cache is written atomically), so a second lane runs them meanwhile.
+CHAINED = ("04-split-creation", "05-baseline-training", "06-positive-class-evaluation")
+
+
+def lanes(stems: list[str], jobs: int) -> list[list[str]]:
+    """``stems`` (in book order) as at most ``jobs`` lanes: the chained chapters in one lane, in order, the
+    others dealt round robin over the remaining lanes."""
+    chained = [s for s in stems if s in CHAINED]
+    free = [s for s in stems if s not in CHAINED]
+    if jobs <= 1 or not (chained and free) and len(free) < 2:
+        return [stems]
+    out = [chained] if chained else []
+    n_free = max(1, jobs - len(out))
+    out += [free[i::n_free] for i in range(n_free) if free[i::n_free]]
+    return out
+
+
+def execute_parallel(out: Path, params: list[list[str]], only: list[str], jobs: int) -> int:
+    """Run the chapters in lanes (:func:`lanes`), one child process of this script per lane; their
+    durations are merged into ``<out>/durations.json``; 1 when any chapter failed."""
+    import subprocess
+
+    stems = [nb.stem for nb in chapters() if not only or nb.stem in only]
+    groups = lanes(stems, jobs)
+    t0 = time.perf_counter()
+    procs = []
+    for i, group in enumerate(groups):
+        cmd = [sys.executable, __file__, "--out", str(out), "--no-stage", "--jobs", "1", "--durations-file"]
+        cmd += [str(out / f"durations.lane{i}.json"), "--only", *group]
+        for name, value in params:
+            cmd += ["-p", name, value]
+        print(f"lane {i}: {', '.join(group)}", flush=True)
+        procs.append(subprocess.Popen(cmd))
+    rc = max(p.wait() for p in procs)
+    durations: dict[str, float] = {}
+    for i in range(len(groups)):
+        f = out / f"durations.lane{i}.json"
+        if f.exists():
+            durations.update(json.loads(f.read_text()))
+            f.unlink()
+    durations = {s: durations[s] for s in stems if s in durations}
+    (out / "durations.json").write_text(json.dumps(durations, indent=1))
+    wall = time.perf_counter() - t0
+    print(
+        "chapter durations (s): "
+        + ", ".join(f"{k} {v}" for k, v in durations.items())
+        + f"; {len(groups)} lanes, {wall:.1f} s wall"
+    )
+    return 1 if rc else 0
 
 
 def main() -> int:
@@ -142,13 +197,25 @@ def main() -> int:
     )
     ap.add_argument("--only", nargs="*", default=[], help="chapter stems to run (default: all)")
     ap.add_argument("--stage-only", action="store_true", help="only (re)stage the book source")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="chapters run at once, in lanes that keep chapters 04-06 in order (default: 2 where there are 2 CPUs)",
+    )
+    ap.add_argument("--no-stage", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--durations-file", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = args.out if args.out.is_absolute() else ROOT / args.out
     rc = 0
     if not args.stage_only:
-        params = {k: yaml.safe_load(v) for k, v in args.param}
-        rc = execute(out, params, args.only)
-    stage(out)
+        if args.jobs > 1:
+            rc = execute_parallel(out, args.param, args.only, args.jobs)
+        else:
+            params = {k: yaml.safe_load(v) for k, v in args.param}
+            rc = execute(out, params, args.only, args.durations_file)
+    if not args.no_stage:
+        stage(out)
     return rc
 
 

@@ -79,7 +79,7 @@ def chapter_sample(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def run_chapter(chapter_sample):
+def run_chapter(request):
     """``run_chapter(stem) -> ExecutedChapter``.
 
     With ``S12LS_EXECUTED`` set (``make test`` sets it after ``make execute``), the executed copy under
@@ -99,6 +99,7 @@ def run_chapter(chapter_sample):
         else:
             import papermill as pm
 
+            chapter_sample = request.getfixturevalue("chapter_sample")  # written only when needed
             work = chapter_sample.parent
             nb_path = work / f"{stem}.ipynb"
             pm.execute_notebook(
