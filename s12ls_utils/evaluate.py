@@ -54,6 +54,7 @@ __all__ = [
     "REFERENCE_RANGES",
     "EvaluationResult",
     "change_score",
+    "chapter05_run",
     "evaluate_run",
     "iter_model_predictions",
     "iter_reference_scores",
@@ -67,6 +68,33 @@ REFERENCE_RANGES: dict[str, tuple[float, float]] = {
     "s1dsc": (0.0, 10.0),
 }
 METHODS = ("model", "reference")
+
+
+def chapter05_run(
+    task: Task, task_path: str | Path, sensor: str, runs_dir: str | Path = "runs"
+) -> Path | None:
+    """The run chapter 05 trains with its default model on ``task`` and ``sensor`` (run name
+    ``ch05-<task label>-unet_prepost-<sensor>`` under ``runs_dir``), when it exists, has its ``best.pt`` and
+    was trained on this task folder (and its data folder, where the run names one) and on ``sensor`` alone
+    (its ``run.json``); else None. Relative paths are taken from the current folder.
+
+    Chapter 06 evaluates this run by default: the book's own run, found by name and checked, not whatever
+    run a parameterised rerun recorded last."""
+    from .splits import task_label
+
+    run = Path(runs_dir) / f"ch05-{task_label(task_path)}-unet_prepost-{sensor}"
+    try:
+        cfg = json.loads((run / "run.json").read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if not (run / "best.pt").is_file() or list(cfg.get("sensors") or []) != [sensor]:
+        return None
+    if cfg.get("data_dir"):  # trained with an explicit data folder: it must be this task's
+        if Path(cfg["data_dir"]).resolve() != Path(task.data_dir).resolve():
+            return None
+    if not cfg.get("task_dir") or Path(cfg["task_dir"]).resolve() != Path(task_path).resolve():
+        return None
+    return run
 
 
 def region_of(patch_id: str) -> str:
