@@ -260,3 +260,11 @@ def test_executed_chapters_carry_no_widget_state():
         assert "widgets" not in nb["metadata"], path.name
         mimes = {k for c in nb["cells"] for o in c.get("outputs", []) for k in o.get("data", {})}
         assert _execute_script().WIDGET_MIME not in mimes, path.name
+
+
+def test_pages_cite_nothing_outside_the_repository():
+    """Readers of the book have the repository, not the team's design notes: no page or chapter refers to
+    DESIGN sections."""
+    pages = [*CHAPTERS, *sorted((ROOT / "book").glob("*.md"))]
+    cited = [p.relative_to(ROOT).as_posix() for p in pages if re.search(r"DESIGN\s*§", p.read_text())]
+    assert cited == []
