@@ -141,12 +141,10 @@ def lanes(stems: list[str], jobs: int) -> list[list[str]]:
     others dealt round robin over the remaining lanes."""
     chained = [s for s in stems if s in CHAINED]
     free = [s for s in stems if s not in CHAINED]
-    if jobs <= 1 or not (chained and free) and len(free) < 2:
-        return [stems]
     out = [chained] if chained else []
     n_free = max(1, jobs - len(out))
     out += [free[i::n_free] for i in range(n_free) if free[i::n_free]]
-    return out
+    return out if jobs > 1 and len(out) > 1 else [stems]
 
 
 def execute_parallel(out: Path, params: list[list[str]], only: list[str], jobs: int) -> int:

@@ -239,6 +239,17 @@ class PatchPlan:
     px_target: int = 0  # landslide pixels aimed at in this tile (drawn from the region's real ones)
     empty_mask: bool = False  # annotated by a sliver polygon that covers no pixel centre (a real quirk)
 
+    def window(self) -> tuple[slice, slice]:
+        """The canvas rows and columns of the tile."""
+        return slice(self.row0, self.row0 + schema.PATCH_SIZE), slice(
+            self.col0, self.col0 + schema.PATCH_SIZE
+        )
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        """The tile's row and column in its canvas's lattice."""
+        return self.row0 // schema.PATCH_SIZE, self.col0 // schema.PATCH_SIZE
+
 
 @dataclass
 class CanvasPlan:
@@ -339,12 +350,13 @@ def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
     # regions by largest remaining deficit of tiles (a cluster lies in one region)
     regions: list[str] = []
     got = np.zeros(len(REGIONS))
-    for s in sorted(sizes, reverse=True):
+    largest_first = sorted(sizes, reverse=True)
+    for s in largest_first:
         i = int(np.argmax(weights * n_loc - got + rng.uniform(0, 1e-3, len(REGIONS))))
         regions.append(REGIONS[i].name)
         got[i] += s
     order = rng.permutation(len(sizes))
-    sizes = [sorted(sizes, reverse=True)[i] for i in order]
+    sizes = [largest_first[i] for i in order]
     regions = [regions[i] for i in order]
     pats = [p for p, _ in _PRESENCE]
     probs = np.array([p for _, p in _PRESENCE])
@@ -630,16 +642,6 @@ def _polygon_window(
     return r0, c0, mask, cover
 
 
-def _polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels of a canvas whose centres lie inside a polygon given in pixel coordinates."""
-    out = np.zeros(shape, dtype=bool)
-    win = _polygon_window(poly, shape)
-    if win is not None:
-        r0, c0, mask, _ = win
-        out[r0 : r0 + mask.shape[0], c0 : c0 + mask.shape[1]] = mask
-    return out
-
-
 def _slide_polygon(rng: np.random.Generator, r: int, c: int, area: float, aspect_deg: float) -> np.ndarray:
     """An elongated, wobbly polygon of about ``area`` pixels centred on pixel (r, c), long axis downslope."""
     elong = rng.uniform(1.4, 4.0)
@@ -692,7 +694,7 @@ def _landslides(
     slides: list[Landslide] = []
     ann_id = first_ann_id
     for p in plan.patches:
-        rows, cols = slice(p.row0, p.row0 + schema.PATCH_SIZE), slice(p.col0, p.col0 + schema.PATCH_SIZE)
+        rows, cols = p.window()
         if p.empty_mask:  # a sliver between pixel centres: it touches the tile and covers no centre
             r, c = p.row0 + int(rng.integers(20, 108)), p.col0 + int(rng.integers(20, 108))
             poly = np.array([[c + 0.55, r + 0.55], [c + 0.95, r + 0.6], [c + 0.7, r + 0.95]])
@@ -911,17 +913,14 @@ def _jitter(rng: np.random.Generator, a: np.ndarray, sigma: float) -> np.ndarray
     return ((1 - fy) * ((1 - fx) * a0 + fx * a1) + fy * ((1 - fx) * b0 + fx * b1)).astype(a.dtype)
 
 
-def _tile_means(
-    values: np.ndarray, valid: np.ndarray, plan: CanvasPlan, sensor: str, axes: tuple[int, ...]
-) -> np.ndarray:
+def _tile_means(values: np.ndarray, valid: np.ndarray, plan: CanvasPlan, sensor: str) -> np.ndarray:
     """Mean of ``values`` over ``valid`` pixels of each tile of the canvas that has ``sensor`` (the last two
-    axes are rows, columns; ``axes`` the others), one value per tile; the mean of those is what calibration
-    aims at."""
+    axes are rows, columns), one value per tile; the mean of those is what calibration aims at."""
     out = []
     for p in plan.patches:
         if sensor not in p.sensors:
             continue
-        sl = (..., slice(p.row0, p.row0 + schema.PATCH_SIZE), slice(p.col0, p.col0 + schema.PATCH_SIZE))
+        sl = (..., *p.window())
         v, ok = values[sl], valid[sl]
         out.append(float(v[ok].mean()) if ok.any() else np.nan)
     return np.array(out, dtype="float64")
@@ -1016,9 +1015,9 @@ def _simulate_s2(
         # canvas's S2 files of their mean value, in the raw release's terms, is the target
         offset = np.array([schema.S2_OFFSET if t >= schema.S2_OFFSET_FROM else 0 for t in times], "float64")
         valid = np.broadcast_to(~nodata[:, None], bands.shape)
-        m = np.nanmean(_tile_means(bands, valid, plan, "s2", (0, 1)))
+        m = np.nanmean(_tile_means(bands, valid, plan, "s2"))
         m += float(offset.mean())  # (nearly: no-data pixels are rare and spread over the dates)
-        s = np.nanmean(_tile_means(surface, valid, plan, "s2", (0, 1)))
+        s = np.nanmean(_tile_means(surface, valid, plan, "s2"))
         if np.isfinite(m) and s > 0:
             g = float(np.clip(1 + (plan.s2_target - m) / s, 0.2, 3.0))
     # as ESA delivers them: DN >= 1 on valid pixels, 0 where there are no data (SCL 0); date by date, in
@@ -1133,19 +1132,13 @@ def _calibrate_s1(out: dict[str, np.ndarray], plan: CanvasPlan, sensor: str) -> 
         sub = x[:: max(1, x.size // 200_000)].astype("float64")
         cv = float(np.mean([t[2 + pol_i] / t[pol_i] for t in targets]))
         v[ok] = np.power(x, np.float32(_cv_power(sub, cv)))
-        gains = {(p.row0 // schema.PATCH_SIZE, p.col0 // schema.PATCH_SIZE): 1.0 for p in tiles}
+        gains = {p.cell: 1.0 for p in tiles}
         for _ in range(3):
             scaled = v * _tile_field(gains, shape).astype("float32")[None]
             for p, t in zip(tiles, targets, strict=True):
-                sl = (
-                    slice(None),
-                    slice(p.row0, p.row0 + schema.PATCH_SIZE),
-                    slice(p.col0, p.col0 + schema.PATCH_SIZE),
-                )
-                m = float(np.nanmean(scaled[sl]))
-                key = (p.row0 // schema.PATCH_SIZE, p.col0 // schema.PATCH_SIZE)
+                m = float(np.nanmean(scaled[(slice(None), *p.window())]))
                 if np.isfinite(m) and m > 0:
-                    gains[key] *= t[pol_i] / m
+                    gains[p.cell] *= t[pol_i] / m
         v *= _tile_field(gains, shape).astype("float32")[None]
 
 
@@ -1191,9 +1184,8 @@ def _simulate_s1(
             out[pol][t] = lin
     if plan is not None:
         _calibrate_s1(out, plan, sensor)
-    for (
-        pol
-    ) in out:  # writer: clip to <= 1; keep 12 mantissa bits: far below speckle, compresses like real data
+    # writer: clip to <= 1; keep 12 mantissa bits: far below speckle, compresses like real data
+    for pol in out:
         v = np.minimum(out[pol], 1.0)
         bits = v.view("uint32") & np.uint32(0xFFFFF800)
         out[pol] = bits.view("float32")
@@ -1365,15 +1357,7 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
     inv_conf = [float("nan") if plan.undated else c for c in confidences]
     order_rng = np.random.default_rng([plan.seed, 7])  # the writer's set order, apart from the physics
     anns = {
-        p.patch_id: _patch_annotations(
-            slides,
-            slice(p.row0, p.row0 + schema.PATCH_SIZE),
-            slice(p.col0, p.col0 + schema.PATCH_SIZE),
-            tokens,
-            inv_conf,
-            order_rng,
-        )
-        for p in plan.patches
+        p.patch_id: _patch_annotations(slides, *p.window(), tokens, inv_conf, order_rng) for p in plan.patches
     }
     sensors = sorted({s for p in plan.patches for s in p.sensors})
     records: list[dict] = []
@@ -1399,8 +1383,7 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
         for p in plan.patches:
             if sensor not in p.sensors:
                 continue
-            rows = slice(p.row0, p.row0 + schema.PATCH_SIZE)
-            cols = slice(p.col0, p.col0 + schema.PATCH_SIZE)
+            rows, cols = p.window()
             ann = anns[p.patch_id]
             mask2d = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype="uint8")
             for s in ann.inside:
