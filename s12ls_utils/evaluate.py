@@ -80,9 +80,9 @@ def chapter05_run(
 
     Chapter 06 evaluates this run by default: the book's own run, found by name and checked, not whatever
     run a parameterised rerun recorded last."""
-    from .splits import task_label
+    from .splits import chapter_run_name
 
-    run = Path(runs_dir) / f"ch05-{task_label(task_path)}-unet_prepost-{sensor}"
+    run = Path(runs_dir) / chapter_run_name("ch05", task_path, "unet_prepost", [sensor])
     try:
         cfg = json.loads((run / "run.json").read_text())["config"]
     except (OSError, ValueError, KeyError):
