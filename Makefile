@@ -8,15 +8,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-deps
 DATA   ?= data/sample
 EXECUTED := _build/executed
+MATRIX   := _build/matrix
 CHROMIUM ?= /usr/bin/chromium
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup sample execute book html browser test lint clean lab
+.PHONY: help setup sample execute book html matrix browser test lint clean lab
 
 help:
 	@echo "make book   set up .venv, generate $(DATA), execute the chapters, build _build/html"
-	@echo "make test   everything above, then ruff and pytest (unit + chapter + rendered-book tests)"
+	@echo "make test   everything above, the parameter matrix, then ruff and pytest (unit + chapter + rendered-book tests)"
 	@echo "make lab    JupyterLab with the package and the python3 kernel"
 
 $(STAMP): pyproject.toml
@@ -46,6 +47,12 @@ html:
 
 book: execute html
 
+# The chapters rerun as readers rerun them (papermill parameters, other sensors and models, an S2-only data
+# folder), on small settings, in two lanes; after `make execute` (the cases use its task folders) and without
+# touching the book's record. Prints each case's duration; tests/test_parameter_matrix.py reads the results.
+matrix: execute
+	$(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA)
+
 # Headless Chromium for tests/test_rendered_book.py: Debian's package, driven by Playwright (which never
 # downloads a browser here). Installed when missing and we are root (CI); otherwise the test is skipped
 # with this message, unless S12LS_REQUIRE_BROWSER=1 (set by .ci/run) makes that an error.
@@ -65,11 +72,12 @@ browser:
 
 lint: | $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check s12ls_utils tests benchmarks
+	$(BIN)/ruff format --check s12ls_utils tests benchmarks .ci book
 
-# The book is built first: tests/test_rendered_book.py opens every page of _build/html in Chromium.
-test: book lint browser
-	S12LS_EXECUTED=$(EXECUTED) S12LS_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+# The book is built first: tests/test_rendered_book.py opens every page of _build/html in Chromium; then
+# the parameter matrix, whose outcomes tests/test_parameter_matrix.py checks.
+test: book matrix lint browser
+	S12LS_EXECUTED=$(EXECUTED) S12LS_MATRIX=$(MATRIX) S12LS_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 # JupyterLab on this checkout (chapters under book/), the venv's `python3` kernel as default; the
 # server refuses root unless told, which is what containers run as.

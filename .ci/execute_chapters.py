@@ -10,7 +10,9 @@ The chapters listed in ``_toc.yml`` run in order from the repository root (so th
 (``_config.yml`` with execution off, ``_toc.yml``, the Markdown pages, the executed notebooks) that
 ``jupyter-book build <out>`` turns into HTML. Per-chapter durations are printed and written to
 ``<out>/durations.json``. Every chapter runs even if an earlier one fails; the exit status is 1 when
-any failed. With ``--jobs 2`` (the default on two or more CPUs) chapters 04–06, which build on each other,
+any failed. The chapters run with ``$S12LS_BOOK`` set to ``<out>``: they record their results in
+``<out>/results/`` and chapter 05 its runs in ``<out>/runs/`` (``s12ls_utils.plots.outputs``), the book's
+record, which reruns with other parameters never write; a chapter's old record is removed before it runs. With ``--jobs 2`` (the default on two or more CPUs) chapters 04–06, which build on each other,
 run in one lane and chapters 01–03 in a second one at the same time.
 """
 
@@ -93,16 +95,28 @@ def drop_widget_outputs(path: Path) -> int:
     return removed
 
 
+def book_env(out: Path) -> str:
+    """``out`` as the chapters see it (their working folder is the repository root): relative when inside."""
+    try:
+        return str(out.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(out.resolve())
+
+
 def execute(out: Path, params: dict[str, str], only: list[str], durations_file: Path | None = None) -> int:
     import papermill as pm
 
+    from s12ls_utils.plots import BOOK_ENV
+
     (out / "book").mkdir(parents=True, exist_ok=True)
+    os.environ[BOOK_ENV] = book_env(out)  # the kernels papermill starts inherit it
     durations: dict[str, float] = {}
     failed: list[str] = []
     for nb in chapters():
         if only and nb.stem not in only:
             continue
         dst = out / nb.relative_to(ROOT)
+        (out / "results" / f"{nb.stem}.json").unlink(missing_ok=True)  # the record is this execution's only
         t0 = time.perf_counter()
         print(f"executing {nb.relative_to(ROOT)} …", flush=True)
         try:

@@ -831,6 +831,13 @@ def time_alignment(
     )
 
 
+def median_or_nan(values) -> float:
+    """The median of the non-missing values as a float; NaN when there are none (a one-sensor data folder has
+    no Sentinel-1 waits, for example)."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    return float(v.median()) if len(v) else float("nan")
+
+
 def typical_location(summary: pd.DataFrame, keys: Iterable[str] | None = None) -> str:
     """A representative annotated location for a timeline figure.
 

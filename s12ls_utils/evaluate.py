@@ -97,6 +97,50 @@ def chapter05_run(
     return run
 
 
+def run_sensors_of(run_dir: str | Path) -> list[str]:
+    """The sensors a run was trained on (its ``run.json``, else its checkpoint's configuration)."""
+    run_dir = Path(run_dir)
+    info = run_dir / "run.json"
+    if info.exists():
+        cfg = json.loads(info.read_text())["config"]
+    else:
+        from .training import load_checkpoint
+
+        cfg = load_checkpoint(run_dir / "best.pt")["config"]
+    sensors = cfg.get("sensors") or ["s2"]
+    return [sensors] if isinstance(sensors, str) else list(sensors)
+
+
+def gallery_images(items: list[dict], s1: str = "false_color") -> tuple[list[dict], str | list[str]]:
+    """The error gallery's before/after images for :func:`evaluate_run`'s ``gallery`` items.
+
+    Per item and sensor of the run, the dates just before and after the event
+    (:func:`~s12ls_utils.signatures.before_after_steps`; first and last date when the event is outside the
+    series), drawn with :func:`s12ls_utils.plots.sensor_image` (S2 true colour with one stretch per patch,
+    S1 ``s1``). Returns the items with ``pre``/``post`` added and the ``sensor`` argument of
+    :func:`s12ls_utils.plots.error_gallery`: one sensor name, or the list of a fusion run's sensors (then
+    ``pre``/``post`` are ``{sensor: image}`` and the gallery draws one row per sensor)."""
+    from .plots import sensor_image, true_color_limits
+
+    out, sensors = [], []
+    for it in items:
+        paths = it.get("paths") or ({"s2": it["path"]} if it.get("path") else {})
+        pre, post = {}, {}
+        for sensor, path in paths.items():
+            with open_patch(path, load=True) as ds:
+                steps = signatures.before_after_steps(ds, signatures.patch_alignment(ds))
+                pre_t, post_t = steps if steps is not None else (0, ds.sizes["time"] - 1)
+                limits = true_color_limits(ds) if sensor == "s2" else None
+                pre[sensor] = sensor_image(ds, pre_t, sensor, s1=s1, limits=limits)
+                post[sensor] = sensor_image(ds, post_t, sensor, s1=s1, limits=limits)
+            if sensor not in sensors:
+                sensors.append(sensor)
+        if len(paths) == 1:
+            (pre,), (post,) = pre.values(), post.values()
+        out.append({**it, "pre": pre, "post": post})
+    return out, (sensors if len(sensors) > 1 else (sensors[0] if sensors else "s2"))
+
+
 def region_of(patch_id: str) -> str:
     """Region of a location key ``<region>_<id>`` (regions may contain underscores)."""
     return str(patch_id).rsplit("_", 1)[0]
@@ -358,9 +402,17 @@ def evaluate_run(
             df[key] = s[key]
         frames.append(df)
     items = [it for _, _, it in sorted(heap, key=lambda e: (-e[0], e[1]))]
-    paths = {str(e["id"]): task.data_dir / e[sensor] for e in task.splits.get(sensor, {}).get("test", [])}
+    # the run's own test entries (the aligned split for a fusion run): one file per sensor it was trained on
+    from .datasets import split_entries
+
+    run_sensors = run_sensors_of(run_dir)
+    paths = {
+        str(e["id"]): {s: task.data_dir / e[s] for s in run_sensors if e.get(s)}
+        for e in split_entries(task, "test", run_sensors)
+    }
     for it in items:
-        it["path"] = paths.get(it["id"])
+        it["paths"] = paths.get(it["id"], {})
+        it["path"] = it["paths"].get(sensor) or next(iter(it["paths"].values()), None)
         it["threshold"] = thresholds["model"]
     return EvaluationResult(
         run_dir=run_dir,

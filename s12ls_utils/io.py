@@ -72,6 +72,29 @@ class PatchReadError(Exception):
 # --------------------------------------------------------------------------------------------------
 # Units
 # --------------------------------------------------------------------------------------------------
+def sensors_present(data_dir: str | Path) -> list[str]:
+    """The sensors (``schema.SENSORS`` order) with at least one ``.nc`` file in ``<data_dir>/<sensor>/``."""
+    root = Path(data_dir)
+    return [
+        s for s in schema.SENSORS if (root / s).is_dir() and next((root / s).glob("*.nc"), None) is not None
+    ]
+
+
+def require_sensors(data_dir: str | Path, sensors, name: str = "sensors") -> list[str]:
+    """``sensors`` when ``data_dir`` holds files of each of them, else a ``ValueError`` naming the parameter,
+    the missing sensors and those the folder has (a download of one sensor only, ``--sensors s2``, leaves
+    the others out). Chapters call it before any work."""
+    sensors = [sensors] if isinstance(sensors, str) else list(sensors)
+    present = sensors_present(data_dir)
+    missing = [s for s in sensors if s not in present]
+    if missing:
+        raise ValueError(
+            f"parameter {name!r}: the data folder {data_dir} has no {', '.join(missing)} files "
+            f"(it has: {', '.join(present) or 'no sensor folders with .nc files'}); choose from those"
+        )
+    return sensors
+
+
 def to_db(linear: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
     """Linear backscatter → dB. Non-positive values become NaN (no warning)."""
     with np.errstate(divide="ignore", invalid="ignore"):

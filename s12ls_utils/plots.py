@@ -2,13 +2,18 @@
 
 Display conventions (the book is read by remote-sensing people):
 
-- true colour from B04/B03/B02 with a per-image 2–98 % percentile stretch (clouds would wash out a
-  fixed stretch), SAR backscatter in dB with a fixed −25…0 dB (VV) / −32…−8 dB (VH) window;
+- true colour from B04/B03/B02 with a 2–98 % percentile stretch over the usable pixels of all dates of a
+  patch (one stretch per patch, so brightness compares over time; clouds are left out of the percentiles),
+  SAR backscatter in dB with a fixed −25…0 dB (VV) / −32…−8 dB (VH) window;
 - every plot has a title, axis labels with units and a legend or colour bar;
 - no map tiles or Natural Earth features (they would be downloaded at run time).
 
 ``record(chapter, **figures)`` glues each figure for the text (myst-nb ``glue``) and writes them to
-``results/<chapter>.json``, which the tests read.
+``<results_dir>/<chapter>.json``. Where that is, and where chapter 05 writes its runs, is decided once per
+chapter by :func:`outputs`: the book's own execution (``make book``) records under the executed book
+(``_build/executed/results/`` and ``runs/``), which is what the tests and chapter 06 read; a rerun (papermill
+with parameters, JupyterLab) records under ``results/reruns/<time>/`` and names its runs with the same time,
+so no rerun overwrites the book's record or an earlier rerun.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +30,15 @@ import numpy as np
 from . import schema
 
 RESULTS_DIR = Path("results")
+#: Set (by ``.ci/execute_chapters.py``) to the executed book's folder while the book's own chapters run.
+BOOK_ENV = "S12LS_BOOK"
+#: Where ``make book`` executes the chapters; its ``results/`` and ``runs/`` are the book's record.
+BOOK_DIR = Path("_build") / "executed"
 DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.0, -8.0)}
+#: colour of pixels without data (NaN, fill values, no S2 observation) in every image, with its own legend
+#: entry; magenta is not a colour of land, water, cloud or a grey SAR image
+NO_DATA_COLOR = "#e600e6"
+NO_DATA_LABEL = "no data (NaN / fill)"
 REGION_PALETTE = "Category10"
 
 
@@ -196,6 +210,60 @@ def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
     return float(value)
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Where a chapter writes: its results record, its training runs, and the suffix of its run names."""
+
+    results_dir: Path
+    runs_dir: Path
+    book: bool  #: True while the book's own execution runs the chapter
+    stamp: str | None  #: a rerun's time (``20261203T071502``), None for the book's execution
+
+    def run_name(self, name: str) -> str:
+        """``name`` for the book's execution, ``name-<stamp>`` for a rerun (never the book's run)."""
+        return name if self.stamp is None else f"{name}-{self.stamp}"
+
+
+def book_dir() -> Path:
+    """The executed book whose ``results/`` and ``runs/`` are the book's record: ``$S12LS_BOOK`` while the
+    book executes, else ``_build/executed`` (``make book``'s folder)."""
+    return Path(os.environ.get(BOOK_ENV) or BOOK_DIR)
+
+
+_STAMP: list[str] = []
+
+
+def rerun_stamp() -> str:
+    """One UTC time per process (a kernel runs one chapter), used to name a rerun's record and runs."""
+    if not _STAMP:
+        from datetime import UTC, datetime
+
+        _STAMP.append(datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
+    return _STAMP[0]
+
+
+def outputs(results_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Outputs:
+    """Resolve a chapter's ``results_dir`` and ``runs_dir`` parameters (``None``: the default below).
+
+    - The book's own execution (``$S12LS_BOOK`` set, as ``.ci/execute_chapters.py`` does): the book's
+      record, ``<book>/results`` and ``<book>/runs``; run names as the chapter makes them.
+    - Any other run (papermill with or without parameters, JupyterLab, Binder): ``results/reruns/<time>``
+      and ``runs``, with ``-<time>`` appended to default run names, so that a rerun never replaces the
+      book's record and two reruns never replace each other. The folder is printed.
+
+    A value passed explicitly is used as given in both cases.
+    """
+    book = bool(os.environ.get(BOOK_ENV))
+    stamp = None if book else rerun_stamp()
+    if results_dir is None:
+        results_dir = book_dir() / "results" if book else RESULTS_DIR / "reruns" / stamp
+        if not book:
+            print(f"this rerun records its results in {results_dir}/ (the book's record stays as it is)")
+    if runs_dir is None:
+        runs_dir = book_dir() / "runs" if book else Path("runs")
+    return Outputs(Path(results_dir), Path(runs_dir), book, stamp)
+
+
 def _plain(value):
     """JSON-able plain Python value (numpy scalars → Python, NaN → None)."""
     if isinstance(value, Mapping):
@@ -204,6 +272,8 @@ def _plain(value):
         return [_plain(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, Share):
+        value = float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Path):
@@ -211,10 +281,11 @@ def _plain(value):
     return value
 
 
-def record(chapter: str, results_dir: str | Path = RESULTS_DIR, glue: bool = True, **figures) -> dict:
-    """Record a chapter's key figures: glue each one (when run in a kernel) and merge into the JSON file.
+def record(chapter: str, results_dir: str | Path = RESULTS_DIR, glue: bool = True, **figures) -> None:
+    """Record a chapter's key figures: glue each one (when run in a kernel) and merge them into
+    ``<results_dir>/<chapter>.json`` (see :func:`outputs` for which folder a chapter uses).
 
-    Returns the full content of ``<results_dir>/<chapter>.json`` after the update.
+    Returns nothing, so that a cell ending in ``record(...)`` shows no output.
     """
     path = Path(results_dir) / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,14 +299,34 @@ def record(chapter: str, results_dir: str | Path = RESULTS_DIR, glue: bool = Tru
             from IPython import get_ipython
             from myst_nb import glue as _glue
         except ImportError:  # pragma: no cover - the book stack is not installed
-            return data
+            return None
         if get_ipython() is not None:
             for k, v in figures.items():
                 _glue(k, _display_value(v), display=False)
-    return data
+    return None
+
+
+class Share(float):
+    """A fraction (0…1) that reads as a share: recorded as the fraction, glued as a percentage ("2.9 %").
+
+    ``record(chapter, positive_fraction=plots.Share(0.0287))`` writes 0.0287 to the JSON record (the tests
+    compare fractions) and glues "2.9 %" for the text: one decimal below 10 %, whole percents above."""
+
+    def percent_text(self) -> str:
+        pct = 100 * float(self)
+        if not math.isfinite(pct):
+            return "n/a"
+        return f"{pct:.1f} %" if abs(pct) < 10 else f"{pct:.0f} %"
+
+
+def share(value) -> Share:
+    """``value`` (a fraction) as a :class:`Share`."""
+    return Share(float(value))
 
 
 def _display_value(v):
+    if isinstance(v, Share):
+        return v.percent_text()
     if isinstance(v, float | np.floating):
         v = float(v)
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
@@ -247,34 +338,109 @@ def _display_value(v):
 # --------------------------------------------------------------------------------------------------
 # Stretches
 # --------------------------------------------------------------------------------------------------
-def percentile_stretch(
-    arr: np.ndarray, lo: float = 2, hi: float = 98, valid: np.ndarray | None = None
-) -> np.ndarray:
-    """Scale to 0…1 between the ``lo`` and ``hi`` percentiles of the (valid) values."""
+def percentile_limits(arr: np.ndarray, lo: float = 2, hi: float = 98, valid: np.ndarray | None = None):
+    """The ``lo`` and ``hi`` percentiles of the finite (and ``valid``) values; None when there are none."""
     a = np.asarray(arr, dtype="float32")
     sel = a[np.isfinite(a) & (valid if valid is not None else True)]
     if sel.size == 0:
-        return np.zeros_like(a)
+        return None
     p0, p1 = np.percentile(sel, [lo, hi])
+    return float(p0), float(p1)
+
+
+def percentile_stretch(
+    arr: np.ndarray, lo: float = 2, hi: float = 98, valid: np.ndarray | None = None, limits=None
+) -> np.ndarray:
+    """Scale to 0…1 between the ``lo`` and ``hi`` percentiles of the (valid) values, or between the given
+    ``limits`` (``(low, high)``, e.g. one stretch for every date of a patch)."""
+    a = np.asarray(arr, dtype="float32")
+    if limits is None:
+        limits = percentile_limits(a, lo, hi, valid)
+        if limits is None:
+            return np.zeros_like(a)
+    p0, p1 = limits
     return np.clip((a - p0) / max(p1 - p0, 1e-6), 0, 1)
 
 
-def true_color(ds, t: int, lo: float = 2, hi: float = 98) -> np.ndarray:
-    """``(y, x, 3)`` float RGB (B04, B03, B02) of time step ``t`` with a joint percentile stretch.
-
-    The percentiles come from the pixels the scene classification calls usable, so clouds stay
-    bright instead of compressing the land surface into the dark end.
-    """
+def _rgb_and_usable(ds, t: int) -> tuple[np.ndarray, np.ndarray | None]:
     rgb = np.stack([ds[b].isel(time=t).transpose("y", "x").values for b in ("B04", "B03", "B02")], axis=-1)
-    rgb = rgb.astype("float32")
     valid = None
     if "SCL" in ds:
         scl = ds["SCL"].isel(time=t).transpose("y", "x").values
         valid = ~np.isin(scl, list(schema.SCL_BAD))
         if valid.mean() < 0.05:
             valid = scl != 0
+    return rgb.astype("float32"), valid
+
+
+def true_color_limits(ds, lo: float = 2, hi: float = 98) -> tuple[float, float] | None:
+    """One true-colour stretch for every date of a patch: the ``lo``/``hi`` percentiles of B04/B03/B02 over
+    the usable pixels (scene classification) of all dates together, so that brightness compares over time."""
+    values = []
+    for t in range(ds.sizes["time"]):
+        rgb, valid = _rgb_and_usable(ds, t)
+        values.append(rgb[valid] if valid is not None else rgb.reshape(-1, 3))
+    return percentile_limits(np.concatenate(values), lo, hi) if values else None
+
+
+def true_color(ds, t: int, lo: float = 2, hi: float = 98, limits=None) -> np.ndarray:
+    """``(y, x, 3)`` float RGB (B04, B03, B02) of time step ``t`` with a joint percentile stretch.
+
+    The percentiles come from the pixels the scene classification calls usable, so clouds stay
+    bright instead of compressing the land surface into the dark end. ``limits`` (from
+    :func:`true_color_limits`) applies one stretch to every date of the patch instead.
+    """
+    rgb, valid = _rgb_and_usable(ds, t)
     flat_valid = None if valid is None else np.repeat(valid[..., None], 3, axis=-1)
-    return percentile_stretch(rgb, lo, hi, flat_valid)
+    return percentile_stretch(rgb, lo, hi, flat_valid, limits=limits)
+
+
+def _s2_no_data(ds, t: int) -> np.ndarray:
+    """``(y, x)`` True where S2 time step ``t`` has no observation (scene class 0 or a non-finite band)."""
+    bad = np.zeros((ds.sizes["y"], ds.sizes["x"]), dtype=bool)
+    if "SCL" in ds:
+        bad |= ds["SCL"].isel(time=t).transpose("y", "x").values == 0
+    for b in ("B04", "B03", "B02"):
+        bad |= ~np.isfinite(ds[b].isel(time=t).transpose("y", "x").values.astype("float32"))
+    return bad
+
+
+def with_no_data(rgb: np.ndarray, no_data: np.ndarray | None = None) -> np.ndarray:
+    """``rgb`` ``(H, W, 3)`` with pixels that have no data (``no_data``, or a non-finite channel) drawn in
+    :data:`NO_DATA_COLOR`."""
+    rgb = np.asarray(rgb, dtype="float32")
+    bad = ~np.isfinite(rgb).all(axis=-1)
+    if no_data is not None:
+        bad |= np.asarray(no_data, dtype=bool)
+    if not bad.any():
+        return rgb
+    color = np.array([int(NO_DATA_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype="float32")
+    return np.where(bad[..., None], color, rgb).astype("float32")
+
+
+def no_data_key(size: int = 230, mask_color: str = "red"):
+    """A small legend panel: the no-data colour and the landslide-mask outline, as used in the images."""
+    import holoviews as hv
+
+    swatch = hv.Rectangles([(0.05, 0.6, 0.2, 0.85)]).opts(
+        color=NO_DATA_COLOR, line_color="black", title="Legend"
+    )
+    line = hv.Curve([(0.05, 0.3), (0.2, 0.3)]).opts(color=mask_color, line_width=2)
+    text = hv.Text(0.25, 0.725, NO_DATA_LABEL, halign="left", fontsize=9) * hv.Text(
+        0.25, 0.3, "mapped landslides (mask)", halign="left", fontsize=9
+    )
+    return (swatch * line * text).opts(
+        hv.opts.Overlay(
+            title="Legend",
+            frame_width=size,
+            frame_height=size // 3,
+            xaxis=None,
+            yaxis=None,
+            xlim=(0, 1.4),
+            ylim=(0, 1),
+            toolbar=None,
+        )
+    )
 
 
 def backscatter_db(ds, band: str, t: int) -> np.ndarray:
@@ -289,49 +455,118 @@ def backscatter_db(ds, band: str, t: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # HoloViews figures
 # --------------------------------------------------------------------------------------------------
-def location_map(catalog, color_by: str = "region", title: str = "Patch locations"):
-    """GeoViews points of the patch centres (WGS84), coloured by ``color_by``, one point per location.
+def region_maps(catalog, title: str = "Patch locations per region", cols: int = 3, size: int = 220):
+    """One map panel per region: its patch centres (WGS84), annotated locations in red, the others grey.
 
-    No basemap: the book must draw offline. Longitude/latitude axes are labelled in degrees.
+    The regions lie continents apart, so one world map shows a dot per region; here each panel has its own
+    extent (a margin of 0.05° around its locations), the 1.28 km tiles' clusters become visible, and the title
+    counts the region's locations and annotated ones. No basemap (the book draws offline). Hover names the
+    key, the sensors and the landslide pixels.
     """
-    import geoviews as gv
+    import holoviews as hv
 
     df = catalog.copy()
-    df["sensors"] = df.groupby("key")["sensor"].transform(lambda s: ", ".join(sorted(s)))
+    df["sensors"] = df.groupby("key")["sensor"].transform(lambda s: ", ".join(sorted(map(str, s))))
     df = df.drop_duplicates("key")[["key", "lon", "lat", "region", "annotated", "sensors", "n_positive"]]
-    pts = gv.Points(df, kdims=["lon", "lat"], vdims=["region", "key", "annotated", "sensors", "n_positive"])
-    return pts.opts(
-        color=color_by,
-        cmap=REGION_PALETTE,
-        size=8,
-        tools=["hover"],
-        width=680,
-        height=380,
-        title=title,
-        xlabel="longitude (°E)",
-        ylabel="latitude (°N)",
-        show_legend=True,
-        legend_position="right",
-        line_color="black",
-    )
+    df = df[df["lon"].notna() & df["lat"].notna()]
+    if df.empty:
+        raise ValueError("no location with a position to map")
+    df["region"] = df["region"].astype(str)
+    df["class"] = np.where(df["annotated"], "annotated", "not annotated")
+    colors = {"annotated": "#d62728", "not annotated": "#7f7f7f"}
+    panels = []
+    for region, part in sorted(df.groupby("region"), key=lambda kv: -len(kv[1])):
+        pad = 0.05
+        x0, x1 = part["lon"].min() - pad, part["lon"].max() + pad
+        y0, y1 = part["lat"].min() - pad, part["lat"].max() + pad
+        layers = [
+            hv.Points(
+                part[part["class"] == k],
+                kdims=["lon", "lat"],
+                vdims=["key", "sensors", "n_positive", "class"],
+                label=k,
+            ).opts(color=colors[k], size=6, line_color="black", tools=["hover"])
+            for k in colors
+        ]
+        n_ann = int(part["annotated"].sum())
+        panels.append(
+            hv.Overlay(layers).opts(
+                title=f"{region}: {len(part)} locations, {n_ann} annotated",
+                xlim=(x0, x1),
+                ylim=(y0, y1),
+                frame_width=size,
+                frame_height=size,
+                xlabel="longitude (°E)",
+                ylabel="latitude (°N)",
+                legend_position="bottom_right",
+                show_legend=not panels,  # one legend, on the first panel
+                fontsize={"title": "9pt"},
+            )
+        )
+    return hv.Layout(panels).cols(cols).opts(title=title, shared_axes=False)
 
 
 def mask_outline(mask: np.ndarray, bounds: tuple[float, float, float, float], color: str = "red"):
-    """Outline of a binary ``(y, x)`` mask as HoloViews contours in image coordinates."""
+    """Outline of a binary ``(y, x)`` mask in image coordinates, as one HoloViews line.
+
+    The contour lines (at 0.5) are joined into a single line with NaN breaks between them: one glyph, and
+    cheap to range over in a slider of many frames (a path per contour line made the chapter 01 viewer spend
+    most of its time computing axis ranges)."""
     import holoviews as hv
 
-    img = hv.Image(mask.astype("float32"), bounds=bounds)
-    return hv.operation.contours(img, levels=[0.5], filled=False).opts(
-        color=color, line_width=1.5, show_legend=False, cmap=[color]
-    )
+    img = hv.Image(np.asarray(mask, dtype="float32"), bounds=bounds)
+    lines = [
+        np.asarray(p.array([0, 1]), dtype="float64")
+        for p in hv.operation.contours(img, levels=[0.5], filled=False).split()
+    ]
+    lines = [a for a in lines if len(a)]
+    gap = np.full((1, 2), np.nan)
+    joined = np.concatenate([x for a in lines for x in (a, gap)][:-1]) if lines else np.empty((0, 2))
+    # a Curve, not a Path: its ranges are plain column ranges (bokeh breaks the line at the NaN rows)
+    return hv.Curve(joined, kdims=["x"], vdims=["y"]).opts(color=color, line_width=1.5, show_legend=False)
+
+
+def viewer_steps(times: Mapping[str, np.ndarray]) -> tuple[str, list[np.datetime64], dict[str, list[int]]]:
+    """The dates a multi-sensor viewer steps through, and per sensor the time index shown at each step.
+
+    ``times``: per sensor its acquisition times. The steps are the dates of the reference sensor (S2 when
+    present, else the first given); every sensor shows, at each step, its acquisition nearest in time (the
+    earlier one on a tie). So one step pairs acquisitions by date, not by their index in each series (which
+    would pair an S2 date with an S1 date a month apart). Returns ``(reference sensor, step dates, indices)``.
+    """
+    if not times:
+        raise ValueError("no sensor times given")
+    ref = "s2" if "s2" in times else next(iter(times))
+    steps = list(np.asarray(times[ref], dtype="datetime64[s]"))
+    indices = {}
+    for sensor, t in times.items():
+        t = np.asarray(t, dtype="datetime64[s]").astype("int64")
+        if t.size == 0:
+            raise ValueError(f"{sensor}: no acquisition times")
+        idx = []
+        for d in steps:
+            gap = np.abs(t - np.int64(d.astype("int64")))
+            idx.append(int(np.flatnonzero(gap == gap.min())[0]))
+        indices[sensor] = idx
+    return ref, steps, indices
+
+
+def _days(a, b) -> str:
+    d = int(round((np.datetime64(a, "s") - np.datetime64(b, "s")).astype("int64") / 86400))
+    return "same day" if d == 0 else f"{d:+d} d".replace("-", "−")
 
 
 def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: int = 230, embed: bool = True):
-    """Viewer over the 15 time steps: S2 true colour, S1 VV/VH (dB), DEM, each with the mask outline.
+    """Viewer over the dates of one location: S2 true colour, S1 VV/VH (dB), DEM, each with the mask outline.
+
+    The slider steps by **date** (:func:`viewer_steps`): the S2 dates, with each S1 panel showing its
+    acquisition nearest to that date and saying how many days it lies off. S2 uses one stretch for all
+    dates (:func:`true_color_limits`), S1 fixed dB windows, so brightness compares over time. Pixels without
+    data are drawn in :data:`NO_DATA_COLOR` (named in the panel titles' legend line).
 
     ``key`` is ``<region>_<id>``; sensors missing for this location are skipped. With ``embed`` (default)
-    every frame is rendered into the output with a time slider below it, so the viewer works in the
-    static HTML book without a kernel; ``embed=False`` returns the :class:`holoviews.HoloMap`.
+    every frame is rendered into the output with a slider below it, so the viewer works in the static HTML
+    book without a kernel; ``embed=False`` returns the :class:`holoviews.HoloMap`.
     """
     import holoviews as hv
     import panel as pn
@@ -357,20 +592,25 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
 
     dem = any_ds["DEM"].isel(time=0).transpose("y", "x").values.astype("float32")
     dem_img = hv.Image(dem, bounds=bounds, vdims=["elevation (m)"]).opts(
-        cmap="terrain", colorbar=True, title="DEM (m)", **common
+        cmap="terrain", colorbar=True, title="DEM (m)", clipping_colors={"NaN": NO_DATA_COLOR}, **common
     )
+    ref, steps, index = viewer_steps({s: ds.time.values for s, ds in opened.items()})
+    s2_limits = true_color_limits(opened["s2"]) if "s2" in opened else None
 
-    def frame(t: int):
+    def frame(k: int):
+        step = steps[k]
         panels = []
         if "s2" in opened:
             ds = opened["s2"]
-            date = str(ds.time.values[t])[:10]
-            rgb = true_color(ds, t)
-            panels.append(hv.RGB(rgb, bounds=bounds).opts(title=f"S2 true colour {date}", **common) * outline)
+            t = index["s2"][k]
+            rgb = with_no_data(true_color(ds, t, limits=s2_limits), _s2_no_data(ds, t))
+            title = f"S2 true colour {str(ds.time.values[t])[:10]}"
+            panels.append(hv.RGB(rgb, bounds=bounds).opts(title=title, **common) * outline)
         for s in ("s1asc", "s1dsc"):
             if s in opened:
                 ds = opened[s]
-                date = str(ds.time.values[t])[:10]
+                t = index[s][k]
+                when = f"{str(ds.time.values[t])[:10]} ({_days(ds.time.values[t], step)})"
                 for band in ("VV", "VH"):
                     lo, hi = DB_RANGES[band]
                     img = hv.Image(backscatter_db(ds, band, t), bounds=bounds, vdims=[f"{band} (dB)"])
@@ -379,18 +619,22 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
                             cmap="gray",
                             clim=(lo, hi),
                             colorbar=True,
-                            title=f"{s} {band} (dB) {date}",
+                            clipping_colors={"NaN": NO_DATA_COLOR},
+                            title=f"{s} {band} (dB) {when}",
                             **common,
                         )
                         * outline
                     )
         return hv.Layout([*panels, dem_img * outline]).cols(2)
 
-    frames = {t: frame(t) for t in range(len(any_ds.time))}
-    hmap = hv.HoloMap(frames, kdims=[hv.Dimension("time_step", label="time step")]).collate()
+    dim = hv.Dimension("date", label=f"date ({'S2' if ref == 's2' else ref} acquisitions)")
+    frames = {str(d)[:10]: frame(k) for k, d in enumerate(steps)}
+    hmap = hv.HoloMap(frames, kdims=[dim]).collate()
     if not embed:
         return hmap
-    return pn.panel(hmap, widget_location="bottom").embed(max_opts=len(frames), max_states=len(frames))
+    # the legend is the same on every date: drawn once, below the slider, not in every frame
+    viewer = pn.Column(pn.panel(hmap, widget_location="bottom"), pn.pane.HoloViews(no_data_key(size)))
+    return viewer.embed(max_opts=len(frames), max_states=len(frames))
 
 
 def size_histogram(areas_m2, title: str = "Landslide area", bins_per_decade: int = 8):
@@ -1056,6 +1300,7 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
             if steps is None:  # the event is outside this sensor's series
                 continue
             s1_done = sensor != "s2"
+            limits = true_color_limits(ds) if sensor == "s2" else None  # before and after share one stretch
             outline = mask_outline(ds["MASK"].isel(time=0).transpose("y", "x").values, bounds)
             for when, t in zip(("before", "after"), steps, strict=True):
                 date = str(ds["time"].values[t])[:10]
@@ -1067,19 +1312,28 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
                     else dict(yaxis=None)
                 )
                 if sensor == "s2":
-                    img = hv.RGB(true_color(ds, t), bounds=bounds).opts(title=title, **axis, **common)
+                    img = hv.RGB(sensor_image(ds, t, "s2", limits=limits), bounds=bounds).opts(
+                        title=title, **axis, **common
+                    )
                 else:
                     img = hv.Image(
                         backscatter_db(ds, s1_band, t),
                         bounds=bounds,
                         vdims=[hv.Dimension(s1_band, label=f"{s1_band} (dB)")],
                     ).opts(
-                        cmap="gray", clim=(lo, hi), colorbar=when == "after", title=title, **axis, **common
+                        cmap="gray",
+                        clim=(lo, hi),
+                        colorbar=when == "after",
+                        clipping_colors={"NaN": NO_DATA_COLOR},
+                        title=title,
+                        **axis,
+                        **common,
                     )
                 row.append(img * outline)
         panels += row
     if not panels:
         raise ValueError(f"no before/after pair found for {list(keys)}")
+    panels.append(no_data_key(size))
     return (
         hv.Layout(panels)
         .cols(4)
@@ -1506,7 +1760,7 @@ S1_FALSE_COLOR_RANGES = {"VV": DB_RANGES["VV"], "VH": DB_RANGES["VH"], "VH/VV": 
 #: How each gallery image is drawn (its stretch), named in every panel's title.
 S1_MODES = ("false_color", "VV", "VH")
 STRETCH_LABELS = {
-    "s2": "true colour 2–98 %",
+    "s2": "true colour 2–98 % per patch",
     "VV": "VV dB −25…0",
     "VH": "VH dB −32…−8",
     "false_color": "VV·VH·VH/VV dB",
@@ -1525,7 +1779,7 @@ def _stretch_key(sensor: str, s1: str = "false_color") -> str:
 def stretch_label(sensor: str, s1: str = "false_color") -> str:
     """Short text naming how an image of ``sensor`` is drawn (used in the gallery panel titles).
 
-    S2: true colour B04/B03/B02 with a per-image 2–98 % percentile stretch. S1 ``"VV"``/``"VH"``: grey
+    S2: true colour B04/B03/B02 with one 2–98 % percentile stretch per patch. S1 ``"VV"``/``"VH"``: grey
     backscatter in dB with a fixed window (−25…0 dB VV, −32…−8 dB VH). S1 ``"false_color"``: red VV
     −25…0 dB, green VH −32…−8 dB, blue VH/VV (VH − VV) −18…−3 dB, each a fixed linear window.
     """
@@ -1535,21 +1789,20 @@ def stretch_label(sensor: str, s1: str = "false_color") -> str:
 def s1_false_color(vv_db: np.ndarray, vh_db: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` false colour from VV and VH in dB: VV, VH, VH/VV, each in its fixed window.
 
-    NaN (no data) is drawn black.
+    NaN (no data) is drawn in :data:`NO_DATA_COLOR`.
     """
     vv, vh = np.asarray(vv_db, dtype="float32"), np.asarray(vh_db, dtype="float32")
     chans = []
     for key, a in (("VV", vv), ("VH", vh), ("VH/VV", vh - vv)):
         lo, hi = S1_FALSE_COLOR_RANGES[key]
         chans.append(np.clip((a - lo) / (hi - lo), 0, 1))
-    rgb = np.stack(chans, axis=-1)
-    return np.where(np.isfinite(rgb), rgb, 0.0).astype("float32")
+    return with_no_data(np.stack(chans, axis=-1))
 
 
 def _s1_image(vv: np.ndarray, vh: np.ndarray, ok: np.ndarray | None, s1: str) -> np.ndarray:
     if s1 == "false_color":
         rgb = s1_false_color(vv, vh)
-        return rgb if ok is None else np.where(ok[..., None], rgb, 0.0).astype("float32")
+        return rgb if ok is None else with_no_data(rgb, ~ok)
     a = vv if s1 == "VV" else vh
     return np.where(ok if ok is not None else np.isfinite(a), a, np.nan)
 
@@ -1559,38 +1812,47 @@ def composite_image(
 ) -> np.ndarray:
     """A displayable image of a cached pre (``which=0``) or post (1) composite ``(2, C, H, W)`` int16.
 
-    S2: ``(H, W, 3)`` true colour (B04/B03/B02) stretched 2–98 % over the valid pixels. S1 (cached as dB
-    ×100): ``s1="VV"`` or ``"VH"`` gives ``(H, W)`` dB, NaN where invalid; ``s1="false_color"`` an
-    ``(H, W, 3)`` VV/VH/(VH/VV) composite (:func:`s1_false_color`), black where invalid.
+    S2: ``(H, W, 3)`` true colour (B04/B03/B02) stretched 2–98 % over the valid pixels of both composites
+    together (one stretch per patch, so before and after compare). S1 (cached as dB ×100): ``s1="VV"`` or
+    ``"VH"`` gives ``(H, W)`` dB, NaN where invalid; ``s1="false_color"`` an ``(H, W, 3)`` VV/VH/(VH/VV)
+    composite (:func:`s1_false_color`), black where invalid.
     """
     key = _stretch_key(sensor, s1)
     names = schema.FEATURES[sensor]
     c = np.asarray(comp[which]).astype("float32")
     ok = None if valid is None else np.asarray(valid[which], dtype=bool)
     if key == "s2":
-        rgb = np.stack([c[names.index(b)] for b in ("B04", "B03", "B02")], axis=-1)
-        sel = None if ok is None else np.repeat(ok[..., None], 3, axis=-1)
+        bands = [names.index(b) for b in ("B04", "B03", "B02")]
+        both = np.asarray(comp)[:, bands].astype("float32")  # (2, 3, H, W)
+        sel = None if valid is None else np.repeat(np.asarray(valid, dtype=bool)[:, None], 3, axis=1)
         if sel is not None and sel.mean() < 0.05:
             sel = None
-        return percentile_stretch(rgb, 2, 98, sel)
+        rgb = np.moveaxis(c[bands], 0, -1)
+        img = percentile_stretch(rgb, limits=percentile_limits(both, 2, 98, sel) or (0.0, 1.0))
+        return img if ok is None else with_no_data(img, ~ok)
     return _s1_image(c[names.index("VV")] / 100.0, c[names.index("VH")] / 100.0, ok, key)
 
 
-def sensor_image(ds, t: int, sensor: str, s1: str = "false_color") -> np.ndarray:
+def sensor_image(ds, t: int, sensor: str, s1: str = "false_color", limits=None) -> np.ndarray:
     """A displayable image of time step ``t`` of a patch of ``sensor`` (an opened ``.nc`` file).
 
-    S2: :func:`true_color`. S1: ``"false_color"`` (:func:`s1_false_color`) or ``"VV"``/``"VH"`` in dB
-    (:func:`backscatter_db`).
+    S2: :func:`true_color` (``limits``: one stretch for all dates, :func:`true_color_limits`). S1:
+    ``"false_color"`` (:func:`s1_false_color`) or ``"VV"``/``"VH"`` in dB (:func:`backscatter_db`), in fixed
+    windows that are the same on every date.
     """
     key = _stretch_key(sensor, s1)
     if key == "s2":
-        return true_color(ds, t)
+        return with_no_data(true_color(ds, t, limits=limits), _s2_no_data(ds, t))
     return _s1_image(backscatter_db(ds, "VV", t), backscatter_db(ds, "VH", t), None, key)
 
 
 def _image_opts(sensor: str, s1: str) -> dict:
     key = _stretch_key(sensor, s1)
-    return {"cmap": "gray", "clim": DB_RANGES[key]} if key in DB_RANGES else {}
+    return (
+        {"cmap": "gray", "clim": DB_RANGES[key], "clipping_colors": {"NaN": NO_DATA_COLOR}}
+        if key in DB_RANGES
+        else {}
+    )
 
 
 def _panel(img: np.ndarray, title: str, size: int, title_size: str = "9pt", **opts):
@@ -1696,6 +1958,7 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
                 ]
             else:
                 panels += [hv.Empty(), hv.Empty()]
+    panels.append(no_data_key(size))
     return hv.Layout(panels).cols(4).opts(shared_axes=False)
 
 
@@ -1841,6 +2104,7 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color"):
                 ]
             else:
                 panels += [hv.Empty(), hv.Empty(), hv.Empty()]
+    panels.append(no_data_key(size))
     return hv.Layout(panels).cols(5).opts(shared_axes=False)
 
 
@@ -1929,7 +2193,8 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
         align = patch_alignment(ds)
         dates = [str(t)[:10] for t in ds.time.values]
         if sensor == "s2":
-            frames = [true_color(ds, t) for t in range(len(dates))]
+            limits = true_color_limits(ds)  # one stretch for every date: brightness compares over time
+            frames = [true_color(ds, t, limits=limits) for t in range(len(dates))]
         else:
             frames = [backscatter_db(ds, "VV", t) for t in range(len(dates))]
     rows = math.ceil(len(frames) / cols)
@@ -1951,7 +2216,9 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
         if align.phase[t] == "post":
             for spine in ax.spines.values():
                 spine.set(edgecolor="red", linewidth=2)
-    what = "Sentinel-2 true colour" if sensor == "s2" else f"{sensor} VV (dB, −25…0)"
+    what = (
+        "Sentinel-2 true colour (one stretch for all dates)" if sensor == "s2" else f"{sensor} VV (dB, −25…0)"
+    )
     event = f"event {align.event_date}" if align.event_date else "no event date"
     fig.suptitle(f"{key}: {what} on every date ({event}; days from the event under each date)", fontsize=9)
     fig.legend(

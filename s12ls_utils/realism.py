@@ -310,6 +310,47 @@ class RealismReport:
         out = out.sort_values("quantity", key=lambda c: c.map(order), kind="stable")
         return out[["quantity", "group", "statistic", "unit", "real", "data", "ratio"]].reset_index(drop=True)
 
+    def headline(self) -> dict:
+        """The figures chapter 01 and the data appendix quote, by name; NaN (or ``"none"``) where the data
+        folder lacks what one needs (a Sentinel-2-only download has no Sentinel-1 or its DEM means)."""
+        nan = float("nan")
+
+        def dist(quantity: str, group: str, col: str) -> float:
+            try:
+                return float(self.distance(quantity, group)[col])
+            except KeyError:
+                return nan
+
+        def value(quantity: str, group: str, statistic: str, side: str) -> float:
+            try:
+                return self.value(quantity, group, statistic, side)
+            except KeyError:
+                return nan
+
+        summary = self.summary()
+        s1q = summary[(summary["quantity"] == "s1_mean") & summary["ratio"].notna()]
+        worst = s1q.iloc[int((s1q["ratio"] - 1).abs().to_numpy().argmax())] if len(s1q) else None
+        s2r = summary.loc[summary["quantity"] == "s2_mean", "ratio"].dropna()
+        share_r = summary.loc[summary["quantity"] == "annotated_share", "ratio"].dropna()
+        dem_group = next((g for g in ("s1dsc", "s1asc", "s2") if g in set(self.distances["group"])), "s1dsc")
+        return {
+            "realism_s1_vv_median_ratio": dist("s1_mean", "s1dsc/VV", "median_ratio"),
+            "realism_s1_vv_ks": dist("s1_mean", "s1dsc/VV", "ks"),
+            "realism_dem_median_ratio": dist("dem_mean", dem_group, "median_ratio"),
+            "realism_touching_real_pct": round(value("tiles_touching", "s2", "share", "real"), 1),
+            "realism_touching_sample_pct": round(value("tiles_touching", "s2", "share", "data"), 1),
+            "realism_ld_px_median_real": value("landslide_px", "LD-like", "q50", "real"),
+            "realism_ld_px_median_sample": value("landslide_px", "LD-like", "q50", "data"),
+            "realism_ld_px_ks": dist("landslide_px", "LD-like", "ks"),
+            "realism_s1_worst_ratio": float(worst["ratio"]) if worst is not None else nan,
+            "realism_s1_worst": f"{worst['group']} {worst['statistic']}" if worst is not None else "none",
+            "realism_s2_ratio_min": float(s2r.min()) if len(s2r) else nan,
+            "realism_s2_ratio_max": float(s2r.max()) if len(s2r) else nan,
+            "realism_share_ratio_max": float(share_r.max()) if len(share_r) else nan,
+            "realism_area_median_real": value("tile_area", "tiles", "q50", "real"),
+            "realism_area_median_sample": value("tile_area", "tiles", "q50", "data"),
+        }
+
     def to_text(self) -> str:
         """The report as plain text: the distances, then every statistic side by side, then the notes."""
         files = ", ".join(f"{n} {s}" for s, n in self.n_files.items())

@@ -258,6 +258,27 @@ def _db(da: xr.DataArray, ds: xr.Dataset) -> np.ndarray:
     return to_db(vals)
 
 
+def indices(ds: xr.Dataset, sensor: str) -> xr.Dataset:
+    """The features of chapter 02 for a patch of ``sensor``: :func:`s2_indices` or :func:`s1_indices`."""
+    schema.check_sensor(sensor)
+    return s2_indices(ds) if sensor == "s2" else s1_indices(ds)
+
+
+def usable_fraction(ds: xr.Dataset, sensor: str) -> np.ndarray:
+    """Per date, the share of pixels with a usable value: S2 by the scene classification
+    (:func:`cloud_mask`), S1 where VV and VH are finite and positive (linear) or finite (dB)."""
+    schema.check_sensor(sensor)
+    if sensor == "s2":
+        return np.asarray(cloud_mask(ds["SCL"]).mean(dim=("y", "x")).values, dtype="float64")
+    feats = s1_indices(ds)
+    ok = np.isfinite(feats["VV_dB"].values) & np.isfinite(feats["VH_dB"].values)
+    return ok.reshape(ok.shape[0], -1).mean(axis=1)
+
+
+#: the feature chapter 02 shows for one patch of each sensor
+KEY_FEATURE = {"s2": "NDVI", "s1asc": "VH_dB", "s1dsc": "VH_dB"}
+
+
 def s1_indices(ds: xr.Dataset) -> xr.Dataset:
     """Sentinel-1 VV and VH in dB and the VH/VV ratio in dB (VH_dB − VV_dB), ``(time, y, x)`` float32.
 
@@ -1013,16 +1034,18 @@ def separability(
     return out
 
 
-def pick_gallery(catalog: pd.DataFrame, n: int = 3) -> list[str]:
-    """Location keys for a before/after gallery: annotated S2 patches with the event inside the series
-    and a Sentinel-1 patch at the same location with the event inside its series too (when there are
-    such), largest landslide area first, one per region while regions last."""
+def pick_gallery(catalog: pd.DataFrame, n: int = 3, sensor: str = "s2") -> list[str]:
+    """Location keys for a before/after gallery: annotated ``sensor`` patches with the event inside the
+    series and a patch of another sensor at the same location with the event inside its series too (when
+    there are such), largest landslide area first, one per region while regions last. Empty when the
+    catalog has no annotated ``sensor`` patch with its event inside the series."""
+    schema.check_sensor(sensor)
     ok = catalog["annotated"] & catalog["event_in_series"]
-    s2 = catalog[(catalog["sensor"] == "s2") & ok]
-    s1_keys = set(catalog.loc[catalog["sensor"].isin(schema.S1_SENSORS) & ok, "key"].astype(str))
-    cand = s2[s2["key"].astype(str).isin(s1_keys)]
+    own = catalog[(catalog["sensor"] == sensor) & ok]
+    others = catalog.loc[(catalog["sensor"] != sensor) & ok, "key"].astype(str)
+    cand = own[own["key"].astype(str).isin(set(others))]
     if cand.empty:
-        cand = s2
+        cand = own
     cand = cand.sort_values(["n_positive", "key"], ascending=[False, True])
     picked: list[str] = []
     seen: set[str] = set()

@@ -61,6 +61,15 @@ class ExecutedChapter:
             if "name" in o.get("metadata", {}).get("scrapbook", {})
         }
 
+    def glued_text(self, name: str) -> str:
+        """The text a glued figure shows in the book (its ``text/plain`` form, quotes removed)."""
+        for c in self.nb.cells:
+            for o in c.get("outputs", []):
+                book = o.get("metadata", {}).get("scrapbook", {})
+                if book.get("name") == name:
+                    return str(o["data"][book.get("mime_prefix", "") + "text/plain"]).strip("'\"")
+        raise KeyError(f"no glued figure {name!r}")
+
     def referenced_glue(self) -> set[str]:
         import re
 
@@ -83,8 +92,10 @@ def run_chapter(request):
     """``run_chapter(stem) -> ExecutedChapter``.
 
     With ``S12LS_EXECUTED`` set (``make test`` sets it after ``make execute``), the executed copy under
-    that folder and ``results/<stem>.json`` are used as they are: one execution per CI run. Otherwise
-    the chapter is executed here with papermill on ``chapter_sample``.
+    that folder and the book's record, ``<that folder>/results/<stem>.json``, are used as they are: one
+    execution per CI run, and never a rerun's record (``results/reruns/``). Otherwise the chapter is
+    executed here with papermill on ``chapter_sample``, as a book of its own in that sample's folder
+    (``$S12LS_BOOK``: its record and runs go there).
     """
     cache: dict[str, ExecutedChapter] = {}
     executed_dir = os.environ.get("S12LS_EXECUTED")
@@ -95,21 +106,31 @@ def run_chapter(request):
         executed = ROOT / executed_dir / "book" / f"{stem}.ipynb" if executed_dir else None
         if executed is not None and executed.exists():
             nb_path = executed
-            results = json.loads((ROOT / "results" / f"{stem}.json").read_text())
+            results = json.loads((ROOT / executed_dir / "results" / f"{stem}.json").read_text())
         else:
             import papermill as pm
 
             chapter_sample = request.getfixturevalue("chapter_sample")  # written only when needed
             work = chapter_sample.parent
             nb_path = work / f"{stem}.ipynb"
-            pm.execute_notebook(
-                str(ROOT / "book" / f"{stem}.ipynb"),
-                str(nb_path),
-                cwd=str(ROOT),
-                kernel_name="python3",
-                progress_bar=False,
-                parameters={"data_dir": str(chapter_sample), "results_dir": str(work / "results")},
-            )
+            from s12ls_utils.plots import BOOK_ENV
+
+            saved = os.environ.get(BOOK_ENV)
+            os.environ[BOOK_ENV] = str(work)  # the kernel inherits it: record and runs under work/
+            try:
+                pm.execute_notebook(
+                    str(ROOT / "book" / f"{stem}.ipynb"),
+                    str(nb_path),
+                    cwd=str(ROOT),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    parameters={"data_dir": str(chapter_sample)},
+                )
+            finally:
+                if saved is None:
+                    os.environ.pop(BOOK_ENV, None)
+                else:
+                    os.environ[BOOK_ENV] = saved
             results = json.loads((work / "results" / f"{stem}.json").read_text())
         data_dir = Path(results["data_dir"])
         cache[stem] = ExecutedChapter(

@@ -87,11 +87,21 @@ def test_ch01_published_dataset_matches_the_reference(run_chapter):
     assert res["reference_commit"] == reference.source()["commit"]
 
 
+def test_ch01_shares_read_as_percentages(run_chapter):
+    """Fractions that read as shares are glued as percentages ("2.9 %"), recorded as fractions."""
+    ch = run_chapter("01-data-exploration")
+    for name in ("positive_fraction", "positive_fraction_annotated", "annotated_share", "share_below_10px"):
+        text = ch.glued_text(name)
+        assert text.endswith(" %"), (name, text)
+        shown = float(text[:-2])
+        assert shown == pytest.approx(100 * ch.results[name], abs=0.51), (name, text)
+
+
 def test_ch01_static_figures_are_drawn(run_chapter):
     """Every cell captioned as a static figure put out a PNG (the map and histogram of the real dataset,
     and the sample's filmstrip)."""
     ch = run_chapter("01-data-exploration")
-    static = [c for c in ch.nb.cells if c.cell_type == "code" and "mystnb" in c.metadata]
+    static = [c for c in ch.nb.cells if c.cell_type == "code" and "figure" in c.metadata.get("mystnb", {})]
     names = [c.metadata["mystnb"]["figure"]["name"] for c in static]
     assert len(names) == len(set(names)) >= 3
     for c in static:

@@ -113,6 +113,40 @@ def test_summary_tables_and_consistency(result):
     assert len(result.gallery) <= 2
     for it in result.gallery:
         assert it["pred"].shape == it["y"].shape == (128, 128) and it["path"].is_file()
+        assert it["paths"] == {"s2": it["path"]}
+    items, shown = E.gallery_images(result.gallery)
+    assert (
+        shown == "s2" and items[0]["pre"].shape == (128, 128, 3) and items[0]["post"].shape == (128, 128, 3)
+    )
+
+
+def test_gallery_of_a_fusion_run_has_one_image_per_sensor(run):
+    """A fusion run's gallery items carry a file per sensor of the aligned split (chapter 06's error gallery
+    drew S2 true colour from a path that a fusion run did not have)."""
+    from s12ls_utils import training
+
+    _, task_dir = run
+    res = training.train(
+        task_dir=str(task_dir),
+        sensors=["s1asc", "s2"],
+        model="unet_prepost",
+        model_kwargs={"widths": [4, 8, 16]},
+        epochs=1,
+        batch_size=4,
+        warmup_epochs=0.0,
+        augment=False,
+        progress=False,
+        threads=2,
+        runs_dir=str(Path(task_dir).parent.parent.parent / "runs"),
+        run_name="tiny-fusion",
+    )
+    assert E.run_sensors_of(res.run_dir) == ["s1asc", "s2"]
+    ev = E.evaluate_run(res.run_dir, task_dir, n_boot=20, device="cpu", batch_size=3, gallery=1)
+    (it,) = ev.gallery
+    assert set(it["paths"]) == {"s1asc", "s2"} and it["path"] == it["paths"]["s2"]
+    items, shown = E.gallery_images(ev.gallery)
+    assert shown == ["s1asc", "s2"]
+    assert set(items[0]["pre"]) == {"s1asc", "s2"} and items[0]["pre"]["s1asc"].shape == (128, 128, 3)
 
 
 def test_cli_evaluate_writes_json(run, tmp_path, capsys):

@@ -796,3 +796,17 @@ def test_times_from_values_equal_num2date(values, units, calendar):
     got = io._times_from_values(arr, units, calendar)
     assert got.dtype == np.dtype("datetime64[ns]")
     np.testing.assert_array_equal(got, expected)
+
+
+def test_require_sensors_names_what_a_folder_lacks(tmp_path):
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s2" / "italy_s2_1.nc").write_bytes(b"")
+    (tmp_path / "s1asc").mkdir()  # a folder without files does not count
+    assert io.sensors_present(tmp_path) == ["s2"]
+    assert io.require_sensors(tmp_path, ["s2"]) == ["s2"]
+    assert io.require_sensors(tmp_path, "s2") == ["s2"]
+    with pytest.raises(ValueError, match=r"parameter 'sensors': .* has no s1asc, s1dsc files \(it has: s2\)"):
+        io.require_sensors(tmp_path, ["s2", "s1asc", "s1dsc"])
+    with pytest.raises(ValueError, match=r"parameter 'sensor': .* has no s1asc files"):
+        io.require_sensors(tmp_path, ["s1asc"], name="sensor")
+    assert io.sensors_present(tmp_path / "missing") == []

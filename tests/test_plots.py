@@ -308,7 +308,8 @@ def test_s1_images_false_colour_and_db():
     comp, valid = _s1_comp()
     fc = plots.composite_image(comp, valid, "s1asc", 1)
     assert fc.shape == (16, 16, 3) and fc.min() >= 0 and fc.max() <= 1
-    assert (fc[0, 0] == 0).all()  # invalid pixel drawn black
+    no_data = np.array([int(plots.NO_DATA_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype="float32")
+    np.testing.assert_allclose(fc[0, 0], no_data)  # invalid pixel drawn in the no-data colour
     vv = plots.composite_image(comp, valid, "s1asc", 1, s1="VV")
     assert vv.shape == (16, 16) and np.isnan(vv[0, 0]) and np.nanmax(vv) <= -5
     ds = _s1_patch()
@@ -337,7 +338,8 @@ def test_galleries_draw_s1(s1, bokeh):
     items = [{"id": "p1", "y": y, "pred": prob > 0.5, "pre": plots.sensor_image(ds, 0, "s1asc", s1)}]
     items[0]["post"] = plots.sensor_image(ds, 3, "s1asc", s1)
     titles = _titles(plots.error_gallery(items, sensor="s1asc", s1=s1))
-    assert len(titles) == 5 and titles[0] == f"p1: s1asc before, {label}" and titles[1].endswith(label)
+    assert len(titles) == 6 and titles[0] == f"p1: s1asc before, {label}" and titles[1].endswith(label)
+    assert titles[-1] == "Legend"  # the no-data colour and the mask outline
 
     titles = _titles(plots.composite_panels(comp, valid, y, "s1asc", "p1", s1=s1))
     assert all(label in t and "s1asc" in t for t in titles)
@@ -353,11 +355,152 @@ def test_galleries_fusion_one_row_per_sensor(bokeh):
     item = {"id": "p1", "y": y, "prob": prob, "pred": prob > 0.5}
     item |= {"pre": {"s2": s2, "s1asc": s1}, "post": {"s2": s2, "s1asc": s1}}
     layout = plots.prediction_gallery([item], 0.5, sensor=["s2", "s1asc"])
-    assert len(layout) == 8  # two rows of four, the second padded
+    assert len(layout) == 9  # two rows of four, the second padded, and the legend
     bokeh.render(layout)  # draws (the padding included)
     titles = _titles(layout)
-    assert titles[0] == "p1: s2 before, true colour 2–98 %"
+    assert titles[0] == "p1: s2 before, true colour 2–98 % per patch"
     assert titles[4] == f"s1asc before, {plots.stretch_label('s1asc')}"
     layout = plots.error_gallery([item], sensor=["s2", "s1asc"])
-    assert len(layout) == 10
+    assert len(layout) == 11  # two rows of five and the legend
     assert _titles(layout)[5].startswith("s1asc before")
+
+
+# --------------------------------------------------------------------------------------------------
+# Records: shares, and where the book's execution and a rerun write
+# --------------------------------------------------------------------------------------------------
+def test_share_records_the_fraction_and_glues_a_percentage(tmp_path):
+    import json
+
+    assert plots._display_value(plots.share(0.0287)) == "2.9 %"
+    assert plots._display_value(plots.share(0.5)) == "50 %"
+    assert plots._display_value(plots.share(float("nan"))) == "n/a"
+    assert plots._display_value(0.0287) == "0.0287"  # a plain float stays a number
+    plots.record("ch", results_dir=tmp_path, glue=False, positive=plots.share(0.0287))
+    assert json.loads((tmp_path / "ch.json").read_text())["positive"] == 0.0287
+
+
+def test_outputs_of_the_book_and_of_a_rerun(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(plots.BOOK_ENV, str(tmp_path / "book"))
+    out = plots.outputs()
+    assert out.book and out.results_dir == tmp_path / "book" / "results"
+    assert out.runs_dir == tmp_path / "book" / "runs" and out.run_name("ch05-x") == "ch05-x"
+    monkeypatch.delenv(plots.BOOK_ENV)
+    rerun = plots.outputs()
+    assert not rerun.book and rerun.results_dir.parts[:2] == ("results", "reruns")
+    assert rerun.results_dir.name == rerun.stamp and rerun.runs_dir == Path("runs")
+    assert rerun.run_name("ch05-x") == f"ch05-x-{rerun.stamp}"
+    assert "this rerun records its results in results/reruns/" in capsys.readouterr().out
+    assert plots.outputs().stamp == rerun.stamp  # one time per process (a kernel runs one chapter)
+    given = plots.outputs(tmp_path / "r", tmp_path / "runs")
+    assert given.results_dir == tmp_path / "r" and given.runs_dir == tmp_path / "runs"
+    assert plots.book_dir() == plots.BOOK_DIR
+
+
+# --------------------------------------------------------------------------------------------------
+# Viewer steps, one stretch per patch, the no-data colour
+# --------------------------------------------------------------------------------------------------
+def test_viewer_steps_pair_acquisitions_by_date_not_by_index():
+    s2 = np.array(["2023-03-21", "2023-03-26", "2023-04-20"], dtype="datetime64[D]")
+    s1 = np.array(
+        ["2023-02-20", "2023-03-04", "2023-03-16", "2023-03-28", "2023-04-21"], dtype="datetime64[D]"
+    )
+    ref, steps, idx = plots.viewer_steps({"s1asc": s1, "s2": s2})
+    assert ref == "s2" and [str(d)[:10] for d in steps] == ["2023-03-21", "2023-03-26", "2023-04-20"]
+    assert idx["s2"] == [0, 1, 2]
+    assert idx["s1asc"] == [2, 3, 4]  # nearest: 03-16 (5 d) not 02-20 (index 0)
+    tie = plots.viewer_steps(
+        {
+            "s2": np.array(["2023-01-05"], "datetime64[D]"),
+            "s1asc": np.array(["2023-01-03", "2023-01-07"], "datetime64[D]"),
+        }
+    )
+    assert tie[2]["s1asc"] == [0]  # the earlier one on a tie
+    ref, _, _ = plots.viewer_steps({"s1dsc": s1})
+    assert ref == "s1dsc"
+    with pytest.raises(ValueError, match="no sensor"):
+        plots.viewer_steps({})
+
+
+def _s2_ds(scale=(1.0, 3.0)):
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    n_t, h, w = len(scale), 8, 8
+    data = {}
+    for b in ("B02", "B03", "B04"):
+        base = rng.uniform(500, 1500, (h, w))
+        data[b] = (("time", "y", "x"), np.stack([base * s for s in scale]).astype("float32"))
+    data["SCL"] = (("time", "y", "x"), np.full((n_t, h, w), 4, dtype="uint8"))
+    times = np.array(["2023-01-01", "2023-01-11", "2023-01-21"][:n_t], dtype="datetime64[ns]")
+    return xr.Dataset(data, coords={"time": times})
+
+
+def test_one_stretch_per_patch_keeps_brightness_comparable_over_dates():
+    ds = _s2_ds((1.0, 3.0))
+    own = [plots.true_color(ds, t) for t in range(2)]
+    assert abs(own[0].mean() - own[1].mean()) < 0.05  # per-date stretch: both look alike
+    limits = plots.true_color_limits(ds)
+    shared = [plots.true_color(ds, t, limits=limits) for t in range(2)]
+    assert shared[1].mean() > shared[0].mean() + 0.3  # one stretch: the brighter date is brighter
+
+
+def test_no_data_pixels_get_their_own_colour():
+    rgb = np.full((4, 4, 3), 0.5, dtype="float32")
+    rgb[0, 0, 1] = np.nan
+    flag = np.zeros((4, 4), dtype=bool)
+    flag[3, 3] = True
+    out = plots.with_no_data(rgb, flag)
+    colour = np.array([int(plots.NO_DATA_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype="float32")
+    np.testing.assert_allclose(out[0, 0], colour)
+    np.testing.assert_allclose(out[3, 3], colour)
+    np.testing.assert_allclose(out[1, 1], 0.5)
+    ds = _s2_ds((1.0,))
+    ds["SCL"][0, 2, 2] = 0  # no data in the scene classification
+    img = plots.sensor_image(ds, 0, "s2")
+    np.testing.assert_allclose(img[2, 2], colour)
+
+
+def test_region_maps_one_panel_per_region_with_its_own_extent(bokeh):
+    import pandas as pd
+
+    cat = pd.DataFrame(
+        {
+            "key": ["italy_1", "italy_1", "italy_2", "hokkaido_5"],
+            "sensor": ["s2", "s1asc", "s2", "s2"],
+            "lon": [11.0, 11.0, 11.02, 142.0],
+            "lat": [44.0, 44.0, 44.01, 42.7],
+            "region": ["italy", "italy", "italy", "hokkaido"],
+            "annotated": [True, True, False, True],
+            "n_positive": [30, 30, 0, 12],
+        }
+    )
+    layout = plots.region_maps(cat)
+    assert len(layout) == 2
+    titles = [hv_title(p) for p in layout]
+    assert titles == ["italy: 2 locations, 1 annotated", "hokkaido: 1 locations, 1 annotated"]
+    xlim = _plot_opts(layout[0])["xlim"]
+    assert xlim[0] < 11.0 and xlim[1] > 11.02 and xlim[1] - xlim[0] < 1  # its own extent, not the globe
+    with pytest.raises(ValueError, match="no location"):
+        plots.region_maps(cat.assign(lon=np.nan))
+
+
+def _plot_opts(el) -> dict:
+    import holoviews as hv
+
+    return hv.Store.lookup_options("bokeh", el, "plot").kwargs
+
+
+def hv_title(el) -> str:
+    return _plot_opts(el).get("title", "")
+
+
+def test_mask_outline_is_one_line_around_every_blob(bokeh):
+    m = np.zeros((12, 12), dtype="float32")
+    m[2:5, 2:5] = 1
+    m[8:10, 8:11] = 1
+    line = plots.mask_outline(m, (0, 0, 12, 12))
+    xy = line.array([0, 1])
+    breaks = np.isnan(xy[:, 0])
+    assert breaks.sum() == 1  # two closed contours joined by one NaN row
+    pts = xy[~breaks]
+    assert pts[:, 0].min() < 3 and pts[:, 0].max() > 10  # both blobs outlined

@@ -469,6 +469,30 @@ def test_pick_gallery(small_sample):
     assert 1 <= len(keys) <= 2 and len(set(keys)) == len(keys)
     s2 = cat[(cat.sensor == "s2") & cat.annotated & cat.event_in_series]
     assert set(keys) <= set(s2["key"].astype(str))
+    s1 = cat[(cat.sensor == "s1asc") & cat.annotated & cat.event_in_series]
+    keys_s1 = sig.pick_gallery(cat, n=2, sensor="s1asc")  # chapter 02 run without Sentinel-2
+    assert 1 <= len(keys_s1) and set(keys_s1) <= set(s1["key"].astype(str))
+    assert sig.pick_gallery(cat[cat.sensor == "s2"], n=2, sensor="s1asc") == []
+    with pytest.raises(ValueError):
+        sig.pick_gallery(cat, sensor="s3")
+
+
+def test_indices_and_usable_fraction_for_either_sensor(small_sample):
+    from s12ls_utils import io
+
+    cat = cat_mod.build_catalog(small_sample, progress=False, workers=1, use_cache=False)
+    for sensor in ("s2", "s1asc"):
+        row = cat[cat.sensor == sensor].iloc[0]
+        ds = io.open_patch(small_sample / row.path, load=True)
+        feats = sig.indices(ds, sensor)
+        assert sig.KEY_FEATURE[sensor] in feats
+        usable = sig.usable_fraction(ds, sensor)
+        assert usable.shape == (ds.sizes["time"],) and ((usable >= 0) & (usable <= 1)).all()
+        if sensor == "s2":
+            expected = sig.cloud_mask(ds["SCL"]).mean(dim=("y", "x")).values
+            np.testing.assert_allclose(usable, expected)
+        else:
+            assert usable.max() > 0.5  # radar sees through clouds
 
 
 # --------------------------------------------------------------------------------------------------

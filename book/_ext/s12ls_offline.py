@@ -21,6 +21,8 @@ and a complete, error-free rendering; each is fixed here, at build time, from th
    script declares ``const THEBE_JS_URL``, and the second copy throws "Identifier 'THEBE_JS_URL' has
    already been declared" on every page. The page's script list is de-duplicated on the script's
    content (file name, body, attributes) before the page is written.
+
+It also adds the book's stylesheet, ``static/s12ls.css``: wide tables scroll inside the content column.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ _PANEL_CDN = re.compile(
     r"https://cdn\.holoviz\.org/panel/(?P<version>[^/\"'\s]+)/dist/(?P<path>[^\"'\s?#\\]+)"
 )
 _INLINE_SCRIPT = re.compile(
-    r"\A\s*<script type=\"(?P<type>(?:application|text)/javascript)\">(?P<body>.*)</script>\s*\Z", re.S
+    r"\A\s*<script type=\"(?P<type>(?:application|text)/javascript)\">(?P<body>.*)</script>\s*\Z",
+    re.S,
 )
 
 
@@ -64,7 +67,9 @@ def _page_uri(app: Sphinx, docname: str, target: str) -> str:
     return relative_uri(app.builder.get_target_uri(docname), target)
 
 
-def _localise_panel_urls(app: Sphinx, docname: str, html: str, missing: set[str]) -> str:
+def _localise_panel_urls(
+    app: Sphinx, docname: str, html: str, missing: set[str]
+) -> str:
     version, dist = _panel_dist()
     outdir = Path(app.builder.outdir)
 
@@ -86,7 +91,11 @@ def _localise_panel_urls(app: Sphinx, docname: str, html: str, missing: set[str]
 def _externalise_script(app: Sphinx, docname: str, html: str) -> str:
     m = _INLINE_SCRIPT.match(html)
     # one script per output, nothing page-specific around it; anything else stays as it is
-    if m is None or len(m.group("body")) < EXTERNALISE_MIN_CHARS or "</script>" in m.group("body"):
+    if (
+        m is None
+        or len(m.group("body")) < EXTERNALISE_MIN_CHARS
+        or "</script>" in m.group("body")
+    ):
         return html
     body = m.group("body")
     name = f"{hashlib.sha256(body.encode('utf-8')).hexdigest()[:20]}.js"
@@ -107,7 +116,9 @@ def localise_outputs(app: Sphinx, doctree: nodes.document, docname: str) -> None
         if "html" not in node.get("format", "").split():
             continue
         old = node.astext()
-        new = _externalise_script(app, docname, _localise_panel_urls(app, docname, old, missing))
+        new = _externalise_script(
+            app, docname, _localise_panel_urls(app, docname, old, missing)
+        )
         if new != old:
             node.replace_self(nodes.raw(new, new, format=node["format"]))
     for url in sorted(missing):
@@ -120,7 +131,9 @@ def localise_outputs(app: Sphinx, doctree: nodes.document, docname: str) -> None
         )
 
 
-def drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+def drop_duplicate_scripts(
+    app: Sphinx, pagename, templatename, context, doctree
+) -> None:
     """Keep the first of scripts that are equal but for ``None`` vs ``''`` as file name (item 3)."""
     scripts = context.get("script_files")
     if not scripts:
@@ -140,7 +153,17 @@ def drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree
     scripts[:] = unique
 
 
+STYLE_DIR = Path(__file__).parent / "static"
+
+
+def add_style(app: Sphinx, config) -> None:
+    """The book's own stylesheet (``static/s12ls.css``: wide tables scroll in the content column)."""
+    config.html_static_path = [*config.html_static_path, str(STYLE_DIR)]
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", add_style)
+    app.add_css_file("s12ls.css")
     app.connect("doctree-resolved", localise_outputs)
     app.connect("html-page-context", drop_duplicate_scripts)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": False}

@@ -1,0 +1,303 @@
+"""Run the chapters the ways a reader reruns them: papermill with parameters, on other sensors, models and a
+Sentinel-2-only data folder. Used by ``make matrix`` (part of ``make test``), after ``make execute``::
+
+    python .ci/parameter_matrix.py [--out _build/matrix] [--data data/sample] [--jobs 2] [--only CASE …]
+
+Every case is one papermill run of one chapter, with small settings (one epoch on a few patches, few bootstrap
+replicates) so that the whole matrix costs a few minutes. The runs are reruns, not the book's execution: they
+never set ``$S12LS_BOOK``, so they must not touch the book's record (``_build/executed/results`` and ``runs``).
+Most cases write their record and runs under ``<out>/<case>/``; the case ``05-rerun-defaults`` keeps every
+default, as a reader's ``papermill book/05-baseline-training.ipynb out.ipynb -p epochs 1`` would.
+
+``<data>`` must hold the book's task folders (``make execute`` writes them); ``<out>/data-s2only`` is a
+Sentinel-2-only copy of ``<data>`` (links to its ``s2/`` folder and inventory), as ``s12ls download --sensors s2``
+leaves it. Cases that need another case's output (chapter 06 evaluates a run of chapter 05) run after it in the
+same lane; lanes run at once (``--jobs``). A case with ``expect_error`` must fail, with that text in its error.
+
+Writes ``<out>/<case>/<chapter>.ipynb`` and ``<out>/summary.json`` (per case: chapter, parameters, seconds,
+status, the error's last line) and prints the durations; exits 1 when a case ends otherwise than expected.
+``tests/test_parameter_matrix.py`` checks what the cases recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+#: small settings shared by the chapter 05 cases: one epoch on 8 patches of 32 × 32 pixels
+TINY_TRAIN = {"epochs": "1", "max_train_patches": "8", "crop": "32", "batch_size": "4"}
+#: small model sizes (papermill ``-p`` text, as a reader would type it)
+TINY_MODEL = {
+    "unet_prepost": '{"widths": [8, 16, 32, 64]}',
+    "utae": '{"encoder_widths": [16, 16, 16, 32], "decoder_widths": [16, 16, 16, 32], "n_head": 4, "d_model": 32}',
+    "convgru": '{"hidden": 8, "stem": 8}',
+}
+#: chapter 06: few bootstrap replicates, one gallery patch
+TINY_EVAL = {"n_boot": "50", "gallery": "1"}
+
+
+@dataclass
+class Case:
+    name: str
+    chapter: str
+    params: dict[str, str] = field(default_factory=dict)
+    data: str = "sample"  # "sample" (``--data``) or "s2only" (its Sentinel-2-only copy)
+    after: str | None = None  # a case whose output this one reads (same lane, run first)
+    expect_error: str | None = None  # the case must fail with this text in its error
+    own_outputs: bool = True  # False: keep results_dir/runs_dir/run_name at their defaults
+
+
+def cases() -> list[Case]:
+    ev = TINY_EVAL
+
+    def train(model: str, sensors: str) -> dict[str, str]:
+        return {**TINY_TRAIN, "model": model, "model_kwargs": TINY_MODEL[model], "sensors": sensors}
+
+    def run_of(case: str) -> str:
+        return f"{{out}}/{case}/runs/{case}"
+
+    return [
+        Case("02-s1asc", "02-temporal-signatures", {"sensors": "s1asc"}),
+        # chapter 05 and 06 on other models and sensors; '["s1asc"]' is the issue's failing command
+        Case("05-utae-s1asc", "05-baseline-training", train("utae", '["s1asc"]')),
+        Case(
+            "06-utae-s1asc",
+            "06-positive-class-evaluation",
+            {**ev, "run_dir": run_of("05-utae-s1asc"), "sensor": "s1asc"},
+            after="05-utae-s1asc",
+        ),
+        Case("05-fusion", "05-baseline-training", train("unet_prepost", "s1asc,s2")),
+        Case(
+            "06-fusion",
+            "06-positive-class-evaluation",
+            {**ev, "run_dir": run_of("05-fusion"), "sensor": "s2"},
+            after="05-fusion",
+        ),
+        # a reader's rerun with every default but the size: it must not replace the book's run or record
+        Case(
+            "05-rerun-defaults",
+            "05-baseline-training",
+            {"epochs": "1", "max_train_patches": "8", "crop": "32"},
+            own_outputs=False,
+        ),
+        # a Sentinel-2-only data folder (s12ls download --sensors s2), through every chapter
+        Case("01-s2only", "01-data-exploration", data="s2only"),
+        Case("02-s2only", "02-temporal-signatures", data="s2only"),
+        Case("03-s2only", "03-modality-alignment", data="s2only"),
+        # chapter 04 with presets other than the default six
+        Case("04-s2only", "04-split-creation", {"presets": "S12LS-LD,S12LS-AD-blocked"}, data="s2only"),
+        Case(
+            "05-convgru-s2only",
+            "05-baseline-training",
+            train("convgru", "s2"),
+            data="s2only",
+            after="04-s2only",
+        ),
+        Case(
+            "06-convgru-s2only",
+            "06-positive-class-evaluation",
+            {**ev, "run_dir": run_of("05-convgru-s2only"), "sensor": "s2"},
+            data="s2only",
+            after="05-convgru-s2only",
+        ),
+        # where a chapter cannot run on that folder, it says why before any work
+        Case(
+            "05-s2only-fusion",
+            "05-baseline-training",
+            train("unet_prepost", "s1asc,s2"),
+            data="s2only",
+            expect_error="has no s1asc files",
+        ),
+    ]
+
+
+def s2_only_copy(data: Path, dst: Path) -> Path:
+    """``dst`` as a Sentinel-2-only data folder: links to ``data/s2`` and the inventory, nothing else."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    (dst / "s2").symlink_to((data / "s2").resolve(), target_is_directory=True)
+    for f in data.glob("inventories*"):
+        (dst / f.name).symlink_to(f.resolve())
+    return dst
+
+
+def book_record_digest(book: Path) -> dict[str, str]:
+    """sha256 of every file of the book's record (results and the runs' run.json/best.pt), to show that the
+    matrix left it as it was."""
+    out = {}
+    for f in sorted(
+        [*book.glob("results/*.json"), *book.glob("runs/*/run.json"), *book.glob("runs/*/best.pt")]
+    ):
+        out[str(f.relative_to(book))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def rerun_record(notebook: Path) -> str | None:
+    """Where a rerun with the default ``results_dir`` recorded (the line ``plots.outputs`` prints)."""
+    import re
+
+    if not notebook.exists():
+        return None
+    found = re.search(r"this rerun records its results in (\S+)/", notebook.read_text())
+    return found.group(1) if found else None
+
+
+def chains(all_cases: list[Case]) -> list[list[Case]]:
+    """Cases grouped so that each runs after the case it reads (``after``), in the order listed."""
+    out: list[list[Case]] = []
+    where: dict[str, list[Case]] = {}
+    for c in all_cases:
+        chain = where[c.after] if c.after in where else None
+        if chain is None:
+            chain = []
+            out.append(chain)
+        chain.append(c)
+        where[c.name] = chain
+    return out
+
+
+def run_case(c: Case, out: Path, data_dirs: dict[str, Path], papermill: str) -> dict:
+    folder = out / c.name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    params = {k: v.replace("{out}", str(out)) for k, v in c.params.items()}
+    params.setdefault("data_dir", str(data_dirs[c.data]))
+    if c.own_outputs:
+        params.setdefault("results_dir", str(folder / "results"))
+        if c.chapter.startswith(("05", "06")):
+            params.setdefault("runs_dir", str(folder / "runs"))
+        if c.chapter.startswith("05"):
+            params.setdefault("run_name", c.name)
+    else:
+        params.setdefault("runs_dir", str(folder / "runs"))  # the default run name, with its time, goes here
+    cmd = [papermill, str(BOOK / f"{c.chapter}.ipynb"), str(folder / f"{c.chapter}.ipynb")]
+    cmd += ["--cwd", str(ROOT), "--kernel", "python3", "--no-progress-bar"]
+    for k, v in params.items():
+        cmd += ["-p", k, v]
+    env = {k: v for k, v in os.environ.items() if k != "S12LS_BOOK"}  # a rerun, not the book's execution
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = round(time.perf_counter() - t0, 1)
+    (folder / "papermill.log").write_text(proc.stdout + proc.stderr)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    error = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
+    if c.expect_error is None:
+        ok = proc.returncode == 0
+    else:
+        ok = proc.returncode != 0 and c.expect_error in (proc.stdout + proc.stderr)
+    return {
+        **asdict(c),
+        "params": params,
+        "results_dir": params.get("results_dir") or rerun_record(folder / f"{c.chapter}.ipynb"),
+        "seconds": seconds,
+        "returncode": proc.returncode,
+        "ok": ok,
+        "error": error if proc.returncode else "",
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "_build" / "matrix")
+    ap.add_argument("--data", type=Path, default=ROOT / "data" / "sample")
+    ap.add_argument(
+        "--book", type=Path, default=ROOT / "_build" / "executed", help="the book's executed folder"
+    )
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--only", nargs="*", default=[], help="case names (with the cases they read)")
+    args = ap.parse_args()
+    out = (args.out if args.out.is_absolute() else ROOT / args.out).resolve()
+    data = (args.data if args.data.is_absolute() else ROOT / args.data).resolve()
+    book = args.book if args.book.is_absolute() else ROOT / args.book
+    if not (data / "tasks" / "S12LS-LD").is_dir():
+        sys.exit(f"{data}/tasks/S12LS-LD is missing: execute the book first (make execute)")
+    out.mkdir(parents=True, exist_ok=True)
+    data_dirs = {"sample": data, "s2only": s2_only_copy(data, out / "data-s2only")}
+    papermill = str(Path(sys.executable).with_name("papermill"))
+    selected = cases()
+    if args.only:
+        names = set(args.only)
+        by_name = {c.name: c for c in selected}
+        for c in list(selected):
+            if c.name in names and c.after:
+                names.add(c.after)
+        selected = [c for c in selected if c.name in names and c.name in by_name]
+    before = book_record_digest(book)
+    todo: queue.Queue[list[Case]] = queue.Queue()
+    for chain in sorted(chains(selected), key=len, reverse=True):  # long chains first
+        todo.put(chain)
+    results: dict[str, dict] = {}
+    lock = threading.Lock()
+
+    def lane() -> None:
+        while True:
+            try:
+                chain = todo.get_nowait()
+            except queue.Empty:
+                return
+            for c in chain:
+                try:
+                    res = run_case(c, out, data_dirs, papermill)
+                except Exception as exc:  # a bug of this script: the case counts as failed
+                    res = {**asdict(c), "seconds": 0.0, "returncode": -1, "ok": False, "error": repr(exc)}
+                with lock:
+                    results[c.name] = res
+                    state = "ok" if res["ok"] else "UNEXPECTED"
+                    how = (
+                        f"failed as expected: {res['error']}"
+                        if c.expect_error and res["ok"]
+                        else res["error"]
+                    )
+                    print(
+                        f"  {c.name:<20} {c.chapter:<30} {res['seconds']:6.1f} s  {state} {how}".rstrip(),
+                        flush=True,
+                    )
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=lane) for _ in range(max(1, args.jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = round(time.perf_counter() - t0, 1)
+    after = book_record_digest(book)
+    summary = {
+        "cases": [results[c.name] for c in selected],
+        "wall_seconds": wall,
+        "jobs": args.jobs,
+        "data_dir": str(data),
+        "book_record_files": len(before),
+        "book_record_unchanged": before == after,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    bad = [r["name"] for r in summary["cases"] if not r["ok"]]
+    total = sum(r["seconds"] for r in summary["cases"])
+    print(
+        f"parameter matrix: {len(selected)} cases, {total:.1f} s of chapter time, {wall:.1f} s wall in "
+        f"{args.jobs} lanes; book record ({len(before)} files) {'unchanged' if before == after else 'CHANGED'}"
+    )
+    if bad or before != after:
+        print(
+            f"unexpected outcome: {', '.join(bad) or 'the book record changed'} (logs: {out}/<case>/papermill.log)"
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
