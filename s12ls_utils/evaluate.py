@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,20 +45,30 @@ from .metrics import (
     ObjectMetrics,
     PixelMetrics,
     bootstrap_ci,
+    paired_bootstrap,
     scores_from_counts,
     size_bin_labels,
+    threshold_bootstrap,
 )
 from .splits import Task, load_task
 
 __all__ = [
+    "all_negative_scores",
+    "flat_figures",
+    "run_config",
     "REFERENCE_RANGES",
     "EvaluationResult",
     "change_score",
+    "benchmark_table",
+    "change_score_date_free",
     "chapter05_run",
     "evaluate_run",
     "iter_model_predictions",
     "iter_reference_scores",
+    "patch_score",
+    "protocol_table",
     "region_of",
+    "run_for",
 ]
 
 #: Score range of the change-detection reference per sensor.
@@ -67,7 +77,28 @@ REFERENCE_RANGES: dict[str, tuple[float, float]] = {
     "s1asc": (0.0, 10.0),
     "s1dsc": (0.0, 10.0),
 }
-METHODS = ("model", "reference")
+#: The methods scored side by side: the trained model, the change-detection reference that splits the series
+#: at the inventory's event date, and its date-free variant (largest drop between consecutive clear dates).
+METHODS = ("model", "reference", "reference_date_free")
+#: Prefix of each method's figures in :meth:`EvaluationResult.summary`.
+PREFIX = {"model": "model_", "reference": "ref_", "reference_date_free": "refdf_"}
+#: Which methods read the inventory's event date at test time (the date oracle): ``unet_prepost`` composites
+#: the dates before and after it; U-TAE and ConvGRU read the whole series without it.
+USES_EVENT_DATE = {
+    "unet_prepost": True,
+    "utae": False,
+    "convgru": False,
+    "reference": True,
+    "reference_date_free": False,
+}
+#: Patch score of the patch-level (S12LS-AD) detection: the mean of a patch's highest pixel scores (9 pixels,
+#: a 3 × 3 block's worth: one noisy pixel does not flag a patch, a 30 m scar does).
+PATCH_TOP_K = 9
+#: Fixed false-alarm rate (share of landslide-free patches flagged) at which the patch-level recall is given.
+FALSE_ALARM_RATE = 0.1
+#: A region is scored on its own only with at least this many test patches (and, patch level, at least one
+#: patch with and one without landslides); fewer are shown as too few.
+MIN_REGION_PATCHES = 3
 
 
 def chapter05_run(
@@ -97,16 +128,43 @@ def chapter05_run(
     return run
 
 
+def run_for(
+    task: Task,
+    task_path: str | Path,
+    sensor: str,
+    book_runs: str | Path,
+    runs_dir: str | Path,
+    run_name: str,
+    epochs: int = 30,
+    progress: bool = False,
+) -> tuple[Path, str]:
+    """The run chapter 06 evaluates on ``task`` when it is given none: the book's own run of chapter 05 for
+    this task and sensor (:func:`chapter05_run` under ``book_runs``), else the chapter 05 U-Net trained here
+    on ``sensor`` (base widths 16–128, 64-pixel crops, ``epochs``) as ``runs_dir/run_name``. Returns the run
+    folder and where it came from (``"chapter 05"`` or ``"trained in this chapter"``)."""
+    found = chapter05_run(task, task_path, sensor, book_runs)
+    if found is not None:
+        return Path(found), "chapter 05"
+    from . import training
+
+    trained = training.train(
+        task_dir=str(task_path),
+        sensors=[sensor],
+        model="unet_prepost",
+        model_kwargs={"widths": [16, 32, 64, 128]},
+        epochs=epochs,
+        crop=64,
+        run_name=run_name,
+        runs_dir=str(runs_dir),
+        overwrite=True,
+        progress=progress,
+    )
+    return Path(trained.run_dir), "trained in this chapter"
+
+
 def run_sensors_of(run_dir: str | Path) -> list[str]:
     """The sensors a run was trained on (its ``run.json``, else its checkpoint's configuration)."""
-    run_dir = Path(run_dir)
-    info = run_dir / "run.json"
-    if info.exists():
-        cfg = json.loads(info.read_text())["config"]
-    else:
-        from .training import load_checkpoint
-
-        cfg = load_checkpoint(run_dir / "best.pt")["config"]
+    cfg = run_config(run_dir)
     sensors = cfg.get("sensors") or ["s2"]
     return [sensors] if isinstance(sensors, str) else list(sensors)
 
@@ -162,6 +220,35 @@ def change_score(ds, sensor: str) -> np.ndarray:
     return (0.5 * (np.abs(ch["VV_dB"].values) + np.abs(ch["VH_dB"].values))).astype("float32")
 
 
+def change_score_date_free(ds, sensor: str) -> np.ndarray:
+    """Date-free change score ``(y, x)`` float32: the largest change between consecutive clear dates.
+
+    It needs no event date, so it can be compared with models that read the whole series (U-TAE, ConvGRU).
+    ``s2``: the largest NDVI drop from one clear (scene-classification usable) date to the next clear one;
+    ``s1asc``/``s1dsc``: the largest mean absolute change of VV and VH (dB) between consecutive valid dates.
+    NaN where a pixel has fewer than two valid dates."""
+    if sensor == "s2":
+        series = [signatures.s2_indices(ds)["NDVI"].transpose("time", "y", "x").values]
+    else:
+        feats = signatures.s1_indices(ds)
+        series = [feats[b].transpose("time", "y", "x").values for b in ("VV_dB", "VH_dB")]
+    series = [np.asarray(v, dtype="float32") for v in series]
+    best = np.full(series[0].shape[1:], -np.inf, dtype="float32")
+    last = [np.full(best.shape, np.nan, dtype="float32") for _ in series]
+    for t in range(series[0].shape[0]):
+        now = [v[t] for v in series]
+        ok = np.logical_and.reduce([np.isfinite(v) for v in now])
+        if sensor == "s2":
+            step = last[0] - now[0]  # a drop is positive
+        else:
+            step = 0.5 * (np.abs(now[0] - last[0]) + np.abs(now[1] - last[1]))
+        valid = ok & np.isfinite(step)
+        best = np.where(valid & (step > best), step, best)
+        for i in range(len(series)):
+            last[i] = np.where(ok, now[i], last[i])
+    return np.where(np.isfinite(best), best, np.nan).astype("float32")
+
+
 def _mask(ds) -> np.ndarray:
     m = ds["MASK"]
     if "time" in m.dims:
@@ -170,18 +257,22 @@ def _mask(ds) -> np.ndarray:
 
 
 def iter_reference_scores(
-    task: Task, split: str, sensor: str = "s2"
+    task: Task, split: str, sensor: str = "s2", date_free: bool = False, entries: list[dict] | None = None
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """``(id, score (H, W), mask (H, W))`` of the change-detection reference, patch by patch."""
+    """``(id, score (H, W), mask (H, W))`` of the change-detection reference, patch by patch
+    (``date_free``: :func:`change_score_date_free`). ``entries``: the split entries to score (default: the
+    ``sensor`` split of the task; :func:`evaluate_run` passes the run's own entries, so that model and
+    reference are scored on the same patches)."""
     schema.check_sensor(sensor)
     if sensor not in task.splits:
         raise ValueError(f"task {task.name} has no {sensor} split; it has {sorted(task.splits)}")
     if task.data_dir is None:
         raise ValueError(f"task {task.path} has no known data folder")
-    for e in task.splits[sensor][split]:
+    score = change_score_date_free if date_free else change_score
+    for e in task.splits[sensor][split] if entries is None else entries:
         ds = open_patch(task.data_dir / e[sensor], load=True)
         try:
-            yield str(e["id"]), change_score(ds, sensor), _mask(ds)
+            yield str(e["id"]), score(ds, sensor), _mask(ds)
         finally:
             ds.close()
 
@@ -228,6 +319,102 @@ class EvaluationResult:
     n_val: int = 0
     n_test: int = 0
     seconds: float = 0.0
+    patch_scores: pd.DataFrame | None = None  #: per test patch and method: patch score, holds landslides
+    n_boot: int = 1000
+    seed: int = 0
+
+    def compare(self, other: str = "reference", metrics=("f1", "iou", "ap")) -> pd.DataFrame:
+        """The model against ``other`` on the same test patches: a paired bootstrap of the difference
+        model − ``other`` (:func:`~s12ls_utils.metrics.paired_bootstrap`, ``n_boot`` replicates, each method
+        at its validation threshold; AP threshold-free). ``verdict`` ranks the two only when the interval
+        of the difference excludes 0."""
+        res = paired_bootstrap(
+            self.test["model"],
+            self.test[other],
+            self.thresholds["model"],
+            self.thresholds[other],
+            metrics,
+            n_boot=self.n_boot,
+            seed=self.seed,
+        )
+        rows = []
+        for m, r in res.items():
+            if not np.isfinite(r["low"]):
+                verdict = "no common patches"
+            elif r["low"] > 0:
+                verdict = "model better"
+            elif r["high"] < 0:
+                verdict = f"{other} better"
+            else:
+                verdict = "no difference shown"
+            rows.append(
+                {
+                    "metric": m,
+                    "model": r["a"],
+                    other: r["b"],
+                    "difference": r["diff"],
+                    "low": r["low"],
+                    "high": r["high"],
+                    "patches": r["n_patches"],
+                    "verdict": verdict,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def annotated_scores(self) -> pd.DataFrame:
+        """Pixel-level test scores per method over the patches that hold landslide pixels only (the pixel
+        view of S12LS-AD, whose other patches have none), pooled counts at the validation thresholds."""
+        pt = self.patches[self.patches["n_positive"] > 0]
+        g = pt.groupby("method", observed=True)[["tp", "fp", "fn", "tn"]].sum()
+        s = scores_from_counts(g["tp"], g["fp"], g["fn"], g["tn"])
+        out = pd.DataFrame({k: s[k] for k in ("precision", "recall", "f1", "iou")}, index=g.index)
+        out["patches"] = pt.groupby("method", observed=True).size()
+        return out.reindex(list(METHODS))
+
+    def threshold_stability(self) -> pd.DataFrame:
+        """Per method, the validation threshold and how far it moves when the validation patches are
+        resampled (:func:`~s12ls_utils.metrics.threshold_bootstrap`): a threshold chosen on few patches is
+        itself uncertain."""
+        rows = []
+        for m in METHODS:
+            r = threshold_bootstrap(self.val[m], "f1", n_boot=self.n_boot, seed=self.seed)
+            rows.append({"method": m, **r})
+        return pd.DataFrame(rows)
+
+    def patch_level(self, false_alarm_rate: float = FALSE_ALARM_RATE) -> pd.DataFrame:
+        """Patch-level detection (S12LS-AD: which patches hold a landslide), per method, over all test
+        patches and per region: ``patches``, ``with_landslides``, ``auroc``, ``ap`` and ``recall_at_far``, the
+        share of patches with landslides found when at most ``false_alarm_rate`` of the landslide-free
+        patches are flagged. A group without both kinds of patch, or with fewer than
+        :data:`MIN_REGION_PATCHES`, is ``too_few`` and gets no scores."""
+        from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+        rows = []
+        df = (
+            self.patch_scores
+            if self.patch_scores is not None
+            else pd.DataFrame(columns=["id", "region", "method", "score", "positive"])
+        )
+        for m in METHODS:
+            own = df[df["method"] == m]
+            groups = [("all", own)] + [(r, g) for r, g in own.groupby("region", sort=True)]
+            for region, g in groups:
+                y = g["positive"].to_numpy(dtype=bool)
+                sc = g["score"].to_numpy(dtype="float64")
+                sc = np.where(np.isfinite(sc), sc, -np.inf if len(sc) else sc)
+                row = {"method": m, "region": region, "patches": len(g), "with_landslides": int(y.sum())}
+                few = len(g) < MIN_REGION_PATCHES or y.all() or not y.any()
+                row["too_few"] = bool(few)
+                if few:
+                    row |= {"auroc": np.nan, "ap": np.nan, "recall_at_far": np.nan}
+                else:
+                    finite = np.where(np.isfinite(sc), sc, np.nanmin(sc[np.isfinite(sc)]) - 1)
+                    fpr, tpr, _ = roc_curve(y, finite)
+                    row["auroc"] = float(roc_auc_score(y, finite))
+                    row["ap"] = float(average_precision_score(y, finite))
+                    row["recall_at_far"] = float(tpr[fpr <= false_alarm_rate + 1e-12].max())
+                rows.append(row)
+        return pd.DataFrame(rows)
 
     def scores(self, method: str) -> dict[str, float]:
         """Test scores of ``model`` or ``reference`` at its validation threshold, with AUPRC and ROC AUC."""
@@ -252,6 +439,11 @@ class EvaluationResult:
         for k in ("precision", "recall", "f1", "iou"):
             g[k] = s[k]
         g["patches"] = self.patches.groupby(["region", "method"], observed=True).size().to_numpy()
+        # a region with fewer patches than MIN_REGION_PATCHES, or without landslide pixels, is shown as too
+        # few: its pooled F1 would be an anecdote, or 0 by convention
+        g["too_few"] = (g["patches"] < MIN_REGION_PATCHES) | (g["n_positive"] == 0)
+        for k in ("precision", "recall", "f1", "iou"):
+            g[k] = g[k].where(~g["too_few"])
         return g
 
     def detection(self) -> pd.DataFrame:
@@ -285,11 +477,13 @@ class EvaluationResult:
             "cover_fraction": self.objects["model"].cover_fraction,
             "threshold": self.thresholds["model"],
             "ref_threshold": self.thresholds["reference"],
+            "refdf_threshold": self.thresholds["reference_date_free"],
             "val_f1": self.val_f1["model"],
             "ref_val_f1": self.val_f1["reference"],
+            "refdf_val_f1": self.val_f1["reference_date_free"],
         }
         labels = size_bin_labels(self.objects["model"].size_bins)
-        for m, p in (("model", "model_"), ("reference", "ref_")):
+        for m, p in PREFIX.items():
             s = self.scores(m)
             for k in (*SCORE_KEYS, "auprc", "roc_auc"):
                 out[p + k] = s[k]
@@ -302,11 +496,48 @@ class EvaluationResult:
             out[p + "detection_rate_by_size"] = dict(zip(labels, o["detection_rate_by_size"], strict=True))
         out["n_landslides_test"] = int(sum(self.objects["model"].compute()["n_objects"]))
         out["area_km2_test"] = self.objects["model"].area_km2
+        for other, tag in (("reference", "ref"), ("reference_date_free", "refdf")):
+            for r in self.compare(other).to_dict("records"):
+                key = f"diff_{tag}_{r['metric']}"
+                out[key], out[key + "_low"], out[key + "_high"] = r["difference"], r["low"], r["high"]
+                out[key + "_verdict"] = r["verdict"]
+        for r in self.threshold_stability().to_dict("records"):
+            p = PREFIX[r["method"]]
+            out[p + "threshold_low"], out[p + "threshold_high"] = r["low"], r["high"]
+        pl = self.patch_level()
+        for r in pl[pl["region"] == "all"].to_dict("records"):
+            p = PREFIX[r["method"]]
+            for k in ("auroc", "ap", "recall_at_far"):
+                out[f"{p}patch_{k}"] = r[k]
+        out["patch_with_landslides"] = int(
+            pl.loc[(pl["region"] == "all") & (pl["method"] == "model"), "with_landslides"].sum()
+        )
+        out["patch_false_alarm_rate"] = FALSE_ALARM_RATE
         return out
 
 
-def _pass(batches, pm: PixelMetrics, threshold: float | None, om: ObjectMetrics | None, keep, method: str):
-    """Feed ``(ids, score, mask)`` batches into the accumulators (objects and gallery once thresholded)."""
+def patch_score(score: np.ndarray, k: int = PATCH_TOP_K) -> float:
+    """A patch's score for patch-level detection: the mean of its ``k`` highest finite pixel scores (NaN
+    when it has none)."""
+    v = np.asarray(score, dtype="float64").ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    k = min(k, v.size)
+    return float(np.partition(v, v.size - k)[v.size - k :].mean())
+
+
+def _pass(
+    batches,
+    pm: PixelMetrics,
+    threshold: float | None,
+    om: ObjectMetrics | None,
+    keep,
+    method: str,
+    patch_rows: list | None = None,
+):
+    """Feed ``(ids, score, mask)`` batches into the accumulators (objects and gallery once thresholded;
+    ``patch_rows`` collects each patch's :func:`patch_score` and whether it holds landslide pixels)."""
     n = 0
     for ids, score, y in batches:
         score, y = np.asarray(score), np.asarray(y)
@@ -314,6 +545,16 @@ def _pass(batches, pm: PixelMetrics, threshold: float | None, om: ObjectMetrics 
             ids, score, y = [ids], score[None], y[None]
         pm.update(y, score, keys=ids)
         n += len(ids)
+        if patch_rows is not None:
+            for i, pid in enumerate(ids):
+                patch_rows.append(
+                    {
+                        "id": str(pid),
+                        "method": method,
+                        "score": patch_score(score[i]),
+                        "positive": bool((y[i] > 0).any()),
+                    }
+                )
         if threshold is None:
             continue
         pred = pm.predict(score, threshold)
@@ -337,12 +578,17 @@ def evaluate_run(
     device: str = "auto",
     batch_size: int = 8,
     gallery: int = 3,
+    which: str = "best",
 ) -> EvaluationResult:
-    """Evaluate a run (``runs/<name>``) and the change-detection reference on ``sensor``.
+    """Evaluate a run (``runs/<name>``) and the change-detection references on ``sensor``.
 
     ``task_dir`` defaults to the run's own task. Thresholds: max F1 of the landslide class on validation,
-    applied once to test. ``gallery``: keep this many test patches with the most model errors.
+    applied once to test. ``gallery``: keep this many test patches with the most model errors. ``which``:
+    the checkpoint, ``"best"`` (best validation epoch) or ``"last"`` (the last epoch, as the published
+    benchmark tests).
     """
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', not {which!r}")
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
@@ -359,14 +605,28 @@ def evaluate_run(
     schema.check_sensor(sensor)
     ref_range = REFERENCE_RANGES[sensor]
 
+    from .datasets import split_entries
+
+    run_sensors = run_sensors_of(run_dir)
+
     def model_batches(split):
-        return iter_model_predictions(run_dir, task, split, device=device, batch_size=batch_size)
+        return iter_model_predictions(run_dir, task, split, device=device, batch_size=batch_size, which=which)
 
-    def ref_batches(split):
-        return iter_reference_scores(task, split, sensor)
+    def entries(split):
+        """The run's own entries (model and reference on the same patches) when they carry ``sensor``."""
+        own = split_entries(task, split, run_sensors)
+        return own if own and all(e.get(sensor) for e in own) else None
 
-    sources = {"model": (model_batches, (0.0, 1.0)), "reference": (ref_batches, ref_range)}
+    def ref_batches(split, date_free=False):
+        return iter_reference_scores(task, split, sensor, date_free=date_free, entries=entries(split))
+
+    sources = {
+        "model": (model_batches, (0.0, 1.0)),
+        "reference": (ref_batches, ref_range),
+        "reference_date_free": (lambda split: ref_batches(split, True), ref_range),
+    }
     val, test, objects, thresholds, val_f1 = {}, {}, {}, {}, {}
+    patch_rows: list[dict] = []
     heap: list = []
     counter = [0]
 
@@ -380,13 +640,13 @@ def evaluate_run(
 
     n_val = n_test = 0
     for m, (batches, rng) in sources.items():
-        val[m] = PixelMetrics(bins, rng)
+        val[m] = PixelMetrics(bins, rng, keep_patches=True)
         n_val = _pass(batches("val"), val[m], None, None, None, m)
         thresholds[m], val_f1[m] = val[m].best_threshold("f1")
         test[m] = PixelMetrics(bins, rng, keep_patches=True)
         objects[m] = ObjectMetrics(cover_fraction)
         k = keep if (m == "model" and gallery > 0) else None
-        n_test = _pass(batches("test"), test[m], thresholds[m], objects[m], k, m)
+        n_test = _pass(batches("test"), test[m], thresholds[m], objects[m], k, m, patch_rows)
 
     frames, ci = [], {}
     for m in METHODS:
@@ -403,9 +663,6 @@ def evaluate_run(
         frames.append(df)
     items = [it for _, _, it in sorted(heap, key=lambda e: (-e[0], e[1]))]
     # the run's own test entries (the aligned split for a fusion run): one file per sensor it was trained on
-    from .datasets import split_entries
-
-    run_sensors = run_sensors_of(run_dir)
     paths = {
         str(e["id"]): {s: task.data_dir / e[s] for s in run_sensors if e.get(s)}
         for e in split_entries(task, "test", run_sensors)
@@ -429,4 +686,120 @@ def evaluate_run(
         n_val=n_val,
         n_test=n_test,
         seconds=time.perf_counter() - t0,
+        patch_scores=_patch_frame(patch_rows),
+        n_boot=n_boot,
+        seed=seed,
     )
+
+
+def benchmark_table(summary: Mapping, model: str, data: str = "synthetic sample") -> pd.DataFrame:
+    """The published S12LS-LD landslide-class results (:func:`s12ls_utils.reference.published_benchmark`,
+    percent) with this evaluation's model and references appended as rows, in the same columns (AP, F1,
+    IoU, precision, recall, percent), and a ``source`` column saying which is which."""
+    from .reference import published_benchmark
+
+    pub = published_benchmark().assign(source="published: real S12LS-LD, 3 seeds")
+    ours = []
+    for m, p in PREFIX.items():
+        name = (
+            model
+            if m == "model"
+            else {
+                "reference": "change reference (event date)",
+                "reference_date_free": "change reference (date-free)",
+            }[m]
+        )
+        ours.append(
+            {
+                "model": name,
+                "ap": 100 * summary[p + "auprc"],
+                "f1": 100 * summary[p + "f1"],
+                "iou": 100 * summary[p + "iou"],
+                "precision": 100 * summary[p + "precision"],
+                "recall": 100 * summary[p + "recall"],
+                "source": f"this book: {data}, 1 seed",
+            }
+        )
+    return pd.concat([pub, pd.DataFrame(ours).set_index("model")])
+
+
+def protocol_table(run_dir: str | Path, which: str = "best", data: str = "synthetic sample") -> pd.DataFrame:
+    """Every protocol difference between the published benchmark (:data:`~s12ls_utils.reference.PUBLISHED_PROTOCOL`)
+    and a run of this book, read from the run's ``run.json``: one row per aspect, ``published`` and ``this run``."""
+    from .reference import PUBLISHED_PROTOCOL
+
+    cfg = json.loads((Path(run_dir) / "run.json").read_text())["config"]
+    pw = cfg.get("pos_weight", "auto")
+    pw = "√(negatives / positives) of the train split" if pw == "auto" else str(pw)
+    crop = cfg.get("crop")
+    ours = {
+        "task and split": f"{Path(cfg['task_dir']).name}, its split applied to this data folder",
+        "data": data,
+        "input": f"{' + '.join(cfg.get('sensors') or ['s2'])} (with DEM), model {cfg.get('model')}",
+        "epochs": f"{cfg.get('epochs')} at most (early stopping after {cfg.get('patience')} epochs without gain)"
+        if cfg.get("patience")
+        else str(cfg.get("epochs")),
+        "loss": f"{cfg.get('loss')}, pos_weight {pw}",
+        "optimiser": f"AdamW, lr {cfg.get('lr')}, weight decay {cfg.get('weight_decay')}, warm-up and cosine decay",
+        "batch": f"{cfg.get('batch_size')}, "
+        + (f"random {crop} × {crop} crops" if crop else "whole 128 × 128 patches"),
+        "augmentation": "flips and rot90" if cfg.get("augment", True) else "none",
+        "seeds": f"1 ({cfg.get('seed')})",
+        "checkpoint tested": "the best validation epoch" if which == "best" else "the last epoch",
+    }
+    return pd.DataFrame(
+        [{"aspect": k, "published": v, "this run": ours[k]} for k, v in PUBLISHED_PROTOCOL.items()]
+    ).set_index("aspect")
+
+
+def run_config(run_dir: str | Path) -> dict:
+    """A run's training settings (its ``run.json``, else its checkpoint's)."""
+    run_dir = Path(run_dir)
+    info = run_dir / "run.json"
+    if info.exists():
+        return json.loads(info.read_text())["config"]
+    from .training import load_checkpoint
+
+    return load_checkpoint(run_dir / "best.pt")["config"]
+
+
+def flat_figures(summary: Mapping) -> dict:
+    """:meth:`EvaluationResult.summary` flattened for a chapter's record: nested values dropped, the
+    detection rates per size bin as separate figures, shares marked as such (glued as percentages), the
+    prevalence also in percent. Run, task and data folders are left out (the chapter records them once)."""
+    from .plots import share
+
+    flat = {
+        k: v
+        for k, v in summary.items()
+        if not isinstance(v, dict) and k not in ("run_dir", "task_dir", "data_dir")
+    }
+    for p in PREFIX.values():
+        for label, rate in summary[p + "detection_rate_by_size"].items():
+            tag = label.replace("–", "_").replace("+", "plus").replace(" ", "")
+            flat[f"{p}detection_rate_{tag}"] = share(rate)
+        flat[p + "detection_rate"] = share(flat[p + "detection_rate"])
+    flat["cover_fraction"] = share(summary["cover_fraction"])
+    flat["positive_pct"] = 100 * summary["prevalence"]
+    return flat
+
+
+def all_negative_scores(n_positive, pixels_per_patch: int = schema.PATCH_SIZE**2) -> dict:
+    """What a model that predicts no landslide scores on patches with these landslide-pixel counts:
+    ``prevalence``, ``accuracy`` (1 − prevalence), ``f1`` of the landslide class (0) and ``macro_f1`` (the
+    background class's F1, 2(1 − p)/(2 − p), averaged with 0)."""
+    pos = float(np.sum(np.asarray(n_positive, dtype="float64")))
+    total = float(len(n_positive) * pixels_per_patch)
+    s = scores_from_counts(0, 0, pos, total - pos)
+    return {
+        "prevalence": pos / total,
+        "accuracy": float(s["accuracy"]),
+        "f1": float(s["f1"]),
+        "macro_f1": float(s["macro_f1"]),
+    }
+
+
+def _patch_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["id", "method", "score", "positive"])
+    df.insert(1, "region", df["id"].map(region_of))
+    return df

@@ -1251,8 +1251,17 @@ def separability_plot(table, *, width: int = 680, height: int = 360):
         legend_position="right",
     )
     chance = hv.HLine(0.5).opts(color="black", line_dash="dashed", line_width=1)
-    return (bars * chance).opts(
-        title="Separability of pre→post changes: ROC AUC, landslide vs background pixels (dashed: chance)",
+    layers = bars * chance
+    if {"auc_low", "auc_high"} <= set(t.columns) and t["auc_low"].notna().any():
+        # the 95 % interval over patches (a patch's pixels resampled together)
+        err = hv.ErrorBars(
+            (t["signal"], t["auc"], t["auc"] - t["auc_low"], t["auc_high"] - t["auc"]),
+            kdims=[xdim],
+            vdims=["auc", "minus", "plus"],
+        ).opts(color="black", line_width=1.2)
+        layers = bars * err * chance
+    return layers.opts(
+        title="Separability of pre→post changes: ROC AUC, landslide vs background (bars: 95 % over patches)",
         xlabel="sensor: feature (direction of change on landslides)",
         ylabel="ROC AUC, landslide vs background",
         width=width,
@@ -1963,8 +1972,12 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
 
 
 # --- chapter 06: positive-class evaluation ---
-_METHOD_COLORS = {"model": "#1f77b4", "reference": "#ff7f0e"}
-_METHOD_LABELS = {"model": "trained model", "reference": "change-detection reference"}
+_METHOD_COLORS = {"model": "#1f77b4", "reference": "#ff7f0e", "reference_date_free": "#2ca02c"}
+_METHOD_LABELS = {
+    "model": "trained model",
+    "reference": "change reference (event date)",
+    "reference_date_free": "change reference (date-free)",
+}
 
 
 def pr_curves_plot(curves, prevalence: float, auprc=None, width: int = 420, height: int = 380):

@@ -21,6 +21,8 @@ landslide-pixel counts, locations and published splits offline.
 - :func:`region_folds`: the paper's six region hold-out folds (experiment 3) as region lists.
 - :func:`norms`, :func:`configs`, :func:`low_quality_ids`, :func:`file_stats`, :func:`region_stats`,
   :func:`anomalies`, :func:`experiments`, :func:`source`: the other published files.
+- :func:`published_benchmark`, :data:`PUBLISHED_PROTOCOL`: the paper's landslide-class results on S12LS-LD and
+  how they were obtained.
 
 The folder is found next to the package in a checkout (``<repo>/data/reference``) or at
 ``$S12LS_REFERENCE_DIR``. Tables are read once per process and returned as copies.
@@ -36,6 +38,8 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = [
+    "PUBLISHED_LD_BENCHMARK",
+    "PUBLISHED_PROTOCOL",
     "REFERENCE_DIR",
     "SCOPES",
     "TASKS",
@@ -49,6 +53,7 @@ __all__ = [
     "low_quality_ids",
     "norms",
     "patches",
+    "published_benchmark",
     "region_folds",
     "region_stats",
     "source",
@@ -237,3 +242,31 @@ def anomalies() -> pd.DataFrame:
 def source() -> dict:
     """Where the metadata comes from: repository, commit, licence, archive and its sha256, citation."""
     return dict(_json("source.json"))
+
+
+#: The published landslide-class results on harmonized S12LS-LD with Sentinel-2 + DEM (Hoehn et al. 2025,
+#: Scientific Data 12, 1772): means over 3 seeds (42, 123, 777), 75 epochs, BCE + Dice, in percent.
+PUBLISHED_LD_BENCHMARK: tuple[dict, ...] = (
+    {"model": "U-ConvLSTM", "ap": 65.13, "f1": 61.95, "iou": 44.88, "precision": 60.59, "recall": 63.92},
+    {"model": "UNet3D", "ap": 62.08, "f1": 58.82, "iou": 41.66, "precision": 55.75, "recall": 62.56},
+    {"model": "ConvGRU", "ap": 60.00, "f1": 59.06, "iou": 41.91, "precision": 56.72, "recall": 61.77},
+    {"model": "U-TAE", "ap": 67.75, "f1": 61.80, "iou": 44.74, "precision": 53.19, "recall": 74.90},
+)
+#: The protocol behind :data:`PUBLISHED_LD_BENCHMARK`.
+PUBLISHED_PROTOCOL: dict[str, str] = {
+    "task and split": "S12LS-LD, the published split",
+    "data": "real patches, harmonized release",
+    "input": "Sentinel-2 + DEM, the whole series",
+    "epochs": "75",
+    "loss": "BCE + Dice, pos_weight 5",
+    "optimiser": "AdamW, lr 1e-3, weight decay 0.01",
+    "batch": "16, whole 128 × 128 patches",
+    "augmentation": "flips and rot90",
+    "seeds": "3 (42, 123, 777), mean",
+    "checkpoint tested": "the last epoch",
+}
+
+
+def published_benchmark() -> pd.DataFrame:
+    """:data:`PUBLISHED_LD_BENCHMARK` as a table (one row per model, scores in percent)."""
+    return pd.DataFrame(list(PUBLISHED_LD_BENCHMARK)).set_index("model")

@@ -957,26 +957,85 @@ def _auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray) -> float:
     return float(roc_auc_score(y, score, sample_weight=weight))
 
 
+#: The direction in which each change feature is expected to separate landslides, fixed from physics before
+#: looking at any data: vegetation indices and the VH/VV ratio fall (vegetation and its volume scattering
+#: replaced by bare ground), the bare-soil index and brightness rise, backscatter changes in either direction
+#: (roughness, moisture and geometry), so its magnitude is used; landslides sit on steeper slopes.
+PHYSICS_DIRECTION: dict[str, str] = {
+    "NDVI": "drop",
+    "NDMI": "drop",
+    "NBR": "drop",
+    "BSI": "rise",
+    "brightness": "rise",
+    "VV_dB": "magnitude",
+    "VH_dB": "magnitude",
+    "VH_VV_dB": "drop",
+    "slope_deg": "rise",
+}
+
+
+def _directed(v: np.ndarray, direction: str) -> np.ndarray:
+    if direction == "rise":
+        return v
+    if direction == "drop":
+        return -v
+    if direction == "magnitude":
+        return np.abs(v)
+    raise ValueError(f"direction must be rise, drop or magnitude, not {direction!r}")
+
+
+def _auc_sorted(score: np.ndarray, y: np.ndarray):
+    """A weighted-AUC function for fixed scores and labels: sorts once, then each call with new weights is
+    O(n) (ties between a positive and a negative count one half, as scikit-learn)."""
+    order = np.argsort(score, kind="stable")
+    s, yy = score[order], y[order]
+    # tie groups: start index of each run of equal scores
+    new = np.r_[True, s[1:] != s[:-1]]
+    group = np.cumsum(new) - 1
+
+    def auc(w: np.ndarray) -> float:
+        w = w[order]
+        wp, wn = np.where(yy, w, 0.0), np.where(yy, 0.0, w)
+        gp, gn = np.bincount(group, wp), np.bincount(group, wn)
+        tot_p, tot_n = gp.sum(), gn.sum()
+        if tot_p <= 0 or tot_n <= 0:
+            return float("nan")
+        below_n = np.cumsum(gn) - gn  # negatives in lower groups
+        return float(np.sum(gp * (below_n + 0.5 * gn)) / (tot_p * tot_n))
+
+    return auc
+
+
 def separability(
     changes: pd.DataFrame,
     features: Sequence[str] | None = None,
     *,
     background: Sequence[str] = ("ring", "rest"),
     by: str | Sequence[str] = "sensor",
+    directions: Mapping[str, str] | None = None,
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """How well each pre→post change feature separates landslide from background pixels: ROC AUC.
 
-    For each ``by`` group (default: sensor) and feature, the sampled pixels of the ``landslide`` group
-    are the positives and those of the ``background`` groups the negatives, weighted by their ``weight``
-    (so capped samples stand for all pixels; ``roc_auc_score`` with ``sample_weight``). ``auc_raw`` is
-    the AUC of the change itself; a feature that *falls* on landslides has ``auc_raw`` < 0.5, so the table
-    reports ``auc`` = AUC of the change in its ``direction`` (``"rise"``: the change, ``"drop"``: minus
-    the change), i.e. max(auc_raw, 1 − auc_raw). ``auc_vs_ring`` is the same against the ring only
-    (same terrain, no landslide), in the same direction. Sorted by ``auc``, highest first; ``rank``
-    counts within each ``by`` group.
+    For each ``by`` group (default: sensor; ``("sensor", "region")`` for a per-region breakdown) and feature,
+    the sampled pixels of the ``landslide`` group are the positives and those of the ``background`` groups
+    the negatives, weighted by their ``weight`` (capped samples stand for all pixels). The feature is taken
+    in its ``direction``, fixed in advance (default :data:`PHYSICS_DIRECTION`: ``drop`` scores minus the
+    change, ``rise`` the change, ``magnitude`` its absolute value), never chosen after looking, so an AUC
+    below 0.5 says the physics expectation failed. ``auc_raw`` is the AUC of the change itself.
+    ``auc_vs_ring`` is the same against the ring only (same terrain, no landslide).
+
+    With ``n_boot`` > 0, ``auc_low``/``auc_high`` are a percentile interval over **patches**: each replicate
+    draws the group's patches with replacement (a patch's pixels move together, as they are not independent)
+    and recomputes the weighted AUC. Sorted by ``auc``, highest first; ``rank`` counts within each group.
     """
     by = [by] if isinstance(by, str) else list(by)
     features = list(features or ALL_FEATURES)
+    directions = dict(PHYSICS_DIRECTION if directions is None else directions)
+    rng = np.random.default_rng(seed)
+    q = (1 - level) / 2
     rows = []
     for key, df in changes.groupby(by, observed=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -985,24 +1044,39 @@ def separability(
         is_bg = np.isin(grp, list(background))
         is_ring = grp == "ring"
         w = df["weight"].to_numpy(dtype="float64")
+        patch = pd.factorize(df["key"].astype(str))[0]
+        n_patch = int(patch.max()) + 1 if len(patch) else 0
         for f in features:
             if f not in df or df[f].isna().all():
                 continue
+            direction = directions.get(f, "rise")
             v = df[f].to_numpy(dtype="float64")
             ok = np.isfinite(v)
             sel = ok & (is_ls | is_bg)
             raw = _auc(is_ls[sel], v[sel], w[sel])
             if not np.isfinite(raw):
                 continue
-            direction = "rise" if raw >= 0.5 else "drop"
-            sign = 1.0 if direction == "rise" else -1.0
+            dv = _directed(v, direction)
+            auc_fn = _auc_sorted(dv[sel], is_ls[sel])
+            auc = auc_fn(w[sel])
             sel_r = ok & (is_ls | is_ring)
-            vs_ring = _auc(is_ls[sel_r], sign * v[sel_r], w[sel_r])
+            vs_ring = _auc(is_ls[sel_r], dv[sel_r], w[sel_r])
+            low = high = float("nan")
+            if n_boot > 0 and n_patch > 1:
+                reps = np.empty(n_boot)
+                for i in range(n_boot):
+                    mult = np.bincount(rng.integers(0, n_patch, n_patch), minlength=n_patch)
+                    reps[i] = auc_fn(w[sel] * mult[patch[sel]])
+                reps = reps[np.isfinite(reps)]
+                if reps.size:
+                    low, high = (float(x) for x in np.quantile(reps, [q, 1 - q]))
             rows.append(
                 {
                     **dict(zip(by, (str(k) for k in key), strict=True)),
                     "feature": f,
-                    "auc": max(raw, 1.0 - raw),
+                    "auc": auc,
+                    "auc_low": low,
+                    "auc_high": high,
                     "direction": direction,
                     "auc_raw": raw,
                     "auc_vs_ring": vs_ring,
@@ -1017,6 +1091,8 @@ def separability(
         *by,
         "feature",
         "auc",
+        "auc_low",
+        "auc_high",
         "direction",
         "auc_raw",
         "auc_vs_ring",

@@ -94,7 +94,7 @@ def test_reference_is_the_ndvi_drop_of_signatures(run):
 
 def test_summary_tables_and_consistency(result):
     s = result.summary()
-    for p in ("model_", "ref_"):
+    for p in E.PREFIX.values():
         prec, rec, f1 = s[p + "precision"], s[p + "recall"], s[p + "f1"]
         if prec + rec > 0:
             assert f1 == pytest.approx(2 * prec * rec / (prec + rec))
@@ -103,13 +103,16 @@ def test_summary_tables_and_consistency(result):
         assert s[p + "fp_blobs_per_km2"] >= 0
     assert 0 <= s["prevalence"] < 0.5
     pt = result.patches
-    assert set(pt["method"]) == {"model", "reference"}
+    assert set(pt["method"]) == set(E.METHODS)
     assert (pt.groupby("method")["tp"].sum()["model"]) == result.test["model"].compute(s["threshold"])["tp"]
     reg = result.regions()
-    assert reg.groupby("method")["patches"].sum().tolist() == [result.n_test, result.n_test]
+    assert reg.groupby("method")["patches"].sum().tolist() == [result.n_test] * len(E.METHODS)
+    few = reg["too_few"]
+    assert (few == ((reg["patches"] < E.MIN_REGION_PATCHES) | (reg["n_positive"] == 0))).all()
+    assert reg.loc[few, "f1"].isna().all() and reg.loc[~few, "f1"].notna().all()
     det = result.detection()
-    assert len(det) == 2 * (len(metrics.DEFAULT_SIZE_BINS) - 1)
-    assert set(result.pr_curves()["method"]) == {"model", "reference"}
+    assert len(det) == len(E.METHODS) * (len(metrics.DEFAULT_SIZE_BINS) - 1)
+    assert set(result.pr_curves()["method"]) == set(E.METHODS)
     assert len(result.gallery) <= 2
     for it in result.gallery:
         assert it["pred"].shape == it["y"].shape == (128, 128) and it["path"].is_file()
@@ -118,6 +121,87 @@ def test_summary_tables_and_consistency(result):
     assert (
         shown == "s2" and items[0]["pre"].shape == (128, 128, 3) and items[0]["post"].shape == (128, 128, 3)
     )
+
+
+def test_model_and_references_are_scored_on_the_same_patches(result):
+    keys = {m: sorted(map(str, result.test[m].patch_keys)) for m in E.METHODS}
+    assert keys["model"] == keys["reference"] == keys["reference_date_free"]
+    assert len(keys["model"]) == result.n_test
+
+
+def test_paired_comparison_ranks_only_when_the_interval_excludes_zero(result):
+    for other in ("reference", "reference_date_free"):
+        cmp = result.compare(other)
+        assert list(cmp["metric"]) == ["f1", "iou", "ap"]
+        for r in cmp.to_dict("records"):
+            assert r["low"] <= r["difference"] + 1e-9 or r["low"] <= r["high"]
+            assert r["difference"] == pytest.approx(r["model"] - r[other])
+            expected = (
+                "model better"
+                if r["low"] > 0
+                else f"{other} better"
+                if r["high"] < 0
+                else "no difference shown"
+            )
+            assert r["verdict"] == expected
+            assert r["patches"] == result.n_test
+    f1 = result.compare("reference").set_index("metric").loc["f1"]
+    assert f1["model"] == pytest.approx(result.scores("model")["f1"])
+    ap = result.compare("reference").set_index("metric").loc["ap"]
+    assert ap["model"] == pytest.approx(result.scores("model")["auprc"], abs=1e-9)
+
+
+def test_threshold_stability_and_patch_level_detection(result):
+    st = result.threshold_stability().set_index("method")
+    for m in E.METHODS:
+        assert st.loc[m, "threshold"] == pytest.approx(result.thresholds[m])
+        assert st.loc[m, "low"] <= st.loc[m, "high"] and st.loc[m, "n_patches"] == result.n_val
+    pl = result.patch_level()
+    assert set(pl["method"]) == set(E.METHODS) and (pl["region"] == "all").sum() == len(E.METHODS)
+    whole = pl[pl["region"] == "all"].set_index("method")
+    assert (whole["patches"] == result.n_test).all()
+    for m in E.METHODS:
+        if not whole.loc[m, "too_few"]:
+            assert 0 <= whole.loc[m, "auroc"] <= 1 and 0 <= whole.loc[m, "recall_at_far"] <= 1
+    scores = result.patch_scores
+    assert len(scores) == len(E.METHODS) * result.n_test
+
+
+def test_patch_score_is_the_mean_of_the_highest_pixels():
+    a = np.zeros((16, 16), dtype="float32")
+    a[0, 0] = 1.0  # one noisy pixel
+    assert E.patch_score(a) == pytest.approx(1 / E.PATCH_TOP_K)
+    a[4:7, 4:7] = 0.8  # a 3 x 3 scar
+    assert E.patch_score(a) == pytest.approx((1.0 + 8 * 0.8) / 9)
+    assert np.isnan(E.patch_score(np.full((4, 4), np.nan)))
+
+
+def test_date_free_reference_is_the_largest_drop_between_clear_dates():
+    import xarray as xr
+
+    t = 5
+    ndvi_path = [0.8, 0.8, np.nan, 0.3, 0.35]  # a cloudy date between the drop: 0.8 -> 0.3 counts
+    nir = np.array([v for v in ndvi_path], dtype="float64")
+    data = {}
+    shape = (t, 2, 2)
+    red = np.full(shape, 1000.0)
+    b08 = np.empty(shape)
+    for i, v in enumerate(ndvi_path):
+        b08[i] = 1000.0 * (1 + (0 if np.isnan(v) else v)) / (1 - (0 if np.isnan(v) else v))
+    scl = np.full(shape, 4, dtype="uint8")
+    scl[2] = 9  # cloud
+    for b in ("B02", "B03", "B05", "B06", "B07", "B8A", "B11", "B12"):
+        data[b] = (("time", "y", "x"), np.full(shape, 1000.0, dtype="float32"))
+    data["B04"] = (("time", "y", "x"), red.astype("float32"))
+    data["B08"] = (("time", "y", "x"), b08.astype("float32"))
+    data["SCL"] = (("time", "y", "x"), scl)
+    times = np.array(
+        ["2023-01-01", "2023-01-11", "2023-01-21", "2023-01-31", "2023-02-10"], dtype="datetime64[ns]"
+    )
+    ds = xr.Dataset(data, coords={"time": times})
+    score = E.change_score_date_free(ds, "s2")
+    assert nir.size == t and score.shape == (2, 2)
+    np.testing.assert_allclose(score, 0.5, atol=1e-4)
 
 
 def test_gallery_of_a_fusion_run_has_one_image_per_sensor(run):

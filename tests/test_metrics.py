@@ -9,6 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from s12ls_utils import metrics
+from s12ls_utils import metrics as M
 from s12ls_utils.metrics import ObjectMetrics, PixelMetrics, average_precision, positive_class_scores
 
 
@@ -243,3 +244,64 @@ def test_object_metrics_by_hand():
     # batches are split into patches
     both = ObjectMetrics().update(np.stack([t, t]), np.stack([p, p])).compute()
     assert both["n_objects"] == [2, 2, 0, 2] and both["fp_blobs"] == 4
+
+
+def _two_methods(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = M.PixelMetrics(100, keep_patches=True), M.PixelMetrics(100, keep_patches=True)
+    data = []
+    for k in range(n):
+        y = (rng.random((16, 16)) < 0.1).astype(int)
+        sa = np.clip(0.5 * y + 0.6 * rng.random((16, 16)), 0, 1)
+        sb = np.clip(0.2 * y + 0.8 * rng.random((16, 16)), 0, 1)
+        a.update(y, sa, key=f"p{k}")
+        b.update(y, sb, key=f"p{k}")
+        data.append((y, sa, sb))
+    return a, b, data
+
+
+def test_paired_bootstrap_scores_both_methods_on_the_same_draw():
+    a, b, data = _two_methods()
+    res = M.paired_bootstrap(a, b, 0.5, 0.5, ("f1", "iou", "ap"), n_boot=200, seed=3)
+    # the point figures are the pooled scores on all patches
+    assert res["f1"]["a"] == pytest.approx(a.compute(0.5)["f1"]) and res["ap"]["b"] == pytest.approx(
+        b.average_precision()
+    )
+    # replay the draws by hand: one index set per replicate, both methods scored on it
+    rng = np.random.default_rng(3)
+    diffs = []
+    for _ in range(200):
+        idx = rng.integers(0, len(data), size=len(data))
+        y = np.concatenate([data[i][0].ravel() for i in idx])
+        fa = M.positive_class_scores(y, a.predict(np.concatenate([data[i][1].ravel() for i in idx]), 0.5))[
+            "f1"
+        ]
+        fb = M.positive_class_scores(y, b.predict(np.concatenate([data[i][2].ravel() for i in idx]), 0.5))[
+            "f1"
+        ]
+        diffs.append(fa - fb)
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    assert res["f1"]["low"] == pytest.approx(lo) and res["f1"]["high"] == pytest.approx(hi)
+    assert res["f1"]["n_patches"] == len(data) and 0 <= res["f1"]["share_above_0"] <= 1
+
+
+def test_paired_bootstrap_needs_common_patches_and_kept_histograms():
+    a, _, _ = _two_methods()
+    other = M.PixelMetrics(100, keep_patches=True).update(np.zeros((4, 4)), np.zeros((4, 4)), key="elsewhere")
+    res = M.paired_bootstrap(a, other, 0.5, 0.5, n_boot=10)
+    assert res["f1"]["n_patches"] == 0 and np.isnan(res["f1"]["low"])
+    with pytest.raises(ValueError, match="keep_patches"):
+        M.paired_bootstrap(a, M.PixelMetrics(100).update(np.zeros((4, 4)), np.zeros((4, 4))), 0.5, 0.5)
+
+
+def test_threshold_bootstrap_moves_with_the_patches():
+    a, _, _ = _two_methods(n=12)
+    r = M.threshold_bootstrap(a, n_boot=100, seed=1)
+    assert r["threshold"] == a.best_threshold("f1")[0] and r["low"] <= r["high"] and r["n_patches"] == 12
+    same = M.PixelMetrics(100, keep_patches=True)
+    y = np.zeros((8, 8), dtype=int)
+    y[:4] = 1
+    for k in range(5):  # identical patches: every replicate picks the same threshold
+        same.update(y, np.where(y, 0.8, 0.2), key=k)
+    r = M.threshold_bootstrap(same, n_boot=50)
+    assert r["low"] == r["high"] == r["threshold"]

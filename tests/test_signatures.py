@@ -296,9 +296,37 @@ def test_separability_known_auc_and_direction():
     assert row["auc_raw"] == pytest.approx(1 / 16)
     assert row["direction"] == "drop" and row["rank"] == 1
     assert row["n_landslide"] == 4 and row["n_background"] == 4
-    # a feature that rises is not flipped
+    # the direction is fixed from physics, never flipped after looking: an NDVI that rises on landslides
+    # scores below 0.5
     t = sig.separability(_changes([-x for x in ls], [-x for x in bg]), features=["NDVI"])
+    assert t.iloc[0]["direction"] == "drop" and t.iloc[0]["auc"] == pytest.approx(1 / 16)
+    t = sig.separability(
+        _changes([-x for x in ls], [-x for x in bg]), features=["NDVI"], directions={"NDVI": "rise"}
+    )
     assert t.iloc[0]["direction"] == "rise" and t.iloc[0]["auc"] == pytest.approx(15 / 16)
+    mag = sig.separability(
+        _changes([-3.0, 3.0], [0.1, -0.2]), features=["NDVI"], directions={"NDVI": "magnitude"}
+    )
+    assert mag.iloc[0]["auc"] == pytest.approx(1.0)  # a change in either direction
+
+
+def test_separability_interval_is_over_patches():
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(8):  # 8 patches; landslides drop NDVI by a patch-dependent amount
+        shift = -0.5 + 0.15 * k
+        ls = list(rng.normal(shift, 0.1, 30))
+        bg = list(rng.normal(0.0, 0.1, 60))
+        frames.append(_changes(ls, bg).assign(key=f"r_{k}"))
+    ch = pd.concat(frames, ignore_index=True)
+    t = sig.separability(ch, features=["NDVI"], n_boot=300, seed=1).iloc[0]
+    assert t["auc_low"] < t["auc"] < t["auc_high"]
+    same = sig.separability(ch, features=["NDVI"], n_boot=300, seed=1).iloc[0]
+    assert (same["auc_low"], same["auc_high"]) == (t["auc_low"], t["auc_high"])
+    one_patch = sig.separability(frames[0], features=["NDVI"], n_boot=50).iloc[0]
+    assert np.isnan(one_patch["auc_low"])  # one patch: no interval over patches
+    y = np.r_[np.ones(30), np.zeros(60)]
+    assert one_patch["auc"] == pytest.approx(roc_auc_score(y, -frames[0]["NDVI"].to_numpy()))
 
 
 def test_separability_weights_equal_duplicates_and_ring_only_auc():
