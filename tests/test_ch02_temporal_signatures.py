@@ -49,7 +49,14 @@ def test_separability_table(ch):
     assert table and all({"sensor", "feature", "auc"} <= set(row) for row in table)
     aucs = [row["auc"] for row in table]
     assert aucs == sorted(aucs, reverse=True)
-    assert all(0.5 <= a <= 1 for a in aucs)
+    assert all(0 <= a <= 1 for a in aucs)
+    # directions fixed from physics before looking, never chosen from the data
+    from s12ls_utils.signatures import PHYSICS_DIRECTION
+
+    assert all(row["direction"] == PHYSICS_DIRECTION[row["feature"]] for row in table)
+    # intervals over patches around every AUC
+    assert all(row["auc_low"] <= row["auc"] <= row["auc_high"] for row in table)
+    assert ch.results["n_boot"] >= 100
     s2_veg = [row["auc"] for row in table if row["sensor"] == "s2" and row["feature"] in VEGETATION_LOSS]
     assert s2_veg and max(s2_veg) > 0.7
     for sensor in schema.S1_SENSORS:
@@ -61,6 +68,20 @@ def test_separability_table(ch):
         first = next(row for row in table if row["sensor"] == sensor)
         assert ch.results[f"top_feature_{sensor}"] == first["feature"]
         assert ch.results[f"top_auc_{sensor}"] == pytest.approx(first["auc"])
+        assert ch.results[f"top_auc_{sensor}_low"] == pytest.approx(first["auc_low"])
+
+
+def test_separability_per_region(ch):
+    rows = ch.results["separability_regions"]
+    top = {s: ch.results[f"top_feature_{s}"] for s in schema.SENSORS}
+    assert rows and all(row["feature"] == top[row["sensor"]] for row in rows)
+    assert ch.results["n_regions_separability"] == len({row["region"] for row in rows}) >= 2
+    for row in rows:
+        assert row["n_patches"] >= 1
+        if row["n_patches"] == 1:  # one patch: no interval over patches
+            assert row["auc_low"] is None
+        elif row["auc_low"] is not None:
+            assert row["auc_low"] <= row["auc_high"]
 
 
 def test_interactive_figures_are_embedded(ch):

@@ -343,3 +343,115 @@ def test_pages_cite_nothing_outside_the_repository():
     pages = [*CHAPTERS, *sorted((ROOT / "book").glob("*.md"))]
     cited = [p.relative_to(ROOT).as_posix() for p in pages if re.search(r"DESIGN\s*§", p.read_text())]
     assert cited == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Numbers in the text come from glue
+# --------------------------------------------------------------------------------------------------
+_STRIP = [
+    re.compile(r"```.*?```", re.S),  # code blocks
+    re.compile(r"\{[a-z:]+\}`[^`]*`"),  # roles: {glue:text}`…`, {doc}`…`
+    re.compile(r"`[^`]*`"),  # inline code
+    re.compile(r"\$[^$]*\$"),  # math
+    re.compile(r"\]\([^)]*\)|<https?://[^>]*>|https?://\S+"),  # link targets
+    re.compile(r"\d{4}-\d{2}-\d{2}"),  # dates
+    re.compile(
+        r"\b(?:B\d{1,2}A?|S12LS-\w+|EPSG:\d+|[A-Za-z]+\d+[A-Za-z\d]*)\b"
+    ),  # band names, task/model names
+    re.compile(r"^#+ .*$", re.M),  # headings (numbered sections)
+]
+_NUMBER = re.compile(r"(?<![\w.\-−])[-−]?\d[\d,]*(?:\.\d+)?")
+
+
+def _typed_numbers(text: str) -> list[str]:
+    for pattern in _STRIP:
+        text = pattern.sub(" ", text)
+    return [m.group(0) for m in _NUMBER.finditer(text)]
+
+
+def _as_float(text: str) -> float | None:
+    t = text.strip().replace("−", "-").replace(",", "").removesuffix(" %").removesuffix("%")
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+#: Numbers that are constants of the data or the methods, not results: the 10 m pixel, 15 dates, 128-pixel
+#: patches, 100 (percent), 1000 histogram bins.
+_CONSTANTS = {10.0, 15.0, 100.0, 128.0, 1000.0}
+
+
+def _checked(token: str, value: float) -> bool:
+    """Decimals (scores, shares, ratios) always; integers from 100 up, except the constants (smaller integers
+    mostly count what the text names: chapters, sections, percentiles, minutes to read)."""
+    if "." in token:
+        return True
+    return abs(value) >= 100 and abs(value) not in _CONSTANTS
+
+
+def _same(token: str, value: float, glued_text: str, glued_value: float) -> bool:
+    """The typed token shows a glued figure: the same text, or both decimals of the same value."""
+    text = glued_text.removesuffix(" %")
+    return token == text or ("." in token and "." in text and value == glued_value)
+
+
+def _published_values() -> set[float]:
+    from s12ls_utils.reference import PUBLISHED_LD_BENCHMARK
+
+    return {float(v) for row in PUBLISHED_LD_BENCHMARK for k, v in row.items() if k != "model"}
+
+
+def test_typed_number_detector_finds_numbers_outside_roles():
+    text = "F1 of 0.77 on {glue:text}`n_test` patches, `x = 3`, B04, 2023-03-21, 1,234 pixels and −0.5"
+    assert _typed_numbers(text) == ["0.77", "1,234", "−0.5"]
+    # what issue 16 found typed into chapter 06: ROC AUCs and a share, each also glued
+    assert _same("0.956", 0.956, "0.956", 0.956) and _same("6.1", 6.1, "6.1 %", 6.1)
+    assert not _same("1.0", 1.0, "1", 1.0) and not _same("0.5", 0.5, "50 %", 50.0)
+    assert _checked("0.62", 0.62) and _checked("1,234", 1234.0) and not _checked("30", 30.0)
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_no_number_is_typed_where_a_glue_exists(nb, run_chapter):
+    """A number written into a chapter's text must come from glue: a typed digit that equals one of the
+    chapter's glued figures (as shown, or as a number) fails. Dates, band names, code, links and the published
+    benchmark values are allowed."""
+    ch = run_chapter(nb.stem)
+    shown = {}
+    for name in ch.glued():
+        text = ch.glued_text(name)
+        value = _as_float(text)
+        if value is not None:
+            shown[name] = (text, value)
+    allowed = _published_values()
+    hits = []
+    for cell in ch.nb.cells:
+        if cell.cell_type != "markdown" or "## Resources and references" in "".join(cell.source):
+            continue  # the reference list cites volumes and pages
+        for token in _typed_numbers("".join(cell.source)):
+            value = _as_float(token)
+            if value is None or value in allowed or not _checked(token, value):
+                continue
+            same = [n for n, (text, v) in shown.items() if _same(token, value, text, v)]
+            if same:
+                text = "".join(cell.source)
+                at = text.find(token)
+                hits.append(f"{token!r} (glued as {same[0]}) in …{text[max(0, at - 50) : at + 30]!r}…")
+    assert not hits, f"{nb.name}: numbers typed where a glue exists: {hits}"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_shown_code_fits_the_page(nb):
+    """Code the page shows stays within the chapters' line length (book/ruff.toml), so it does not clip in the
+    content column; `make lint` checks the formatting itself (ruff format --check book)."""
+    import tomllib
+
+    width = tomllib.loads((ROOT / "book" / "ruff.toml").read_text())["line-length"]
+    long = [
+        line
+        for c in _cells(nb)
+        if c["cell_type"] == "code" and "remove-cell" not in c.get("metadata", {}).get("tags", [])
+        for line in _src(c).splitlines()
+        if len(line) > width
+    ]
+    assert not long, f"{nb.name}: lines over {width} characters: {long}"

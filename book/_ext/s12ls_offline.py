@@ -107,7 +107,9 @@ def _externalise_script(app: Sphinx, docname: str, html: str) -> str:
     return f'<script type="{m.group("type")}" src="{src}"></script>'
 
 
-def localise_outputs(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+def localise_outputs(
+    app: Sphinx, doctree: nodes.document, docname: str
+) -> None:
     """Rewrite the raw HTML of notebook outputs so that the page needs no network (items 1 and 2)."""
     if app.builder.format != "html":
         return
@@ -166,4 +168,8 @@ def setup(app: Sphinx) -> dict:
     app.add_css_file("s12ls.css")
     app.connect("doctree-resolved", localise_outputs)
     app.connect("html-page-context", drop_duplicate_scripts)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": False}
+    return {
+        "version": "1",
+        "parallel_read_safe": True,
+        "parallel_write_safe": False,
+    }
