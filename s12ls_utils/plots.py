@@ -455,7 +455,7 @@ def backscatter_db(ds, band: str, t: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # HoloViews figures
 # --------------------------------------------------------------------------------------------------
-def region_maps(catalog, title: str = "Patch locations per region", cols: int = 3, size: int = 220):
+def region_maps(catalog, title: str = "Patch locations per region", cols: int = 2, size: int = 230):
     """One map panel per region: its patch centres (WGS84), annotated locations in red, the others grey.
 
     The regions lie continents apart, so one world map shows a dot per region; here each panel has its own
@@ -2016,7 +2016,8 @@ def pr_curves_plot(curves, prevalence: float, auprc=None, width: int = 420, heig
 def macro_gap_bars(scores, width: int = 420, height: int = 380):
     """Bars of F1 and IoU of the landslide class next to their macro averages and accuracy, per method.
 
-    ``scores``: ``{method: {f1, iou, macro_f1, macro_iou, accuracy}}``.
+    ``scores``: ``{method: {f1, iou, macro_f1, macro_iou, accuracy, prevalence}}`` (the title states the
+    share of landslide pixels of the scored split, from ``prevalence``).
     """
     import holoviews as hv
     import pandas as pd
@@ -2034,13 +2035,14 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380):
         for k in names
     ]
     df = pd.DataFrame(rows)
+    prevalence = next(iter(scores.values())).get("prevalence", float("nan"))
     xd = hv.Dimension("score", label="score (test split)", values=list(names.values()))
     md = hv.Dimension("method", values=[_METHOD_LABELS.get(m, m) for m in scores])
     bars = hv.Bars(df, kdims=[xd, md], vdims=[hv.Dimension("value", label="score (0–1)", range=(0, 1.05))])
     return bars.opts(
         color="method",
         cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
-        title="Macro averages and accuracy flatter a 3 %-positive task",
+        title=f"Macro averages and accuracy flatter a task with {share(prevalence).percent_text()} positive pixels",
         width=width + 200,
         height=height,
         tools=["hover"],
