@@ -31,6 +31,7 @@ REQUIRED = {
     "01-s2only": "01 on an s2-only folder",
     "02-s2only": "02 on an s2-only folder",
     "05-s2only-fusion": "a clear message where a chapter cannot run",
+    "05-ad": "05 on the S12LS-AD task",
 }
 
 
@@ -151,3 +152,13 @@ def test_a_missing_sensor_is_named_before_any_work(matrix):
     assert case["returncode"] != 0
     assert "parameter 'sensors'" in case["error"] and "has no s1asc files" in case["error"]
     assert "(it has: s2)" in case["error"]
+
+
+def test_chapter05_trains_on_s12ls_ad_and_chapter06_scores_that_run(matrix):
+    trained = record(matrix, "05-ad")
+    assert Path(trained["task_dir"]).name == "S12LS-AD" and trained["model"] == "utae"
+    scored = record(matrix, "06-fusion")
+    assert scored["ad_run_source"] == "parameter"
+    assert Path(scored["ad_run_dir"]) == Path(trained["run_dir"])
+    assert scored["ad_n_test"] > scored["ad_n_test_with_landslides"] > 0
+    assert 0 <= scored["ad_model_pixel_f1"] <= 1
