@@ -45,8 +45,8 @@ TINY_MODEL = {
     "utae": '{"encoder_widths": [16, 16, 16, 32], "decoder_widths": [16, 16, 16, 32], "n_head": 4, "d_model": 32}',
     "convgru": '{"hidden": 8, "stem": 8}',
 }
-#: chapter 06: few bootstrap replicates, one gallery patch, one epoch for the S12LS-AD run it trains itself
-TINY_EVAL = {"n_boot": "50", "gallery": "1", "ad_epochs": "1"}
+#: chapter 06: few bootstrap replicates, one gallery patch; its S12LS-AD section only where a case asks
+TINY_EVAL = {"n_boot": "50", "gallery": "1", "score_ad": "false"}
 
 
 @dataclass
@@ -91,7 +91,13 @@ def cases() -> list[Case]:
         Case(
             "06-fusion",
             "06-positive-class-evaluation",
-            {**ev, "run_dir": run_of("05-fusion"), "sensor": "s2", "ad_run_dir": run_of("05-ad")},
+            {
+                **ev,
+                "run_dir": run_of("05-fusion"),
+                "sensor": "s2",
+                "score_ad": "true",
+                "ad_run_dir": run_of("05-ad"),
+            },
             after="05-ad",
         ),
         # a reader's rerun with every default but the size: it must not replace the book's run or record

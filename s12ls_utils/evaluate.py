@@ -69,6 +69,7 @@ __all__ = [
     "protocol_table",
     "region_of",
     "run_for",
+    "score_ad",
 ]
 
 #: Score range of the change-detection reference per sensor.
@@ -750,6 +751,74 @@ def protocol_table(run_dir: str | Path, which: str = "best", data: str = "synthe
     return pd.DataFrame(
         [{"aspect": k, "published": v, "this run": ours[k]} for k, v in PUBLISHED_PROTOCOL.items()]
     ).set_index("aspect")
+
+
+@dataclass
+class ADScores:
+    """S12LS-AD scored by :func:`score_ad`: the run, the evaluation, and its patch- and pixel-level tables."""
+
+    run_dir: Path
+    run_source: str
+    result: EvaluationResult
+    patch_level: pd.DataFrame
+    pixels: pd.DataFrame
+    n_undated: int
+
+    def figures(self) -> dict:
+        """Flat figures for a chapter's record (``ad_*``)."""
+        from .plots import share
+
+        whole = self.patch_level[self.patch_level["region"] == "all"].set_index("method")
+        out = {
+            "ad_run_dir": str(self.run_dir),
+            "ad_run_source": self.run_source,
+            "ad_n_test": self.result.n_test,
+            "ad_n_test_undated": self.n_undated,
+            "ad_n_test_with_landslides": int(whole.loc["model", "with_landslides"]),
+            "patch_top_k": PATCH_TOP_K,
+            "false_alarm_rate": share(FALSE_ALARM_RATE),
+            "ad_patch_level": self.patch_level.to_dict("records"),
+        }
+        for m, p in PREFIX.items():
+            for k in ("auroc", "ap", "recall_at_far"):
+                out[f"ad_{p}{k}"] = float(whole.loc[m, k])
+            out[f"ad_{p}pixel_f1"] = float(self.pixels.loc[m, "f1"])
+            out[f"ad_{p}pixel_iou"] = float(self.pixels.loc[m, "iou"])
+        return out
+
+
+def score_ad(
+    ad_path: str | Path,
+    sensor: str,
+    run_dir: str | Path | None,
+    book_runs: str | Path,
+    runs_dir: str | Path,
+    run_name: str,
+    *,
+    epochs: int = 8,
+    n_boot: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+) -> ADScores:
+    """Chapter 06's S12LS-AD section: the task folder (written when missing), the run (``run_dir``, else the
+    book's chapter 05 run on it, else a U-Net trained for ``epochs``: :func:`run_for`), its evaluation with the
+    references, the patch-level table (:meth:`EvaluationResult.patch_level`), the pixel scores on annotated
+    patches and the number of test patches without an event date (landslide-free patches carry none)."""
+    from .catalog import build_catalog
+    from .splits import write_task
+
+    ad_path = Path(ad_path)
+    if not ad_path.is_dir():
+        write_task(ad_path.parent.parent, ad_path.parent, ad_path.name)
+    task = load_task(ad_path)
+    source = "parameter"
+    if run_dir is None:
+        run_dir, source = run_for(task, ad_path, sensor, book_runs, runs_dir, run_name, epochs=epochs)
+    res = evaluate_run(run_dir, ad_path, sensor=sensor, n_boot=n_boot, seed=seed, device=device, gallery=0)
+    cat = build_catalog(task.data_dir, sensors=[sensor]).set_index("key")
+    ids = [str(e["id"]) for e in task.splits.get(sensor, {}).get("test", [])]
+    undated = int(cat.reindex(ids)["event_dates"].astype(str).eq("").sum())
+    return ADScores(Path(run_dir), source, res, res.patch_level(), res.annotated_scores(), undated)
 
 
 def run_config(run_dir: str | Path) -> dict:
