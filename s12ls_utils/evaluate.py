@@ -724,12 +724,42 @@ def benchmark_table(summary: Mapping, model: str, data: str = "synthetic sample"
     return pd.concat([pub, pd.DataFrame(ours).set_index("model")])
 
 
-def protocol_table(run_dir: str | Path, which: str = "best", data: str = "synthetic sample") -> pd.DataFrame:
+def data_label(task_dir: str | Path) -> str:
+    """What a task's patches are, for a protocol table: ``"synthetic sample, raw release"`` (a data folder
+    with the generator's manifest) or ``"real patches, harmonized release"``; the release from the first
+    patch file (:func:`s12ls_utils.io.file_release`)."""
+    from .io import file_release
+
+    task = load_task(task_dir)
+    root = Path(task.data_dir)
+    kind = "synthetic sample" if (root / "synthetic_manifest.json").exists() else "real patches"
+    first = next(
+        (
+            e[s]
+            for entries in task.splits.values()
+            for es in entries.values()
+            for e in es
+            for s in schema.SENSORS
+            if e.get(s)
+        ),
+        None,
+    )
+    try:
+        release = file_release(root / first) if first else "unknown"
+    except Exception:  # an unreadable file: say so rather than fail the table
+        release = "unknown"
+    return f"{kind}, {release} release"
+
+
+def protocol_table(run_dir: str | Path, which: str = "best", data: str | None = None) -> pd.DataFrame:
     """Every protocol difference between the published benchmark (:data:`~s12ls_utils.reference.PUBLISHED_PROTOCOL`)
-    and a run of this book, read from the run's ``run.json``: one row per aspect, ``published`` and ``this run``."""
+    and a run of this book, read from the run's ``run.json``: one row per aspect, ``published`` and ``this run``
+    (``data``: what the patches are, default :func:`data_label` of the run's task)."""
     from .reference import PUBLISHED_PROTOCOL
 
     cfg = json.loads((Path(run_dir) / "run.json").read_text())["config"]
+    if data is None:
+        data = data_label(cfg["task_dir"])
     pw = cfg.get("pos_weight", "auto")
     pw = "√(negatives / positives) of the train split" if pw == "auto" else str(pw)
     crop = cfg.get("crop")

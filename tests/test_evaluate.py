@@ -295,3 +295,22 @@ def test_chapter05_run_is_found_by_name_and_checked(tmp_path, monkeypatch):
     assert E.chapter05_run(task, task_path, "s2", "runs") is None  # another data folder
     write_run("s2", {"task_dir": rel, "sensors": ["s2"], "data_dir": str(data)}, best=False)
     assert E.chapter05_run(task, task_path, "s2", "runs") is None  # no best.pt
+
+
+def test_protocol_and_benchmark_tables_name_every_difference(run, result):
+    """The published benchmark's protocol next to a run's, read from its run.json; the data row says what the
+    patches are and which release (raw by default for the synthetic sample)."""
+    from s12ls_utils.reference import PUBLISHED_PROTOCOL, published_benchmark
+
+    run_dir, task_dir = run
+    assert E.data_label(task_dir) == "synthetic sample, raw release"
+    table = E.protocol_table(run_dir, which="last")
+    assert list(table.index) == list(PUBLISHED_PROTOCOL)
+    assert table.loc["data", "this run"] == "synthetic sample, raw release"
+    assert table.loc["epochs", "this run"].startswith("2")  # the fixture trained 2 epochs
+    assert table.loc["checkpoint tested", "this run"] == "the last epoch"
+    assert table.loc["seeds", "published"].startswith("3")
+    bench = E.benchmark_table(result.summary(), "tiny U-Net")
+    assert list(bench.index[:4]) == list(published_benchmark().index)
+    assert bench.loc["tiny U-Net", "f1"] == pytest.approx(100 * result.summary()["model_f1"])
+    assert set(bench.columns) == {"ap", "f1", "iou", "precision", "recall", "source"}
