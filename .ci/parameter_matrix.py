@@ -36,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from execute_chapters import cpu_shares, pinned  # noqa: E402  (the book's lanes pin the same way)
 
 #: small settings shared by the chapter 05 cases: one epoch on 8 patches of 32 × 32 pixels
 TINY_TRAIN = {"epochs": "1", "max_train_patches": "8", "crop": "32", "batch_size": "4"}
@@ -184,7 +186,9 @@ def chains(all_cases: list[Case]) -> list[list[Case]]:
     return out
 
 
-def run_case(c: Case, out: Path, data_dirs: dict[str, Path], papermill: str) -> dict:
+def run_case(
+    c: Case, out: Path, data_dirs: dict[str, Path], papermill: str, cpus: set[int] | None = None
+) -> dict:
     folder = out / c.name
     if folder.exists():
         shutil.rmtree(folder)
@@ -207,7 +211,7 @@ def run_case(c: Case, out: Path, data_dirs: dict[str, Path], papermill: str) -> 
         cmd += ["-p", k, v]
     env = {k: v for k, v in os.environ.items() if k != "S12LS_BOOK"}  # a rerun, not the book's execution
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=pinned(cpus))
     seconds = round(time.perf_counter() - t0, 1)
     (folder / "papermill.log").write_text(proc.stdout + proc.stderr)
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
@@ -262,7 +266,9 @@ def main() -> int:
     results: dict[str, dict] = {}
     lock = threading.Lock()
 
-    def lane() -> None:
+    shares = cpu_shares(max(1, args.jobs))
+
+    def lane(cpus: set[int] | None) -> None:
         while True:
             try:
                 chain = todo.get_nowait()
@@ -270,7 +276,7 @@ def main() -> int:
                 return
             for c in chain:
                 try:
-                    res = run_case(c, out, data_dirs, papermill)
+                    res = run_case(c, out, data_dirs, papermill, cpus)
                 except Exception as exc:  # a bug of this script: the case counts as failed
                     res = {**asdict(c), "seconds": 0.0, "returncode": -1, "ok": False, "error": repr(exc)}
                 with lock:
@@ -287,7 +293,10 @@ def main() -> int:
                     )
 
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=lane) for _ in range(max(1, args.jobs))]
+    # each lane pinned to its share of the CPUs, as the book's lanes (.ci/execute_chapters.py)
+    threads = [
+        threading.Thread(target=lane, args=(shares[i] if shares else None,)) for i in range(max(1, args.jobs))
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -455,3 +456,24 @@ def test_shown_code_fits_the_page(nb):
         if len(line) > width
     ]
     assert not long, f"{nb.name}: lines over {width} characters: {long}"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux only")
+def test_lanes_are_pinned_to_disjoint_shares_of_the_cpus():
+    """Two lanes on two cores must not oversubscribe them: each lane's processes see only their share of the
+    CPUs (torch threads and worker pools size themselves by the affinity)."""
+    ex = _execute_script()
+    cpus = os.sched_getaffinity(0)
+    shares = ex.cpu_shares(2)
+    if len(cpus) < 2:
+        assert shares == []
+        return
+    assert len(shares) == 2 and not (shares[0] & shares[1]) and shares[0] | shares[1] == cpus
+    assert ex.cpu_shares(1) == [] and ex.pinned(None) is None
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+        capture_output=True,
+        text=True,
+        preexec_fn=ex.pinned(shares[1]),
+    )
+    assert child.stdout.strip() == str(sorted(shares[1]))
