@@ -323,12 +323,20 @@ class EvaluationResult:
     patch_scores: pd.DataFrame | None = None  #: per test patch and method: patch score, holds landslides
     n_boot: int = 1000
     seed: int = 0
+    #: bootstrap tables already computed (deterministic for the seed: :meth:`summary` and a chapter ask alike)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def compare(self, other: str = "reference", metrics=("f1", "iou", "ap")) -> pd.DataFrame:
         """The model against ``other`` on the same test patches: a paired bootstrap of the difference
         model − ``other`` (:func:`~s12ls_utils.metrics.paired_bootstrap`, ``n_boot`` replicates, each method
         at its validation threshold; AP threshold-free). ``verdict`` ranks the two only when the interval
         of the difference excludes 0."""
+        key = ("compare", other, tuple(metrics))
+        if key not in self._memo:
+            self._memo[key] = self._compare(other, tuple(metrics))
+        return self._memo[key].copy()
+
+    def _compare(self, other: str, metrics: tuple[str, ...]) -> pd.DataFrame:
         res = paired_bootstrap(
             self.test["model"],
             self.test[other],
@@ -376,11 +384,13 @@ class EvaluationResult:
         """Per method, the validation threshold and how far it moves when the validation patches are
         resampled (:func:`~s12ls_utils.metrics.threshold_bootstrap`): a threshold chosen on few patches is
         itself uncertain."""
-        rows = []
-        for m in METHODS:
-            r = threshold_bootstrap(self.val[m], "f1", n_boot=self.n_boot, seed=self.seed)
-            rows.append({"method": m, **r})
-        return pd.DataFrame(rows)
+        if "thresholds" not in self._memo:
+            rows = []
+            for m in METHODS:
+                r = threshold_bootstrap(self.val[m], "f1", n_boot=self.n_boot, seed=self.seed)
+                rows.append({"method": m, **r})
+            self._memo["thresholds"] = pd.DataFrame(rows)
+        return self._memo["thresholds"].copy()
 
     def patch_level(self, false_alarm_rate: float = FALSE_ALARM_RATE) -> pd.DataFrame:
         """Patch-level detection (S12LS-AD: which patches hold a landslide), per method, over all test
@@ -402,17 +412,18 @@ class EvaluationResult:
             for region, g in groups:
                 y = g["positive"].to_numpy(dtype=bool)
                 sc = g["score"].to_numpy(dtype="float64")
-                sc = np.where(np.isfinite(sc), sc, -np.inf if len(sc) else sc)
+                ok = np.isfinite(sc)
+                # a patch without any score ranks below every scored one
+                sc = np.where(ok, sc, sc[ok].min() - 1 if ok.any() else 0.0)
                 row = {"method": m, "region": region, "patches": len(g), "with_landslides": int(y.sum())}
                 few = len(g) < MIN_REGION_PATCHES or y.all() or not y.any()
                 row["too_few"] = bool(few)
                 if few:
                     row |= {"auroc": np.nan, "ap": np.nan, "recall_at_far": np.nan}
                 else:
-                    finite = np.where(np.isfinite(sc), sc, np.nanmin(sc[np.isfinite(sc)]) - 1)
-                    fpr, tpr, _ = roc_curve(y, finite)
-                    row["auroc"] = float(roc_auc_score(y, finite))
-                    row["ap"] = float(average_precision_score(y, finite))
+                    fpr, tpr, _ = roc_curve(y, sc)
+                    row["auroc"] = float(roc_auc_score(y, sc))
+                    row["ap"] = float(average_precision_score(y, sc))
                     row["recall_at_far"] = float(tpr[fpr <= false_alarm_rate + 1e-12].max())
                 rows.append(row)
         return pd.DataFrame(rows)

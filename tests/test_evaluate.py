@@ -21,27 +21,33 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, Path]:
     """A sample of about 30 patches per sensor with an S12LS-LD task and a tiny 2-epoch U-Net run."""
-    from s12ls_utils import training
     from s12ls_utils.synthetic import make_sample
 
     data = tmp_path_factory.mktemp("eval") / "data"
     make_sample(data, n_per_sensor=30, seed=5, progress=False)
     task_dir = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
+    return _tiny_run(task_dir, ["s2"], "tiny", epochs=2), task_dir
+
+
+def _tiny_run(task_dir: Path, sensors: list[str], name: str, epochs: int) -> Path:
+    """A tiny U-Net (widths 4–16) trained on ``sensors`` of the task, next to its data folder."""
+    from s12ls_utils import training
+
     res = training.train(
         task_dir=str(task_dir),
-        sensors=["s2"],
+        sensors=sensors,
         model="unet_prepost",
         model_kwargs={"widths": [4, 8, 16]},
-        epochs=2,
+        epochs=epochs,
         batch_size=4,
         warmup_epochs=0.0,
         augment=False,
         progress=False,
         threads=2,
-        runs_dir=str(data.parent / "runs"),
-        run_name="tiny",
+        runs_dir=str(Path(task_dir).parent.parent.parent / "runs"),
+        run_name=name,
     )
-    return Path(res.run_dir), task_dir
+    return Path(res.run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -207,25 +213,10 @@ def test_date_free_reference_is_the_largest_drop_between_clear_dates():
 def test_gallery_of_a_fusion_run_has_one_image_per_sensor(run):
     """A fusion run's gallery items carry a file per sensor of the aligned split (chapter 06's error gallery
     drew S2 true colour from a path that a fusion run did not have)."""
-    from s12ls_utils import training
-
     _, task_dir = run
-    res = training.train(
-        task_dir=str(task_dir),
-        sensors=["s1asc", "s2"],
-        model="unet_prepost",
-        model_kwargs={"widths": [4, 8, 16]},
-        epochs=1,
-        batch_size=4,
-        warmup_epochs=0.0,
-        augment=False,
-        progress=False,
-        threads=2,
-        runs_dir=str(Path(task_dir).parent.parent.parent / "runs"),
-        run_name="tiny-fusion",
-    )
-    assert E.run_sensors_of(res.run_dir) == ["s1asc", "s2"]
-    ev = E.evaluate_run(res.run_dir, task_dir, n_boot=20, device="cpu", batch_size=3, gallery=1)
+    fusion = _tiny_run(task_dir, ["s1asc", "s2"], "tiny-fusion", epochs=1)
+    assert E.run_sensors_of(fusion) == ["s1asc", "s2"]
+    ev = E.evaluate_run(fusion, task_dir, n_boot=20, device="cpu", batch_size=3, gallery=1)
     (it,) = ev.gallery
     assert set(it["paths"]) == {"s1asc", "s2"} and it["path"] == it["paths"]["s2"]
     items, shown = E.gallery_images(ev.gallery)
