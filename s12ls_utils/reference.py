@@ -40,6 +40,7 @@ import pandas as pd
 __all__ = [
     "PUBLISHED_LD_BENCHMARK",
     "PUBLISHED_PROTOCOL",
+    "THIRD_PARTY_HOLDOUT",
     "REFERENCE_DIR",
     "SCOPES",
     "TASKS",
@@ -265,6 +266,27 @@ PUBLISHED_PROTOCOL: dict[str, str] = {
     "seeds": "3 (42, 123, 777), mean",
     "checkpoint tested": "the last epoch",
 }
+
+
+#: Landslide-class pixel F1 reported by third parties who trained on Sen12Landslides and tested on regions or
+#: events that training did not see. **Unreviewed repositories**, not peer-reviewed results: cite them as such.
+#: ``f1_low``/``f1_high`` span the figures each reports (fractions, not percent).
+THIRD_PARTY_HOLDOUT: tuple[dict, ...] = (
+    {
+        "source": "godzhiwzz-create/source-free-cross-cluster-landslide (GitHub, unreviewed repository)",
+        "protocol": "leave-one-cluster-out: whole spatial clusters of tiles held out",
+        "model": "3D U-Net, the upstream training recipe",
+        "f1_low": 0.18,
+        "f1_high": 0.20,
+    },
+    {
+        "source": "The-Kind-Sage/COSMOEYE (GitHub, unreviewed repository)",
+        "protocol": "event-disjoint: the test events are not in training",
+        "model": "as reported there",
+        "f1_low": 0.32,
+        "f1_high": 0.37,
+    },
+)
 
 
 def published_benchmark() -> pd.DataFrame:
