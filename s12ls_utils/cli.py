@@ -12,7 +12,7 @@ Sub-commands::
     s12ls validate PATH [PATH …]                                       check patch files against the format
     s12ls realism DATA_DIR [--workers N] [--scheduler S] [--csv FILE]  how close a data folder is to the
                                                                        real dataset (published statistics)
-    s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|spatial|blocked] [--overwrite]
+    s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|blocked] [--overwrite]
           [--workers N] [--scheduler S]                                write a task folder (splits, norm)
     s12ls norm TASK_DIR [--data DIR] [--overwrite] [--workers N] [--scheduler S]
                                                                        add the normalisation statistics to a
@@ -159,9 +159,7 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     from .catalog import build_catalog
     from .splits import load_config, make_splits, write_task
 
-    overrides = {} if args.distance_m is None else {"distance_m": args.distance_m}
-    if args.method is not None:
-        overrides["method"] = args.method
+    overrides = {} if args.method is None else {"method": args.method}
     config = load_config(args.task, **overrides)
     out = args.out if args.out is not None else args.data_dir / "tasks"
     if (out / config.name).exists() and not args.overwrite:
@@ -183,7 +181,7 @@ def _cmd_splits(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
     )
-    mode = "spatial groups" if config.method == "spatial" else "published (reference)"
+    mode = "blocked, leak-free" if config.method == "blocked" else "published (reference)"
     print(f"task {config.name} ({mode} split, seed {config.seed}) written to {path}")
     print(result.counts().to_string(index=False))
     for scope, leak in result.leakage.items():
@@ -473,17 +471,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         required=True,
         help=f"preset ({', '.join(PRESETS)}) or a YAML/JSON config file; S12LS-LD and S12LS-AD are the "
-        "published tasks, the -strict presets this package's leak-free variants",
+        "published tasks, the -blocked presets this package's balanced, leak-free variants",
     )
     p.add_argument("--out", type=Path, default=None, help="folder for <TASK>/ (default: DATA_DIR/tasks)")
     p.add_argument(
         "--method",
         choices=METHODS,
         default=None,
-        help="split algorithm (default: the preset's): reference = the published one, exactly; "
-        "spatial = whole spatial groups, no leakage",
+        help="split algorithm (default: the preset's): reference = the published one, exactly (it ignores "
+        "geography); blocked = whole blocks of touching tiles, balanced, with a one-tile buffer",
     )
-    p.add_argument("--distance-m", type=float, default=None, help="spatial grouping distance (m)")
     _add_run_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing task folder")
     p.set_defaults(func=_cmd_splits)

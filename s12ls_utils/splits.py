@@ -1,31 +1,30 @@
-"""Task files: filters, stratified and spatially aware splits, normalisation statistics.
+"""Task files: filters, the published split, a leak-free blocked split, normalisation statistics.
 
 Sen12Landslides publishes two tasks, ``S12LS-LD`` (landslide detection) and ``S12LS-AD`` (anomaly
 detection). Each is a folder of JSON files (layout in DESIGN.md §3.3) that says which patches are used for
 training, validation and testing and how the inputs are normalised. This module reads them, recreates them
 exactly and makes new ones. The presets named after the published tasks select exactly what the published
-``config.json`` files say; this package's variants carry their own names (``S12LS-LD-strict``,
-``S12LS-AD-strict``; ``S12LS-LD-blocked`` and ``S12LS-AD-blocked``, the published selections with a leak-free
-split of the real tile lattice; :data:`PRESETS`).
+``config.json`` files say; this package's variants carry their own names (``S12LS-LD-blocked`` and
+``S12LS-AD-blocked``, the published selections with a balanced, leak-free split of the real tile lattice;
+:data:`PRESETS`).
 
 1. **Filter** (:func:`select`): per sensor, file-name patterns, annotated / not annotated, the lowest
    ``date_confidence`` value of a patch (non-annotated patches count as 1.0), the number of landslide pixels, an
    optional annotated ratio, as the reference pipeline does, and (ours) the published low-quality list.
-2. **Split** (:func:`split`), by ``method``:
+2. **Split**, by ``method``:
 
    - ``"reference"``: the published algorithm, reproduced exactly (:func:`reference_split`): random,
-     stratified by coverage class × first ``_`` token of the file name (``usa_alaska`` → ``usa``).
-   - ``"spatial"`` (ours): strata are *region × coverage class* with the full region name, and whole
-     spatial groups are assigned (below). Patches of a stratum of one go to train; test is split first,
-     then validation from the rest.
+     stratified by coverage class × first ``_`` token of the file name (``usa_alaska`` → ``usa``). It ignores
+     geography: on the real lattice most test tiles touch a training tile.
+   - ``"blocked"`` (ours, :func:`blocked_split`): whole blocks of touching tiles, balanced in every scope
+     (tile shares, landslide pixels per tile, annotated share), then a one-tile buffer; with ``test_regions``
+     a region hold-out.
 
    The coverage class is the patch's positive-pixel ratio binned at the 25th and 75th percentiles
    (:func:`coverage_classes`).
-3. **Leakage control**: neighbouring patches overlap or share landslides, and a random split puts them on
-   both sides. :func:`spatial_groups` joins patches whose footprints overlap, whose centres are closer than
-   ``distance_m`` or that share an ``ann_id`` into groups (connected components), and the spatial split
-   assigns whole groups while keeping the stratification as close as it can. :func:`leakage` counts the
-   test patches that overlap or share an annotation with a train patch.
+3. **Leakage**: :func:`tile_leakage` counts, from tile positions alone, the tiles of one split that touch
+   (8-neighbours) or overlap a tile of another; :func:`leakage` counts the patches that overlap or share an
+   annotation with a patch of another split.
 4. **Normalisation statistics** (:func:`norm_stats`): per feature variable, over the *train* files only,
    clipped (S1 −50…10 dB, S2 0…10000, DEM 0…8800), NaN-aware, in one pass: each file's moments are
    computed in a worker (the file is opened there; local processes, threads or a Dask cluster, see
@@ -92,8 +91,8 @@ __all__ = [
     "norm_stats",
     "reference_split",
     "select",
-    "spatial_groups",
     "split",
+    "split_balance",
     "task_label",
     "write_task",
 ]
@@ -103,14 +102,7 @@ log = logging.getLogger(__name__)
 #: The three splits, in order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Shipped task presets (``s12ls_utils/tasks/<name>.yaml``): the two published tasks, then ours.
-PRESETS: tuple[str, ...] = (
-    "S12LS-LD",
-    "S12LS-AD",
-    "S12LS-LD-strict",
-    "S12LS-AD-strict",
-    "S12LS-LD-blocked",
-    "S12LS-AD-blocked",
-)
+PRESETS: tuple[str, ...] = ("S12LS-LD", "S12LS-AD", "S12LS-LD-blocked", "S12LS-AD-blocked")
 #: Side of a patch footprint on the ground (128 pixels of 10 m).
 FOOTPRINT_M: float = schema.PATCH_SIZE * schema.PIXEL_SIZE_M
 #: Channel order of the old published ``norm_data.json`` lists: the reference reads every data variable
@@ -120,9 +112,9 @@ OLD_FORMAT_CHANNELS: dict[str, tuple[str, ...]] = {
     "s1asc": ("VH", "VV", "DEM"),
     "s1dsc": ("VH", "VV", "DEM"),
 }
-#: Split algorithms: the published one (:func:`reference_split`), this package's spatial grouping, and the
-#: blocked split of the real tile lattice (:func:`blocked_split`).
-METHODS: tuple[str, ...] = ("reference", "spatial", "blocked")
+#: Split algorithms: the published one (:func:`reference_split`) and the blocked split of the real tile
+#: lattice (:func:`blocked_split`).
+METHODS: tuple[str, ...] = ("reference", "blocked")
 #: Version of the task folder layout written by :func:`write_task` (recorded in ``config.json``).
 TASK_FORMAT = "s12ls-task/1"
 
@@ -133,6 +125,8 @@ _REFERENCE_ONLY_KEYS = frozenset(
 )
 #: Keys :func:`write_task` adds to ``config.json`` besides the settings (ignored when read back).
 _RECORD_KEYS = frozenset({"package_version", "format", "norm"})
+#: Keys of earlier versions that no longer mean anything (``distance_m``: the removed spatial method's).
+_IGNORED_KEYS = _REFERENCE_ONLY_KEYS | _RECORD_KEYS | {"distance_m"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,12 +137,14 @@ class TaskConfig:
     """The settings of one task: filters, split sizes, seed, leakage control, statistics unit.
 
     The filter and split keys are those of the reference pipeline (``satellites`` … ``seed``,
-    ``annotated_ratio``, ``clip_data``); ``method``, ``exclude_low_quality``, ``distance_m`` and ``s1_unit``
-    are this package's. ``method`` is the split algorithm: ``"reference"`` (the published one,
-    :func:`reference_split`, geography ignored), ``"spatial"`` (whole spatial groups, no leakage) or
-    ``"blocked"`` (:func:`blocked_split`: spatial blocks of the real tile lattice with a one-tile buffer;
-    ``block_share`` sets the block size, and ``test_regions`` makes it a region hold-out: those regions are
-    the test set). A legacy ``spatial: true/false`` key reads as ``method: spatial/reference``.
+    ``annotated_ratio``, ``clip_data``); ``method``, ``exclude_low_quality``, ``block_share``,
+    ``test_regions``, ``balance`` and ``s1_unit`` are this package's. ``method`` is the split algorithm:
+    ``"reference"`` (the published one, :func:`reference_split`, geography ignored) or ``"blocked"``
+    (:func:`blocked_split`: spatial blocks of the real tile lattice with a one-tile buffer; ``block_share``
+    sets the block size, ``balance`` the local search that balances the splits after the buffer, and
+    ``test_regions`` makes it a region hold-out: those regions are the test set). The grouping split of
+    earlier versions (``method: spatial``, the ``S12LS-*-strict`` presets) is gone: on the real lattice its
+    groups percolate and diagonal neighbours leak; its ``distance_m`` key is accepted and ignored.
     Build one with :func:`load_config` (preset name, YAML or JSON file) or directly.
     """
 
@@ -167,11 +163,11 @@ class TaskConfig:
     test_size: float = 0.2
     val_size: float = 0.2
     seed: int = 42
-    method: str = "spatial"
+    method: str = "blocked"
     exclude_low_quality: bool = False
-    distance_m: float = FOOTPRINT_M
     block_share: float = 0.1
     test_regions: tuple[str, ...] = ()
+    balance: bool = True
     s1_unit: str = "dB"
     clip_data: bool = True
 
@@ -217,14 +213,14 @@ def _coerce(values: Mapping, source: str) -> dict:
             if not all(isinstance(s, str) for s in v):
                 raise ValueError(f"{where} must be a list of strings, not {v!r}")
             v = tuple(v)
-        elif key in ("annotated_only", "non_annotated_only", "exclude_low_quality", "clip_data"):
+        elif key in ("annotated_only", "non_annotated_only", "exclude_low_quality", "clip_data", "balance"):
             if not isinstance(v, bool):
                 raise ValueError(f"{where} must be true or false, not {v!r}")
         elif key in ("annotated_ratio", "min_confidence", "max_confidence"):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 raise ValueError(f"{where} must be a number or null, not {v!r}")
             v = None if v is None else float(v)
-        elif key in ("test_size", "val_size", "distance_m", "block_share"):
+        elif key in ("test_size", "val_size", "block_share"):
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise ValueError(f"{where} must be a number, not {v!r}")
             v = float(v)
@@ -272,12 +268,15 @@ def _validate(c: TaskConfig) -> None:
         raise ValueError(f"task config: 'test_size' must be between 0 and 1, not {c.test_size}")
     if not 0.0 <= c.val_size < 1.0:
         raise ValueError(f"task config: 'val_size' must be in [0, 1), not {c.val_size}")
-    if c.distance_m < 0 or not math.isfinite(c.distance_m):
-        raise ValueError(f"task config: 'distance_m' must be a finite distance >= 0, not {c.distance_m}")
     if not 0.0 < c.block_share <= 1.0:
         raise ValueError(f"task config: 'block_share' must be in (0, 1], not {c.block_share}")
     if c.test_regions and c.method != "blocked":
         raise ValueError("task config: 'test_regions' (a region hold-out) needs method: blocked")
+    if c.method == "spatial":
+        raise ValueError(
+            "task config: 'method: spatial' was removed (its groups percolate on the real tile lattice and "
+            "diagonal neighbours leak); use 'method: blocked'"
+        )
     if c.method not in METHODS:
         raise ValueError(f"task config: 'method' must be one of {', '.join(METHODS)}, not {c.method!r}")
     if c.s1_unit not in ("dB", "linear"):
@@ -307,7 +306,7 @@ def _flatten(raw: Mapping, source: str) -> dict:
         if not isinstance(legacy, bool):
             raise ValueError(f"'spatial' in task config {source} must be true or false, not {legacy!r}")
         raw.setdefault("method", "spatial" if legacy else "reference")
-    return {k: v for k, v in raw.items() if k not in _REFERENCE_ONLY_KEYS and k not in _RECORD_KEYS}
+    return {k: v for k, v in raw.items() if k not in _IGNORED_KEYS}
 
 
 def _preset_text(name: str) -> str:
@@ -442,7 +441,7 @@ def select(catalog: pd.DataFrame, config: TaskConfig | str) -> dict[str, pd.Data
 
 
 # --------------------------------------------------------------------------------------------------
-# Coverage classes, spatial groups, leakage
+# Coverage classes, leakage
 # --------------------------------------------------------------------------------------------------
 def coverage_classes(df: pd.DataFrame) -> pd.Series:
     """Coverage class per patch: 0 / 1 / 2 for a positive-pixel ratio ≤ p25, ≤ p75, above (reference).
@@ -467,88 +466,21 @@ def _require(df: pd.DataFrame, columns: Sequence[str], hint: str) -> None:
         raise KeyError(f"columns {missing} are needed ({hint}); the frame has {list(df.columns)}")
 
 
-def _locations(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per key: region, epsg, centre and the set of ann_ids (union over the key's rows)."""
-    need = ["key", "region", "epsg", "center_x", "center_y", "ann_ids"]
-    _require(df, need, "take the rows from build_catalog")
-    sub = df[need].copy()
-    sub["key"] = sub["key"].astype(str)
-    ann = sub.groupby("key", sort=True)["ann_ids"].agg(
-        lambda s: frozenset(int(a) for v in s.dropna().astype(str) for a in v.split(",") if a.strip())
+def _ann_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of location keys (``key_a < key_b``) whose rows list a common ``ann_ids`` entry: two tiles that
+    show the same mapped landslide. Empty when ``frame`` has no ``ann_ids`` column."""
+    if "ann_ids" not in frame.columns:
+        return pd.DataFrame({"key_a": [], "key_b": []}, dtype=object)
+    ids = (
+        frame[["key", "ann_ids"]]
+        .astype({"key": str})
+        .assign(ann=frame["ann_ids"].fillna("").astype(str).str.split(","))
     )
-    first = sub.drop_duplicates("key").set_index("key").sort_index()
-    first["ann_set"] = ann
-    return first.drop(columns="ann_ids")
-
-
-def _pairs(locs: pd.DataFrame, distance_m: float) -> pd.DataFrame:
-    """Pairs of locations that are linked: ``overlap`` (footprints share ground), ``near`` (centres at most
-    ``distance_m`` apart, same CRS) or ``ann_id`` (a shared annotation id). Columns key_a, key_b, overlap,
-    near, ann_id (booleans), key_a < key_b."""
-    from scipy.spatial import cKDTree
-
-    found: dict[tuple[str, str], list[bool]] = {}
-    keys = locs.index.to_numpy()
-    radius = max(float(distance_m), FOOTPRINT_M * math.sqrt(2.0)) + 1e-6
-    for _, idx in locs.groupby("epsg", sort=True).indices.items():
-        if len(idx) < 2:
-            continue
-        xy = locs[["center_x", "center_y"]].to_numpy(dtype="float64")[idx]
-        for i, j in sorted(cKDTree(xy).query_pairs(radius)):
-            dx, dy = abs(xy[i, 0] - xy[j, 0]), abs(xy[i, 1] - xy[j, 1])
-            overlap = max(dx, dy) < FOOTPRINT_M
-            near = math.hypot(dx, dy) <= distance_m
-            if overlap or near:
-                a, b = sorted((keys[idx[i]], keys[idx[j]]))
-                found[(a, b)] = [overlap, near, False]
-    by_ann: dict[int, list[str]] = {}
-    for key, anns in locs["ann_set"].items():
-        for a in anns:
-            by_ann.setdefault(a, []).append(key)
-    for members in by_ann.values():
-        members = sorted(set(members))
-        for i in range(len(members)):
-            for j in range(i + 1, len(members)):
-                found.setdefault((members[i], members[j]), [False, False, False])[2] = True
-    rows = [(a, b, *flags) for (a, b), flags in sorted(found.items())]
-    return pd.DataFrame(rows, columns=["key_a", "key_b", "overlap", "near", "ann_id"]).astype(
-        {"key_a": "object", "key_b": "object", "overlap": bool, "near": bool, "ann_id": bool}
-    )
-
-
-def spatial_groups(catalog: pd.DataFrame, distance_m: float = FOOTPRINT_M) -> pd.Series:
-    """Spatial block of each location: connected components of linked patches (union-find).
-
-    Two locations are linked when their 1280 m footprints overlap, when their centres are at most
-    ``distance_m`` apart (same CRS; the default, one footprint, also joins edge-to-edge neighbours), or when
-    they share an ``ann_id`` (the same landslide seen from two patches). The rows may be any catalog rows
-    (several sensors of one key count once). Returns a Series indexed by key (sorted) with the group number;
-    groups are numbered in the order of their smallest key. ``attrs["links"]`` counts the links by kind.
-    """
-    locs = _locations(catalog)
-    keys = list(locs.index)
-    parent = {k: k for k in keys}
-
-    def find(k: str) -> str:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    pairs = _pairs(locs, distance_m)
-    for a, b in zip(pairs["key_a"], pairs["key_b"], strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = [find(k) for k in keys]
-    number = {r: i for i, r in enumerate(dict.fromkeys(roots))}
-    out = pd.Series([number[r] for r in roots], index=pd.Index(keys, name="key"), name="group", dtype="int64")
-    out.attrs["links"] = {
-        "overlap": int(pairs["overlap"].sum()),
-        "near": int(pairs["near"].sum()),
-        "ann_id": int(pairs["ann_id"].sum()),
-    }
-    return out
+    ids = ids.explode("ann").assign(ann=lambda d: d["ann"].str.strip())
+    ids = ids[ids["ann"] != ""].drop_duplicates(["key", "ann"])
+    pairs = ids.merge(ids, on="ann", suffixes=("_a", "_b"))
+    pairs = pairs[pairs["key_a"] < pairs["key_b"]]
+    return pairs[["key_a", "key_b"]].drop_duplicates().sort_values(["key_a", "key_b"]).reset_index(drop=True)
 
 
 def _assignment(splits) -> dict[str, str]:
@@ -577,11 +509,13 @@ def leaking_pairs(splits, catalog: pd.DataFrame) -> pd.DataFrame:
     """
     assign = _assignment(splits)
     rows = catalog[catalog["key"].astype(str).isin(assign.keys())]
-    pairs = _pairs(_locations(rows), distance_m=0.0)
-    pairs = pairs[pairs["overlap"] | pairs["ann_id"]].copy()
+    near = tile_pairs(rows, reach_m=FOOTPRINT_M)
+    near = near.loc[near["overlap"], ["key_a", "key_b", "overlap"]]
+    pairs = near.merge(_ann_pairs(rows).assign(ann_id=True), on=["key_a", "key_b"], how="outer")
+    pairs = pairs.fillna({"overlap": False, "ann_id": False}).astype({"overlap": bool, "ann_id": bool})
     pairs["split_a"] = pairs["key_a"].map(assign)
     pairs["split_b"] = pairs["key_b"].map(assign)
-    pairs = pairs[pairs["split_a"] != pairs["split_b"]]
+    pairs = pairs[pairs["split_a"] != pairs["split_b"]].sort_values(["key_a", "key_b"])
     cols = ["key_a", "split_a", "key_b", "split_b", "overlap", "ann_id"]
     return pairs[cols].reset_index(drop=True)
 
@@ -591,7 +525,7 @@ def leakage(splits, catalog: pd.DataFrame) -> dict[str, int]:
 
     Returns ``{"test_vs_train": n, "val_vs_train": n, "test_vs_val": n}``: e.g. the number of *test*
     patches that overlap (footprint intersection) or share an ``ann_id`` with at least one *train* patch.
-    A spatial split (:func:`split` with ``method="spatial"``) has 0 everywhere.
+    A blocked split (:func:`blocked_split`) has 0 everywhere.
     """
     pairs = leaking_pairs(splits, catalog)
     out = {}
@@ -779,6 +713,168 @@ def _greedy_fill(
     return taken
 
 
+#: Bounds the balanced blocked split aims inside, per scope (sensor or aligned) and split, after the buffer:
+#: the split's share of the kept tiles within ``share`` of its target, its landslide pixels per tile within
+#: ``pixels`` (as a ratio) of the whole scope's, its annotated share within ``annotated`` of the whole's, and at
+#: least ``kept`` of the selected tiles kept. :func:`split_balance` reports them.
+BALANCE_BOUNDS: dict[str, float] = {"share": 0.03, "pixels": 0.10, "annotated": 0.02, "kept": 0.88}
+#: Regions with at least this many tiles must reach the test set of a blocked split.
+MIN_TEST_REGION_TILES: int = 20
+_CODES = np.array(["train", "val", "test"], dtype=object)
+
+
+@dataclass
+class _Scopes:
+    """Per tile and scope (sensor, or the aligned locations): membership, landslide pixels, annotated."""
+
+    names: list[str]
+    weights: np.ndarray  # (n tiles, 3 · scopes): [member, pixels, annotated] per scope
+    selected: np.ndarray  # (scopes,) tiles selected per scope
+
+
+def _scope_table(frame: pd.DataFrame, keys: np.ndarray, reference_sensor: str | None) -> _Scopes:
+    """What each located tile adds to each scope: one scope per ``sensor`` of ``frame`` and the aligned
+    locations (keys every sensor has, counted with ``reference_sensor``'s file), or one scope ``all``."""
+    f = frame.assign(key=frame["key"].astype(str))
+    ann = (
+        f["annotated"].astype(str).str.lower().isin(["true", "1"])
+        if "annotated" in f
+        else f["n_positive"] > 0
+    )
+    f = f.assign(_ann=ann.to_numpy(dtype="float64"))
+    if "sensor" in f.columns and f["sensor"].nunique() > 0:
+        sensors = sorted(f["sensor"].astype(str).unique())
+        parts = {s: f[f["sensor"].astype(str) == s] for s in sensors}
+        if len(sensors) > 1:
+            ref = reference_sensor if reference_sensor in parts else ("s2" if "s2" in parts else sensors[0])
+            common = set.intersection(*(set(p["key"]) for p in parts.values()))
+            parts["aligned"] = parts[ref][parts[ref]["key"].isin(common)]
+    else:
+        parts = {"all": f}
+    pos = pd.Index(keys)
+    w = np.zeros((len(keys), 3 * len(parts)))
+    selected = np.zeros(len(parts))
+    for j, p in enumerate(parts.values()):
+        p = p.drop_duplicates("key")
+        selected[j] = len(p)
+        i = pos.get_indexer(p["key"])
+        ok = i >= 0
+        w[i[ok], 3 * j] = 1.0
+        w[i[ok], 3 * j + 1] = p["n_positive"].to_numpy(dtype="float64")[ok]
+        w[i[ok], 3 * j + 2] = p["_ann"].to_numpy()[ok]
+    return _Scopes(list(parts), w, selected)
+
+
+class _Balancer:
+    """Local search over the split of each block, scored after the buffer (:func:`blocked_split`, step 4).
+
+    The state is one split code per block (0 train, 1 val, 2 test); a tile is dropped when a neighbour (a
+    touching tile, or one that shows the same landslide) has a higher code. Moving a block changes the buffer
+    only around it, so a move updates the per-split sums of the block's tiles and their neighbours, and it is
+    kept when the imbalance (:meth:`cost`) falls."""
+
+    def __init__(self, block, code, graph, scopes: _Scopes, region, targets, fixed, rng):
+        from scipy.sparse import identity
+
+        n = len(block)
+        g = (graph + graph.T + identity(n, format="csr")).tocsr()  # a tile is its own neighbour: never empty
+        self.block, self.w, self.selected = block, scopes.weights, scopes.selected
+        self.n_scopes, self.region = len(scopes.names), region
+        self.region_size = np.bincount(region)
+        self.targets, self.fixed, self.rng = np.asarray(targets, dtype="float64"), fixed, rng
+        self.code = code.astype("int64")
+        self.tile_code = self.code[block]
+        order = np.argsort(block, kind="stable")
+        self.members = np.split(order, np.cumsum(np.bincount(block, minlength=len(code)))[:-1])
+        # per block: the tiles whose buffer a move can change (its tiles and their neighbours), and the
+        # neighbours of each of those, flattened for one maximum.reduceat
+        self.touched, self.flat, self.seg = [], [], []
+        for m in self.members:
+            t = np.unique(g[m].indices) if len(m) else m
+            sub = g[t]
+            self.touched.append(t)
+            self.flat.append(sub.indices)
+            self.seg.append(sub.indptr[:-1])
+        all_t = np.arange(n)
+        self.drop = np.maximum.reduceat(self.tile_code[g.indices], g.indptr[:-1]) > self.tile_code
+        self.sums = np.zeros((3, self.w.shape[1]))
+        self.regions = np.zeros((3, len(self.region_size)))
+        self._add(all_t, self.drop, 1.0)
+
+    def _add(self, tiles, dropped, sign: float) -> None:
+        keep = tiles[~dropped]
+        c = self.tile_code[keep]
+        np.add.at(self.sums, c, sign * self.w[keep])
+        np.add.at(self.regions, (c, self.region[keep]), sign)
+
+    def cost(self) -> float:
+        """Squared distances from the targets in units of :data:`BALANCE_BOUNDS` per scope and split, with
+        steep penalties near a bound, for a region of :data:`MIN_TEST_REGION_TILES` tiles or more missing from
+        test, and for the tiles the buffer drops."""
+        live = self.targets > 0  # in a region hold-out, test is given: train and val are balanced
+        s = self.sums.reshape(3, self.n_scopes, 3)[live]
+        n = s[:, :, 0]
+        pool = n.sum(axis=0)
+        if (pool == 0).any():
+            return np.inf
+        px = s[:, :, 1].sum(axis=0) / pool
+        ann = s[:, :, 2].sum(axis=0) / pool
+        safe = np.where(n > 0, n, 1.0)
+        ratio = np.where((n > 0) & (px > 0), s[:, :, 1] / safe / np.where(px > 0, px, 1.0) - 1.0, 0.0)
+        ann_d = np.where(n > 0, s[:, :, 2] / safe - ann, 0.0)
+        share = n / pool - (self.targets[live] / self.targets[live].sum())[:, None]
+        z = np.concatenate(
+            [
+                (share / BALANCE_BOUNDS["share"]).ravel(),
+                (ratio / BALANCE_BOUNDS["pixels"]).ravel(),
+                (ann_d / BALANCE_BOUNDS["annotated"]).ravel(),
+            ]
+        )
+        total = float((z**2).sum() + 1e3 * (np.maximum(np.abs(z) - 0.8, 0.0) ** 2).sum())
+        kept = self.sums.reshape(3, self.n_scopes, 3)[:, :, 0].sum(axis=0)
+        lost = (1.0 - kept / self.selected) / (1.0 - BALANCE_BOUNDS["kept"])
+        total += float(lost.sum() + 1e3 * (np.maximum(lost - 0.9, 0.0) ** 2).sum())
+        if self.targets[2] > 0:  # every large enough region reaches test, near its share
+            big = self.region_size >= MIN_TEST_REGION_TILES
+            rk = self.regions.sum(axis=0)
+            rs = np.where(rk > 0, self.regions[2] / np.where(rk > 0, rk, 1.0), 0.0)
+            total += 1e3 * float((big & (self.regions[2] == 0)).sum())
+            total += float(
+                (((rs - self.targets[2]) / 0.1) ** 2)[big] @ (self.region_size[big] / len(self.block))
+            )
+        return total
+
+    def _move(self, b: int, new: int) -> None:
+        t = self.touched[b]
+        self._add(t, self.drop[t], -1.0)
+        self.code[b] = new
+        self.tile_code[self.members[b]] = new
+        self.drop[t] = np.maximum.reduceat(self.tile_code[self.flat[b]], self.seg[b]) > self.tile_code[t]
+        self._add(t, self.drop[t], 1.0)
+
+    def run(self, rounds: int) -> None:
+        """First-improvement passes over the movable blocks in a seeded order, until a pass changes nothing
+        or ``rounds`` passes are done."""
+        movable = np.flatnonzero(~self.fixed)
+        allowed = np.flatnonzero(self.targets > 0)
+        best = self.cost()
+        for _ in range(rounds):
+            improved = False
+            for b in self.rng.permutation(movable):
+                old = int(self.code[b])
+                for new in self.rng.permutation(allowed):
+                    if new == old:
+                        continue
+                    self._move(b, int(new))
+                    c = self.cost()
+                    if c < best - 1e-12:
+                        best, old, improved = c, int(new), True
+                    else:
+                        self._move(b, old)
+            if not improved:
+                break
+
+
 @dataclass
 class BlockedAssignment:
     """The blocked split of a set of locations (:func:`blocked_split`).
@@ -803,6 +899,9 @@ def blocked_split(
     val_size: float = 0.2,
     block_share: float = 0.1,
     test_keys: Iterable[str] | None = None,
+    reference_sensor: str | None = None,
+    balance: bool = True,
+    balance_rounds: int = 2,
 ) -> BlockedAssignment:
     """A leak-free split of tiles on the real lattice: whole spatial blocks, then a one-tile buffer.
 
@@ -820,11 +919,20 @@ def blocked_split(
        ties. Every region with at least a few blocks therefore reaches test.
     4. **Buffer**: where a tile touches a tile of another split, one of the two is dropped: the train tile
        (next to val or test), or the val tile (next to test). Test blocks stay whole.
+    5. **Balance** (``balance``, default on): a local search moves single blocks between the splits while
+       that brings the splits *after the buffer* closer to their targets in every scope: one scope per
+       ``sensor`` of ``frame`` (when it has that column) and the aligned locations (the keys every sensor
+       has, counted with ``reference_sensor``'s rows), else one scope. Per scope and split it matches the
+       share of the kept tiles (64 / 16 / 20 by default), the landslide pixels per tile (ratio to the whole
+       scope's) and the annotated share (the ``annotated`` column, else ``n_positive > 0``), keeps the
+       dropped tiles few, and keeps every region of :data:`MIN_TEST_REGION_TILES` tiles or more in test near
+       its share. The distances are measured in units of :data:`BALANCE_BOUNDS`; at most ``balance_rounds``
+       passes over the blocks. :func:`split_balance` reports the result.
 
     With ``test_keys`` the test set is given (a region hold-out fold): those locations are test, the
-    others are split into train and validation as above (blocks that hold a test location are not drawn
-    for validation), with the same buffer. Locations without a
-    position cannot be checked for contact and are left out (``unlocated``). Deterministic for ``seed``.
+    other tiles of their blocks stay train, and the rest is split into train and validation as above
+    (balanced between the two), with the same buffer. Locations without a position cannot be checked for
+    contact and are left out (``unlocated``). Deterministic for ``seed``.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -860,6 +968,7 @@ def blocked_split(
         "block_share": block_share,
         "touch_tiles": TOUCH_TILES,
         "buffer": "one tile: train tiles touching val/test and val tiles touching test are dropped",
+        "balance": dict(BALANCE_BOUNDS, rounds=balance_rounds) if balance else None,
     }
     if n == 0:
         empty = pd.Series([], dtype="object", name="split")
@@ -868,17 +977,10 @@ def blocked_split(
     pairs = tile_pairs(loc.reset_index())
     ia = pairs["key_a"].map(pos).to_numpy(dtype="int64")
     ib = pairs["key_b"].map(pos).to_numpy(dtype="int64")
-    if "ann_ids" in frame.columns:  # tiles that show the same landslide are linked like touching tiles
-        by_ann: dict[str, set[int]] = {}
-        for k, v in zip(frame["key"].astype(str), frame["ann_ids"].fillna("").astype(str), strict=True):
-            if k in pos:
-                for a in v.split(","):
-                    if a.strip():
-                        by_ann.setdefault(a.strip(), set()).add(pos[k])
-        extra = [(i, j) for m in by_ann.values() for i in m for j in m if i < j]
-        if extra:
-            e = np.array(sorted(set(extra)), dtype="int64")
-            ia, ib = np.concatenate([ia, e[:, 0]]), np.concatenate([ib, e[:, 1]])
+    shared = _ann_pairs(frame)  # tiles that show the same landslide are linked like touching tiles
+    shared = shared[shared["key_a"].isin(pos) & shared["key_b"].isin(pos)]
+    ia = np.concatenate([ia, shared["key_a"].map(pos).to_numpy(dtype="int64")])
+    ib = np.concatenate([ib, shared["key_b"].map(pos).to_numpy(dtype="int64")])
     graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n))
     _, area = connected_components(graph, directed=False)
     area_size = np.bincount(area)
@@ -895,7 +997,10 @@ def blocked_split(
             f"{r}:{a}:{i}:{j}"
             for a, i, j in zip(area[m], np.floor(x[m] / side), np.floor(y[m] / side), strict=True)
         ]
-    _, block = np.unique(label.astype(str), return_inverse=True)
+    orig = label.astype(str)
+    given = np.isin(keys, [str(k) for k in test_keys]) if test_keys is not None else np.zeros(n, dtype=bool)
+    label = np.where(given, np.char.add(orig, "|test"), orig)  # given test tiles form blocks of their own
+    _, block = np.unique(label, return_inverse=True)
     n_blocks = int(block.max()) + 1
     # per block: tiles per region, tiles per region × coverage class, landslide pixels per region
     cov = coverage_classes(loc).to_numpy()
@@ -910,104 +1015,40 @@ def blocked_split(
     np.add.at(vecs, (block, n_r + n_s + ri), px)
     weight = np.concatenate([np.ones(n_r), np.full(n_s, _W_CLASS), np.full(n_r, _W_PIXELS)])
     rng = np.random.default_rng(seed)
-    out = np.full(n, "train", dtype=object)
-    is_test = np.zeros(n_blocks, dtype=bool)
+    code = np.zeros(n_blocks, dtype="int64")  # 0 train, 1 val, 2 test
+    fixed = np.zeros(n_blocks, dtype=bool)
     if test_keys is not None:
-        given = np.isin(keys, [str(k) for k in test_keys])
-        out[given] = "test"
-        # blocks with any given test location take no part in the validation draw; their other tiles stay
-        # train, and the buffer below drops those that touch a test tile
-        is_test = np.bincount(block, weights=given, minlength=n_blocks) > 0
+        # the given test tiles are test; the other tiles of their blocks stay train (the buffer drops those
+        # that touch a test tile)
+        code[np.unique(block[given])] = 2
+        fixed[np.unique(block[np.isin(orig, orig[given])])] = True
     elif test_size > 0:
-        is_test = _greedy_fill(vecs, test_size * vecs.sum(axis=0), weight, rng, np.ones(n_blocks, dtype=bool))
-        out[is_test[block]] = "test"
+        code[_greedy_fill(vecs, test_size * vecs.sum(axis=0), weight, rng, np.ones(n_blocks, dtype=bool))] = 2
     if val_size > 0:
-        rest = vecs * ~is_test[:, None]
-        is_val = _greedy_fill(rest, val_size * rest.sum(axis=0), weight, rng, ~is_test)
-        out[is_val[block]] = "val"
-    rank = {"test": 2, "val": 1, "train": 0}
-    lose = np.zeros(n, dtype=bool)
-    for i, j in zip(ia, ib, strict=True):
-        if out[i] != out[j]:
-            lose[i if rank[out[i]] < rank[out[j]] else j] = True
+        rest = vecs * (code != 2)[:, None]
+        code[_greedy_fill(rest, val_size * rest.sum(axis=0), weight, rng, (code != 2) & ~fixed)] = 1
+    targets = [
+        (1 - test_size) * (1 - val_size),
+        (1 - test_size) * val_size,
+        test_size if test_keys is None else 0.0,
+    ]
+    if balance and n_blocks > 1:
+        graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n)).tocsr()
+        scopes = _scope_table(frame, keys, reference_sensor)
+        bal = _Balancer(block, code, graph, scopes, ri, targets, fixed, rng)
+        bal.run(rounds=balance_rounds)
+        code, lose = bal.code, bal.drop
+    else:
+        out_code = code[block]
+        lose = np.zeros(n, dtype=bool)
+        for i, j in zip(ia, ib, strict=True):
+            if out_code[i] != out_code[j]:
+                lose[i if out_code[i] < out_code[j] else j] = True
+    out = _CODES[code[block]]
     split_s = pd.Series(out[~lose], index=pd.Index(keys[~lose], name="key"), name="split", dtype="object")
     dropped = pd.Series(out[lose], index=pd.Index(keys[lose], name="key"), name="split", dtype="object")
     block_s = pd.Series(block, index=pd.Index(keys, name="key"), name="block", dtype="int64")
     return BlockedAssignment(split_s, block_s, dropped, unlocated, n_blocks, params)
-
-
-# --------------------------------------------------------------------------------------------------
-# Stratified (group) split
-# --------------------------------------------------------------------------------------------------
-def _allocate(counts: np.ndarray, frac: float, total: int, rng: np.random.Generator) -> np.ndarray:
-    """Integer targets per stratum summing to ``total``: floor of the shares, then the largest
-    remainders (ties broken at random), like scikit-learn's stratified splitter."""
-    share = counts * frac
-    k = np.minimum(np.floor(share).astype("int64"), counts)
-    left = int(total - k.sum())
-    if left > 0:
-        rem = share - k
-        order = np.lexsort((rng.permutation(len(counts)), -rem))
-        for i in order:
-            if left == 0:
-                break
-            if k[i] < counts[i]:
-                k[i] += 1
-                left -= 1
-    return k
-
-
-def _take(units: list[np.ndarray], strata: np.ndarray, n_strata: int, frac: float, rng) -> np.ndarray:
-    """Which units go to the held-out side of one binary split (fraction ``frac``).
-
-    Units whose patches include a stratum of one patch stay on the kept side (reference rule). The held-out
-    size is ``ceil(frac · n)`` of the other patches (as ``train_test_split``), its per-stratum targets come
-    from :func:`_allocate`; units are visited largest first (random order among equals) and taken when that
-    brings the per-stratum counts closer to the targets; a last pass tops the total up with the units that
-    disturb the strata least.
-    """
-    n_units = len(units)
-    taken = np.zeros(n_units, dtype=bool)
-    per_stratum = np.bincount(strata, minlength=n_strata)
-    singleton = per_stratum == 1
-    eligible = np.array([not singleton[strata[u]].any() for u in units], dtype=bool)
-    elig_counts = np.zeros(n_strata, dtype="int64")
-    vecs = []
-    for u, ok in zip(units, eligible, strict=True):
-        v = np.bincount(strata[u], minlength=n_strata)
-        vecs.append(v)
-        if ok:
-            elig_counts += v
-    n_elig = int(elig_counts.sum())
-    if n_elig == 0 or frac <= 0:
-        return taken
-    total = min(n_elig, math.ceil(frac * n_elig - 1e-9))
-    target = _allocate(elig_counts, frac, total, rng)
-    sizes = np.array([len(u) for u in units])
-    order = np.argsort(rng.permutation(n_units), kind="stable")
-    order = order[np.argsort(-sizes[order], kind="stable")]
-    have = np.zeros(n_strata, dtype="int64")
-    for i in order:
-        if not eligible[i]:
-            continue
-        v = vecs[i]
-        delta = np.sum((have + v - target) ** 2) - np.sum((have - target) ** 2)
-        if delta < 0 and have.sum() + sizes[i] <= total:
-            taken[i] = True
-            have += v
-    while have.sum() < total:  # top up: fewest extra deviations, no overshoot
-        best, best_cost = -1, None
-        for i in order:
-            if taken[i] or not eligible[i] or have.sum() + sizes[i] > total:
-                continue
-            cost = np.sum((have + vecs[i] - target) ** 2)
-            if best_cost is None or cost < best_cost:
-                best, best_cost = i, cost
-        if best < 0:
-            break
-        taken[best] = True
-        have += vecs[best]
-    return taken
 
 
 def _check_method(method: str) -> str:
@@ -1016,24 +1057,11 @@ def _check_method(method: str) -> str:
     return method
 
 
-def split(
-    df: pd.DataFrame,
-    config: TaskConfig | str,
-    method: str | None = None,
-    groups: pd.Series | None = None,
-) -> pd.Series:
-    """Assign each patch (row of ``df``, one per key) to ``train``, ``val`` or ``test``.
-
-    ``method`` (default ``config.method``):
-
-    - ``"reference"``: the published algorithm, :func:`reference_split` on the patches' file names and
-      landslide pixels (strata = coverage class × first ``_`` token of the file name). Geography is ignored:
-      neighbouring patches land on both sides.
-    - ``"spatial"``: strata are region × coverage class (:func:`coverage_classes` over ``df``); the test
-      part (``config.test_size`` of the patches not in a stratum of one) is split off first, then the
-      validation part (``config.val_size`` of the rest); patches of a stratum of one go to train. Whole
-      spatial groups (:func:`spatial_groups` with ``config.distance_m``, or ``groups`` if given) are
-      assigned, so no test patch overlaps or shares a landslide with a train patch.
+def split(df: pd.DataFrame, config: TaskConfig | str, method: str | None = None) -> pd.Series:
+    """Assign each patch (row of ``df``, one per key) to ``train``, ``val`` or ``test`` with the published
+    algorithm, :func:`reference_split`, on the patches' file names and landslide pixels (strata = coverage
+    class × first ``_`` token of the file name). Geography is ignored: neighbouring patches land on both
+    sides. The blocked split assigns locations across sensors: :func:`make_splits` or :func:`blocked_split`.
 
     Deterministic for ``config.seed``. Returns a Series indexed by key, named ``split``.
     """
@@ -1047,48 +1075,17 @@ def split(
             "the blocked split assigns locations across sensors and drops a buffer: use make_splits() or "
             "blocked_split(), not split()"
         )
-    if method == "reference":
-        frame = pd.DataFrame(
-            {"file": df["path"].astype(str).to_numpy(), "n_positive": df["n_positive"].to_numpy()}
-        )
-        got = reference_split(frame, seed=config.seed, test_size=config.test_size, val_size=config.val_size)
-        order = np.argsort(keys, kind="stable")
-        return pd.Series(
-            got.to_numpy(dtype=object)[order],
-            index=pd.Index(keys[order], name="key"),
-            name="split",
-            dtype="object",
-        )
+    frame = pd.DataFrame(
+        {"file": df["path"].astype(str).to_numpy(), "n_positive": df["n_positive"].to_numpy()}
+    )
+    got = reference_split(frame, seed=config.seed, test_size=config.test_size, val_size=config.val_size)
     order = np.argsort(keys, kind="stable")
-    d = df.iloc[order]
-    keys = keys[order]
-    cov = coverage_classes(d).to_numpy()
-    labels = [f"{r}|{c}" for r, c in zip(d["region"].astype(str), cov, strict=True)]
-    strata_names, strata = np.unique(np.array(labels, dtype=object), return_inverse=True)
-    n_strata = len(strata_names)
-    g = groups if groups is not None else spatial_groups(d, config.distance_m)
-    gid = g.reindex(keys).to_numpy()
-    if pd.isna(gid).any():
-        raise KeyError("groups lack some keys of df")
-    _, gid = np.unique(gid, return_inverse=True)
-    units = [np.flatnonzero(gid == i) for i in range(gid.max() + 1)] if len(keys) else []
-    rng = np.random.default_rng(config.seed)
-    out = np.array(["train"] * len(keys), dtype=object)
-    test_units = _take(units, strata, n_strata, config.test_size, rng)
-    for u, t in zip(units, test_units, strict=True):
-        if t:
-            out[u] = "test"
-    rest = [u for u, t in zip(units, test_units, strict=True) if not t]
-    if rest and config.val_size > 0:
-        idx = np.concatenate(rest)
-        remap = {old: new for new, old in enumerate(idx)}
-        sub_units = [np.array([remap[i] for i in u]) for u in rest]
-        _, sub_strata = np.unique(strata[idx], return_inverse=True)
-        val_units = _take(sub_units, sub_strata, int(sub_strata.max()) + 1, config.val_size, rng)
-        for u, v in zip(rest, val_units, strict=True):
-            if v:
-                out[u] = "val"
-    return pd.Series(out, index=pd.Index(keys, name="key"), name="split", dtype="object")
+    return pd.Series(
+        got.to_numpy(dtype=object)[order],
+        index=pd.Index(keys[order], name="key"),
+        name="split",
+        dtype="object",
+    )
 
 
 def reference_split(
@@ -1212,23 +1209,71 @@ class SplitResult:
         return t
 
 
+def _annotated(df: pd.DataFrame) -> pd.Series:
+    """Whether each row is annotated: the ``annotated`` column (bool or "True"/"False"), else MASK pixels > 0."""
+    if "annotated" in df.columns:
+        return df["annotated"].astype(str).str.lower().isin(["true", "1"])
+    return df["n_positive"] > 0
+
+
+def split_balance(result: SplitResult, totals: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """How balanced the splits of ``result`` are, per scope (sensor or ``aligned``) and split.
+
+    Columns: ``scope``, ``split``, ``tiles``, ``share`` (% of the scope's tiles), ``target`` (%),
+    ``pixels_ratio`` (landslide pixels per tile in the split ÷ in the whole scope), ``annotated`` (% of the
+    split's tiles), ``annotated_diff`` (points from the whole scope's), ``kept`` (% of ``totals[scope]``, the
+    tiles before splitting, e.g. the published counts; NaN without it) and ``ok`` (inside
+    :data:`BALANCE_BOUNDS`: share within 3 points, pixels ratio within 0.90–1.10, annotated share within 2
+    points, kept at least 88 %).
+    """
+    cfg = result.config
+    target = {
+        "train": (1 - cfg.test_size) * (1 - cfg.val_size),
+        "val": (1 - cfg.test_size) * cfg.val_size,
+        "test": cfg.test_size,
+    }
+    b = BALANCE_BOUNDS
+    rows = []
+    for scope, frame in result.scopes().items():
+        n = len(frame)
+        px = frame["n_positive"].mean() if n else np.nan
+        ann = _annotated(frame)
+        kept = 100.0 * n / totals[scope] if totals is not None and scope in totals else np.nan
+        for name in SPLITS:
+            part = frame["split"] == name
+            row = {
+                "scope": scope,
+                "split": name,
+                "tiles": int(part.sum()),
+                "share": 100.0 * part.mean() if n else np.nan,
+                "target": 100.0 * target[name],
+                "pixels_ratio": frame.loc[part, "n_positive"].mean() / px
+                if part.any() and px > 0
+                else np.nan,
+                "annotated": 100.0 * ann[part].mean() if part.any() else np.nan,
+                "annotated_diff": 100.0 * (ann[part].mean() - ann.mean()) if part.any() else np.nan,
+                "kept": kept,
+            }
+            row["ok"] = bool(
+                abs(row["share"] - row["target"]) <= 100 * b["share"]
+                and abs(row["pixels_ratio"] - 1.0) <= b["pixels"] + 1e-12
+                and abs(row["annotated_diff"]) <= 100 * b["annotated"]
+                and not kept < 100 * b["kept"]
+            )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _annotate(df: pd.DataFrame, config: TaskConfig, method: str) -> tuple[pd.DataFrame, int]:
     df = df.copy()
     df["key"] = df["key"].astype(str)
     df["coverage_class"] = coverage_classes(df).to_numpy()
-    if method == "spatial" and len(df):
-        groups = spatial_groups(df, config.distance_m)
-        df["group"] = groups.reindex(df["key"]).to_numpy()
-        n_groups = int(groups.nunique())
-    else:
-        groups = None
-        df["group"] = -1
-        n_groups = len(df)
+    df["group"] = -1
     if len(df):
-        df["split"] = split(df, config, method=method, groups=groups).reindex(df["key"]).to_numpy()
+        df["split"] = split(df, config, method=method).reindex(df["key"]).to_numpy()
     else:
         df["split"] = pd.Series([], dtype="object")
-    return df, n_groups
+    return df, len(df)
 
 
 def _blocked_for(sel: Mapping[str, pd.DataFrame], config: TaskConfig) -> BlockedAssignment:
@@ -1250,6 +1295,8 @@ def _blocked_for(sel: Mapping[str, pd.DataFrame], config: TaskConfig) -> Blocked
         val_size=config.val_size,
         block_share=config.block_share,
         test_keys=test_keys,
+        reference_sensor=config.reference_sat,
+        balance=config.balance,
     )
 
 

@@ -1,4 +1,4 @@
-"""Task files: configuration, filters, stratified / spatial splits, leakage, statistics, writing, reading."""
+"""Task files: configuration, filters, published / blocked splits, leakage, statistics, writing, reading."""
 
 from __future__ import annotations
 
@@ -90,23 +90,35 @@ def test_presets_load_and_differ():
     assert ld.exclude_patterns == ("usa_alaska", "nepal") and ld.annotated_ratio is None
     assert not ad.annotated_only and not ad.non_annotated_only and ad.min_confidence is None
     assert ad.exclude_patterns == () and ad.annotated_ratio is None and ad.min_annotated_pixel is None
-    strict = splits.load_config("S12LS-LD-strict")
-    assert strict.min_confidence == 0.75 and strict.exclude_low_quality and strict.method == "spatial"
     for cfg in (ld, ad):
         assert cfg.method == "reference" and not cfg.exclude_low_quality
-    for cfg in (ld, ad, strict, splits.load_config("S12LS-AD-strict")):
+    blocked = [splits.load_config(n) for n in ("S12LS-LD-blocked", "S12LS-AD-blocked")]
+    for b, pub in zip(blocked, (ld, ad), strict=True):  # the published selection, our split
+        assert b.method == "blocked" and b.balance and b.annotated_only == pub.annotated_only
+        assert b.exclude_patterns == pub.exclude_patterns and b.min_annotated_pixel == pub.min_annotated_pixel
+    assert splits.PRESETS == ("S12LS-LD", "S12LS-AD", "S12LS-LD-blocked", "S12LS-AD-blocked")
+    for cfg in (ld, ad, *blocked):
         assert cfg.satellites == schema.SENSORS and cfg.reference_sat == "s2"
         assert (cfg.test_size, cfg.val_size, cfg.seed) == (0.2, 0.2, 42)
         assert cfg.s1_unit == "dB"
 
 
-def test_legacy_spatial_key_reads_as_method(tmp_path):
-    for legacy, method in ((True, "spatial"), (False, "reference")):
-        path = tmp_path / f"t{legacy}.json"
-        path.write_text(json.dumps({"name": "t", "spatial": legacy}))
-        assert splits.load_config(path).method == method
+def test_removed_spatial_method_and_legacy_keys(tmp_path):
+    """Configs of earlier versions: ``spatial: false`` reads as the published split, ``distance_m`` is
+    ignored, and the removed grouping split (``spatial: true``, ``method: spatial``, the -strict presets)
+    is refused with a message that names the blocked split."""
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"name": "t", "spatial": False, "distance_m": 1280}))
+    assert splits.load_config(path).method == "reference"
+    path.write_text(json.dumps({"name": "t", "spatial": True}))
+    with pytest.raises(ValueError, match="removed.*method: blocked"):
+        splits.load_config(path)
+    with pytest.raises(ValueError, match="removed.*method: blocked"):
+        splits.load_config({"method": "spatial"})
     with pytest.raises(ValueError, match="method"):
         splits.load_config({"method": "random"})
+    with pytest.raises((ValueError, FileNotFoundError), match="S12LS-LD-strict"):
+        splits.load_config("S12LS-LD-strict")
 
 
 def test_config_files_and_overrides(tmp_path):
@@ -246,7 +258,7 @@ def test_splits_disjoint_and_complete(catalog, task, method, seed):
     for sensor in cfg.satellites:
         paths = dict(zip(sel[sensor].key.astype(str), sel[sensor].path.astype(str), strict=True))
         assert all(paths[k] == p for k, p in zip(a.key, a[sensor], strict=True))
-    if method in ("spatial", "blocked"):
+    if method == "blocked":
         assert all(
             leak == {"test_vs_train": 0, "val_vs_train": 0, "test_vs_val": 0} for leak in res.leakage.values()
         )
@@ -255,11 +267,10 @@ def test_splits_disjoint_and_complete(catalog, task, method, seed):
 def test_split_sizes_follow_the_fractions():
     cat = _grid_catalog(n_pairs=60)
     cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
-    for method in ("reference", "spatial"):  # split() of one frame; blocked needs make_splits
-        s = splits.split(cat, cfg, method=method)
-        n = len(cat)
-        assert abs((s == "test").sum() - 0.2 * n) <= 3
-        assert abs((s == "val").sum() - 0.16 * n) <= 4
+    s = splits.split(cat, cfg, method="reference")  # split() of one frame; blocked needs make_splits
+    n = len(cat)
+    assert abs((s == "test").sum() - 0.2 * n) <= 3
+    assert abs((s == "val").sum() - 0.16 * n) <= 4
 
 
 def test_split_is_deterministic_and_seed_dependent(catalog):
@@ -279,32 +290,30 @@ def test_singleton_strata_go_to_train():
     cat = pd.concat([cat, pd.DataFrame([lone])], ignore_index=True)
     cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
     for seed in SEEDS:
-        for method in ("reference", "spatial"):
-            assert splits.split(cat, cfg.replace(seed=seed), method=method)["usa_alaska_999"] == "train"
+        assert splits.split(cat, cfg.replace(seed=seed), method="reference")["usa_alaska_999"] == "train"
 
 
-def test_spatial_groups_and_leakage_on_constructed_catalog():
+def test_leakage_on_constructed_catalog():
+    """40 overlapping pairs and two far-apart tiles that show one landslide: the published split always
+    separates some; the blocked split separates none (overlap and shared landslides are both links)."""
     cat = _grid_catalog(n_pairs=40)
-    groups = spatial_groups = splits.spatial_groups(cat)
-    assert spatial_groups.attrs["links"]["overlap"] == 40 and spatial_groups.attrs["links"]["ann_id"] == 1
-    for i in range(40):  # each overlapping pair is one group
-        assert groups[f"italy_{2 * i + 1}"] == groups[f"italy_{2 * i + 2}"]
-    assert groups["italy_900"] == groups["italy_901"]  # shared landslide, 90 km apart
-    assert groups.nunique() == 41
-    # a larger distance joins the grid neighbours (10 km apart) too
-    assert splits.spatial_groups(cat, distance_m=10_500).nunique() < 41
-    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    cfg = splits.load_config({"name": "t", "satellites": ["s2"], "method": "reference"})
     leaked = []
     for seed in SEEDS:
-        rnd = splits.split(cat, cfg.replace(seed=seed), method="reference")
-        spa = splits.split(cat, cfg.replace(seed=seed), method="spatial")
+        rnd = splits.split(cat, cfg.replace(seed=seed))
         leaked.append(splits.leakage(rnd, cat)["test_vs_train"])
-        assert splits.leakage(spa, cat) == {"test_vs_train": 0, "val_vs_train": 0, "test_vs_val": 0}
-        assert splits.leaking_pairs(spa, cat).empty
+        pairs = splits.leaking_pairs(rnd, cat)
+        assert pairs["overlap"].sum() + pairs["ann_id"].sum() >= len(pairs) > 0
+        blk = splits.blocked_split(cat, seed=seed)
+        assert splits.leakage(blk.split, cat) == {"test_vs_train": 0, "val_vs_train": 0, "test_vs_val": 0}
+        assert splits.leaking_pairs(blk.split, cat).empty
+        assert blk.block["italy_900"] == blk.block["italy_901"]  # one landslide, 90 km apart: one block
     assert min(leaked) > 0  # 40 overlapping pairs: a random split always separates some
+    linked = splits.leaking_pairs(pd.Series({"italy_900": "test", "italy_901": "train"}), cat)
+    assert linked[["key_a", "key_b", "overlap", "ann_id"]].values.tolist() == [["italy_900", "italy_901", False, True]]
 
 
-def test_random_split_leaks_on_the_sample_spatial_does_not(small_sample, catalog):
+def test_random_split_leaks_on_the_sample_blocked_does_not(small_sample, catalog):
     man = synthetic.load_manifest(small_sample)
     canvases = pd.Series([f["canvas"] for f in man["files"] if f["sensor"] == "s2"])
     assert (canvases.value_counts() > 1).any(), "the sample should hold clusters of touching tiles"
@@ -314,18 +323,14 @@ def test_random_split_leaks_on_the_sample_spatial_does_not(small_sample, catalog
     random_touch = []
     for seed in range(30):
         # a split that ignores geography (half the patches drawn into test; on a sample this small, the
-        # published recipe's fifth is one patch), against the spatial split
+        # published recipe's fifth is one patch), against the blocked split
         rng = np.random.default_rng(seed)
         rnd = pd.Series(np.where(rng.random(len(keys)) < 0.5, "test", "train"), index=keys)
         touch = splits.tile_leakage(rnd, frame)
         row = touch[(touch["split"] == "test") & (touch["other"] == "train")].iloc[0]
         random_touch.append(int(row["tiles_touching"]))
-        assert (
-            splits.leakage(splits.split(frame, cfg.replace(seed=seed), method="spatial"), frame)[
-                "test_vs_train"
-            ]
-            == 0
-        )
+        blocked = splits.blocked_split(frame, seed=seed).split
+        assert splits.tile_leakage(blocked, frame)["touch_pairs"].sum() == 0
     assert max(random_touch) > 0  # a random split puts neighbouring tiles into test and train
 
 
@@ -700,11 +705,11 @@ def test_cli_splits_end_to_end(small_sample, tmp_path, capsys):
         "--workers",
         "1",
         "--method",
-        "spatial",
+        "blocked",
     ]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
-    assert "S12LS-LD" in text and "spatial groups" in text and "leakage s2: 0" in text
+    assert "S12LS-LD" in text and "blocked, leak-free" in text and "leakage s2: 0" in text
     assert sorted(_tree(out / "S12LS-LD")) == EXPECTED_FILES
     before = _tree(out / "S12LS-LD")
     assert cli.main(["splits", str(data), "--task", "S12LS-LD", "--out", str(out)]) == 2
