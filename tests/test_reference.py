@@ -344,7 +344,15 @@ def test_balance_moves_the_blocked_split_inside_the_bounds(real_catalog):
     after = splits.split_balance(splits.make_splits(real_catalog, cfg), totals["S12LS-LD"].to_dict())
     assert not before["ok"].all() and after["ok"].all()
     assert (after["kept"] > before["kept"]).all()  # the search also keeps more tiles out of the buffer
-    assert set(after.columns) >= {"scope", "split", "tiles", "share", "pixels_ratio", "annotated_diff", "kept"}
+    assert set(after.columns) >= {
+        "scope",
+        "split",
+        "tiles",
+        "share",
+        "pixels_ratio",
+        "annotated_diff",
+        "kept",
+    }
 
 
 def test_blocked_split_is_deterministic_and_seeded(real_catalog):

@@ -310,7 +310,9 @@ def test_leakage_on_constructed_catalog():
         assert blk.block["italy_900"] == blk.block["italy_901"]  # one landslide, 90 km apart: one block
     assert min(leaked) > 0  # 40 overlapping pairs: a random split always separates some
     linked = splits.leaking_pairs(pd.Series({"italy_900": "test", "italy_901": "train"}), cat)
-    assert linked[["key_a", "key_b", "overlap", "ann_id"]].values.tolist() == [["italy_900", "italy_901", False, True]]
+    assert linked[["key_a", "key_b", "overlap", "ann_id"]].values.tolist() == [
+        ["italy_900", "italy_901", False, True]
+    ]
 
 
 def test_random_split_leaks_on_the_sample_blocked_does_not(small_sample, catalog):
