@@ -483,6 +483,11 @@ def _ann_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     return pairs[["key_a", "key_b"]].drop_duplicates().sort_values(["key_a", "key_b"]).reset_index(drop=True)
 
 
+def _has_key(frame: pd.DataFrame, keys) -> np.ndarray:
+    """Boolean mask of the rows of ``frame`` whose ``key`` is among ``keys`` (fast for large tables)."""
+    return np.isin(frame["key"].to_numpy(dtype=str), np.asarray(list(keys), dtype=str))
+
+
 def _assignment(splits) -> dict[str, str]:
     """``{key: split}`` from a Series/Mapping key→split or a ``{"train": [entries or keys], …}`` mapping."""
     if isinstance(splits, pd.Series):
@@ -508,7 +513,7 @@ def leaking_pairs(splits, catalog: pd.DataFrame) -> pd.DataFrame:
     ``splits.json``). Columns: key_a, split_a, key_b, split_b, overlap, ann_id.
     """
     assign = _assignment(splits)
-    rows = catalog[catalog["key"].astype(str).isin(assign.keys())]
+    rows = catalog[_has_key(catalog, assign)]
     near = tile_pairs(rows, reach_m=FOOTPRINT_M)
     near = near.loc[near["overlap"], ["key_a", "key_b", "overlap"]]
     pairs = near.merge(_ann_pairs(rows).assign(ann_id=True), on=["key_a", "key_b"], how="outer")
@@ -611,7 +616,7 @@ def tile_leakage(splits, frame: pd.DataFrame, buffer_m: float | None = None) -> 
         if buffer_m < 0:
             raise ValueError(f"buffer_m must be >= 0, not {buffer_m}")
         reach = max(reach, FOOTPRINT_M + buffer_m)
-    sub = frame[frame["key"].astype(str).isin(assign)]
+    sub = frame[_has_key(frame, assign)]
     located = _tile_table(sub).dropna(subset=["center_x", "center_y", "epsg"])
     pairs = tile_pairs(sub, reach)
     sa = pairs["key_a"].map(assign).to_numpy()
@@ -652,7 +657,7 @@ def touching_pairs(splits, frame: pd.DataFrame) -> pd.DataFrame:
     """The pairs of tiles in different splits that touch or overlap (what :func:`tile_leakage` counts):
     columns ``key_a``, ``key_b``, ``split_a``, ``split_b``, ``dist_m``, ``overlap``."""
     assign = _assignment(splits)
-    sub = frame[frame["key"].astype(str).isin(assign)]
+    sub = frame[_has_key(frame, assign)]
     p = tile_pairs(sub)
     p["split_a"] = p["key_a"].map(assign)
     p["split_b"] = p["key_b"].map(assign)
@@ -748,7 +753,7 @@ def _scope_table(frame: pd.DataFrame, keys: np.ndarray, reference_sensor: str | 
         if len(sensors) > 1:
             ref = reference_sensor if reference_sensor in parts else ("s2" if "s2" in parts else sensors[0])
             common = set.intersection(*(set(p["key"]) for p in parts.values()))
-            parts["aligned"] = parts[ref][parts[ref]["key"].isin(common)]
+            parts["aligned"] = parts[ref][_has_key(parts[ref], common)]
     else:
         parts = {"all": f}
     pos = pd.Index(keys)
@@ -1301,7 +1306,7 @@ def _blocked_for(sel: Mapping[str, pd.DataFrame], config: TaskConfig) -> Blocked
 
 
 def _annotate_blocked(df: pd.DataFrame, blocked: BlockedAssignment) -> tuple[pd.DataFrame, int]:
-    df = df[df["key"].astype(str).isin(blocked.split.index)].copy()
+    df = df[_has_key(df, blocked.split.index)].copy()
     df["key"] = df["key"].astype(str)
     df["coverage_class"] = coverage_classes(df).to_numpy()
     df["group"] = blocked.block.reindex(df["key"]).to_numpy()
@@ -1343,7 +1348,7 @@ def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, method: str | N
         else:
             paths = pd.DataFrame({c: pd.Series([], dtype="object") for c in cols})
         ref = pools[config.reference_sat]
-        ref = ref[ref["key"].astype(str).isin(set(paths["key"]))]
+        ref = ref[_has_key(ref, paths["key"])]
         if method == "blocked":
             ref_ann, n_groups["aligned"] = ref.copy(), int(ref["group"].nunique())
         else:
