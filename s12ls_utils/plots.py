@@ -1634,15 +1634,15 @@ def leakage_bars(
     )
 
 
-def norm_bars(
-    norm,
-    title: str = "Normalisation statistics (train files): mean ± one standard deviation",
-    width: int = 720,
+def norm_points(
+    norm, title: str = "Normalisation statistics: mean ± one standard deviation", width: int = 720
 ):
-    """Bars of the per-variable means with ±1 std error bars, one panel per unit.
+    """The per-variable means as points with ±1 std error bars, one panel per unit, and the published
+    means of the real data as crosses where the table has them.
 
-    ``norm`` is a long table with columns sensor, variable, mean, std, unit (e.g. from
-    :class:`s12ls_utils.splits.Task` ``norm``); variables of one unit share a panel.
+    ``norm`` is a long table with columns sensor, variable, mean, std, unit and optionally ``published mean
+    (real)``; variables of one unit share a panel. A mean is a location, not an amount: points, not bars
+    from zero.
     """
     import holoviews as hv
 
@@ -1650,21 +1650,28 @@ def norm_bars(
     for unit, d in norm.groupby("unit", sort=False):
         d = d.copy()
         d["label"] = d["sensor"].astype(str) + " " + d["variable"].astype(str)
-        labels = d["label"].tolist()
-        xd = hv.Dimension("label", label="sensor and variable", values=labels)
+        xd = hv.Dimension("label", label="sensor and variable", values=d["label"].tolist())
         yd = hv.Dimension("mean", label=f"mean ± std ({unit})")
-        bars = hv.Bars(d, kdims=[xd], vdims=[yd, "std", "sensor"]).opts(
-            color="sensor", cmap="Category10", tools=["hover"], show_legend=False
-        )
         err = hv.ErrorBars(d, kdims=[xd], vdims=[yd, "std"]).opts(line_width=1.5)
+        pts = hv.Scatter(d, kdims=[xd], vdims=[yd, "std", "sensor"], label="this task's train files").opts(
+            color="sensor", cmap="Category10", size=8, tools=["hover"]
+        )
+        layer = err * pts
+        if "published mean (real)" in d:
+            pub = d.rename(columns={"published mean (real)": "published"})
+            layer = layer * hv.Scatter(
+                pub, kdims=[xd], vdims=["published"], label="published mean (real data)"
+            ).opts(marker="x", size=10, color="black")
         panels.append(
-            (bars * err).opts(
+            layer.opts(
                 width=width,
                 height=300,
                 title=f"{unit}",
                 xrotation=45,
                 xlabel="sensor and variable",
                 ylabel=yd.label,
+                legend_position="top_left",
+                show_legend=True,
             )
         )
     return hv.Layout(panels).cols(1).opts(title=title, shared_axes=False)

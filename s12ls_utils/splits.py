@@ -778,14 +778,15 @@ class _Balancer:
     only around it, so a move updates the per-split sums of the block's tiles and their neighbours, and it is
     kept when the imbalance (:meth:`cost`) falls."""
 
-    def __init__(self, block, code, graph, scopes: _Scopes, region, targets, fixed, rng):
+    def __init__(self, block, code, graph, scopes: _Scopes, region, pixels, targets, fixed, rng):
         from scipy.sparse import identity
 
         n = len(block)
         g = (graph + graph.T + identity(n, format="csr")).tocsr()  # a tile is its own neighbour: never empty
         self.block, self.w, self.selected = block, scopes.weights, scopes.selected
-        self.n_scopes, self.region = len(scopes.names), region
+        self.n_scopes, self.region, self.pixels = len(scopes.names), region, pixels
         self.region_size = np.bincount(region)
+        self.region_px = np.bincount(region, weights=pixels) / np.maximum(self.region_size, 1)
         self.targets, self.fixed, self.rng = np.asarray(targets, dtype="float64"), fixed, rng
         self.code = code.astype("int64")
         self.tile_code = self.code[block]
@@ -803,14 +804,15 @@ class _Balancer:
         all_t = np.arange(n)
         self.drop = np.maximum.reduceat(self.tile_code[g.indices], g.indptr[:-1]) > self.tile_code
         self.sums = np.zeros((3, self.w.shape[1]))
-        self.regions = np.zeros((3, len(self.region_size)))
+        self.regions = np.zeros((2, 3, len(self.region_size)))  # tiles, landslide pixels
         self._add(all_t, self.drop, 1.0)
 
     def _add(self, tiles, dropped, sign: float) -> None:
         keep = tiles[~dropped]
         c = self.tile_code[keep]
         np.add.at(self.sums, c, sign * self.w[keep])
-        np.add.at(self.regions, (c, self.region[keep]), sign)
+        np.add.at(self.regions[0], (c, self.region[keep]), sign)
+        np.add.at(self.regions[1], (c, self.region[keep]), sign * self.pixels[keep])
 
     def cost(self) -> float:
         """Squared distances from the targets in units of :data:`BALANCE_BOUNDS` per scope and split, with
@@ -839,14 +841,19 @@ class _Balancer:
         kept = self.sums.reshape(3, self.n_scopes, 3)[:, :, 0].sum(axis=0)
         lost = (1.0 - kept / self.selected) / (1.0 - BALANCE_BOUNDS["kept"])
         total += float(lost.sum() + 1e3 * (np.maximum(lost - 0.9, 0.0) ** 2).sum())
-        if self.targets[2] > 0:  # every large enough region reaches test, near its share
+        if self.targets[2] > 0:  # every large enough region reaches test, near its share and its pixels
             big = self.region_size >= MIN_TEST_REGION_TILES
-            rk = self.regions.sum(axis=0)
-            rs = np.where(rk > 0, self.regions[2] / np.where(rk > 0, rk, 1.0), 0.0)
-            total += 1e3 * float((big & (self.regions[2] == 0)).sum())
-            total += float(
-                (((rs - self.targets[2]) / 0.1) ** 2)[big] @ (self.region_size[big] / len(self.block))
+            tiles, px = self.regions
+            rk = tiles.sum(axis=0)
+            rs = np.where(rk > 0, tiles[2] / np.where(rk > 0, rk, 1.0), 0.0)
+            total += 1e3 * float((big & (tiles[2] == 0)).sum())
+            weight = self.region_size[big] / len(self.block)
+            total += float((((rs - self.targets[2]) / 0.05) ** 2)[big] @ weight)
+            per_tile = px[1:] / np.where(tiles[1:] > 0, tiles[1:], 1.0)  # val and test
+            drift = np.where(
+                tiles[1:] > 0, per_tile / np.where(self.region_px > 0, self.region_px, 1.0) - 1.0, 0.0
             )
+            total += float(((drift[:, big] / 0.2) ** 2).sum(axis=0) @ weight)
         return total
 
     def _move(self, b: int, new: int) -> None:
@@ -1040,7 +1047,9 @@ def blocked_split(
     if balance and n_blocks > 1:
         graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n)).tocsr()
         scopes = _scope_table(frame, keys, reference_sensor)
-        bal = _Balancer(block, code, graph, scopes, ri, targets, fixed, rng)
+        bal = _Balancer(
+            block, code, graph, scopes, ri, loc["n_positive"].to_numpy(dtype="float64"), targets, fixed, rng
+        )
         bal.run(rounds=balance_rounds)
         code, lose = bal.code, bal.drop
     else:

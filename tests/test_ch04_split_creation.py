@@ -16,14 +16,7 @@ pytestmark = pytest.mark.chapter
 ROOT = Path(__file__).resolve().parents[1]
 STEM = "04-split-creation"
 PUBLISHED = {"S12LS-LD": "ld", "S12LS-AD": "ad"}
-TASKS = {
-    **PUBLISHED,
-    "S12LS-LD-strict": "ld_strict",
-    "S12LS-AD-strict": "ad_strict",
-    "S12LS-LD-blocked": "ld_blocked",
-    "S12LS-AD-blocked": "ad_blocked",
-}
-METHOD = {"S12LS-LD": "reference", "S12LS-AD": "reference", "S12LS-LD-strict": "spatial"}
+TASKS = {**PUBLISHED, "S12LS-LD-blocked": "ld_blocked", "S12LS-AD-blocked": "ad_blocked"}
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +64,33 @@ def test_published_leakage_is_measured_on_the_real_geometry(chapter):
 
 
 def test_blocked_split_figures(chapter):
+    """The chapter's balance table before and after the search, checked against the released folders read
+    from disk (tiles per split) and the vendored metadata (landslide pixels per tile), not the record."""
     res = chapter.results
     assert res["blk_touching"] == 0 and res["blk_overlapping"] == 0
-    assert res["blk_min_kept"] >= 85
-    for row in res["blocked_summary"]:
-        for s, target in (("train", 64), ("val", 16), ("test", 20)):
-            assert abs(row[f"{s} (%)"] - target) <= 6, (row["task"], row["scope"], s)
+    bal = pd.DataFrame(res["blocked_balance"])
+    after = bal[bal["balance"] == "after"]
+    assert res["blk_all_ok"] and after["ok"].all() and len(after) == 24 == res["blk_rows"]
+    assert res["blk_ok_before"] < res["blk_rows"]  # the greedy assignment alone misses the bounds
+    assert res["blk_min_kept"] >= 88 and res["blk_min_kept"] > res["blk_min_kept_before"]
+    cat = reference.catalog()
+    for name in ("S12LS-LD-blocked", "S12LS-AD-blocked"):
+        released = splits.load_task(ROOT / "data/reference/tasks" / name)
+        for sensor in schema.SENSORS:
+            rows = after[(after["task"] == name) & (after["scope"] == sensor)].set_index("split")
+            px = cat[cat["sensor"] == sensor].set_index("key")["n_positive"]
+            keys = {s: [e["id"] for e in released.splits[sensor][s]] for s in splits.SPLITS}
+            whole = px[sum(keys.values(), [])].mean()
+            for s in splits.SPLITS:
+                assert rows.loc[s, "tiles"] == len(keys[s]), (name, sensor, s)
+                assert rows.loc[s, "pixels_ratio"] == pytest.approx(px[keys[s]].mean() / whole), (name, s)
     assert res["blk_ld_regions_in_test"] == res["blk_ld_regions"]
     assert res["blk_ld_dropped_train"] > 0 and res["blk_ad_unlocated"] == 236
+    assert res["ad_s2_test_unlocated"] == 52 and res["ad_s2_test_located"] == 2726 - 52
+    assert res["pub_ld_s2_test_s1asc_train"] == 473
     assert res["n_folds"] == 6 and {f["fold"] for f in res["folds"]} == set(reference.region_folds())
+    europe = next(f for f in res["folds"] if f["fold"] == "europe")
+    assert europe["share of LD s2 (%)"] == pytest.approx(100 * europe["LD s2 test tiles"] / 4988, abs=0.05)
 
 
 def test_counts_match_the_selection_and_the_files(chapter):
@@ -124,7 +135,7 @@ def test_written_files_and_statistics(chapter):
         assert cfg["name"] == name and cfg["norm"]["s1_unit"] == "dB"
         assert cfg["method"] == splits.load_config(name).method
         assert not list(root.parent.glob(f".{name}.*")), "temporary folders left behind"
-        if cfg["method"] in ("spatial", "blocked"):
+        if cfg["method"] == "blocked":
             leak = res["leakage"][f"{name}/{cfg['method']}"]
             assert all(v == 0 for scope in leak.values() for v in scope.values()), name
     assert res["n_task_files"] == n_files
