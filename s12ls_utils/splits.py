@@ -2379,6 +2379,12 @@ class FileCheck:
                 "No folder next to it holds them: check that the download is complete (all sensors and "
                 f"releases the task needs) and pass the folder that holds <sensor>/<file>.nc with {data_opt}DIR."
             )
+        whole = [s for s, n in self.missing.items() if n and n == self.total[s]]
+        if whole and len(whole) < len(self.total):  # some sensors entirely absent, others there
+            where += (
+                f" No {' or '.join(whole)} file is there at all: if only some sensors were downloaded, leave "
+                f"the others out ({'--sensors' if cli else 'sensors='})."
+            )
         kept = self.n_total - self.n_missing
         go_on = (
             f"to go on with the {kept:,} files that exist, pass {allow_opt}" if kept else "none of them exist"
@@ -2497,7 +2503,7 @@ def check_files(
     )
     lost = [p for paths in gone.values() for p in paths]
     if lost:
-        report.examples = lost[:3]
+        report.examples = [paths[0] for paths in gone.values() if paths][:3]  # one per sensor
         step = max(1, len(lost) // _HINT_LOOKUPS)
         probe = lost[::step][:_HINT_LOOKUPS]
         best = max(

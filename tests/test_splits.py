@@ -730,6 +730,12 @@ def test_check_files_counts_names_the_folder_and_filters_on_request(written, sma
     )  # several sensors: aligned split
     assert all(e["s2"] not in (train[0], test[0]) for sp in splits.SPLITS for e in fused.aligned[sp])
     assert fused.splits["s2"] == task.splits["s2"]
+    # a one-sensor download: the message says which sensors are absent altogether
+    s1 = {f"{s}/{f.name}" for s in ("s1asc", "s1dsc") for f in (small_sample / s).glob("*.nc")}
+    only_s2 = _linked_data(small_sample, tmp_path / "s2only" / "d", s1)
+    with pytest.raises(splits.MissingFilesError, match="No s1asc or s1dsc file is there at all") as err:
+        splits.check_files(splits.load_task(written, data_dir=only_s2))
+    assert "sensors=" in str(err.value) and "--sensors" in err.value.report.message(cli=True)
     # nothing found near it: the message says to check the download
     lone = _linked_data(small_sample, tmp_path / "a" / "b" / "lone" / "x", {train[0]})
     with pytest.raises(splits.MissingFilesError, match="check that the download is complete"):
