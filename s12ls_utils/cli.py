@@ -14,22 +14,33 @@ Sub-commands::
                                                                        real dataset (published statistics)
     s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|blocked] [--overwrite]
           [--workers N] [--scheduler S]                                write a task folder (splits, norm)
-    s12ls norm TASK_DIR [--data DIR] [--overwrite] [--workers N] [--scheduler S]
-                                                                       add the normalisation statistics to a
-                                                                       task released without them
-    s12ls cache TASK_DIR [--sensors s2 …] [--splits train val test] [--force] [--workers N] [--scheduler S]
-                                                                       build the packed training cache
+    s12ls norm TASK_DIR [--data DIR] [--out DIR] [--sensors s2 …] [--overwrite] [--allow-missing]
+          [--workers N] [--scheduler S]
+                                                                       copy a task released without
+                                                                       normalisation statistics to
+                                                                       DIR/<task> (default DATA/tasks), add
+                                                                       them and record the data folder
+    s12ls cache TASK_DIR [--data DIR] [--sensors s2 …] [--splits train val test] [--force] [--allow-missing]
+          [--workers N] [--scheduler S]                                build the packed training cache
     s12ls signatures DATA_DIR --out FILE.parquet [--sensors s2 …] [--workers N] [--scheduler S]
                                                                        per-patch temporal signature table
-    s12ls train TASK_DIR [--model unet_prepost|utae|convgru] [--sensors s2 …] [--epochs N] [--device auto]
-          [--resume] [--config FILE] [--set KEY=VALUE …] [--nproc N]    train a baseline → runs/<name>/
-    s12ls evaluate RUN_DIR [--task-dir DIR] [--sensor s2|s1asc|s1dsc] [--cover-fraction F] [--n-boot N]
-          [--device auto] [--out FILE.json]                            landslide-class test scores vs
+    s12ls train TASK_DIR [--data DIR] [--model unet_prepost|utae|convgru] [--sensors s2 …] [--epochs N]
+          [--device auto] [--resume] [--config FILE] [--set KEY=VALUE …] [--allow-missing] [--nproc N]
+                                                                       train a baseline → runs/<name>/
+    s12ls evaluate RUN_DIR [--task-dir DIR] [--data DIR] [--sensor s2|s1asc|s1dsc] [--cover-fraction F]
+          [--n-boot N] [--device auto] [--allow-missing] [--out FILE.json]
+                                                                       landslide-class test scores vs
                                                                        the change-detection reference
 
-The data passes (catalog, splits, cache, signatures) take ``--scheduler``: ``processes`` (default, local
+The data passes (catalog, splits, norm, cache, signatures) take ``--scheduler``: ``processes`` (default, local
 worker processes), ``threads``, ``synchronous`` (in one process, for debugging) or the address of a
 dask.distributed scheduler (``tcp://HOST:8786``) whose workers see the data at the same paths.
+
+Every command that reads a task's files (norm, cache, train, evaluate) takes the data folder as ``--data``
+(default: the folder ``norm`` recorded in the task's config.json, else the one the task sits in) and checks
+before any work that the files are there: when some are missing it says how many, where it looked and
+which folder probably holds them, writes nothing and exits with 2; ``--allow-missing`` goes on with the
+files that exist and records the count (norm: config.json; train: run.json; evaluate: its output).
 """
 
 from __future__ import annotations
@@ -41,8 +52,8 @@ from pathlib import Path
 
 from . import __version__, schema
 from .parallel import FilesFailed
-from .splits import METHODS, PRESETS
-from .train_entry import add_train_arguments
+from .splits import METHODS, PRESETS, MissingFilesError
+from .train_entry import add_data_options, add_train_arguments
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -198,41 +209,62 @@ def _cmd_norm(args: argparse.Namespace) -> int:
 
     from .splits import load_task, write_norm
 
+    if args.sensors is not None:  # "--sensors s2 s1asc" and "--sensors s2,s1asc" alike
+        args.sensors = list(dict.fromkeys(s for group in args.sensors for s in group))
     path = write_norm(
         args.task_dir,
         args.data,
+        out_dir=args.out,
+        sensors=args.sensors,
         overwrite=args.overwrite,
+        allow_missing=args.allow_missing,
         workers=args.workers,
         scheduler=args.scheduler,
         progress=True,
     )
-    task = load_task(path, data_dir=args.data)
-    print(f"statistics of task {task.name} written to {path} (train files of {task.data_dir})")
+    task = load_task(path)
+    print(f"task {task.name} with statistics written to {path} (train files of {task.data_dir})")
     for sensor in task.sensors:
-        means = ", ".join(f"{v} {m:.4g}" for v, m in task.norm[sensor]["mean"].items())
-        print(f"  {sensor}: mean {means}")
-    unreadable = (json.loads((path / "config.json").read_text()).get("norm") or {}).get(
-        "unreadable_files", []
-    )
-    for f in unreadable:
+        if sensor in task.norm:
+            means = ", ".join(f"{v} {m:.4g}" for v, m in task.norm[sensor]["mean"].items())
+            print(f"  {sensor}: mean {means}")
+    config = json.loads((path / "config.json").read_text())
+    for f in (config.get("norm") or {}).get("unreadable_files", []):
         print(f"  left out of the statistics: {f['path']}: {f['reason']}", file=sys.stderr)
+    _print_left_out(config.get("missing_files"), "the statistics")
+    print(f"the data folder is recorded in {path / 'config.json'}: later commands on {path} need no --data")
     return 0
+
+
+def _print_left_out(record: dict | None, what: str) -> None:
+    """One line per sensor for the files ``--allow-missing`` left out (a ``missing_files`` record)."""
+    for sensor, n in ((record or {}).get("missing") or {}).items():
+        print(
+            f"  left out of {what}: {n:,} of {record['looked_for'][sensor]:,} {sensor} files missing under "
+            f"{record['data_dir']} (--allow-missing)",
+            file=sys.stderr,
+        )
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
     import json
 
     from .datasets import build_cache, cache_status, split_entries
-    from .splits import load_task
+    from .splits import check_files, load_task
 
-    task = load_task(args.task_dir, data_dir=args.data_dir)
     sensors = tuple(dict.fromkeys(args.sensors))
+    task = load_task(args.task_dir, data_dir=args.data)
+    # every split at once, before any work: one message for all of them
+    checked = check_files(task, sensors, args.splits, allow_missing=args.allow_missing)
+    _print_left_out(checked.file_check.record() if checked.file_check.n_missing else None, "the cache")
     n_failed = 0
     for split in args.splits:
-        if not split_entries(task, split, sensors):
+        if not split_entries(checked, split, sensors):
             print(f"{split}: empty, nothing to cache")
             continue
-        stale = {s: cache_status(task, split, s, sensors=sensors, cache_dir=args.cache_dir) for s in sensors}
+        stale = {
+            s: cache_status(checked, split, s, sensors=sensors, cache_dir=args.cache_dir) for s in sensors
+        }
         try:
             folders = build_cache(
                 task,
@@ -240,6 +272,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
                 sensors,
                 cache_dir=args.cache_dir,
                 force=args.force,
+                allow_missing=args.allow_missing,
                 workers=args.workers,
                 scheduler=args.scheduler,
             )
@@ -340,6 +373,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     res = evaluate_run(
         args.run_dir,
         args.task_dir,
+        data_dir=args.data,
+        allow_missing=args.allow_missing,
         sensor=args.sensor,
         bins=args.bins,
         cover_fraction=args.cover_fraction,
@@ -350,6 +385,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         gallery=0,
     )
     summary = res.summary()
+    if res.missing_files:
+        summary["missing_files"] = res.missing_files
+        for sensor, n in res.missing_files.items():
+            print(f"left out of the scores: {n:,} missing {sensor} files (--allow-missing)", file=sys.stderr)
     print(
         f"{res.n_test} test patches ({res.n_val} validation), landslide pixels {summary['prevalence']:.1%}; "
         f"thresholds (max F1 on validation): model {res.thresholds['model']:.3f}, "
@@ -487,13 +526,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("norm", help="add normalisation statistics to a task folder released without them")
     p.add_argument("task_dir", type=Path, help="task folder, e.g. data/reference/tasks/S12LS-LD-blocked")
+    add_data_options(p)
     p.add_argument(
-        "--data",
+        "--out",
         type=Path,
         default=None,
-        help="data folder the task's paths are relative to (default: guessed)",
+        help="folder for the copy with statistics, OUT/<task folder name> (default: DATA/tasks; a task "
+        "already there is completed in place); the released folder is left as it is",
     )
-    p.add_argument("--overwrite", action="store_true", help="recompute statistics the task already has")
+    p.add_argument(
+        "--sensors",
+        nargs="+",
+        type=_sensor_list,
+        default=None,
+        metavar="SENSOR",
+        help="statistics of these sensors only, e.g. s2 after `s12ls download --sensors s2` (default: all of "
+        "the task's; the aligned split's only with all of its sensors)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="recompute statistics the task (or its copy) already has"
+    )
     _add_run_options(p)
     p.set_defaults(func=_cmd_norm)
 
@@ -514,13 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=["train", "val", "test"],
         help="default: all",
     )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="data folder (default: guessed from the task folder, see splits.load_task)",
-    )
-    p.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: DATA_DIR/.s12ls_cache)")
+    add_data_options(p)
+    p.add_argument("--data-dir", dest="data", type=Path, help=argparse.SUPPRESS)  # the old spelling of --data
+    p.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: DATA/.s12ls_cache)")
     p.add_argument("--force", action="store_true", help="rebuild even an up-to-date cache")
     _add_run_options(p)
     p.set_defaults(func=_cmd_cache)
@@ -550,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path, help="run folder with best.pt, e.g. runs/<name>")
     p.add_argument("--task-dir", type=Path, default=None, help="task folder (default: the run's own)")
+    add_data_options(p, default="the run's data folder, else the task's")
     p.add_argument(
         "--sensor", choices=schema.SENSORS, default="s2", help="sensor of the reference (default s2)"
     )
@@ -571,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except MissingFilesError as exc:  # the task's files are not under the data folder: say where they are
+        print(f"s12ls {args.command}: error: {exc.report.message(cli=True)}", file=sys.stderr)
+        return 2
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"s12ls {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -412,11 +412,7 @@ def split_entries(
 
 
 def _data_root(task) -> Path:
-    if getattr(task, "data_dir", None) is None:
-        raise ValueError(
-            f"task {task.path} has no known data folder; load it with load_task(path, data_dir=…)"
-        )
-    return Path(task.data_dir)
+    return task.require_data_dir("build or read its training cache")
 
 
 def _source_path(root: Path, rel: str) -> Path:
@@ -655,11 +651,17 @@ def build_cache(
     aligned: bool | None = None,
     cache_dir: str | Path | None = None,
     force: bool = False,
+    allow_missing: bool = False,
     workers: int | None = None,
     scheduler="processes",
     progress: bool = True,
 ) -> dict[str, Path]:
     """Convert one split of a task into the packed cache (once); return ``{sensor: cache folder}``.
+
+    First the split's files must exist under the task's data folder
+    (:func:`~s12ls_utils.splits.check_files`): else :class:`~s12ls_utils.splits.MissingFilesError` says
+    how many are missing and where they probably are, and nothing is built. ``allow_missing=True`` caches
+    the patches whose files exist (the manifest's ``ids`` list them).
 
     A fresh cache (same format, same patches, every source file with the size and modification time
     recorded in its manifest) is reused; a stale or missing one is rebuilt with a progress bar, reading
@@ -672,9 +674,12 @@ def build_cache(
     cannot be read: every patch of the split must have its row (a hole would silently train on a blank
     patch), so the build reads every file, then fails naming all bad ones, and writes no cache.
     """
+    from .splits import check_files
+
     check_scheduler(scheduler)
-    task = _as_task(task)
     sensors = _sensors(sensors)
+    scope = "aligned" if _use_aligned(sensors, aligned) else "own"
+    task = check_files(_as_task(task), sensors, (split,), scope=scope, allow_missing=allow_missing)
     entries = split_entries(task, split, sensors, aligned)
     if not entries:
         scope = "aligned" if _use_aligned(sensors, aligned) else sensors[0]
@@ -1036,7 +1041,8 @@ class PatchDataset(torch.utils.data.Dataset):
         for s in self.sensors:
             if not stats_src or s not in stats_src:
                 raise ValueError(
-                    f"task {self.task.name} has no {'aligned ' if self.aligned else ''}statistics for {s}"
+                    f"task {self.task.name} has no {'aligned ' if self.aligned else ''}statistics for {s}: "
+                    f"compute them with `s12ls norm {self.task.path} --sensors {' '.join(self.sensors)}`"
                 )
             block = stats_src[s]
             names = schema.FEATURES[s]

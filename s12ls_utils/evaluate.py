@@ -50,7 +50,7 @@ from .metrics import (
     size_bin_labels,
     threshold_bootstrap,
 )
-from .splits import Task, load_task
+from .splits import Task, check_files, load_task
 
 __all__ = [
     "all_negative_scores",
@@ -323,6 +323,8 @@ class EvaluationResult:
     patch_scores: pd.DataFrame | None = None  #: per test patch and method: patch score, holds landslides
     n_boot: int = 1000
     seed: int = 0
+    #: validation/test files of the task left out because they are missing (``allow_missing``), per sensor
+    missing_files: dict[str, int] = field(default_factory=dict)
     #: bootstrap tables already computed (deterministic for the seed: :meth:`summary` and a chapter ask alike)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -591,13 +593,18 @@ def evaluate_run(
     batch_size: int = 8,
     gallery: int = 3,
     which: str = "best",
+    data_dir: str | Path | None = None,
+    allow_missing: bool = False,
 ) -> EvaluationResult:
     """Evaluate a run (``runs/<name>``) and the change-detection references on ``sensor``.
 
-    ``task_dir`` defaults to the run's own task. Thresholds: max F1 of the landslide class on validation,
-    applied once to test. ``gallery``: keep this many test patches with the most model errors. ``which``:
-    the checkpoint, ``"best"`` (best validation epoch) or ``"last"`` (the last epoch, as the published
-    benchmark tests).
+    ``task_dir`` defaults to the run's own task, ``data_dir`` to the data folder the run was trained with
+    (else the task's own, :func:`~s12ls_utils.splits.load_task`). Before any work the validation and test
+    files must exist there (:func:`~s12ls_utils.splits.check_files`); ``allow_missing`` scores those that
+    exist and records the count in the result (``missing_files``). Thresholds: max F1 of the landslide class
+    on validation, applied once to test. ``gallery``: keep this many test patches with the most model
+    errors. ``which``: the checkpoint, ``"best"`` (best validation epoch) or ``"last"`` (the last epoch, as
+    the published benchmark tests).
     """
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', not {which!r}")
@@ -605,21 +612,18 @@ def evaluate_run(
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
         raise FileNotFoundError(f"no checkpoint {run_dir / 'best.pt'}; train a model first (s12ls train)")
-    if task_dir is None:  # the run's own task: run.json (written at the end of training) or the checkpoint
-        info = run_dir / "run.json"
-        if info.exists():
-            task_dir = json.loads(info.read_text())["config"]["task_dir"]
-        else:
-            from .training import load_checkpoint
-
-            task_dir = load_checkpoint(run_dir / "best.pt")["config"]["task_dir"]
-    task = load_task(task_dir)
+    cfg = run_config(run_dir)  # run.json (written at the end of training) or the checkpoint
+    if task_dir is None:  # the run's own task, and its data folder
+        task_dir, data_dir = cfg["task_dir"], data_dir or cfg.get("data_dir")
     schema.check_sensor(sensor)
+    run_sensors = run_sensors_of(run_dir)
+    task = load_task(task_dir, data_dir=data_dir)
+    task = check_files(task, run_sensors, ("val", "test"), allow_missing=allow_missing)
+    if sensor not in run_sensors:  # the reference reads the sensor's own split
+        task = check_files(task, [sensor], ("val", "test"), allow_missing=allow_missing)
     ref_range = REFERENCE_RANGES[sensor]
 
     from .datasets import split_entries
-
-    run_sensors = run_sensors_of(run_dir)
 
     def model_batches(split):
         return iter_model_predictions(run_dir, task, split, device=device, batch_size=batch_size, which=which)
@@ -701,6 +705,7 @@ def evaluate_run(
         patch_scores=_patch_frame(patch_rows),
         n_boot=n_boot,
         seed=seed,
+        missing_files={k: v for k, v in task.file_check.missing.items() if v},
     )
 
 
@@ -735,14 +740,15 @@ def benchmark_table(summary: Mapping, model: str, data: str = "synthetic sample"
     return pd.concat([pub, pd.DataFrame(ours).set_index("model")])
 
 
-def data_label(task_dir: str | Path) -> str:
+def data_label(task_dir: str | Path, data_dir: str | Path | None = None) -> str:
     """What a task's patches are, for a protocol table: ``"synthetic sample, raw release"`` (a data folder
     with the generator's manifest) or ``"real patches, harmonized release"``; the release from the first
-    patch file (:func:`s12ls_utils.io.file_release`)."""
+    patch file (:func:`s12ls_utils.io.file_release`). ``data_dir``: the task's data folder (default: the one
+    it records or sits in, :func:`~s12ls_utils.splits.load_task`)."""
     from .io import file_release
 
-    task = load_task(task_dir)
-    root = Path(task.data_dir)
+    task = load_task(task_dir, data_dir=data_dir)
+    root = task.require_data_dir()
     kind = "synthetic sample" if (root / "synthetic_manifest.json").exists() else "real patches"
     first = next(
         (

@@ -73,13 +73,19 @@ from . import __version__, schema
 from .parallel import NETCDF_LOCK, Failure, FilesFailed, check_scheduler, check_workers, map_files
 
 __all__ = [
+    "AD_TRAP_SHARE",
+    "DATA_DIR_KEY",
     "FOOTPRINT_M",
     "PRESETS",
     "SPLITS",
+    "FileCheck",
+    "MissingFilesError",
     "NormStats",
     "SplitResult",
     "Task",
     "TaskConfig",
+    "ad_trap",
+    "check_files",
     "coverage_classes",
     "file_moments",
     "leakage",
@@ -94,6 +100,7 @@ __all__ = [
     "split",
     "split_balance",
     "task_label",
+    "write_norm",
     "write_task",
 ]
 
@@ -117,6 +124,9 @@ OLD_FORMAT_CHANNELS: dict[str, tuple[str, ...]] = {
 METHODS: tuple[str, ...] = ("reference", "blocked")
 #: Version of the task folder layout written by :func:`write_task` (recorded in ``config.json``).
 TASK_FORMAT = "s12ls-task/1"
+#: Key of ``config.json`` under which :func:`write_norm` records the data folder: ``{"path": absolute,
+#: "relative_to_task": from the task folder}`` (:func:`load_task` tries the relative path first).
+DATA_DIR_KEY = "data_dir"
 
 #: Keys of the reference pipeline's configuration that describe where and how it ran, not what it
 #: selects; accepted in a config file and ignored (``clip_data`` is honoured).
@@ -124,7 +134,9 @@ _REFERENCE_ONLY_KEYS = frozenset(
     {"output_dir", "input_dir", "base_dir", "n_workers", "unify_test", "export_geodataframe"}
 )
 #: Keys :func:`write_task` adds to ``config.json`` besides the settings (ignored when read back).
-_RECORD_KEYS = frozenset({"package_version", "format", "norm"})
+_RECORD_KEYS = frozenset(
+    {"package_version", "format", "norm", DATA_DIR_KEY, "missing_files", "blocked", "released_from"}
+)
 #: Keys of earlier versions that no longer mean anything (``distance_m``: the removed spatial method's).
 _IGNORED_KEYS = _REFERENCE_ONLY_KEYS | _RECORD_KEYS | {"distance_m"}
 
@@ -1815,41 +1827,68 @@ def write_norm(
     task_dir: str | Path,
     data_dir: str | Path | None = None,
     *,
+    out_dir: str | Path | None = None,
+    sensors: Sequence[str] | None = None,
     overwrite: bool = False,
+    allow_missing: bool = False,
     workers: int | None = None,
     scheduler="processes",
     progress: bool = False,
 ) -> Path:
     """Add the normalisation statistics to a task folder released without them (``norm.json`` needs pixels).
 
-    Reads the train files of every sensor and of the aligned split from ``data_dir`` (default: guessed
-    as :func:`load_task` does), computes the statistics as :func:`write_task` does (S1 unit and clipping
-    from the task's ``config.json``; dB and clipping when it has none) and writes ``<sensor>/norm.json``,
-    ``norm_aligned.json`` and the ``norm`` block of ``config.json``. A task that has statistics is left
-    alone unless ``overwrite``. Returns the task folder.
+    Reads the train files of ``sensors`` (default: all of the task's; the aligned split's statistics only
+    when all its sensors are among them) from ``data_dir`` (default: the folder the task records, else
+    guessed as :func:`load_task` does), computes the statistics as :func:`write_task` does (S1 unit and
+    clipping from the task's ``config.json``; dB and clipping when it has none) and writes
+    ``<sensor>/norm.json``, ``norm_aligned.json`` and ``config.json`` with its ``norm`` block and the data
+    folder (:data:`DATA_DIR_KEY`), so that later commands need no ``--data``.
+
+    The result is a copy of the task folder, ``<out_dir>/<folder name>`` (default ``<data_dir>/tasks``, where
+    ``s12ls splits`` writes tasks too), written atomically; the released folder (e.g. the git-tracked
+    ``data/reference/tasks/S12LS-LD-blocked``) stays as released. A task that already sits there is
+    completed in place. A task that has statistics, or a copy that exists, is left alone unless
+    ``overwrite``; a folder this package did not write is never replaced.
+
+    Before any work, every train file must exist under the data folder (:func:`check_files`): else
+    :class:`MissingFilesError` says how many are missing and where they probably are, and nothing is
+    written. ``allow_missing=True`` computes the statistics from the files that exist and records the
+    count in ``config.json`` (``missing_files``); a sensor without a single train file then has none.
+    Returns the task folder written.
     """
     task = load_task(task_dir, data_dir=data_dir, warn_missing=False)
-    if task.data_dir is None:
-        raise ValueError(f"task {task.path} has no known data folder; pass data_dir (--data DIR)")
-    if (task.norm or task.norm_aligned) and not overwrite:
+    data_root = task.require_data_dir("compute its statistics")
+    source = Path(task.path).resolve()
+    target = (Path(out_dir) if out_dir is not None else data_root / "tasks") / source.name
+    in_place = target.resolve() == source
+    sensors = list(task.sensors if sensors is None else dict.fromkeys(sensors))
+    unknown = [s for s in sensors if s not in task.sensors]
+    if unknown:
+        raise ValueError(f"task {task.name} has no split for {unknown}; it has {task.sensors}")
+    in_aligned = [s for s in schema.SENSORS if any(s in e for e in (task.aligned or {}).get("train", []))]
+    with_aligned = bool(in_aligned) and set(in_aligned) <= set(sensors)
+    checked = check_files(
+        task, sensors, ("train",), scope="all" if with_aligned else "own", allow_missing=allow_missing
+    )
+    done = task if in_place else (load_task(target, warn_missing=False) if target.is_dir() else None)
+    if done is not None and (done.norm or done.norm_aligned) and not overwrite:
         raise FileExistsError(
-            f"task {task.path} already has statistics; pass overwrite=True to recompute them"
+            f"task {target} already has statistics; pass --overwrite (overwrite=True) to recompute them"
         )
+    if not in_place and target.exists() and not _written_here(target):
+        raise FileExistsError(f"{target} exists and was not written by s12ls_utils; it is not replaced")
     cfg = task.config if isinstance(task.config, dict) else {}
     s1_unit = str(cfg.get("s1_unit", "dB"))
     clip = bool(cfg.get("clip_data", True))
-    jobs = [(_rel_data_path(e[s], s), s) for s in task.sensors for e in task.splits[s]["train"]]
-    if task.aligned is not None:
-        sensors = [s for s in schema.SENSORS if any(s in e for e in task.aligned["train"])]
-        jobs += [(_rel_data_path(e[s], s), s) for s in sensors for e in task.aligned["train"]]
+    train = {s: [_rel_data_path(e[s], s) for e in checked.splits[s]["train"]] for s in sensors}
+    aligned = (
+        {s: [_rel_data_path(e[s], s) for e in checked.aligned["train"]] for s in in_aligned}
+        if with_aligned
+        else {}
+    )
+    jobs = [(p, s) for block in (train, aligned) for s, paths in block.items() for p in paths]
     moments, failures = _all_moments(
-        jobs,
-        task.data_dir,
-        s1_unit=s1_unit,
-        clip=clip,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
+        jobs, data_root, s1_unit=s1_unit, clip=clip, workers=workers, scheduler=scheduler, progress=progress
     )
 
     def stats(paths: list[str], sensor: str, scope: str) -> dict[str, dict[str, float]]:
@@ -1858,23 +1897,37 @@ def write_norm(
             raise FilesFailed(f"{scope} train statistics of task {task.name}", failures, len(paths))
         return _finish(merge_moments(moments[p] for p in readable), sensor)
 
-    root = Path(task.path)
-    for s in task.sensors:
-        paths = [_rel_data_path(e[s], s) for e in task.splits[s]["train"]]
-        if paths:
-            _write_json(root / s / "norm.json", {s: stats(paths, s, s)})
-    if task.aligned is not None:
-        block = {}
-        for s in sensors:
-            paths = [_rel_data_path(e[s], s) for e in task.aligned["train"]]
-            if paths:
-                block[s] = stats(paths, s, f"aligned {s}")
-        _write_json(root / "norm_aligned.json", block)
-    if (root / "config.json").is_file():
-        config = json.loads((root / "config.json").read_text())
-        config["norm"] = _norm_record(s1_unit, clip, failures)
-        _write_json(root / "config.json", config)
-    return root
+    files: dict[str, object] = {f"{s}/norm.json": {s: stats(p, s, s)} for s, p in train.items() if p}
+    if aligned:
+        files["norm_aligned.json"] = {s: stats(p, s, f"aligned {s}") for s, p in aligned.items() if p}
+    config = dict(cfg) if cfg else {"name": task.name, "s1_unit": s1_unit, "clip_data": clip}
+    config["norm"] = {**_norm_record(s1_unit, clip, failures), "sensors": sensors, "aligned": bool(aligned)}
+    config[DATA_DIR_KEY] = {
+        "path": str(data_root),
+        "relative_to_task": os.path.relpath(data_root, target.resolve()),
+    }
+    config.pop("missing_files", None)
+    if checked.file_check is not None and checked.file_check.n_missing:
+        config["missing_files"] = checked.file_check.record()
+    files["config.json"] = config
+    if in_place:
+        for rel, obj in files.items():
+            _write_json(source / rel, obj)
+        return source
+    out = target.parent
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_stale_temps(out, target.name)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{target.name}.tmp-{os.getpid()}-"))
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        for rel, obj in files.items():
+            _write_json(tmp / rel, obj)
+        _swap_into_place(tmp, target, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("task %s with statistics written to %s", task.name, target)
+    return target
 
 
 def _pid_alive(pid: int) -> bool:
@@ -1908,6 +1961,28 @@ def _written_here(target: Path) -> bool:
         return "package_version" in json.loads((target / "config.json").read_text())
     except (OSError, ValueError, TypeError):
         return False
+
+
+def _swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Rename the complete folder ``tmp`` to ``target`` (a sibling), replacing an existing ``target`` only
+    with ``overwrite``; the previous folder comes back if the rename fails. ``tmp`` is left to the caller
+    on failure."""
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+    old: Path | None = None
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(f"task folder {target} appeared while writing; not replaced")
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-{os.getpid()}-"))
+        os.rmdir(old)
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        if old is not None:  # put the previous task back
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_task(
@@ -1998,29 +2073,13 @@ def write_task(
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale_temps(out, config.name)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{config.name}.tmp-{os.getpid()}-"))
-    old: Path | None = None
     try:
         for rel, obj in files.items():
             _write_json(tmp / rel, obj, compact and rel != "config.json")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        if target.exists():
-            if not overwrite:
-                raise FileExistsError(f"task folder {target} appeared while writing; not replaced")
-            old = Path(tempfile.mkdtemp(dir=out, prefix=f".{config.name}.old-{os.getpid()}-"))
-            os.rmdir(old)
-            os.rename(target, old)
-        try:
-            os.rename(tmp, target)
-        except BaseException:
-            if old is not None:  # put the previous task back
-                os.rename(old, target)
-                old = None
-            raise
+        _swap_into_place(tmp, target, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     log.info("wrote task %s (%d files)", target, len(files))
     return target
 
@@ -2063,6 +2122,8 @@ class Task:
     config: dict | None = None
     units: dict[str, str] = field(default_factory=dict)
     data_dir: Path | None = None
+    #: what :func:`check_files` found when it made this task (its files that exist), else None
+    file_check: FileCheck | None = None
 
     @property
     def sensors(self) -> list[str]:
@@ -2076,11 +2137,20 @@ class Task:
             gone.append("norm_aligned.json")
         return gone
 
+    def require_data_dir(self, purpose: str = "read its files") -> Path:
+        """The data folder, or a ValueError that says how to give it (``--data`` / ``data_dir=``)."""
+        if self.data_dir is None:
+            raise ValueError(
+                f"task {self.path} has no known data folder, so it cannot {purpose}: pass the folder that "
+                "holds its <sensor>/ files with --data DIR (data_dir= in Python); `s12ls norm TASK_DIR --data "
+                "DIR` records it in the task's config.json for later commands"
+            )
+        return Path(self.data_dir)
+
     def files(self, sensor: str, split: str = "train") -> list[Path]:
         """Absolute paths of a sensor's split (needs ``data_dir``)."""
-        if self.data_dir is None:
-            raise ValueError(f"task {self.path} has no known data folder; pass data_dir to load_task")
-        return [self.data_dir / e[sensor] for e in self.splits[sensor][split]]
+        root = self.require_data_dir()
+        return [root / e[sensor] for e in self.splits[sensor][split]]
 
     def channel_stats(self, sensor: str, aligned: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` float64 arrays over the channels of :data:`schema.FEATURES[sensor]`, in order
@@ -2134,6 +2204,10 @@ def chapter_run_name(chapter: str, task_path: str | Path, model: str, sensors: S
     return f"{chapter}-{task_label(task_path)}-{model}-{'+'.join(sensors)}"
 
 
+def _holds_sensors(folder: Path) -> bool:
+    return any((folder / s).is_dir() for s in schema.SENSORS)
+
+
 def _guess_data_dir(task_root: Path) -> Path | None:
     r = task_root.resolve()
     if r.parent.name == "tasks":
@@ -2142,7 +2216,21 @@ def _guess_data_dir(task_root: Path) -> Path | None:
         guess = r.parent.parent.parent / f"data_{r.name}"
     else:
         return None
-    return guess if any((guess / s).is_dir() for s in schema.SENSORS) else None
+    return guess if _holds_sensors(guess) else None
+
+
+def _recorded_data_dir(task_root: Path, config: Mapping | None) -> Path | None:
+    """The data folder :func:`write_norm` recorded in ``config.json``: first the path relative to the task
+    folder (right when task and data moved together), then the absolute one (right when the task folder
+    alone moved); each only when it holds a sensor folder."""
+    rec = config.get(DATA_DIR_KEY) if isinstance(config, Mapping) else None
+    if not isinstance(rec, Mapping):
+        return None
+    rel, absolute = rec.get("relative_to_task"), rec.get("path")
+    for cand in (task_root / rel if rel else None, Path(absolute) if absolute else None):
+        if cand is not None and _holds_sensors(cand):
+            return cand.resolve()
+    return None
 
 
 def load_task(
@@ -2153,18 +2241,26 @@ def load_task(
     ``{"mean": [...], "std": [...]}`` in the files' channel order, :data:`OLD_FORMAT_CHANNELS`: S1 is
     VH, VV, DEM).
 
-    ``data_dir`` is the data root the paths are relative to. By default it is guessed from where the task
-    sits: ``<data>/tasks/<TASK>`` (written by this package) → ``<data>``; the downloaded published folders
-    ``<dest>/tasks/<TASK>/<release>`` → ``<dest>/data_<release>`` (the hub layout, DESIGN §3.2); a guess is
-    kept only when that folder holds a sensor folder. With ``absolute`` the entries' ``path`` is absolute.
-    A task without normalisation statistics (a released folder) is read, with a warning that names the
-    missing files (``warn_missing=False`` silences it); :attr:`Task.missing` lists them.
+    ``data_dir`` is the data root the paths are relative to. By default it is the folder that
+    :func:`write_norm` recorded in the task's ``config.json`` (:data:`DATA_DIR_KEY`; relative to the task
+    folder first, then absolute), else guessed from where the task sits: ``<data>/tasks/<TASK>`` (written
+    by this package) → ``<data>``; the downloaded published folders ``<dest>/tasks/<TASK>/<release>`` →
+    ``<dest>/data_<release>`` (the hub layout); a folder is kept only when it holds a sensor folder. With
+    ``absolute`` the entries' ``path`` is absolute. Whether the files are there is not checked here
+    (:func:`check_files` does, before the commands and functions that read them).
+
+    A task without any normalisation statistics (a released folder) is read, with a warning that names
+    the missing files (``warn_missing=False`` silences it); :attr:`Task.missing` lists them (also those of
+    sensors ``s12ls norm --sensors`` left out). A task named like
+    S12LS-AD whose patches are nearly all annotated gets a warning about the annotated-only
+    ``tasks/S12LS-AD/harmonized`` of the upstream commit (:func:`ad_trap`).
     """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"task folder {root} does not exist")
+    config = json.loads((root / "config.json").read_text()) if (root / "config.json").is_file() else None
     if data_dir is None:
-        data_dir = _guess_data_dir(root)
+        data_dir = _recorded_data_dir(root, config) or _guess_data_dir(root)
     data_root = Path(data_dir).resolve() if data_dir is not None else None
     if absolute and data_root is None:
         raise ValueError(f"absolute paths need the data folder of task {root}; pass data_dir")
@@ -2239,7 +2335,6 @@ def load_task(
         }
     if (root / "norm_aligned.json").is_file():
         norm_aligned = json.loads((root / "norm_aligned.json").read_text())
-    config = json.loads((root / "config.json").read_text()) if (root / "config.json").is_file() else None
     units = {}
     for sensor in splits_out:
         if schema.sensor_family(sensor) == "s2":
@@ -2261,7 +2356,7 @@ def load_task(
         units=units,
         data_dir=data_root,
     )
-    if task.missing and warn_missing:
+    if not (task.norm or task.norm_aligned) and warn_missing:
         log.warning(
             "task %s has no normalisation statistics (missing: %s); training needs them: "
             "`s12ls norm %s --data DATA_DIR` computes them from the train files",
@@ -2269,4 +2364,277 @@ def load_task(
             ", ".join(task.missing),
             root,
         )
+    trap = ad_trap(task)
+    if trap:
+        log.warning("%s", trap)
     return task
+
+
+# --------------------------------------------------------------------------------------------------
+# Are the task's files there?
+# --------------------------------------------------------------------------------------------------
+class MissingFilesError(FileNotFoundError):
+    """Files of a task are missing under its data folder (:func:`check_files`); ``report`` says which.
+
+    ``str(exc)`` names the Python options (``data_dir=``, ``allow_missing=True``);
+    ``exc.report.message(cli=True)`` the command-line ones (``--data``, ``--allow-missing``)."""
+
+    def __init__(self, report: FileCheck) -> None:
+        super().__init__(report.message())
+        self.report = report
+
+
+@dataclass
+class FileCheck:
+    """What :func:`check_files` found: per sensor, how many of the task's files it looked for are missing
+    under ``data_dir``, a few of them, and the folder near it that probably holds them (``hint``: it holds
+    ``hint_found`` of ``hint_tried`` missing files looked up there)."""
+
+    task: str
+    data_dir: Path
+    splits: tuple[str, ...]
+    total: dict[str, int]
+    missing: dict[str, int]
+    examples: list[str] = field(default_factory=list)
+    hint: Path | None = None
+    hint_found: int = 0
+    hint_tried: int = 0
+
+    @property
+    def n_missing(self) -> int:
+        return sum(self.missing.values())
+
+    @property
+    def n_total(self) -> int:
+        return sum(self.total.values())
+
+    def record(self) -> dict:
+        """The JSON a task's ``config.json``, a run's ``run.json`` or an evaluation keeps (``missing_files``)."""
+        return {
+            "data_dir": str(self.data_dir),
+            "splits": list(self.splits),
+            "missing": {s: n for s, n in self.missing.items() if n},
+            "looked_for": dict(self.total),
+        }
+
+    def summary(self) -> str:
+        """How many of the files are missing under which folder, per sensor, with examples."""
+        which = " and ".join(self.splits) + " " if tuple(self.splits) != SPLITS else ""
+        per = "; ".join(f"{s} {n:,} of {self.total[s]:,}" for s, n in self.missing.items() if n)
+        return (
+            f"task {self.task}: {self.n_missing:,} of its {self.n_total:,} {which}files are missing under the "
+            f"data folder {_shown(self.data_dir)} ({per}), e.g. {', '.join(self.examples[:3])}"
+        )
+
+    def message(self, cli: bool = False) -> str:
+        """:meth:`summary`, where the files probably are, and how to go on (command-line options with ``cli``,
+        else the Python keywords)."""
+        data_opt, allow_opt = ("--data ", "--allow-missing") if cli else ("data_dir=", "allow_missing=True")
+        if self.hint is not None:
+            where = (
+                f"They are probably in {_shown(self.hint)} ({self.hint_found} of {self.hint_tried} missing files "
+                f"looked up are there): pass {data_opt}{_shown(self.hint)}."
+            )
+        else:
+            where = (
+                "No folder next to it holds them: check that the download is complete (all sensors and "
+                f"releases the task needs) and pass the folder that holds <sensor>/<file>.nc with {data_opt}DIR."
+            )
+        whole = [s for s, n in self.missing.items() if n and n == self.total[s]]
+        if whole and len(whole) < len(self.total):  # some sensors entirely absent, others there
+            where += (
+                f" No {' or '.join(whole)} file is there at all: if only some sensors were downloaded, leave "
+                f"the others out ({'--sensors' if cli else 'sensors='})."
+            )
+        kept = self.n_total - self.n_missing
+        go_on = (
+            f"to go on with the {kept:,} files that exist, pass {allow_opt}" if kept else "none of them exist"
+        )
+        return f"{self.summary()}. {where} Stopped before any work; {go_on}."
+
+
+def _shown(path: Path) -> str:
+    """A path as a reader types it: relative to the current folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(path)
+
+
+#: At most this many missing files are looked up in each folder near the data folder (:func:`check_files`).
+_HINT_LOOKUPS = 24
+#: At most this many folders near the data folder are tried.
+_HINT_FOLDERS = 200
+
+
+def _folders_near(data_dir: Path, task_root: Path) -> list[Path]:
+    """Data folders (holding a sensor folder) near ``data_dir`` and the task: the task's recorded and guessed
+    folders, then ``data_dir``, its parent and grandparent, each with its sub-folders two levels deep
+    (siblings such as ``data_raw``/``data_harmonized`` and cousins such as ``data/real/data_harmonized``)."""
+    found: list[Path] = []
+
+    def add(p: Path | None) -> None:
+        if p is not None and len(found) < _HINT_FOLDERS:
+            r = p.resolve()
+            if r != data_dir and r not in found and _holds_sensors(r):
+                found.append(r)
+
+    def children(p: Path) -> list[Path]:
+        try:
+            kids = sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
+        except OSError:
+            return []
+        return [c for c in kids if c.name not in schema.SENSORS][:_HINT_FOLDERS]
+
+    config = None
+    if (task_root / "config.json").is_file():
+        try:
+            config = json.loads((task_root / "config.json").read_text())
+        except ValueError:
+            pass
+    add(_recorded_data_dir(task_root, config))
+    add(_guess_data_dir(task_root))
+    for base in (data_dir, data_dir.parent, data_dir.parent.parent):
+        add(base)
+        for child in children(base):
+            add(child)
+            for grandchild in children(child):
+                add(grandchild)
+    return found
+
+
+def check_files(
+    task: Task,
+    sensors: str | Sequence[str] | None = None,
+    splits: Sequence[str] = SPLITS,
+    *,
+    scope: str = "auto",
+    allow_missing: bool = False,
+) -> Task:
+    """Check, before any work, that the files of ``task`` exist under its data folder.
+
+    Looks for every file of ``sensors`` (default: all of the task's) in ``splits`` at ``<data_dir>/<entry
+    path>`` (one ``stat`` each), in the entries that ``scope`` names: ``"own"`` (each sensor's own split),
+    ``"aligned"`` (the aligned split), ``"all"`` (both) or ``"auto"`` (what training reads: the own split of
+    one sensor, the aligned split of several, both when ``sensors`` is None). When files are missing, raises
+    :class:`MissingFilesError`: how many (per sensor), where it looked, and which folder near it probably
+    holds them (the task's recorded and guessed data folders, siblings such as ``data_raw`` /
+    ``data_harmonized``, parents and children that hold a sensor folder). With ``allow_missing`` it goes on:
+    the returned task lists only the entries whose files exist (an aligned entry only when all its checked
+    files do), and its :attr:`Task.file_check` says how many were left out, for the caller to record.
+    Without missing files the task comes back with nothing removed and ``file_check`` set (an earlier
+    check's, when the task comes from one: checking a checked task keeps its record).
+    """
+    if scope == "auto":
+        scope = (
+            "all"
+            if sensors is None
+            else "aligned"
+            if not isinstance(sensors, str) and len(sensors) > 1
+            else "own"
+        )
+    if scope not in ("own", "aligned", "all"):
+        raise ValueError(f"scope must be 'auto', 'own', 'aligned' or 'all', not {scope!r}")
+    own, in_aligned = scope in ("own", "all"), scope in ("aligned", "all")
+    root = task.require_data_dir()
+    if isinstance(sensors, str):
+        sensors = [sensors]
+    sensors = list(task.sensors if sensors is None else dict.fromkeys(sensors))
+    for s in sensors:
+        schema.check_sensor(s)
+    splits = tuple(splits)
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise ValueError(f"unknown split(s) {bad}; choose from {', '.join(SPLITS)}")
+    wanted: dict[str, list[str]] = {s: [] for s in sensors}
+    for s in sensors:
+        for sp in splits:
+            if own:
+                wanted[s] += [str(e[s]) for e in task.splits.get(s, {}).get(sp, [])]
+            if in_aligned:
+                wanted[s] += [str(e[s]) for e in (task.aligned or {}).get(sp, []) if e.get(s)]
+    wanted = {s: list(dict.fromkeys(paths)) for s, paths in wanted.items() if paths}
+    gone = {s: [p for p in paths if not (root / p).is_file()] for s, paths in wanted.items()}
+    report = FileCheck(
+        task=task.name,
+        data_dir=root,
+        splits=splits,
+        total={s: len(p) for s, p in wanted.items()},
+        missing={s: len(p) for s, p in gone.items()},
+    )
+    lost = [p for paths in gone.values() for p in paths]
+    if lost:
+        report.examples = [paths[0] for paths in gone.values() if paths][:3]  # one per sensor
+        step = max(1, len(lost) // _HINT_LOOKUPS)
+        probe = lost[::step][:_HINT_LOOKUPS]
+        best = max(
+            ((sum((f / p).is_file() for p in probe), f) for f in _folders_near(root, Path(task.path))),
+            key=lambda t: t[0],
+            default=(0, None),
+        )
+        if best[0]:
+            report.hint, report.hint_found, report.hint_tried = best[1], best[0], len(probe)
+        if not allow_missing:
+            raise MissingFilesError(report)
+        log.warning("%s; going on without them (allow_missing)", report.summary())
+    missing = {(s, p) for s, paths in gone.items() for p in paths}
+
+    def kept(e: Mapping, keys: Iterable[str]) -> bool:
+        return not any((s, str(e[s])) in missing for s in keys if s in e)
+
+    def only_present(block: Mapping[str, list[dict]], keys: Iterable[str]) -> dict[str, list[dict]]:
+        keys = list(keys)
+        return {sp: [e for e in es if sp not in splits or kept(e, keys)] for sp, es in block.items()}
+
+    return dataclasses.replace(
+        task,
+        splits={s: only_present(b, [s] if own and s in wanted else []) for s, b in task.splits.items()},
+        aligned=None
+        if task.aligned is None
+        else only_present(task.aligned, list(wanted) if in_aligned else []),
+        file_check=task.file_check if task.file_check is not None and not lost else report,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The S12LS-AD trap
+# --------------------------------------------------------------------------------------------------
+#: A task named like S12LS-AD with less than this share of non-annotated patch entries is the annotated-only
+#: ``tasks/S12LS-AD/harmonized`` of the upstream commit 5b313f2 (S12LS-AD keeps every patch, about half of
+#: them without landslides).
+AD_TRAP_SHARE = 0.01
+
+
+def ad_trap(task: Task) -> str | None:
+    """The warning for the S12LS-AD trap, or None.
+
+    At the upstream commit the book vendors (5b313f2), ``tasks/S12LS-AD/harmonized/`` lists only annotated
+    patches (upstream issue 1, fixed later); the raw AD folder is right. A task whose name or folder says
+    S12LS-AD and whose entries (``pixel_annotated``, every sensor and split) are less than
+    :data:`AD_TRAP_SHARE` non-annotated is that folder, or a copy of it. Entries without a pixel count (the
+    old published format) are not judged.
+    """
+    label = f"{task.name} {task_label(task.path)}"
+    if "S12LS-AD" not in label:
+        return None
+    counts = [
+        e.get("pixel_annotated")
+        for block in task.splits.values()
+        for entries in block.values()
+        for e in entries
+        if e.get("pixel_annotated") is not None
+    ]
+    if not counts:
+        return None
+    share = sum(int(c) == 0 for c in counts) / len(counts)
+    if share >= AD_TRAP_SHARE:
+        return None
+    path = Path(task.path)
+    raw = path.parent / "raw" if path.name == "harmonized" else Path("data/real/tasks/S12LS-AD/raw")
+    return (
+        f"task {task_label(path)} looks like S12LS-AD, but only {share:.1%} of its {len(counts):,} patch entries "
+        "are not annotated, while S12LS-AD keeps every patch, about half of them without landslides. This is "
+        "the S12LS-AD trap: at the upstream commit 5b313f2, tasks/S12LS-AD/harmonized/ lists only annotated "
+        f"patches (upstream issue 1, fixed later). Use the raw AD folder, {raw}: the same file names, so it "
+        "reads the harmonized files too when given their folder (--data data/real/data_harmonized)."
+    )

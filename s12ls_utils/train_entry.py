@@ -19,13 +19,37 @@ import sys
 from pathlib import Path
 
 from . import schema
+from .splits import MissingFilesError
 
-__all__ = ["add_train_arguments", "main", "run", "train_settings"]
+__all__ = ["add_data_options", "add_train_arguments", "main", "run", "train_settings"]
+
+
+def add_data_options(p: argparse.ArgumentParser, default: str = "") -> None:
+    """``--data`` and ``--allow-missing``: the options of every command that reads a task's files."""
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data folder the task's paths are relative to (default: "
+        + (
+            default
+            or "the folder recorded in the task's config.json by `s12ls norm`, else the one it sits in"
+        )
+        + ")",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="go on when some of the task's files are missing under the data folder (default: stop before "
+        "any work, naming how many and where they probably are); the count is recorded",
+    )
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``s12ls train`` (every one a :class:`~s12ls_utils.training.TrainConfig` setting)."""
     p.add_argument("task_dir", type=Path, help="task folder, e.g. data/sample/tasks/S12LS-LD")
+    add_data_options(p)
     p.add_argument("--model", choices=["unet_prepost", "utae", "convgru"], default=None)
     p.add_argument("--sensors", nargs="+", choices=schema.SENSORS, default=None, help="several = fusion")
     p.add_argument("--epochs", type=int, default=None)
@@ -69,6 +93,7 @@ def train_settings(args: argparse.Namespace) -> dict:
         "crop": args.crop,
         "num_workers": args.workers,
         "seed": args.seed,
+        "data_dir": None if args.data is None else str(args.data),
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     for item in args.set or []:
@@ -79,7 +104,7 @@ def train_settings(args: argparse.Namespace) -> dict:
             settings[key] = json.loads(value)
         except json.JSONDecodeError:
             settings[key] = value
-    for flag in ("resume", "overwrite", "compile"):
+    for flag in ("resume", "overwrite", "compile", "allow_missing"):
         if getattr(args, flag):
             settings[flag] = True
     settings["task_dir"] = str(args.task_dir)
@@ -120,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return run(train_settings(args), prog=prog, distributed=True if "WORLD_SIZE" in os.environ else None)
+    except MissingFilesError as exc:
+        print(f"{prog}: error: {exc.report.message(cli=True)}", file=sys.stderr)
+        return 2
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -126,6 +126,7 @@ _RESUME_FREE = frozenset(
         "patience",
         "runs_dir",
         "cache_dir",
+        "allow_missing",  # what it left out is checked again on resume, and recorded
     }
 )
 
@@ -148,7 +149,10 @@ class TrainConfig:
     for quick checks and benchmarks. ``num_workers="auto"``: loader threads; 0 on CPU (reading is ~1 ms per sample, the model needs the
     cores), up to 8 on CUDA. With several processes (DDP, see the module docstring) ``batch_size`` is the
     global batch (split evenly over the processes), while ``eval_batch_size`` (default ``batch_size``),
-    ``num_workers`` and ``threads`` are per process.
+    ``num_workers`` and ``threads`` are per process. ``data_dir``: the data folder (default: the one the
+    task records or sits in, :func:`~s12ls_utils.splits.load_task`). Before any work the train and
+    validation files must exist there (:func:`~s12ls_utils.splits.check_files`); ``allow_missing`` trains
+    on those that exist and records the count in ``run.json`` (``missing_files``).
     """
 
     task_dir: str
@@ -187,6 +191,7 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     data_dir: str | None = None
+    allow_missing: bool = False
     cache_dir: str | None = None
     eval_batch_size: int | None = None
     progress: bool = True
@@ -253,6 +258,8 @@ class TrainResult:
     #: torch.cuda.max_memory_allocated of this process's device at the end (since the process started or
     #: the caller's last torch.cuda.reset_peak_memory_stats); None off CUDA
     peak_memory_bytes: int | None = None
+    #: train/val files of the task left out because they are missing (``allow_missing``), per sensor
+    missing_files: dict[str, int] = field(default_factory=dict)
 
     def history_frame(self):
         import pandas as pd
@@ -851,7 +858,7 @@ def _train(
 ) -> TrainResult:
     from tqdm.auto import tqdm
 
-    from .splits import load_task
+    from .splits import check_files, load_task
 
     batch = per_process_batch(cfg.batch_size, d.world_size)
     _configure_backends(cfg, device, d.local_world_size)
@@ -868,6 +875,7 @@ def _train(
 
     # ---- data (rank 0 builds or refreshes the packed cache while the others wait, then they read it)
     task = load_task(cfg.task_dir, data_dir=cfg.data_dir)
+    task = check_files(task, cfg.sensors, ("train", "val"), allow_missing=cfg.allow_missing)
     view = models.VIEWS[cfg.model]
     common = {"view": view, "raw": True, "cache_dir": cfg.cache_dir, "progress": show}
     if not d.main:
@@ -1129,6 +1137,7 @@ def _train(
         world_size=d.world_size,
         backend=dist.get_backend() if d.enabled else None,
         peak_memory_bytes=int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None,
+        missing_files={k: v for k, v in task.file_check.missing.items() if v},
     )
     if d.main:
         summary = {
@@ -1136,7 +1145,10 @@ def _train(
             for k, v in dataclasses.asdict(result).items()
             if k != "history"
         }
-        (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "summary": summary}, indent=1))
+        info = {"config": cfg.to_dict(), "summary": summary}
+        if task.file_check.n_missing:
+            info["missing_files"] = task.file_check.record()
+        (run_dir / "run.json").write_text(json.dumps(info, indent=1))
     d.barrier()  # the run folder is complete when train returns in any process
     return result
 

@@ -690,6 +690,138 @@ def test_load_task_missing(tmp_path):
         splits.load_task(tmp_path)
 
 
+def _linked_data(src: Path, dest: Path, drop: set[str] = frozenset()) -> Path:
+    """``dest`` holding ``src``'s patch files as links, except the relative paths in ``drop``."""
+    for sensor in schema.SENSORS:
+        (dest / sensor).mkdir(parents=True)
+        for f in sorted((src / sensor).glob("*.nc")):
+            if f"{sensor}/{f.name}" not in drop:
+                (dest / sensor / f.name).symlink_to(f)
+    return dest
+
+
+def test_check_files_counts_names_the_folder_and_filters_on_request(written, small_sample, tmp_path):
+    task = splits.load_task(written, data_dir=small_sample)
+    assert splits.check_files(task).file_check.n_missing == 0  # the complete sample
+    train = [e["s2"] for e in task.splits["s2"]["train"]]
+    test = [e["s2"] for e in task.splits["s2"]["test"]]
+    partial = _linked_data(small_sample, tmp_path / "real" / "partial", {train[0], test[0]})
+    (tmp_path / "real" / "data_raw").symlink_to(small_sample)  # a sibling that holds them
+    task = splits.load_task(written, data_dir=partial)
+    with pytest.raises(splits.MissingFilesError) as err:
+        splits.check_files(task, "s2")
+    report = err.value.report
+    assert report.missing == {"s2": 2} and report.total == {
+        "s2": sum(len(v) for v in task.splits["s2"].values())
+    }
+    assert report.hint == (tmp_path / "real" / "data_raw").resolve() and report.hint_found == 2
+    text = str(err.value)
+    assert (
+        "2 of its" in text and str(partial) in text and "data_dir=" in text and "allow_missing=True" in text
+    )
+    cli_text = report.message(cli=True)
+    assert "--data" in cli_text and "--allow-missing" in cli_text and "data_dir=" not in cli_text
+    # only the splits asked for: the train split alone misses one file
+    with pytest.raises(splits.MissingFilesError, match="1 of its"):
+        splits.check_files(task, "s2", ("train",))
+    assert splits.check_files(task, "s2", ("val",)).file_check.n_missing == 0
+    # going on: the entries whose files exist, the others counted
+    kept = splits.check_files(task, "s2", allow_missing=True)
+    assert [e["s2"] for e in kept.splits["s2"]["train"]] == train[1:]
+    assert [e["s2"] for e in kept.splits["s2"]["test"]] == test[1:]
+    assert kept.splits["s1asc"] == task.splits["s1asc"] and kept.aligned == task.aligned  # not checked here
+    assert kept.file_check.record()["missing"] == {"s2": 2}
+    assert splits.check_files(kept, "s2").file_check is kept.file_check  # a second check keeps the record
+    fused = splits.check_files(
+        task, list(schema.SENSORS), allow_missing=True
+    )  # several sensors: aligned split
+    assert all(e["s2"] not in (train[0], test[0]) for sp in splits.SPLITS for e in fused.aligned[sp])
+    assert fused.splits["s2"] == task.splits["s2"]
+    # a one-sensor download: the message says which sensors are absent altogether
+    s1 = {f"{s}/{f.name}" for s in ("s1asc", "s1dsc") for f in (small_sample / s).glob("*.nc")}
+    only_s2 = _linked_data(small_sample, tmp_path / "s2only" / "d", s1)
+    with pytest.raises(splits.MissingFilesError, match="No s1asc or s1dsc file is there at all") as err:
+        splits.check_files(splits.load_task(written, data_dir=only_s2))
+    assert "sensors=" in str(err.value) and "--sensors" in err.value.report.message(cli=True)
+    # nothing found near it: the message says to check the download
+    lone = _linked_data(small_sample, tmp_path / "a" / "b" / "lone" / "x", {train[0]})
+    with pytest.raises(splits.MissingFilesError, match="check that the download is complete"):
+        splits.check_files(splits.load_task(written, data_dir=lone), "s2")
+
+
+def test_task_without_data_folder_names_the_option(written, tmp_path):
+    lone = tmp_path / "S12LS-AD"
+    shutil.copytree(written, lone)
+    task = splits.load_task(lone)
+    assert task.data_dir is None
+    for call in (lambda: task.files("s2"), lambda: splits.check_files(task)):
+        with pytest.raises(ValueError, match="--data DIR") as err:
+            call()
+        assert "load_task(path" not in str(err.value)
+
+
+def test_write_norm_copies_the_task_and_records_the_data_folder(written, small_sample, catalog, tmp_path):
+    released = splits.write_task(
+        None,
+        tmp_path / "released",
+        "S12LS-AD",
+        result=splits.make_splits(catalog, "S12LS-AD"),
+        stats=False,
+        inventory="token",
+        compact=True,
+    )
+    before = _tree(released)
+    out = splits.write_norm(released, small_sample, out_dir=tmp_path / "mine", workers=1)
+    assert (
+        out == tmp_path / "mine" / "S12LS-AD" and _tree(released) == before
+    )  # the released folder as it was
+    task = splits.load_task(out)
+    assert task.data_dir == Path(small_sample).resolve() and not task.missing
+    ref = splits.load_task(written, data_dir=small_sample)
+    for sensor in task.sensors:
+        assert task.norm[sensor]["mean"] == pytest.approx(ref.norm[sensor]["mean"]), sensor
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data_dir"]["path"] == str(Path(small_sample).resolve())
+    assert (out / cfg["data_dir"]["relative_to_task"]).resolve() == Path(small_sample).resolve()
+    assert splits.load_config(out) == splits.load_config(released)  # the records do not change the settings
+    with pytest.raises(FileExistsError, match="already has statistics"):
+        splits.write_norm(released, small_sample, out_dir=tmp_path / "mine", workers=1)
+    # one sensor: its statistics only, no aligned ones (they need every sensor of the aligned split)
+    only = splits.write_norm(released, small_sample, out_dir=tmp_path / "s2", sensors=["s2"], workers=1)
+    t2 = splits.load_task(only)
+    assert set(t2.norm) == {"s2"} and t2.norm_aligned is None and "s1asc/norm.json" in t2.missing
+    # default: DATA/tasks, where `s12ls splits` writes (here a copy of the sample, to keep it read-only)
+    data = _linked_data(small_sample, tmp_path / "data")
+    assert splits.write_norm(released, data, workers=1) == data / "tasks" / "S12LS-AD"
+
+
+def _annotated_only_ad(catalog: pd.DataFrame, out: Path, name: str = "S12LS-AD") -> Path:
+    """An S12LS-AD-named task of the annotated patches only, like tasks/S12LS-AD/harmonized at 5b313f2."""
+    cfg = splits.load_config("S12LS-AD", name=name, annotated_only=True)
+    return splits.write_task(None, out, cfg, result=splits.make_splits(catalog, cfg), stats=False)
+
+
+def test_load_task_warns_about_the_annotated_only_ad_folder(written, catalog, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
+        splits.load_task(written)  # the sample's S12LS-AD: many non-annotated patches
+    assert "S12LS-AD trap" not in caplog.text
+    assert splits.ad_trap(splits.load_task(written)) is None
+    trap = _annotated_only_ad(catalog, tmp_path / "x")
+    published = tmp_path / "real" / "tasks" / "S12LS-AD" / "harmonized"
+    published.parent.mkdir(parents=True)
+    trap.rename(published)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
+        splits.load_task(published)
+    assert "S12LS-AD trap" in caplog.text and "0.0%" in caplog.text and "issue 1" in caplog.text
+    assert str(published.parent / "raw") in caplog.text  # the raw AD folder next to it
+    # an LD task is annotated-only by design: no warning
+    ld = splits.write_task(
+        None, tmp_path / "ld", "S12LS-LD", result=splits.make_splits(catalog, "S12LS-LD"), stats=False
+    )
+    assert splits.ad_trap(splits.load_task(ld)) is None
+
+
 # --------------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------------
