@@ -439,13 +439,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--revision",
         default=None,
-        help="hub revision (branch, tag or commit) to pin; older snapshots with <sensor>/*.tar.gz at the "
-        "root are detected and unpacked into DEST/<sensor>/",
+        help="hub revision to pin: a branch, tag or full 40-character commit sha (default: the main branch); "
+        "the download is made at the commit the hub resolves and DATA/download-manifest.json records it; "
+        "older snapshots with <sensor>/*.tar.gz at the root are detected and unpacked into DEST/<sensor>/",
     )
     p.add_argument("--token", default=None, help="hub token (default: HF_TOKEN or the cached login)")
     p.add_argument("--keep-archives", action="store_true", help="keep the .tar.gz files after extraction")
     p.add_argument("--no-tasks", action="store_true", help="skip the task definitions (tasks/*/<version>/)")
-    p.add_argument("--no-inventory", action="store_true", help="skip data_<version>/inventories.shp.zip")
+    p.add_argument(
+        "--no-inventory",
+        action="store_true",
+        help="skip the landslide inventory (data_<version>/inventories.shp.zip, else inventories.zip at the root)",
+    )
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("catalog", help="scan a data folder into a metadata table and print a summary")
