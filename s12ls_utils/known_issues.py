@@ -312,7 +312,8 @@ class KnownIssues:
     checks : list of PatchCheck
         The validator's result for every file (errors, warnings, notes, quality figures).
     kept : pandas.DataFrame
-        Per issue (rows) and task preset (columns): how many of the issue's files the preset's selection keeps.
+        Per issue of patch files (rows) and task preset (columns): how many of the issue's files the preset's
+        selection keeps.
     n_files : dict of str to int
         Patch files per sensor in the folder.
     """
@@ -423,7 +424,11 @@ def known_issues(
     kept = {}
     for preset in presets or PRESETS:
         chosen = {p for frame in select(cat, preset).values() for p in frame["path"].astype(str)}
-        kept[preset] = {k: int(files.loc[files["issue"] == k, "path"].isin(chosen).sum()) for k in ISSUES}
+        kept[preset] = {
+            k: int(files.loc[files["issue"] == k, "path"].isin(chosen).sum())
+            for k in ISSUES
+            if k != "ad_annotated_only"  # task folders, not patch files
+        }
     n_files = {s: int(sum(p.parent.name == s for p in paths)) for s in schema.SENSORS}
     return KnownIssues(root, files, list(checks), pd.DataFrame(kept).rename_axis("issue"), n_files)
 

@@ -688,8 +688,17 @@ def check_patch(path: str | Path) -> PatchCheck:
 
     Notes: SCL 255 frames (unknown quality: the real files have them; unusable for cloud masks, not an
     error). ``quality`` counts them, the repeated dates and the Sentinel-1 gaps (:class:`PatchCheck`).
+
+    Holds :data:`s12ls_utils.parallel.NETCDF_LOCK` (netCDF-C is not thread-safe), so threads may check files.
     """
-    import netCDF4  # local: keep `schema` importable without the I/O stack
+    from .parallel import NETCDF_LOCK  # local, like netCDF4: keep `schema` free of the I/O stack
+
+    with NETCDF_LOCK:
+        return _check_patch(Path(path))
+
+
+def _check_patch(path: Path) -> PatchCheck:
+    import netCDF4
 
     path = Path(path)
     res = PatchCheck(path)
