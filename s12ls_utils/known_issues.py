@@ -353,6 +353,34 @@ class KnownIssues:
         out = self.kept.join(counts)
         return out[out["files"] > 0][["files", *self.kept.columns]]
 
+    def figures(self, real: pd.DataFrame | None = None) -> dict:
+        """Flat figures for a page's record: ``n_files`` (and ``n_files_<sensor>``), per issue ``<issue>_files``,
+        ``<issue>_count`` and ``<issue>_examples`` (``"none"`` without files), per issue of patch files and
+        preset ``<issue>_kept_<preset>`` (``S12LS-LD`` → ``s12ls_ld``), ``s1_repeat_max_unflagged`` (the most
+        pixels of one S1 frame repeating a neighbour among files with no frame counted as filled),
+        ``fill_min_pixels``, and with ``real`` (:func:`real_dataset`) ``<issue>_real`` and ``<issue>_source``."""
+        out: dict = {"n_files": sum(self.n_files.values())}
+        out.update({f"n_files_{s}": n for s, n in self.n_files.items()})
+        for key, row in self.summary().iterrows():
+            out[f"{key}_files"] = int(row["files"])
+            out[f"{key}_count"] = int(row["count"])
+            out[f"{key}_examples"] = row["examples"] or "none"
+        for key, row in self.kept.iterrows():
+            for preset, n in row.items():
+                out[f"{key}_kept_{preset.lower().replace('-', '_')}"] = int(n)
+        unflagged = [
+            c.quality["s1_repeat_pixels"]
+            for c in self.checks
+            if c.path.parent.name in schema.S1_SENSORS and not c.quality["s1_filled_frames"]
+        ]
+        out["s1_repeat_max_unflagged"] = max(unflagged, default=0)
+        out["fill_min_pixels"] = schema.S1_FILL_MIN_PIXELS
+        if real is not None:
+            for key, row in real.iterrows():
+                out[f"{key}_real"] = row["real dataset"]
+                out[f"{key}_source"] = row["source"]
+        return out
+
     def to_text(self) -> str:
         """The summary as text, for ``s12ls validate --report``."""
         s = self.summary()

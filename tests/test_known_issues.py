@@ -243,3 +243,38 @@ def test_schema_quality_keys_are_what_the_report_reads():
         "s1_repeat_pixels",
         "s1_filled_frames",
     }
+
+
+def test_figures_for_the_page_record(found):
+    figs = found.figures(real_dataset())
+    assert figs["n_files"] == 13 and (figs["n_files_s1asc"], figs["n_files_s1dsc"], figs["n_files_s2"]) == (
+        2,
+        1,
+        10,
+    )
+    assert (figs["scl_unknown_files"], figs["scl_unknown_count"]) == (1, 3)
+    assert figs["scl_unknown_examples"] == "chimanimani_s2_3" and figs["s1_nan_count"] == 40
+    assert figs["undated_examples"] == "italy_s2_4"
+    assert figs["event_outside_kept_s12ls_ld"] == 2 and figs["annotated_empty_mask_kept_s12ls_ld"] == 0
+    assert figs["fill_min_pixels"] == schema.S1_FILL_MIN_PIXELS
+    # the largest run among the S1 files with no filled frame: the speckled and the NaN one, not the filled one
+    assert figs["s1_repeat_max_unflagged"] < schema.S1_FILL_MIN_PIXELS  # the filled file has 272
+    assert figs["usa_token_real"] == real_dataset().loc["usa_token", "real dataset"]
+    clean = known_issues(found.data_dir, scheduler="synchronous", progress=False).figures()
+    assert "usa_token_real" not in clean  # without the real-dataset table, no such keys
+
+
+def test_issue_figures_draw_the_files_per_issue_and_sensor(found):
+    import holoviews as hv
+
+    from s12ls_utils import plots
+
+    hv.extension("bokeh")
+    bars = plots.known_issue_bars(found)
+    data = bars.dframe()
+    per_issue = data.groupby("issue")["files"].sum()
+    assert per_issue[ISSUES["usa_token"].title] == 2 and per_issue[ISSUES["s1_filled"].title] == 1
+    assert ISSUES["ad_annotated_only"].title not in set(data["issue"])  # task folders are no patch files
+    assert set(data["sensor"]) == {"S1 ascending", "S1 descending", "S2"}
+    static = plots.static_known_issue_bars(found)
+    assert static.png.startswith(b"\x89PNG") and f"{ISSUES['event_outside'].title} 2" in static.alt
