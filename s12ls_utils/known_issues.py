@@ -34,6 +34,7 @@ selection rules applied to the catalog (:func:`s12ls_utils.splits.select`), not 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,7 @@ THIRD_PARTY_READS: dict[str, str] = {
 EMPTY_MASK_FILES: tuple[str, ...] = ("hiroshima_s2_1427", "hiroshima_s2_1428")
 
 _TIDY_COLUMNS = ["issue", "sensor", "path", "count", "detail"]
+log = logging.getLogger(__name__)
 
 
 def patch_files(path: str | Path) -> list[Path]:
@@ -193,16 +195,8 @@ def _ad_annotated_only(data_dir: Path, catalog: pd.DataFrame) -> list[dict]:
             continue
         try:
             task = load_task(folder, data_dir=data_dir, warn_missing=False)
-        except (OSError, ValueError, KeyError) as exc:  # a folder being written, or not a task: say so
-            rows.append(
-                {
-                    "issue": "ad_annotated_only",
-                    "sensor": "",
-                    "path": str(folder),
-                    "count": 0,
-                    "detail": str(exc),
-                }
-            )
+        except (OSError, ValueError, KeyError) as exc:  # not a task folder (or one being written): skip it
+            log.warning("%s is not a readable task folder, not checked: %s", folder, exc)
             continue
         for sensor, splits in task.splits.items():
             listed = [str(e["path"]) for entries in splits.values() for e in entries]

@@ -278,3 +278,14 @@ def test_issue_figures_draw_the_files_per_issue_and_sensor(found):
     assert set(data["sensor"]) == {"S1 ascending", "S1 descending", "S2"}
     static = plots.static_known_issue_bars(found)
     assert static.png.startswith(b"\x89PNG") and f"{ISSUES['event_outside'].title} 2" in static.alt
+
+
+def test_an_unreadable_task_folder_is_skipped_not_reported(tmp_path, caplog):
+    data = tmp_path / "data"
+    _s2(data, "italy_s2_1")
+    broken = data / "tasks" / "S12LS-AD" / "s2"
+    broken.mkdir(parents=True)
+    (broken / "splits.json").write_text('{"train": [')  # as a folder caught half written
+    with caplog.at_level("WARNING", logger="s12ls_utils.known_issues"):
+        res = known_issues(data, scheduler="synchronous", progress=False)
+    assert res.files.empty and "is not a readable task folder" in caplog.text
