@@ -9,7 +9,9 @@ Sub-commands::
                                                                        DIR/data_<version>/<sensor>/
     s12ls catalog DATA_DIR [--workers N] [--scheduler S] [--no-cache] [--csv FILE]
                                                                        scan a data folder, print a summary
-    s12ls validate PATH [PATH …]                                       check patch files against the format
+    s12ls validate PATH [PATH …] [--details] [--report [--csv FILE]] [--workers N] [--scheduler S]
+                                                                       check patch files against the format;
+                                                                       --report: known issues of the real files
     s12ls realism DATA_DIR [--workers N] [--scheduler S] [--csv FILE]  how close a data folder is to the
                                                                        real dataset (published statistics)
     s12ls splits DATA_DIR --task PRESET|CONFIG [--out DIR] [--method reference|blocked] [--overwrite]
@@ -149,18 +151,51 @@ def _cmd_realism(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    paths: list[Path] = []
-    for p in map(Path, args.paths):
-        paths += sorted(p.glob("*/*.nc")) if p.is_dir() else [p]
+    from .known_issues import check_files, known_issues, patch_files
+
+    groups = [(Path(p), patch_files(p)) for p in args.paths]  # none found: FileNotFoundError, exit 2
+    paths = [f for _, files in groups for f in files]
+    checks = check_files(paths, workers=args.workers, scheduler=args.scheduler)
     n_bad = 0
-    for p in paths:
-        problems = schema.validate_patch(p)
-        if problems:
+    for c in checks:
+        if c.errors:
             n_bad += 1
-            print(f"{p}:")
-            for prob in problems:
+            print(f"{c.path}:")
+            for prob in c.errors:
                 print(f"  - {prob}")
+        if args.details:
+            print("".join(f"{c.path}: warning: {w}\n" for w in c.warnings), end="")
+            print("".join(f"{c.path}: note: {n}\n" for n in c.notes), end="")
     print(f"{len(paths) - n_bad} of {len(paths)} files valid")
+    scl = [(c.path.name, c.quality["scl_unknown_frames"]) for c in checks if c.quality["scl_unknown_frames"]]
+    if scl:
+        print(
+            f"quality note: {len(scl)} file(s) hold {sum(n for _, n in scl)} frame(s) with SCL "
+            f"{schema.SCL_UNKNOWN_QUALITY} (unknown quality: unusable for cloud masks, not a format error), e.g. "
+            + ", ".join(f"{name} ({n})" for name, n in scl[:3])
+        )
+    n_warned = sum(bool(c.warnings) for c in checks)
+    if n_warned and not args.details:
+        print(
+            f"{n_warned} file(s) with warnings a reader handles (e.g. repeated dates); --details lists them"
+        )
+    if args.report:
+        reports = []
+        for path, files in groups:
+            if not path.is_dir() or path.name in schema.SENSORS:
+                print(f"--report looks at a data folder (<data>/<sensor>/*.nc); {path} is not one")
+                continue
+            names = set(files)
+            own = [c for c in checks if c.path in names]
+            report = known_issues(path, workers=args.workers, scheduler=args.scheduler, checks=own)
+            print(report.to_text())
+            reports.append(report.files.assign(data_dir=str(path)))
+        if args.csv is not None and reports:
+            import pandas as pd
+
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            pd.concat(reports, ignore_index=True).to_csv(args.csv, index=False)
+            print(f"files of each issue written to {args.csv}")
     return 1 if n_bad else 0
 
 
@@ -476,13 +511,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--revision",
         default=None,
-        help="hub revision (branch, tag or commit) to pin; older snapshots with <sensor>/*.tar.gz at the "
-        "root are detected and unpacked into DEST/<sensor>/",
+        help="hub revision to pin: a branch, tag or full 40-character commit sha (default: the main branch); "
+        "the download is made at the commit the hub resolves and DATA/download-manifest.json records it; "
+        "older snapshots with <sensor>/*.tar.gz at the root are detected and unpacked into DEST/<sensor>/",
     )
     p.add_argument("--token", default=None, help="hub token (default: HF_TOKEN or the cached login)")
     p.add_argument("--keep-archives", action="store_true", help="keep the .tar.gz files after extraction")
     p.add_argument("--no-tasks", action="store_true", help="skip the task definitions (tasks/*/<version>/)")
-    p.add_argument("--no-inventory", action="store_true", help="skip data_<version>/inventories.shp.zip")
+    p.add_argument(
+        "--no-inventory",
+        action="store_true",
+        help="skip the landslide inventory (data_<version>/inventories.shp.zip, else inventories.zip at the root)",
+    )
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("catalog", help="scan a data folder into a metadata table and print a summary")
@@ -500,8 +540,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, default=None, help="also write the side-by-side table as CSV")
     p.set_defaults(func=_cmd_realism)
 
-    p = sub.add_parser("validate", help="check patch files (or data folders) against the format")
-    p.add_argument("paths", nargs="+")
+    p = sub.add_parser(
+        "validate",
+        help="check patch files (or data folders) against the format; --report lists the known issues of the "
+        "real files found there",
+    )
+    p.add_argument(
+        "paths", nargs="+", help="data folders (<data>/<sensor>/*.nc), sensor folders or patch files"
+    )
+    p.add_argument("--details", action="store_true", help="also list every warning and quality note per file")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="per data folder, the known issues of the real files with their files and counts "
+        "(s12ls_utils.known_issues)",
+    )
+    p.add_argument("--csv", type=Path, default=None, help="with --report: write every issue's files as CSV")
+    _add_run_options(p)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("splits", help="write a task folder: splits, normalisation statistics, locations")

@@ -7,9 +7,10 @@ is 28 archives, ~39 GB)::
     data_harmonized/s1asc/*.tar.gz        Sentinel-1 ascending patches  (<region>_s1asc_<id>.nc)
     data_harmonized/s1dsc/*.tar.gz        Sentinel-1 descending patches (<region>_s1dsc_<id>.nc)
     data_harmonized/s2/*.tar.gz           Sentinel-2 patches            (<region>_s2_<id>.nc)
-    data_harmonized/inventories.shp.zip   landslide inventories of this version
+    data_harmonized/inventories.shp.zip   landslide inventory of this version (the upstream README)
     data_raw/{s1asc,s1dsc,s2}/*.tar.gz    the same patches before harmonization
     data_raw/inventories.shp.zip
+    inventories.zip                       the inventory at the root (what third-party downloaders fetch)
     tasks/<task>/<harmonized|raw>/...     task definitions (small json / geojson files)
 
 :func:`download_dataset` (``s12ls download``) fetches one version and unpacks it like the upstream README
@@ -18,7 +19,8 @@ the package (``s12ls catalog <dest>/data_harmonized``)::
 
     <dest>/data_<version>/<sensor>/<region>_<sensor>_<id>.nc
     <dest>/data_<version>/<sensor>/<archive>.tar.gz.extracted.json   (resume markers)
-    <dest>/data_<version>/inventories.shp.zip
+    <dest>/data_<version>/inventories.shp.zip                        (wherever the hub keeps it)
+    <dest>/data_<version>/download-manifest.json                     (revision, archives, sha256, time)
     <dest>/tasks/<task>/<version>/...
 
 Older snapshots (reached with ``revision=``) kept the archives at the repository root
@@ -28,10 +30,15 @@ data then land in ``<dest>/<sensor>/`` and ``<dest>`` is the data folder.
 
 Steps:
 
-1. :func:`fetch` lists the snapshot (:func:`huggingface_hub.list_repo_files`), picks the layout and
-   downloads the selected parts with :func:`huggingface_hub.snapshot_download` into ``<dest>`` (resumable;
-   the token defaults to ``HF_TOKEN`` or the cached ``huggingface-cli login``).  Archives already
-   extracted by an earlier run are not downloaded again.
+1. :func:`fetch` asks the hub which commit the requested revision is (:func:`huggingface_hub.dataset_info`:
+   the commit sha, every file with its size and, for LFS files, its sha256), picks the layout and the
+   inventory (:data:`INVENTORY_NAME` in the version folder, else :data:`ROOT_INVENTORY` at the root; with
+   neither, :attr:`FetchResult.inventory_note` says in one line what was looked for, and the patches still
+   download), and downloads the selected parts **at that commit** with
+   :func:`huggingface_hub.snapshot_download` into ``<dest>`` (resumable; the token defaults to ``HF_TOKEN`` or
+   the cached ``huggingface-cli login``).  Archives already extracted by an earlier run are not downloaded
+   again.  Every archive downloaded is hashed and compared with the hub's sha256; one that differs is
+   renamed ``<archive>.sha256-mismatch`` (kept, never unpacked; the next run downloads it anew).
 2. :func:`unpack` extracts every ``<data_dir>/<sensor>/*.tar.gz``.  Every member is first checked as in
    :func:`safe_extract` (no absolute paths, ``..`` components, links, device files or anything else that
    could land outside the target folder; one unsafe member refuses the whole archive).  Of the regular
@@ -47,7 +54,15 @@ Steps:
    and only then is the archive deleted (unless ``keep_archives``).  A second run finds the marker, checks
    the files and skips the archive.  One bad archive does not stop the others; it is recorded in
    :attr:`UnpackReport.failed` and kept on disk for inspection.
-3. :func:`download_dataset` does both.
+3. :func:`download_dataset` does both and writes the **manifest** :data:`MANIFEST_NAME` in the data folder
+   (:func:`read_manifest`): the repository, the commit sha the hub resolved, the requested revision, the
+   version, the time, and per archive in place its name, size, sha256 and whether the downloaded file was
+   checked against that sha256; the inventory likewise.  A later run into the same folder at another commit
+   stops before downloading anything (one data folder holds one revision).  :func:`data_revision` reads the
+   manifest back for a protocol table.
+
+Pinning: ``download_dataset(dest, revision="<40-character commit sha>")`` (``s12ls download --revision``)
+downloads exactly that commit; the hub resolves branches and tags, but not short shas.
 
 Example
 -------
@@ -63,22 +78,25 @@ import errno
 import filecmp
 import glob
 import gzip
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import tarfile
 import tempfile
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from huggingface_hub import list_repo_files, snapshot_download
+from huggingface_hub import dataset_info, snapshot_download
 from tqdm import tqdm
 
 from .schema import FILENAME_RE
@@ -90,6 +108,9 @@ __all__ = [
     "DEFAULT_VERSION",
     "PATCH_PATTERN",
     "MARKER_SUFFIX",
+    "INVENTORY_NAME",
+    "ROOT_INVENTORY",
+    "MANIFEST_NAME",
     "UnsafeArchiveError",
     "CorruptArchiveError",
     "ForeignPatchError",
@@ -99,13 +120,18 @@ __all__ = [
     "REASON_NOT_PATCH",
     "UnpackReport",
     "HubLayout",
+    "HubFile",
+    "Snapshot",
     "FetchResult",
     "DownloadReport",
     "safe_extract",
     "detect_layout",
+    "list_snapshot",
     "fetch",
     "unpack",
     "download_dataset",
+    "read_manifest",
+    "data_revision",
     "summarize",
 ]
 
@@ -130,6 +156,16 @@ MARKER_SUFFIX = ".extracted.json"
 """Suffix appended to an archive's name to form its extraction marker."""
 
 INVENTORY_NAME = "inventories.shp.zip"
+"""The inventory's name in a version folder (upstream README) and in every local data folder."""
+ROOT_INVENTORY = "inventories.zip"
+"""The inventory at the hub's root: what third-party downloaders fetch (22 MB, 74,956 polygons)."""
+MANIFEST_NAME = "download-manifest.json"
+"""The download's record in the data folder: revision, archives (name, size, sha256), inventory, time."""
+_MANIFEST_FORMAT = 1
+MISMATCH_SUFFIX = ".sha256-mismatch"
+"""Suffix given to a downloaded file whose sha256 differs from the hub's (kept, never unpacked)."""
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHORT_SHA = re.compile(r"^[0-9a-f]{4,39}$")
 
 _MARKER_FORMAT = 2  # 1: no "ignored" list (every regular file was extracted)
 
@@ -553,7 +589,7 @@ def _write_marker(
     files: list[tuple[_FileEntry, Path]],
     ignored: list[tuple[str, str]],
 ) -> None:
-    """Write the extraction marker of ``archive`` atomically (temporary file + ``os.replace``)."""
+    """Write the extraction marker of ``archive`` atomically (:func:`_write_json`)."""
     content = {
         "format": _MARKER_FORMAT,
         "archive": archive.name,
@@ -564,13 +600,18 @@ def _write_marker(
         ],
         "ignored": [{"member": member, "reason": reason} for member, reason in ignored],
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{marker.name}.", suffix=".tmp", dir=marker.parent)
+    _write_json(marker, content)
+
+
+def _write_json(path: Path, content) -> None:
+    """Write ``content`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(content, fh, indent=1)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp_name, marker)
+        os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -756,7 +797,8 @@ class HubLayout:
     archives : dict of str to list of str
         Repository paths of the archives of each requested sensor.
     inventory : str or None
-        Repository path of the layout's ``inventories.shp.zip``, ``None`` when the snapshot has none.
+        Repository path of the landslide inventory the download uses: the first of
+        :attr:`inventory_candidates` the snapshot holds, ``None`` when it holds none.
     tasks : list of str
         Repository paths of the task files of this version (``tasks/<task>/<version>/...``; all of
         ``tasks/`` for the root layout).
@@ -777,6 +819,21 @@ class HubLayout:
     def task_pattern(self) -> str:
         """``allow_patterns`` entry selecting the task files of this layout."""
         return f"tasks/*/{self.version}/**" if self.kind == "versioned" else "tasks/**"
+
+    @property
+    def inventory_candidates(self) -> list[str]:
+        """Where the inventory is looked for, in order: ``<prefix>inventories.shp.zip`` (the upstream README
+        at the vendored commit), then ``inventories.zip`` at the root (what third-party downloaders fetch)."""
+        return [f"{self.prefix}{INVENTORY_NAME}", ROOT_INVENTORY]
+
+    def inventory_note(self) -> str | None:
+        """One line saying what was looked for when the snapshot has no inventory (``None`` when it has one)."""
+        if self.inventory is not None:
+            return None
+        return (
+            f"no landslide inventory in the snapshot (looked for {' and '.join(self.inventory_candidates)}); "
+            "the patches download without it"
+        )
 
     def archive_pattern(self, sensor: str) -> str:
         """``allow_patterns`` entry selecting the archives of ``sensor``."""
@@ -837,12 +894,12 @@ def detect_layout(
 
     When the snapshot has a ``data_<version>/`` folder, the archives are ``data_<version>/<sensor>/*.tar.gz``
     (today's layout).  Without it, they are looked for at the root, ``<sensor>/*.tar.gz`` (older
-    snapshots).
+    snapshots).  The inventory is the first of :attr:`HubLayout.inventory_candidates` the snapshot holds.
 
     Parameters
     ----------
     files : iterable of str
-        Repository paths of the snapshot (:func:`huggingface_hub.list_repo_files`).
+        Repository paths of the snapshot (:attr:`Snapshot.files`).
     version : {"harmonized", "raw"}, default "harmonized"
         Version to look for.
     sensors : iterable of str, default SENSORS
@@ -881,16 +938,102 @@ def detect_layout(
             f"{REPO_ID} at {_revision_name(revision)} has no archives for {', '.join(missing)} {where}; "
             f"{_describe_snapshot(files)}"
         )
-    inventory = prefix + INVENTORY_NAME
-    layout = HubLayout(
-        kind=kind,
-        version=version,
-        archives=archives,
-        inventory=inventory if inventory in files else None,
-        tasks=[],
-    )
+    layout = HubLayout(kind=kind, version=version, archives=archives, inventory=None, tasks=[])
+    present = set(files)
+    layout.inventory = next((p for p in layout.inventory_candidates if p in present), None)
     layout.tasks = [path for path in files if fnmatchcase(path, layout.task_pattern)]
     return layout
+
+
+# --------------------------------------------------------------------------------------------------------
+# The snapshot: which commit, which files
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file of a snapshot as the hub lists it.
+
+    Attributes
+    ----------
+    path : str
+        Repository path.
+    size : int or None
+        Size in bytes.
+    sha256 : str or None
+        The hub's sha256 of the content (LFS files: every archive and the inventory); ``None`` for small files
+        kept in git.
+    """
+
+    path: str
+    size: int | None
+    sha256: str | None
+
+
+@dataclass
+class Snapshot:
+    """What :func:`list_snapshot` returns: the commit the hub resolved and that commit's files."""
+
+    revision: str
+    files: dict[str, HubFile]
+
+
+def _revision_hint(revision: str | None) -> str:
+    """A hint for a revision that looks like a short commit sha (the hub does not resolve those)."""
+    if revision is not None and _SHORT_SHA.match(revision):
+        return (
+            f" ({revision!r} looks like a short commit sha: the hub resolves branches, tags and full "
+            "40-character shas only; copy the full sha from the dataset's commit history)"
+        )
+    return ""
+
+
+def list_snapshot(revision: str | None = None, token: str | bool | None = None) -> Snapshot:
+    """Ask the hub which commit ``revision`` is and list that commit's files with sizes and sha256.
+
+    Parameters
+    ----------
+    revision : str, optional
+        Branch, tag or full commit sha (default: the main branch).
+    token : str or bool, optional
+        Hugging Face token (``None``: ``HF_TOKEN`` or the cached login; ``False``: none).
+
+    Returns
+    -------
+    Snapshot
+        ``revision`` is the 40-character commit sha the hub resolved; downloading at it gets exactly these
+        files, however the branch moves meanwhile.
+
+    Raises
+    ------
+    HubError
+        The hub could not be reached, or does not know the revision (with a hint for a short sha).
+    """
+    what = f"listing {REPO_ID} at {_revision_name(revision)}"
+    try:
+        info = _hub_call(what, dataset_info, REPO_ID, revision=revision, files_metadata=True, token=token)
+    except HubError as exc:
+        hint = _revision_hint(revision)
+        if hint:
+            raise HubError(f"{exc}{hint}") from exc
+        raise
+    if not info.sha:
+        raise HubError(f"{what}: the hub did not say which commit it resolved")
+    files = {}
+    for sib in info.siblings or []:
+        lfs = sib.lfs
+        files[sib.rfilename] = HubFile(
+            sib.rfilename, lfs.size if lfs is not None else sib.size, lfs.sha256 if lfs is not None else None
+        )
+    return Snapshot(str(info.sha), files)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -911,13 +1054,31 @@ class FetchResult:
     archives : list of Path
         The sensor archives (``<data_dir>/<sensor>/*.tar.gz``) present after the download.
     inventory : Path or None
-        ``<data_dir>/inventories.shp.zip`` when it was requested and is present.
+        ``<data_dir>/inventories.shp.zip`` when it was requested and is present (whichever hub path it came
+        from: :attr:`HubLayout.inventory`).
+    revision : str
+        The commit sha the hub resolved (the download was made at it).
+    hub_files : dict of str to HubFile
+        The snapshot's files.
+    hashes : dict of str to str
+        Repository path → sha256 of the local file, for the archives and the inventory checked by this run
+        (each equal to the hub's sha256 where the hub gives one).
+    failed : list of (Path, str)
+        Downloaded files whose sha256 differs from the hub's: renamed ``<name>.sha256-mismatch``, never
+        unpacked.
+    inventory_note : str or None
+        One line saying what was looked for when the snapshot has no inventory.
     """
 
     layout: HubLayout
     data_dir: Path
     archives: list[Path]
     inventory: Path | None
+    revision: str = ""
+    hub_files: dict[str, HubFile] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    inventory_note: str | None = None
 
 
 @dataclass
@@ -934,26 +1095,81 @@ class DownloadReport(UnpackReport):
         Local data folder (``<dest>/data_<version>``, or ``<dest>`` for the root layout); pass it to
         ``s12ls catalog``.
     inventory : Path or None
-        The downloaded ``inventories.shp.zip``, if any.
+        The local inventory, ``<data_dir>/inventories.shp.zip``, if any.
+    resolved_revision : str or None
+        The commit sha the hub resolved: the data are that commit's.
+    inventory_source : str or None
+        The inventory's path on the hub (``data_<version>/inventories.shp.zip`` or ``inventories.zip``).
+    inventory_note : str or None
+        One line saying what was looked for when the snapshot has no inventory.
+    manifest : Path or None
+        The manifest written (:data:`MANIFEST_NAME` in the data folder).
     """
 
     layout: HubLayout | None = None
     revision: str | None = None
     data_dir: Path | None = None
     inventory: Path | None = None
+    resolved_revision: str | None = None
+    inventory_source: str | None = None
+    inventory_note: str | None = None
+    manifest: Path | None = None
 
 
-def _extracted_patterns(data_dir: Path, prefix: str, sensors: tuple[str, ...]) -> list[str]:
+def _extracted_archives(data_dir: Path, prefix: str, sensors: tuple[str, ...]) -> list[str]:
     """Repository paths of archives whose extraction marker matches the files in ``data_dir``."""
-    patterns = []
+    paths = []
     for sensor in sensors:
         folder = data_dir / sensor
         if not folder.is_dir():
             continue
         for archive in _archives_in(folder):
             if _completed(archive) is not None:
-                patterns.append(f"{prefix}{sensor}/{glob.escape(archive.name)}")
-    return patterns
+                paths.append(f"{prefix}{sensor}/{archive.name}")
+    return paths
+
+
+def read_manifest(data_dir: str | Path) -> dict | None:
+    """The download manifest of a data folder (:data:`MANIFEST_NAME`), ``None`` when there is none.
+
+    Keys: ``repo_id``, ``revision`` (the commit sha the hub resolved), ``requested_revision`` (``None``: the
+    main branch), ``version``, ``layout``, ``downloaded_at`` (UTC, ISO 8601), ``archives`` (per archive in
+    place: ``sensor``, ``name``, ``path`` on the hub, ``size``, ``sha256``, ``verified`` = the downloaded file
+    was hashed and matched the hub's sha256, ``downloaded_at``), ``inventory`` (``path`` on the hub, ``file``,
+    ``size``, ``sha256``, ``verified``; ``None`` without one), ``inventory_note`` and ``tasks``.
+
+    Raises
+    ------
+    ValueError
+        The file exists but is not a manifest (the message names it).
+    """
+    path = Path(data_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(content, dict) or not isinstance(content.get("revision"), str):
+            raise ValueError("no 'revision'")
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not a download manifest ({exc}); delete it to download afresh") from exc
+    return content
+
+
+def data_revision(data_dir: str | Path) -> str:
+    """Which data a folder holds, for a protocol table: the hub commit of its download manifest
+    (``"<sha> (paulhoehn/Sen12Landslides, data_harmonized, downloaded 2026-01-31)"``), ``"synthetic sample"``
+    for the generator's folder, else ``"unknown"`` (also for an unreadable manifest)."""
+    from .io import RELEASE_MANIFEST
+
+    try:
+        manifest = read_manifest(data_dir)
+    except ValueError:
+        return "unknown (unreadable download manifest)"
+    if manifest is None:
+        return "synthetic sample" if (Path(data_dir) / RELEASE_MANIFEST).is_file() else "unknown"
+    folder = f"data_{manifest['version']}" if manifest.get("layout") == "versioned" else "root layout"
+    when = str(manifest.get("downloaded_at") or "")[:10] or "at an unknown time"
+    return f"{manifest['revision']} ({manifest.get('repo_id', REPO_ID)}, {folder}, downloaded {when})"
 
 
 def fetch(
@@ -967,13 +1183,17 @@ def fetch(
     include_inventory: bool = True,
     max_workers: int = 4,
     skip_extracted: bool = True,
+    progress: bool = True,
 ) -> FetchResult:
     """Download (or resume downloading) the selected parts of the dataset into ``dest``.
 
-    Lists the snapshot with :func:`huggingface_hub.list_repo_files`, picks its layout with
-    :func:`detect_layout`, then calls :func:`huggingface_hub.snapshot_download` with ``local_dir=dest``, so
-    the repository layout is reproduced under ``dest`` (``<dest>/data_<version>/<sensor>/*.tar.gz``, or
-    ``<dest>/<sensor>/*.tar.gz`` for a root-layout snapshot) and interrupted downloads resume.
+    Resolves ``revision`` to a commit and lists its files (:func:`list_snapshot`), picks its layout and
+    inventory with :func:`detect_layout`, then calls :func:`huggingface_hub.snapshot_download` at that commit
+    with ``local_dir=dest``, so the repository layout is reproduced under ``dest``
+    (``<dest>/data_<version>/<sensor>/*.tar.gz``, or ``<dest>/<sensor>/*.tar.gz`` for a root-layout snapshot)
+    and interrupted downloads resume.  An inventory kept at the hub's root (``inventories.zip``) is moved to
+    ``<data_dir>/inventories.shp.zip``, where a versioned one lands, so a data folder always has it under one
+    name.  Every archive downloaded (and the inventory) is hashed and compared with the hub's sha256.
 
     Parameters
     ----------
@@ -984,81 +1204,203 @@ def fetch(
     sensors : iterable of str, default SENSORS
         Sensors whose archives to download.
     revision : str, optional
-        Branch, tag or commit of the dataset repository (default: the main branch).
+        Branch, tag or full commit sha of the dataset repository (default: the main branch).
     token : str or bool, optional
         Hugging Face token.  ``None`` uses ``HF_TOKEN`` or the cached login; ``False`` sends none.
     include_tasks : bool, default True
         Also download the task definitions of this version (``tasks/*/<version>/**``; ``tasks/**`` for a
         root-layout snapshot).
     include_inventory : bool, default True
-        Also download the layout's ``inventories.shp.zip``.
+        Also download the inventory (:attr:`HubLayout.inventory_candidates`, the first present).  Without
+        one in the snapshot the patches still download, and :attr:`FetchResult.inventory_note` says what
+        was looked for.  A local inventory with the hub's sha256 is not downloaded again.
     max_workers : int, default 4
         Parallel downloads.
     skip_extracted : bool, default True
         Do not download archives that an earlier :func:`unpack` already extracted (their marker matches
         the files on disk).  Delete the marker to force a new download.
+    progress : bool, default True
+        Show a progress bar while hashing the downloaded files.
 
     Returns
     -------
     FetchResult
-        The layout, the local data folder and the archives present after the download.
+        The layout, the commit, the local data folder, the archives present after the download and the
+        checks made.
 
     Raises
     ------
     ValueError
-        An unknown version or sensor was requested, nothing was selected for download, or the snapshot
-        has no archives for a requested sensor (see :func:`detect_layout`).
+        An unknown version or sensor was requested, nothing was selected for download, the snapshot has no
+        archives for a requested sensor (see :func:`detect_layout`), or the data folder holds a download
+        of another commit (its manifest says which: pass that as ``revision`` to complete it).
+    HubError
+        The hub could not be reached or does not know the revision.
     """
     dest = Path(dest)
     version = _validate_version(version)
     chosen = _validate_sensors(sensors)
     if not chosen and not include_tasks and not include_inventory:
         raise ValueError("nothing to download: no sensors selected and tasks/inventory excluded")
-    files = _hub_call(
-        f"listing {REPO_ID} at {_revision_name(revision)}",
-        list_repo_files,
-        REPO_ID,
-        repo_type="dataset",
-        revision=revision,
-        token=token,
+    snap = list_snapshot(revision, token)
+    layout = detect_layout(list(snap.files), version=version, sensors=chosen, revision=revision)
+    logger.info(
+        "%s at %s (commit %s): %s", REPO_ID, _revision_name(revision), snap.revision, layout.describe()
     )
-    layout = detect_layout(files, version=version, sensors=chosen, revision=revision)
-    logger.info("%s at %s: %s", REPO_ID, _revision_name(revision), layout.describe())
+    data_dir = layout.data_dir(dest)
+    previous = read_manifest(data_dir)
+    if previous is not None and previous["revision"] != snap.revision:
+        raise ValueError(
+            f"{data_dir} holds a download of commit {previous['revision']} ({MANIFEST_NAME}), but the hub "
+            f"resolved {_revision_name(revision)} to {snap.revision}; one data folder holds one revision: pass "
+            f"--revision {previous['revision']} to complete that download, or choose another destination"
+        )
     allow = [layout.archive_pattern(sensor) for sensor in chosen]
     if include_tasks:
         if layout.tasks:
             allow.append(layout.task_pattern)
         else:
             logger.warning("the snapshot has no task files matching %s", layout.task_pattern)
-    if include_inventory:
-        if layout.inventory is not None:
-            allow.append(layout.inventory)
-        else:
-            logger.warning("the snapshot has no %s", layout.prefix + INVENTORY_NAME)
+    hashes: dict[str, str] = {}
+    target = data_dir / INVENTORY_NAME
+    inventory_note = layout.inventory_note() if include_inventory else None
+    if inventory_note is not None:
+        logger.info(inventory_note)
+    fetch_inventory = include_inventory and layout.inventory is not None
+    if fetch_inventory and target.is_file():
+        want = snap.files[layout.inventory].sha256
+        digest = _sha256(target)
+        if want is not None and digest == want:
+            fetch_inventory = False  # already here, as the hub has it
+            hashes[layout.inventory] = digest
+    if fetch_inventory:
+        allow.append(layout.inventory)
     if not allow:
         raise ValueError("nothing to download: no sensors selected and no tasks/inventory in the snapshot")
-    data_dir = layout.data_dir(dest)
-    ignore = _extracted_patterns(data_dir, layout.prefix, chosen) if skip_extracted else []
-    if ignore:
-        logger.info("not downloading %d archive(s) that are already extracted", len(ignore))
+    done = _extracted_archives(data_dir, layout.prefix, chosen) if skip_extracted else []
+    if done:
+        logger.info("not downloading %d archive(s) that are already extracted", len(done))
     dest.mkdir(parents=True, exist_ok=True)
     logger.info("downloading %s (%s) into %s", REPO_ID, ", ".join(allow), dest)
     _hub_call(
-        f"downloading {REPO_ID} at {_revision_name(revision)}",
+        f"downloading {REPO_ID} at commit {snap.revision}",
         snapshot_download,
         repo_id=REPO_ID,
         repo_type="dataset",
-        revision=revision,
+        revision=snap.revision,
         local_dir=dest,
         allow_patterns=allow,
-        ignore_patterns=ignore or None,
+        ignore_patterns=[glob.escape(p) for p in done] or None,
         token=token,
         max_workers=max_workers,
     )
+    checks = [(p, dest / p) for s in chosen for p in layout.archives[s] if p not in set(done)]
+    if fetch_inventory:
+        src = dest / layout.inventory
+        if src != target and src.is_file():  # the root inventory: into the data folder, under one name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _move_file(src, target)
+        checks.append((layout.inventory, target))
+    failed: list[tuple[Path, str]] = []
+    for rel, local in tqdm(checks, desc="Checking sha256", unit="file", disable=not progress):
+        if not local.is_file():
+            continue
+        digest, want = _sha256(local), snap.files[rel].sha256
+        if want is not None and digest != want:
+            kept = local.with_name(local.name + MISMATCH_SUFFIX)
+            os.replace(local, kept)
+            reason = (
+                f"sha256 {digest} differs from the hub's {want} (commit {snap.revision}): kept as {kept.name}, "
+                "not unpacked; run the download again to fetch it anew"
+            )
+            logger.error("%s: %s", local, reason)
+            failed.append((local, reason))
+            continue
+        hashes[rel] = digest
     archives = sorted(p for sensor in chosen for p in (data_dir / sensor).glob(ARCHIVE_GLOB) if p.is_file())
-    inventory = data_dir / INVENTORY_NAME
-    keep_inventory = include_inventory and layout.inventory is not None and inventory.is_file()
-    return FetchResult(layout, data_dir, archives, inventory if keep_inventory else None)
+    inventory = target if include_inventory and layout.inventory is not None and target.is_file() else None
+    return FetchResult(
+        layout,
+        data_dir,
+        archives,
+        inventory,
+        revision=snap.revision,
+        hub_files=snap.files,
+        hashes=hashes,
+        failed=failed,
+        inventory_note=inventory_note,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _file_entry(rel: str, fetched: FetchResult, old: Mapping | None, now: str) -> dict:
+    """Manifest entry of one hub file in place: this run's check, else the previous manifest's, else the hub's."""
+    hub = fetched.hub_files.get(rel)
+    if rel in fetched.hashes:
+        size = hub.size if hub is not None else None
+        return {
+            "path": rel,
+            "size": size,
+            "sha256": fetched.hashes[rel],
+            "verified": True,
+            "downloaded_at": now,
+        }
+    if old is not None:
+        return {k: old.get(k) for k in ("path", "size", "sha256", "verified", "downloaded_at")}
+    return {
+        "path": rel,
+        "size": hub.size if hub is not None else None,
+        "sha256": hub.sha256 if hub is not None else None,
+        "verified": False,  # extracted before this manifest existed: the archive was not hashed here
+        "downloaded_at": None,
+    }
+
+
+def _write_manifest(
+    fetched: FetchResult,
+    unpacked: UnpackReport,
+    requested: str | None,
+    include_tasks: bool,
+) -> Path:
+    """Merge this run into the data folder's manifest (same commit; see :func:`fetch`) and write it."""
+    layout, data_dir = fetched.layout, fetched.data_dir
+    previous = read_manifest(data_dir) or {}
+    now = _now()
+    old = {a["path"]: a for a in previous.get("archives", []) if a.get("path")}
+    entries = dict(old)  # archives of sensors this run did not touch stay recorded
+    for archive in [*unpacked.extracted, *unpacked.skipped]:
+        rel = f"{layout.prefix}{archive.parent.name}/{archive.name}"
+        entry = _file_entry(rel, fetched, old.get(rel), now)
+        entries[rel] = {"sensor": archive.parent.name, "name": archive.name, **entry}
+    inventory = previous.get("inventory")
+    if fetched.inventory is not None:
+        rel = layout.inventory
+        same = inventory if inventory is not None and inventory.get("path") == rel else None
+        inventory = {**_file_entry(rel, fetched, same, now), "file": INVENTORY_NAME}
+    elif inventory is not None and not (data_dir / INVENTORY_NAME).is_file():
+        inventory = None
+    tasks = set(previous.get("tasks", [])) | (set(layout.tasks) if include_tasks else set())
+    manifest = {
+        "format": _MANIFEST_FORMAT,
+        "repo_id": REPO_ID,
+        "repo_type": "dataset",
+        "revision": fetched.revision,
+        "requested_revision": requested,
+        "version": layout.version,
+        "layout": layout.kind,
+        "downloaded_at": now,
+        "archives": [entries[k] for k in sorted(entries)],
+        "inventory": inventory,
+        "inventory_note": fetched.inventory_note if inventory is None else None,
+        "tasks": sorted(tasks),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / MANIFEST_NAME
+    _write_json(path, manifest)
+    return path
 
 
 def download_dataset(
@@ -1073,17 +1415,19 @@ def download_dataset(
     include_inventory: bool = True,
     progress: bool = True,
 ) -> DownloadReport:
-    """Download one version of the dataset into ``dest`` and unpack it.
+    """Download one version of the dataset into ``dest``, unpack it and record what was downloaded.
 
-    Runs :func:`fetch` and then :func:`unpack` on the data folder; safe to run again after an
-    interruption.  Result with today's hub::
+    Runs :func:`fetch` and then :func:`unpack` on the data folder, and writes the manifest
+    (:data:`MANIFEST_NAME`, :func:`read_manifest`); safe to run again after an interruption.  Result with
+    today's hub::
 
         <dest>/data_<version>/<sensor>/<region>_<sensor>_<id>.nc
         <dest>/data_<version>/inventories.shp.zip
+        <dest>/data_<version>/download-manifest.json
         <dest>/tasks/<task>/<version>/...
 
-    and ``<dest>/<sensor>/...``, ``<dest>/inventories.shp.zip``, ``<dest>/tasks/...`` for an older
-    root-layout snapshot (``revision=``).
+    and ``<dest>/<sensor>/...``, ``<dest>/inventories.shp.zip``, ``<dest>/download-manifest.json``,
+    ``<dest>/tasks/...`` for an older root-layout snapshot (``revision=``).
 
     Parameters
     ----------
@@ -1094,7 +1438,8 @@ def download_dataset(
     sensors : iterable of str, default SENSORS
         Any of ``"s1asc"``, ``"s1dsc"``, ``"s2"``.
     revision : str, optional
-        Branch, tag or commit of the dataset repository.
+        Branch, tag or full commit sha of the dataset repository (default: the main branch).  Either way
+        the download is made at the commit the hub resolves, and the manifest records it.
     token : str or bool, optional
         Hugging Face token (``None``: ``HF_TOKEN`` or the cached login).
     keep_archives : bool, default False
@@ -1102,15 +1447,16 @@ def download_dataset(
     include_tasks : bool, default True
         Also download the task definitions of this version.
     include_inventory : bool, default True
-        Also download the version's ``inventories.shp.zip``.
+        Also download the landslide inventory (see :func:`fetch`).
     progress : bool, default True
-        Show a progress bar while unpacking (download progress bars are controlled by
+        Show progress bars while hashing and unpacking (download progress bars are controlled by
         ``huggingface_hub``, e.g. ``HF_HUB_DISABLE_PROGRESS_BARS=1``).
 
     Returns
     -------
     DownloadReport
-        See :func:`unpack`; also the layout found and the local data folder.
+        See :func:`unpack`; also the layout, the commit, the local data folder, the inventory and where it
+        came from, and the manifest.  Archives whose sha256 differed from the hub's are in ``failed``.
 
     Raises
     ------
@@ -1126,15 +1472,23 @@ def download_dataset(
         token=token,
         include_tasks=include_tasks,
         include_inventory=include_inventory,
+        progress=progress,
     )
     unpacked = unpack(fetched.data_dir, sensors=chosen, keep_archives=keep_archives, progress=progress)
-    return DownloadReport(
+    manifest = _write_manifest(fetched, unpacked, revision, include_tasks)
+    report = DownloadReport(
         **{f.name: getattr(unpacked, f.name) for f in fields(UnpackReport)},
         layout=fetched.layout,
         revision=revision,
         data_dir=fetched.data_dir,
         inventory=fetched.inventory,
+        resolved_revision=fetched.revision,
+        inventory_source=fetched.layout.inventory if fetched.inventory is not None else None,
+        inventory_note=fetched.inventory_note,
+        manifest=manifest,
     )
+    report.failed = [*fetched.failed, *report.failed]
+    return report
 
 
 def summarize(report: UnpackReport, *, max_examples: int = 3) -> str:
@@ -1150,13 +1504,19 @@ def summarize(report: UnpackReport, *, max_examples: int = 3) -> str:
     Returns
     -------
     str
-        The hub layout (download reports), counts of extracted, skipped and failed archives and files, the
-        skipped members by reason with examples, one line per failure, and the data folder.
+        The hub layout and commit (download reports), counts of extracted, skipped and failed archives and
+        files, the skipped members by reason with examples, one line per failure, and the data folder, the
+        inventory (where it came from, or one line saying what was looked for) and the manifest.
     """
     lines = []
     download = isinstance(report, DownloadReport) and report.layout is not None
     if download:
         lines.append(f"Hub layout at {_revision_name(report.revision)}: {report.layout.describe()}")
+        if report.resolved_revision:
+            lines.append(
+                f"Hub commit: {report.resolved_revision} (s12ls download --revision {report.resolved_revision} "
+                "gets the same files)"
+            )
     lines.append(
         f"{len(report.extracted)} archive(s) extracted, {len(report.skipped)} already extracted, "
         f"{len(report.failed)} failed; {report.n_files} data file(s) in place."
@@ -1178,5 +1538,10 @@ def summarize(report: UnpackReport, *, max_examples: int = 3) -> str:
     lines.extend(f"  FAILED {archive}: {reason}" for archive, reason in report.failed)
     if download:
         lines.append(f"Data folder: {report.data_dir} (e.g. s12ls catalog {report.data_dir})")
-        lines.append(f"Inventory: {report.inventory if report.inventory is not None else 'not downloaded'}")
+        if report.inventory is not None:
+            lines.append(f"Inventory: {report.inventory} (the hub's {report.inventory_source})")
+        else:
+            lines.append(f"Inventory: {report.inventory_note or 'not downloaded'}")
+        if report.manifest is not None:
+            lines.append(f"Manifest: {report.manifest}")
     return "\n".join(lines)

@@ -771,12 +771,17 @@ def data_label(task_dir: str | Path, data_dir: str | Path | None = None) -> str:
 def protocol_table(run_dir: str | Path, which: str = "best", data: str | None = None) -> pd.DataFrame:
     """Every protocol difference between the published benchmark (:data:`~s12ls_utils.reference.PUBLISHED_PROTOCOL`)
     and a run of this book, read from the run's ``run.json``: one row per aspect, ``published`` and ``this run``
-    (``data``: what the patches are, default :func:`data_label` of the run's task)."""
+    (``data``: what the patches are, default :func:`data_label` of the run's task). The row ``data revision``
+    (after ``data``) names the hub commit of the task's data folder from its download manifest
+    (:func:`s12ls_utils.download.data_revision`: ``"synthetic sample"`` for the generator's folder, ``"unknown"``
+    without a manifest)."""
+    from .download import data_revision
     from .reference import PUBLISHED_PROTOCOL
 
     cfg = json.loads((Path(run_dir) / "run.json").read_text())["config"]
     if data is None:
         data = data_label(cfg["task_dir"])
+    revision = data_revision(load_task(cfg["task_dir"]).data_dir)
     pw = cfg.get("pos_weight", "auto")
     pw = "√(negatives / positives) of the train split" if pw == "auto" else str(pw)
     crop = cfg.get("crop")
@@ -795,9 +800,16 @@ def protocol_table(run_dir: str | Path, which: str = "best", data: str | None = 
         "seeds": f"1 ({cfg.get('seed')})",
         "checkpoint tested": "the best validation epoch" if which == "best" else "the last epoch",
     }
-    return pd.DataFrame(
-        [{"aspect": k, "published": v, "this run": ours[k]} for k, v in PUBLISHED_PROTOCOL.items()]
-    ).set_index("aspect")
+    rows = [{"aspect": k, "published": v, "this run": ours[k]} for k, v in PUBLISHED_PROTOCOL.items()]
+    rows.insert(
+        list(PUBLISHED_PROTOCOL).index("data") + 1,
+        {
+            "aspect": "data revision",
+            "published": "not stated (the hub has moved since)",
+            "this run": revision,
+        },
+    )
+    return pd.DataFrame(rows).set_index("aspect")
 
 
 @dataclass

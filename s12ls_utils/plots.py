@@ -2908,6 +2908,76 @@ def static_pr_curves(curves, prevalence: float, auprc=None) -> StaticFigure:
 
 
 # --------------------------------------------------------------------------------------------------
+# Known issues of the real files (the appendix page)
+# --------------------------------------------------------------------------------------------------
+def _issue_files(found):
+    """Patch files per known issue (rows: titles, in :data:`s12ls_utils.known_issues.ISSUES` order) and sensor
+    (columns); task-folder issues are left out (they are no patch files)."""
+    from .known_issues import ISSUES
+
+    files = found.files[found.files["issue"] != "ad_annotated_only"]
+    keys = [k for k in ISSUES if k != "ad_annotated_only"]
+    table = files.groupby(["issue", "sensor"])["path"].nunique().unstack(fill_value=0)
+    table = table.reindex(index=keys, columns=list(schema.SENSORS), fill_value=0).astype(int)
+    table.index = [ISSUES[k].title for k in keys]
+    return table
+
+
+def known_issue_bars(found, title: str = "Patch files per known issue, by sensor", width: int = 680):
+    """Horizontal bars of the patch files that show each known issue in a data folder, stacked by sensor
+    (``found``: :func:`s12ls_utils.known_issues.known_issues`); an issue without files keeps its row."""
+    import holoviews as hv
+
+    table = _issue_files(found)
+    long = (
+        table.rename_axis("issue").reset_index().melt(id_vars="issue", var_name="sensor", value_name="files")
+    )
+    long["sensor"] = long["sensor"].map(_ALIGN_LABELS)
+    issue = hv.Dimension("issue", label="known issue", values=list(table.index)[::-1])
+    sensor = hv.Dimension("sensor", values=[_ALIGN_LABELS[s] for s in schema.SENSORS])
+    return hv.Bars(
+        long, kdims=[issue, sensor], vdims=[hv.Dimension("files", label="patch files (count)")]
+    ).opts(
+        stacked=True,
+        invert_axes=True,
+        color="sensor",
+        cmap={_ALIGN_LABELS[s]: _ALIGN_COLORS[s] for s in schema.SENSORS},
+        width=width,
+        height=60 + 30 * len(table),
+        title=title,
+        legend_position="right",
+        show_legend=True,
+        tools=["hover"],
+    )
+
+
+def static_known_issue_bars(found, title: str = "Patch files per known issue, by sensor") -> StaticFigure:
+    """The bars of :func:`known_issue_bars` as a static image, with each issue's total at the end of its bar."""
+    table = _issue_files(found)
+    fig = _figure(0.3 * len(table) + 1.7)
+    ax = fig.subplots()
+    y = np.arange(len(table))
+    left = np.zeros(len(table))
+    for s in schema.SENSORS:
+        ax.barh(y, table[s], left=left, color=_ALIGN_COLORS[s], label=_ALIGN_LABELS[s])
+        left += table[s].to_numpy()
+    for yi, total in zip(y, left, strict=True):
+        ax.text(total, yi, f" {int(total):,}", va="center", fontsize=7)
+    ax.set_yticks(y, list(table.index), fontsize=7)
+    ax.invert_yaxis()  # the first issue on top, as in the interactive figure
+    ax.set_xlim(0, max(left.max(), 1) * 1.15)
+    ax.set_xlabel("patch files (count)", fontsize=8)
+    ax.set_ylabel("known issue", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    fig.legend(
+        title="sensor", fontsize=7, title_fontsize=7, loc="outside lower center", ncols=3, frameon=False
+    )
+    ax.set_title(title, fontsize=10)
+    counts = "; ".join(f"{name} {int(n):,}" for name, n in zip(table.index, left, strict=True))
+    return StaticFigure(fig, f"{title}: {counts}.")
+
+
+# --------------------------------------------------------------------------------------------------
 # Grouped bars
 # --------------------------------------------------------------------------------------------------
 def legend_for_groups(bars, position: str = "top_right"):

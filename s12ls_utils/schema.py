@@ -5,7 +5,9 @@ their dtypes, dimension names, the string encodings of the attributes, the Senti
 the file-name pattern, the clip ranges used for statistics and the two releases of the data (``raw`` and
 ``harmonized``: :data:`S2_OFFSET`, :data:`S2_OFFSET_FROM`). :func:`check_patch` checks a file against all
 of it and returns every error and warning instead of stopping at the first one (:func:`validate_patch`
-returns the errors).
+returns the errors), with quality notes and figures that are facts of the real files, not format errors:
+SCL 255 frames (:data:`SCL_UNKNOWN_QUALITY`), repeated dates, and Sentinel-1 gaps (NaN, or filled by
+copying neighbours: :func:`repeated_neighbour_pixels`).
 
 The attribute helpers come in pairs (``parse_*`` / ``encode_*``) so that the synthetic generator and
 the readers share one definition of each encoding. How the dataset's own writer fills the attributes
@@ -591,13 +593,68 @@ class FormatWarning(UserWarning):
     """Something in a patch that a reader handles, but a person may want to know (see :func:`check_patch`)."""
 
 
+#: SCL value of the real files' frames of unknown quality (not an ESA class; SCL has no ``_FillValue``): whole
+#: frames, e.g. 3,285 frames in the 1,133 raw Chimanimani files. A quality note of :func:`check_patch`, not a
+#: format error; unusable for masks.
+SCL_UNKNOWN_QUALITY = 255
+#: Values at which the writer clips Sentinel-1 (raw: linear ≤ 1, 0 for no return; harmonized: −50…10 dB):
+#: pixels there repeat their neighbours without any gap filling, so :func:`repeated_neighbour_pixels` skips them.
+S1_CLIP_VALUES: tuple[float, ...] = (-50.0, 0.0, 1.0, 10.0)
+#: Pixels of one Sentinel-1 frame that repeat a 4-neighbour's value exactly, from which :func:`check_patch`
+#: counts the frame as gap-filled. The writer fills gaps by copying the nearest valid pixel, which leaves runs
+#: of identical values; measured float backscatter hardly ever repeats exactly (at most 28 pixels of a frame in
+#: the synthetic sample written with NaN gaps). Chosen on the sample; not checked against the real files.
+S1_FILL_MIN_PIXELS = 64
+
+
+def repeated_neighbour_pixels(frames: np.ndarray, skip: Sequence[float] = S1_CLIP_VALUES) -> np.ndarray:
+    """Per frame of ``frames`` (``(time, a, b)``, either spatial order): the pixels whose value equals one of
+    their four neighbours exactly. Non-finite values and values in ``skip`` (clip limits) never count.
+
+    A gap filled with the nearest valid pixel's value shows as such a run; natural float backscatter does not
+    repeat exactly, so the count is a trace of filling (:data:`S1_FILL_MIN_PIXELS`), not a proof of it."""
+    v = np.asarray(frames)
+    eq = np.zeros(v.shape, dtype=bool)
+    along_b = v[:, :, 1:] == v[:, :, :-1]
+    along_a = v[:, 1:, :] == v[:, :-1, :]
+    eq[:, :, 1:] |= along_b
+    eq[:, :, :-1] |= along_b
+    eq[:, 1:, :] |= along_a
+    eq[:, :-1, :] |= along_a
+    eq &= np.isfinite(v)
+    for value in skip:
+        eq &= v != value
+    return eq.sum(axis=(1, 2))
+
+
+#: Keys of :attr:`PatchCheck.quality` (each 0 where it does not apply).
+QUALITY_KEYS: tuple[str, ...] = (
+    "repeated_dates",
+    "scl_unknown_frames",
+    "scl_unknown_whole_frames",
+    "s1_nan_pixels",
+    "s1_repeat_pixels",
+    "s1_filled_frames",
+)
+
+
 @dataclass
 class PatchCheck:
-    """What :func:`check_patch` finds: ``errors`` make a file invalid, ``warnings`` do not."""
+    """What :func:`check_patch` finds: ``errors`` make a file invalid, ``warnings`` do not, ``notes`` are facts
+    of the data's quality (SCL 255 frames) that are no fault of the file.
+
+    ``quality`` holds the file's figures (:data:`QUALITY_KEYS`): ``repeated_dates`` (time steps equal to the
+    one before), ``scl_unknown_frames`` / ``scl_unknown_whole_frames`` (S2 frames with any / only SCL 255),
+    ``s1_nan_pixels`` (non-finite VV/VH values: gaps left unfilled), ``s1_repeat_pixels`` (the most pixels of
+    one VV or VH frame that repeat a neighbour exactly, :func:`repeated_neighbour_pixels`) and
+    ``s1_filled_frames`` (frames with at least :data:`S1_FILL_MIN_PIXELS` of them).
+    """
 
     path: Path
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    quality: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUALITY_KEYS, 0))
 
     @property
     def ok(self) -> bool:
@@ -617,18 +674,31 @@ def validate_patch(path: str | Path) -> list[str]:
 
 
 def check_patch(path: str | Path) -> PatchCheck:
-    """Check one patch file against the format; return every error and warning found.
+    """Check one patch file against the format; return every error, warning and quality note found.
 
     Errors: file name, readability, dimensions and their sizes, coordinates (x/y spacing, y
     descending, time decodable and sorted), ``spatial_ref``, every variable's presence, dtype and dims,
-    DEM range, MASK values and that MASK is the same at every time step, SCL classes, attributes
-    (present and parsable, consistent with the folder's sensor and with the mask).
+    DEM range, MASK values and that MASK is the same at every time step, SCL classes (ESA's 0…11, and
+    :data:`SCL_UNKNOWN_QUALITY`), attributes (present and parsable, consistent with the folder's sensor and
+    with the mask).
 
     Warnings: repeated dates (the writer pads a short series with its last image), ``pre_post_dates``
     that disagrees with the time axis or cannot be paired with ``event_date``, an annotated patch with
     undated events, ``annotated='True'`` with an empty ``event_date``.
+
+    Notes: SCL 255 frames (unknown quality: the real files have them; unusable for cloud masks, not an
+    error). ``quality`` counts them, the repeated dates and the Sentinel-1 gaps (:class:`PatchCheck`).
+
+    Holds :data:`s12ls_utils.parallel.NETCDF_LOCK` (netCDF-C is not thread-safe), so threads may check files.
     """
-    import netCDF4  # local: keep `schema` importable without the I/O stack
+    from .parallel import NETCDF_LOCK  # local, like netCDF4: keep `schema` free of the I/O stack
+
+    with NETCDF_LOCK:
+        return _check_patch(Path(path))
+
+
+def _check_patch(path: Path) -> PatchCheck:
+    import netCDF4
 
     path = Path(path)
     res = PatchCheck(path)
@@ -697,6 +767,7 @@ def check_patch(path: str | Path) -> PatchCheck:
                     problems.append("time stamps are not sorted")
                     times = None
                 elif np.any(step == 0):
+                    res.quality["repeated_dates"] = int(np.count_nonzero(step == 0))
                     dup = sorted({str(t) for t, d in zip(times[1:], step, strict=True) if d == 0})
                     res.warnings.append(
                         f"{int(np.count_nonzero(step == 0))} repeated date(s) ({', '.join(dup)}): a short "
@@ -717,6 +788,7 @@ def check_patch(path: str | Path) -> PatchCheck:
                 problems.append("variable 'spatial_ref' carries no CRS attribute (crs_wkt)")
         # variables
         mask0 = None
+        s1_frames: list[np.ndarray] = []
         if sensor is not None:
             expected = VARIABLES[sensor]
             for var, dtype in expected.items():
@@ -731,9 +803,12 @@ def check_patch(path: str | Path) -> PatchCheck:
                         f"variable {var!r} has dims {v.dimensions}, expected (time, x, y) or (time, y, x)"
                     )
                 try:
-                    v[:]  # decompress every chunk: data that cannot be read make the file invalid
+                    values = v[:]  # decompress every chunk: data that cannot be read make the file invalid
                 except (OSError, RuntimeError) as exc:
                     problems.append(f"variable {var!r} is unreadable ({exc})")
+                    continue
+                if var in S1_BANDS and sensor in S1_SENSORS and values.ndim == 3:
+                    s1_frames.append(np.asarray(values))
             extra = set(ds.variables) - set(expected) - {"x", "y", "time", "spatial_ref"}
             if extra:
                 problems.append(f"unexpected variables for sensor {sensor}: {sorted(extra)}")
@@ -757,12 +832,31 @@ def check_patch(path: str | Path) -> PatchCheck:
                     problems.append(f"DEM is unreadable ({exc})")
             if sensor == "s2" and "SCL" in ds.variables and ds.variables["SCL"].ndim == 3:
                 try:
-                    scl = np.unique(np.asarray(ds.variables["SCL"][:]))
-                    bad = [int(c) for c in scl if int(c) not in SCL_CLASSES]
+                    scl = np.asarray(ds.variables["SCL"][:])
+                    known = set(SCL_CLASSES) | {SCL_UNKNOWN_QUALITY}
+                    bad = [int(c) for c in np.unique(scl) if int(c) not in known]
                     if bad:
                         problems.append(f"SCL holds unknown classes {bad}")
+                    unknown = (scl == SCL_UNKNOWN_QUALITY).reshape(scl.shape[0], -1)
+                    n_frames, n_whole = int(unknown.any(axis=1).sum()), int(unknown.all(axis=1).sum())
+                    res.quality.update(scl_unknown_frames=n_frames, scl_unknown_whole_frames=n_whole)
+                    if n_frames:
+                        res.notes.append(
+                            f"SCL {SCL_UNKNOWN_QUALITY} (unknown quality, no scene class) in {n_frames} of "
+                            f"{scl.shape[0]} frame(s), {n_whole} of them whole: unusable for cloud masks, "
+                            "not a format error"
+                        )
                 except (OSError, RuntimeError) as exc:
                     problems.append(f"SCL is unreadable ({exc})")
+            if s1_frames:
+                counts = [repeated_neighbour_pixels(a) for a in s1_frames]  # per frame, VV and VH
+                same = len({c.shape for c in counts}) == 1
+                repeats = np.max(counts, axis=0) if same else np.concatenate(counts)
+                res.quality.update(
+                    s1_nan_pixels=int(sum(np.count_nonzero(~np.isfinite(a)) for a in s1_frames)),
+                    s1_repeat_pixels=int(repeats.max()),
+                    s1_filled_frames=int(np.count_nonzero(repeats >= S1_FILL_MIN_PIXELS)),
+                )
         # attributes
         raw = {k: ds.getncattr(k) for k in ds.ncattrs()}
         attrs, attr_problems = parse_attrs(raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
+from huggingface_hub.hf_api import DatasetInfo
 from huggingface_hub.utils import filter_repo_objects
 
 from s12ls_utils import catalog, cli
@@ -613,14 +615,40 @@ def hub(tmp_path: Path) -> Path:
     make_archive(partial / "data_harmonized" / "s2" / "italy_s2.tar.gz", {"italy_s2_1.nc": b"x"})
     write_zip(partial / "data_harmonized" / "inventories.shp.zip", "inv")
     make_archive(partial / "data_raw" / "s1asc" / "a.tar.gz", {"a_s1asc_1.nc": b"x"})
+
+    # where the inventory is: at the root only (what third-party downloaders fetch), in both places, nowhere
+    for name in ("rootinv", "bothinv", "noinv"):
+        snap = root / name
+        make_archive(
+            snap / "data_harmonized" / "s2" / "italy_s2.tar.gz",
+            {f"italy_s2_{i}.nc": patch_bytes(name, f"italy_s2_{i}.nc") for i in (1, 2)},
+        )
+        if name in ("rootinv", "bothinv"):
+            write_zip(snap / "inventories.zip", "root inventory")
+        if name == "bothinv":
+            write_zip(snap / "data_harmonized" / "inventories.shp.zip", "versioned inventory")
+        (snap / "README.md").write_text("card")
     return root
 
 
-class FakeHub:
-    """Replaces ``huggingface_hub.list_repo_files`` and ``snapshot_download``: serves a local folder.
+def commit_of(snapshot: str) -> str:
+    """The fake commit sha of a snapshot folder (40 hex digits, like the hub's)."""
+    return hashlib.sha1(snapshot.encode()).hexdigest()
 
-    ``<root>/<revision>/`` is one snapshot (``main`` when no revision is given); the patterns are applied
-    with huggingface_hub's own ``filter_repo_objects``, as ``snapshot_download`` does.
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class FakeHub:
+    """Replaces ``huggingface_hub.dataset_info`` and ``snapshot_download``: serves a local folder.
+
+    ``<root>/<name>/`` is one snapshot, reached by its name (``main`` when no revision is given) or by its
+    commit sha (:func:`commit_of`). ``dataset_info`` answers as the hub does with ``files_metadata=True``:
+    the resolved commit and every file with its size, and for archives and zip files (LFS on the hub) the
+    sha256 of the content (``wrong_sha`` names files whose sha256 the hub gets wrong, to fake a corrupt
+    download). The patterns are applied with huggingface_hub's own ``filter_repo_objects``, as
+    ``snapshot_download`` does.
     """
 
     def __init__(self, root: Path) -> None:
@@ -628,22 +656,37 @@ class FakeHub:
         self.list_calls: list[dict] = []
         self.calls: list[dict] = []
         self.copied: list[str] = []
+        self.wrong_sha: set[str] = set()
+
+    def _folder(self, revision: str | None) -> Path:
+        name = revision or "main"
+        for folder in sorted(self.root.iterdir()):
+            if name in (folder.name, commit_of(folder.name)):
+                return folder
+        raise OSError(f"404 Client Error: Revision Not Found for url: .../{revision}")
 
     def _files(self, revision: str | None) -> list[str]:
-        folder = self.root / (revision or "main")
-        if not folder.is_dir():
-            raise OSError(f"404 Client Error: Revision Not Found for url: .../{revision}")
+        folder = self._folder(revision)
         return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
-    def list_repo_files(self, repo_id, *, revision=None, repo_type=None, token=None) -> list[str]:
-        assert (repo_id, repo_type) == (REPO_ID, "dataset")
+    def dataset_info(self, repo_id, *, revision=None, files_metadata=False, token=None) -> DatasetInfo:
+        assert repo_id == REPO_ID and files_metadata
         self.list_calls.append({"revision": revision, "token": token})
-        return self._files(revision)
+        folder = self._folder(revision)
+        siblings = []
+        for rel in self._files(revision):
+            path = folder / rel
+            sibling = {"rfilename": rel, "size": path.stat().st_size}
+            if rel.endswith((".tar.gz", ".zip")):
+                sha = "0" * 64 if rel in self.wrong_sha else sha256_of(path)
+                sibling["lfs"] = {"size": path.stat().st_size, "sha256": sha, "pointerSize": 134}
+            siblings.append(sibling)
+        return DatasetInfo(id=REPO_ID, sha=commit_of(folder.name), siblings=siblings)
 
     def snapshot_download(self, *, repo_id, repo_type=None, revision=None, local_dir=None, **kwargs) -> str:
         assert (repo_id, repo_type) == (REPO_ID, "dataset")
         self.calls.append({"revision": revision, "local_dir": local_dir, **kwargs})
-        folder = self.root / (revision or "main")
+        folder = self._folder(revision)
         selected = filter_repo_objects(
             self._files(revision),
             allow_patterns=kwargs.get("allow_patterns"),
@@ -660,7 +703,7 @@ class FakeHub:
 @pytest.fixture
 def fake_hub(hub: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     fake = FakeHub(hub)
-    monkeypatch.setattr(dl, "list_repo_files", fake.list_repo_files)
+    monkeypatch.setattr(dl, "dataset_info", fake.dataset_info)
     monkeypatch.setattr(dl, "snapshot_download", fake.snapshot_download)
     return fake
 
@@ -683,7 +726,7 @@ def with_folders(files: list[str]) -> list[str]:
 def today_tree(
     version: str, sensors=SENSORS, *, keep_archives=False, tasks=True, inventory=True
 ) -> list[str]:
-    files = []
+    files = [f"data_{version}/{dl.MANIFEST_NAME}"]
     for s in sensors:
         files += [f"data_{version}/{s}/{n}" for n in today_patches(s)]
         for name in today_members(version, s):
@@ -776,7 +819,7 @@ def test_download_today_harmonized_end_to_end(tmp_path: Path, fake_hub: FakeHub)
     assert fake_hub.list_calls == [{"revision": None, "token": "hf_dummy"}]
     (call,) = fake_hub.calls
     assert Path(call["local_dir"]) == dest
-    assert call["revision"] is None and call["token"] == "hf_dummy"
+    assert call["revision"] == commit_of("main") and call["token"] == "hf_dummy"  # the commit, not "main"
     assert call["allow_patterns"] == [
         "data_harmonized/s1asc/*.tar.gz",
         "data_harmonized/s1dsc/*.tar.gz",
@@ -805,9 +848,15 @@ def test_download_today_harmonized_end_to_end(tmp_path: Path, fake_hub: FakeHub)
         data_dir / "inventories.shp.zip",
         None,
     )
+    assert (report.resolved_revision, report.inventory_source) == (
+        commit_of("main"),
+        "data_harmonized/inventories.shp.zip",
+    )
+    main = commit_of("main")
     assert summarize(report) == "\n".join(
         [
             "Hub layout at the main branch: data_harmonized/<sensor>/*.tar.gz (versioned layout)",
+            f"Hub commit: {main} (s12ls download --revision {main} gets the same files)",
             "7 archive(s) extracted, 0 already extracted, 0 failed; 13 data file(s) in place.",
             "12 archive member(s) skipped (not patch files of the archive's sensor):",
             "  6 AppleDouble resource fork (._*), e.g. s1asc/italy_s1asc.tar.gz: italy/._italy_s1asc_1.nc; "
@@ -818,7 +867,8 @@ def test_download_today_harmonized_end_to_end(tmp_path: Path, fake_hub: FakeHub)
             "  3 not a patch file (<region>_<sensor>_<id>.nc), e.g. s1asc/italy_s1asc.tar.gz: italy/README.txt; "
             "s1dsc/italy_s1dsc.tar.gz: italy/README.txt; s2/italy_s2.tar.gz: italy/README.txt",
             f"Data folder: {data_dir} (e.g. s12ls catalog {data_dir})",
-            f"Inventory: {data_dir / 'inventories.shp.zip'}",
+            f"Inventory: {data_dir / 'inventories.shp.zip'} (the hub's data_harmonized/inventories.shp.zip)",
+            f"Manifest: {data_dir / dl.MANIFEST_NAME}",
         ]
     )
 
@@ -870,7 +920,7 @@ def test_download_old_revision_with_root_layout(tmp_path: Path, fake_hub: FakeHu
 
     assert fake_hub.list_calls == [{"revision": "v0.1", "token": None}]
     (call,) = fake_hub.calls
-    assert call["revision"] == "v0.1"
+    assert call["revision"] == commit_of("v0.1")
     assert call["allow_patterns"] == [
         "s1asc/*.tar.gz",
         "s1dsc/*.tar.gz",
@@ -880,7 +930,7 @@ def test_download_old_revision_with_root_layout(tmp_path: Path, fake_hub: FakeHu
     ]
     expected = [f"{s}/italy_{s}_{i}.nc" for s in SENSORS for i in (1, 2)]
     expected += [f"{s}/italy_{s}.tar.gz{dl.MARKER_SUFFIX}" for s in SENSORS]
-    expected += ["inventories.shp.zip", "tasks/S12LS-LD/s2/splits.json"]
+    expected += ["inventories.shp.zip", "tasks/S12LS-LD/s2/splits.json", dl.MANIFEST_NAME]
     assert tree(dest) == with_folders(expected)
     for s in SENSORS:
         for i in (1, 2):
@@ -896,7 +946,8 @@ def test_download_old_revision_with_root_layout(tmp_path: Path, fake_hub: FakeHu
         "Hub layout at revision 'v0.1': <sensor>/*.tar.gz at the repository root (older root layout; the "
         "snapshot has no data_harmonized/ folder)"
     )
-    assert text.splitlines()[-2] == f"Data folder: {dest} (e.g. s12ls catalog {dest})"
+    assert text.splitlines()[-3] == f"Data folder: {dest} (e.g. s12ls catalog {dest})"
+    assert dl.read_manifest(dest)["revision"] == commit_of("v0.1")
 
 
 def test_download_fails_clearly_when_the_snapshot_lacks_the_sensors(
@@ -1034,12 +1085,14 @@ def test_cli_download_default(tmp_path: Path, fake_hub: FakeHub, capsys: pytest.
     out = capsys.readouterr().out.splitlines()
     data_dir = dest / "data_harmonized"
     assert out[0] == "Hub layout at the main branch: data_harmonized/<sensor>/*.tar.gz (versioned layout)"
-    assert out[1] == "7 archive(s) extracted, 0 already extracted, 0 failed; 13 data file(s) in place."
-    assert out[2] == "12 archive member(s) skipped (not patch files of the archive's sensor):"
-    assert out[3].startswith("  6 AppleDouble resource fork (._*), e.g. s1asc/italy_s1asc.tar.gz: ")
-    assert out[-2:] == [
+    assert out[1].startswith(f"Hub commit: {commit_of('main')} ")
+    assert out[2] == "7 archive(s) extracted, 0 already extracted, 0 failed; 13 data file(s) in place."
+    assert out[3] == "12 archive member(s) skipped (not patch files of the archive's sensor):"
+    assert out[4].startswith("  6 AppleDouble resource fork (._*), e.g. s1asc/italy_s1asc.tar.gz: ")
+    assert out[-3:] == [
         f"Data folder: {data_dir} (e.g. s12ls catalog {data_dir})",
-        f"Inventory: {data_dir / 'inventories.shp.zip'}",
+        f"Inventory: {data_dir / 'inventories.shp.zip'} (the hub's data_harmonized/inventories.shp.zip)",
+        f"Manifest: {data_dir / dl.MANIFEST_NAME}",
     ]
     assert fake_hub.list_calls == [{"revision": None, "token": "hf_x"}]
     assert tree(dest) == today_tree("harmonized")
@@ -1055,7 +1108,7 @@ def test_cli_download_raw_comma_sensors(
     assert fake_hub.calls[0]["allow_patterns"] == ["data_raw/s2/*.tar.gz", "data_raw/s1asc/*.tar.gz"]
     assert tree(dest) == today_tree("raw", ["s1asc", "s2"], keep_archives=True, tasks=False, inventory=False)
     check_patches(dest / "data_raw", "raw", ["s1asc", "s2"])
-    assert capsys.readouterr().out.splitlines()[-1] == "Inventory: not downloaded"
+    assert capsys.readouterr().out.splitlines()[-2] == "Inventory: not downloaded"
 
 
 def test_cli_download_old_revision(tmp_path: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture) -> None:
@@ -1072,6 +1125,7 @@ def test_cli_download_old_revision(tmp_path: Path, fake_hub: FakeHub, capsys: py
             "s2/italy_s2_2.nc",
             f"s2/italy_s2.tar.gz{dl.MARKER_SUFFIX}",
             "inventories.shp.zip",
+            dl.MANIFEST_NAME,
         ]
     )
 
@@ -1125,9 +1179,236 @@ def test_cli_download_unreachable_hub_is_a_clear_error(tmp_path: Path, monkeypat
     def unreachable(*args, **kwargs):
         raise ConnectError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(dl, "list_repo_files", unreachable)
+    monkeypatch.setattr(dl, "dataset_info", unreachable)
     dest = tmp_path / "real"
     assert cli.main(["download", "--dest", str(dest), "--sensors", "s2"]) == 2
     err = capsys.readouterr().err
     assert "listing paulhoehn/Sen12Landslides" in err and "ConnectError" in err and "reachable" in err
     assert not dest.exists()  # nothing written before the snapshot could be listed
+
+
+# --------------------------------------------------------------------------------------------------------
+# the inventory in either place, the pinned commit and the manifest
+# --------------------------------------------------------------------------------------------------------
+
+
+def inventory_text(path: Path) -> str:
+    with zipfile.ZipFile(path) as zf:
+        return zf.read("inventories.shp").decode()
+
+
+def test_detect_layout_finds_the_inventory_in_either_place(hub: Path) -> None:
+    fake = FakeHub(hub)
+    assert dl.detect_layout(fake._files("main")).inventory == "data_harmonized/inventories.shp.zip"
+    assert dl.detect_layout(fake._files("rootinv"), sensors=["s2"]).inventory == "inventories.zip"
+    # both: the version's own inventory (the upstream README) comes first
+    assert dl.detect_layout(fake._files("bothinv"), sensors=["s2"]).inventory == (
+        "data_harmonized/inventories.shp.zip"
+    )
+    none = dl.detect_layout(fake._files("noinv"), sensors=["s2"])
+    assert none.inventory is None
+    assert none.inventory_candidates == ["data_harmonized/inventories.shp.zip", "inventories.zip"]
+    assert none.inventory_note() == (
+        "no landslide inventory in the snapshot (looked for data_harmonized/inventories.shp.zip and "
+        "inventories.zip); the patches download without it"
+    )
+    root = dl.detect_layout(fake._files("v0.1"))
+    assert root.inventory == "inventories.shp.zip" and root.inventory_note() is None
+
+
+def test_root_inventory_lands_in_the_data_folder(tmp_path: Path, fake_hub: FakeHub) -> None:
+    dest = tmp_path / "data"
+    report = download_dataset(dest, sensors=["s2"], revision="rootinv", progress=False)
+
+    data_dir = dest / "data_harmonized"
+    assert fake_hub.calls[0]["allow_patterns"] == ["data_harmonized/s2/*.tar.gz", "inventories.zip"]
+    assert inventory_text(data_dir / "inventories.shp.zip") == "root inventory"
+    assert not (dest / "inventories.zip").exists()  # moved, not copied
+    assert (report.inventory, report.inventory_source) == (
+        data_dir / "inventories.shp.zip",
+        "inventories.zip",
+    )
+    assert f"Inventory: {data_dir / 'inventories.shp.zip'} (the hub's inventories.zip)" in summarize(report)
+    assert sorted(p.name for p in (data_dir / "s2").glob("*.nc")) == ["italy_s2_1.nc", "italy_s2_2.nc"]
+    inv = dl.read_manifest(data_dir)["inventory"]
+    hub_zip = fake_hub.root / "rootinv" / "inventories.zip"
+    assert inv["path"] == "inventories.zip" and inv["file"] == "inventories.shp.zip"
+    assert (inv["sha256"], inv["size"], inv["verified"]) == (sha256_of(hub_zip), hub_zip.stat().st_size, True)
+
+    # a second run finds it in place with the hub's sha256 and does not download it again
+    again = download_dataset(dest, sensors=["s2"], revision="rootinv", progress=False)
+    assert fake_hub.calls[1]["allow_patterns"] == ["data_harmonized/s2/*.tar.gz"]
+    assert again.inventory == data_dir / "inventories.shp.zip" and again.inventory_source == "inventories.zip"
+    assert dl.read_manifest(data_dir)["inventory"]["sha256"] == sha256_of(hub_zip)
+
+
+def test_inventory_in_both_places_takes_the_versions_own(tmp_path: Path, fake_hub: FakeHub) -> None:
+    dest = tmp_path / "data"
+    report = download_dataset(dest, sensors=["s2"], revision="bothinv", progress=False)
+    assert fake_hub.calls[0]["allow_patterns"][-1] == "data_harmonized/inventories.shp.zip"
+    assert inventory_text(dest / "data_harmonized" / "inventories.shp.zip") == "versioned inventory"
+    assert report.inventory_source == "data_harmonized/inventories.shp.zip"
+    assert not (dest / "inventories.zip").exists()
+
+
+def test_no_inventory_is_one_line_and_the_patches_still_arrive(
+    tmp_path: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture
+) -> None:
+    dest = tmp_path / "data"
+    assert cli.main(["download", "--dest", str(dest), "--sensors", "s2", "--revision", "noinv"]) == 0
+    captured = capsys.readouterr()
+    data_dir = dest / "data_harmonized"
+    assert sorted(p.name for p in (data_dir / "s2").glob("*.nc")) == ["italy_s2_1.nc", "italy_s2_2.nc"]
+    assert not (data_dir / "inventories.shp.zip").exists()
+    lines = (captured.out + captured.err).splitlines()
+    said = [line for line in lines if line.startswith("Inventory") or "inventories" in line]
+    assert said == [
+        "Inventory: no landslide inventory in the snapshot (looked for data_harmonized/inventories.shp.zip "
+        "and inventories.zip); the patches download without it"
+    ]
+    manifest = dl.read_manifest(data_dir)
+    assert manifest["inventory"] is None and "looked for" in manifest["inventory_note"]
+    assert [a["name"] for a in manifest["archives"]] == ["italy_s2.tar.gz"]
+
+
+def test_manifest_records_the_commit_each_archive_and_the_time(tmp_path: Path, fake_hub: FakeHub) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    dest = tmp_path / "data"
+    before = datetime.now(UTC).replace(microsecond=0)
+    report = download_dataset(dest, progress=False)
+    after = datetime.now(UTC)
+
+    data_dir = dest / "data_harmonized"
+    manifest = json.loads((data_dir / dl.MANIFEST_NAME).read_text())
+    assert report.manifest == data_dir / dl.MANIFEST_NAME and manifest == dl.read_manifest(data_dir)
+    assert (manifest["repo_id"], manifest["revision"], manifest["requested_revision"]) == (
+        REPO_ID,
+        commit_of("main"),
+        None,
+    )
+    assert (manifest["version"], manifest["layout"]) == ("harmonized", "versioned")
+    when = datetime.fromisoformat(manifest["downloaded_at"])
+    assert before <= when <= after
+    hub_main = fake_hub.root / "main"
+    expected = sorted(
+        f"data_harmonized/{s}/{name}" for s in SENSORS for name in today_members("harmonized", s)
+    )
+    assert [a["path"] for a in manifest["archives"]] == expected
+    for a in manifest["archives"]:
+        assert a["name"] == Path(a["path"]).name and a["sensor"] == Path(a["path"]).parent.name
+        assert (a["size"], a["sha256"]) == (
+            (hub_main / a["path"]).stat().st_size,
+            sha256_of(hub_main / a["path"]),
+        )
+        assert a["verified"] is True and a["downloaded_at"] == manifest["downloaded_at"]
+    assert manifest["inventory"]["path"] == "data_harmonized/inventories.shp.zip"
+    assert manifest["tasks"] == [
+        "tasks/S12LS-LD/harmonized/config.json",
+        "tasks/S12LS-LD/harmonized/s2/splits.json",
+    ]
+
+    # a second run downloads nothing new: the archives keep the record of when they were downloaded
+    first = {a["path"]: a for a in manifest["archives"]}
+    download_dataset(dest, progress=False)
+    again = dl.read_manifest(data_dir)
+    assert {a["path"]: a for a in again["archives"]} == first
+    assert datetime.fromisoformat(again["downloaded_at"]) >= when
+    assert datetime.fromisoformat(again["downloaded_at"]) - when < timedelta(minutes=5)
+
+
+def test_archives_extracted_before_the_manifest_existed_are_recorded_unverified(
+    tmp_path: Path, fake_hub: FakeHub
+) -> None:
+    dest = tmp_path / "data"
+    download_dataset(dest, sensors=["s2"], progress=False)
+    data_dir = dest / "data_harmonized"
+    (data_dir / dl.MANIFEST_NAME).unlink()  # as a download made by an older version of the package left it
+    download_dataset(dest, sensors=["s2"], progress=False)
+    archives = dl.read_manifest(data_dir)["archives"]
+    hub_main = fake_hub.root / "main"
+    assert [a["verified"] for a in archives] == [False, False, False]  # not hashed by this run: not claimed
+    assert [a["sha256"] for a in archives] == [sha256_of(hub_main / a["path"]) for a in archives]
+    assert [a["downloaded_at"] for a in archives] == [None, None, None]
+
+
+@pytest.mark.parametrize("how", ["branch", "commit"])
+def test_revision_pins_the_commit(tmp_path: Path, fake_hub: FakeHub, how: str) -> None:
+    revision = "rootinv" if how == "branch" else commit_of("rootinv")
+    dest = tmp_path / "data"
+    report = download_dataset(dest, sensors=["s2"], revision=revision, progress=False)
+    assert fake_hub.calls[0]["revision"] == commit_of("rootinv")  # snapshot_download gets the commit
+    for i in (1, 2):
+        got = (dest / "data_harmonized" / "s2" / f"italy_s2_{i}.nc").read_bytes()
+        assert got == patch_bytes("rootinv", f"italy_s2_{i}.nc")  # that commit's files, not main's
+    manifest = dl.read_manifest(dest / "data_harmonized")
+    assert (manifest["revision"], manifest["requested_revision"]) == (commit_of("rootinv"), revision)
+    assert report.resolved_revision == commit_of("rootinv")
+
+
+def test_a_data_folder_holds_one_commit(tmp_path: Path, fake_hub: FakeHub) -> None:
+    dest = tmp_path / "data"
+    download_dataset(dest, sensors=["s2"], progress=False)
+    before = snapshot(dest)
+    with pytest.raises(ValueError) as excinfo:
+        download_dataset(dest, sensors=["s2"], revision="rootinv", progress=False)
+    message = str(excinfo.value)
+    assert commit_of("main") in message and commit_of("rootinv") in message
+    assert f"--revision {commit_of('main')}" in message
+    assert len(fake_hub.calls) == 1 and snapshot(dest) == before  # nothing downloaded, nothing changed
+    # completing the same commit by its sha works
+    download_dataset(dest, sensors=["s1asc"], revision=commit_of("main"), progress=False)
+    assert {a["sensor"] for a in dl.read_manifest(dest / "data_harmonized")["archives"]} == {"s1asc", "s2"}
+
+
+def test_an_archive_that_differs_from_the_hubs_sha256_is_not_unpacked(
+    tmp_path: Path, fake_hub: FakeHub
+) -> None:
+    fake_hub.wrong_sha = {"data_harmonized/s2/nepal_s2.tar.gz"}
+    dest = tmp_path / "data"
+    report = download_dataset(dest, sensors=["s2"], progress=False)
+
+    s2 = dest / "data_harmonized" / "s2"
+    assert [a for a, _ in report.failed] == [s2 / "nepal_s2.tar.gz"]
+    assert "differs from the hub's" in report.failed[0][1] and "run the download again" in report.failed[0][1]
+    assert not (s2 / "nepal_s2.tar.gz").exists() and (s2 / f"nepal_s2.tar.gz{dl.MISMATCH_SUFFIX}").is_file()
+    assert not list(s2.glob("nepal_s2_*.nc"))  # nothing of it unpacked
+    assert sorted(p.name for p in s2.glob("*.nc")) == ["italy_s2_1.nc", "italy_s2_2.nc", "peru_s2_5.nc"]
+    recorded = [a["name"] for a in dl.read_manifest(s2.parent)["archives"]]
+    assert recorded == ["italy_s2.tar.gz", "peru_s2.tar.gz"]
+    assert "1 failed" in summarize(report)
+
+    fake_hub.wrong_sha = set()  # the next run fetches it anew and unpacks it
+    again = download_dataset(dest, sensors=["s2"], progress=False)
+    assert again.ok and again.extracted == [s2 / "nepal_s2.tar.gz"]
+    assert sorted(p.name for p in s2.glob("nepal_s2_*.nc")) == ["nepal_s2_3.nc", "nepal_s2_4.nc"]
+
+
+def test_a_short_commit_sha_gets_a_hint(tmp_path: Path, fake_hub: FakeHub, capsys) -> None:
+    dest = tmp_path / "data"
+    assert cli.main(["download", "--dest", str(dest), "--revision", "40af2dd"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "s12ls download: error: listing paulhoehn/Sen12Landslides at revision '40af2dd': 404"
+    )
+    assert "looks like a short commit sha" in err and "full 40-character" in err
+    assert not dest.exists()
+
+
+def test_data_revision_for_the_protocol_table(tmp_path: Path, fake_hub: FakeHub) -> None:
+    dest = tmp_path / "data"
+    download_dataset(dest, sensors=["s2"], progress=False)
+    data_dir = dest / "data_harmonized"
+    day = dl.read_manifest(data_dir)["downloaded_at"][:10]
+    assert dl.data_revision(data_dir) == (
+        f"{commit_of('main')} (paulhoehn/Sen12Landslides, data_harmonized, downloaded {day})"
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    assert dl.data_revision(other) == "unknown"
+    (other / "synthetic_manifest.json").write_text("{}")
+    assert dl.data_revision(other) == "synthetic sample"
+    (other / dl.MANIFEST_NAME).write_text("not json")
+    assert dl.data_revision(other) == "unknown (unreadable download manifest)"
+    with pytest.raises(ValueError, match="is not a download manifest"):
+        dl.read_manifest(other)

@@ -296,8 +296,17 @@ def test_protocol_and_benchmark_tables_name_every_difference(run, result):
     run_dir, task_dir = run
     assert E.data_label(task_dir) == "synthetic sample, raw release"
     table = E.protocol_table(run_dir, which="last")
-    assert list(table.index) == list(PUBLISHED_PROTOCOL)
+    assert [a for a in table.index if a != "data revision"] == list(PUBLISHED_PROTOCOL)
     assert table.loc["data", "this run"] == "synthetic sample, raw release"
+    assert table.index.get_loc("data revision") == table.index.get_loc("data") + 1
+    assert table.loc["data revision", "this run"] == "synthetic sample"
+    manifest = splits.load_task(task_dir).data_dir / "download-manifest.json"  # as `s12ls download` writes it
+    manifest.write_text(json.dumps({"revision": "a" * 40, "version": "raw", "layout": "versioned"}))
+    try:
+        row = E.protocol_table(run_dir, which="last").loc["data revision", "this run"]
+    finally:
+        manifest.unlink()
+    assert row.startswith("a" * 40 + " (paulhoehn/Sen12Landslides, data_raw")
     assert table.loc["epochs", "this run"].startswith("2")  # the fixture trained 2 epochs
     assert table.loc["checkpoint tested", "this run"] == "the last epoch"
     assert table.loc["seeds", "published"].startswith("3")

@@ -17,6 +17,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from quality_files import fill_gap, write_s1
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import schema
@@ -957,3 +958,104 @@ def test_release_constants():
     assert schema.S2_OFFSET == 1000 and schema.S2_OFFSET_FROM == dt.date(2022, 1, 25)
     assert schema.S2_OFFSET_BANDS == schema.S2_BANDS and "SCL" not in schema.S2_OFFSET_BANDS
     assert schema.RELEASES == ("raw", "harmonized", "unknown")
+
+
+# --------------------------------------------------------------------------------------------------
+# Quality notes and figures: SCL 255 frames, repeated dates, Sentinel-1 gaps (NaN or filled)
+# --------------------------------------------------------------------------------------------------
+def test_repeated_neighbour_pixels_counts_runs_of_equal_values():
+    rng = np.random.default_rng(0)
+    frames = rng.random((3, 6, 7)).astype("float32")
+    frames[1, 2:4, 1:4] = 0.25  # a 2 x 3 run: 6 pixels equal a neighbour
+    frames[2, 0, 0:3] = frames[2, 1, 0:3] = 0.5  # 6 more, but in frame 2
+    frames[2, 5, 5:7] = 1.0  # a clip limit: never counted
+    frames[2, 4, 0:2] = np.nan  # NaN never counts
+    assert schema.repeated_neighbour_pixels(frames).tolist() == [0, 6, 6]
+    assert schema.repeated_neighbour_pixels(frames, skip=()).tolist() == [0, 6, 8]
+    # the spatial order does not matter: (time, x, y) gives the same counts
+    assert (
+        schema.repeated_neighbour_pixels(frames.transpose(0, 2, 1)).tolist()
+        == schema.repeated_neighbour_pixels(frames).tolist()
+    )
+
+
+def _real_s2(tmp_path: Path, times=None) -> Path:
+    from real_format import MULTI_TIMES, write_real_patch
+
+    return write_real_patch(
+        tmp_path / "s2" / "chimanimani_s2_1.nc",
+        times or MULTI_TIMES,
+        event_date="2018-09-01",
+        date_confidence="1.0",
+    )
+
+
+def test_scl_255_is_a_quality_note_not_an_error(tmp_path):
+    path = _real_s2(tmp_path)
+    with netCDF4.Dataset(path, "a") as ds:
+        scl = ds["SCL"][:]
+        scl[6] = 255  # a whole frame of unknown quality, as the real files have them
+        scl[9, :20, :30] = 255  # and part of another
+        ds["SCL"][:] = scl
+    res = schema.check_patch(path)
+    assert res.errors == [] and res.ok
+    assert res.notes == [
+        "SCL 255 (unknown quality, no scene class) in 2 of 15 frame(s), 1 of them whole: unusable for cloud "
+        "masks, not a format error"
+    ]
+    assert (res.quality["scl_unknown_frames"], res.quality["scl_unknown_whole_frames"]) == (2, 1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a quality note is no FormatWarning either
+        assert validate_patch(path) == []
+    # any other class outside ESA's list is still a format error, next to the note
+    with netCDF4.Dataset(path, "a") as ds:
+        s = ds["SCL"][3]
+        s[0, 0] = 42
+        ds["SCL"][3] = s
+    res = schema.check_patch(path)
+    assert res.errors == ["SCL holds unknown classes [42]"] and res.quality["scl_unknown_frames"] == 2
+
+
+def test_quality_figures_of_a_clean_file_are_zero(tmp_path):
+    res = schema.check_patch(_real_s2(tmp_path))
+    assert res.notes == [] and res.quality == dict.fromkeys(schema.QUALITY_KEYS, 0)
+
+
+def test_repeated_dates_are_counted(tmp_path):
+    from real_format import MULTI_TIMES
+
+    padded = MULTI_TIMES[:12] + [MULTI_TIMES[11]] * 3
+    res = schema.check_patch(_real_s2(tmp_path, times=padded))
+    assert res.quality["repeated_dates"] == 3 and res.errors == []
+
+
+def test_s1_gaps_filled_by_copying_are_seen_without_nan(tmp_path):
+    clean = schema.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_1.nc"))
+    assert (
+        clean.errors == [] and clean.quality["s1_filled_frames"] == 0 and clean.quality["s1_nan_pixels"] == 0
+    )
+    assert clean.quality["s1_repeat_pixels"] < schema.S1_FILL_MIN_PIXELS
+    filled = schema.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_2.nc", edit=fill_gap))
+    assert filled.errors == [] and filled.quality["s1_nan_pixels"] == 0
+    assert filled.quality["s1_filled_frames"] == 2
+    assert filled.quality["s1_repeat_pixels"] == 16 * 16 + 16  # the gap and the row it was copied from
+
+    def clipped(values):  # bright targets at the writer's clip limit repeat without any filling
+        values[:, :40, :40] = 1.0
+
+    assert (
+        schema.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_3.nc", edit=clipped)).quality[
+            "s1_filled_frames"
+        ]
+        == 0
+    )
+
+
+def test_s1_gaps_left_as_nan_are_counted(tmp_path):
+    def gap(values):
+        values[4, :10, :10] = np.nan
+
+    res = schema.check_patch(write_s1(tmp_path / "s1dsc" / "italy_s1dsc_1.nc", edit=gap))
+    assert res.errors == [] and res.quality["s1_nan_pixels"] == 2 * 100  # VV and VH
