@@ -982,6 +982,8 @@ class SplitRun:
     def scores(self, which: str = "test") -> dict[str, float]:
         """F1, IoU, precision, recall at the validation threshold, AP (threshold-free) and the share of landslide
         pixels (``test_prevalence``) on the own test split (``"test"``) or the common set (``"common"``)."""
+        if which not in ("test", "common"):
+            raise ValueError(f"which must be 'test' or 'common', not {which!r}")
         pm = self.test if which == "test" else self.common
         if pm is None:
             raise ValueError(f"run {self.label} was not scored on a common set")

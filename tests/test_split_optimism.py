@@ -208,6 +208,10 @@ def test_split_optimism_without_a_common_set_and_bad_input():
         E.split_optimism(runs, "published")
     with pytest.raises(ValueError, match="labelled"):
         E.split_optimism([runs[0], runs[0]])
+    with pytest.raises(ValueError, match="common set"):
+        runs[0].scores("common")
+    with pytest.raises(ValueError, match="'test' or 'common'"):
+        runs[1].scores("val")
 
 
 # --------------------------------------------------------------------------------------------------
