@@ -13,7 +13,8 @@ The chapters listed in ``_toc.yml`` run in order from the repository root (so th
 any failed. The chapters run with ``$S12LS_BOOK`` set to ``<out>``: they record their results in
 ``<out>/results/`` and chapter 05 its runs in ``<out>/runs/`` (``s12ls_utils.plots.outputs``), the book's
 record, which reruns with other parameters never write; a chapter's old record is removed before it runs. With ``--jobs 2`` (the default on two or more CPUs) chapters 04–06, which build on each other,
-run in one lane and chapters 01–03 in a second one at the same time, each lane pinned to its share of the CPUs.
+run in one lane and the others (01–03, then 07, which writes its own task folders and runs) in a second one at the
+same time, each lane pinned to its share of the CPUs.
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ def execute(out: Path, params: dict[str, str], only: list[str], durations_file: 
 
 #: Chapters that read what an earlier one wrote run after it, in one lane: chapter 05 trains on the task
 #: folders of chapter 04 and chapter 06 evaluates the run of chapter 05. The other chapters only read the
-#: data folder (the catalog cache is written atomically), so a second lane runs them meanwhile.
+#: data folder (the catalog cache is written atomically), so a second lane runs them meanwhile; chapter 07
+#: writes its own task folders (``<data>/tasks/split-optimism``) and trains its own runs, so it needs none of
+#: 04–06 and joins that lane, which ends earlier than the chained one.
 CHAINED = ("04-split-creation", "05-baseline-training", "06-positive-class-evaluation")
 
 

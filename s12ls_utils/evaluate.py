@@ -28,10 +28,11 @@ code are imported only inside :func:`iter_model_predictions`, so the reference a
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from .metrics import (
     ObjectMetrics,
     PixelMetrics,
     bootstrap_ci,
+    bootstrap_scores,
     paired_bootstrap,
     scores_from_counts,
     size_bin_labels,
@@ -60,6 +62,12 @@ __all__ = [
     "EvaluationResult",
     "change_score",
     "benchmark_table",
+    "common_entries",
+    "fold_table",
+    "score_split_run",
+    "split_optimism",
+    "SplitOptimism",
+    "SplitRun",
     "change_score_date_free",
     "chapter05_run",
     "evaluate_run",
@@ -931,3 +939,381 @@ def _patch_frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["id", "method", "score", "positive"])
     df.insert(1, "region", df["id"].map(region_of))
     return df
+
+
+# --------------------------------------------------------------------------------------------------
+# What the split does to the score (chapter 07, benchmarks/split_optimism.py)
+# --------------------------------------------------------------------------------------------------
+#: The scores of :class:`SplitOptimism` and :func:`fold_table`.
+FOLD_METRICS = ("f1", "ap", "iou")
+
+
+def _entries_of(task: Task, split: str, sensors: list[str]) -> list[dict]:
+    """A split's entries as the task file lists them: the sensor's split, or the aligned one for several."""
+    if len(sensors) > 1:
+        if task.aligned is None:
+            raise ValueError(f"task {task.name} has no aligned split; a run on {sensors} needs one")
+        return list(task.aligned.get(split, []))
+    if sensors[0] not in task.splits:
+        raise ValueError(f"task {task.name} has no {sensors[0]} split; it has {sorted(task.splits)}")
+    return list(task.splits[sensors[0]].get(split, []))
+
+
+def common_entries(tasks: Sequence[Task], sensors: Sequence[str] = ("s2",)) -> list[dict]:
+    """The patches that none of ``tasks`` trains or validates on: every entry a task lists (any split) whose id
+    is in no task's train or validation split, once per id (as the first task lists it), sorted by id.
+
+    Scored by every run of those tasks, they are a test set common to all of them; an empty list when there
+    is none (e.g. random splits of one selection, whose test sets hardly overlap)."""
+    sensors = list(sensors)
+    seen = {str(e["id"]) for t in tasks for s in ("train", "val") for e in _entries_of(t, s, sensors)}
+    out: dict[str, dict] = {}
+    for t in tasks:
+        for s in ("train", "val", "test"):
+            for e in _entries_of(t, s, sensors):
+                if str(e["id"]) not in seen:
+                    out.setdefault(str(e["id"]), e)
+    return [out[k] for k in sorted(out)]
+
+
+@dataclass
+class SplitRun:
+    """One trained run scored as :func:`evaluate_run` scores the model: the threshold of maximal F1 on the
+    run's own validation split, applied once to its own test split and, when given, to a common set of
+    patches (:func:`common_entries`). Built by :func:`score_split_run`."""
+
+    label: str
+    run_dir: Path
+    task_dir: Path
+    sensors: list[str]
+    threshold: float
+    val_f1: float
+    n_train: int
+    n_val: int
+    test: PixelMetrics
+    common: PixelMetrics | None = None
+
+    @property
+    def n_test(self) -> int:
+        return len(self.test.patch_keys)
+
+    def scores(self, which: str = "test") -> dict[str, float]:
+        """F1, IoU, precision, recall at the validation threshold, AP (threshold-free) and the share of landslide
+        pixels (``test_prevalence``) on the own test split (``"test"``) or the common set (``"common"``)."""
+        if which not in ("test", "common"):
+            raise ValueError(f"which must be 'test' or 'common', not {which!r}")
+        pm = self.test if which == "test" else self.common
+        if pm is None:
+            raise ValueError(f"run {self.label} was not scored on a common set")
+        s = pm.compute(self.threshold)
+        out = {k: float(s[k]) for k in ("f1", "iou", "precision", "recall")}
+        return out | {
+            "ap": pm.average_precision(),
+            "test_prevalence": pm.prevalence,
+            "n_test": len(pm.patch_keys),
+            "threshold": self.threshold,
+        }
+
+
+def score_split_run(
+    run_dir: str | Path,
+    task: Task | str | Path,
+    *,
+    label: str | None = None,
+    common: Sequence[dict] | None = None,
+    data_dir: str | Path | None = None,
+    bins: int = 1000,
+    device: str = "auto",
+    batch_size: int = 8,
+    which: str = "best",
+) -> SplitRun:
+    """Score a run's model on its task, with the threshold fixed on validation (one pass on test), and, with
+    ``common`` (entries as :func:`common_entries` returns them), on those patches at the same threshold. Only
+    the model is scored (no references, no objects), with per-patch histograms kept for the intervals of
+    :func:`split_optimism`. ``task``: a :class:`~s12ls_utils.splits.Task` or a task folder (read with
+    ``data_dir``); ``which``: the checkpoint (``"best"`` or ``"last"``)."""
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', not {which!r}")
+    run_dir = Path(run_dir)
+    if not (run_dir / f"{which}.pt").is_file():
+        raise FileNotFoundError(f"no checkpoint {run_dir / f'{which}.pt'}; train the run first")
+    if not isinstance(task, Task):
+        task = load_task(task, data_dir=data_dir)
+    sensors = run_sensors_of(run_dir)
+
+    def metrics(t: Task, split: str) -> PixelMetrics:
+        pm = PixelMetrics(bins, (0.0, 1.0), keep_patches=True)
+        batches = iter_model_predictions(run_dir, t, split, device=device, batch_size=batch_size, which=which)
+        _pass(batches, pm, None, None, None, "model")
+        return pm
+
+    val = metrics(task, "val")
+    threshold, val_f1 = val.best_threshold("f1")
+    common_pm = None
+    if common:
+        # the task (its statistics) with the common patches as its test split; the packed cache holds no
+        # statistics, so the runs of tasks in one folder share one cache of the common set
+        splits_ = {s: dict(v) for s, v in task.splits.items()}
+        aligned = dict(task.aligned) if task.aligned is not None else None
+        if len(sensors) > 1:
+            aligned["test"] = list(common)
+        else:
+            splits_[sensors[0]]["test"] = list(common)
+        view = dataclasses.replace(
+            task, name="common-set", path=Path(task.path).parent, splits=splits_, aligned=aligned
+        )
+        common_pm = metrics(view, "test")
+    return SplitRun(
+        label=label or run_dir.name,
+        run_dir=run_dir,
+        task_dir=Path(task.path),
+        sensors=sensors,
+        threshold=threshold,
+        val_f1=val_f1,
+        n_train=len(_entries_of(task, "train", sensors)),
+        n_val=len(_entries_of(task, "val", sensors)),
+        test=metrics(task, "test"),
+        common=common_pm,
+    )
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    v = np.asarray(values, dtype="float64")
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    q = (1 - level) / 2
+    lo, hi = np.quantile(v, [q, 1 - q])
+    return (float(lo), float(hi))
+
+
+@dataclass
+class SplitOptimism:
+    """Runs of one model configuration trained on different splits, scored by :func:`split_optimism`.
+
+    ``rows`` (:meth:`table`): one row per run and test set (``"own test"``: the run's own test split;
+    ``"common"``: the patches none of the runs trained or validated on), with F1 and AP and their percentile
+    intervals over patches, and the gap to the ``baseline`` run: on the own test sets (different patches) an
+    interval from independent replicates, on the common set a paired one (:func:`~s12ls_utils.metrics.paired_bootstrap`)."""
+
+    runs: dict[str, SplitRun]
+    baseline: str
+    rows: pd.DataFrame
+    n_boot: int
+    level: float
+    seed: int
+
+    def table(self) -> pd.DataFrame:
+        """The numeric table (one row per split and test set)."""
+        return self.rows.copy()
+
+    def formatted(self, digits: int = 3) -> pd.DataFrame:
+        """:meth:`table` for reading: scores with their intervals in brackets, shares in percent."""
+
+        def ci(r, k):
+            v, lo, hi = r[k], r[k + "_low"], r[k + "_high"]
+            if not np.isfinite(v):
+                return "—"
+            return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+        pct = int(round(100 * self.level))
+        gap = f"gap to {self.baseline}"
+        out = pd.DataFrame(
+            {
+                "split": self.rows["split"],
+                "test set": self.rows["test_set"],
+                "train patches": self.rows["n_train"],
+                "test patches": self.rows["n_test"],
+                "landslide pixels in test (%)": (100 * self.rows["test_prevalence"]).round(2),
+                f"F1 [{pct} % interval]": [ci(r, "f1") for _, r in self.rows.iterrows()],
+                f"AP [{pct} % interval]": [ci(r, "ap") for _, r in self.rows.iterrows()],
+                f"F1 {gap}": [ci(r, "f1_gap") for _, r in self.rows.iterrows()],
+                f"AP {gap}": [ci(r, "ap_gap") for _, r in self.rows.iterrows()],
+            }
+        )
+        return out.set_index(["split", "test set"])
+
+    def record(self) -> dict:
+        """Per run: ``n_train``, ``n_val``, ``n_test``, ``test_prevalence``, ``threshold``, ``f1``, ``f1_ci``, ``ap``,
+        ``ap_ci`` and the gaps to the baseline (``f1_gap``, ``f1_gap_ci``, ``ap_gap``, ``ap_gap_ci``; None for the
+        baseline) on the own test split, and the same under ``common`` for the common set (None without one)."""
+
+        def block(r) -> dict:
+            out = {"n_test": int(r["n_test"]), "test_prevalence": float(r["test_prevalence"])}
+            for k in ("f1", "ap", "f1_gap", "ap_gap"):
+                finite = bool(np.isfinite(r[k]))
+                out[k] = float(r[k]) if finite else None
+                out[k + "_ci"] = [float(r[k + "_low"]), float(r[k + "_high"])] if finite else None
+            return out
+
+        out = {}
+        for label, run in self.runs.items():
+            rows = self.rows[self.rows["split"] == label].set_index("test_set")
+            own = block(rows.loc["own test"])
+            common = block(rows.loc["common"]) if "common" in rows.index else None
+            out[label] = {
+                "n_train": run.n_train,
+                "n_val": run.n_val,
+                **own,
+                "threshold": run.threshold,
+                "val_f1": run.val_f1,
+                "run_dir": str(run.run_dir),
+                "task_dir": str(run.task_dir),
+                "common": common,
+            }
+        return out
+
+    def figures(self) -> dict:
+        """Flat figures for a chapter's text: ``<split>_<key>`` and ``<split>_common_<key>`` for F1, AP, their
+        interval ends and gaps, the test patches and the landslide-pixel share (a share, glued in percent)."""
+        from .plots import share
+
+        out: dict = {}
+        for _, r in self.rows.iterrows():
+            p = f"{r['split']}_" + ("common_" if r["test_set"] == "common" else "")
+            out[p + "n_test"] = int(r["n_test"])
+            out[p + "test_prevalence"] = share(r["test_prevalence"])
+            for k in ("f1", "ap", "f1_gap", "ap_gap"):
+                if np.isfinite(r[k]):
+                    for end in ("", "_low", "_high"):
+                        out[p + k + end] = float(r[k + end])
+            if r["test_set"] == "own test":
+                out[p + "n_train"] = int(r["n_train"])
+        return out
+
+
+def split_optimism(
+    runs: Sequence[SplitRun],
+    baseline: str | None = None,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SplitOptimism:
+    """The table of what the split does to the score: each run (:func:`score_split_run`) on its own test split
+    and on the common set, F1 and AP with ``level`` percentile intervals over patches (``n_boot`` replicates,
+    :func:`~s12ls_utils.metrics.bootstrap_scores`), the landslide-pixel share of each test set, and the gap
+    to the ``baseline`` run (default: the first), minus the baseline's score.
+
+    - **Own test sets** differ from run to run, so the gap cannot be paired: its interval comes from the
+      runs' independent replicates (different seeds), the difference of two resampled test sets.
+    - **Common set**: every run scored on the same patches, each at its own validation threshold; the gap's
+      interval is paired (:func:`~s12ls_utils.metrics.paired_bootstrap`, the same draws for both runs), as
+      chapter 06 compares methods.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("split_optimism needs at least one scored run")
+    by = {}
+    for r in runs:
+        if r.label in by:
+            raise ValueError(f"two runs are labelled {r.label!r}")
+        by[r.label] = r
+    baseline = runs[0].label if baseline is None else baseline
+    if baseline not in by:
+        raise ValueError(f"baseline {baseline!r} is not among the runs {list(by)}")
+    metrics = ("f1", "ap")
+    with_common = all(r.common is not None and r.common.patch_keys for r in runs)
+    reps = {
+        (r.label, ts): bootstrap_scores(pm, r.threshold, metrics, n_boot=n_boot, seed=[seed, i, j])
+        for i, r in enumerate(runs)
+        for j, (ts, pm) in enumerate((("own test", r.test), ("common", r.common)))
+        if pm is not None and (ts == "own test" or with_common)
+    }
+    base = by[baseline]
+    rows = []
+    for r in runs:
+        for ts in ("own test", "common") if with_common else ("own test",):
+            s = r.scores("test" if ts == "own test" else "common")
+            row = {
+                "split": r.label,
+                "test_set": ts,
+                "n_train": r.n_train,
+                "n_test": s["n_test"],
+                "test_prevalence": s["test_prevalence"],
+                "threshold": r.threshold,
+            }
+            for m in metrics:
+                row[m] = s[m]
+                row[m + "_low"], row[m + "_high"] = _interval(reps[(r.label, ts)][m], level)
+            if r.label == baseline:
+                for m in metrics:
+                    row[f"{m}_gap"] = row[f"{m}_gap_low"] = row[f"{m}_gap_high"] = float("nan")
+                row["paired"] = ts == "common"
+            elif ts == "common":
+                pb = paired_bootstrap(
+                    r.common, base.common, r.threshold, base.threshold, metrics, n_boot, level, seed
+                )
+                for m in metrics:
+                    row[f"{m}_gap"], row[f"{m}_gap_low"], row[f"{m}_gap_high"] = (
+                        pb[m]["diff"],
+                        pb[m]["low"],
+                        pb[m]["high"],
+                    )
+                row["paired"] = True
+            else:
+                b = base.scores("test")
+                for m in metrics:
+                    row[f"{m}_gap"] = s[m] - b[m]
+                    diff = reps[(r.label, ts)][m] - reps[(baseline, ts)][m]
+                    row[f"{m}_gap_low"], row[f"{m}_gap_high"] = _interval(diff, level)
+                row["paired"] = False
+            rows.append(row)
+    return SplitOptimism(by, baseline, pd.DataFrame(rows), n_boot, level, seed)
+
+
+def fold_table(
+    runs: pd.DataFrame,
+    by: str = "split",
+    pooled: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Per split or fold (column ``by``): the number of seeds, mean and standard deviation over the seeds (sample
+    sd, ddof 1; 0 for one seed) of F1, AP and IoU, and the share of landslide pixels in the test set
+    (``test_prevalence``; the test set is the same for every seed of a split, so its mean is that share).
+
+    ``runs`` has one row per split and seed: columns ``by``, ``seed``, ``f1``, ``ap``, ``iou``,
+    ``test_prevalence`` (and optionally ``n_test``, the test patches). ``pooled`` adds rows that take several
+    folds together, ``{name: [fold, …]}``: mean and sd over every run of those folds (fold × seed), and the
+    landslide-pixel share of the folds' test sets together (weighted by ``n_test`` when given, as every patch
+    has the same number of pixels; else the mean over the folds). Rows keep the order of first appearance,
+    pooled rows last."""
+    need = [by, "seed", *FOLD_METRICS, "test_prevalence"]
+    missing = [c for c in need if c not in runs.columns]
+    if missing:
+        raise ValueError(f"fold_table needs the columns {need}; missing {missing}")
+    if runs.empty:
+        raise ValueError("fold_table needs at least one run")
+    dup = runs.duplicated([by, "seed"])
+    if dup.any():
+        r = runs[dup].iloc[0]
+        raise ValueError(f"{by} {r[by]!r} has seed {r['seed']} twice")
+    bad = runs[list(FOLD_METRICS) + ["test_prevalence"]].isna().any(axis=1)
+    if bad.any():
+        raise ValueError(f"runs of {sorted(set(runs.loc[bad, by].astype(str)))} have missing scores")
+
+    def summary(name: str, df: pd.DataFrame, folds: list) -> dict:
+        row: dict = {by: name, "folds": len(folds), "seeds": int(df.groupby(by)["seed"].nunique().min())}
+        row["runs"] = len(df)
+        for m in FOLD_METRICS:
+            v = df[m].to_numpy(dtype="float64")
+            row[m + "_mean"] = float(v.mean())
+            row[m + "_sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        per = df.groupby(by, sort=False).first()
+        if "n_test" in df.columns:
+            row["n_test"] = int(per["n_test"].sum())
+            row["test_prevalence"] = float(
+                (per["test_prevalence"] * per["n_test"]).sum() / per["n_test"].sum()
+            )
+        else:
+            row["test_prevalence"] = float(per["test_prevalence"].mean())
+        return row
+
+    order = list(dict.fromkeys(runs[by]))
+    rows = [summary(k, runs[runs[by] == k], [k]) for k in order]
+    for name, folds in (pooled or {}).items():
+        folds = list(folds)
+        unknown = sorted(set(folds) - set(order), key=str)
+        if unknown or not folds:
+            raise ValueError(f"pooled row {name!r}: unknown {by} {unknown or 'list (empty)'}; known: {order}")
+        rows.append(summary(name, runs[runs[by].isin(folds)], folds))
+    return pd.DataFrame(rows)

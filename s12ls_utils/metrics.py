@@ -20,7 +20,9 @@ reports the **landslide class** first and the macro/accuracy figures only for co
   per km².
 - :func:`bootstrap_ci` — percentile intervals over patches for pooled F1 and IoU.
 - :func:`paired_bootstrap` — the interval of the difference between two methods scored on the same resampled
-  patches (F1, IoU, AP); :func:`threshold_bootstrap` — how far a threshold chosen on few patches moves.
+  patches (F1, IoU, AP); :func:`threshold_bootstrap` — how far a threshold chosen on few patches moves;
+  :func:`bootstrap_scores` — one method's replicates (F1, IoU, AP) on its own patches, for intervals of AP
+  and for differences between methods scored on different patches.
 
 Conventions, stated once:
 
@@ -61,6 +63,7 @@ __all__ = [
     "PixelMetrics",
     "average_precision",
     "bootstrap_ci",
+    "bootstrap_scores",
     "confusion_counts",
     "paired_bootstrap",
     "threshold_bootstrap",
@@ -506,6 +509,38 @@ def paired_bootstrap(
             "share_above_0": float(np.mean(diffs[m] > 0)),
             "n_patches": n,
         }
+    return out
+
+
+def bootstrap_scores(
+    pm: PixelMetrics,
+    threshold: float,
+    metrics: Sequence[str] = ("f1", "iou", "ap"),
+    n_boot: int = 1000,
+    seed: int | Sequence[int] = 0,
+) -> dict[str, np.ndarray]:
+    """The scores of ``n_boot`` bootstrap replicates of ``pm``'s patches: each replicate draws as many patches
+    as there are, with replacement, pools their histograms and scores them at ``threshold`` (F1, IoU, … from
+    the counts; ``ap`` threshold-free), as :func:`paired_bootstrap` does for one side of a pair (the same
+    seed and patches give the same draws). Percentiles of the replicates are an interval of the score; the
+    replicates of two methods scored on *different* patches (e.g. two splits' own test sets), drawn with
+    different seeds, give an interval of their difference. Needs per-patch histograms; with no patch every
+    replicate is NaN."""
+    keys = pm.patch_keys
+    if not keys:
+        if not pm.keep_patches:
+            raise ValueError("a bootstrap over patches needs PixelMetrics(keep_patches=True)")
+        return {m: np.full(n_boot, np.nan) for m in metrics}
+    h = _patch_hists(pm, keys)
+    k = pm._k(threshold)
+    rng = np.random.default_rng(seed)
+    n = len(keys)
+    out = {m: np.empty(n_boot) for m in metrics}
+    for i in range(n_boot):
+        w = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        s = _hist_scores(np.tensordot(w, h, axes=1), k, metrics)
+        for m in metrics:
+            out[m][i] = s[m]
     return out
 
 

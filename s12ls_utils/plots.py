@@ -2992,3 +2992,107 @@ def legend_for_groups(bars, position: str = "top_right"):
         legend_position=position,
         hooks=[_hide_inner_factor_labels],
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# What the split does to the score (chapter 07)
+# --------------------------------------------------------------------------------------------------
+#: Colours and labels of the test sets of :class:`s12ls_utils.evaluate.SplitOptimism`.
+_TEST_SET_COLORS = {"own test": "#1f77b4", "common": "#d62728"}
+_TEST_SET_LABELS = {"own test": "its own test split", "common": "the common held-out set"}
+_SCORE_LABELS = {"f1": "F1 of the landslide class (0–1)", "ap": "average precision, AP (0–1)"}
+
+
+def _split_points(table, metric: str):
+    """``(splits, [(test set, x, value, low, high)])`` of a split-optimism table: one x position per split,
+    the test sets side by side around it."""
+    splits = list(dict.fromkeys(table["split"]))
+    sets = [s for s in _TEST_SET_COLORS if s in set(table["test_set"])]
+    offsets = {s: (i - (len(sets) - 1) / 2) * 0.18 for i, s in enumerate(sets)}
+    pts = [
+        (
+            r["test_set"],
+            splits.index(r["split"]) + offsets[r["test_set"]],
+            r[metric],
+            r[f"{metric}_low"],
+            r[f"{metric}_high"],
+        )
+        for _, r in table.iterrows()
+    ]
+    return splits, pts
+
+
+def split_optimism_plot(table, data: str = "synthetic sample", width: int = 360, height: int = 340):
+    """F1 and AP per split with their intervals, on each split's own test set and on the common set, side by
+    side (``table``: :meth:`s12ls_utils.evaluate.SplitOptimism.table`); ``data`` names the patches in the
+    titles."""
+    import holoviews as hv
+
+    panels = []
+    for metric in ("f1", "ap"):
+        splits, pts = _split_points(table, metric)
+        layers = []
+        for ts, color in _TEST_SET_COLORS.items():
+            mine = [p for p in pts if p[0] == ts]
+            if not mine:
+                continue
+            xs = [p[1] for p in mine]
+            ys = [p[2] for p in mine]
+            err = hv.ErrorBars(
+                [(x, y, y - lo, hi - y) for _, x, y, lo, hi in mine],
+                kdims=["position"],
+                vdims=["score", "below", "above"],
+            ).opts(color=color, line_width=2)
+            dots = hv.Scatter((xs, ys), "position", "score", label=_TEST_SET_LABELS[ts]).opts(
+                color=color, size=9, tools=["hover"]
+            )
+            layers += [err, dots]
+        panels.append(
+            hv.Overlay(layers).opts(
+                title=f"{metric.upper()} by split ({data}, 95 % intervals)",
+                xlabel="split the model was trained and tested on",
+                ylabel=_SCORE_LABELS[metric],
+                xticks=list(enumerate(splits)),
+                xlim=(-0.5, len(splits) - 0.5),
+                ylim=(0, 1.02),
+                width=width,
+                height=height,
+                legend_position="bottom_left",
+                show_grid=True,
+            )
+        )
+    return hv.Layout(panels).cols(2)
+
+
+def static_split_optimism(table, data: str = "synthetic sample") -> StaticFigure:
+    """:func:`split_optimism_plot` as an image."""
+    fig = _figure(3.6)
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("f1", "ap"), strict=True):
+        splits, pts = _split_points(table, metric)
+        for ts, color in _TEST_SET_COLORS.items():
+            mine = [p for p in pts if p[0] == ts]
+            if not mine:
+                continue
+            x = np.array([p[1] for p in mine])
+            y = np.array([p[2] for p in mine], dtype="float64")
+            lo = np.array([p[3] for p in mine], dtype="float64")
+            hi = np.array([p[4] for p in mine], dtype="float64")
+            ax.errorbar(
+                x, y, yerr=[y - lo, hi - y], fmt="o", color=color, capsize=3, label=_TEST_SET_LABELS[ts]
+            )
+        ax.set_xticks(range(len(splits)), splits)
+        _panel_style(
+            ax,
+            f"{metric.upper()} by split ({data}, 95 % intervals)",
+            "split the model was trained and tested on",
+            _SCORE_LABELS[metric],
+            legend_loc="lower left",
+        )
+        ax.set(xlim=(-0.5, len(splits) - 0.5), ylim=(0, 1.02))
+    own = table[table["test_set"] == "own test"].set_index("split")["f1"]
+    return StaticFigure(
+        fig,
+        f"F1 and AP with 95 % intervals per split ({data}), on each split's own test set and on the common "
+        "held-out set; F1 on the own test sets: " + ", ".join(f"{k} {v:.3f}" for k, v in own.items()) + ".",
+    )

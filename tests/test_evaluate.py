@@ -314,3 +314,25 @@ def test_protocol_and_benchmark_tables_name_every_difference(run, result):
     assert list(bench.index[:4]) == list(published_benchmark().index)
     assert bench.loc["tiny U-Net", "f1"] == pytest.approx(100 * result.summary()["model_f1"])
     assert set(bench.columns) == {"ap", "f1", "iou", "precision", "recall", "source"}
+
+
+def test_score_split_run_scores_the_model_as_evaluate_run(run, result, tmp_path):
+    """Chapter 07's scorer (model only): evaluate_run's validation threshold and test scores of the model; a
+    common set is scored at that same threshold (here the test patches themselves: the same scores)."""
+    run_dir, task_dir = run
+    task = splits.load_task(task_dir)
+    sr = E.score_split_run(run_dir, task_dir, label="x", common=task.splits["s2"]["test"], device="cpu")
+    assert sr.threshold == result.thresholds["model"] and sr.val_f1 == result.val_f1["model"]
+    own, ref = sr.scores(), result.scores("model")
+    for k in ("f1", "iou", "precision", "recall"):
+        assert own[k] == pytest.approx(ref[k], abs=1e-12), k
+    assert own["ap"] == pytest.approx(ref["auprc"], abs=1e-12)
+    assert own["test_prevalence"] == pytest.approx(result.summary()["prevalence"])
+    assert sr.scores("common") == own
+    assert (sr.n_train, sr.n_val, sr.n_test) == tuple(
+        len(task.splits["s2"][s]) for s in ("train", "val", "test")
+    )
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        E.score_split_run(tmp_path, task_dir)
+    with pytest.raises(ValueError, match="which"):
+        E.score_split_run(run_dir, task_dir, which="first")
