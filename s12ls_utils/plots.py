@@ -324,6 +324,12 @@ def share(value) -> Share:
     return Share(float(value))
 
 
+def captioned(table, caption: str, precision: int = 3):
+    """``table`` (a DataFrame) as a chapter shows it: ``caption`` above it (what it holds and on which data),
+    numbers at ``precision`` decimals, missing values left blank. Returns a pandas ``Styler``."""
+    return table.style.format(precision=precision, na_rep="").set_caption(caption)
+
+
 def _display_value(v):
     if isinstance(v, Share):
         return v.percent_text()
@@ -1987,11 +1993,19 @@ _METHOD_LABELS = {
 }
 
 
-def pr_curves_plot(curves, prevalence: float, auprc=None, width: int = 420, height: int = 380):
+def _on(title: str, data: str | None) -> str:
+    """A figure title that names the data it was computed on (``data``, e.g. "synthetic sample")."""
+    return f"{title} ({data})" if data else title
+
+
+def pr_curves_plot(
+    curves, prevalence: float, auprc=None, width: int = 420, height: int = 380, data: str | None = None
+):
     """Precision–recall curves per method with the chance line (the positive-class prevalence).
 
     ``curves``: long table with method, recall, precision (e.g. ``EvaluationResult.pr_curves()``);
-    ``auprc``: optional ``{method: AUPRC}`` for the legend.
+    ``auprc``: optional ``{method: AUPRC}`` for the legend; ``data``: what the curves were computed on, for
+    the title.
     """
     import holoviews as hv
 
@@ -2016,15 +2030,18 @@ def pr_curves_plot(curves, prevalence: float, auprc=None, width: int = 420, heig
     )
     layers.append(chance.opts(color="gray", line_dash="dashed", line_width=1.5))
     return hv.Overlay(layers).opts(
-        title="Precision–recall on the test split", width=width, height=height, legend_position="bottom_left"
+        title=_on("Precision–recall on the test split", data),
+        width=width,
+        height=height,
+        legend_position="bottom_left",
     )
 
 
-def macro_gap_bars(scores, width: int = 420, height: int = 380):
+def macro_gap_bars(scores, width: int = 420, height: int = 380, data: str | None = None):
     """Bars of F1 and IoU of the landslide class next to their macro averages and accuracy, per method.
 
     ``scores``: ``{method: {f1, iou, macro_f1, macro_iou, accuracy, prevalence}}`` (the title states the
-    share of landslide pixels of the scored split, from ``prevalence``).
+    share of landslide pixels of the scored split, from ``prevalence``, and ``data``, what it was computed on).
     """
     import holoviews as hv
     import pandas as pd
@@ -2049,7 +2066,10 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380):
     return bars.opts(
         color="method",
         cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
-        title=f"Macro averages and accuracy flatter a task with {share(prevalence).percent_text()} positive pixels",
+        title=_on(
+            f"Macro averages and accuracy flatter a task with {share(prevalence).percent_text()} positive pixels",
+            data,
+        ),
         width=width + 200,
         height=height,
         tools=["hover"],
@@ -2059,11 +2079,14 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380):
     )
 
 
-def detection_rate_plot(detection, cover_fraction: float, width: int = 620, height: int = 340):
+def detection_rate_plot(
+    detection, cover_fraction: float, width: int = 620, height: int = 340, data: str | None = None
+):
     """Share of test landslides found per size bin and method; hover shows the counts.
 
     ``detection``: long table with method, size_bin, landslides, found, detection_rate
-    (``EvaluationResult.detection()``); empty bins are left out.
+    (``EvaluationResult.detection()``); empty bins are left out. ``data`` (what it was computed on) goes
+    into the title.
     """
     import holoviews as hv
 
@@ -2078,7 +2101,7 @@ def detection_rate_plot(detection, cover_fraction: float, width: int = 620, heig
     return bars.opts(
         color="method",
         cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
-        title="Detection rate vs landslide size (test split)",
+        title=_on("Detection rate vs landslide size (test split)", data),
         width=width,
         height=height,
         tools=["hover"],
@@ -2088,7 +2111,7 @@ def detection_rate_plot(detection, cover_fraction: float, width: int = 620, heig
     )
 
 
-def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color"):
+def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", data: str | None = None):
     """One row per patch (and sensor): the images before and after, the mask, the prediction and an FP/FN overlay.
 
     Five panels of ``size`` px per row fit the book's content column (about 780 px).
@@ -2098,7 +2121,8 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color"):
     sensors ``pre``/``post`` are dicts ``{sensor: image}`` and ``sensor`` the list: one row per sensor, the
     mask, prediction and overlay on the first. Each image title names the sensor and its stretch
     (:func:`stretch_label`). Overlay colours: green true positive, orange false positive, purple false
-    negative (missed); the red line is the mapped landslide outline.
+    negative (missed); the red line is the mapped landslide outline. The layout's title names the figure
+    and ``data``, what the patches are.
     """
     import holoviews as hv
 
@@ -2127,7 +2151,8 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color"):
             else:
                 panels += [hv.Empty(), hv.Empty(), hv.Empty()]
     panels.append(no_data_key(size))
-    return hv.Layout(panels).cols(5).opts(shared_axes=False)
+    title = _on("Test patches with the most model errors", data)
+    return hv.Layout(panels).cols(5).opts(shared_axes=False, title=title)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -2872,7 +2897,7 @@ def static_training_curves(history) -> StaticFigure:
     )
 
 
-def static_pr_curves(curves, prevalence: float, auprc=None) -> StaticFigure:
+def static_pr_curves(curves, prevalence: float, auprc=None, data: str | None = None) -> StaticFigure:
     """:func:`pr_curves_plot` as an image: precision–recall per method and the chance line."""
     fig = _figure(4.2, width_in=5.6)
     ax = fig.subplots()
@@ -2893,7 +2918,7 @@ def static_pr_curves(curves, prevalence: float, auprc=None) -> StaticFigure:
     ax.set(
         xlim=(0, 1), ylim=(0, 1.02), xlabel="recall (landslide class)", ylabel="precision (landslide class)"
     )
-    ax.set_title("Precision–recall on the test split", fontsize=10)
+    ax.set_title(_on("Precision–recall on the test split", data), fontsize=10)
     ax.xaxis.label.set_fontsize(8)
     ax.yaxis.label.set_fontsize(8)
     ax.tick_params(labelsize=7)
@@ -2903,7 +2928,9 @@ def static_pr_curves(curves, prevalence: float, auprc=None) -> StaticFigure:
         f"{_METHOD_LABELS.get(m, m)} {auprc[m]:.3f}" for m in (auprc or {}) if m in set(curves["method"])
     )
     return StaticFigure(
-        fig, f"Precision–recall curves on the test split (AUPRC: {names or 'n/a'}; chance {prevalence:.3f})."
+        fig,
+        _on("Precision–recall curves on the test split", data)
+        + f" (AUPRC: {names or 'n/a'}; chance {prevalence:.3f}).",
     )
 
 

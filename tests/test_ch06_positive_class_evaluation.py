@@ -127,3 +127,53 @@ def test_referenced_glue_is_recorded(chapter):
     missing = chapter.referenced_glue() - chapter.glued()
     assert not missing, f"glued in the text but never recorded: {sorted(missing)}"
     assert chapter.referenced_glue() <= set(chapter.results)
+
+
+def test_prevalence_and_data_label_are_recorded(chapter):
+    """Every score comes with the landslide-pixel share of what it scored; the data label says what the
+    patches were (the synthetic sample in the book's execution)."""
+    r = chapter.results
+    assert r["data_label"].startswith("synthetic sample")
+    assert r["positive_pct"] == pytest.approx(100 * r["prevalence"])
+    assert 0 < r["val_positive_pct"] < 100
+    assert r["ad_patch_prevalence"] == pytest.approx(r["ad_n_test_with_landslides"] / r["ad_n_test"])
+    # the pixel view of S12LS-AD scores the patches with landslides: a larger share than the whole split's
+    assert 0 < r["ad_prevalence"] < r["ad_pixel_prevalence"] <= 1
+
+
+def test_benchmark_keeps_real_synthetic_and_unreviewed_apart(chapter):
+    """The glued benchmark table shows the three blocks, labelled, with the published test split's landslide
+    share and the third-party hold-out range recorded from the package's reference data."""
+    from s12ls_utils.evaluate import BENCHMARK_BLOCKS
+    from s12ls_utils.reference import THIRD_PARTY_HOLDOUT, published_benchmark, split_frame
+
+    r = chapter.results
+    assert r["holdout_f1_low"] == pytest.approx(min(h["f1_low"] for h in THIRD_PARTY_HOLDOUT))
+    assert r["holdout_f1_high"] == pytest.approx(max(h["f1_high"] for h in THIRD_PARTY_HOLDOUT))
+    assert r["published_f1_best"] == pytest.approx(published_benchmark()["f1"].max() / 100)
+    test = split_frame("S12LS-LD", "s2").query("split == 'test'")["n_positive"]
+    assert r["published_test_positive_pct"] == pytest.approx(100 * test.sum() / (len(test) * 128 * 128))
+    html = next(
+        o["data"][o["metadata"]["scrapbook"].get("mime_prefix", "") + "text/html"]
+        for c in chapter.nb.cells
+        for o in c.get("outputs", [])
+        if o.get("metadata", {}).get("scrapbook", {}).get("name") == "benchmark_table"
+    )
+    for label in (*BENCHMARK_BLOCKS, f"{r['data_label']} (this book)", "unreviewed repository", "<caption"):
+        assert label in html, label
+    # the blocks in this order: real rows first, the book's synthetic rows last
+    assert html.index(BENCHMARK_BLOCKS[0]) < html.index(BENCHMARK_BLOCKS[1]) < html.index("(this book)")
+
+
+def test_figures_and_tables_name_the_synthetic_sample(chapter):
+    """What the chapter shows carries the data label: the static PR figure's description and the caption of
+    every table it displays."""
+    texts = [
+        str(o.get("data", {}).get("text/plain", "")) + str(o.get("data", {}).get("text/html", ""))
+        for c in chapter.nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    ]
+    assert any("static figure" in t and "(synthetic sample)" in t for t in texts)
+    captions = [t for t in texts if "<caption" in t]
+    assert len(captions) >= 8 and all("synthetic sample" in t for t in captions)

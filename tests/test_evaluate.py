@@ -288,10 +288,10 @@ def test_chapter05_run_is_found_by_name_and_checked(tmp_path, monkeypatch):
     assert E.chapter05_run(task, task_path, "s2", "runs") is None  # no best.pt
 
 
-def test_protocol_and_benchmark_tables_name_every_difference(run, result):
+def test_protocol_table_names_every_difference(run):
     """The published benchmark's protocol next to a run's, read from its run.json; the data row says what the
     patches are and which release (raw by default for the synthetic sample)."""
-    from s12ls_utils.reference import PUBLISHED_PROTOCOL, published_benchmark
+    from s12ls_utils.reference import PUBLISHED_PROTOCOL
 
     run_dir, task_dir = run
     assert E.data_label(task_dir) == "synthetic sample, raw release"
@@ -310,10 +310,118 @@ def test_protocol_and_benchmark_tables_name_every_difference(run, result):
     assert table.loc["epochs", "this run"].startswith("2")  # the fixture trained 2 epochs
     assert table.loc["checkpoint tested", "this run"] == "the last epoch"
     assert table.loc["seeds", "published"].startswith("3")
-    bench = E.benchmark_table(result.summary(), "tiny U-Net")
-    assert list(bench.index[:4]) == list(published_benchmark().index)
-    assert bench.loc["tiny U-Net", "f1"] == pytest.approx(100 * result.summary()["model_f1"])
-    assert set(bench.columns) == {"ap", "f1", "iou", "precision", "recall", "source"}
+
+
+def _mask_shares(task_dir: Path, split: str) -> dict[str, tuple[int, int]]:
+    """(landslide pixels, pixels) per patch of a split, read from the MASK of the files themselves."""
+    task = splits.load_task(task_dir)
+    out = {}
+    for e in task.splits["s2"][split]:
+        with open_patch(task.data_dir / e["s2"], load=True) as ds:
+            mask = ds["MASK"]
+            m = (mask.isel(time=0) if "time" in mask.dims else mask).values > 0
+        out[str(e["id"])] = (int(m.sum()), int(m.size))
+    return out
+
+
+def test_every_score_table_gives_the_landslide_pixel_share(run, result):
+    """Each table of scores carries the scored pixels' landslide share (``prevalence``), as the masks of the
+    scored files give it: the whole test split, per region, per patch, per patch group (S12LS-AD view)."""
+    _, task_dir = run
+    test = _mask_shares(task_dir, "test")
+    val = _mask_shares(task_dir, "val")
+    share = sum(p for p, _ in test.values()) / sum(n for _, n in test.values())
+    assert 0 < share < 1
+    s = result.summary()
+    assert s["prevalence"] == pytest.approx(share)
+    assert s["val_prevalence"] == pytest.approx(
+        sum(p for p, _ in val.values()) / sum(n for _, n in val.values())
+    )
+    flat = E.flat_figures(s)
+    assert flat["positive_pct"] == pytest.approx(100 * share)
+    assert flat["val_positive_pct"] == pytest.approx(100 * s["val_prevalence"])
+
+    table = result.table()
+    assert table.loc["prevalence"].to_numpy() == pytest.approx(share)  # one split, every method
+    for other in ("reference", "reference_date_free"):
+        assert result.compare(other)["prevalence"].to_numpy() == pytest.approx(share)
+
+    per_patch = result.patches.drop_duplicates("id").set_index("id")["prevalence"]
+    for pid, (pos, n) in test.items():
+        assert per_patch[pid] == pytest.approx(pos / n), pid
+
+    reg = result.regions()
+    for region, g in reg[reg["method"] == "model"].groupby("region"):
+        own = [v for k, v in test.items() if E.region_of(k) == region]
+        assert g["prevalence"].iloc[0] == pytest.approx(sum(p for p, _ in own) / sum(n for _, n in own)), (
+            region
+        )
+
+    pl = result.patch_level()
+    whole = pl[(pl["region"] == "all")].set_index("method")
+    assert whole["prevalence"].to_numpy() == pytest.approx(share)
+    with_ls = sum(p > 0 for p, _ in test.values())
+    assert whole["patch_prevalence"].to_numpy() == pytest.approx(with_ls / len(test))
+    assert s["patch_prevalence"] == pytest.approx(with_ls / len(test))
+
+    annotated = [v for v in test.values() if v[0] > 0]
+    pix = result.annotated_scores()
+    annotated_share = sum(p for p, _ in annotated) / sum(n for _, n in annotated)
+    assert pix["prevalence"].to_numpy() == pytest.approx(annotated_share)
+
+    ad = E.ADScores(Path("run"), "parameter", result, pl, pix, 0).figures()
+    assert ad["ad_prevalence"] == pytest.approx(share)
+    assert ad["ad_patch_prevalence"] == pytest.approx(with_ls / len(test))
+    assert ad["ad_pixel_prevalence"] == pytest.approx(pix.loc["model", "prevalence"])
+
+
+def test_benchmark_table_keeps_real_and_synthetic_apart(result):
+    """Three labelled blocks, in this order: the paper's real rows (published split), the third-party hold-out
+    range (unreviewed repositories, F1 range only), and this book's rows on the synthetic sample; every row
+    with the landslide-pixel share of its test split (percent)."""
+    from s12ls_utils.reference import THIRD_PARTY_HOLDOUT, published_benchmark, split_frame
+
+    s = result.summary()
+    bench = E.benchmark_table(s, "tiny U-Net")
+    assert bench.index.names == ["data", "model"]
+    blocks = list(dict.fromkeys(bench.index.get_level_values("data")))
+    assert blocks == [*E.BENCHMARK_BLOCKS, "synthetic sample, raw release (this book)"]
+    assert all(b.startswith("real") for b in blocks[:2]) and blocks[1].startswith("real (unreviewed")
+    labels = bench.index.get_level_values("data")
+    # no synthetic row sits among the real ones: every real row comes before the first synthetic one
+    first_synthetic = list(labels).index(blocks[2])
+    assert all(lab.startswith("real") for lab in labels[:first_synthetic])
+    assert all("synthetic" in lab for lab in labels[first_synthetic:])
+
+    pub = bench.loc[blocks[0]]
+    ref = published_benchmark()
+    assert list(pub.index) == list(ref.index)
+    for k in ("ap", "f1", "iou", "precision", "recall"):
+        assert pub[k].tolist() == ref[k].tolist(), k
+    frame = split_frame("S12LS-LD", "s2")
+    test = frame[frame["split"] == "test"]["n_positive"]
+    assert pub["prevalence"].to_numpy() == pytest.approx(100 * test.sum() / (len(test) * 128 * 128))
+    assert pub["split"].str.contains("published").all()
+
+    held = bench.loc[blocks[1]]
+    assert len(held) == len(THIRD_PARTY_HOLDOUT)
+    for (_, row), h in zip(held.iterrows(), THIRD_PARTY_HOLDOUT, strict=True):
+        assert row["f1_low"] == pytest.approx(100 * h["f1_low"]) and row["f1_high"] == pytest.approx(
+            100 * h["f1_high"]
+        )
+        assert "unreviewed" in row["source"] and row["split"] == h["protocol"]
+        assert np.isnan(row["f1"]) and np.isnan(row["ap"]) and np.isnan(row["prevalence"])  # nothing invented
+
+    ours = bench.loc[blocks[2]]
+    assert list(ours.index) == ["tiny U-Net", "change reference (event date)", "change reference (date-free)"]
+    assert ours.loc["tiny U-Net", "f1"] == pytest.approx(100 * s["model_f1"])
+    assert ours.loc["change reference (date-free)", "ap"] == pytest.approx(100 * s["refdf_auprc"])
+    assert ours["prevalence"].to_numpy() == pytest.approx(100 * s["prevalence"])
+    assert ours["split"].str.startswith("S12LS-LD: the published rule").all()
+    assert ours[["f1_low", "f1_high"]].isna().all().all()
+    assert E.benchmark_table(s, "m", data="real patches, harmonized release").index[-1][0] == (
+        "real patches, harmonized release (this book)"
+    )
 
 
 def test_score_split_run_scores_the_model_as_evaluate_run(run, result, tmp_path):
