@@ -37,16 +37,6 @@ PAGES = {
     "book/05-baseline-training.ipynb": ("norm", "papermill-05"),
     "book/06-positive-class-evaluation.ipynb": ("papermill-06",),
 }
-#: Chapter 06 is being rewritten by another engineer (issue 21): until it shows the recipe's chapter 06 command and
-#: no longer points at the published split without saying that it leaks, its cases are expected to fail; strict,
-#: so that the mark must go once the chapter passes.
-_CH06_PENDING = pytest.mark.xfail(
-    strict=True, reason="chapter 06 does not follow the recipe yet (issue 21, edited on another branch)"
-)
-CASES = [
-    pytest.param(p, marks=_CH06_PENDING) if p.endswith("06-positive-class-evaluation.ipynb") else p
-    for p in PAGES
-]
 #: Options a page may add to a recipe command: where and how it runs, not what it computes.
 RUN_OPTIONS = {"--workers", "--scheduler", "--nproc", "--resume"}
 PROGRAMS = ("s12ls", "papermill", "torchrun", "python")
@@ -229,7 +219,7 @@ def test_command_reader():
     ) and not is_real_task_command(p)
 
 
-@pytest.mark.parametrize("page", CASES, ids=lambda p: Path(p).stem)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: Path(p).stem)
 def test_real_data_commands_come_from_the_recipe(page):
     recipe, reproduction = recipe_commands(), recipe_commands(REPRODUCTION)
     path = ROOT / page
@@ -254,7 +244,7 @@ def test_real_data_commands_come_from_the_recipe(page):
             assert n == 1, f"{page} shows the recipe's {role} command {n} times: show the recipe once"
 
 
-@pytest.mark.parametrize("page", CASES, ids=lambda p: Path(p).stem)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: Path(p).stem)
 def test_no_page_recommends_a_split_that_leaks(page):
     """No strict preset; the published task folders only where the page says that they leak; S12LS-AD only
     from the raw folder (the harmonized one of the vendored commit is annotated-only)."""
