@@ -109,6 +109,12 @@ def cases() -> list[Case]:
             {"epochs": "1", "max_train_patches": "8", "crop": "32"},
             own_outputs=False,
         ),
+        # chapter 07 on the radar, with another region held out, tiny
+        Case(
+            "07-s1asc-europe",
+            "07-split-optimism",
+            {"sensor": "s1asc", "holdout_fold": "europe", "epochs": "1", "crop": "32", "n_boot": "50"},
+        ),
         # a Sentinel-2-only data folder (s12ls download --sensors s2), through every chapter
         Case("01-s2only", "01-data-exploration", data="s2only"),
         Case("02-s2only", "02-temporal-signatures", data="s2only"),

@@ -32,6 +32,7 @@ REQUIRED = {
     "02-s2only": "02 on an s2-only folder",
     "05-s2only-fusion": "a clear message where a chapter cannot run",
     "05-ad": "05 on the S12LS-AD task",
+    "07-s1asc-europe": "07 on the radar with another region held out",
 }
 
 
@@ -162,3 +163,14 @@ def test_chapter05_trains_on_s12ls_ad_and_chapter06_scores_that_run(matrix):
     assert Path(scored["ad_run_dir"]) == Path(trained["run_dir"])
     assert scored["ad_n_test"] > scored["ad_n_test_with_landslides"] > 0
     assert 0 <= scored["ad_model_pixel_f1"] <= 1
+
+
+def test_chapter07_holds_out_the_fold_it_is_given_on_the_sensor_it_is_given(matrix):
+    rec = record(matrix, "07-s1asc-europe")
+    assert rec["sensor"] == "s1asc" and rec["holdout_fold"] == "europe"
+    assert "italy" in rec["holdout_regions"].split(", ")
+    entries = rec["split_optimism"]
+    assert {"published", "blocked", "region"} <= set(entries)
+    for label in ("published", "blocked", "region"):
+        e = entries[label]
+        assert e["n_train"] > 0 and e["n_test"] > 0 and 0 < e["test_prevalence"] < 1
