@@ -2265,7 +2265,7 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
         "Sentinel-2 true colour (one stretch for all dates)" if sensor == "s2" else f"{sensor} VV (dB, −25…0)"
     )
     event = f"event {align.event_date}" if align.event_date else "no event date"
-    fig.suptitle(f"{key}: {what} on every date ({event}; days from the event under each date)", fontsize=9)
+    fig.suptitle(f"{key}: {what} on every date\n({event}; days from the event under each date)", fontsize=9)
     fig.legend(
         handles=[
             Line2D([], [], color="red", lw=0.8, label="mapped landslide outline"),
