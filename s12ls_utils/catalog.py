@@ -77,8 +77,9 @@ log = logging.getLogger(__name__)
 
 #: File name of the parquet cache inside the data folder.
 CACHE_NAME = ".s12ls_catalog.parquet"
-#: Bumped whenever the columns or their meaning change; a cache of another version is ignored.
-CACHE_VERSION = 2
+#: Bumped whenever the columns or their meaning change; a cache of another version is ignored. 3: SCL 255
+#: (unknown quality) counts as unusable in ``n_cloudy``/``n_clear``.
+CACHE_VERSION = 3
 _META_KEY = b"s12ls_catalog"
 
 #: Columns of the catalog and their dtypes, in order.

@@ -19,8 +19,10 @@ Cache format (one folder per task scope, split and sensor, see :func:`cache_dir_
                   float16 was rejected: it is lossy for reflectances above 2048 (step 2–8) and for the DEM.
 ``valid.npy``     uint8 ``(N, T, H, W/8)``: a validity bit per pixel and date (``np.packbits`` along x;
                   the loader unpacks them to one uint8 per pixel):
-                  S2 = scene class not in :data:`schema.SCL_BAD` (cloud, shadow, snow, no data…), S1 = VV and
-                  VH valid.
+                  S2 = a usable scene class (:func:`schema.scl_usable`: not in :data:`schema.SCL_BAD`, i.e.
+                  cloud, shadow, snow, no data…, and not 255, unknown quality), S1 = VV and VH valid. The
+                  NaN part of the bits finds nothing on the released files: their writer nearest-fills every
+                  gap, so only the scene classes mark S2 pixels invalid there.
 ``comp.npy``      int16 ``(N, 2, C, H, W)``: pre-event and post-event **median composites** over the valid
                   dates of the pre and post windows. The *lower* median (an observed value) is used, so the
                   composite commutes with clipping, dB↔linear and normalisation. A pixel with no valid date
@@ -115,8 +117,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever the cache layout or encoding changes (an older cache is rebuilt).
-CACHE_FORMAT = 2
+#: Bumped whenever the cache layout or encoding changes (an older cache is rebuilt). 3: SCL 255 (unknown
+#: quality) is invalid in the validity bits and composites (format 2 counted it as usable).
+CACHE_FORMAT = 3
 #: int16 code of an invalid value (S1 NaN; composite pixels without a valid date).
 SENTINEL = -32768
 #: S1 backscatter is cached in dB times this factor.
@@ -130,8 +133,6 @@ NO_PREPOST = (-1, -1)
 #: Channels that do not change over time (taken from the first date in composites).
 STATIC_CHANNELS = frozenset({"DEM"})
 _ARRAYS = ("x", "valid", "comp", "comp_valid", "y", "prepost", "days")
-_SCL_GOOD_LUT = np.ones(256, dtype=bool)
-_SCL_GOOD_LUT[list(schema.SCL_BAD)] = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -282,8 +283,7 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
         if s1_native is not None:
             release = file_release(path, s1_unit=s1_native)
         if sensor == "s2":
-            scl = _tyx(ds.variables["SCL"]).astype("int64")
-            good = _SCL_GOOD_LUT[np.clip(scl, 0, 255)]
+            good = schema.scl_usable(_tyx(ds.variables["SCL"]))
             valid = good if valid is None else (valid & good)
         if valid is None:
             valid = np.ones((t, *x.shape[2:]), dtype=bool)

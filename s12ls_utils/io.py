@@ -20,8 +20,9 @@ so values mean the same on both sides of that date and in both releases. Values 
 :func:`file_release` decides the release of a file, in this order: a path component ``data_raw`` or
 ``data_harmonized`` (the hub's layout; the nearest one wins); else the ``release`` recorded in the data
 root's ``synthetic_manifest.json`` (``<root>/<sensor>/<file>.nc``); else, for Sentinel-1, the unit of the
-values (linear → raw, dB → harmonized); else ``"unknown"``, and nothing is corrected (logged once per
-folder when such a Sentinel-2 series reaches 2022-01-25).
+values (linear → raw, dB → harmonized), and for Sentinel-2 the unit of the Sentinel-1 files of the same
+data root (a release ships both); else ``"unknown"``, and nothing is corrected (logged once per folder
+when such a Sentinel-2 series reaches 2022-01-25).
 
 Any failure to read a file (corrupt, truncated, foreign) raises :class:`PatchReadError`, which names
 the file and the problem.
@@ -56,8 +57,6 @@ log = logging.getLogger(__name__)
 S1_UNITS = ("linear", "dB")
 #: File in a data root that may record its release (written by the synthetic generator).
 RELEASE_MANIFEST = "synthetic_manifest.json"
-_SCL_BAD_LUT = np.zeros(256, dtype=bool)
-_SCL_BAD_LUT[list(schema.SCL_BAD)] = True
 
 
 class PatchReadError(Exception):
@@ -181,13 +180,70 @@ def _sensor_of(path: Path) -> str | None:
         return path.parent.name if path.parent.name in schema.SENSORS else None
 
 
+def _s1_file_unit(path: Path) -> str:
+    """The unit of a Sentinel-1 file's VV (:func:`_detect_s1_unit_steps`), read with netCDF4."""
+    try:
+        with netCDF4.Dataset(path, "r") as ds:
+            ds.set_auto_maskandscale(False)
+            vv = ds.variables["VV"]
+            return _detect_s1_unit_steps(lambda t: _fill_to_nan(vv, vv[t]), vv.shape[0])
+    except (OSError, KeyError, IndexError, RuntimeError) as exc:
+        raise PatchReadError(path, f"cannot read VV to tell the release ({exc})") from exc
+
+
+#: Sentinel-1 files read per orbit folder to tell a data root's release from its siblings.
+_SIBLINGS_READ = 2
+
+
+@functools.lru_cache(maxsize=64)
+def _siblings_release(root: str, stamps: tuple) -> str | None:
+    """``raw``/``harmonized`` from the unit of the Sentinel-1 files of a data root (the first
+    :data:`_SIBLINGS_READ` files of each orbit folder, by name), None when it has none that can be read or
+    their units disagree (logged). ``stamps`` (folder modification times) only key the cache."""
+    units: dict[str, list[str]] = {}
+    for sensor in schema.S1_SENSORS:
+        for f in sorted((Path(root) / sensor).glob("*.nc"))[:_SIBLINGS_READ]:
+            try:
+                units.setdefault(_s1_file_unit(f), []).append(f.name)
+            except PatchReadError as exc:
+                log.debug("release from siblings: %s", exc)
+    if len(units) > 1:
+        log.warning(
+            "%s: its Sentinel-1 files disagree on the unit (%s), so they do not tell the release of its "
+            "Sentinel-2 files",
+            root,
+            "; ".join(f"{u}: {', '.join(n)}" for u, n in sorted(units.items())),
+        )
+        return None
+    if not units:
+        return None
+    return "raw" if next(iter(units)) == "linear" else "harmonized"
+
+
+def _sibling_release(path: Path) -> str | None:
+    """The release the Sentinel-1 files of ``path``'s data root (``<root>/<sensor>/<file>.nc``) say:
+    linear backscatter → raw, dB → harmonized (:func:`_siblings_release`); None without any."""
+    if path.parent.name not in schema.SENSORS:
+        return None
+    root = path.parent.parent.absolute()
+    stamps = []
+    for sensor in schema.S1_SENSORS:
+        try:
+            stamps.append((sensor, (root / sensor).stat().st_mtime_ns))
+        except OSError:
+            continue
+    return _siblings_release(str(root), tuple(stamps)) if stamps else None
+
+
 def file_release(path: str | Path, *, s1_unit: str | None = None) -> str:
     """The release of a patch file: ``"raw"``, ``"harmonized"`` or ``"unknown"``.
 
     Decided, in this order, by a ``data_raw``/``data_harmonized`` component of the path; the ``release``
     recorded in the data root's ``synthetic_manifest.json``; for Sentinel-1, the unit of VV (linear →
-    raw, dB → harmonized; pass ``s1_unit`` when it is known, else the file is opened to detect it);
-    otherwise ``"unknown"``. Only the path and the manifest are consulted for Sentinel-2.
+    raw, dB → harmonized; pass ``s1_unit`` when it is known, else the file is opened to detect it); for
+    Sentinel-2, the unit of the Sentinel-1 files in the same data root (``<root>/s1asc``, ``<root>/s1dsc``:
+    the hub ships both sensors of a release in one folder, so linear siblings mean raw); otherwise
+    ``"unknown"`` (a Sentinel-2 file without Sentinel-1 siblings).
     """
     path = Path(path)
     release = _path_release(path) or _root_release(path)
@@ -195,15 +251,9 @@ def file_release(path: str | Path, *, s1_unit: str | None = None) -> str:
         return release
     if _sensor_of(path) in schema.S1_SENSORS:
         if s1_unit is None:
-            try:
-                with netCDF4.Dataset(path, "r") as ds:
-                    ds.set_auto_maskandscale(False)
-                    vv = ds.variables["VV"]
-                    s1_unit = _detect_s1_unit_steps(lambda t: _fill_to_nan(vv, vv[t]), vv.shape[0])
-            except (OSError, KeyError, IndexError, RuntimeError) as exc:
-                raise PatchReadError(path, f"cannot read VV to tell the release ({exc})") from exc
+            s1_unit = _s1_file_unit(path)
         return "raw" if s1_unit == "linear" else "harmonized"
-    return "unknown"
+    return _sibling_release(path) or "unknown"
 
 
 def _fill_to_nan(var, values) -> np.ndarray:
@@ -237,9 +287,9 @@ def _note_unknown(path: Path, times) -> None:
     if folder not in _warned_unknown and s2_offset_steps(times).any():
         _warned_unknown.add(folder)
         log.warning(
-            "%s: the release (raw or harmonized) of the Sentinel-2 files in this folder is unknown; values "
-            "of dates from %s are read as stored (put them under data_raw/ or data_harmonized/, or record "
-            '"release" in %s)',
+            "%s: the release (raw or harmonized) of the Sentinel-2 files in this folder is unknown (no "
+            "release in the path, no manifest, no Sentinel-1 files beside it); values of dates from %s are "
+            'read as stored (put them under data_raw/ or data_harmonized/, or record "release" in %s)',
             folder,
             schema.S2_OFFSET_FROM,
             RELEASE_MANIFEST,
@@ -393,7 +443,8 @@ class PatchMeta:
     n_positive: int  # positive pixels of MASK at time 0
     dims_order: str  # "time,x,y" (card) or "time,y,x" (reference preprocessing)
     s1_unit: str | None = None  # "linear" / "dB" for S1, None for S2
-    bad_fraction: np.ndarray | None = field(default=None, repr=False)  # S2: share of SCL_BAD pixels per date
+    # S2: the share of unusable pixels per date (schema.scl_usable: the reference's classes and 255)
+    bad_fraction: np.ndarray | None = field(default=None, repr=False)
     n_undated_events: int = 0  # entries of event_date that are None/nan/NaT
     release: str = "unknown"  # "raw", "harmonized" or "unknown" (see file_release)
     notes: list[str] = field(default_factory=list, repr=False)  # oddities read past (schema.parse_attrs)
@@ -570,6 +621,12 @@ def _h5_count_first_step(dset) -> int:
     return int(np.count_nonzero(dset[0]))
 
 
+def _unusable_fraction(scl: np.ndarray) -> np.ndarray:
+    """Per time step, the share of pixels :func:`schema.scl_usable` calls unusable (255 included)."""
+    bad = ~schema.scl_usable(scl)
+    return bad.reshape(bad.shape[0], -1).mean(axis=1)
+
+
 def _read_meta_h5(path: Path, sensor: str, read_scl: bool) -> tuple | None:
     """What :func:`_read_meta_nc` returns, read with h5py (netCDF-4 files are HDF5 files); None when the
     file needs the netCDF4 reader (h5py missing, not written by netCDF-4, an unexpected layout, any error:
@@ -598,9 +655,7 @@ def _read_meta_h5(path: Path, sensor: str, read_scl: bool) -> tuple | None:
                 fills = [vv.attrs[k] for k in ("_FillValue", "missing_value") if k in vv.attrs]
                 s1_unit = _detect_s1_unit_steps(lambda t: _fills_to_nan(vv[t], fills), len(times))
             elif read_scl:
-                scl = _h5_read_all(_h5_variable(h5, "SCL"))
-                bad = np.take(_SCL_BAD_LUT, scl, mode="clip")
-                bad_fraction = bad.reshape(bad.shape[0], -1).mean(axis=1)
+                bad_fraction = _unusable_fraction(_h5_read_all(_h5_variable(h5, "SCL")))
     except Exception as exc:  # _UseNetCDF4, or anything h5py raises: the netCDF4 reader decides
         log.debug("%s: read with netCDF4 (%s: %s)", path, type(exc).__name__, exc)
         return None
@@ -638,9 +693,7 @@ def _read_meta_nc(path: Path, sensor: str, read_scl: bool) -> tuple:
         elif read_scl:
             if "SCL" not in ds.variables:
                 raise PatchReadError(path, "variable 'SCL' is missing")
-            scl = np.asarray(ds.variables["SCL"][:])
-            bad = np.take(_SCL_BAD_LUT, scl, mode="clip")  # lookup: ~2x faster than np.isin
-            bad_fraction = bad.reshape(bad.shape[0], -1).mean(axis=1)
+            bad_fraction = _unusable_fraction(np.asarray(ds.variables["SCL"][:]))
     except PatchReadError:
         raise
     except Exception as exc:  # HDF errors on truncated files surface as OSError/RuntimeError on read
@@ -654,8 +707,8 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
     """Read a patch's metadata without loading its images.
 
     Reads the global attributes, the time stamps, ``MASK`` at time step 0 (positive-pixel count),
-    one VV step for S1 (unit detection) and, with ``read_scl``, the S2 scene classes (share of bad
-    pixels per date), and decides the release (:func:`file_release`). Event dates come sorted, undated
+    one VV step for S1 (unit detection) and, with ``read_scl``, the S2 scene classes (share of unusable
+    pixels per date, :func:`schema.scl_usable`), and decides the release (:func:`file_release`). Event dates come sorted, undated
     entries counted apart (:func:`schema.parse_attrs`). Raises :class:`PatchReadError` naming the file
     and the problem.
 

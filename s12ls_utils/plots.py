@@ -123,7 +123,8 @@ def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
 
     - ``kind="list"``: a list or tuple, a JSON/YAML list as text (``'["s1asc", "s2"]'``, ``'[s1asc, s2]'``),
       or comma-separated text (``"s1asc,s2"``, or one item ``"s2"``); returns a ``list`` (duplicates
-      dropped, order kept). With ``choices`` every item must be one of them and the list is not empty.
+      dropped, order kept). With ``choices`` every item must be one of them (text matches a choice by its
+      text: ``"2"`` is the choice ``2``) and the list is not empty.
     - ``kind="dict"``: a mapping or JSON/YAML text (``'{"widths": [8, 16]}'``, ``'widths: [8, 16]'``);
       returns a ``dict``.
     - ``kind="choice"``: one of ``choices`` (compared as text when the choices are text:
@@ -156,9 +157,12 @@ def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
         if isinstance(items, Mapping) or not isinstance(items, list | tuple):
             fail(f"expected a list (e.g. '[\"a\", \"b\"]' or 'a,b'), got {value!r}")
         out = []
+        by_text = {str(c): c for c in choices or ()}  # "2" from text means the choice 2
         for item in items:
             item = item.strip() if isinstance(item, str) else item
-            if choices is not None and item not in choices:
+            if choices is not None and item not in choices and isinstance(item, str):
+                item = by_text.get(item, item)
+            if choices is not None and (item not in choices or isinstance(item, bool)):
                 fail(f"unknown value {item!r} in {value!r}")
             if item not in out:
                 out.append(item)
@@ -373,7 +377,7 @@ def _rgb_and_usable(ds, t: int) -> tuple[np.ndarray, np.ndarray | None]:
     valid = None
     if "SCL" in ds:
         scl = ds["SCL"].isel(time=t).transpose("y", "x").values
-        valid = ~np.isin(scl, list(schema.SCL_BAD))
+        valid = schema.scl_usable(scl)
         if valid.mean() < 0.05:
             valid = scl != 0
     return rgb.astype("float32"), valid
@@ -641,6 +645,32 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
     # the legend is the same on every date: drawn once, below the slider, not in every frame
     viewer = pn.Column(pn.panel(hmap, widget_location="bottom"), pn.pane.HoloViews(no_data_key(size)))
     return viewer.embed(max_opts=len(frames), max_states=len(frames))
+
+
+def class_balance_table(balance, overall=None, caption: str | None = None):
+    """The class balance of :func:`s12ls_utils.catalog.class_balance` (**per location**: a location's mask
+    is the same in every sensor, so it counts once) as a table to read: counts as integers, shares as
+    percentages. ``overall`` (its ``by=None`` row) is appended as ``all regions``. Returns a pandas Styler
+    whose ``data`` holds the numbers."""
+    import pandas as pd
+
+    rows = balance if overall is None else pd.concat([balance, overall.rename(index=lambda _: "all regions")])
+    table = pd.DataFrame(
+        {
+            "locations": rows["locations"].astype("int64"),
+            "annotated locations": (rows["annotated_share"] * rows["locations"]).round().astype("int64"),
+            "annotated (%)": 100 * rows["annotated_share"],
+            "landslide pixels, all locations (%)": 100 * rows["positive_fraction"],
+            "landslide pixels, annotated locations (%)": 100 * rows["positive_fraction_annotated"],
+        },
+        index=rows.index.rename("region"),
+    )
+    pct = [c for c in table.columns if c.endswith("(%)")]
+    return (
+        table.style.format("{:,d}", subset=["locations", "annotated locations"])
+        .format("{:.2f}", subset=pct, na_rep="–")
+        .set_caption(caption or "Class balance per location, by region")
+    )
 
 
 def size_histogram(areas_m2, title: str = "Landslide area", bins_per_decade: int = 8):
@@ -2267,7 +2297,7 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
         "Sentinel-2 true colour (one stretch for all dates)" if sensor == "s2" else f"{sensor} VV (dB, −25…0)"
     )
     event = f"event {align.event_date}" if align.event_date else "no event date"
-    fig.suptitle(f"{key}: {what} on every date ({event}; days from the event under each date)", fontsize=9)
+    fig.suptitle(f"{key}: {what} on every date\n({event}; days from the event under each date)", fontsize=9)
     fig.legend(
         handles=[
             Line2D([], [], color="red", lw=0.8, label="mapped landslide outline"),
@@ -2744,7 +2774,9 @@ def static_realism(report, title: str = "How close the data folder is to the rea
     folder's ascending and descending files), Sentinel-2 mean per region (paired bars, ± the std over
     files), annotated share per region (paired bars), per-file mean DEM (ECDFs), landslide pixels per patch
     (ECDFs, log axis; annotated and LD-like), the connected tile areas a tile lies in (ECDFs, log axis; the
-    touching shares in the legend) and the KS distance of every sample quantity.
+    touching shares in the legend), the KS distance of every sample quantity, the per-file VV/VH ratio
+    (ECDFs, dB) and the per-location difference of the two orbits' mean VV (ECDF, dB, with the bounds the
+    sample is held to; the file facts NaN/Inf, repeated S2 dates and SCL 255 frames in the legend).
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -2753,8 +2785,8 @@ def static_realism(report, title: str = "How close the data folder is to the rea
     samples = report.samples
     table = report.table
     dist = report.distances
-    fig = _figure(10.6)
-    axes = fig.subplots(4, 2)
+    fig = _figure(13.2)
+    axes = fig.subplots(5, 2)
     fig.suptitle(title, fontsize=10)
 
     for ax, band in zip(axes[0], ("VV", "VH"), strict=True):
@@ -2849,12 +2881,58 @@ def static_realism(report, title: str = "How close the data folder is to the rea
         ax, "Distance per quantity", "two-sample KS statistic (0 = same, 1 = disjoint)", "", "upper right"
     )
 
+    ax = axes[4, 0]
+    real = samples[("s1_ratio", "s1dsc")]["real"]
+    _ecdf(ax, real, f"real s1dsc ({real.size:,} files)", _REAL_COLOR)
+    for orbit in ("s1asc", "s1dsc"):
+        data = samples[("s1_ratio", orbit)]["data"]
+        _ecdf(ax, data, f"data {orbit} ({data.size} files)", _DATA_COLORS[orbit])
+    _panel_style(
+        ax,
+        "Sentinel-1: VV/VH ratio per file",
+        "10·log10(mean VV / mean VH) (dB)",
+        "share of files (ECDF)",
+        "lower right",
+    )
+
+    ax = axes[4, 1]
+    diff = samples[("s1_orbit_diff", "VV")]["data"]
+
+    def fact(quantity: str, group: str, statistic: str, side: str) -> float:
+        hit = table[
+            (table["quantity"] == quantity) & (table["group"] == group) & (table["statistic"] == statistic)
+        ]
+        return float(hit[side].iloc[0]) if len(hit) else float("nan")
+
+    nonfinite = sum(np.nan_to_num(fact("nonfinite", s, "values", "data")) for s in schema.SENSORS)
+    facts = (
+        f"data: {nonfinite:,.0f} NaN/Inf values, {fact('repeated_dates', 's2', 'steps', 'data'):.0f} repeated "
+        f"S2 dates,\n{fact('scl_unknown', 's2', 'share', 'data'):.1f} % of S2 frames SCL 255 "
+        f"(real: 0, 0, {fact('scl_unknown', 's2', 'share', 'real'):.1f} %)"
+    )
+    _ecdf(ax, diff, f"data ({diff.size} locations with both orbits)", _DATA_COLORS["data"])
+    from .realism import ORBIT_DIFF_BOUNDS
+
+    for bound, ls, what in zip(ORBIT_DIFF_BOUNDS, (":", "--"), ("95th percentile", "worst"), strict=True):
+        ax.axvline(bound, color="0.4", ls=ls, lw=1, label=f"bound at the {what}: {bound:g} dB")
+    ax.set_ylim(-0.03, 1.45)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    _panel_style(
+        ax,
+        "Sentinel-1: asc − dsc mean VV per location",
+        "|mean VV asc − mean VV dsc| (dB)",
+        "share of locations (ECDF)",
+        "upper left",
+    )
+    ax.text(0.98, 0.04, facts, transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5)
+
     ks = dist.set_index(["quantity", "group"])["ks"]
     alt = (
-        f"{title}: eight panels comparing the real dataset's published statistics with the data folder. "
+        f"{title}: ten panels comparing the real dataset's published statistics with the data folder. "
         f"KS distance of the per-file mean VV {ks.get(('s1_mean', 's1dsc/VV'), float('nan')):.2f} (s1dsc), "
         f"of LD-like landslide pixels {ks.get(('landslide_px', 'LD-like'), float('nan')):.2f}; "
-        f"{share['real']:.0f} % of real and {share['data']:.0f} % of the folder's S2 tiles touch another."
+        f"{share['real']:.0f} % of real and {share['data']:.0f} % of the folder's S2 tiles touch another; "
+        f"the two orbits' mean VV differ by at most {(diff.max() if diff.size else np.nan):.1f} dB per location."
     )
     return StaticFigure(fig, alt)
 

@@ -46,6 +46,21 @@ Quantities (``quantity`` · ``group``):
     ``areas`` has one value per connected area (an isolated tile is an area of 1); group ``tiles`` one per
     tile, the size of the area it lies in (what a split that ignores geography has to cut through).
 
+``s1_ratio`` · ``<orbit>``
+    Per-file ratio of the mean VV to the mean VH, in dB (``10·log10(VV mean / VH mean)``, linear means),
+    against the same ratio of the real raw s1dsc files.
+``s1_orbit_diff`` · ``VV``
+    Per location with both orbits: ``|10·log10(VV mean asc) − 10·log10(VV mean dsc)|`` (dB) of the per-file
+    means. Both orbits see the same 1.28 km of ground; upstream publishes no ascending statistics, so there is
+    no real side (the generator's bound: :data:`ORBIT_DIFF_BOUNDS`).
+``nonfinite`` · ``<sensor>``; ``repeated_dates`` · ``<sensor>``; ``scl_unknown`` · ``s2``
+    Facts of the released files that the vendored metadata cannot give, from third-party reads of the real
+    files in bulk (:data:`REAL_FILE_FACTS`): NaN/Inf values in the bands and the DEM (``values``, and
+    ``files`` with any), time steps not later than the one before them (``steps``, ``files``), and whole S2
+    frames whose SCL is 255, unknown quality (``share`` of frames and ``files_share`` of files with one, %).
+    The real side is given where a fact is known (no NaN or Inf, no repeated S2 date, 3,285 frames of 255
+    in 1,133 raw Chimanimani files, every one of them with some); Sentinel-1 dates were not checked.
+
 Region names are matched to the real ones by name, else by a suffix after an ``_`` (``japan_hokkaido`` →
 ``hokkaido``); regions the reference lacks are left out of the per-region rows. Quantiles are
 :func:`numpy.quantile` (linear interpolation) at 5, 50 and 95 %.
@@ -77,6 +92,22 @@ __all__ = [
     "realism",
 ]
 
+#: What third parties found reading the released files in bulk (``../shared/reference/REAL-FORMAT.md``,
+#: "What the released files show"): all 13,628 harmonized S2 files and all 1,133 raw Chimanimani S2 files
+#: (hash-checked against the hub). ``scl_unknown_frames`` whole S2 frames with SCL 255 in the
+#: ``scl_unknown_files`` raw Chimanimani files, every one of them holding some; no NaN or Inf in any band of
+#: those files (the writer nearest-fills gaps in S1, S2 and the DEM); S2 time stamps unique and strictly
+#: increasing in every one of those files. The synthetic generator aims at them.
+REAL_FILE_FACTS: dict[str, int] = {
+    "scl_unknown_frames": 3285,
+    "scl_unknown_files": 1133,
+    "nonfinite_values": 0,
+    "repeated_s2_steps": 0,
+}
+#: What the synthetic sample must keep (dB) for the per-location |asc − dsc| difference of the per-file
+#: mean VV: at most the first at the 95th percentile, the second at worst (the two orbits see the same
+#: ground; a realism test holds the default sample to them).
+ORBIT_DIFF_BOUNDS: tuple[float, float] = (5.0, 8.0)
 #: Quantiles reported for every sample-vs-sample quantity.
 QUANTILES: tuple[float, ...] = (0.05, 0.5, 0.95)
 #: Every quantity of a report, in the order of its tables.
@@ -90,6 +121,11 @@ QUANTITIES: tuple[str, ...] = (
     "annotated_share",
     "tiles_touching",
     "tile_area",
+    "s1_ratio",
+    "s1_orbit_diff",
+    "nonfinite",
+    "repeated_dates",
+    "scl_unknown",
 )
 _S1_STATS = ("mean", "std", "p99")
 _UNITS = {
@@ -102,6 +138,11 @@ _UNITS = {
     "annotated_share": "%",
     "tiles_touching": "%",
     "tile_area": "tiles",
+    "s1_ratio": "dB",
+    "s1_orbit_diff": "dB",
+    "nonfinite": "values / files",
+    "repeated_dates": "steps / files",
+    "scl_unknown": "%",
 }
 TABLE_COLUMNS = ["quantity", "group", "statistic", "real", "data", "ratio"]
 DISTANCE_COLUMNS = ["quantity", "group", "ks", "median_ratio", "n_real", "n_data"]
@@ -125,11 +166,22 @@ def file_summary(path: str | Path) -> dict:
     Sentinel-1: ``VH_mean``, ``VH_std``, ``VH_p99`` (likewise VV; linear, over every finite value of the
     file, population std) and ``DEM_mean`` (m). Sentinel-2: ``band_mean`` (the ten bands pooled, no-data
     zeros left out, in the raw release's terms: see the module docstring), ``band_mean_harmonized`` (the
-    same with the offset removed) and ``DEM_mean``. NaN where a file has no valid value.
+    same with the offset removed), ``DEM_mean`` and ``scl_unknown_frames`` (time steps whose SCL is 255 in
+    every pixel). Every file: ``nonfinite`` (NaN or Inf values in the bands and the DEM, as stored) and
+    ``repeated_steps`` (time steps not later than the one before). NaN where a file has no valid value.
     """
     path = Path(path)
     with io.open_patch(path, s1_unit="linear", harmonize=False) as ds:
         out: dict[str, float] = {}
+        stored = [v for v in (*schema.S1_BANDS, *schema.S2_BANDS, "DEM") if v in ds]
+        out["nonfinite"] = int(sum(np.count_nonzero(~np.isfinite(ds[v].values)) for v in stored))
+        times = ds["time"].values
+        out["repeated_steps"] = int(np.count_nonzero(np.diff(times) <= np.timedelta64(0)))
+        if "SCL" in ds:
+            scl = ds["SCL"].values
+            out["scl_unknown_frames"] = int(
+                (scl == schema.SCL_UNKNOWN).reshape(scl.shape[0], -1).all(1).sum()
+            )
         if "VV" in ds:
             for band in schema.S1_BANDS:
                 v = _finite(ds[band].values) if band in ds else np.empty(0)
@@ -290,17 +342,23 @@ class RealismReport:
     def summary(self) -> pd.DataFrame:
         """The calibrated quantities side by side, one row each (what the data appendix shows): per-file
         Sentinel-1 means (5/50/95 % quantiles, linear), Sentinel-2 means per region, per-file DEM means,
-        landslide pixels per S12LS-LD(-like) patch, annotated share per region, the share of touching tiles and
-        the size of the connected area a tile lies in. Columns ``quantity``, ``group``, ``statistic``,
+        landslide pixels per S12LS-LD(-like) patch, annotated share per region, the share of touching tiles,
+        the size of the connected area a tile lies in, the per-file VV/VH ratio, the per-location asc − dsc
+        difference of the mean VV (median, q95, worst), NaN/Inf values, repeated time steps and the share
+        of S2 frames with SCL 255. Columns ``quantity``, ``group``, ``statistic``,
         ``unit``, ``real``, ``data``, ``ratio`` (data / real)."""
         t = self.table
         keep = (
             (
-                t["quantity"].isin(["s1_mean", "dem_mean", "landslide_px", "tile_area"])
+                t["quantity"].isin(["s1_mean", "dem_mean", "landslide_px", "tile_area", "s1_ratio"])
                 & t["statistic"].isin([_qname(q) for q in QUANTILES])
             )
             | ((t["quantity"] == "s2_mean") & (t["statistic"] == "mean"))
-            | t["quantity"].isin(["annotated_share", "tiles_touching"]) & (t["statistic"] == "share")
+            | t["quantity"].isin(["annotated_share", "tiles_touching", "scl_unknown"])
+            & (t["statistic"] == "share")
+            | (t["quantity"] == "s1_orbit_diff") & t["statistic"].isin(["q50", "q95", "max"])
+            | (t["quantity"] == "nonfinite") & (t["statistic"] == "values")
+            | (t["quantity"] == "repeated_dates") & (t["statistic"] == "steps")
         )
         keep &= ~((t["quantity"] == "landslide_px") & (t["group"] != "LD-like"))
         keep &= ~((t["quantity"] == "tile_area") & (t["group"] != "tiles"))
@@ -349,6 +407,18 @@ class RealismReport:
             "realism_share_ratio_max": float(share_r.max()) if len(share_r) else nan,
             "realism_area_median_real": value("tile_area", "tiles", "q50", "real"),
             "realism_area_median_sample": value("tile_area", "tiles", "q50", "data"),
+            "realism_orbit_diff_q95": value("s1_orbit_diff", "VV", "q95", "data"),
+            "realism_orbit_diff_max": value("s1_orbit_diff", "VV", "max", "data"),
+            "realism_orbit_bound_q95": ORBIT_DIFF_BOUNDS[0],
+            "realism_orbit_bound_max": ORBIT_DIFF_BOUNDS[1],
+            "realism_ratio_q50_real": value("s1_ratio", "s1dsc", "q50", "real"),
+            "realism_ratio_q50_sample": value("s1_ratio", "s1dsc", "q50", "data"),
+            "realism_nonfinite": sum(
+                value("nonfinite", s, "values", "data") for s in self.n_files if self.n_files[s]
+            ),
+            "realism_repeated_s2_steps": value("repeated_dates", "s2", "steps", "data"),
+            "realism_scl_unknown_pct_real": value("scl_unknown", "s2", "share", "real"),
+            "realism_scl_unknown_pct_sample": value("scl_unknown", "s2", "share", "data"),
         }
 
     def to_text(self) -> str:
@@ -407,26 +477,92 @@ class _Builder:
             }
         )
 
-    def samples_pair(self, quantity, group, real, data, db: bool = False):
-        """Quantiles, counts and the distance of two samples."""
+    def samples_pair(self, quantity, group, real, data, db: bool = False, ratio: bool = True):
+        """Quantiles, counts and the distance of two samples (``ratio=False``: values in dB, whose ratio
+        means nothing)."""
         real = _finite(real)
         data = _finite(data)
         self.samples[(quantity, group)] = {"real": real, "data": data}
         self.row(quantity, group, "n", real.size, data.size, ratio=False)
         for q, r, d in zip(QUANTILES, _quantiles(real), _quantiles(data), strict=True):
-            self.row(quantity, group, _qname(q), r, d)
+            self.row(quantity, group, _qname(q), r, d, ratio=ratio)
         if db:
             rdb, ddb = _finite(_db(real)), _finite(_db(data))
             for q, r, d in zip(QUANTILES, _quantiles(rdb), _quantiles(ddb), strict=True):
                 self.row(quantity, group, f"{_qname(q)}_dB", r, d, ratio=False)
         med_r = float(np.median(real)) if real.size else np.nan
         med_d = float(np.median(data)) if data.size else np.nan
-        self.dist(quantity, group, _ks(real, data), _ratio(med_d, med_r), real.size, data.size)
+        med_ratio = _ratio(med_d, med_r) if ratio else np.nan
+        self.dist(quantity, group, _ks(real, data), med_ratio, real.size, data.size)
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         t = pd.DataFrame(self.rows, columns=TABLE_COLUMNS)
         d = pd.DataFrame(self.dists, columns=DISTANCE_COLUMNS).astype({"n_real": "Int64", "n_data": "int64"})
         return t, d
+
+
+def orbit_differences(per_file: pd.DataFrame) -> pd.Series:
+    """Per location (``key``) with both orbits, ``|10·log10(VV_mean asc) − 10·log10(VV_mean dsc)|`` (dB)
+    of the per-file linear means; ``per_file`` holds ``key``, ``sensor`` and ``VV_mean`` per file."""
+    s1 = per_file[per_file["sensor"].astype(str).isin(schema.S1_SENSORS)]
+    wide = s1.pivot_table(index="key", columns="sensor", values="VV_mean", aggfunc="first", observed=True)
+    if not set(schema.S1_SENSORS) <= set(wide.columns):
+        return pd.Series([], dtype="float64", name="vv_diff_db")
+    both = wide[list(schema.S1_SENSORS)].dropna()
+    diff = np.abs(_db(both["s1asc"].to_numpy()) - _db(both["s1dsc"].to_numpy()))
+    return pd.Series(diff, index=both.index.astype(str), name="vv_diff_db")
+
+
+def _joint_quantities(
+    b: _Builder, per_file: pd.DataFrame, sensor: pd.Series, fs: pd.DataFrame, notes
+) -> None:
+    """The quantities of two orbits or of facts third parties read from the real files (module docstring)."""
+    real_w = fs.pivot_table(index="file", columns="variable", values="mean", aggfunc="first", observed=True)
+    real_ratio = _db(real_w["VV"].to_numpy()) - _db(real_w["VH"].to_numpy())
+    for orbit in schema.S1_SENSORS:
+        f = per_file[sensor == orbit]
+        if {"VV_mean", "VH_mean"} <= set(f.columns):
+            ratio = _db(f["VV_mean"].to_numpy()) - _db(f["VH_mean"].to_numpy())
+        else:
+            ratio = np.empty(0)
+        b.samples_pair("s1_ratio", orbit, real_ratio, ratio, ratio=False)
+    diff = orbit_differences(per_file) if "VV_mean" in per_file else pd.Series([], dtype="float64")
+    b.samples_pair("s1_orbit_diff", "VV", np.empty(0), diff.to_numpy(), ratio=False)
+    b.row("s1_orbit_diff", "VV", "max", np.nan, float(diff.max()) if len(diff) else np.nan, ratio=False)
+    notes.append(
+        "Sentinel-1 joint quantities: the per-file VV/VH ratio of the linear means (dB) against the real "
+        "s1dsc files; per location, |asc - dsc| of the per-file mean VV (dB), which has no real side "
+        f"(the sample is held to at most {ORBIT_DIFF_BOUNDS[0]:g} dB at q95, {ORBIT_DIFF_BOUNDS[1]:g} dB at worst)."
+    )
+    facts = REAL_FILE_FACTS
+    for s in schema.SENSORS:
+        f = per_file[sensor == s]
+        if f.empty:
+            continue
+        nonfinite = f["nonfinite"].to_numpy(dtype="float64")
+        real_nf = facts["nonfinite_values"]  # S2 read; S1 and the DEM filled by the same writer
+        b.row("nonfinite", s, "values", real_nf, float(nonfinite.sum()), ratio=False)
+        b.row("nonfinite", s, "files", real_nf, float((nonfinite > 0).sum()), ratio=False)
+        b.dist("nonfinite", s, np.nan, np.nan, None, len(f))
+        steps = f["repeated_steps"].to_numpy(dtype="float64")
+        real_rep = facts["repeated_s2_steps"] if s == "s2" else np.nan  # S1 time stamps were not checked
+        b.row("repeated_dates", s, "steps", real_rep, float(steps.sum()), ratio=False)
+        b.row("repeated_dates", s, "files", real_rep, float((steps > 0).sum()), ratio=False)
+        b.dist("repeated_dates", s, np.nan, np.nan, None, len(f))
+    f = per_file[sensor == "s2"]
+    if not f.empty and "scl_unknown_frames" in f:
+        frames = f["scl_unknown_frames"].to_numpy(dtype="float64")
+        real_share = 100 * facts["scl_unknown_frames"] / (facts["scl_unknown_files"] * schema.N_TIME)
+        share = 100 * float(frames.sum()) / (len(f) * schema.N_TIME)
+        b.row("scl_unknown", "s2", "share", real_share, share)
+        b.row("scl_unknown", "s2", "files_share", 100.0, 100 * float((frames > 0).mean()))
+        b.dist("scl_unknown", "s2", np.nan, _ratio(share, real_share), facts["scl_unknown_files"], len(f))
+    notes.append(
+        "Facts of the real files (third-party reads of every harmonized S2 file and the 1,133 raw "
+        "Chimanimani S2 files): no NaN or Inf in any band, no repeated S2 date, 3,285 whole S2 frames with "
+        "SCL 255 (unknown quality) in 1,133 files, every one with some; S1 dates were not checked. "
+        "nonfinite counts values as stored, repeated_dates steps not later than the one before."
+    )
 
 
 def realism(
@@ -581,6 +717,8 @@ def realism(
         "Tiling: S2 tiles with another tile among their 8 neighbours (centres <= 1.5 tile widths apart); "
         "connected areas of such contacts, isolated tiles counted as areas of 1 tile."
     )
+
+    _joint_quantities(b, per_file, sensor, fs, notes)
 
     table, distances = b.frames()
     n_files = {s: int((sensor == s).sum()) for s in schema.SENSORS}

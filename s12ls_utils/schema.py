@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,8 +50,8 @@ S1_SENSORS: tuple[str, ...] = ("s1asc", "s1dsc")
 N_TIME = 15
 PATCH_SIZE = 128
 PIXEL_SIZE_M = 10.0
-DIMS = ("time", "x", "y")  # order printed on the dataset card
-DIMS_REFERENCE = ("time", "y", "x")  # order written by the reference preprocessing (and our generator)
+DIMS = ("time", "x", "y")  # order of the released files (x-first data) and of our generator
+DIMS_REFERENCE = ("time", "y", "x")  # order in the reference preprocessing's code
 CANONICAL_DIMS = ("time", "y", "x")  # order every reader of this package returns
 
 S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -103,8 +104,60 @@ SCL_CLASSES: dict[int, str] = {
     11: "snow",
 }
 #: SCL classes the reference treats as unusable (no data, defective, dark, shadow, clouds, cirrus, snow).
+#: Class 2 ("dark area") also holds topographic shadow; the class set is a parameter wherever masks are
+#: made (``bad_classes`` of :func:`scl_usable`), with this set as the default.
 SCL_BAD: frozenset[int] = frozenset({0, 1, 2, 3, 8, 9, 10, 11})
 SCL_CLOUD: frozenset[int] = frozenset({8, 9, 10})
+#: SCL value of whole frames of unknown quality in the released files (not an ESA class; no ``_FillValue``):
+#: 3,285 frames in the 1,133 raw Chimanimani S2 files, also in harmonized files. Never usable.
+SCL_UNKNOWN = 255
+#: Every SCL value that is unusable by default: the reference's classes and 255 (unknown quality).
+SCL_UNUSABLE: frozenset[int] = SCL_BAD | {SCL_UNKNOWN}
+
+
+@functools.lru_cache(maxsize=16)
+def _scl_usable_lut(bad_classes: frozenset[int]) -> np.ndarray:
+    lut = np.zeros(256, dtype=bool)
+    lut[list(SCL_CLASSES)] = True
+    lut[[c for c in bad_classes if 0 <= c < lut.size]] = False
+    lut.setflags(write=False)
+    return lut
+
+
+def scl_bad_classes(bad_classes: Iterable[int] | None = None) -> frozenset[int]:
+    """``bad_classes`` (default :data:`SCL_BAD`) as a frozenset of SCL classes; a ``ValueError`` names any
+    value that is not an ESA class (255, unknown quality, is unusable whatever the set)."""
+    if bad_classes is None:
+        return SCL_BAD
+    if isinstance(bad_classes, str | bytes) or not isinstance(bad_classes, Iterable):
+        raise ValueError(f"bad_classes must be a collection of SCL classes, not {bad_classes!r}")
+    out = set()
+    for c in bad_classes:
+        if isinstance(c, bool) or not isinstance(c, int | np.integer) or int(c) not in SCL_CLASSES:
+            raise ValueError(
+                f"bad_classes: {c!r} is not a Sentinel-2 scene class (0-11); 255 is always unusable"
+            )
+        out.add(int(c))
+    return frozenset(out)
+
+
+def scl_usable(scl, bad_classes: Iterable[int] | None = None) -> np.ndarray:
+    """``True`` where a Sentinel-2 pixel is usable, from its scene class: **the one rule** every reader of
+    this package applies (the catalog's unusable share, the training cache's validity bits, the cloud mask
+    of the indices, the figures' stretches, the generator's bookkeeping).
+
+    Unusable: the classes of ``bad_classes`` (default :data:`SCL_BAD`, the reference's rule: 0 no data,
+    1 defective, 2 dark area, 3 cloud shadow, 8/9 cloud, 10 thin cirrus, 11 snow), **255** (unknown quality,
+    :data:`SCL_UNKNOWN`) and any other value that is not an ESA class. Usable by default: 4 vegetation,
+    5 not vegetated, 6 water, 7 unclassified. Any array shape; a boolean array of the same shape.
+    """
+    lut = _scl_usable_lut(scl_bad_classes(bad_classes))
+    a = np.asarray(scl)
+    if a.dtype.kind not in "iu":
+        a = np.where(np.isfinite(a), a, -1).astype("int64")
+    inside = (a >= 0) & (a < lut.size)
+    return inside & lut[np.where(inside, a, 0)]
+
 
 #: Clip ranges used for statistics (S1 in dB, S2 reflectance x10000, DEM metres).
 CLIP_RANGES: dict[str, tuple[float, float]] = {

@@ -22,7 +22,8 @@ What a landslide looks like in time, per sensor, relative to its event date:
 Choices, stated once:
 
 - **Masked values are NaN, never zeros.** Sentinel-2 pixels of the SCL classes in
-  :data:`schema.SCL_BAD` (no data, defective, dark, cloud shadow, clouds, cirrus, snow) are NaN in every
+  :data:`schema.SCL_BAD` (no data, defective, dark, cloud shadow, clouds, cirrus, snow; the set is the
+  ``bad_classes`` parameter) and of 255 (unknown quality, whole frames in the real files) are NaN in every
   index; Sentinel-1 pixels that are NaN (layover, shadow, no data) or non-positive stay NaN in dB.
 - **Brightness** is the mean reflectance (0–1) of the visible and near-infrared 10 m bands
   B02, B03, B04 and B08.
@@ -94,6 +95,8 @@ __all__ = [
     "relative_days",
     "s1_indices",
     "s2_indices",
+    "scl_counts",
+    "scl_shares",
     "separability",
     "slope_deg",
     "summarize_patch",
@@ -130,10 +133,6 @@ GROUPS: tuple[str, ...] = ("landslide", "ring", "rest")
 #: Position of a date relative to the event (see :func:`align_event`). ``"event"`` stays a category for
 #: compatibility but is no longer produced: an acquisition on the event day is ``"post"`` (writer's rule).
 PHASES: tuple[str, ...] = ("pre", "event", "post", "none")
-
-_USABLE_LUT = np.ones(256, dtype=bool)
-_USABLE_LUT[list(schema.SCL_BAD)] = False
-_USABLE_LUT[max(schema.SCL_CLASSES) + 1 :] = False  # unknown classes are not trusted
 
 
 # --------------------------------------------------------------------------------------------------
@@ -196,21 +195,23 @@ def _yx(da: xr.DataArray) -> xr.DataArray:
 # --------------------------------------------------------------------------------------------------
 # Indices
 # --------------------------------------------------------------------------------------------------
-def cloud_mask(scl: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
-    """``True`` where a Sentinel-2 pixel is usable.
+def cloud_mask(
+    scl: np.ndarray | xr.DataArray, bad_classes: Iterable[int] | None = None
+) -> np.ndarray | xr.DataArray:
+    """``True`` where a Sentinel-2 pixel is usable (:func:`schema.scl_usable`, the package's one rule).
 
-    Unusable: the SCL classes of :data:`schema.SCL_BAD` (0 no data, 1 defective, 2 dark area, 3 cloud
-    shadow, 8/9 cloud, 10 thin cirrus, 11 snow) and any value that is not an SCL class. Usable: 4
-    vegetation, 5 not vegetated, 6 water, 7 unclassified. A DataArray comes back as a DataArray.
+    Unusable: the SCL classes of ``bad_classes`` (default :data:`schema.SCL_BAD`, the reference's rule: 0 no
+    data, 1 defective, 2 dark area, 3 cloud shadow, 8/9 cloud, 10 thin cirrus, 11 snow), 255 (unknown
+    quality) and any value that is not an SCL class. Usable by default: 4 vegetation, 5 not vegetated,
+    6 water, 7 unclassified. Class 2 ("dark area") also holds topographic shadow, where landslides often
+    lie: leave it out of ``bad_classes`` to keep those pixels. A DataArray comes back as a DataArray.
     """
     if isinstance(scl, xr.DataArray):
-        return xr.apply_ufunc(cloud_mask, scl)
-    a = np.asarray(scl)
-    ok = (a >= 0) & (a < _USABLE_LUT.size)
-    return np.where(ok, _USABLE_LUT[np.clip(a, 0, _USABLE_LUT.size - 1).astype("int64")], False)
+        return xr.apply_ufunc(cloud_mask, scl, kwargs={"bad_classes": bad_classes})
+    return schema.scl_usable(scl, bad_classes)
 
 
-def s2_indices(ds: xr.Dataset, *, mask: bool = True) -> xr.Dataset:
+def s2_indices(ds: xr.Dataset, *, mask: bool = True, bad_classes: Iterable[int] | None = None) -> xr.Dataset:
     """Sentinel-2 indices of every pixel and date, ``(time, y, x)`` float32.
 
     With reflectances ρ = DN / 10000:
@@ -221,8 +222,8 @@ def s2_indices(ds: xr.Dataset, *, mask: bool = True) -> xr.Dataset:
     - BSI = ((B11 + B04) − (B08 + B02)) / ((B11 + B04) + (B08 + B02))
     - brightness = (B02 + B03 + B04 + B08) / 4, mean visible + NIR reflectance (0–1)
 
-    With ``mask`` (default) the pixels :func:`cloud_mask` calls unusable are NaN; a patch without
-    ``SCL`` is not masked. A zero denominator gives NaN.
+    With ``mask`` (default) the pixels :func:`cloud_mask` calls unusable (``bad_classes``: its class set)
+    are NaN; a patch without ``SCL`` is not masked. A zero denominator gives NaN.
     """
     need = ("B02", "B03", "B04", "B08", "B11", "B12")
     missing = [b for b in need if b not in ds]
@@ -238,7 +239,7 @@ def s2_indices(ds: xr.Dataset, *, mask: bool = True) -> xr.Dataset:
         "brightness": ((r["B02"] + r["B03"] + r["B04"] + r["B08"]) / 4).astype("float32"),
     }
     if mask and "SCL" in ds:
-        usable = cloud_mask(_yx(ds["SCL"]).values)
+        usable = cloud_mask(_yx(ds["SCL"]).values, bad_classes)
         out = {k: np.where(usable, v, np.float32(np.nan)) for k, v in out.items()}
     coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(template.dims)}
     return xr.Dataset(
@@ -258,18 +259,21 @@ def _db(da: xr.DataArray, ds: xr.Dataset) -> np.ndarray:
     return to_db(vals)
 
 
-def indices(ds: xr.Dataset, sensor: str) -> xr.Dataset:
-    """The features of chapter 02 for a patch of ``sensor``: :func:`s2_indices` or :func:`s1_indices`."""
+def indices(ds: xr.Dataset, sensor: str, *, bad_classes: Iterable[int] | None = None) -> xr.Dataset:
+    """The features of chapter 02 for a patch of ``sensor``: :func:`s2_indices` (masked with the SCL
+    classes ``bad_classes``) or :func:`s1_indices`."""
     schema.check_sensor(sensor)
-    return s2_indices(ds) if sensor == "s2" else s1_indices(ds)
+    return s2_indices(ds, bad_classes=bad_classes) if sensor == "s2" else s1_indices(ds)
 
 
-def usable_fraction(ds: xr.Dataset, sensor: str) -> np.ndarray:
+def usable_fraction(ds: xr.Dataset, sensor: str, *, bad_classes: Iterable[int] | None = None) -> np.ndarray:
     """Per date, the share of pixels with a usable value: S2 by the scene classification
-    (:func:`cloud_mask`), S1 where VV and VH are finite and positive (linear) or finite (dB)."""
+    (:func:`cloud_mask` with ``bad_classes``), S1 where VV and VH are finite and positive (linear) or
+    finite (dB)."""
     schema.check_sensor(sensor)
     if sensor == "s2":
-        return np.asarray(cloud_mask(ds["SCL"]).mean(dim=("y", "x")).values, dtype="float64")
+        usable = cloud_mask(ds["SCL"], bad_classes)
+        return np.asarray(usable.mean(dim=("y", "x")).values, dtype="float64")
     feats = s1_indices(ds)
     ok = np.isfinite(feats["VV_dB"].values) & np.isfinite(feats["VH_dB"].values)
     return ok.reshape(ok.shape[0], -1).mean(axis=1)
@@ -467,11 +471,14 @@ def _align_attrs(times, attrs: schema.PatchAttrs, fallback_date=None) -> EventAl
     )
 
 
-def before_after_steps(ds: xr.Dataset, alignment: EventAlignment) -> tuple[int, int] | None:
+def before_after_steps(
+    ds: xr.Dataset, alignment: EventAlignment, *, bad_classes: Iterable[int] | None = None
+) -> tuple[int, int] | None:
     """One step before and one after the event to show side by side, or None outside the series.
 
-    Sentinel-2: among the pre (post) steps, the one with the most usable pixels, the nearest to the
-    event on ties. Sentinel-1: the pre and post steps nearest to the event.
+    Sentinel-2: among the pre (post) steps, the one with the most usable pixels (:func:`cloud_mask` with
+    ``bad_classes``), the nearest to the event on ties. Sentinel-1: the pre and post steps nearest to the
+    event.
     """
     if not alignment.in_series:
         return None
@@ -479,7 +486,7 @@ def before_after_steps(ds: xr.Dataset, alignment: EventAlignment) -> tuple[int, 
     post_steps = np.arange(alignment.post, len(alignment.rel_days))
     if "SCL" not in ds:
         return int(pre_steps[-1]), int(post_steps[0])
-    usable = cloud_mask(_yx(ds["SCL"]).values).reshape(ds.sizes["time"], -1).mean(axis=1)
+    usable = cloud_mask(_yx(ds["SCL"]).values, bad_classes).reshape(ds.sizes["time"], -1).mean(axis=1)
     # highest usable share; ties go to the step nearest the event (rounded to 1 % to ignore noise)
     score = np.round(usable, 2)
     best_pre = pre_steps[::-1][np.argmax(score[pre_steps][::-1])]
@@ -561,6 +568,60 @@ class PatchSummary:
     series: pd.DataFrame
     samples: pd.DataFrame
     info: dict
+    scl: pd.DataFrame | None = None  # S2: pixel-dates per group and scene class (:func:`scl_counts`)
+
+
+#: Columns of :func:`scl_counts` (before the identity columns a collection adds).
+SCL_COUNT_COLUMNS: tuple[str, ...] = ("group", "scl", "n")
+
+
+def scl_counts(scl: np.ndarray, groups: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Pixel-dates per pixel group and SCL value of one Sentinel-2 patch: ``scl`` ``(time, y, x)``, ``groups``
+    boolean ``(y, x)`` masks (:func:`pixel_groups`). Long table ``group, scl, n``, one row per value
+    present (int64 counts; empty groups have no rows)."""
+    a = np.asarray(scl).astype("int64", copy=False)
+    rows = []
+    for g, m in groups.items():
+        if not m.any():
+            continue
+        v = a[:, m].ravel()
+        if v.size and 0 <= v.min() and v.max() < 256:  # SCL codes: a histogram, faster than sorting
+            n = np.bincount(v, minlength=256)
+            values = np.flatnonzero(n)
+            n = n[values]
+        else:
+            values, n = np.unique(v, return_counts=True)
+        rows.append(pd.DataFrame({"group": _cat([g] * values.size, GROUPS), "scl": values, "n": n}))
+    if not rows:
+        return pd.DataFrame(
+            {"group": _cat([], GROUPS), "scl": np.zeros(0, "int64"), "n": np.zeros(0, "int64")}
+        )
+    return pd.concat(rows, ignore_index=True).astype({"scl": "int64", "n": "int64"})
+
+
+def scl_shares(scl: pd.DataFrame, bad_classes: Iterable[int] | None = None) -> pd.DataFrame:
+    """What each scene class holds of each pixel group, from the ``scl`` table of :func:`collect_signatures`
+    (or :func:`scl_counts`): one row per SCL value present, with its ``name``, whether it is ``unusable``
+    under ``bad_classes`` (:func:`schema.scl_usable`; default the reference's rule) and, per group, the share
+    (%) of the group's pixel-dates it holds, pooled over every patch; the last row, ``all unusable``, sums
+    the unusable values. A group without pixels is NaN."""
+    names = {**schema.SCL_CLASSES, schema.SCL_UNKNOWN: "unknown quality"}
+    if scl.empty:  # no Sentinel-2 patch
+        return pd.DataFrame(columns=["name", "unusable", *GROUPS], index=pd.Index([], name="scl"))
+    wide = scl.pivot_table(index="scl", columns="group", values="n", aggfunc="sum", observed=False)
+    wide = wide.reindex(columns=list(GROUPS)).fillna(0.0)
+    totals = wide.sum(axis=0).replace(0, np.nan)
+    pct = 100 * wide / totals
+    unusable = ~schema.scl_usable(pct.index.to_numpy(), bad_classes)
+    out = pd.DataFrame(
+        {"name": [names.get(int(c), "not an SCL class") for c in pct.index], "unusable": unusable},
+        index=pct.index,
+    )
+    out = pd.concat([out, pct], axis=1)
+    sums = {g: [float(pct.loc[unusable, g].sum()) if pd.notna(totals[g]) else np.nan] for g in GROUPS}
+    total = pd.DataFrame({"name": ["all unusable"], "unusable": [True], **sums}, index=["all"])
+    out.index = out.index.map(str)
+    return pd.concat([out, total]).rename_axis("scl")
 
 
 def summarize_patch(
@@ -573,6 +634,7 @@ def summarize_patch(
     max_landslide_px: int = 1000,
     seed: int = 0,
     identity: bool = True,
+    bad_classes: Iterable[int] | None = None,
 ) -> PatchSummary:
     """Open one patch and compute its signature, its pixel-change sample and a row of facts about it.
 
@@ -585,9 +647,11 @@ def summarize_patch(
       both start with the columns ``key, sensor, region, annotated`` unless ``identity`` is False;
     - ``info``: key, sensor, region, annotated, events (``n_events``, ``n_undated_events``), the primary
       event date and its source, its position (``event_position``), indices and their source, group
-      sizes, number of dates without any usable pixel.
+      sizes, number of dates without any usable pixel;
+    - ``scl`` (Sentinel-2): pixel-dates per group and scene class (:func:`scl_counts`).
 
-    Raw Sentinel-2 files are harmonised on read (:func:`s12ls_utils.io.open_patch`).
+    Sentinel-2 pixels of the SCL classes ``bad_classes`` (default the reference's rule) and 255 are masked
+    (:func:`cloud_mask`). Raw Sentinel-2 files are harmonised on read (:func:`s12ls_utils.io.open_patch`).
     """
     path = Path(path)
     name = schema.parse_filename(path)
@@ -597,7 +661,8 @@ def summarize_patch(
         attrs = _patch_attrs(ds, path)
         times = ds["time"].values
         al = _align_attrs(times, attrs, fallback_date)
-        feats = s2_indices(ds) if name.sensor == "s2" else s1_indices(ds)
+        feats = s2_indices(ds, bad_classes=bad_classes) if name.sensor == "s2" else s1_indices(ds)
+        scl = _yx(ds["SCL"]).values if "SCL" in ds else None
         mask = _yx(ds["MASK"]).isel(time=0).values.astype(bool) if "MASK" in ds else None
         slope = slope_deg(ds["DEM"]) if "DEM" in ds else None
     finally:
@@ -672,9 +737,10 @@ def summarize_patch(
             }
             | {f: np.zeros(0, "float32") for f in fnames}
         )
+    scl_table = scl_counts(scl, {g: groups[g] for g in present}) if scl is not None else None
     if identity:
         ident = {"key": name.key, "sensor": name.sensor, "region": name.region}
-        for df in (series, samples):
+        for df in (series, samples) if scl_table is None else (series, samples, scl_table):
             for i, (col, val) in enumerate(ident.items()):
                 df.insert(i, col, pd.Categorical([val] * len(df)))
             df.insert(3, "annotated", bool(attrs.annotated))
@@ -707,11 +773,16 @@ def summarize_patch(
         else np.nan,
         "slope_rest": float(np.median(slope[groups["rest"]])) if slope is not None else np.nan,
     }
-    return PatchSummary(series, samples, info)
+    return PatchSummary(series, samples, info, scl_table)
 
 
 def patch_signature(
-    path: str | Path, *, ring_px: int = 5, gap_px: int = 0, fallback_date=None
+    path: str | Path,
+    *,
+    ring_px: int = 5,
+    gap_px: int = 0,
+    fallback_date=None,
+    bad_classes: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """The time series of one patch per pixel group and feature, in long format.
 
@@ -722,7 +793,12 @@ def patch_signature(
     a non-annotated patch) have no rows. See :func:`summarize_patch` for the parameters.
     """
     return summarize_patch(
-        path, ring_px=ring_px, gap_px=gap_px, fallback_date=fallback_date, max_background_px=0
+        path,
+        ring_px=ring_px,
+        gap_px=gap_px,
+        fallback_date=fallback_date,
+        max_background_px=0,
+        bad_classes=bad_classes,
     ).series
 
 
@@ -739,6 +815,8 @@ class SignatureSet:
     errors: list[dict] = field(default_factory=list)  # {"path", "reason"} of files that failed
     seconds: float = 0.0
     settings: dict = field(default_factory=dict)
+    # S2 pixel-dates per patch, group and scene class (see scl_counts; summarise with scl_shares)
+    scl: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SCL_COUNT_COLUMNS)))
 
 
 def _summarize_item(item: tuple[str, object], *, kwargs: dict) -> PatchSummary:
@@ -771,6 +849,7 @@ def collect_signatures(
     max_landslide_px: int = 1000,
     seed: int = 0,
     chunk_size: int = 8,
+    bad_classes: Iterable[int] | None = None,
 ) -> SignatureSet:
     """Signatures and pixel-change samples of every catalogued patch of ``sensors``.
 
@@ -783,17 +862,21 @@ def collect_signatures(
     ~40,000 patches of the real dataset) and the calling process's peak grows by about 0.1 MB per patch
     (``benchmarks/results/scaling.md``); lower the caps for less. Files that fail are skipped with a
     warning and listed in ``errors`` (``path``, ``reason``). Non-annotated patches are placed on the
-    time axis with their region's median event date (:func:`region_event_dates`).
+    time axis with their region's median event date (:func:`region_event_dates`). ``bad_classes`` are the
+    SCL classes masked in Sentinel-2 (default the reference's rule; 255 always).
 
     Returns a :class:`SignatureSet`: ``series`` (the :func:`patch_signature` rows of every patch),
     ``changes`` (the sampled pixel changes, one column per feature of :data:`ALL_FEATURES`, NaN where the
-    sensor does not measure it), ``patches`` (one row of facts per patch), ``errors``, ``seconds``.
+    sensor does not measure it), ``patches`` (one row of facts per patch), ``scl`` (Sentinel-2
+    pixel-dates per patch, group and scene class: :func:`scl_shares` summarises it), ``errors``,
+    ``seconds``.
     """
     t0 = time.perf_counter()
     check_scheduler(scheduler)
     sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
     for s in sensors:
         schema.check_sensor(s)
+    bad_classes = schema.scl_bad_classes(bad_classes)
     root = Path(data_dir)
     sel = catalog[catalog["sensor"].isin(sensors)].sort_values(["sensor", "region", "patch_id"])
     fallback = region_event_dates(catalog)
@@ -808,6 +891,7 @@ def collect_signatures(
         max_landslide_px=max_landslide_px,
         seed=seed,
         identity=False,
+        bad_classes=bad_classes,
     )
     res = map_files(
         functools.partial(_summarize_item, kwargs=kwargs),
@@ -835,13 +919,17 @@ def collect_signatures(
         if f not in changes:
             changes[f] = np.full(len(changes), np.nan, dtype="float32")
     changes = changes[[c for c in changes.columns if c not in ALL_FEATURES] + list(ALL_FEATURES)]
+    with_scl = [i for i, s in enumerate(parts) if s.scl is not None]
+    scl = _stack([parts[i].scl for i in with_scl], infos.iloc[with_scl].reset_index(drop=True))
+    settings = {k: v for k, v in kwargs.items() if k not in ("identity", "bad_classes")}
     return SignatureSet(
         series=series,
         changes=changes,
         patches=infos,
         errors=errors,
         seconds=time.perf_counter() - t0,
-        settings={"sensors": list(sensors), **{k: v for k, v in kwargs.items() if k != "identity"}},
+        settings={"sensors": list(sensors), **settings, "bad_classes": sorted(bad_classes)},
+        scl=scl,
     )
 
 

@@ -5,24 +5,33 @@ so every chapter runs by default on a small synthetic copy written by :func:`mak
 has the same folders, file names, variables, dimension order, dtypes, coordinates, attributes (with
 their string encodings) and inventory file as the real data; only the pixel values are simulated.
 
-Each patch is written the way the dataset's own writer writes it (``../shared/reference/REAL-FORMAT.md``):
+Each patch is written the way the released files are (``../shared/reference/REAL-FORMAT.md``: the dataset
+writer's code, corrected by third-party reads of the released files):
 
-- every variable ``(time, y, x)``, in the writer's order (``VH, VV, MASK, DEM``; ``B02 … B12, SCL, MASK,
-  DEM``); ``x``/``y`` float64 pixel top/left **edges** (``x = x0 + 10 i``, ``y = y0 − 10 j``); ``time`` sorted,
-  stored as days since the first date (xarray's default encoding); ``spatial_ref`` an int64 scalar;
-- S1 float32 (``_FillValue`` NaN), raw values clipped to at most 1 (linear); S2 bands and SCL int16 without
-  ``_FillValue``, after the writer's treatment of each image (0 → NaN, clip to [0, 10000], NaN → nearest
-  valid pixel), so no-data edges of the swath come out filled; MASK uint8, DEM int16;
+- every variable ``(time, x, y)`` with the data really x-first (a reader that selects by name and transposes
+  to ``(y, x)`` gets the north-up image), in the writer's order (``VH, VV, MASK, DEM``; ``B02 … B12, SCL,
+  MASK, DEM``); ``x``/``y`` float64 pixel top/left **edges** (``x = x0 + 10 i``, ``y = y0 − 10 j``); ``time``
+  sorted, stored as days since the first date (xarray's default encoding); ``spatial_ref`` an int64 scalar;
+- S1 float32 (``_FillValue`` NaN), raw values clipped to at most 1 (linear), every gap (layover, radar
+  shadow, swath edge) filled with the nearest valid pixel of its date as the writer does, so no NaN; S2
+  bands and SCL int16 without ``_FillValue``, after the writer's treatment of each image (0 → NaN, clip to
+  [0, 10000], NaN → nearest valid pixel), so no-data edges of the swath come out filled and SCL 0 never
+  occurs; MASK uint8, DEM int16;
+- whole S2 frames with SCL 255 (unknown quality), about 2.9 per file and at least one, the rate third
+  parties counted in the raw Chimanimani files (:data:`s12ls_utils.realism.REAL_FILE_FACTS`);
 - attributes as strings, except ``center_lat``/``center_lon`` (float64 ``y[64]``, ``x[64]``: the patch centre,
   a pixel corner); ``satellite`` ``s1-asc``/``s1-dsc``/``s2``; ``event_date`` and ``date_confidence`` the
   distinct values in set order (drawn, so two events are not always chronological); an undated annotation
   writes ``None`` (the default sample holds one, small samples may not);
   ``pre_post_dates`` one dict per ``event_date`` entry in the same order (the writer's ``searchsorted`` rule);
-- a short series is padded by repeating its last image and date (every sample holds one);
+- S2 time stamps unique and strictly increasing, as in every real S2 file; a short Sentinel-1 series is
+  padded by repeating its last image and date (the writer's case; every sample holds one;
+  ``make_sample(…, pad_s2=True)`` pads S2 series too);
 - region names as in the real data (``hokkaido``, ``usa_alaska``, …).
 
-The one deliberate difference: variables are zlib-compressed (lossless), which keeps a sample small; the
-real files are uncompressed.
+Variables are zlib-compressed (lossless), as in the harmonized release (2.35–3.25 MB per S2 file); the raw
+release is uncompressed (6,176,008 bytes per non-annotated S2 file), which the sample, written as the raw
+release, is not.
 
 What is simulated (per location, on a small "canvas" that one or two overlapping patches are cut from):
 
@@ -37,11 +46,12 @@ What is simulated (per location, on a small "canvas" that one or two overlapping
   drops and VV roughens. Some canvases hold two events; the mask is the rasterised inventory.
 - **Sentinel-2**: linear mixing of vegetation / soil / scar / water spectra (reflectance x10000),
   topographic illumination, haze, sensor noise, clouds (bright in all bands) with their shadows, thin
-  cirrus, snow on high winter ground, no-data edges; SCL classes derived consistently. The first
-  dates after an event are cloudier (storms trigger landslides).
-- **Sentinel-1**: linear sigma0 per land cover with local-incidence-angle modulation for the
-  ascending (east-looking) and descending (west-looking) geometry, layover/shadow as NaN, soil
-  moisture changes per date and multiplicative gamma speckle.
+  cirrus, snow on high winter ground, no-data edges; SCL classes derived consistently, with slopes in
+  the sun's shadow as class 2 (dark area). Clouds are drawn independently of the event.
+- **Sentinel-1**: linear backscatter per land cover (the product is terrain-flattened γ⁰) with
+  local-incidence-angle modulation for the ascending (east-looking) and descending (west-looking) geometry,
+  layover/shadow gaps (filled by the writer), soil moisture changes per date and multiplicative gamma
+  speckle; both orbits of a location are calibrated together (:func:`_plan_radiometry`).
 
 By default the copy is the **raw release** (``data_raw``): Sentinel-1 in linear power and Sentinel-2 as
 ESA delivers it, i.e. bands B02…B12 of dates from 2022-01-25 (processing baseline 04.00) carry the +1000
@@ -54,8 +64,9 @@ manifest then records ``"release": "harmonized"``.
 
 The manifest's file records give ``event_dates`` (the dated events, chronological), ``pre_post`` (paired
 with them), ``times`` (padded series repeat their last date), ``event_outside_series`` (``before``,
-``after``, ``undated`` or None), and what the file says: ``event_date_attr``, ``n_undated_events`` and
-``n_padded`` (repeated last images).
+``after``, ``undated`` or None), ``bad_fraction`` (the unusable share per date, :func:`schema.scl_usable`),
+``scl_unknown_steps`` (S2 steps whose SCL is all 255), and what the file says: ``event_date_attr``,
+``n_undated_events`` and ``n_padded`` (repeated last images).
 
 The generator writes ``synthetic_manifest.json`` (its own record of every file, used by tests) and a
 ``README.md`` saying the data are synthetic. It also writes large sets for scaling measurements
@@ -265,6 +276,7 @@ class CanvasPlan:
     outside: dict[str, str] = field(default_factory=dict)  # sensor -> "before"/"after": event outside series
     undated: bool = False  # annotated, but the inventory gives no date: ``event_date`` is the token None
     padded: dict[str, int] = field(default_factory=dict)  # sensor -> last image repeated this many times
+    scl_unknown: tuple[int, ...] = ()  # S2 time steps whose SCL is 255 in every pixel (unknown quality)
     height: int = schema.PATCH_SIZE  # pixels
     # calibration targets (from the reference): per sensor, per tile with the sensor (in ``patches`` order)
     # the S1 file's (VH mean, VV mean, VH std, VV std), linear; the S2 mean (raw DN) and DEM mean (m) over the
@@ -340,7 +352,7 @@ def _cluster_cells(rng: np.random.Generator, size: int) -> list[tuple[int, int]]
     return [(r - r0, c - c0) for r, c in cells]
 
 
-def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
+def _plan(n_per_sensor: int, seed: int, *, pad_s2: bool = False) -> list[CanvasPlan]:
     rng = np.random.default_rng(seed)
     cal = calibration()
     n_loc = max(4, int(round(n_per_sensor / np.mean(list(_P_SENSOR.values())))))
@@ -413,7 +425,7 @@ def _plan(n_per_sensor: int, seed: int) -> list[CanvasPlan]:
                     cp.outside[s] = "before"  # event precedes the series
                 elif u < 0.05:
                     cp.outside[s] = "after"  # event follows the series
-    _plan_writer_cases(canvases, seed)
+    _plan_writer_cases(canvases, seed, pad_s2)
     return canvases
 
 
@@ -452,39 +464,52 @@ def _plan_annotations(canvases: list[CanvasPlan], cal: Calibration, rng: np.rand
             p.empty_mask = True
 
 
+#: Standard deviation (dB) of each orbit's file mean around its location's: the two orbits of a location see
+#: the same ground and are calibrated together; they differ a little (look direction, date, moisture). Our
+#: choice (upstream publishes no ascending statistics): it puts the per-location difference of the per-file
+#: mean VV near 2 dB at the 95th percentile.
+_ORBIT_DB = 0.8
+
+
 def _plan_radiometry(canvases: list[CanvasPlan], cal: Calibration, rng: np.random.Generator) -> None:
     """Per canvas, the per-file S1 statistics, S2 mean and DEM mean it is scaled to, in place.
 
-    S1 (per sensor): every file takes a stratum of the real per-file distribution (sorted by VV mean); the
-    canvases take consecutive strata, as many as they have files, in a random order of canvases, and each
-    file aims at its stratum's real file (VH, VV means and stds). S2: per region, the real mean over files plus its std over
-    files times a stratified normal deviate, shifted so that the file-weighted mean of the region's canvases
-    is the real one. DEM: a stratified draw from the region's real per-file DEM means.
+    S1: the locations with an S1 file take the strata of the real per-file distribution (sorted by VV mean)
+    in one order (canvases in a random order, so a canvas's tiles take neighbouring strata, and its tiles
+    in a random order within it); each aims at its stratum's real file (VV mean and the spreads, as
+    coefficients of variation) and at a VH mean from a stratum of its own close to the VV one (the two
+    correlate). Both orbits of a location aim at the location's values, each times its own gain of
+    ``_ORBIT_DB`` dB (normal; the same for VV and VH, so the VV/VH ratio is the location's). S2: per region,
+    the real mean over files plus its std over files times a stratified normal deviate, shifted so that the
+    file-weighted mean of the region's canvases is the real one. DEM: a stratified draw from the region's
+    real per-file DEM means.
     """
     from scipy.stats import norm
 
     vh_sorted = np.sort(cal.s1[:, 0])
-    for sensor in schema.S1_SENSORS:
-        order = rng.permutation(len(canvases))
-        n_files = [sum(sensor in p.sensors for p in canvases[i].patches) for i in order]
-        total = sum(n_files)
-        if not total:
-            continue
-        # VV mean: the file's stratum; VH mean: a stratum of its own, close to the VV one (the two
-        # correlate), so that both have evenly covered distributions; spreads as coefficients of variation
-        # of the real file at the VV stratum
+    order = rng.permutation(len(canvases))
+    places = [
+        (int(i), j)
+        for i in order
+        for j in rng.permutation(len(canvases[i].patches))
+        if set(canvases[i].patches[j].sensors) & set(schema.S1_SENSORS)
+    ]
+    total = len(places)
+    if total:
         u = (np.arange(total) + 0.5) / total
         v = (np.argsort(np.argsort(u + rng.normal(0, 0.08, total))) + 0.5) / total
         real = cal.s1[np.clip(np.rint(u * (len(cal.s1) - 1)).astype(int), 0, len(cal.s1) - 1)]
-        vv = real[:, 1]
         vh = _quantile(vh_sorted, v)
-        files = np.column_stack([vh, vv, vh * real[:, 2] / real[:, 0], vv * real[:, 3] / real[:, 1]])
-        start = 0
-        for i, n in zip(order, n_files, strict=True):
-            if n:
-                block = files[start : start + n][rng.permutation(n)]
-                canvases[i].s1_target[sensor] = [tuple(float(x) for x in row) for row in block]
-            start += n
+        loc = np.column_stack([vh, real[:, 1], vh * real[:, 2] / real[:, 0], real[:, 3]])
+        for sensor in schema.S1_SENSORS:
+            gain = 10 ** (rng.normal(0, _ORBIT_DB, total) / 10)
+            target = {
+                t: tuple(float(x) for x in row * g) for t, row, g in zip(places, loc, gain, strict=True)
+            }
+            for i, cp in enumerate(canvases):
+                rows = [target[(i, j)] for j, p in enumerate(cp.patches) if sensor in p.sensors]
+                if rows:
+                    cp.s1_target[sensor] = rows
     for region in sorted({cp.region for cp in canvases}):
         group = [cp for cp in canvases if cp.region == region]
         n2 = np.array([sum("s2" in p.sensors for p in cp.patches) for cp in group], dtype=float)
@@ -507,16 +532,26 @@ _P_UNDATED = 0.05
 _MIN_ELIGIBLE_UNDATED = 10
 #: Share of the (canvas, sensor) series that are short and padded with their last image (1-4 repeats).
 _P_PADDED = 0.06
+#: Sensors whose series may be padded in a default sample: the writer can pad any series, but third parties
+#: found unique, strictly increasing time stamps in every real S2 file (S1 unchecked), so S2 is padded only
+#: on request (``make_sample(…, pad_s2=True)``).
+_PAD_SENSORS: tuple[str, ...] = schema.S1_SENSORS
 
 
-def _plan_writer_cases(canvases: list[CanvasPlan], seed: int) -> None:
-    """Mark the canvases whose annotation is undated and the series that are padded, in place.
+def _plan_writer_cases(canvases: list[CanvasPlan], seed: int, pad_s2: bool = False) -> None:
+    """Mark the canvases whose annotation is undated, the series that are padded and the S2 frames of
+    unknown quality, in place.
 
-    Drawn from a stream of their own (``[seed, 2]``), so the rest of the plan is what it was before these
-    cases existed. A sample with at least ``_MIN_ELIGIBLE_UNDATED`` eligible canvases (the default sample)
-    holds an undated annotation, a smaller one none; every sample holds a padded series (the dataset
-    writer's cases a reader must handle).
+    Drawn from streams of their own (``[seed, 2]``, ``[seed, 5]``), so the rest of the plan does not
+    depend on them. A sample with at least ``_MIN_ELIGIBLE_UNDATED`` eligible canvases (the default
+    sample) holds an undated annotation, a smaller one none. Series of :data:`_PAD_SENSORS` (and S2 with
+    ``pad_s2``) are padded at the rate ``_P_PADDED``, and every sample holds one padded series (the dataset
+    writer's case a reader must handle). Every S2 series gets ``1 + Poisson(rate - 1)`` frames with SCL 255
+    at random dates, ``rate`` the frames per file third parties counted in the real raw Chimanimani files
+    (:data:`s12ls_utils.realism.REAL_FILE_FACTS`: 3,285 in 1,133 files, about 2.9, every file with some).
     """
+    from .realism import REAL_FILE_FACTS
+
     rng = np.random.default_rng([seed, 2])
     eligible = [c for c in canvases if c.annotated and not c.two_events and not c.outside]
     if len(eligible) >= _MIN_ELIGIBLE_UNDATED:  # small samples keep their few dated events
@@ -524,13 +559,20 @@ def _plan_writer_cases(canvases: list[CanvasPlan], seed: int) -> None:
             c.undated = bool(rng.random() < _P_UNDATED)
         if not any(c.undated for c in eligible):
             eligible[int(rng.integers(len(eligible)))].undated = True
-    series = [(c, s) for c in canvases for s in sorted({s for p in c.patches for s in p.sensors})]
+    pad = (*_PAD_SENSORS, "s2") if pad_s2 else _PAD_SENSORS
+    series = [(c, s) for c in canvases for s in sorted({s for p in c.patches for s in p.sensors}) if s in pad]
     for c, s in series:
         if rng.random() < _P_PADDED:
             c.padded[s] = int(rng.integers(1, 5))
     if series and not any(c.padded for c in canvases):
         c, s = series[int(rng.integers(len(series)))]
         c.padded[s] = int(rng.integers(1, 5))
+    urng = np.random.default_rng([seed, 5])
+    extra = REAL_FILE_FACTS["scl_unknown_frames"] / REAL_FILE_FACTS["scl_unknown_files"] - 1
+    for c in canvases:
+        if any("s2" in p.sensors for p in c.patches):
+            k = min(schema.N_TIME, 1 + int(urng.poisson(extra)))
+            c.scl_unknown = tuple(sorted(int(t) for t in urng.choice(schema.N_TIME, size=k, replace=False)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -896,6 +938,16 @@ def _veg_at(
     return veg.astype("float32"), scar, field_bare, scar_vv
 
 
+def _sun_elevation(lat: float, doy: int) -> float:
+    """Sun elevation (degrees) at Sentinel-2's morning overpass (about 10:30 local solar time): the noon
+    elevation ``90 − |latitude − declination|`` less 10°, at least 5° (low winter sun at high latitude)."""
+    decl = 23.44 * np.sin(2 * np.pi * (284 + doy) / 365.0)
+    return float(np.clip(90.0 - abs(lat - decl) - 10.0, 5.0, 80.0))
+
+
+#: Relative illumination (cosine of the sun's incidence on the slope / sine of its elevation) below which a
+#: slope gets diffuse light only: its reflectance is scaled by this floor and its scene class is 2 (dark area).
+_SHADE_ILLUM = 0.35
 #: Co-registration error between dates (pixels, standard deviation per axis).
 _JITTER_PX = {"s2": 0.4, "s1": 0.3}
 
@@ -951,13 +1003,15 @@ def _simulate_s2(
     sun_az = 150.0 if not reg.southern else 30.0
     for t, day in enumerate(times):
         doy = day.timetuple().tm_yday
-        sun_el = 35 + 25 * np.cos(2 * np.pi * (doy - (172 if not reg.southern else 355)) / 365.25)
-        illum = np.clip(_cos_incidence(st.dem, sun_az, sun_el) / np.sin(np.radians(sun_el)), 0.35, 1.6)
+        sun_el = _sun_elevation(reg.lat, doy)
+        lit = _cos_incidence(st.dem, sun_az, sun_el) / np.sin(np.radians(sun_el))
+        illum = np.clip(lit, _SHADE_ILLUM, 1.6)
         veg, scar, field_bare, _ = _veg_at(st, reg, day, slides, events)
         # this date's image sits a fraction of a pixel off the others (co-registration error)
         jrng = np.random.default_rng(rng.integers(2**32))
-        layers = np.stack([veg, scar * 0.92, st.water.astype("float32"), illum.astype("float32")])
-        veg, sc, water, illum = _jitter(jrng, layers, _JITTER_PX["s2"])
+        shade = (lit < _SHADE_ILLUM).astype("float32")  # topographic shadow: diffuse light only
+        layers = np.stack([veg, scar * 0.92, st.water.astype("float32"), illum.astype("float32"), shade])
+        veg, sc, water, illum, shade = _jitter(jrng, layers, _JITTER_PX["s2"])
         soil = _SOIL * st.soil_gain
         land = (
             veg[None] * _VEG[:, None, None]
@@ -971,6 +1025,7 @@ def _simulate_s2(
         refl = surf + (_BURNED_HAZE * rng.uniform(0, 1.2))[:, None, None] + 25 * noise
         cls = np.where(st.water, 6, np.where(veg > 0.4, 4, 5)).astype("int16")
         cls[rng.random((h, w)) < 0.01] = 7
+        cls[(shade > 0.5) & ~st.water] = 2  # Sen2Cor's "dark area" holds topographic shadow
         # snow on high ground in winter
         if reg.snow:
             winter = np.cos(2 * np.pi * (doy - (15 if not reg.southern else 196)) / 365.25)
@@ -1060,6 +1115,13 @@ def _fill_nearest(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
             idx = distance_transform_edt(bad, return_distances=False, return_indices=True)
             out[t] = values[t][tuple(idx)]
     return out
+
+
+def _writer_s1(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the dataset writer does to Sentinel-1 gaps (layover, radar shadow, swath edges): every NaN takes
+    the value of the nearest valid pixel of its date and polarisation (the released files hold no NaN).
+    Returns new arrays (VV, VH)."""
+    return {name: _fill_nearest(data[name], ~np.isfinite(data[name])) for name in schema.S1_BANDS}
 
 
 def _writer_s2(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -1227,17 +1289,18 @@ def _write_patch(
     attrs: dict[str, object],
     sensor: str,
 ) -> None:
-    """Write one patch as the dataset writer does (REAL-FORMAT.md): every variable ``(time, y, x)`` in the
-    writer's order, ``x``/``y`` float64 pixel top/left edges, ``time`` with xarray's default encoding (days
-    since the first date), ``spatial_ref`` an int64 scalar; unlike the writer, variables are zlib-compressed
-    (lossless; it keeps a sample small)."""
+    """Write one patch as the released files are (REAL-FORMAT.md): every variable ``(time, x, y)`` with the
+    data x-first (``data`` comes ``(time, y, x)``, north up, and is transposed), in the writer's order,
+    ``x``/``y`` float64 pixel top/left edges, ``time`` with xarray's default encoding (days since the first
+    date), ``spatial_ref`` an int64 scalar; variables zlib-compressed (lossless, like the harmonized
+    release; the raw release is uncompressed)."""
     n = schema.PATCH_SIZE
     xs = np.arange(n) * schema.PIXEL_SIZE_M + x0
     ys = y0 + np.arange(n) * -schema.PIXEL_SIZE_M
     gm = {"grid_mapping": "spatial_ref"}
     names = _FILE_ORDER[sensor]
-    dvars = {  # arrays come as (time, y, x)
-        name: xr.DataArray(np.ascontiguousarray(data[name]), dims=schema.DIMS_REFERENCE, attrs=gm)
+    dvars = {  # arrays come as (time, y, x); stored x-first
+        name: xr.DataArray(np.ascontiguousarray(np.swapaxes(data[name], 1, 2)), dims=schema.DIMS, attrs=gm)
         for name in names
     }
     time = np.array([np.datetime64(t, "D") for t in times]).astype("datetime64[ns]")
@@ -1369,6 +1432,8 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
         )
         if sensor == "s2":
             data = _simulate_s2(srng, st, reg, times, slides, events, plan)
+            if plan.scl_unknown:  # whole frames of unknown quality (the bands keep their values)
+                data["SCL"][list(plan.scl_unknown)] = schema.SCL_UNKNOWN
         else:
             data = _simulate_s1(srng, st, reg, sensor, times, slides, events, plan)
             if release == "harmonized":  # dB, bounded to [-50, 10]
@@ -1398,13 +1463,15 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
                 fdata = _writer_s2(fdata)
                 if release == "harmonized":
                     _harmonize_s2(fdata, times)
+            else:
+                fdata = _writer_s1(fdata)
             fdata["DEM"] = dem[:, rows, cols]
             fdata["MASK"] = np.broadcast_to(mask2d, (len(times), *mask2d.shape))
             fname = schema.patch_filename(plan.region, sensor, p.patch_id)
             _write_patch(out / sensor / fname, fdata, times, x0, y0, reg.epsg, attrs, sensor)
             scl_bad = None
             if sensor == "s2":
-                scl_bad = np.isin(fdata["SCL"], list(schema.SCL_BAD)).reshape(len(times), -1).mean(1).tolist()
+                scl_bad = (~schema.scl_usable(fdata["SCL"])).reshape(len(times), -1).mean(1).tolist()
             ev_idx = sorted({s.event for s in ann.inside}) if not plan.undated else []
             p_events = [events[i] for i in ev_idx]
             annotated = bool(ann.inside)
@@ -1437,6 +1504,12 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
                     "event_date_attr": attrs["event_date"],
                     "n_undated_events": ann.written.count(_UNDATED),
                     "n_padded": int(plan.padded.get(sensor, 0)),
+                    # S2 time steps whose SCL is 255 in every pixel (unknown quality)
+                    "scl_unknown_steps": np.flatnonzero(
+                        (fdata["SCL"] == schema.SCL_UNKNOWN).all(axis=(1, 2))
+                    ).tolist()
+                    if sensor == "s2"
+                    else [],
                 }
             )
     inventory = [
@@ -1618,6 +1691,7 @@ def make_sample(
     overwrite: bool = False,
     progress: bool = True,
     release: str = "raw",
+    pad_s2: bool = False,
 ) -> SampleInfo:
     """Write a synthetic Sen12Landslides copy into ``out_dir``.
 
@@ -1630,6 +1704,9 @@ def make_sample(
     the offset removed and Sentinel-2 bounded to [0, 10000], DEM bounded to [0, 8800]). The same seed gives
     the same scenes in both; the manifest records the release, which :func:`s12ls_utils.io.file_release`
     reads.
+
+    ``pad_s2``: also pad some Sentinel-2 series with repeated dates (the writer can; no real S2 file shows
+    it, so the default sample pads Sentinel-1 series only; tests use it for the writer's case).
 
     Memory does not grow with the sample: each canvas's files are written as soon as it is simulated
     (by the worker that simulated it), its arrays are dropped, and the per-file records go to a spill
@@ -1663,7 +1740,7 @@ def make_sample(
     for s in schema.SENSORS:
         (out / s).mkdir(parents=True, exist_ok=True)
     n_per_sensor = int(n_per_sensor)
-    plans = _plan(n_per_sensor, seed)
+    plans = _plan(n_per_sensor, seed, pad_s2=bool(pad_s2))
     jobs = [(p, str(out), 40000 + 1000 * p.index, release) for p in plans]
     workers = min(len(jobs), int(workers or default_workers()))
     n_planned = sum(len(pp.sensors) for p in plans for pp in p.patches)
@@ -1707,9 +1784,11 @@ def make_sample(
         head = {
             "generator": "s12ls_utils.synthetic",
             "release": release,  # read by io.file_release (see SAMPLE_RELEASES)
+            "dims": list(schema.DIMS),  # storage order of every variable (x-first, as the released files)
             "version": __version__,
             "seed": seed,
             "n_per_sensor": n_per_sensor,
+            "pad_s2": bool(pad_s2),
             "regions": [asdict(r) for r in REGIONS if any(p.region == r.name for p in plans)],
             "counts": counts,
             "n_landslides": n_landslides,

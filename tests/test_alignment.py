@@ -280,11 +280,11 @@ def test_grid_differences_within_tolerance_pass(small_sample, tmp_path, by_key):
 
 
 def _to_card_order(path: Path, modify=None) -> None:
-    """Rewrite a patch with every variable in (time, x, y), the dataset card's order (the generator writes
-    (time, y, x), as the reference preprocessing does)."""
+    """Rewrite a patch with every variable in (time, y, x), the reference preprocessing code's order (the
+    generator writes (time, x, y), as the released files and the dataset card)."""
     with xr.open_dataset(path, engine="netcdf4") as ds:
         ds = ds.load()
-    ds = ds.transpose("time", "x", "y")
+    ds = ds.transpose("time", "y", "x")
     if modify is not None:
         modify(ds)
     tmp = path.with_suffix(".tmp.nc")
@@ -307,7 +307,7 @@ def test_mask_pixel_found_in_card_dims_order(small_sample, tmp_path, by_key):
     data = _copy(small_sample, tmp_path)
     key = _pick(by_key, annotated=True)
 
-    def flip(ds: xr.Dataset) -> None:  # pixel at x 3, y 5 of a (time, x, y) array
+    def flip(ds: xr.Dataset) -> None:  # pixel at y 3, x 5 of a (time, y, x) array
         v = ds["MASK"].values.copy()
         v[:, 3, 5] = 1 - v[:, 3, 5]
         ds["MASK"] = (ds["MASK"].dims, v, ds["MASK"].attrs)

@@ -161,7 +161,7 @@ def test_catalog_matches_manifest(sample_catalog: pd.DataFrame, manifest: dict[s
             assert row.event_in_series == (m["event_outside_series"] is None)
         else:
             assert (row.n_before, row.n_after, row.event_in_series) == (0, 0, False)
-        assert row.dims_order == "time,y,x"  # the reference writer's order
+        assert row.dims_order == "time,x,y"  # the released files' order
         if m["sensor"] == "s2":
             bad = np.asarray(m["bad_fraction"])
             assert row.n_cloudy == int((bad > 0.5).sum())
@@ -269,12 +269,41 @@ def test_dimension_order_time_y_x(sample_catalog: pd.DataFrame, small_sample: Pa
         ds.transpose("time", "y", "x").to_netcdf(dst, engine="netcdf4", format="NETCDF4", encoding=enc)
     out = build(data, use_cache=False)
     assert (out["dims_order"] == "time,y,x").all() and len(out) == 2
-    # copied without the manifest: S1 tells its release by its unit (linear), S2 cannot
-    assert dict(zip(out["sensor"], out["release"], strict=True)) == {"s1asc": "raw", "s2": "unknown"}
+    # copied without the manifest: S1 tells its release by its unit (linear), S2 by its S1 sibling
+    assert dict(zip(out["sensor"], out["release"], strict=True)) == {"s1asc": "raw", "s2": "raw"}
     expected = sample_catalog.set_index("path").loc[out["path"]].reset_index()
     cols = [c for c in COLUMNS if c not in ("size_bytes", "mtime_ns", "dims_order", "release")]
     pd.testing.assert_frame_equal(out[cols], expected[cols])
     assert (out["n_positive"] > 0).all()
+
+
+def test_scl_unknown_frames_are_catalogued_as_unusable(
+    sample_catalog: pd.DataFrame, manifest: dict[str, dict], small_sample: Path, tmp_path: Path
+) -> None:
+    """An S2 file with whole SCL 255 frames (unknown quality) is catalogued; those frames count as cloudy,
+    never as clear, and a clear frame set to 255 by hand moves from clear to cloudy."""
+    s2 = sample_catalog[sample_catalog.sensor == "s2"]
+    assert len(s2) and all(manifest[p]["scl_unknown_steps"] for p in s2["path"])
+    for row in s2.itertuples(index=False):
+        k = len(manifest[row.path]["scl_unknown_steps"])
+        assert row.n_cloudy >= k and row.n_clear <= schema.N_TIME - k
+    row = s2.sort_values("n_clear", ascending=False).iloc[0]
+    bad = np.asarray(manifest[row.path]["bad_fraction"])
+    clear = int(np.argmin(bad))
+    assert bad[clear] < 0.1
+    data = tmp_path / "data"
+    (data / "s2").mkdir(parents=True)
+    shutil.copyfile(small_sample / row.path, data / row.path)
+    with xr.open_dataset(data / row.path, engine="netcdf4") as ds:
+        ds = ds.load()
+    scl = ds["SCL"].values.copy()
+    scl[clear] = 255
+    enc = {"time": {k: ds.time.encoding[k] for k in ("units", "calendar", "dtype")}}
+    ds.assign(SCL=(ds["SCL"].dims, scl)).to_netcdf(data / "edited.nc", engine="netcdf4", encoding=enc)
+    os.replace(data / "edited.nc", data / row.path)
+    out = build(data, use_cache=False)
+    assert out.attrs["errors"] == [] and len(out) == 1
+    assert (out["n_clear"].iloc[0], out["n_cloudy"].iloc[0]) == (row.n_clear - 1, row.n_cloudy + 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -620,7 +649,7 @@ def test_fast_reader_equals_netcdf4_reader(
 
 def test_catalog_file_values_equal_xarray(small_sample: Path, sample_catalog: pd.DataFrame) -> None:
     """The columns read from the file contents, recomputed with xarray (the straightforward way)."""
-    bad_classes = list(schema.SCL_BAD)
+    bad_classes = [*schema.SCL_BAD, 255]  # the reference's classes and 255, unknown quality
     for row in sample_catalog.itertuples(index=False):
         with xr.open_dataset(small_sample / row.path) as ds:
             attrs, problems = schema.parse_attrs(dict(ds.attrs))

@@ -44,6 +44,18 @@ def test_ch01_data_exploration(run_chapter):
     s2_clear = [sum(b < 0.1 for b in f["bad_fraction"]) for f in files if f["sensor"] == "s2"]
     assert res["s2_median_clear_dates"] == pytest.approx(float(np.median(s2_clear)))
     assert res["viewer_key"] in keys
+    # the showcase is a location the published S12LS-LD task keeps: annotated, >= 50 landslide pixels, not
+    # usa_alaska or nepal
+    shown = [f for f in files if f["key"] == res["viewer_key"]]
+    assert all(f["annotated"] and f["n_positive"] >= 50 for f in shown)
+    assert shown[0]["region"] not in ("usa_alaska", "nepal")
+    # one class balance, per location
+    annotated_keys = {f["key"] for f in files if f["annotated"]}
+    assert res["n_annotated_locations"] == len(annotated_keys)
+    assert res["annotated_share"] == pytest.approx(len(annotated_keys) / len(keys))
+    # annotated patches (files, every sensor) whose event lies outside their series, as the generator wrote them
+    outside = sum(f["annotated"] and f["event_outside_series"] in ("before", "after") for f in files)
+    assert res["n_event_outside_annotated"] == outside > 0
     # every glued figure the text refers to exists
     referenced = ch.referenced_glue()
     assert referenced, "the chapter text glues no figures"

@@ -37,6 +37,37 @@ def test_counts_match_the_sample(ch):
     assert 0 < res["signature_seconds"] < 60
 
 
+def test_event_outside_the_series_agrees_with_chapter_01(ch, run_chapter):
+    """Annotated patches with their event outside the series: one figure, the same in chapters 01 and 02,
+    and the generator's record; non-annotated patches placed with their region's date are counted apart."""
+    files = synthetic.load_manifest(ch.data_dir)["files"]
+    outside = sum(f["annotated"] and f["event_outside_series"] in ("before", "after") for f in files)
+    assert ch.results["n_event_outside_annotated"] == outside > 0
+    assert run_chapter("01-data-exploration").results["n_event_outside_annotated"] == outside
+    assert ch.results["n_region_date_outside"] >= 0
+
+
+def test_dark_area_share_of_landslide_pixels(ch):
+    """What class 2 (dark area) holds of the landslide pixel-dates, counted here from the files."""
+    import numpy as np
+
+    from s12ls_utils.io import open_patch
+
+    assert ch.results["scl_bad_classes"] == sorted(schema.SCL_BAD)
+    n_dark = n_all = 0
+    for f in synthetic.load_manifest(ch.data_dir)["files"]:
+        if f["sensor"] != "s2" or not f["n_positive"]:
+            continue
+        with open_patch(ch.data_dir / f["path"]) as ds:
+            mask = ds["MASK"].values[0].astype(bool)
+            scl = ds["SCL"].values[:, mask]
+        n_dark += int((scl == 2).sum())
+        n_all += scl.size
+    assert ch.results["dark_area_landslide_pct"] == pytest.approx(100 * n_dark / n_all)
+    assert 0 < ch.results["dark_area_landslide_pct"] < ch.results["unusable_landslide_pct"] < 100
+    assert np.isfinite(ch.results["dark_area_ring_pct"]) and np.isfinite(ch.results["dark_area_rest_pct"])
+
+
 def test_ndvi_drops_inside_landslides_not_in_the_ring(ch):
     res = ch.results
     assert res["ndvi_change_landslide"] < -0.2

@@ -227,7 +227,8 @@ def test_cache_matches_the_reference_reader(task, cache_dir, small_sample):
             valid = r[f"{sensor}_valid"].numpy().astype(bool)
             if sensor == "s2":
                 assert np.array_equal(x.astype("float32"), f)
-                assert np.array_equal(valid, ~np.isin(scl, list(schema.SCL_BAD)))
+                # usable: not a class the reference rejects, and not 255 (unknown quality)
+                assert np.array_equal(valid, ~np.isin(scl, [*schema.SCL_BAD, 255]))
             else:
                 dec = np.where(x == D.SENTINEL, np.nan, x / D.channel_scales(sensor)[None, :, None, None])
                 assert np.array_equal(np.isnan(dec), np.isnan(f))
@@ -468,6 +469,37 @@ def test_composite_windows(position, prepost, want):
 
 
 B04 = schema.FEATURES["s2"].index("B04")
+
+
+def test_validity_bits_mark_scl_unknown_frames(small_sample, tmp_path):
+    """Whole frames with SCL 255 (unknown quality) are invalid in the cache's validity bits and stay out of
+    the composites, also a frame set to 255 by hand that was clear before."""
+    import netCDF4
+
+    from s12ls_utils.synthetic import load_manifest
+
+    rec = next(
+        r for r in load_manifest(small_sample)["files"] if r["sensor"] == "s2" and r["scl_unknown_steps"]
+    )
+    steps = rec["scl_unknown_steps"]
+    src = D.read_source(small_sample / rec["path"], "s2")
+    assert not src.valid[steps].any()
+    clear = int(np.argmax(src.valid.reshape(len(src.valid), -1).mean(axis=1)))
+    assert src.valid[clear].mean() > 0.5 and clear not in steps
+    dst = tmp_path / "s2" / Path(rec["path"]).name
+    dst.parent.mkdir()
+    shutil.copyfile(small_sample / rec["path"], dst)
+    with netCDF4.Dataset(dst, "r+") as nc:
+        nc["SCL"][clear] = 255
+    edited = D.read_source(dst, "s2")
+    assert not edited.valid[clear].any() and not edited.valid[steps].any()
+    others = [t for t in range(len(src.valid)) if t != clear]
+    assert np.array_equal(edited.valid[others], src.valid[others])
+    # a composite window made of unknown-quality dates only has no valid pixel
+    only = sorted({*steps, clear})
+    x, valid = edited.x[only], edited.valid[only]
+    _, ok = D.prepost_composite(x, valid, (len(only) - 1, len(only)), "s2")
+    assert not ok[0].any()
 
 
 def test_read_source_real_format(real_data):

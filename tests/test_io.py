@@ -15,7 +15,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
+from real_format import ACROSS_TIMES, real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import io, schema
 from s12ls_utils.io import (
@@ -104,9 +104,10 @@ def as_yx(arr: np.ndarray, dims: tuple[str, ...]) -> np.ndarray:
 @pytest.mark.parametrize("which", ["s2", "s1"])
 def test_open_patch_canonical_dims_for_both_orders(which, s2_path, s1_path, tmp_path):
     ref = s2_path if which == "s2" else s1_path
-    card = rewrite(ref, in_tmp(ref, tmp_path), lambda ds: ds.transpose("time", "x", "y"))
-    assert raw_var(card, "MASK")[1] == ("time", "x", "y")  # the card's order
-    assert raw_var(ref, "MASK")[1] == ("time", "y", "x")  # the reference writer's (and the generator's)
+    # the generator writes (time, x, y), as the released files; the writer's code says (time, y, x)
+    card = rewrite(ref, in_tmp(ref, tmp_path), lambda ds: ds.transpose("time", "y", "x"))
+    assert raw_var(card, "MASK")[1] == ("time", "y", "x")  # the reference writer code's order
+    assert raw_var(ref, "MASK")[1] == ("time", "x", "y")  # the released files' (and the generator's)
     with open_patch(card) as a, open_patch(ref) as b:
         for ds in (a, b):
             assert set(ds.data_vars) == {*schema.VARIABLES[card.parent.name], "spatial_ref"}
@@ -124,8 +125,9 @@ def test_open_patch_canonical_dims_for_both_orders(which, s2_path, s1_path, tmp_
         band = "B04" if which == "s2" else "VH"
         np.testing.assert_array_equal(a[band].values, b[band].values)
         # and both equal the raw values transposed by name
-        raw, dims = raw_var(card, band)
-        np.testing.assert_array_equal(a[band].values, as_yx(raw, dims))
+        for path, ds in ((card, a), (ref, b)):
+            raw, dims = raw_var(path, band)
+            np.testing.assert_array_equal(ds[band].values, as_yx(raw, dims))
         mask_raw, mdims = raw_var(card, "MASK")
         np.testing.assert_array_equal(a.MASK[0].values, as_yx(mask_raw, mdims)[0])
         # dtypes are kept
@@ -367,7 +369,7 @@ def test_read_patch_meta_typed_fields(s2_path, s2_rec):
         np.testing.assert_array_equal(m.times, ds.time.values)
         # x[64], y[64]: the patch centre, a pixel corner (x/y are the pixels' top/left edges), metres
         assert (m.center_x, m.center_y) == (float(ds.x[64]), float(ds.y[64]))
-    assert m.dims_order == "time,y,x"
+    assert m.dims_order == "time,x,y"  # as the released files
     assert m.s1_unit is None
     assert m.bad_fraction is not None and m.bad_fraction.shape == (15,)
     assert ((m.bad_fraction >= 0) & (m.bad_fraction <= 1)).all()
@@ -404,9 +406,9 @@ def test_read_patch_meta_matches_manifest_for_every_file(sample_dir, manifest):
 
 def test_read_patch_meta_either_dim_order(s2_path, s1_path, tmp_path):
     for src in (s2_path, s1_path):
-        card = rewrite(src, in_tmp(src, tmp_path), lambda ds: ds.transpose("time", "x", "y"))
-        a, b = read_patch_meta(card), read_patch_meta(src)
-        assert (a.dims_order, b.dims_order) == ("time,x,y", "time,y,x")
+        other = rewrite(src, in_tmp(src, tmp_path), lambda ds: ds.transpose("time", "y", "x"))
+        a, b = read_patch_meta(other), read_patch_meta(src)
+        assert (a.dims_order, b.dims_order) == ("time,y,x", "time,x,y")
         assert a.n_positive == b.n_positive > 0
         np.testing.assert_array_equal(a.times, b.times)
         assert a.s1_unit == b.s1_unit
@@ -638,6 +640,82 @@ def test_file_release_order(real_data, tmp_path, sample_dir, caplog):
     # a manifest that records the release decides for its data root
     (plain / "across_raw" / io.RELEASE_MANIFEST).write_text('{"release": "harmonized"}')
     assert io.file_release(unknown) == "harmonized"
+
+
+def _siblings_root(real_data, root: Path, s1_cases: tuple[str, ...]) -> Path:
+    """A data root that names no release and has no manifest: the raw ``across_raw`` S2 file and copies of
+    the S1 files ``s1_cases`` (each in its own orbit folder, as ``<root>/<sensor>/<file>``)."""
+    f = real_data.files
+    (root / "s2").mkdir(parents=True)
+    shutil.copyfile(f["across_raw"], root / "s2" / f["across_raw"].name)
+    for i, case in enumerate(s1_cases):
+        sensor = ("s1asc", "s1dsc")[i % 2]
+        (root / sensor).mkdir(exist_ok=True)
+        shutil.copyfile(f[case], root / sensor / f"italy_{sensor}_{200 + i}.nc")
+    return root / "s2" / f["across_raw"].name
+
+
+def test_s2_release_from_s1_siblings(real_data, tmp_path, caplog):
+    """A raw S2 file in a folder that names no release is raw when the Sentinel-1 files of its data root
+    are linear (its offset is removed on read), harmonized when they are in dB; without siblings, or with
+    siblings that disagree, it stays unknown and is read as stored, with a warning."""
+    f = real_data.files
+    with netCDF4.Dataset(f["across_raw"]) as nc:
+        stored = np.asarray(nc["B04"][:])
+    with open_patch(f["across_harmonized"], load=True) as ref:
+        physical = ref["B04"].values
+    steps = io.s2_offset_steps(np.array(ACROSS_TIMES, dtype="datetime64[ns]"))
+    assert steps.any() and (stored[steps] != physical[steps]).any()
+
+    linear = _siblings_root(real_data, tmp_path / "linear", ("multi_s1", "undated_nat"))
+    assert io.file_release(linear) == "raw" and read_patch_meta(linear).release == "raw"
+    with caplog.at_level("WARNING", logger="s12ls_utils.io"), open_patch(linear, load=True) as ds:
+        assert ds.attrs["release"] == "raw" and ds.attrs["s2_offset_removed"] == int(steps.sum())
+        np.testing.assert_array_equal(ds["B04"].values, physical)  # the offset is gone
+    assert "release (raw or harmonized)" not in caplog.text
+
+    decibel = _siblings_root(real_data, tmp_path / "decibel", ("s1_harmonized",))
+    assert io.file_release(decibel) == "harmonized"
+    with open_patch(decibel, load=True) as ds:
+        np.testing.assert_array_equal(ds["B04"].values, stored)
+
+    caplog.clear()
+    for name, cases in (("alone", ()), ("mixed", ("multi_s1", "s1_harmonized"))):
+        path = _siblings_root(real_data, tmp_path / name, cases)
+        with caplog.at_level("WARNING", logger="s12ls_utils.io"), open_patch(path, load=True) as ds:
+            assert ds.attrs["release"] == "unknown" and ds.attrs["s2_offset_removed"] == 0
+            np.testing.assert_array_equal(ds["B04"].values, stored)
+    assert "release (raw or harmonized)" in caplog.text and "disagree on the unit" in caplog.text
+    # a sibling added later is seen (the answer is cached per state of the orbit folders)
+    late = tmp_path / "alone"
+    (late / "s1asc").mkdir()
+    shutil.copyfile(f["multi_s1"], late / "s1asc" / "italy_s1asc_300.nc")
+    assert io.file_release(late / "s2" / f["across_raw"].name) == "raw"
+
+
+def test_scl_unknown_frames_are_unusable(sample_dir, s2_rec, tmp_path):
+    """SCL 255 (unknown quality, whole frames in the real files) counts as unusable in the catalog's
+    per-date share, in both read paths; a frame set to 255 by hand goes from partly usable to unusable."""
+    src = sample_dir / s2_rec["path"]
+    steps = s2_rec["scl_unknown_steps"]
+    assert steps, "every S2 file of the sample holds SCL 255 frames"
+    for read in (io._read_meta_h5, io._read_meta_nc):
+        bad = read(src, "s2", True)[5]
+        assert (bad[steps] == 1).all()
+    m = read_patch_meta(src)
+    clear = int(np.argmin(m.bad_fraction))
+    assert m.bad_fraction[clear] < 1 and clear not in steps
+
+    def to_unknown(ds):
+        scl = ds["SCL"].values.copy()
+        scl[clear] = schema.SCL_UNKNOWN
+        return ds.assign(SCL=(ds["SCL"].dims, scl))
+
+    edited = rewrite(src, in_tmp(src, tmp_path), to_unknown)
+    for read in (io._read_meta_h5, io._read_meta_nc):
+        bad = read(edited, "s2", True)[5]
+        assert bad[clear] == 1 and (bad[steps] == 1).all()
+        np.testing.assert_allclose(np.delete(bad, clear), np.delete(m.bad_fraction, clear))
 
 
 def test_harmonize_s2_values():

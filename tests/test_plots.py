@@ -185,6 +185,50 @@ def test_param_list_rejects_unknown_or_empty(value):
         plots.param("sensors", value, "list", choices=SENSORS)
 
 
+@pytest.mark.parametrize(
+    "value, expected",
+    [([0, 1, 3], [0, 1, 3]), ("0,1,3", [0, 1, 3]), ("[2, 8]", [2, 8]), (" 9 ", [9]), ((3, "3"), [3])],
+)
+def test_param_list_of_numbers_from_text(value, expected):
+    """Chapter 02's SCL classes: text items match the numeric choices by their text."""
+    assert plots.param("scl_bad_classes", value, "list", choices=list(range(12))) == expected
+
+
+@pytest.mark.parametrize("value", ["12", "[True]", "a", [255], "2.0"])
+def test_param_list_of_numbers_rejects_other_values(value):
+    with pytest.raises(ValueError, match="parameter 'scl_bad_classes': unknown value"):
+        plots.param("scl_bad_classes", value, "list", choices=list(range(12)))
+
+
+def test_class_balance_table_counts_and_percentages():
+    import pandas as pd
+
+    from s12ls_utils import catalog as cat_mod
+
+    cat = pd.DataFrame(
+        {
+            "key": ["a_1", "a_1", "a_2", "b_3", "b_4"],
+            "region": ["a", "a", "a", "b", "b"],
+            "annotated": [True, True, False, True, False],
+            "n_positive": [1638, 1638, 0, 164, 0],
+            "sensor": ["s2", "s1asc", "s2", "s2", "s2"],
+        }
+    )
+    styled = plots.class_balance_table(
+        cat_mod.class_balance(cat, by="region"), cat_mod.class_balance(cat, by=None)
+    )
+    t = styled.data
+    assert list(t.index) == ["a", "b", "all regions"]
+    assert t["locations"].tolist() == [2, 2, 4] and t["annotated locations"].tolist() == [1, 1, 2]
+    assert t["locations"].dtype == "int64" and t["annotated locations"].dtype == "int64"
+    assert t.loc["all regions", "annotated (%)"] == pytest.approx(50)
+    # a location counts once, whatever its sensors: 1638 of 2 x 16384 pixels in region a
+    assert t.loc["a", "landslide pixels, all locations (%)"] == pytest.approx(100 * 1638 / (2 * 16384))
+    assert t.loc["a", "landslide pixels, annotated locations (%)"] == pytest.approx(100 * 1638 / 16384)
+    html = styled.to_html()
+    assert "Class balance per location" in html and "5.00" in html
+
+
 @pytest.mark.parametrize("value", [3, {"a": 1}, '{"a": 1}', '["s2"'])
 def test_param_list_rejects_other_types(value):
     with pytest.raises(ValueError, match="parameter 'sensors'"):
@@ -442,6 +486,21 @@ def test_one_stretch_per_patch_keeps_brightness_comparable_over_dates():
     limits = plots.true_color_limits(ds)
     shared = [plots.true_color(ds, t, limits=limits) for t in range(2)]
     assert shared[1].mean() > shared[0].mean() + 0.3  # one stretch: the brighter date is brighter
+
+
+def test_stretch_leaves_out_pixels_of_unknown_quality():
+    """Pixels of SCL 255 (unknown quality) are not usable for the stretch, like clouds: bright pixels of 255
+    do not darken the rest."""
+    ds = _s2_ds((1.0, 1.0, 1.0))
+    bright = ds.copy(deep=True)
+    for b in ("B02", "B03", "B04"):
+        bright[b].values[2, :4] *= 6
+    scl = ds["SCL"].values.copy()
+    scl[2, :4] = 255
+    unknown = bright.assign(SCL=(ds["SCL"].dims, scl))
+    assert plots.true_color_limits(bright)[1] > 1.5 * plots.true_color_limits(ds)[1]
+    without = ds.assign(SCL=(ds["SCL"].dims, scl))  # the same pixels left out, at their usual brightness
+    assert plots.true_color_limits(unknown) == pytest.approx(plots.true_color_limits(without))
 
 
 def test_no_data_pixels_get_their_own_colour():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import cli, plots, realism, reference, synthetic
 from s12ls_utils.catalog import build_catalog
@@ -125,6 +126,71 @@ def test_data_side_equals_direct_computation(report, small_sample):
     assert report.value("landslide_px", "annotated", "n") == len(ann)
 
 
+def test_joint_quantities_equal_direct_computation(report, small_sample):
+    """The orbit difference per location, the VV/VH ratio per file, the NaN/Inf and repeated-step counts and
+    the SCL 255 share, computed here from the files and the generator's record."""
+    cat = build_catalog(small_sample, scheduler="synchronous", progress=False)
+    summ = {str(p): realism.file_summary(small_sample / str(p)) for p in cat["path"]}
+    vv = {
+        (str(k), str(s)): summ[str(p)].get("VV_mean")
+        for k, s, p in zip(cat["key"], cat["sensor"], cat["path"], strict=True)
+        if str(s) != "s2"
+    }
+    diffs = sorted(
+        abs(10 * np.log10(vv[(k, "s1asc")]) - 10 * np.log10(vv[(k, "s1dsc")]))
+        for k in {k for k, _ in vv}
+        if (k, "s1asc") in vv and (k, "s1dsc") in vv
+    )
+    assert diffs and report.value("s1_orbit_diff", "VV", "n") == len(diffs)
+    # (to_db works in float32)
+    np.testing.assert_allclose(sorted(report.samples[("s1_orbit_diff", "VV")]["data"]), diffs, atol=1e-5)
+    assert report.value("s1_orbit_diff", "VV", "max") == pytest.approx(max(diffs), abs=1e-5)
+    ratios = [
+        10 * np.log10(summ[str(p)]["VV_mean"] / summ[str(p)]["VH_mean"])
+        for p, s in zip(cat["path"], cat["sensor"], strict=True)
+        if str(s) == "s1dsc"
+    ]
+    assert report.value("s1_ratio", "s1dsc", "q50") == pytest.approx(float(np.median(ratios)), abs=1e-5)
+    fs = reference.file_stats()
+    w = fs.pivot_table(index="file", columns="variable", values="mean", observed=True)
+    real = 10 * np.log10(w["VV"] / w["VH"]).dropna()
+    assert report.value("s1_ratio", "s1dsc", "q50", "real") == pytest.approx(float(real.median()), abs=1e-5)
+    man = synthetic.load_manifest(small_sample)
+    s2 = [f for f in man["files"] if f["sensor"] == "s2"]
+    share = 100 * sum(len(f["scl_unknown_steps"]) for f in s2) / (15 * len(s2))
+    assert report.value("scl_unknown", "s2", "share") == pytest.approx(share)
+    assert report.value("scl_unknown", "s2", "share", "real") == pytest.approx(100 * 3285 / (1133 * 15))
+    for s in ("s1asc", "s1dsc", "s2"):
+        assert report.value("nonfinite", s, "values") == 0 == report.value("nonfinite", s, "values", "real")
+        steps = sum(f["n_padded"] for f in man["files"] if f["sensor"] == s)
+        assert report.value("repeated_dates", s, "steps") == steps
+    assert report.value("repeated_dates", "s2", "steps", "real") == 0
+    assert np.isnan(report.value("repeated_dates", "s1asc", "steps", "real"))  # S1 dates were not checked
+    head = report.headline()
+    assert head["realism_orbit_diff_max"] == pytest.approx(max(diffs), abs=1e-5)
+    assert head["realism_nonfinite"] == 0 and head["realism_repeated_s2_steps"] == 0
+
+
+def test_file_summary_counts_gaps_and_repeated_dates(small_sample, tmp_path, real_data):
+    """NaN values and repeated time steps are counted as stored (the writer's padding; a file with gaps)."""
+    import shutil
+
+    import netCDF4
+
+    s1 = next((small_sample / "s1asc").glob("*.nc"))
+    dst = tmp_path / "s1asc" / s1.name
+    dst.parent.mkdir()
+    shutil.copyfile(s1, dst)
+    with netCDF4.Dataset(dst, "r+") as nc:
+        nc["VV"][2, :3, :] = np.nan  # 3 x 128 values
+        nc["VH"][0, 0, 0] = np.inf
+    got = realism.file_summary(dst)
+    assert got["nonfinite"] == 3 * 128 + 1 and np.isfinite(got["VV_mean"])
+    assert realism.file_summary(s1)["nonfinite"] == 0
+    assert realism.file_summary(real_data.files["padded"])["repeated_steps"] == 3
+    assert realism.file_summary(real_data.files["multi"])["repeated_steps"] == 0
+
+
 def test_connected_areas_on_a_small_lattice():
     import pandas as pd
 
@@ -184,7 +250,13 @@ def default_report(tmp_path_factory):
     data = ROOT / "data" / "sample"
     try:
         man = synthetic.load_manifest(data)
-        ok = (man["n_per_sensor"], man["seed"], man["release"]) == (synthetic.DEFAULT_N_PER_SENSOR, 0, "raw")
+        ok = (man["n_per_sensor"], man["seed"], man["release"], man.get("dims"), man.get("pad_s2")) == (
+            synthetic.DEFAULT_N_PER_SENSOR,
+            0,
+            "raw",
+            ["time", "x", "y"],
+            False,
+        )
     except (OSError, ValueError, KeyError):
         ok = False
     if not ok:
@@ -211,6 +283,36 @@ def test_s2_region_means_within_20_percent(default_report):
 def test_ld_landslide_pixels_median_within_a_factor_1_5(default_report):
     ratio = default_report.value("landslide_px", "LD-like", "q50", side="ratio")
     assert 1 / 1.5 <= ratio <= 1.5, ratio
+
+
+def test_orbits_agree_per_location(default_report):
+    """Ascending and descending files of one location are calibrated together: the per-location difference
+    of the per-file mean VV is at most 5 dB at the 95th percentile and 8 dB at worst."""
+    q95_bound, max_bound = realism.ORBIT_DIFF_BOUNDS
+    assert (q95_bound, max_bound) == (5.0, 8.0)
+    assert default_report.value("s1_orbit_diff", "VV", "n") > 100
+    assert default_report.value("s1_orbit_diff", "VV", "q95") <= q95_bound
+    assert default_report.value("s1_orbit_diff", "VV", "max") <= max_bound
+
+
+@pytest.mark.parametrize("orbit", ["s1asc", "s1dsc"])
+def test_vv_vh_ratio_like_the_real_files(default_report, orbit):
+    """The per-file VV/VH ratio (dB) stays where the real s1dsc files are (5.7 / 6.3 / 9.0 dB)."""
+    for q, tol in (("q05", 1.0), ("q50", 0.5), ("q95", 1.0)):
+        real = default_report.value("s1_ratio", orbit, q, "real")
+        data = default_report.value("s1_ratio", orbit, q)
+        assert abs(data - real) <= tol, (orbit, q, real, data)
+
+
+def test_file_facts_like_the_real_files(default_report):
+    """No NaN/Inf anywhere, no repeated S2 date, whole SCL 255 frames at about the real rate in every S2
+    file."""
+    for s in ("s1asc", "s1dsc", "s2"):
+        assert default_report.value("nonfinite", s, "values") == 0, s
+    assert default_report.value("repeated_dates", "s2", "steps") == 0
+    real = default_report.value("scl_unknown", "s2", "share", "real")
+    assert abs(default_report.value("scl_unknown", "s2", "share") / real - 1) <= 0.25
+    assert default_report.value("scl_unknown", "s2", "files_share") == 100
 
 
 def test_most_tiles_touch_another(default_report):

@@ -82,7 +82,7 @@ def test_s2_indices_match_hand_computed_values(dims):
 
 
 def test_masked_pixels_are_nan_never_zero():
-    classes = list(range(12))
+    classes = [*range(12), 255]
     n = len(classes)
     ds = _s2_ds({b: [v[0]] * n for b, v in BANDS.items()}, classes)
     out = sig.s2_indices(ds)
@@ -93,6 +93,11 @@ def test_masked_pixels_are_nan_never_zero():
         assert np.isfinite(v[usable]).all() and (v[usable] != 0).all(), name
     # unmasked on request
     assert np.isfinite(sig.s2_indices(ds, mask=False)["NDVI"].values).all()
+    # another class set: dark areas (2) kept, 255 still masked
+    kept = sig.s2_indices(ds, bad_classes=schema.SCL_BAD - {2})["NDVI"].values.ravel()
+    np.testing.assert_array_equal(np.isfinite(kept), np.isin(classes, [2, 4, 5, 6, 7]))
+    usable_share = sig.usable_fraction(ds, "s2", bad_classes=schema.SCL_BAD - {2})
+    assert usable_share == pytest.approx([5 / n])
 
 
 def test_zero_reflectance_gives_nan_not_zero():
@@ -103,15 +108,64 @@ def test_zero_reflectance_gives_nan_not_zero():
 
 
 def test_cloud_mask_classes():
-    scl = np.arange(-1, 14)
+    scl = np.r_[np.arange(-1, 14), 254, 255, 256]
     expected = np.isin(scl, [4, 5, 6, 7])  # usable: vegetation, bare, water, unclassified
     np.testing.assert_array_equal(sig.cloud_mask(scl), expected)
-    for bad in schema.SCL_BAD:
+    for bad in (*schema.SCL_BAD, 255):  # 255: unknown quality (whole frames in the real files)
         assert not sig.cloud_mask(np.array([bad]))[0]
-    da = xr.DataArray(scl.reshape(1, 3, 5), dims=("time", "y", "x"))
+        assert not sig.cloud_mask(np.array([bad], dtype="int16"))[0]
+    da = xr.DataArray(scl[:15].reshape(1, 3, 5), dims=("time", "y", "x"))
     out = sig.cloud_mask(da)
     assert isinstance(out, xr.DataArray) and out.dtype == bool
-    np.testing.assert_array_equal(out.values.ravel(), expected)
+    np.testing.assert_array_equal(out.values.ravel(), expected[:15])
+
+
+def test_cloud_mask_class_set_is_a_parameter():
+    """Dropping class 2 (dark area, topographic shadow) from the set keeps its pixels; 255 stays unusable."""
+    scl = np.array([2, 3, 4, 255], dtype="int16")
+    np.testing.assert_array_equal(sig.cloud_mask(scl), [False, False, True, False])
+    without_dark = schema.SCL_BAD - {2}
+    np.testing.assert_array_equal(sig.cloud_mask(scl, without_dark), [True, False, True, False])
+    np.testing.assert_array_equal(sig.cloud_mask(scl, [3, 9]), [True, False, True, False])
+    da = xr.DataArray(scl.reshape(1, 1, 4), dims=("time", "y", "x"))
+    np.testing.assert_array_equal(sig.cloud_mask(da, without_dark).values.ravel(), [True, False, True, False])
+    for bad in ([255], [12], ["2"], "2,3"):
+        with pytest.raises(ValueError, match="bad_classes"):
+            sig.cloud_mask(scl, bad)
+
+
+def test_scl_counts_and_shares():
+    """Pixel-dates per group and class, and each class's share of a group; 'all unusable' sums the
+    unusable values under the class set given."""
+    scl = np.array([[[2, 2, 4], [4, 9, 255]], [[4, 4, 4], [2, 5, 255]]], dtype="int16")  # (2, 2, 3)
+    groups = {
+        "landslide": np.array([[True, True, False], [False, False, False]]),
+        "ring": np.array([[False, False, True], [True, False, False]]),
+        "rest": np.array([[False, False, False], [False, True, True]]),
+    }
+    counts = sig.scl_counts(scl, groups)
+    got = {(g, c): n for g, c, n in counts[["group", "scl", "n"]].itertuples(index=False)}
+    assert got == {
+        ("landslide", 2): 2,
+        ("landslide", 4): 2,
+        ("ring", 4): 3,
+        ("ring", 2): 1,
+        ("rest", 9): 1,
+        ("rest", 5): 1,
+        ("rest", 255): 2,
+    }
+    shares = sig.scl_shares(counts)
+    assert shares.loc["2", "landslide"] == pytest.approx(50) and shares.loc["2", "ring"] == pytest.approx(25)
+    assert shares.loc["255", "name"] == "unknown quality" and bool(shares.loc["255", "unusable"])
+    assert shares.loc["all", "rest"] == pytest.approx(75) and shares.loc["all", "landslide"] == pytest.approx(
+        50
+    )
+    for g in sig.GROUPS:  # every group's classes add up to 100 %
+        assert shares.drop(index="all")[g].sum() == pytest.approx(100)
+    kept = sig.scl_shares(counts, schema.SCL_BAD - {2})
+    assert not bool(kept.loc["2", "unusable"]) and kept.loc["all", "landslide"] == pytest.approx(0)
+    empty = sig.scl_shares(sig.scl_counts(scl, {"landslide": groups["landslide"]}))
+    assert np.isnan(empty.loc["all", "ring"])
 
 
 def test_s1_indices_db_and_ratio():
@@ -480,6 +534,42 @@ def test_collect_signatures_streams_the_sample(small_sample, tmp_path):
     best = table[(table.sensor == "s2") & table.feature.isin(["NDVI", "NBR", "NDMI"])]["auc"].max()
     assert best > 0.7
     assert table["auc"].is_monotonic_decreasing
+
+
+def test_signatures_mask_the_class_set_given(small_sample, tmp_path):
+    """Class 2 masks pixels by default; without it in the class set they count as valid. The scl table
+    counts every pixel-date of each group of each S2 patch once."""
+    data = _copy_sample(small_sample, tmp_path)
+    cat = cat_mod.build_catalog(data, sensors="s2", progress=False, workers=1)
+    default = sig.collect_signatures(cat, data, sensors="s2", workers=1, progress=False, max_background_px=10)
+    keep_dark = sig.collect_signatures(
+        cat,
+        data,
+        sensors="s2",
+        workers=1,
+        progress=False,
+        max_background_px=10,
+        bad_classes=schema.SCL_BAD - {2},
+    )
+    assert default.settings["bad_classes"] == sorted(schema.SCL_BAD)
+    assert keep_dark.settings["bad_classes"] == sorted(schema.SCL_BAD - {2})
+    pd.testing.assert_frame_equal(default.scl, keep_dark.scl)  # the classes themselves do not change
+    shares = sig.scl_shares(default.scl)
+    dark = float(shares.loc["2", "landslide"]) if "2" in shares.index else 0.0
+    assert dark > 0, "the sample's landslides hold no dark-area pixel-date"
+    key = ["key", "t", "group", "feature"]
+    a = default.series.set_index(key)["n_valid"]
+    b = keep_dark.series.set_index(key)["n_valid"].reindex(a.index)
+    assert (b >= a).all() and (b > a).any()
+    # the landslide pixel-dates regained are exactly those of class 2
+    ndvi = default.series[default.series["feature"].astype(str) == "NDVI"]
+    gain = (b - a).xs("NDVI", level="feature").xs("landslide", level="group").sum()
+    dark_n = default.scl[(default.scl["group"] == "landslide") & (default.scl["scl"] == 2)]["n"].sum()
+    assert gain == dark_n
+    # every pixel-date once: per patch and group, pixels x dates
+    n = default.scl.groupby(["key", "group"], observed=True)["n"].sum()
+    px = ndvi.groupby(["key", "group"], observed=True)["n_px"].first().astype("int64") * 15
+    pd.testing.assert_series_equal(n.sort_index(), px.reindex(n.index).sort_index(), check_names=False)
 
 
 def test_collect_signatures_reports_broken_files(small_sample, tmp_path):
