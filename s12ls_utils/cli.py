@@ -171,7 +171,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if scl:
         print(
             f"quality note: {len(scl)} file(s) hold {sum(n for _, n in scl)} frame(s) with SCL "
-            f"{schema.SCL_UNKNOWN_QUALITY} (unknown quality: unusable for cloud masks, not a format error), e.g. "
+            f"{schema.SCL_UNKNOWN} (unknown quality: unusable for cloud masks, not a format error), e.g. "
             + ", ".join(f"{name} ({n})" for name, n in scl[:3])
         )
     n_warned = sum(bool(c.warnings) for c in checks)

@@ -6,7 +6,7 @@ the file-name pattern, the clip ranges used for statistics and the two releases 
 ``harmonized``: :data:`S2_OFFSET`, :data:`S2_OFFSET_FROM`). :func:`check_patch` checks a file against all
 of it and returns every error and warning instead of stopping at the first one (:func:`validate_patch`
 returns the errors), with quality notes and figures that are facts of the real files, not format errors:
-SCL 255 frames (:data:`SCL_UNKNOWN_QUALITY`), repeated dates, and Sentinel-1 gaps (NaN, or filled by
+SCL 255 frames (:data:`SCL_UNKNOWN`), repeated dates, and Sentinel-1 gaps (NaN, or filled by
 copying neighbours: :func:`repeated_neighbour_pixels`).
 
 The attribute helpers come in pairs (``parse_*`` / ``encode_*``) so that the synthetic generator and
@@ -646,10 +646,6 @@ class FormatWarning(UserWarning):
     """Something in a patch that a reader handles, but a person may want to know (see :func:`check_patch`)."""
 
 
-#: SCL value of the real files' frames of unknown quality (not an ESA class; SCL has no ``_FillValue``): whole
-#: frames, e.g. 3,285 frames in the 1,133 raw Chimanimani files. A quality note of :func:`check_patch`, not a
-#: format error; unusable for masks.
-SCL_UNKNOWN_QUALITY = 255
 #: Values at which the writer clips Sentinel-1 (raw: linear ≤ 1, 0 for no return; harmonized: −50…10 dB):
 #: pixels there repeat their neighbours without any gap filling, so :func:`repeated_neighbour_pixels` skips them.
 S1_CLIP_VALUES: tuple[float, ...] = (-50.0, 0.0, 1.0, 10.0)
@@ -732,7 +728,7 @@ def check_patch(path: str | Path) -> PatchCheck:
     Errors: file name, readability, dimensions and their sizes, coordinates (x/y spacing, y
     descending, time decodable and sorted), ``spatial_ref``, every variable's presence, dtype and dims,
     DEM range, MASK values and that MASK is the same at every time step, SCL classes (ESA's 0…11, and
-    :data:`SCL_UNKNOWN_QUALITY`), attributes (present and parsable, consistent with the folder's sensor and
+    :data:`SCL_UNKNOWN`), attributes (present and parsable, consistent with the folder's sensor and
     with the mask).
 
     Warnings: repeated dates (the writer pads a short series with its last image), ``pre_post_dates``
@@ -886,16 +882,16 @@ def _check_patch(path: Path) -> PatchCheck:
             if sensor == "s2" and "SCL" in ds.variables and ds.variables["SCL"].ndim == 3:
                 try:
                     scl = np.asarray(ds.variables["SCL"][:])
-                    known = set(SCL_CLASSES) | {SCL_UNKNOWN_QUALITY}
+                    known = set(SCL_CLASSES) | {SCL_UNKNOWN}
                     bad = [int(c) for c in np.unique(scl) if int(c) not in known]
                     if bad:
                         problems.append(f"SCL holds unknown classes {bad}")
-                    unknown = (scl == SCL_UNKNOWN_QUALITY).reshape(scl.shape[0], -1)
+                    unknown = (scl == SCL_UNKNOWN).reshape(scl.shape[0], -1)
                     n_frames, n_whole = int(unknown.any(axis=1).sum()), int(unknown.all(axis=1).sum())
                     res.quality.update(scl_unknown_frames=n_frames, scl_unknown_whole_frames=n_whole)
                     if n_frames:
                         res.notes.append(
-                            f"SCL {SCL_UNKNOWN_QUALITY} (unknown quality, no scene class) in {n_frames} of "
+                            f"SCL {SCL_UNKNOWN} (unknown quality, no scene class) in {n_frames} of "
                             f"{scl.shape[0]} frame(s), {n_whole} of them whole: unusable for cloud masks, "
                             "not a format error"
                         )
