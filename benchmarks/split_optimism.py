@@ -85,7 +85,7 @@ def prepared(released: Path, work: Path, data: Path, sensors: list[str]) -> Path
         tmp.rename(work)
     if splits.load_task(work, data_dir=data, warn_missing=False).missing:
         print(f"normalisation statistics for {work} (s12ls norm) …", flush=True)
-        splits.write_norm(work, data, overwrite=True)
+        splits.write_norm(work, data, out_dir=work.parent, sensors=sensors, overwrite=True)
     return work
 
 

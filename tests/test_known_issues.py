@@ -126,7 +126,6 @@ def test_kept_by_applies_the_presets_selection(found):
     assert kept.loc["event_outside", ["files", "S12LS-LD", "S12LS-AD"]].tolist() == [2, 2, 2]
     assert kept.loc["annotated_empty_mask", ["S12LS-LD", "S12LS-AD"]].tolist() == [0, 1]
     assert kept.loc["usa_token", ["S12LS-LD", "S12LS-AD"]].tolist() == [1, 2]  # Puerto Rico stays in LD
-    assert kept.loc["ndvi_dates", "S12LS-LD-strict"] == 0  # the strict preset wants trusted dates
     assert "ad_annotated_only" not in kept.index  # a task folder is no patch file of a selection
 
 
