@@ -415,7 +415,7 @@ def _plan(n_per_sensor: int, seed: int, *, pad_s2: bool = False) -> list[CanvasP
             )
         )
     _plan_annotations(canvases, cal, np.random.default_rng([seed, 3]))
-    _plan_radiometry(canvases, cal, np.random.default_rng([seed, 4]))
+    _plan_radiometry(canvases, cal, np.random.default_rng([seed, 4]), np.random.default_rng([seed, 6]))
     for cp in canvases:  # event structure of the annotated canvases (the main stream, as before)
         if cp.annotated:
             cp.two_events = bool(rng.random() < 0.12)
@@ -471,7 +471,9 @@ def _plan_annotations(canvases: list[CanvasPlan], cal: Calibration, rng: np.rand
 _ORBIT_DB = 0.8
 
 
-def _plan_radiometry(canvases: list[CanvasPlan], cal: Calibration, rng: np.random.Generator) -> None:
+def _plan_radiometry(
+    canvases: list[CanvasPlan], cal: Calibration, rng: np.random.Generator, s1_rng: np.random.Generator
+) -> None:
     """Per canvas, the per-file S1 statistics, S2 mean and DEM mean it is scaled to, in place.
 
     S1: the locations with an S1 file take the strata of the real per-file distribution (sorted by VV mean)
@@ -482,27 +484,28 @@ def _plan_radiometry(canvases: list[CanvasPlan], cal: Calibration, rng: np.rando
     ``_ORBIT_DB`` dB (normal; the same for VV and VH, so the VV/VH ratio is the location's). S2: per region,
     the real mean over files plus its std over files times a stratified normal deviate, shifted so that the
     file-weighted mean of the region's canvases is the real one. DEM: a stratified draw from the region's
-    real per-file DEM means.
+    real per-file DEM means. S1 draws from ``s1_rng``, S2 and DEM from ``rng``: how S1 is drawn does not move
+    the S2 targets.
     """
     from scipy.stats import norm
 
     vh_sorted = np.sort(cal.s1[:, 0])
-    order = rng.permutation(len(canvases))
+    order = s1_rng.permutation(len(canvases))
     places = [
         (int(i), j)
         for i in order
-        for j in rng.permutation(len(canvases[i].patches))
+        for j in s1_rng.permutation(len(canvases[i].patches))
         if set(canvases[i].patches[j].sensors) & set(schema.S1_SENSORS)
     ]
     total = len(places)
     if total:
         u = (np.arange(total) + 0.5) / total
-        v = (np.argsort(np.argsort(u + rng.normal(0, 0.08, total))) + 0.5) / total
+        v = (np.argsort(np.argsort(u + s1_rng.normal(0, 0.08, total))) + 0.5) / total
         real = cal.s1[np.clip(np.rint(u * (len(cal.s1) - 1)).astype(int), 0, len(cal.s1) - 1)]
         vh = _quantile(vh_sorted, v)
         loc = np.column_stack([vh, real[:, 1], vh * real[:, 2] / real[:, 0], real[:, 3]])
         for sensor in schema.S1_SENSORS:
-            gain = 10 ** (rng.normal(0, _ORBIT_DB, total) / 10)
+            gain = 10 ** (s1_rng.normal(0, _ORBIT_DB, total) / 10)
             target = {
                 t: tuple(float(x) for x in row * g) for t, row, g in zip(places, loc, gain, strict=True)
             }
