@@ -415,7 +415,7 @@ def _plan(n_per_sensor: int, seed: int, *, pad_s2: bool = False) -> list[CanvasP
             )
         )
     _plan_annotations(canvases, cal, np.random.default_rng([seed, 3]))
-    _plan_radiometry(canvases, cal, np.random.default_rng([seed, 4]))
+    _plan_radiometry(canvases, cal, np.random.default_rng([seed, 4]), np.random.default_rng([seed, 6]))
     for cp in canvases:  # event structure of the annotated canvases (the main stream, as before)
         if cp.annotated:
             cp.two_events = bool(rng.random() < 0.12)
@@ -467,49 +467,59 @@ def _plan_annotations(canvases: list[CanvasPlan], cal: Calibration, rng: np.rand
 #: Standard deviation (dB) of each orbit's file mean around its location's: the two orbits of a location see
 #: the same ground and are calibrated together; they differ a little (look direction, date, moisture). Our
 #: choice (upstream publishes no ascending statistics): it puts the per-location difference of the per-file
-#: mean VV near 2 dB at the 95th percentile.
+#: mean VV near 2 dB at the 95th percentile; each orbit's files still take every stratum once.
 _ORBIT_DB = 0.8
 
 
-def _plan_radiometry(canvases: list[CanvasPlan], cal: Calibration, rng: np.random.Generator) -> None:
+def _plan_radiometry(
+    canvases: list[CanvasPlan], cal: Calibration, rng: np.random.Generator, s1_rng: np.random.Generator
+) -> None:
     """Per canvas, the per-file S1 statistics, S2 mean and DEM mean it is scaled to, in place.
 
-    S1: the locations with an S1 file take the strata of the real per-file distribution (sorted by VV mean)
-    in one order (canvases in a random order, so a canvas's tiles take neighbouring strata, and its tiles
-    in a random order within it); each aims at its stratum's real file (VV mean and the spreads, as
-    coefficients of variation) and at a VH mean from a stratum of its own close to the VV one (the two
-    correlate). Both orbits of a location aim at the location's values, each times its own gain of
-    ``_ORBIT_DB`` dB (normal; the same for VV and VH, so the VV/VH ratio is the location's). S2: per region,
+    S1: the locations with an S1 file are put in one order, shared by both orbits (canvases in a random order,
+    so a canvas's tiles lie close together, and its tiles in a random order within it). Per orbit, its files
+    take every stratum of the real per-file distribution (sorted by VV mean) once, in that order, so the two
+    orbits of a location take neighbouring strata; each file aims at its stratum's real file (VV mean and the
+    spreads, as coefficients of variation) and at a VH mean from a stratum of its own, near the VV one by a
+    shift drawn per location (the two correlate). The strata are handed out in the order of the locations'
+    places moved by a normal gain of ``_ORBIT_DB`` dB per file, so each orbit keeps every stratum once while
+    its files lie a little apart from the other orbit's. S2: per region,
     the real mean over files plus its std over files times a stratified normal deviate, shifted so that the
     file-weighted mean of the region's canvases is the real one. DEM: a stratified draw from the region's
-    real per-file DEM means.
+    real per-file DEM means. S1 draws from ``s1_rng``, S2 and DEM from ``rng``: how S1 is drawn does not move
+    the S2 targets.
     """
     from scipy.stats import norm
 
     vh_sorted = np.sort(cal.s1[:, 0])
-    order = rng.permutation(len(canvases))
+    order = s1_rng.permutation(len(canvases))
     places = [
         (int(i), j)
         for i in order
-        for j in rng.permutation(len(canvases[i].patches))
+        for j in s1_rng.permutation(len(canvases[i].patches))
         if set(canvases[i].patches[j].sensors) & set(schema.S1_SENSORS)
     ]
-    total = len(places)
-    if total:
+    vh_shift = s1_rng.normal(0, 0.08, len(places))  # per location: its VH stratum near its VV one
+    for sensor in schema.S1_SENSORS:
+        mine = [k for k, (i, j) in enumerate(places) if sensor in canvases[i].patches[j].sensors]
+        total = len(mine)
+        if not total:
+            continue
+        # the orbit's files take every stratum once, in the shared order of the locations
         u = (np.arange(total) + 0.5) / total
-        v = (np.argsort(np.argsort(u + rng.normal(0, 0.08, total))) + 0.5) / total
+        v = (np.argsort(np.argsort(u + vh_shift[mine])) + 0.5) / total
         real = cal.s1[np.clip(np.rint(u * (len(cal.s1) - 1)).astype(int), 0, len(cal.s1) - 1)]
         vh = _quantile(vh_sorted, v)
-        loc = np.column_stack([vh, real[:, 1], vh * real[:, 2] / real[:, 0], real[:, 3]])
-        for sensor in schema.S1_SENSORS:
-            gain = 10 ** (rng.normal(0, _ORBIT_DB, total) / 10)
-            target = {
-                t: tuple(float(x) for x in row * g) for t, row, g in zip(places, loc, gain, strict=True)
-            }
-            for i, cp in enumerate(canvases):
-                rows = [target[(i, j)] for j, p in enumerate(cp.patches) if sensor in p.sensors]
-                if rows:
-                    cp.s1_target[sensor] = rows
+        files = np.column_stack([vh, real[:, 1], vh * real[:, 2] / real[:, 0], real[:, 3]])
+        # each file a little apart from its stratum (a gain of _ORBIT_DB dB on VV), kept to the strata: the
+        # files are handed out in the order of their moved VV, so the orbit still takes every stratum once
+        moved = real[:, 1] * 10 ** (s1_rng.normal(0, _ORBIT_DB, total) / 10)
+        files = files[np.argsort(np.argsort(moved, kind="stable"), kind="stable")]
+        target = {places[k]: tuple(float(x) for x in row) for k, row in zip(mine, files, strict=True)}
+        for i, cp in enumerate(canvases):
+            rows = [target[(i, j)] for j, p in enumerate(cp.patches) if sensor in p.sensors]
+            if rows:
+                cp.s1_target[sensor] = rows
     for region in sorted({cp.region for cp in canvases}):
         group = [cp for cp in canvases if cp.region == region]
         n2 = np.array([sum("s2" in p.sensors for p in cp.patches) for cp in group], dtype=float)
@@ -1175,11 +1185,18 @@ def _tile_field(values: dict[tuple[int, int], float], shape: tuple[int, int]) ->
     return np.stack([np.interp(rows, centres_r, by_col[:, j]) for j in range(shape[1])], axis=1)
 
 
+#: Rounds of the per-tile gain refinement in :func:`_calibrate_s1` (the smooth field moves a tile's mean by
+#: its neighbours'; the rounds take it back to the tile's target).
+_S1_CALIBRATION_ROUNDS = 12
+
+
 def _calibrate_s1(out: dict[str, np.ndarray], plan: CanvasPlan, sensor: str) -> None:
     """Scale a canvas's linear backscatter, in place, so that each file's mean and spread are those of the
     reference file its plan aims at: per polarisation a power over the canvas (the spread, as coefficient of
     variation, the files' mean) and a gain that varies smoothly across the canvas, through one value per
-    tile (the tile's mean), refined twice (the smoothing moves a tile's mean a little)."""
+    tile (the tile's mean), refined in :data:`_S1_CALIBRATION_ROUNDS` rounds (the smoothing moves a tile's mean
+    by its neighbours'), then made exact by a constant factor per tile (tiles far apart in the real
+    distribution cannot share a smooth field)."""
     targets = plan.s1_target.get(sensor)
     if not targets:
         return
@@ -1195,13 +1212,29 @@ def _calibrate_s1(out: dict[str, np.ndarray], plan: CanvasPlan, sensor: str) -> 
         cv = float(np.mean([t[2 + pol_i] / t[pol_i] for t in targets]))
         v[ok] = np.power(x, np.float32(_cv_power(sub, cv)))
         gains = {p.cell: 1.0 for p in tiles}
-        for _ in range(3):
-            scaled = v * _tile_field(gains, shape).astype("float32")[None]
+        # a tile's mean under a gain field is the field-weighted sum of the values over the dates: the
+        # refinement works on those sums (one 2-D field per round), until tiles that lie far apart in the
+        # real distribution are told apart too
+        total = np.nansum(v, axis=0, dtype="float64")
+        count = np.isfinite(v).sum(axis=0)
+        for _ in range(_S1_CALIBRATION_ROUNDS):
+            field = _tile_field(gains, shape)
             for p, t in zip(tiles, targets, strict=True):
-                m = float(np.nanmean(scaled[(slice(None), *p.window())]))
+                win = p.window()
+                n = int(count[win].sum())
+                m = float((field[win] * total[win]).sum() / n) if n else np.nan
                 if np.isfinite(m) and m > 0:
                     gains[p.cell] *= t[pol_i] / m
-        v *= _tile_field(gains, shape).astype("float32")[None]
+        field = _tile_field(gains, shape)
+        for p, t in zip(tiles, targets, strict=True):
+            # what the smooth field cannot reach (neighbours far apart in the real distribution, as its
+            # tails are) a constant factor over the tile does: every file's mean is its target
+            win = p.window()
+            n = int(count[win].sum())
+            m = float((field[win] * total[win]).sum() / n) if n else np.nan
+            if np.isfinite(m) and m > 0:
+                field[win] *= t[pol_i] / m
+        v *= field.astype("float32")[None]
 
 
 def _simulate_s1(
