@@ -10,8 +10,9 @@ AP, F1, IoU, precision and recall in percent, under the published row of the sam
     .venv/bin/python benchmarks/published_recipe.py --data data/real/data_harmonized \\
         --task data/real/tasks/S12LS-LD/harmonized --model utae --device cuda --out runs/published
 
-``--dry-run`` takes the same path on the CPU, tiny: a synthetic sample of 40 patches per sensor, its S12LS-LD
-task, one optimisation step per seed with a small model. The tests run it; its figures say nothing about any
+``--dry-run`` takes the same path on the CPU, tiny: a synthetic sample of 40 patches per sensor (or ``--data``, a
+synthetic sample read as it is, with ``--task`` or an S12LS-LD task written for it), its S12LS-LD task, one
+optimisation step per seed with a small model. The tests run it; its figures say nothing about any
 model. ``RECIPE`` is the recipe; ``book/params/published-recipe.yaml`` holds the same for chapter 05 (a test
 checks that they agree). What this package cannot match is stated there: the published learning-rate schedule
 is not given (this package warms up for one epoch and decays with a cosine).
@@ -95,7 +96,9 @@ def table(summary: dict, model: str, n_seeds: int) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, help="data folder (data/real/data_harmonized)")
+    ap.add_argument(
+        "--data", type=Path, help="data folder (data/real/data_harmonized; with --dry-run a synthetic sample)"
+    )
     ap.add_argument("--task", type=Path, help="task folder (data/real/tasks/S12LS-LD/harmonized)")
     ap.add_argument("--model", default="utae", choices=["utae", "convgru", "unet_prepost"])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
@@ -111,12 +114,17 @@ def main(argv=None) -> int:
     model_kwargs: dict = {}
     tmp = None
     if args.dry_run:
-        from s12ls_utils.synthetic import make_sample
+        from s12ls_utils.synthetic import MANIFEST_NAME, make_sample
 
         tmp = tempfile.TemporaryDirectory(prefix="published-recipe-")
-        data = Path(tmp.name) / "data"
-        make_sample(data, n_per_sensor=DRY["n_per_sensor"], seed=1, progress=False)
-        task = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
+        if args.data is None:  # a tiny sample of its own (about half a minute to write)
+            data = Path(tmp.name) / "data"
+            make_sample(data, n_per_sensor=DRY["n_per_sensor"], seed=1, progress=False)
+            task = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
+        else:  # a synthetic sample read as it is, with its S12LS-LD task (written here unless --task names one)
+            if not (args.data / MANIFEST_NAME).is_file():
+                ap.error(f"--dry-run runs on a synthetic sample; {args.data} has no {MANIFEST_NAME}")
+            task = args.task or splits.write_task(args.data, Path(tmp.name) / "tasks", "S12LS-LD", workers=1)
         settings |= {"epochs": DRY["epochs"], "batch_size": DRY["batch_size"], "max_steps": DRY["max_steps"]}
         model_kwargs = DRY_MODEL_KWARGS[args.model]
         device, out = "cpu", Path(tmp.name) / "runs"
@@ -142,7 +150,7 @@ def main(argv=None) -> int:
             run_name=name,
             overwrite=True,
             progress=not args.dry_run,
-            data_dir=str(args.data) if args.data and not args.dry_run else None,
+            data_dir=str(args.data) if args.data else None,
             **settings,
         )
         for which in ("last", "best"):

@@ -25,6 +25,21 @@ def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def book_sample() -> Path | None:
+    """``data/sample`` when it is the book's default sample with its S12LS-LD task (``make`` wrote both), else
+    None: the benchmarks' dry runs then write a sample of their own (minutes). Read-only, like the book's."""
+    from s12ls_utils import synthetic
+
+    data = ROOT / "data" / "sample"
+    try:
+        man = load_manifest(data)
+    except (OSError, ValueError, KeyError):
+        return None
+    default = (man["n_per_sensor"], man["seed"]) == (synthetic.DEFAULT_N_PER_SENSOR, 0)
+    return data if default and (data / "tasks" / "S12LS-LD" / "config.json").is_file() else None
+
+
+@pytest.fixture(scope="session")
 def sample_dir(small_sample: Path) -> Path:
     """Alias of ``small_sample`` used by the schema/io/synthetic tests."""
     return small_sample

@@ -31,7 +31,7 @@ def _run(args: list[str], timeout: float, **env) -> subprocess.CompletedProcess:
 def dry_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, float]:
     out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.json"
     t0 = time.monotonic()
-    proc = _run(["--dry-run", "--timeout", "200", "--out", str(out)], timeout=260)
+    proc = _run(["--dry-run", "--timeout", "400", "--out", str(out)], timeout=460)
     return proc, json.loads(out.read_text()) if out.exists() else {}, time.monotonic() - t0
 
 

@@ -26,10 +26,13 @@ def _module():
 
 
 @pytest.fixture(scope="module")
-def dry_run(tmp_path_factory):
+def dry_run(tmp_path_factory, book_sample):
     out = tmp_path_factory.mktemp("recipe") / "recipe.json"
+    cmd = [sys.executable, str(SCRIPT), "--dry-run", "--model", "utae", "--json", str(out)]
+    if book_sample is not None:  # the book's sample and task, read as they are
+        cmd += ["--data", str(book_sample), "--task", str(book_sample / "tasks" / "S12LS-LD")]
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--dry-run", "--model", "utae", "--json", str(out)],
+        cmd,
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s12ls_utils import catalog, schema, splits, synthetic
+from s12ls_utils import catalog, schema, splits
 
 pytestmark = pytest.mark.slow
 
@@ -30,19 +30,8 @@ def _module():
     return mod
 
 
-def _book_sample() -> Path | None:
-    """``data/sample`` when it is the book's default sample (``make`` wrote it), else None: the dry run then writes
-    one itself (minutes)."""
-    data = ROOT / "data" / "sample"
-    try:
-        man = synthetic.load_manifest(data)
-    except (OSError, ValueError, KeyError):
-        return None
-    return data if (man["n_per_sensor"], man["seed"]) == (synthetic.DEFAULT_N_PER_SENSOR, 0) else None
-
-
 @pytest.fixture(scope="module")
-def dry_run(tmp_path_factory):
+def dry_run(tmp_path_factory, book_sample):
     tmp = tmp_path_factory.mktemp("split-optimism")
     out, js = tmp / "out", tmp / "split-optimism.json"
     cmd = [
@@ -56,9 +45,8 @@ def dry_run(tmp_path_factory):
         "--json",
         str(js),
     ]
-    sample = _book_sample()
-    if sample is not None:
-        cmd += ["--data", str(sample)]
+    if book_sample is not None:
+        cmd += ["--data", str(book_sample)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout, json.loads(js.read_text()), out
@@ -100,22 +88,21 @@ def test_table_is_the_mean_and_sd_over_the_seeds(dry_run):
     assert pooled["test_prevalence"] == pytest.approx(share) and pooled["n_test"] == sum(n.values())
 
 
-def test_released_folders_are_copied_out_with_their_statistics(dry_run):
+def test_released_folders_are_copied_out_with_their_statistics(dry_run, book_sample):
     """The released folders (no statistics) are copied under --out, for Sentinel-2, and get their statistics
     there; the test landslide-pixel share of each is the share of its test patches in the catalog."""
     _, res, out = dry_run
     assert set(res["tasks"]) == {"published", "blocked", *res["folds"]}
-    data = Path(_book_sample() or "")
     for split in ("blocked", *res["folds"]):
         path = Path(res["tasks"][split])
         assert path.is_relative_to(out / "tasks") and not path.is_relative_to(ROOT / "data" / "reference")
         assert sorted(p.name for p in path.iterdir()) == ["config.json", "s2"]
         assert sorted(p.name for p in (path / "s2").iterdir()) == ["norm.json", "splits.json"]
-        if _book_sample() is None:
+        if book_sample is None:
             continue
-        task = splits.load_task(path, data_dir=data)
+        task = splits.load_task(path, data_dir=book_sample)
         ids = [e["id"] for e in task.splits["s2"]["test"]]
-        cat = catalog.build_catalog(data, sensors=["s2"]).set_index("key")
+        cat = catalog.build_catalog(book_sample, sensors=["s2"]).set_index("key")
         share = cat.loc[ids, "n_positive"].sum() / (len(ids) * schema.PATCH_SIZE**2)
         row = next(r for r in res["runs"] if r["split"] == split)
         assert row["n_test"] == len(ids) and row["test_prevalence"] == pytest.approx(share)
