@@ -26,8 +26,10 @@ and of the evaluation: test F1, IoU (at the validation threshold) and AUPRC of t
 
 Timeout: a watchdog thread ends the run when ``--timeout`` seconds have passed, whatever the main thread
 is doing (a kernel, a compiler, a hung collective): it kills the torchrun process group and every other
-process the check started (pool workers, the forkserver), prints and writes what finished, and exits with 124. Exit status: 0 when every stage passed, 1 when one
-failed (one line per failed stage), 2 without CUDA (unless ``--dry-run``), 124 on timeout.
+process the check started (pool workers, the forkserver), prints and writes what finished, and exits with 124.
+A stage that fails because the watchdog killed its processes counts as the timeout: exit 124 whichever thread
+reports first. Exit status: 0 when every stage passed, 1 when one failed (one line per failed stage), 2 without
+CUDA (unless ``--dry-run``), 124 on timeout.
 
 ``--dry-run`` takes the same code path on the CPU, tiny: 40 patches per sensor (the fewest for which the
 S12LS-LD validation and test splits hold landslides), small models (``DRY_MODEL_KWARGS``), 2 steps of
@@ -83,6 +85,8 @@ class Check:
         self.info: dict = {"mode": "dry-run" if args.dry_run else "cuda", "timeout_s": args.timeout}
         self.child: subprocess.Popen | None = None
         self.done = False
+        self.expired = threading.Event()  # set by the watchdog at the deadline, before it kills anything
+        self.reporting = threading.Lock()  # one report per run: the main thread's or the watchdog's
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -114,6 +118,8 @@ class Check:
         )
 
     def report(self, timed_out: bool = False) -> int:
+        # a stage that failed because the watchdog killed its processes is the timeout's doing
+        timed_out = timed_out or self.expired.is_set()
         with self.lock:
             failed = {k: v["reason"] for k, v in self.stages.items() if not v["ok"]}
             result = {
@@ -143,14 +149,23 @@ class Check:
             time.sleep(min(0.5, max(0.01, self.left())))
             if self.done:
                 return
+        self.expired.set()
         child = self.child
         if child is not None and child.poll() is None:
             with contextlib.suppress(OSError):
                 os.killpg(child.pid, signal.SIGKILL)
         _kill_descendants()  # pool workers, the forkserver, loader processes: nothing outlives the check
+        if not self.reporting.acquire(blocking=False):
+            return  # the main thread is reporting already (and sees the deadline passed)
         code = self.report(timed_out=True)
         sys.stdout.flush()
         os._exit(code)
+
+    def finish(self) -> int:
+        """The main thread's report (exit status 124 when the deadline passed while the last stage ran); it
+        waits while the watchdog reports, which then ends the process."""
+        with self.reporting:
+            return self.report()
 
 
 def _kill_descendants() -> None:
@@ -426,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         chk.done = True
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    return chk.report()
+    return chk.finish()
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ writer's code, corrected by third-party reads of the released files):
   ``make_sample(…, pad_s2=True)`` pads S2 series too);
 - region names as in the real data (``hokkaido``, ``usa_alaska``, …).
 
-Variables are zlib-compressed (lossless), as in the harmonized release (2.35–3.25 MB per S2 file); the raw
-release is uncompressed (6,176,008 bytes per non-annotated S2 file), which the sample, written as the raw
-release, is not.
+Compression follows the release: the raw release is written uncompressed, as the dataset's writer writes it
+(6,176,008 bytes per non-annotated real S2 file; the sample's are 3-7 kB smaller: attributes), the harmonized
+release zlib-compressed (lossless), as its files are (2.35–3.25 MB per real S2 file).
 
 What is simulated (per location, on a small "canvas" that one or two overlapping patches are cut from):
 
@@ -1321,12 +1321,13 @@ def _write_patch(
     epsg: int,
     attrs: dict[str, object],
     sensor: str,
+    compress: bool = False,
 ) -> None:
     """Write one patch as the released files are (REAL-FORMAT.md): every variable ``(time, x, y)`` with the
     data x-first (``data`` comes ``(time, y, x)``, north up, and is transposed), in the writer's order,
     ``x``/``y`` float64 pixel top/left edges, ``time`` with xarray's default encoding (days since the first
-    date), ``spatial_ref`` an int64 scalar; variables zlib-compressed (lossless, like the harmonized
-    release; the raw release is uncompressed)."""
+    date), ``spatial_ref`` an int64 scalar; uncompressed as the writer writes (the raw release), or with
+    ``compress`` zlib-compressed (lossless), as the harmonized release is."""
     n = schema.PATCH_SIZE
     xs = np.arange(n) * schema.PIXEL_SIZE_M + x0
     ys = y0 + np.arange(n) * -schema.PIXEL_SIZE_M
@@ -1339,7 +1340,7 @@ def _write_patch(
     time = np.array([np.datetime64(t, "D") for t in times]).astype("datetime64[ns]")
     ds = xr.Dataset(dvars, coords={"time": time, "y": ys, "x": xs}, attrs=attrs)
     ds["spatial_ref"] = _spatial_ref(epsg, x0, y0)
-    enc = {name: {"zlib": True, "complevel": 1, "shuffle": True} for name in names}
+    enc = {name: {"zlib": True, "complevel": 1, "shuffle": True} for name in names} if compress else None
     tmp = path.with_suffix(".nc.part")
     ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
     os.replace(tmp, path)
@@ -1501,7 +1502,9 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
             fdata["DEM"] = dem[:, rows, cols]
             fdata["MASK"] = np.broadcast_to(mask2d, (len(times), *mask2d.shape))
             fname = schema.patch_filename(plan.region, sensor, p.patch_id)
-            _write_patch(out / sensor / fname, fdata, times, x0, y0, reg.epsg, attrs, sensor)
+            _write_patch(
+                out / sensor / fname, fdata, times, x0, y0, reg.epsg, attrs, sensor, release == "harmonized"
+            )
             scl_bad = None
             if sensor == "s2":
                 scl_bad = (~schema.scl_usable(fdata["SCL"])).reshape(len(times), -1).mean(1).tolist()

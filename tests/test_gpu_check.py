@@ -86,3 +86,24 @@ def test_the_timeout_is_enforced(tmp_path):
     assert "TIMEOUT after 4" in proc.stdout and time.monotonic() - t0 < 60
     res = json.loads(out.read_text())
     assert res["timed_out"] and not res["ok"]
+
+
+def test_a_stage_killed_by_the_watchdog_counts_as_the_timeout(tmp_path):
+    """The race CI met under load: the watchdog kills the pool of a running stage, the stage fails at once and
+    the main thread reports before the watchdog does. That report must say timeout (124), not failure (1)."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = argparse.Namespace(timeout=60.0, dry_run=True, out=str(tmp_path / "t.json"), verbose=False)
+    chk = mod.Check(args)
+    chk.stage("synth", lambda: None)
+    assert chk.finish() == 0  # before the deadline: the run's own result
+    chk = mod.Check(args)
+    chk.expired.set()  # the watchdog passed the deadline and killed the stage's processes
+    chk.stage("synth", lambda: (_ for _ in ()).throw(RuntimeError("BrokenProcessPool")))
+    assert chk.finish() == 124
+    res = json.loads((tmp_path / "t.json").read_text())
+    assert res["timed_out"] and not res["ok"] and not res["stages"]["synth"]["ok"]

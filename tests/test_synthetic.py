@@ -1159,6 +1159,19 @@ def harmonized_dir(tmp_path_factory, manifest) -> Path:
     return out
 
 
+def test_compression_follows_the_release(sample_dir, manifest, harmonized_dir):
+    """The raw release is written uncompressed, as the dataset's writer writes it (a non-annotated real S2 file
+    is 6,176,008 bytes), the harmonized release zlib-compressed, as its files are."""
+    for rec in manifest["files"]:
+        for root, zlib in ((sample_dir, False), (harmonized_dir, True)):
+            with netCDF4.Dataset(root / rec["path"]) as nc:
+                for name, var in nc.variables.items():
+                    if var.dimensions == schema.DIMS:
+                        assert var.filters()["zlib"] is zlib, (root, rec["path"], name)
+        if rec["sensor"] == "s2" and not rec["annotated"]:
+            assert abs((sample_dir / rec["path"]).stat().st_size - 6_176_008) < 8_000, rec["path"]
+
+
 def test_harmonized_release(sample_dir, manifest, harmonized_dir):
     from s12ls_utils import io
 
