@@ -1204,7 +1204,7 @@ class SplitOptimism:
                 "test set": self.rows["test_set"],
                 "train patches": self.rows["n_train"],
                 "test patches": self.rows["n_test"],
-                "landslide pixels in test (%)": (100 * self.rows["test_prevalence"]).round(2),
+                "landslide pixels in test (%)": [f"{100 * v:.2f}" for v in self.rows["test_prevalence"]],
                 f"F1 [{pct} % interval]": [ci(r, "f1") for _, r in self.rows.iterrows()],
                 f"AP [{pct} % interval]": [ci(r, "ap") for _, r in self.rows.iterrows()],
                 f"F1 {gap}": [ci(r, "f1_gap") for _, r in self.rows.iterrows()],

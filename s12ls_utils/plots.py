@@ -3127,10 +3127,10 @@ def _split_points(table, metric: str):
     return splits, pts
 
 
-def split_optimism_plot(table, data: str = "synthetic sample", width: int = 360, height: int = 340):
-    """F1 and AP per split with their intervals, on each split's own test set and on the common set, side by
-    side (``table``: :meth:`s12ls_utils.evaluate.SplitOptimism.table`); ``data`` names the patches in the
-    titles."""
+def split_optimism_plot(table, data: str = "synthetic sample", width: int = 660, height: int = 300):
+    """F1 and AP per split with their intervals, on each split's own test set and on the common set, one panel
+    above the other (the page's width; the legend beside the axes, off the error bars) (``table``:
+    :meth:`s12ls_utils.evaluate.SplitOptimism.table`); ``data`` names the patches in the titles."""
     import holoviews as hv
 
     panels = []
@@ -3162,11 +3162,11 @@ def split_optimism_plot(table, data: str = "synthetic sample", width: int = 360,
                 ylim=(0, 1.02),
                 width=width,
                 height=height,
-                legend_position="bottom_left",
+                legend_position="right",
                 show_grid=True,
             )
         )
-    return hv.Layout(panels).cols(2)
+    return hv.Layout(panels).cols(1)
 
 
 def static_split_optimism(table, data: str = "synthetic sample") -> StaticFigure:

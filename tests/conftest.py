@@ -15,6 +15,28 @@ from s12ls_utils.synthetic import load_manifest, make_sample
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: The test files that take longest (measured serially on 2026-12-06, slowest first). ``make test`` runs pytest in
+#: two workers, one file at a time each (``--dist loadfile``), in collection order: handing these out first keeps
+#: one worker from being left alone with one of them at the end. A stale list costs time, never a check.
+SLOW_FILES = (
+    "test_synthetic.py",
+    "test_split_optimism_benchmark.py",
+    "test_rendered_book.py",
+    "test_published_recipe.py",
+    "test_gpu_check.py",
+    "test_reference.py",
+    "test_parallel.py",
+    "test_realism.py",
+    "test_training_ddp.py",
+    "test_jupyterlab.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic sample (about 10 patches per sensor, seed 3). Treat it as read-only:

@@ -186,6 +186,8 @@ def test_split_optimism_record_and_figures():
     assert "published_f1_gap" not in fig and fig["blocked_n_train"] == runs[1].n_train
     shown = opt.formatted()
     assert shown.loc[("published", "own test"), "F1 gap to published"] == "—"
+    share = shown.loc[("published", "own test"), "landslide pixels in test (%)"]
+    assert share == f"{100 * rec['published']['test_prevalence']:.2f}"  # as read, not float noise
     assert shown.loc[("blocked", "own test"), "F1 [95 % interval]"].startswith(
         f"{rec['blocked']['f1']:.3f} ["
     )
