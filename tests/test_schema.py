@@ -820,9 +820,17 @@ def test_validate_array_attribute_is_reported(s2_ann, tmp_path):
 
 
 def _corrupt_band_chunks(src: Path, tmp_path: Path) -> Path:
-    """A copy whose spectral-band chunks are garbled but whose header, coordinates, MASK, DEM and SCL
-    still read (found by garbling a block at a few positions)."""
-    data = src.read_bytes()
+    """A zlib-compressed copy (as the harmonized release is; the sample's raw files are not, and garbled raw
+    bytes read as other numbers) whose spectral-band chunks are garbled but whose header, coordinates, MASK,
+    DEM and SCL still read (found by garbling a block at a few positions)."""
+    with xr.open_dataset(src, decode_cf=False, decode_times=False) as ds:
+        ds = ds.load()
+    packed = tmp_path / "compressed.nc"
+    enc = {
+        name: {"zlib": True, "complevel": 1, "shuffle": True} for name in ds.data_vars if ds[name].ndim == 3
+    }
+    ds.to_netcdf(packed, engine="netcdf4", format="NETCDF4", encoding=enc)
+    data = packed.read_bytes()
     n = len(data)
     for i, frac in enumerate((0.5, 0.3, 0.7, 0.2, 0.6, 0.4, 0.8)):
         start, size = int(frac * n), max(4096, n // 50)
