@@ -1218,23 +1218,25 @@ def _calibrate_s1(out: dict[str, np.ndarray], plan: CanvasPlan, sensor: str) -> 
         total = np.nansum(v, axis=0, dtype="float64")
         count = np.isfinite(v).sum(axis=0)
         for _ in range(_S1_CALIBRATION_ROUNDS):
-            field = _tile_field(gains, shape)
-            for p, t in zip(tiles, targets, strict=True):
-                win = p.window()
-                n = int(count[win].sum())
-                m = float((field[win] * total[win]).sum() / n) if n else np.nan
-                if np.isfinite(m) and m > 0:
-                    gains[p.cell] *= t[pol_i] / m
+            for p, _win, f in _tile_factors(tiles, targets, pol_i, _tile_field(gains, shape), total, count):
+                gains[p.cell] *= f
         field = _tile_field(gains, shape)
-        for p, t in zip(tiles, targets, strict=True):
-            # what the smooth field cannot reach (neighbours far apart in the real distribution, as its
-            # tails are) a constant factor over the tile does: every file's mean is its target
-            win = p.window()
-            n = int(count[win].sum())
-            m = float((field[win] * total[win]).sum() / n) if n else np.nan
-            if np.isfinite(m) and m > 0:
-                field[win] *= t[pol_i] / m
+        # what the smooth field cannot reach (neighbours far apart in the real distribution, as its tails
+        # are) a constant factor over the tile does: every file's mean is its target
+        for _p, win, f in _tile_factors(tiles, targets, pol_i, field, total, count):
+            field[win] *= f
         v *= field.astype("float32")[None]
+
+
+def _tile_factors(tiles, targets, pol_i: int, field: np.ndarray, total: np.ndarray, count: np.ndarray):
+    """Per tile with a mean: the tile, its window and the factor that brings its mean under the gain ``field``
+    (``total``/``count``: per pixel, the sum and the number of valid values over the dates) to its target."""
+    for p, t in zip(tiles, targets, strict=True):
+        win = p.window()
+        n = int(count[win].sum())
+        m = float((field[win] * total[win]).sum() / n) if n else np.nan
+        if np.isfinite(m) and m > 0:
+            yield p, win, t[pol_i] / m
 
 
 def _simulate_s1(
