@@ -28,12 +28,15 @@ def _run(cmd: list[str]) -> str:
 
 
 def commit() -> str:
-    """``git rev-parse --short HEAD`` of this checkout, with ``+changes`` when tracked files differ from it
-    (``unknown`` outside a git checkout)."""
+    """``git rev-parse --short HEAD`` of this checkout, with ``+changes`` when tracked files other than the
+    records in ``benchmarks/results/`` (which a run writes) differ from it (``unknown`` outside a git checkout)."""
     head = _run(["git", "rev-parse", "--short", "HEAD"])
     if not head:
         return "unknown"
-    return head + ("+changes" if _run(["git", "status", "--porcelain", "--untracked-files=no"]) else "")
+    changed = _run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"]
+    )
+    return head + ("+changes" if changed else "")
 
 
 def cpu_model() -> str:
