@@ -288,6 +288,15 @@ def warm_page_cache(data: Path, files: dict[str, list[str]]) -> float:
 # --------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------
+def machine_label(m: dict) -> str:
+    """A record's machine in a few words: CPU model, cores, RAM, GPU."""
+    gpu = ", ".join(m["gpu"] or []) or "no GPU" if "gpu" in m else "GPU not recorded"
+    return (
+        f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores ({m.get('cores_usable', '?')} usable), "
+        f"{m.get('ram_gb', '?')} GB RAM, {gpu}"
+    )
+
+
 def load_results(path: Path) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
@@ -311,9 +320,8 @@ def markdown(results: dict) -> str:
         "Written by `benchmarks/scaling.py` (see its docstring for what each pass does and how memory is "
         "measured). Synthetic sets from `s12ls synth`; warm page cache; one timed run per cell.",
         "",
-        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores ({m.get('cores_usable', '?')} usable), "
-        f"{m.get('ram_gb', '?')} GB RAM, GPU {', '.join(m.get('gpu') or []) or 'none'}, "
-        f"Python {m.get('python', '?')}, {m.get('system', '?')}; last run at commit {m.get('commit', '?')}. "
+        f"Latest run: {machine_label(m)}, Python {m.get('python', '?')}, {m.get('system', '?')}, at commit "
+        f"{m.get('commit', '?')}. Each set's heading names the machines and commits its figures came from. "
         "The cores were shared with other jobs (load average at the start of each run in the JSON).",
         "",
         f"*files/s* over all files of the pass; *speed-up* against `synchronous` on the same set; *CPU "
@@ -326,9 +334,12 @@ def markdown(results: dict) -> str:
         sub = [r for r in runs if r["n_files_set"] == n_set]
         dates = sorted({r["date"] for r in sub})
         commits = sorted({r.get("commit", "commit not recorded") for r in sub})
+        machines = sorted({r.get("machine", "machine not recorded") for r in sub})
         lines += [
             "",
             f"## {n_set:,} patch files ({', '.join(dates)}; {', '.join(commits)})",
+            "",
+            f"Machine: {'; '.join(machines)}.",
             "",
             "| pass | scheduler | files | s | files/s | speed-up | CPU ms/file | peak MB | caller MB | "
             f"{REAL_FILES:,} files |",
@@ -488,6 +499,7 @@ def run(args: argparse.Namespace) -> int:
                         "failed": failed,
                         "date": date[:10],
                         "commit": commit,
+                        "machine": machine_label(provenance.machine()),
                         "load_avg_start": round(load, 2),
                     }
                 )
@@ -499,7 +511,10 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
 
-    results = merge(load_results(args.out), new)
+    old = load_results(args.out)
+    for r in old["runs"]:  # runs recorded before each run named its machine: the record's machine then
+        r.setdefault("machine", machine_label(old["machine"]))
+    results = merge(old, new)
     results["machine"] = provenance.machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
