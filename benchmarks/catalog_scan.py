@@ -21,10 +21,14 @@ takes a worker's core, and the ratio with it.
 
 The last line printed is ``speedup <N>x`` with N = straightforward time / catalog time.
 
+``--dry-run`` takes the same path, small: a tiny synthetic sample (or ``--data``) and one timed round. The first
+line printed names the commit and the machine.
+
 Usage::
 
     .venv/bin/python benchmarks/catalog_scan.py                     # synthetic sample, 100 per sensor
     .venv/bin/python benchmarks/catalog_scan.py --data data/sample --repeat 5
+    .venv/bin/python benchmarks/catalog_scan.py --dry-run           # seconds (CI)
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import provenance
 import xarray as xr
 
 from s12ls_utils import io, schema
@@ -119,11 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--workers", type=int, default=None, help="catalog workers (default: build_catalog's default)"
     )
+    ap.add_argument(
+        "--dry-run", action="store_true", help="a tiny sample (or --data), one timed round (for CI)"
+    )
     args = ap.parse_args(argv)
+    print(provenance.line(), flush=True)
 
     with tempfile.TemporaryDirectory(prefix="s12ls_bench_") as tmp:
         data = args.data
-        if data is None:
+        if args.dry_run:
+            args.repeat = 1
+            if data is None:
+                data = provenance.dry_sample(Path(tmp))
+        elif data is None:
             data = Path(tmp) / "sample"
             print(f"writing a synthetic sample ({args.n_per_sensor} per sensor) to {data} …", flush=True)
             write_sample(data, args.n_per_sensor)

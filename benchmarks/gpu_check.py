@@ -372,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failed stages")
     args = p.parse_args(argv)
     dry = args.dry_run
+    import provenance  # benchmarks/ is on the path when this file runs as a script
+
+    machine = provenance.machine()
+    print(provenance.line(machine), flush=True)
 
     import torch
 
@@ -393,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         torch=torch.__version__,
         device=torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu",
         settings={k: v for k, v in vars(args).items() if k not in ("out", "work", "verbose")},
+        provenance=machine,
     )
     threading.Thread(target=chk.watchdog, daemon=True).start()
     work = args.work or Path(tempfile.mkdtemp(prefix="s12ls-gpu-check-"))

@@ -27,6 +27,12 @@ Usage::
     .venv/bin/python benchmarks/loader_throughput.py --split train --workers 0 2 --batch-size 8 --models
     .venv/bin/python benchmarks/loader_throughput.py --task data/real/tasks/S12LS-LD/harmonized --workers 8
 
+``--dry-run`` takes the same path, small: the S12LS-LD task of the book's sample ``data/sample`` when it is the
+book's default sample with that task (as ``make`` writes it), else a tiny synthetic sample and task written to a
+temporary folder, with the packed cache in a temporary folder; batch 2, 8 samples per timed pass, no worker
+processes, one round (with ``--models``: batch 1, one step). The first line printed names the commit and the
+machine.
+
 ``--task`` is a task folder. A published one from ``s12ls download`` (``data/real/tasks/<TASK>/<release>``)
 finds its data folder (``data/real/data_<release>``) by itself, as does one written by ``s12ls splits``
 (``<data_dir>/tasks/<TASK>``).
@@ -42,6 +48,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import provenance
 import torch
 import xarray as xr
 
@@ -85,25 +92,45 @@ def _rate(make_iter, n_samples: int, repeat: int, after=None) -> float:
     return best
 
 
-def _default_task() -> Path:
-    task = Path("data/sample/tasks/S12LS-LD")
-    if task.is_dir():
-        return task
-    tmp = Path(tempfile.mkdtemp(prefix="s12ls-bench-"))
-    from s12ls_utils.synthetic import make_sample
+def _default_task(tmp: Path, dry_run: bool) -> Path:
+    """The book's sample's S12LS-LD task, else a synthetic sample and its S12LS-LD task written under ``tmp``."""
+    from s12ls_utils import synthetic
 
-    print(f"no {task}: writing a synthetic sample and its S12LS-LD task to {tmp}", file=sys.stderr)
-    make_sample(tmp / "data", n_per_sensor=54, seed=0, progress=False)
-    return splits.write_task(tmp / "data", tmp / "data" / "tasks", "S12LS-LD")
+    data = provenance.ROOT / "data" / "sample"
+    task = data / "tasks" / "S12LS-LD"
+    if task.is_dir() and (not dry_run or _is_book_sample(data)):
+        return task
+    if dry_run:
+        data = provenance.dry_sample(tmp)
+    else:
+        print(f"no {task}: writing a synthetic sample and its S12LS-LD task to {tmp}", file=sys.stderr)
+        data = tmp / "data"
+        synthetic.make_sample(data, n_per_sensor=54, seed=0, progress=False)
+    return splits.write_task(data, data / "tasks", "S12LS-LD", workers=1 if dry_run else None)
+
+
+def _is_book_sample(data: Path) -> bool:
+    """``data`` is the book's default sample (the size and seed ``make`` writes)."""
+    from s12ls_utils import synthetic
+
+    try:
+        man = synthetic.load_manifest(data)
+    except (OSError, ValueError, KeyError):
+        return False
+    return (man["n_per_sensor"], man["seed"]) == (synthetic.DEFAULT_N_PER_SENSOR, 0)
 
 
 def bench_loaders(args) -> float:
     task = splits.load_task(args.task)
     sensor = args.sensor
     t0 = time.perf_counter()
-    dirs = datasets.build_cache(task, args.split, sensor, force=args.rebuild, progress=False)
+    dirs = datasets.build_cache(
+        task, args.split, sensor, force=args.rebuild, progress=False, cache_dir=args.cache_dir
+    )
     build_s = time.perf_counter() - t0
-    cached = datasets.PatchDataset(task, args.split, sensor, view="series", raw=True, progress=False)
+    cached = datasets.PatchDataset(
+        task, args.split, sensor, view="series", raw=True, progress=False, cache_dir=args.cache_dir
+    )
     paths = [task.data_dir / e[sensor] for e in datasets.split_entries(task, args.split, sensor)]
     mean, std = (a.astype("float32") for a in task.channel_stats(sensor))
     n = len(paths)
@@ -229,12 +256,19 @@ def main(argv=None) -> int:
     p.add_argument("--models", action="store_true", help="also time one training step per model")
     p.add_argument("--model-batch", type=int, default=4)
     p.add_argument("--model-steps", type=int, default=3)
+    p.add_argument("--dry-run", action="store_true", help="small and fast, on the CPU (for CI)")
     args = p.parse_args(argv)
-    if args.task is None:
-        args.task = _default_task()
-    if args.models:
-        bench_models(args)
-    speedup = bench_loaders(args)
+    print(provenance.line(), flush=True)
+    if args.dry_run:
+        args.batch_size, args.workers, args.samples, args.repeat = 2, [0], 8, 1
+        args.model_batch, args.model_steps = 1, 1
+    with tempfile.TemporaryDirectory(prefix="s12ls-bench-") as tmp:
+        args.cache_dir = Path(tmp) / "cache" if args.dry_run else None  # the book's sample stays as it is
+        if args.task is None:
+            args.task = _default_task(Path(tmp), args.dry_run)
+        if args.models:
+            bench_models(args)
+        speedup = bench_loaders(args)
     print(f"speedup {speedup:.1f}x")
     return 0
 

@@ -107,6 +107,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the per-seed figures and the summary here")
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny synthetic sample, one step per seed")
     args = ap.parse_args(argv)
+    import provenance  # benchmarks/ is on the path when this file runs as a script
+
+    machine = provenance.machine()
+    print(provenance.line(machine), flush=True)
 
     from s12ls_utils import evaluate, splits, training
 
@@ -171,6 +175,7 @@ def main(argv=None) -> int:
                     "seeds": args.seeds,
                     "recipe": settings,
                     "dry_run": args.dry_run,
+                    "provenance": machine,
                     "per_seed": {w: {str(s): v for s, v in r.items()} for w, r in per_seed.items()},
                     "summary": summary,
                 },

@@ -9,9 +9,12 @@ the files in the OS page cache after the first round), best of ``--repeat``:
 * ``catalog``: :func:`reference.catalog` (the catalog-shaped table of all 39,556 rows);
 * ``reference_split``: :func:`splits.reference_split` on the 13,628 published S12LS-AD S2 patches.
 
+``--dry-run`` takes the same path once (one round). The first line printed names the commit and the machine.
+
 Usage::
 
     .venv/bin/python benchmarks/reference_load.py [--repeat 5]
+    .venv/bin/python benchmarks/reference_load.py --dry-run      # seconds (CI)
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import argparse
 import json
 import subprocess
 import sys
+
+import provenance
 
 PROBE = r"""
 import json, time
@@ -44,7 +49,11 @@ print(json.dumps({"import": t1 - t0, "patches": t2 - t1, "counts": t3 - t2, "cat
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--dry-run", action="store_true", help="one round (for CI)")
     a = p.parse_args(argv)
+    if a.dry_run:
+        a.repeat = 1
+    print(provenance.line(), flush=True)
     runs = [
         json.loads(
             subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout

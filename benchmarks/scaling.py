@@ -34,6 +34,12 @@ Usage::
     .venv/bin/python benchmarks/scaling.py --data /tmp/s12ls-scale-2000 --passes signatures \
         --schedulers synchronous processes-2                           # keep each call under ~10 min
     .venv/bin/python benchmarks/scaling.py --n-per-sensor 167           # writes /tmp/s12ls-scale-167 first
+    .venv/bin/python benchmarks/scaling.py --dry-run                    # seconds (CI); the record is untouched
+
+``--dry-run`` takes the same path, small: a tiny synthetic sample (or ``--data``), the ``synchronous`` and
+``processes-2`` schedulers, the results merged into a temporary JSON and Markdown (or ``--out``). Every run
+records the commit it measured (``git rev-parse --short HEAD``, ``+changes`` when tracked files differ) and the
+JSON the machine (cores, CPU model, RAM, GPU); the first line printed names both.
 """
 
 from __future__ import annotations
@@ -43,7 +49,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -53,9 +58,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import provenance
 import psutil
 
-from s12ls_utils import schema
+from s12ls_utils import schema, splits
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.parallel import default_workers, map_files
 from s12ls_utils.signatures import collect_signatures
@@ -233,6 +239,7 @@ def make_pass(name: str, data: Path, files: dict[str, list[str]], work: Path) ->
     if name == "stats":
 
         def run(scheduler, workers):
+            splits._MOMENTS_MEMO.clear()  # else the moments of the previous run are reused, no file read
             stats = [
                 norm_stats(f, data, s, scheduler=scheduler, workers=workers) for s, f in files.items() if f
             ]
@@ -281,20 +288,13 @@ def warm_page_cache(data: Path, files: dict[str, list[str]]) -> float:
 # --------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_usable": default_workers(),
-        "ram_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.release()}",
-    }
+def machine_label(m: dict) -> str:
+    """A record's machine in a few words: CPU model, cores, RAM, GPU."""
+    gpu = ", ".join(m["gpu"] or []) or "no GPU" if "gpu" in m else "GPU not recorded"
+    return (
+        f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores ({m.get('cores_usable', '?')} usable), "
+        f"{m.get('ram_gb', '?')} GB RAM, {gpu}"
+    )
 
 
 def load_results(path: Path) -> dict:
@@ -320,8 +320,8 @@ def markdown(results: dict) -> str:
         "Written by `benchmarks/scaling.py` (see its docstring for what each pass does and how memory is "
         "measured). Synthetic sets from `s12ls synth`; warm page cache; one timed run per cell.",
         "",
-        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores ({m.get('cores_usable', '?')} usable), "
-        f"{m.get('ram_gb', '?')} GB RAM, Python {m.get('python', '?')}, {m.get('system', '?')}. "
+        f"Latest run: {machine_label(m)}, Python {m.get('python', '?')}, {m.get('system', '?')}, at commit "
+        f"{m.get('commit', '?')}. Each set's heading names the machines and commits its figures came from. "
         "The cores were shared with other jobs (load average at the start of each run in the JSON).",
         "",
         f"*files/s* over all files of the pass; *speed-up* against `synchronous` on the same set; *CPU "
@@ -333,9 +333,13 @@ def markdown(results: dict) -> str:
     for n_set in sorted({r["n_files_set"] for r in runs}):
         sub = [r for r in runs if r["n_files_set"] == n_set]
         dates = sorted({r["date"] for r in sub})
+        commits = sorted({r.get("commit", "commit not recorded") for r in sub})
+        machines = sorted({r.get("machine", "machine not recorded") for r in sub})
         lines += [
             "",
-            f"## {n_set:,} patch files ({', '.join(dates)})",
+            f"## {n_set:,} patch files ({', '.join(dates)}; {', '.join(commits)})",
+            "",
+            f"Machine: {'; '.join(machines)}.",
             "",
             "| pass | scheduler | files | s | files/s | speed-up | CPU ms/file | peak MB | caller MB | "
             f"{REAL_FILES:,} files |",
@@ -406,9 +410,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--passes", nargs="+", choices=PASSES, default=list(PASSES))
     ap.add_argument("--schedulers", nargs="+", choices=SCHEDULERS, default=list(SCHEDULERS))
-    ap.add_argument("--out", type=Path, default=RESULTS / "scaling.json", help="JSON to merge results into")
+    ap.add_argument("--out", type=Path, default=None, help="JSON to merge results into (default: the record)")
+    ap.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="a tiny sample (or --data), the synchronous and 2-process schedulers, results to a temporary "
+        "JSON unless --out (for CI)",
+    )
     args = ap.parse_args(argv)
+    if not args.dry_run:
+        return run(args)
+    with tempfile.TemporaryDirectory(prefix="s12ls-scaling-dry-") as tmp:
+        args.data = args.data or provenance.dry_sample(Path(tmp))
+        args.out = args.out or Path(tmp) / "scaling.json"
+        return run(args)
 
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark with parsed arguments (see :func:`main`)."""
+    if args.dry_run:
+        args.schedulers = [s for s in args.schedulers if s in ("synchronous", "processes-2")]
+    if args.out is None:
+        args.out = RESULTS / "scaling.json"
+    print(provenance.line(), flush=True)
     data = args.data
     if data is None:
         from s12ls_utils.synthetic import make_sample
@@ -421,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         # one process per pass: each starts from the same memory (Python keeps what an earlier pass freed)
         for p in args.passes:
             cmd = [sys.executable, __file__, "--data", str(data), "--passes", p, "--out", str(args.out)]
+            cmd += ["--dry-run"] if args.dry_run else []
             subprocess.run([*cmd, "--schedulers", *args.schedulers], check=True)
         return 0
     files = list_files(data)
@@ -443,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         "dask-2": ("dask", None),
     }
     date = dt.datetime.now().astimezone().isoformat(timespec="minutes")
+    commit = provenance.commit()
     new = []
     with tempfile.TemporaryDirectory(prefix="s12ls-scaling-", dir=data.parent) as work:
         for p in args.passes:
@@ -472,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
                         "extrapolated_s": round(REAL_FILES / rate, 1),
                         "failed": failed,
                         "date": date[:10],
+                        "commit": commit,
+                        "machine": machine_label(provenance.machine()),
                         "load_avg_start": round(load, 2),
                     }
                 )
@@ -483,8 +511,11 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
 
-    results = merge(load_results(args.out), new)
-    results["machine"] = machine()
+    old = load_results(args.out)
+    for r in old["runs"]:  # runs recorded before each run named its machine: the record's machine then
+        r.setdefault("machine", machine_label(old["machine"]))
+    results = merge(old, new)
+    results["machine"] = provenance.machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     md = args.out.with_suffix(".md")

@@ -41,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance  # noqa: E402  (the commit and machine of the record)
 import published_recipe  # noqa: E402  (the recipe, seeds and dry-run sizes are shared with it)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +163,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the per-run figures and the table here")
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny synthetic sample, one step per seed")
     args = ap.parse_args(argv)
+    machine = provenance.machine()
+    print(provenance.line(machine), flush=True)
 
     from s12ls_utils import evaluate, training
 
@@ -246,6 +249,7 @@ def main(argv=None) -> int:
                     "recipe": settings,
                     "checkpoint": args.checkpoint,
                     "dry_run": args.dry_run,
+                    "provenance": machine,
                     "folds": folds,
                     "tasks": {k: str(v) for k, v in tasks.items()},
                     "runs": runs.to_dict("records"),

@@ -21,6 +21,10 @@ Usage::
 
     .venv/bin/python benchmarks/synth_memory.py                          # ~500 and ~2,000 files, 1 process
     .venv/bin/python benchmarks/synth_memory.py --n-per-sensor 10 40 --workers 2
+    .venv/bin/python benchmarks/synth_memory.py --dry-run                # seconds (CI)
+
+``--dry-run`` takes the same path, small: sizes 3 and 6 per sensor (unless ``--n-per-sensor``), in a temporary
+folder. The first line printed names the commit and the machine.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import provenance
 import psutil
 
 from s12ls_utils.synthetic import MANIFEST_NAME
@@ -94,14 +99,26 @@ def main(argv: list[str] | None = None) -> int:
         "--n-per-sensor",
         type=int,
         nargs="+",
-        default=[170, 680],
-        help="sizes to run (default 170 680: about 500 and 2,000 files)",
+        default=None,
+        help="sizes to run (default 170 680: about 500 and 2,000 files; dry run 3 6)",
     )
     ap.add_argument("--workers", type=int, default=1, help="generator processes (default 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()), help="parent of the samples")
+    ap.add_argument("--dry-run", action="store_true", help="two tiny sizes in a temporary folder (for CI)")
     args = ap.parse_args(argv)
+    print(provenance.line(), flush=True)
+    if args.n_per_sensor is None:
+        args.n_per_sensor = [3, 6] if args.dry_run else [170, 680]
+    if not args.dry_run:
+        return run(args)
+    with tempfile.TemporaryDirectory(prefix="s12ls-synth-dry-") as tmp:
+        args.dir = Path(tmp)
+        return run(args)
 
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark with parsed arguments (see :func:`main`)."""
     rows = []
     for n in args.n_per_sensor:
         out = args.dir / f"s12ls-synth-bench-{n}"
