@@ -90,7 +90,7 @@ def _default_task() -> Path:
     if task.is_dir():
         return task
     tmp = Path(tempfile.mkdtemp(prefix="s12ls-bench-"))
-    from s12ls_utils.synthetic import make_sample
+    from s12ls_utils.sample import make_sample
 
     print(f"no {task}: writing a synthetic sample and its S12LS-LD task to {tmp}", file=sys.stderr)
     make_sample(tmp / "data", n_per_sensor=54, seed=0, progress=False)

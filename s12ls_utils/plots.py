@@ -2768,7 +2768,7 @@ def _paired_bars(ax, table, quantity: str, value: str, err: str | None = None) -
 
 
 def static_realism(report, title: str = "How close the data folder is to the real dataset") -> StaticFigure:
-    """Real vs data folder side by side, from a :class:`s12ls_utils.realism.RealismReport`.
+    """Real vs data folder side by side, from a :class:`s12ls_utils.sample.realism.RealismReport`.
 
     Small multiples: Sentinel-1 per-file mean VV and VH (ECDFs in dB; the real s1dsc files against the
     folder's ascending and descending files), Sentinel-2 mean per region (paired bars, ± the std over
@@ -2911,9 +2911,9 @@ def static_realism(report, title: str = "How close the data folder is to the rea
         f"(real: 0, 0, {fact('scl_unknown', 's2', 'share', 'real'):.1f} %)"
     )
     _ecdf(ax, diff, f"data ({diff.size} locations with both orbits)", _DATA_COLORS["data"])
-    from .realism import ORBIT_DIFF_BOUNDS
-
-    for bound, ls, what in zip(ORBIT_DIFF_BOUNDS, (":", "--"), ("95th percentile", "worst"), strict=True):
+    for bound, ls, what in zip(
+        report.orbit_diff_bounds, (":", "--"), ("95th percentile", "worst"), strict=True
+    ):
         ax.axvline(bound, color="0.4", ls=ls, lw=1, label=f"bound at the {what}: {bound:g} dB")
     ax.set_ylim(-0.03, 1.45)
     ax.set_yticks(np.linspace(0, 1, 6))

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s12ls_utils import cli, io, schema, splits, synthetic
+from s12ls_utils import cli, io, schema, splits
 from s12ls_utils.catalog import build_catalog
+from s12ls_utils.sample import generate
 
 SEEDS = (0, 1, 7, 42, 123)
 
@@ -316,7 +317,7 @@ def test_leakage_on_constructed_catalog():
 
 
 def test_random_split_leaks_on_the_sample_blocked_does_not(small_sample, catalog):
-    man = synthetic.load_manifest(small_sample)
+    man = generate.load_manifest(small_sample)
     canvases = pd.Series([f["canvas"] for f in man["files"] if f["sensor"] == "s2"])
     assert (canvases.value_counts() > 1).any(), "the sample should hold clusters of touching tiles"
     cfg = splits.load_config({"name": "t", "satellites": ["s2"]})

@@ -18,7 +18,7 @@ writer's code, corrected by third-party reads of the released files):
   [0, 10000], NaN → nearest valid pixel), so no-data edges of the swath come out filled and SCL 0 never
   occurs; MASK uint8, DEM int16;
 - whole S2 frames with SCL 255 (unknown quality), about 2.9 per file and at least one, the rate third
-  parties counted in the raw Chimanimani files (:data:`s12ls_utils.realism.REAL_FILE_FACTS`);
+  parties counted in the raw Chimanimani files (:data:`s12ls_utils.sample.realism.REAL_FILE_FACTS`);
 - attributes as strings, except ``center_lat``/``center_lon`` (float64 ``y[64]``, ``x[64]``: the patch centre,
   a pixel corner); ``satellite`` ``s1-asc``/``s1-dsc``/``s2``; ``event_date`` and ``date_confidence`` the
   distinct values in set order (drawn, so two events are not always chronological); an undated annotation
@@ -96,8 +96,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__, schema
-from .parallel import default_workers
+from .. import __version__, schema
+from ..parallel import default_workers
 
 MANIFEST_NAME = "synthetic_manifest.json"
 INVENTORY_NAME = "inventories.shp.zip"
@@ -199,7 +199,7 @@ class Calibration:
 @functools.lru_cache(maxsize=1)
 def calibration() -> Calibration:
     """The targets of the generator, from the vendored reference (``data/reference``; read once)."""
-    from . import reference
+    from .. import reference
     from .realism import connected_areas
 
     fs = reference.file_stats()
@@ -558,7 +558,7 @@ def _plan_writer_cases(canvases: list[CanvasPlan], seed: int, pad_s2: bool = Fal
     ``pad_s2``) are padded at the rate ``_P_PADDED``, and every sample holds one padded series (the dataset
     writer's case a reader must handle). Every S2 series gets ``1 + Poisson(rate - 1)`` frames with SCL 255
     at random dates, ``rate`` the frames per file third parties counted in the real raw Chimanimani files
-    (:data:`s12ls_utils.realism.REAL_FILE_FACTS`: 3,285 in 1,133 files, about 2.9, every file with some).
+    (:data:`s12ls_utils.sample.realism.REAL_FILE_FACTS`: 3,285 in 1,133 files, about 2.9, every file with some).
     """
     from .realism import REAL_FILE_FACTS
 
@@ -1655,7 +1655,7 @@ def _write_manifest(path: Path, head: dict, files: Iterable[str], landslides: It
 
 _README = """# Synthetic Sen12Landslides sample
 
-**These data are synthetic.** They were written by `s12ls_utils.synthetic.make_sample` (s12ls-utils {version},
+**These data are synthetic.** They were written by `s12ls_utils.sample.make_sample` (s12ls-utils {version},
 seed {seed}, {n_per_sensor} patches per sensor requested) to mirror the *format* of the Sen12Landslides dataset
 (`paulhoehn/Sen12Landslides` on the Hugging Face hub): folders, file names, variables, dimensions, dtypes,
 coordinates, attributes and the inventory file. The pixel values are simulated (terrain, seasonal vegetation,
@@ -1815,7 +1815,7 @@ def make_sample(
                 yield from (item.decode() for item in items)
 
         head = {
-            "generator": "s12ls_utils.synthetic",
+            "generator": "s12ls_utils.sample",
             "release": release,  # read by io.file_release (see SAMPLE_RELEASES)
             "dims": list(schema.DIMS),  # storage order of every variable (x-first, as the released files)
             "version": __version__,
