@@ -145,16 +145,6 @@ def channel_scales(sensor: str) -> np.ndarray:
     )
 
 
-def clip_range(sensor: str, channel: str, s1_unit: str = "dB") -> tuple[float, float]:
-    """Clip range of a channel in the unit the statistics use (DESIGN §3.1)."""
-    if channel == "DEM":
-        return schema.CLIP_RANGES["DEM"]
-    lo, hi = schema.CLIP_RANGES[schema.sensor_family(sensor)]
-    if channel in schema.S1_BANDS and s1_unit == "linear":
-        return 10.0 ** (lo / 10.0), 10.0 ** (hi / 10.0)
-    return lo, hi
-
-
 # --------------------------------------------------------------------------------------------------
 # Reading one source file
 # --------------------------------------------------------------------------------------------------
@@ -842,7 +832,7 @@ class Preprocessor(torch.nn.Module):
             # clip in cached units (a clip in dB is the same clip in linear units: the map is monotone)
             groups: list[tuple[int, int, float, float]] = []
             for i, n in enumerate(names):
-                lo, hi = clip_range(s, n, "dB")
+                lo, hi = schema.clip_range(s, n, "dB")
                 lo, hi = lo * scale[i], hi * scale[i]
                 if groups and groups[-1][1] == i and groups[-1][2:] == (lo, hi):
                     groups[-1] = (groups[-1][0], i + 1, lo, hi)

@@ -1387,16 +1387,6 @@ def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, method: str | N
 Moments = tuple[int, float, float]
 
 
-def _clip_range(sensor: str, var: str, s1_unit: str) -> tuple[float, float] | None:
-    if var.upper() == "DEM":
-        return schema.CLIP_RANGES["DEM"]
-    family = schema.sensor_family(sensor)
-    lo, hi = schema.CLIP_RANGES[family]
-    if family == "s1" and s1_unit == "linear":
-        return 10.0 ** (lo / 10.0), 10.0 ** (hi / 10.0)
-    return lo, hi
-
-
 def _feature_names(present: Iterable[str], sensor: str) -> list[str]:
     """Feature variables of a file: all but MASK/SCL/spatial_ref, in the documented order first."""
     present = [v for v in present if v not in schema.NON_FEATURES]
@@ -1496,7 +1486,7 @@ def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool 
     for name, (a, attrs) in raw.items():
         bad = _fill_mask(attrs, a)
         scaled = "scale_factor" in attrs or "add_offset" in attrs
-        lo, hi = _clip_range(sensor, name, s1_unit)
+        lo, hi = schema.clip_range(sensor, name, s1_unit)
         if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize <= 2 and not scaled:
             if bad is not None:
                 a = a[~bad]
@@ -1807,7 +1797,7 @@ def _task_files(
 def _norm_record(s1_unit: str, clip_data: bool, failures: Sequence[Failure] = ()) -> dict:
     """How the statistics of a task were computed (the ``norm`` block of ``config.json``)."""
     clip = {
-        "s1": [*_clip_range("s1asc", "VV", s1_unit)],
+        "s1": [*schema.clip_range("s1asc", "VV", s1_unit)],
         "s2": [*schema.CLIP_RANGES["s2"]],
         "DEM": [*schema.CLIP_RANGES["DEM"]],
     }
