@@ -81,7 +81,6 @@ import datetime as dt
 import functools
 import itertools
 import json
-import multiprocessing as mp
 import os
 import shutil
 import tempfile
@@ -97,7 +96,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__, schema
-from ..parallel import default_workers
+from ..parallel import default_workers, mp_context
 
 MANIFEST_NAME = "synthetic_manifest.json"
 INVENTORY_NAME = "inventories.shp.zip"
@@ -1687,14 +1686,6 @@ class SampleInfo:
     seconds: float
 
 
-def _mp_context() -> mp.context.BaseContext:
-    """Workers start from a clean server process (``forkserver``), never as forks of the caller: the caller
-    may hold open NetCDF/HDF5 handles (a notebook), which must not be copied into processes that write."""
-    if "forkserver" in mp.get_all_start_methods():
-        return mp.get_context("forkserver")
-    return mp.get_context("spawn")
-
-
 def _run_jobs(
     jobs: list[tuple[CanvasPlan, str, int]], workers: int
 ) -> Iterator[tuple[list[dict], list[dict]]]:
@@ -1706,7 +1697,7 @@ def _run_jobs(
     if workers == 1:
         yield from map(_canvas_job, jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=_mp_context()) as ex:
+    with ProcessPoolExecutor(workers, mp_context=mp_context()) as ex:
         todo = iter(jobs)
         pending = deque(ex.submit(_canvas_job, job) for job in itertools.islice(todo, 2 * workers))
         while pending:
