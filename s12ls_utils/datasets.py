@@ -369,8 +369,7 @@ def split_entries(
     """
     task = _as_task(task)
     sensors = _sensors(sensors)
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be 'train', 'val' or 'test', not {split!r}")
+    schema.check_choice("split", split, ("train", "val", "test"))
     if _use_aligned(sensors, aligned):
         if task.aligned is None:
             raise ValueError(
@@ -717,8 +716,7 @@ def describe_cache(folders: Mapping[str, Path] | Path) -> pd.DataFrame:
 def input_channels(sensors: str | Sequence[str], view: str) -> dict[str, int]:
     """Model input channels per sensor: C features + validity per date (``series``), or 3·I + 4 (``prepost``:
     I image channels before, after and their difference, DEM, slope, pre and post validity)."""
-    if view not in VIEWS:
-        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    schema.check_choice("view", view, VIEWS)
     out = {}
     for s in _sensors(sensors):
         c = len(schema.FEATURES[s])
@@ -808,8 +806,7 @@ class Preprocessor(torch.nn.Module):
         view: str,
     ):
         super().__init__()
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+        schema.check_choice("view", view, VIEWS)
         self.view = view
         self.sensors = tuple(stats)
         self.units = {s: units.get(s, "dB") for s in self.sensors}
@@ -990,8 +987,7 @@ class PatchDataset(torch.utils.data.Dataset):
         scheduler="processes",
         progress: bool = True,
     ):
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+        schema.check_choice("view", view, VIEWS)
         self.task = _as_task(task)
         self.split = split
         self.sensors = _sensors(sensors)
@@ -1281,8 +1277,7 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
         drop_last: bool = False,
         shard: str = "samples",
     ):
-        if shard not in ("samples", "batches"):
-            raise ValueError(f"shard must be 'samples' or 'batches', not {shard!r}")
+        schema.check_choice("shard", shard, ("samples", "batches"))
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not one of {num_replicas} process(es)")
         if batch_size < 1:
@@ -1410,8 +1405,7 @@ def make_loader(
         raise ValueError("make_loader needs a dataset built with raw=True (normalisation runs on the device)")
     if backend == "auto":
         backend = "threads" if dataset.cache_dirs is not None else "processes"
-    if backend not in ("threads", "processes"):
-        raise ValueError(f"backend must be 'auto', 'threads' or 'processes', not {backend!r}")
+    schema.check_choice("backend", backend, ("auto", "threads", "processes"))
     if backend == "threads" and dataset.cache_dirs is None:
         raise ValueError("the threads backend reads the cache; use backend='processes' with cache=False")
     pin_memory = bool(pin_memory) and torch.cuda.is_available()

@@ -2364,8 +2364,7 @@ def static_region_split_bars(frame, title: str, value: str = "patches") -> Stati
     """
     import numpy as np
 
-    if value not in ("patches", "landslide pixels"):
-        raise ValueError(f"value must be 'patches' or 'landslide pixels', not {value!r}")
+    schema.check_choice("value", value, ("patches", "landslide pixels"))
     df = frame.assign(region=frame["region"].astype(str), split=frame["split"].astype(str))
     weight = df["n_positive"] if value == "landslide pixels" else 1
     table = (

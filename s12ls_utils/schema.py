@@ -224,6 +224,17 @@ def clip_range(sensor: str, channel: str, s1_unit: str = "dB") -> tuple[float, f
     return lo, hi
 
 
+def check_choice(name: str, value, choices: Iterable):
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError that names ``name``, every choice
+    and the value given: the one check behind every "is X one of the choices" of the package."""
+    choices = tuple(choices)
+    if value in choices:
+        return value
+    *others, last = map(repr, choices)
+    listed = f"{', '.join(others)} or {last}" if others else last
+    raise ValueError(f"{name} must be {listed}, not {value!r}")
+
+
 def check_sensor(sensor: str) -> str:
     """Return ``sensor`` or raise a ValueError that lists the valid names."""
     if sensor not in SENSORS:

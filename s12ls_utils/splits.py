@@ -289,10 +289,8 @@ def _validate(c: TaskConfig) -> None:
             "task config: 'method: spatial' was removed (its groups percolate on the real tile lattice and "
             "diagonal neighbours leak); use 'method: blocked'"
         )
-    if c.method not in METHODS:
-        raise ValueError(f"task config: 'method' must be one of {', '.join(METHODS)}, not {c.method!r}")
-    if c.s1_unit not in ("dB", "linear"):
-        raise ValueError(f"task config: 's1_unit' must be 'dB' or 'linear', not {c.s1_unit!r}")
+    schema.check_choice("task config: 'method'", c.method, METHODS)
+    schema.check_choice("task config: 's1_unit'", c.s1_unit, ("dB", "linear"))
     if not c.name or "/" in c.name or c.name.startswith("."):
         raise ValueError(f"task config: 'name' {c.name!r} cannot be used as a folder name")
 

@@ -141,6 +141,16 @@ def test_format_constants_match_design():
     assert len(schema.REQUIRED_ATTRS) == 10
 
 
+def test_check_choice_returns_the_value_or_names_every_choice():
+    assert schema.check_choice("view", "s2", ("s2", "fusion")) == "s2"
+    with pytest.raises(ValueError, match=r"^view must be 's2' or 'fusion', not 'S2'$"):
+        schema.check_choice("view", "S2", ("s2", "fusion"))
+    with pytest.raises(ValueError, match=r"^split must be 'train', 'val' or 'test', not None$"):
+        schema.check_choice("split", None, ["train", "val", "test"])
+    with pytest.raises(ValueError, match=r"^mode must be 'only', not 'other'$"):
+        schema.check_choice("mode", "other", iter(["only"]))
+
+
 def test_clip_range_is_the_same_clip_in_either_s1_unit():
     """One clip range for the statistics and the training cache: S1 bands in dB or in linear power (the same
     clip), the DEM's range whatever the sensor or the name's case, S2 bands whatever ``s1_unit`` says."""

@@ -1203,7 +1203,7 @@ def test_harmonized_release(sample_dir, manifest, harmonized_dir):
 
 
 def test_make_sample_rejects_unknown_release(tmp_path):
-    with pytest.raises(ValueError, match="release must be one of raw, harmonized"):
+    with pytest.raises(ValueError, match="release must be 'raw' or 'harmonized', not 'final'"):
         make_sample(tmp_path / "out", n_per_sensor=1, progress=False, release="final")
     assert not (tmp_path / "out").exists()
 

@@ -1746,8 +1746,7 @@ def make_sample(
         isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1
     ):
         raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
-    if release not in SAMPLE_RELEASES:
-        raise ValueError(f"release must be one of {', '.join(SAMPLE_RELEASES)}, not {release!r}")
+    schema.check_choice("release", release, SAMPLE_RELEASES)
     t0 = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
