@@ -877,3 +877,19 @@ def test_cli_splits_end_to_end(small_sample, tmp_path, capsys):
     assert cli.main(["splits", str(data), "--task", str(cfg), "--overwrite"]) == 2
     assert "bogus" in capsys.readouterr().err
     assert os.listdir(data / "tasks") == ["mine"]
+
+
+def test_tile_graph_and_areas_follow_chains_of_pairs():
+    """One tile graph for the splits, the leakage measure and the realism check: keys linked by a chain of
+    pairs share an area, a key in no pair is an area of its own, edges keep the order of the pairs."""
+    keys = ["a", "b", "c", "d", "e", "f"]
+    pairs = pd.DataFrame({"key_a": ["e", "a", "b"], "key_b": ["f", "b", "c"]})
+    graph = splits.tile_graph(keys, pairs)
+    assert graph.shape == (6, 6)
+    assert list(zip(graph.row, graph.col, strict=True)) == [(4, 5), (0, 1), (1, 2)]
+    area = splits.tile_areas(graph)
+    assert area[0] == area[1] == area[2] and area[4] == area[5]
+    assert len({area[0], area[3], area[4]}) == 3
+    assert sorted(np.bincount(area)) == [1, 2, 3]
+    with pytest.raises(ValueError, match="not among the keys"):
+        splits.tile_graph(["a", "b"], pairs)

@@ -240,9 +240,6 @@ def connected_areas(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     8 neighbours (:func:`splits.tile_pairs`), and the size (tiles) of every connected area those contacts
     form, isolated tiles included (areas of 1), largest first. ``frame`` holds ``key``, ``epsg``,
     ``center_x``, ``center_y``; rows without a position are left out."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     from .. import splits
 
     t = frame[["key", "epsg", "center_x", "center_y"]].dropna().copy()
@@ -251,15 +248,8 @@ def connected_areas(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     if keys.size == 0:
         return pd.Series([], dtype=bool), np.empty(0, dtype="int64")
     pairs = splits.tile_pairs(t)
-    index = pd.Series(np.arange(keys.size), index=keys)
-    a = index.reindex(pairs["key_a"].astype(str)).to_numpy()
-    b = index.reindex(pairs["key_b"].astype(str)).to_numpy()
-    touching = np.zeros(keys.size, dtype=bool)
-    touching[a] = True
-    touching[b] = True
-    graph = coo_matrix((np.ones(a.size), (a, b)), shape=(keys.size, keys.size))
-    _, labels = connected_components(graph, directed=False)
-    sizes = np.sort(np.bincount(labels))[::-1]
+    touching = np.isin(keys, pairs["key_a"].astype(str)) | np.isin(keys, pairs["key_b"].astype(str))
+    sizes = np.sort(np.bincount(splits.tile_areas(splits.tile_graph(keys, pairs))))[::-1]
     return pd.Series(touching, index=keys, name="touching"), sizes.astype("int64")
 
 
