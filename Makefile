@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-$(DATA)/synthetic_manifest.json: s12ls_utils/synthetic.py | $(STAMP)
+$(DATA)/synthetic_manifest.json: s12ls_utils/sample/generate.py | $(STAMP)
 	$(BIN)/s12ls synth $(DATA) --overwrite
 
 sample: $(DATA)/synthetic_manifest.json

@@ -90,7 +90,7 @@ def write_sample(data: Path, n_per_sensor: int) -> None:
     2-core machine), which measures the generator's side effect, not the catalog.
     """
     code = (
-        "import sys; from s12ls_utils.synthetic import make_sample; "
+        "import sys; from s12ls_utils.sample import make_sample; "
         "make_sample(sys.argv[1], n_per_sensor=int(sys.argv[2]), seed=0, progress=False)"
     )
     subprocess.run([sys.executable, "-c", code, str(data), str(n_per_sensor)], check=True)

@@ -237,7 +237,7 @@ def _print_tables(result: dict) -> None:
 # Stages
 # --------------------------------------------------------------------------------------------------
 def stage_synth(data: Path, n_per_sensor: int, workers: int) -> dict:
-    from s12ls_utils.synthetic import make_sample
+    from s12ls_utils.sample import make_sample
 
     info = make_sample(
         data, n_per_sensor=n_per_sensor, seed=0, workers=workers, overwrite=True, progress=False

@@ -94,7 +94,7 @@ def _rate(make_iter, n_samples: int, repeat: int, after=None) -> float:
 
 def _default_task(tmp: Path, dry_run: bool) -> Path:
     """The book's sample's S12LS-LD task, else a synthetic sample and its S12LS-LD task written under ``tmp``."""
-    from s12ls_utils import synthetic
+    from s12ls_utils import sample
 
     data = provenance.ROOT / "data" / "sample"
     task = data / "tasks" / "S12LS-LD"
@@ -105,19 +105,19 @@ def _default_task(tmp: Path, dry_run: bool) -> Path:
     else:
         print(f"no {task}: writing a synthetic sample and its S12LS-LD task to {tmp}", file=sys.stderr)
         data = tmp / "data"
-        synthetic.make_sample(data, n_per_sensor=54, seed=0, progress=False)
+        sample.make_sample(data, n_per_sensor=54, seed=0, progress=False)
     return splits.write_task(data, data / "tasks", "S12LS-LD", workers=1 if dry_run else None)
 
 
 def _is_book_sample(data: Path) -> bool:
     """``data`` is the book's default sample (the size and seed ``make`` writes)."""
-    from s12ls_utils import synthetic
+    from s12ls_utils import sample
 
     try:
-        man = synthetic.load_manifest(data)
+        man = sample.load_manifest(data)
     except (OSError, ValueError, KeyError):
         return False
-    return (man["n_per_sensor"], man["seed"]) == (synthetic.DEFAULT_N_PER_SENSOR, 0)
+    return (man["n_per_sensor"], man["seed"]) == (sample.DEFAULT_N_PER_SENSOR, 0)
 
 
 def bench_loaders(args) -> float:

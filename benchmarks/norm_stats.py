@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             if data is None:
                 data = provenance.dry_sample(Path(tmp))
         elif data is None:
-            from s12ls_utils.synthetic import make_sample
+            from s12ls_utils.sample import make_sample
 
             data = Path(tmp) / "data"
             print(f"synthesizing {args.n_per_sensor} patches per sensor into {data} …", flush=True)

@@ -83,7 +83,7 @@ def line(info: dict | None = None) -> str:
 
 def dry_sample(root: Path, n_per_sensor: int = DRY_N_PER_SENSOR) -> Path:
     """A tiny synthetic sample (seed 1) written to ``root/data`` for a dry run; returns its folder."""
-    from s12ls_utils.synthetic import make_sample
+    from s12ls_utils.sample import make_sample
 
     data = root / "data"
     print(f"dry run: writing a tiny synthetic sample ({n_per_sensor} per sensor) to {data} …", flush=True)

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     model_kwargs: dict = {}
     tmp = None
     if args.dry_run:
-        from s12ls_utils.synthetic import MANIFEST_NAME, make_sample
+        from s12ls_utils.sample import MANIFEST_NAME, make_sample
 
         tmp = tempfile.TemporaryDirectory(prefix="published-recipe-")
         if args.data is None:  # a tiny sample of its own (about half a minute to write)

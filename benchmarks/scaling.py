@@ -435,7 +435,7 @@ def run(args: argparse.Namespace) -> int:
     print(provenance.line(), flush=True)
     data = args.data
     if data is None:
-        from s12ls_utils.synthetic import make_sample
+        from s12ls_utils.sample import make_sample
 
         data = Path(tempfile.gettempdir()) / f"s12ls-scale-{args.n_per_sensor}"
         if not (data / "s2").is_dir():

@@ -97,7 +97,7 @@ def dry_sample(root: Path, data: Path | None = None) -> tuple[Path, Path, Path]:
     ``data/reference/release_tasks.py`` writes them), the blocked split and :data:`DRY_FOLDS` region folds of the
     sample's regions, all under ``root``. Returns the data folder, the published task and the released folder."""
     from s12ls_utils import catalog, reference, splits
-    from s12ls_utils.synthetic import MANIFEST_NAME, make_sample
+    from s12ls_utils.sample import MANIFEST_NAME, make_sample
 
     if data is None:
         data = root / "data"

@@ -42,7 +42,7 @@ from pathlib import Path
 import provenance
 import psutil
 
-from s12ls_utils.synthetic import MANIFEST_NAME
+from s12ls_utils.sample import MANIFEST_NAME
 
 
 def _peak_kib(pid: int) -> int:

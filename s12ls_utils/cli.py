@@ -59,7 +59,7 @@ from .train_entry import add_data_options, add_train_arguments
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .synthetic import DEFAULT_N_PER_SENSOR, make_sample
+    from .sample import DEFAULT_N_PER_SENSOR, make_sample  # lazily: the generator sits on top of the library
 
     info = make_sample(
         args.out_dir,
@@ -140,7 +140,7 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def _cmd_realism(args: argparse.Namespace) -> int:
-    from .realism import realism
+    from .sample.realism import realism  # lazily: the realism check sits on top of the library
 
     report = realism(args.data_dir, workers=args.workers, scheduler=args.scheduler)
     print(report.to_text())
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-per-sensor",
         type=int,
         default=None,
-        help="about this many files per sensor (default: the book's sample, synthetic.DEFAULT_N_PER_SENSOR; "
+        help="about this many files per sensor (default: the book's sample, sample.DEFAULT_N_PER_SENSOR; "
         "thousands work: files are streamed to disk)",
     )
     p.add_argument("--seed", type=int, default=0)

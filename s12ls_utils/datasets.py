@@ -145,16 +145,6 @@ def channel_scales(sensor: str) -> np.ndarray:
     )
 
 
-def clip_range(sensor: str, channel: str, s1_unit: str = "dB") -> tuple[float, float]:
-    """Clip range of a channel in the unit the statistics use (DESIGN §3.1)."""
-    if channel == "DEM":
-        return schema.CLIP_RANGES["DEM"]
-    lo, hi = schema.CLIP_RANGES[schema.sensor_family(sensor)]
-    if channel in schema.S1_BANDS and s1_unit == "linear":
-        return 10.0 ** (lo / 10.0), 10.0 ** (hi / 10.0)
-    return lo, hi
-
-
 # --------------------------------------------------------------------------------------------------
 # Reading one source file
 # --------------------------------------------------------------------------------------------------
@@ -379,8 +369,7 @@ def split_entries(
     """
     task = _as_task(task)
     sensors = _sensors(sensors)
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be 'train', 'val' or 'test', not {split!r}")
+    schema.check_choice("split", split, ("train", "val", "test"))
     if _use_aligned(sensors, aligned):
         if task.aligned is None:
             raise ValueError(
@@ -727,8 +716,7 @@ def describe_cache(folders: Mapping[str, Path] | Path) -> pd.DataFrame:
 def input_channels(sensors: str | Sequence[str], view: str) -> dict[str, int]:
     """Model input channels per sensor: C features + validity per date (``series``), or 3·I + 4 (``prepost``:
     I image channels before, after and their difference, DEM, slope, pre and post validity)."""
-    if view not in VIEWS:
-        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    schema.check_choice("view", view, VIEWS)
     out = {}
     for s in _sensors(sensors):
         c = len(schema.FEATURES[s])
@@ -818,8 +806,7 @@ class Preprocessor(torch.nn.Module):
         view: str,
     ):
         super().__init__()
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+        schema.check_choice("view", view, VIEWS)
         self.view = view
         self.sensors = tuple(stats)
         self.units = {s: units.get(s, "dB") for s in self.sensors}
@@ -842,7 +829,7 @@ class Preprocessor(torch.nn.Module):
             # clip in cached units (a clip in dB is the same clip in linear units: the map is monotone)
             groups: list[tuple[int, int, float, float]] = []
             for i, n in enumerate(names):
-                lo, hi = clip_range(s, n, "dB")
+                lo, hi = schema.clip_range(s, n, "dB")
                 lo, hi = lo * scale[i], hi * scale[i]
                 if groups and groups[-1][1] == i and groups[-1][2:] == (lo, hi):
                     groups[-1] = (groups[-1][0], i + 1, lo, hi)
@@ -1000,8 +987,7 @@ class PatchDataset(torch.utils.data.Dataset):
         scheduler="processes",
         progress: bool = True,
     ):
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+        schema.check_choice("view", view, VIEWS)
         self.task = _as_task(task)
         self.split = split
         self.sensors = _sensors(sensors)
@@ -1291,8 +1277,7 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
         drop_last: bool = False,
         shard: str = "samples",
     ):
-        if shard not in ("samples", "batches"):
-            raise ValueError(f"shard must be 'samples' or 'batches', not {shard!r}")
+        schema.check_choice("shard", shard, ("samples", "batches"))
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not one of {num_replicas} process(es)")
         if batch_size < 1:
@@ -1420,8 +1405,7 @@ def make_loader(
         raise ValueError("make_loader needs a dataset built with raw=True (normalisation runs on the device)")
     if backend == "auto":
         backend = "threads" if dataset.cache_dirs is not None else "processes"
-    if backend not in ("threads", "processes"):
-        raise ValueError(f"backend must be 'auto', 'threads' or 'processes', not {backend!r}")
+    schema.check_choice("backend", backend, ("auto", "threads", "processes"))
     if backend == "threads" and dataset.cache_dirs is None:
         raise ValueError("the threads backend reads the cache; use backend='processes' with cache=False")
     pin_memory = bool(pin_memory) and torch.cuda.is_available()

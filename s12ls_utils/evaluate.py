@@ -641,8 +641,7 @@ def evaluate_run(
     errors. ``which``: the checkpoint, ``"best"`` (best validation epoch) or ``"last"`` (the last epoch, as
     the published benchmark tests).
     """
-    if which not in ("best", "last"):
-        raise ValueError(f"which must be 'best' or 'last', not {which!r}")
+    schema.check_choice("which", which, ("best", "last"))
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
@@ -1080,8 +1079,7 @@ class SplitRun:
     def scores(self, which: str = "test") -> dict[str, float]:
         """F1, IoU, precision, recall at the validation threshold, AP (threshold-free) and the share of landslide
         pixels (``test_prevalence``) on the own test split (``"test"``) or the common set (``"common"``)."""
-        if which not in ("test", "common"):
-            raise ValueError(f"which must be 'test' or 'common', not {which!r}")
+        schema.check_choice("which", which, ("test", "common"))
         pm = self.test if which == "test" else self.common
         if pm is None:
             raise ValueError(f"run {self.label} was not scored on a common set")
@@ -1112,8 +1110,7 @@ def score_split_run(
     the model is scored (no references, no objects), with per-patch histograms kept for the intervals of
     :func:`split_optimism`. ``task``: a :class:`~s12ls_utils.splits.Task` or a task folder (read with
     ``data_dir``); ``which``: the checkpoint (``"best"`` or ``"last"``)."""
-    if which not in ("best", "last"):
-        raise ValueError(f"which must be 'best' or 'last', not {which!r}")
+    schema.check_choice("which", which, ("best", "last"))
     run_dir = Path(run_dir)
     if not (run_dir / f"{which}.pt").is_file():
         raise FileNotFoundError(f"no checkpoint {run_dir / f'{which}.pt'}; train the run first")

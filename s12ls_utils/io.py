@@ -305,8 +305,7 @@ def harmonize_s2(values, times, release: str, *, time_axis: int = 0) -> np.ndarr
     negative; the dtype is kept (int16 stays int16). For ``"harmonized"`` or ``"unknown"`` the values
     come back unchanged (the same array). Do not call it on SCL, MASK or DEM.
     """
-    if release not in schema.RELEASES:
-        raise ValueError(f"release must be one of {schema.RELEASES}, not {release!r}")
+    schema.check_choice("release", release, schema.RELEASES)
     a = np.asarray(values)
     if release != "raw":
         return a
@@ -349,8 +348,7 @@ def open_patch(
         number of corrected dates in ``ds.attrs["s2_offset_removed"]`` (S2 only).
     """
     path = Path(path)
-    if s1_unit not in ("native", *S1_UNITS):
-        raise ValueError(f"s1_unit must be 'native', 'linear' or 'dB', not {s1_unit!r}")
+    schema.check_choice("s1_unit", s1_unit, ("native", *S1_UNITS))
     if not path.is_file():
         raise PatchReadError(path, "file does not exist")
     try:

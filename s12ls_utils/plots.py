@@ -1473,100 +1473,6 @@ def pixel_groups_plot(
 SPLIT_COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#d62728"}
 #: Footprint maps also show the tiles a buffer took out of a split (``split == "dropped"``).
 FOOTPRINT_COLORS = {**SPLIT_COLORS, "dropped": "#7f7f7f"}
-_COVERAGE_LABELS = {0: "low (≤ p25)", 1: "mid (p25–p75)", 2: "high (> p75)"}
-
-
-def split_heatmap(table, title: str = "Patches per region, coverage class and split", width: int = 720):
-    """Heat map of a split table (:meth:`s12ls_utils.splits.SplitResult.table`).
-
-    Rows: region × coverage class (positive-pixel ratio binned at its 25th/75th percentiles); columns:
-    train / val / test. The colour is the share of the row's patches in that split (a well stratified
-    split has the same shares in every row); the number written in is the patch count.
-    """
-    import holoviews as hv
-    import pandas as pd
-
-    t = table.copy()
-    t["row"] = t["region"].astype(str) + " · " + t["coverage_class"].map(_COVERAGE_LABELS)
-    rows = sorted(t["row"].unique().tolist())
-    grid = (
-        t.pivot_table(index="row", columns="split", values="patches", aggfunc="sum")
-        .reindex(index=rows, columns=list(SPLIT_COLORS))
-        .fillna(0)
-        .astype(int)
-    )
-    share = grid.div(grid.sum(axis=1), axis=0) * 100
-    long = pd.DataFrame(
-        {
-            "split": [c for _ in rows for c in grid.columns],
-            "row": [r for r in rows for _ in grid.columns],
-            "patches": grid.to_numpy().ravel(),
-            "share": share.to_numpy().ravel().round(1),
-        }
-    )
-    xdim = hv.Dimension("split", values=list(SPLIT_COLORS))
-    ydim = hv.Dimension("row", label="region · coverage class", values=rows[::-1])
-    heat = hv.HeatMap(
-        long, kdims=[xdim, ydim], vdims=[hv.Dimension("share", label="share of the row (%)"), "patches"]
-    )
-    heat = heat.opts(
-        cmap=hv.plotting.util.process_cmap("Blues", 256)[:170],  # light enough for black labels
-        clim=(0, 100),
-        colorbar=True,
-        clabel="share of the row's patches (%)",
-        tools=["hover"],
-        width=width,
-        height=80 + 26 * len(rows),
-        xlabel="split",
-        ylabel="region · coverage class",
-    )
-    labels = hv.Labels(long, kdims=[xdim, ydim], vdims=["patches"]).opts(
-        text_font_size="9pt", text_color="black"
-    )
-    return (heat * labels).opts(title=title)
-
-
-def split_map(frame, title: str = "Where the splits fall: patch centres by split (WGS84)", width: int = 640):
-    """GeoViews points of the patch centres coloured by split, one panel per region (no basemap).
-
-    ``frame`` has key, lon, lat, region and split (and optionally group, n_positive), e.g. a frame of
-    :class:`s12ls_utils.splits.SplitResult`. Each panel is zoomed on its region; hover for key and group.
-    """
-    import geoviews as gv
-    import holoviews as hv
-
-    df = frame.copy()
-    df["key"] = df["key"].astype(str)
-    df["region"] = df["region"].astype(str)
-    vdims = ["split", "key", "region"] + [c for c in ("group", "n_positive") if c in df]
-    regions = sorted(df["region"].unique())
-    cols = min(2, len(regions))
-    side = max(200, width // cols - 10)
-    panels = []
-    for i, region in enumerate(regions):
-        d = df[df["region"] == region]
-        layers = [
-            gv.Points(d[d["split"] == s], kdims=["lon", "lat"], vdims=vdims, label=s).opts(
-                color=SPLIT_COLORS[s], size=8, line_color="black", tools=["hover"]
-            )
-            for s in SPLIT_COLORS
-        ]
-        panels.append(
-            gv.Overlay(layers).opts(
-                frame_width=side - 80,
-                frame_height=side - 80,
-                aspect=None,  # square panels whatever the region's extent
-                data_aspect=None,
-                xrotation=45,
-                title=region,
-                xlabel="longitude (°E)",
-                ylabel="latitude (°N)",
-                show_legend=i == len(regions) - 1,
-                legend_position="right",
-                padding=0.1,
-            )
-        )
-    return hv.Layout(panels).cols(cols).opts(title=title, shared_axes=False)
 
 
 def split_footprints(frame, region: str, title: str | None = None, width: int = 350, leaks=None):
@@ -1628,45 +1534,6 @@ def split_footprints(frame, region: str, title: str | None = None, width: int = 
         legend_position="bottom_right",
         data_aspect=1,
         show_legend=True,
-    )
-
-
-def leakage_bars(
-    df, title: str = "Test patches that leak into train: random vs spatial split", width: int = 720
-):
-    """Bars of leaking test patches (mean over seeds) per task and split mode, values written on the bars.
-
-    ``df`` columns: task, mode, leaking (mean number of test patches that overlap or share a landslide with a
-    train patch), and optionally share_of_seeds (% of seeds with any leakage), shown in the hover.
-    """
-    import holoviews as hv
-
-    d = df.copy()
-    d["bar"] = d["task"].astype(str) + " · " + d["mode"].astype(str)
-    d["text"] = d["leaking"].map(lambda v: f"{v:.2f}")
-    xdim = hv.Dimension("bar", label="task · split mode", values=d["bar"].tolist())
-    ydim = hv.Dimension("leaking", label="leaking test patches (mean over seeds)")
-    vdims = [ydim, "mode"] + (
-        [hv.Dimension("share_of_seeds", label="seeds with leakage (%)")] if "share_of_seeds" in d else []
-    )
-    top = float(d["leaking"].max()) if len(d) else 1.0
-    bars = hv.Bars(d, kdims=[xdim], vdims=vdims).opts(
-        color="mode",
-        cmap={"random": "#d62728", "spatial": "#2ca02c"},
-        tools=["hover"],
-        show_legend=True,
-        legend_position="top_right",
-    )
-    labels = hv.Labels(d, kdims=[xdim, ydim], vdims=["text"]).opts(
-        text_baseline="bottom", text_font_size="10pt", text_color="black"
-    )
-    return (bars * labels).opts(
-        width=width,
-        height=320,
-        title=title,
-        xlabel="task · split mode",
-        ylabel=ydim.label,
-        ylim=(0, max(top, 0.5) * 1.2),
     )
 
 
@@ -2497,8 +2364,7 @@ def static_region_split_bars(frame, title: str, value: str = "patches") -> Stati
     """
     import numpy as np
 
-    if value not in ("patches", "landslide pixels"):
-        raise ValueError(f"value must be 'patches' or 'landslide pixels', not {value!r}")
+    schema.check_choice("value", value, ("patches", "landslide pixels"))
     df = frame.assign(region=frame["region"].astype(str), split=frame["split"].astype(str))
     weight = df["n_positive"] if value == "landslide pixels" else 1
     table = (
@@ -2768,7 +2634,7 @@ def _paired_bars(ax, table, quantity: str, value: str, err: str | None = None) -
 
 
 def static_realism(report, title: str = "How close the data folder is to the real dataset") -> StaticFigure:
-    """Real vs data folder side by side, from a :class:`s12ls_utils.realism.RealismReport`.
+    """Real vs data folder side by side, from a :class:`s12ls_utils.sample.realism.RealismReport`.
 
     Small multiples: Sentinel-1 per-file mean VV and VH (ECDFs in dB; the real s1dsc files against the
     folder's ascending and descending files), Sentinel-2 mean per region (paired bars, ± the std over
@@ -2911,9 +2777,9 @@ def static_realism(report, title: str = "How close the data folder is to the rea
         f"(real: 0, 0, {fact('scl_unknown', 's2', 'share', 'real'):.1f} %)"
     )
     _ecdf(ax, diff, f"data ({diff.size} locations with both orbits)", _DATA_COLORS["data"])
-    from .realism import ORBIT_DIFF_BOUNDS
-
-    for bound, ls, what in zip(ORBIT_DIFF_BOUNDS, (":", "--"), ("95th percentile", "worst"), strict=True):
+    for bound, ls, what in zip(
+        report.orbit_diff_bounds, (":", "--"), ("95th percentile", "worst"), strict=True
+    ):
         ax.axvline(bound, color="0.4", ls=ls, lw=1, label=f"bound at the {what}: {bound:g} dB")
     ax.set_ylim(-0.03, 1.45)
     ax.set_yticks(np.linspace(0, 1, 6))

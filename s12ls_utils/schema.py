@@ -212,6 +212,29 @@ def sensor_family(sensor: str) -> str:
     return "s2" if sensor == "s2" else "s1"
 
 
+def clip_range(sensor: str, channel: str, s1_unit: str = "dB") -> tuple[float, float]:
+    """The :data:`CLIP_RANGES` entry of one channel of ``sensor``, in the unit the statistics use: the DEM's
+    (any case), the sensor family's otherwise; Sentinel-1 bands in dB, or in linear power with
+    ``s1_unit="linear"``."""
+    if channel.upper() == "DEM":
+        return CLIP_RANGES["DEM"]
+    lo, hi = CLIP_RANGES[sensor_family(sensor)]
+    if channel in S1_BANDS and s1_unit == "linear":
+        return 10.0 ** (lo / 10.0), 10.0 ** (hi / 10.0)
+    return lo, hi
+
+
+def check_choice(name: str, value, choices: Iterable):
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError that names ``name``, every choice
+    and the value given: the one check behind every "is X one of the choices" of the package."""
+    choices = tuple(choices)
+    if value in choices:
+        return value
+    *others, last = map(repr, choices)
+    listed = f"{', '.join(others)} or {last}" if others else last
+    raise ValueError(f"{name} must be {listed}, not {value!r}")
+
+
 def check_sensor(sensor: str) -> str:
     """Return ``sensor`` or raise a ValueError that lists the valid names."""
     if sensor not in SENSORS:

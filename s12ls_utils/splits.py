@@ -289,10 +289,8 @@ def _validate(c: TaskConfig) -> None:
             "task config: 'method: spatial' was removed (its groups percolate on the real tile lattice and "
             "diagonal neighbours leak); use 'method: blocked'"
         )
-    if c.method not in METHODS:
-        raise ValueError(f"task config: 'method' must be one of {', '.join(METHODS)}, not {c.method!r}")
-    if c.s1_unit not in ("dB", "linear"):
-        raise ValueError(f"task config: 's1_unit' must be 'dB' or 'linear', not {c.s1_unit!r}")
+    schema.check_choice("task config: 'method'", c.method, METHODS)
+    schema.check_choice("task config: 's1_unit'", c.s1_unit, ("dB", "linear"))
     if not c.name or "/" in c.name or c.name.startswith("."):
         raise ValueError(f"task config: 'name' {c.name!r} cannot be used as a folder name")
 
@@ -577,6 +575,29 @@ def _tile_table(frame: pd.DataFrame) -> pd.DataFrame:
     t["key"] = t["key"].astype(str)
     t = t.drop_duplicates("key").set_index("key").sort_index()
     return t
+
+
+def tile_graph(keys: Sequence[str], pairs: pd.DataFrame):
+    """The tile graph: a sparse ``len(keys)`` × ``len(keys)`` matrix (scipy COO) with one entry per row of
+    ``pairs`` (``key_a``, ``key_b``, e.g. :func:`tile_pairs`) at the positions of the two keys in ``keys``,
+    in the order of ``pairs`` (``graph.row``, ``graph.col``). Every key of ``pairs`` must be one of
+    ``keys``."""
+    from scipy.sparse import coo_matrix
+
+    index = pd.Index(np.asarray(keys, dtype=str))
+    a = index.get_indexer(pairs["key_a"].astype(str))
+    b = index.get_indexer(pairs["key_b"].astype(str))
+    if (a < 0).any() or (b < 0).any():
+        raise ValueError("tile_graph: the pairs name keys that are not among the keys given")
+    return coo_matrix((np.ones(a.size), (a, b)), shape=(index.size, index.size))
+
+
+def tile_areas(graph) -> np.ndarray:
+    """The connected area of every tile of a :func:`tile_graph`: a label ``0 … k−1`` per key, the same for
+    two keys that a chain of pairs links; a key in no pair is an area of its own."""
+    from scipy.sparse.csgraph import connected_components
+
+    return connected_components(graph, directed=False)[1]
 
 
 def tile_pairs(frame: pd.DataFrame, reach_m: float = TOUCH_TILES * FOOTPRINT_M) -> pd.DataFrame:
@@ -958,9 +979,6 @@ def blocked_split(
     (balanced between the two), with the same buffer. Locations without a position cannot be checked for
     contact and are left out (``unlocated``). Deterministic for ``seed``.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     if not 0.0 < block_share <= 1.0:
         raise ValueError(f"block_share must be in (0, 1], not {block_share}")
     if not 0.0 <= test_size < 1.0 or not 0.0 <= val_size < 1.0:
@@ -997,16 +1015,11 @@ def blocked_split(
     if n == 0:
         empty = pd.Series([], dtype="object", name="split")
         return BlockedAssignment(empty, pd.Series([], dtype="int64"), empty, unlocated, 0, params)
-    pos = {k: i for i, k in enumerate(keys)}
-    pairs = tile_pairs(loc.reset_index())
-    ia = pairs["key_a"].map(pos).to_numpy(dtype="int64")
-    ib = pairs["key_b"].map(pos).to_numpy(dtype="int64")
     shared = _ann_pairs(frame)  # tiles that show the same landslide are linked like touching tiles
-    shared = shared[shared["key_a"].isin(pos) & shared["key_b"].isin(pos)]
-    ia = np.concatenate([ia, shared["key_a"].map(pos).to_numpy(dtype="int64")])
-    ib = np.concatenate([ib, shared["key_b"].map(pos).to_numpy(dtype="int64")])
-    graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n))
-    _, area = connected_components(graph, directed=False)
+    shared = shared[shared["key_a"].isin(keys) & shared["key_b"].isin(keys)]
+    graph = tile_graph(keys, pd.concat([tile_pairs(loc.reset_index()), shared])[["key_a", "key_b"]])
+    ia, ib = graph.row, graph.col
+    area = tile_areas(graph)
     area_size = np.bincount(area)
     region = loc["region"].to_numpy(dtype=str)
     region_size = pd.Series(region).map(pd.Series(region).value_counts()).to_numpy()
@@ -1057,7 +1070,7 @@ def blocked_split(
         test_size if test_keys is None else 0.0,
     ]
     if balance and n_blocks > 1:
-        graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n)).tocsr()
+        graph = graph.tocsr()
         scopes = _scope_table(frame, keys, reference_sensor)
         bal = _Balancer(
             block, code, graph, scopes, ri, loc["n_positive"].to_numpy(dtype="float64"), targets, fixed, rng
@@ -1387,16 +1400,6 @@ def make_splits(catalog: pd.DataFrame, config: TaskConfig | str, method: str | N
 Moments = tuple[int, float, float]
 
 
-def _clip_range(sensor: str, var: str, s1_unit: str) -> tuple[float, float] | None:
-    if var.upper() == "DEM":
-        return schema.CLIP_RANGES["DEM"]
-    family = schema.sensor_family(sensor)
-    lo, hi = schema.CLIP_RANGES[family]
-    if family == "s1" and s1_unit == "linear":
-        return 10.0 ** (lo / 10.0), 10.0 ** (hi / 10.0)
-    return lo, hi
-
-
 def _feature_names(present: Iterable[str], sensor: str) -> list[str]:
     """Feature variables of a file: all but MASK/SCL/spatial_ref, in the documented order first."""
     present = [v for v in present if v not in schema.NON_FEATURES]
@@ -1496,7 +1499,7 @@ def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool 
     for name, (a, attrs) in raw.items():
         bad = _fill_mask(attrs, a)
         scaled = "scale_factor" in attrs or "add_offset" in attrs
-        lo, hi = _clip_range(sensor, name, s1_unit)
+        lo, hi = schema.clip_range(sensor, name, s1_unit)
         if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize <= 2 and not scaled:
             if bad is not None:
                 a = a[~bad]
@@ -1807,7 +1810,7 @@ def _task_files(
 def _norm_record(s1_unit: str, clip_data: bool, failures: Sequence[Failure] = ()) -> dict:
     """How the statistics of a task were computed (the ``norm`` block of ``config.json``)."""
     clip = {
-        "s1": [*_clip_range("s1asc", "VV", s1_unit)],
+        "s1": [*schema.clip_range("s1asc", "VV", s1_unit)],
         "s2": [*schema.CLIP_RANGES["s2"]],
         "DEM": [*schema.CLIP_RANGES["DEM"]],
     }

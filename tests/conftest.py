@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from s12ls_utils.synthetic import load_manifest, make_sample
+from s12ls_utils.sample import load_manifest, make_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,14 +50,14 @@ def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def book_sample() -> Path | None:
     """``data/sample`` when it is the book's default sample with its S12LS-LD task (``make`` wrote both), else
     None: the benchmarks' dry runs then write a sample of their own (minutes). Read-only, like the book's."""
-    from s12ls_utils import synthetic
+    from s12ls_utils.sample import generate
 
     data = ROOT / "data" / "sample"
     try:
         man = load_manifest(data)
     except (OSError, ValueError, KeyError):
         return None
-    default = (man["n_per_sensor"], man["seed"]) == (synthetic.DEFAULT_N_PER_SENSOR, 0)
+    default = (man["n_per_sensor"], man["seed"]) == (generate.DEFAULT_N_PER_SENSOR, 0)
     return data if default and (data / "tasks" / "S12LS-LD" / "config.json").is_file() else None
 
 

@@ -31,7 +31,7 @@ from s12ls_utils.alignment import (
     time_alignment,
 )
 from s12ls_utils.catalog import CACHE_NAME, build_catalog
-from s12ls_utils.synthetic import load_manifest
+from s12ls_utils.sample import load_manifest
 
 ALL3 = "s1asc+s1dsc+s2"
 

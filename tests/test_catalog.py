@@ -27,7 +27,7 @@ from s12ls_utils.catalog import (
     locations,
     summarize,
 )
-from s12ls_utils.synthetic import REGION_BY_NAME, load_manifest
+from s12ls_utils.sample import REGION_BY_NAME, load_manifest
 
 # --------------------------------------------------------------------------------------------------
 # helpers

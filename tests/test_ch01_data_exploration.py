@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s12ls_utils import reference, schema, synthetic
+from s12ls_utils import reference, schema
+from s12ls_utils.sample import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.chapter
@@ -21,7 +22,7 @@ def test_ch01_data_exploration(run_chapter):
     ch = run_chapter("01-data-exploration")
     res = ch.results
     assert not ch.errors()
-    man = synthetic.load_manifest(ch.data_dir)
+    man = generate.load_manifest(ch.data_dir)
     files = man["files"]
     # counts equal the generator's own record
     for s in schema.SENSORS:

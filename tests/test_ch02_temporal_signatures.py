@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from s12ls_utils import schema, synthetic
+from s12ls_utils import schema
+from s12ls_utils.sample import generate
 
 pytestmark = pytest.mark.chapter
 
@@ -27,7 +28,7 @@ def test_runs_without_errors_and_glues_what_it_says(ch):
 
 def test_counts_match_the_sample(ch):
     res = ch.results
-    files = synthetic.load_manifest(ch.data_dir)["files"]
+    files = generate.load_manifest(ch.data_dir)["files"]
     for s in schema.SENSORS:
         assert res[f"n_patches_{s}"] == sum(f["sensor"] == s for f in files)
     assert res["n_patches_total"] == len(files)
@@ -40,7 +41,7 @@ def test_counts_match_the_sample(ch):
 def test_event_outside_the_series_agrees_with_chapter_01(ch, run_chapter):
     """Annotated patches with their event outside the series: one figure, the same in chapters 01 and 02,
     and the generator's record; non-annotated patches placed with their region's date are counted apart."""
-    files = synthetic.load_manifest(ch.data_dir)["files"]
+    files = generate.load_manifest(ch.data_dir)["files"]
     outside = sum(f["annotated"] and f["event_outside_series"] in ("before", "after") for f in files)
     assert ch.results["n_event_outside_annotated"] == outside > 0
     assert run_chapter("01-data-exploration").results["n_event_outside_annotated"] == outside
@@ -55,7 +56,7 @@ def test_dark_area_share_of_landslide_pixels(ch):
 
     assert ch.results["scl_bad_classes"] == sorted(schema.SCL_BAD)
     n_dark = n_all = 0
-    for f in synthetic.load_manifest(ch.data_dir)["files"]:
+    for f in generate.load_manifest(ch.data_dir)["files"]:
         if f["sensor"] != "s2" or not f["n_positive"]:
             continue
         with open_patch(ch.data_dir / f["path"]) as ds:

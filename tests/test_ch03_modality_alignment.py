@@ -13,8 +13,9 @@ import netCDF4
 import numpy as np
 import pytest
 
-from s12ls_utils import schema, synthetic
+from s12ls_utils import schema
 from s12ls_utils.catalog import CACHE_NAME
+from s12ls_utils.sample import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 STEM = "03-modality-alignment"
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.chapter
 
 def _by_key(data_dir: Path) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = defaultdict(dict)
-    for f in synthetic.load_manifest(data_dir)["files"]:
+    for f in generate.load_manifest(data_dir)["files"]:
         out[f["key"]][f["sensor"]] = f
     return dict(out)
 

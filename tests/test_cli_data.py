@@ -59,7 +59,7 @@ def site(tmp_path_factory) -> Path:
     """A folder laid out like the repository with the real data: ``data/real/data_harmonized`` (a sample),
     ``data/reference/tasks/S12LS-LD-blocked`` (released format, outside the data folder) and the recipe file
     at ``book/params/real-blocked.yaml``. Tests run the recipe's commands verbatim from here."""
-    from s12ls_utils.synthetic import make_sample
+    from s12ls_utils.sample import make_sample
 
     root = tmp_path_factory.mktemp("site")
     make_sample(root / DATA, n_per_sensor=30, seed=5, progress=False)

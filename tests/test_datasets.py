@@ -14,7 +14,7 @@ from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import datasets as D
 from s12ls_utils import io, schema, splits
-from s12ls_utils.synthetic import load_manifest
+from s12ls_utils.sample import load_manifest
 
 # Published S12LS-LD statistics in channel order (DESIGN §3.2; S1 in linear units) for the old-format task.
 _PUBLISHED = {
@@ -476,7 +476,7 @@ def test_validity_bits_mark_scl_unknown_frames(small_sample, tmp_path):
     the composites, also a frame set to 255 by hand that was clear before."""
     import netCDF4
 
-    from s12ls_utils.synthetic import load_manifest
+    from s12ls_utils.sample import load_manifest
 
     rec = next(
         r for r in load_manifest(small_sample)["files"] if r["sensor"] == "s2" and r["scl_unknown_steps"]

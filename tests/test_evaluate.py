@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, Path]:
     """A sample of about 30 patches per sensor with an S12LS-LD task and a tiny 2-epoch U-Net run."""
-    from s12ls_utils.synthetic import make_sample
+    from s12ls_utils.sample import make_sample
 
     data = tmp_path_factory.mktemp("eval") / "data"
     make_sample(data, n_per_sensor=30, seed=5, progress=False)

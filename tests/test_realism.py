@@ -1,4 +1,4 @@
-"""``s12ls_utils.realism``: the folder's side and the real side of every quantity, computed directly.
+"""``s12ls_utils.sample.realism``: the folder's side and the real side of every quantity, computed directly.
 
 The first part checks that the numbers are the right ones (on the suite's small sample); the last part
 bounds how realistic the default sample is (the generator is calibrated against the reference).
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
-from s12ls_utils import cli, plots, realism, reference, synthetic
+from s12ls_utils import cli, plots, reference
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.io import open_patch
+from s12ls_utils.sample import generate, realism
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +156,7 @@ def test_joint_quantities_equal_direct_computation(report, small_sample):
     w = fs.pivot_table(index="file", columns="variable", values="mean", observed=True)
     real = 10 * np.log10(w["VV"] / w["VH"]).dropna()
     assert report.value("s1_ratio", "s1dsc", "q50", "real") == pytest.approx(float(real.median()), abs=1e-5)
-    man = synthetic.load_manifest(small_sample)
+    man = generate.load_manifest(small_sample)
     s2 = [f for f in man["files"] if f["sensor"] == "s2"]
     share = 100 * sum(len(f["scl_unknown_steps"]) for f in s2) / (15 * len(s2))
     assert report.value("scl_unknown", "s2", "share") == pytest.approx(share)
@@ -249,9 +250,9 @@ def default_report(tmp_path_factory):
     chapters ran on it), else a fresh one written here."""
     data = ROOT / "data" / "sample"
     try:
-        man = synthetic.load_manifest(data)
+        man = generate.load_manifest(data)
         ok = (man["n_per_sensor"], man["seed"], man["release"], man.get("dims"), man.get("pad_s2")) == (
-            synthetic.DEFAULT_N_PER_SENSOR,
+            generate.DEFAULT_N_PER_SENSOR,
             0,
             "raw",
             ["time", "x", "y"],
@@ -261,7 +262,7 @@ def default_report(tmp_path_factory):
         ok = False
     if not ok:
         data = tmp_path_factory.mktemp("default") / "sample"
-        synthetic.make_sample(data, progress=False)
+        generate.make_sample(data, progress=False)
     return realism.realism(data, progress=False)
 
 

@@ -141,6 +141,36 @@ def test_format_constants_match_design():
     assert len(schema.REQUIRED_ATTRS) == 10
 
 
+def test_check_choice_returns_the_value_or_names_every_choice():
+    assert schema.check_choice("view", "s2", ("s2", "fusion")) == "s2"
+    with pytest.raises(ValueError, match=r"^view must be 's2' or 'fusion', not 'S2'$"):
+        schema.check_choice("view", "S2", ("s2", "fusion"))
+    with pytest.raises(ValueError, match=r"^split must be 'train', 'val' or 'test', not None$"):
+        schema.check_choice("split", None, ["train", "val", "test"])
+    with pytest.raises(ValueError, match=r"^mode must be 'only', not 'other'$"):
+        schema.check_choice("mode", "other", iter(["only"]))
+
+
+def test_clip_range_is_the_same_clip_in_either_s1_unit():
+    """One clip range for the statistics and the training cache: S1 bands in dB or in linear power (the same
+    clip), the DEM's range whatever the sensor or the name's case, S2 bands whatever ``s1_unit`` says."""
+    for sensor in schema.S1_SENSORS:
+        for band in schema.S1_BANDS:
+            db = schema.clip_range(sensor, band)
+            assert db == schema.CLIP_RANGES["s1"]
+            linear = schema.clip_range(sensor, band, "linear")
+            assert np.allclose(10 * np.log10(linear), db) and linear[0] < linear[1]
+    for sensor in schema.SENSORS:
+        assert (
+            schema.clip_range(sensor, "DEM", "linear")
+            == schema.clip_range(sensor, "dem")
+            == schema.CLIP_RANGES["DEM"]
+        )
+    assert schema.clip_range("s2", "B04", "linear") == schema.CLIP_RANGES["s2"]
+    with pytest.raises(ValueError, match="s1asc"):
+        schema.clip_range("s3", "VV")
+
+
 def test_sensor_helpers():
     assert schema.sensor_family("s1asc") == schema.sensor_family("s1dsc") == "s1"
     assert schema.sensor_family("s2") == "s2"

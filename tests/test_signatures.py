@@ -15,8 +15,9 @@ from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 from sklearn.metrics import roc_auc_score
 
 from s12ls_utils import catalog as cat_mod
-from s12ls_utils import schema, synthetic
+from s12ls_utils import schema
 from s12ls_utils import signatures as sig
+from s12ls_utils.sample import generate
 
 
 # --------------------------------------------------------------------------------------------------
@@ -41,7 +42,7 @@ def _copy_sample(sample: Path, tmp_path: Path) -> Path:
 
 
 def _files(sample: Path, sensor: str, **flags) -> list[dict]:
-    man = synthetic.load_manifest(sample)
+    man = generate.load_manifest(sample)
     out = []
     for f in man["files"]:
         if f["sensor"] != sensor:

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s12ls_utils import cli, io, schema, splits, synthetic
+from s12ls_utils import cli, io, schema, splits
 from s12ls_utils.catalog import build_catalog
+from s12ls_utils.sample import generate
 
 SEEDS = (0, 1, 7, 42, 123)
 
@@ -316,7 +317,7 @@ def test_leakage_on_constructed_catalog():
 
 
 def test_random_split_leaks_on_the_sample_blocked_does_not(small_sample, catalog):
-    man = synthetic.load_manifest(small_sample)
+    man = generate.load_manifest(small_sample)
     canvases = pd.Series([f["canvas"] for f in man["files"] if f["sensor"] == "s2"])
     assert (canvases.value_counts() > 1).any(), "the sample should hold clusters of touching tiles"
     cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
@@ -876,3 +877,19 @@ def test_cli_splits_end_to_end(small_sample, tmp_path, capsys):
     assert cli.main(["splits", str(data), "--task", str(cfg), "--overwrite"]) == 2
     assert "bogus" in capsys.readouterr().err
     assert os.listdir(data / "tasks") == ["mine"]
+
+
+def test_tile_graph_and_areas_follow_chains_of_pairs():
+    """One tile graph for the splits, the leakage measure and the realism check: keys linked by a chain of
+    pairs share an area, a key in no pair is an area of its own, edges keep the order of the pairs."""
+    keys = ["a", "b", "c", "d", "e", "f"]
+    pairs = pd.DataFrame({"key_a": ["e", "a", "b"], "key_b": ["f", "b", "c"]})
+    graph = splits.tile_graph(keys, pairs)
+    assert graph.shape == (6, 6)
+    assert list(zip(graph.row, graph.col, strict=True)) == [(4, 5), (0, 1), (1, 2)]
+    area = splits.tile_areas(graph)
+    assert area[0] == area[1] == area[2] and area[4] == area[5]
+    assert len({area[0], area[3], area[4]}) == 3
+    assert sorted(np.bincount(area)) == [1, 2, 3]
+    with pytest.raises(ValueError, match="not among the keys"):
+        splits.tile_graph(["a", "b"], pairs)

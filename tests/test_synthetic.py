@@ -1,4 +1,4 @@
-"""Tests for :mod:`s12ls_utils.synthetic`: determinism, structure, cross-sensor consistency, inventory ↔ mask,
+"""Tests for :mod:`s12ls_utils.sample.generate`: determinism, structure, cross-sensor consistency, inventory ↔ mask,
 the simulated physics and the pre/post indices.
 
 Most checks run on the suite's small sample (the conftest's ``small_sample``, else
@@ -23,14 +23,15 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from s12ls_utils import cli, schema, synthetic
+from s12ls_utils import cli, schema
 from s12ls_utils.io import open_patch, read_patch_meta
-from s12ls_utils.synthetic import make_sample, pre_post_indices
+from s12ls_utils.sample import generate
+from s12ls_utils.sample.generate import make_sample, pre_post_indices
 
 
 @pytest.fixture(scope="session")
 def inventory(sample_dir) -> gpd.GeoDataFrame:
-    return gpd.read_file(f"zip://{sample_dir / synthetic.INVENTORY_NAME}", engine="pyogrio")
+    return gpd.read_file(f"zip://{sample_dir / generate.INVENTORY_NAME}", engine="pyogrio")
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +59,8 @@ DEFAULT_PLAN_SEED = 0
 
 
 @pytest.fixture(scope="module")
-def default_plan() -> list[synthetic.CanvasPlan]:
-    return synthetic._plan(synthetic.DEFAULT_N_PER_SENSOR, DEFAULT_PLAN_SEED)
+def default_plan() -> list[generate.CanvasPlan]:
+    return generate._plan(generate.DEFAULT_N_PER_SENSOR, DEFAULT_PLAN_SEED)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def default_special_records(default_plan, tmp_path_factory) -> list[dict]:
     records: list[dict] = []
     for plan in default_plan:
         if plan.index in chosen:
-            recs, slides = synthetic._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
+            recs, slides = generate._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
             records += [dict(r, path=str(out / r["path"]), inventory=slides) for r in recs]
     return records
 
@@ -95,7 +96,7 @@ def default_special_records(default_plan, tmp_path_factory) -> list[dict]:
 # Determinism
 # --------------------------------------------------------------------------------------------------
 def _inventory_frame(data: Path) -> gpd.GeoDataFrame:
-    return gpd.read_file(f"zip://{data / synthetic.INVENTORY_NAME}", engine="pyogrio")
+    return gpd.read_file(f"zip://{data / generate.INVENTORY_NAME}", engine="pyogrio")
 
 
 def test_same_sample_whatever_the_worker_count(tmp_path, monkeypatch):
@@ -105,7 +106,7 @@ def test_same_sample_whatever_the_worker_count(tmp_path, monkeypatch):
     infos = {}
     for w, out in runs.items():
         if w == 3:
-            monkeypatch.setattr(synthetic, "_INVENTORY_BATCH", 3)
+            monkeypatch.setattr(generate, "_INVENTORY_BATCH", 3)
         infos[w] = make_sample(out, n_per_sensor=4, seed=11, workers=w, progress=False)
     ref = runs[1]
     files = sorted(p.relative_to(ref) for p in ref.glob("*/*.nc"))
@@ -118,7 +119,7 @@ def test_same_sample_whatever_the_worker_count(tmp_path, monkeypatch):
         assert sorted(p.relative_to(out) for p in out.glob("*/*.nc")) == files
         for rel in files:
             assert (out / rel).read_bytes() == (ref / rel).read_bytes(), (w, rel)
-        for name in (synthetic.MANIFEST_NAME, "README.md"):
+        for name in (generate.MANIFEST_NAME, "README.md"):
             assert (out / name).read_text() == (ref / name).read_text(), (w, name)
         inv = _inventory_frame(out)
         assert inv.drop(columns="geometry").equals(inv_ref.drop(columns="geometry")), w
@@ -133,16 +134,16 @@ def test_manifest_writer_matches_json_dumps(tmp_path):
     slides = [{"ann_id": 7, "date_conf": 0.5, "event_date": "2020-01-03", "note": "line\nbreak é"}]
     for f, ls in ((files, slides), (files, []), ([], [])):
         path = tmp_path / "m.json"
-        synthetic._write_manifest(
+        generate._write_manifest(
             path, head, (json.dumps(x, indent=1) for x in f), (json.dumps(x, indent=1) for x in ls)
         )
         assert path.read_text() == json.dumps({**head, "files": f, "landslides": ls}, indent=1)
 
 
 def test_plan_is_deterministic_and_seeded():
-    assert synthetic._plan(54, 0) == synthetic._plan(54, 0)
-    assert synthetic._plan(54, 0) != synthetic._plan(54, 1)
-    assert synthetic._plan(4, 11) != synthetic._plan(4, 12)
+    assert generate._plan(54, 0) == generate._plan(54, 0)
+    assert generate._plan(54, 0) != generate._plan(54, 1)
+    assert generate._plan(4, 11) != generate._plan(4, 12)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,14 +192,14 @@ def test_inventory_one_polygon_per_landslide(inventory, manifest):
 def test_pyogrio_reads_inventory(sample_dir, inventory):
     import pyogrio
 
-    info = pyogrio.read_info(f"zip://{sample_dir / synthetic.INVENTORY_NAME}")
+    info = pyogrio.read_info(f"zip://{sample_dir / generate.INVENTORY_NAME}")
     assert info["features"] == len(inventory) and info["geometry_type"] == "Polygon"
 
 
 def test_default_plan_structure(default_plan):
     plans = default_plan
     regions = {p.region for p in plans}
-    assert len(regions) >= 4 and regions <= set(synthetic.REGION_BY_NAME)
+    assert len(regions) >= 4 and regions <= set(generate.REGION_BY_NAME)
     assert any("_" in r for r in regions)
     keys = [(p.region, pp.patch_id) for p in plans for pp in p.patches]
     assert len(keys) == len(set(keys))  # location keys are unique
@@ -210,7 +211,7 @@ def test_default_plan_structure(default_plan):
         assert len(cells) == len(p.patches) and all(pp.row0 % n == 0 == pp.col0 % n for pp in p.patches)
         assert min(r for r, _ in cells) == 0 == min(c for _, c in cells)
         assert (p.height, p.width) == (n * (1 + max(r for r, _ in cells)), n * (1 + max(c for _, c in cells)))
-        assert len(cells) <= synthetic._MAX_BLOCK[0] * synthetic._MAX_BLOCK[1]
+        assert len(cells) <= generate._MAX_BLOCK[0] * generate._MAX_BLOCK[1]
         seen, todo = set(), [next(iter(cells))]
         while todo:
             r, c = todo.pop()
@@ -229,7 +230,7 @@ def test_default_plan_structure(default_plan):
             assert not p.two_events and not p.outside
     per_sensor = {s: sum(s in pp.sensors for p in plans for pp in p.patches) for s in schema.SENSORS}
     for n in per_sensor.values():
-        assert 0.75 * synthetic.DEFAULT_N_PER_SENSOR <= n <= 1.25 * synthetic.DEFAULT_N_PER_SENSOR, per_sensor
+        assert 0.75 * generate.DEFAULT_N_PER_SENSOR <= n <= 1.25 * generate.DEFAULT_N_PER_SENSOR, per_sensor
     n_sensors = {len(pp.sensors) for p in plans for pp in p.patches}
     assert n_sensors >= {1, 3}  # single-sensor and all-sensor locations both occur
     assert any(p.annotated for p in plans) and any(not p.annotated for p in plans)
@@ -340,13 +341,13 @@ def test_crs_and_geotransform(manifest, loaded):
     for r in manifest["files"]:
         ds = loaded[r["path"]]
         epsg = schema.parse_crs(ds.attrs["crs"])
-        assert epsg == r["epsg"] == synthetic.REGION_BY_NAME[r["region"]].epsg
+        assert epsg == r["epsg"] == generate.REGION_BY_NAME[r["region"]].epsg
         assert CRS.from_wkt(ds.spatial_ref.attrs["crs_wkt"]).to_epsg() == epsg
         gt = [float(v) for v in ds.spatial_ref.attrs["GeoTransform"].split()]
         # GeoTransform gives the outer corner; the coordinates are pixel top/left edges, as the writer's
         assert gt == [float(ds.x[0]), 10.0, 0.0, float(ds.y[0]), 0.0, -10.0]
         # the patch lies near its region's centre (within ~15 km)
-        reg = synthetic.REGION_BY_NAME[r["region"]]
+        reg = generate.REGION_BY_NAME[r["region"]]
         cx, cy = Transformer.from_crs(4326, epsg, always_xy=True).transform(reg.lon, reg.lat)
         assert abs(float(ds.x.mean()) - cx) < 16000 and abs(float(ds.y.mean()) - cy) < 16000
 
@@ -516,7 +517,7 @@ def test_s2_dtypes_and_ranges(manifest, loaded):
 def test_scl_unknown_frames_in_the_default_plan(default_plan):
     """Every S2 series has whole frames of SCL 255, about 3,285 / 1,133 per file (the real raw Chimanimani
     rate), at least one; S1-only canvases have none."""
-    from s12ls_utils.realism import REAL_FILE_FACTS
+    from s12ls_utils.sample.realism import REAL_FILE_FACTS
 
     per_file = []
     for p in default_plan:
@@ -640,7 +641,7 @@ def test_writer_fills_s1_gaps_with_the_nearest_pixel():
     vv[0, :, :2] = np.nan  # a swath border at step 0
     vv[0, :, 2] = 0.5  # the nearest valid column
     vv[1, 1, 1] = np.nan  # one layover pixel at step 1
-    out = synthetic._writer_s1({"VV": vv, "VH": vv.copy()})
+    out = generate._writer_s1({"VV": vv, "VH": vv.copy()})
     for v in out.values():
         assert np.isfinite(v).all()
         np.testing.assert_array_equal(v[0, :, :3], 0.5)
@@ -651,7 +652,7 @@ def test_writer_fills_s1_gaps_with_the_nearest_pixel():
 def test_orbits_of_a_location_calibrated_together(default_plan):
     """Both orbits of a location aim at per-file mean VV at most 5 dB apart at the 95th percentile and 8 dB
     at worst (they see the same ground)."""
-    from s12ls_utils.realism import ORBIT_DIFF_BOUNDS
+    from s12ls_utils.sample.realism import ORBIT_DIFF_BOUNDS
 
     diffs = []
     for p in default_plan:
@@ -693,11 +694,11 @@ def test_dem_and_mask(manifest, loaded):
 
 def test_slope_aspect_of_planes():
     c = np.arange(20, dtype="float32")[None, :].repeat(20, 0)
-    slope, aspect = synthetic.slope_aspect(c * 1.0)  # rises 1 m per 10 m pixel to the east
+    slope, aspect = generate.slope_aspect(c * 1.0)  # rises 1 m per 10 m pixel to the east
     np.testing.assert_allclose(slope, np.degrees(np.arctan(0.1)), rtol=1e-5)
     np.testing.assert_allclose(aspect, 270.0, atol=1e-3)  # downslope points west
     r = np.arange(20, dtype="float32")[:, None].repeat(20, 1)
-    slope, aspect = synthetic.slope_aspect(100 - 2.0 * r)  # rows run south: higher in the north
+    slope, aspect = generate.slope_aspect(100 - 2.0 * r)  # rows run south: higher in the north
     np.testing.assert_allclose(slope, np.degrees(np.arctan(0.2)), rtol=1e-5)
     np.testing.assert_allclose(aspect, 180.0, atol=1e-3)  # downslope points south
 
@@ -798,14 +799,14 @@ def test_make_sample_refuses_non_empty_folder(tmp_path):
     info = make_sample(out, n_per_sensor=1, seed=3, progress=False, overwrite=True)
     assert not (out / "s2" / "stale_s2_1.nc").exists()  # the sensor folders were replaced
     assert (out / "notes.txt").read_text() == "keep me"  # unrelated files are left alone
-    man = synthetic.load_manifest(out)
+    man = generate.load_manifest(out)
     assert info.out_dir == out and info.n_files == man["counts"] and sum(info.n_files.values()) >= 1
     assert info.n_landslides == man["n_landslides"]
     assert info.n_locations == len({r["key"] for r in man["files"]})
     assert sorted(str(p.relative_to(out)) for p in out.glob("*/*.nc")) == sorted(
         r["path"] for r in man["files"]
     )
-    assert json.loads((out / synthetic.MANIFEST_NAME).read_text())["seed"] == 3
+    assert json.loads((out / generate.MANIFEST_NAME).read_text())["seed"] == 3
 
 
 @pytest.mark.parametrize(
@@ -834,9 +835,9 @@ def test_make_sample_refuses_a_file_as_out_dir(tmp_path):
 # A fresh interpreter writes one sample serially and reports its own peak resident memory (ru_maxrss, KiB).
 _PEAK_RSS = """
 import json, resource, sys
-from s12ls_utils import synthetic
-synthetic._MAX_BLOCK = (1, 2)  # canvases of at most two tiles: both runs hold the largest canvas
-info = synthetic.make_sample(sys.argv[1], n_per_sensor=int(sys.argv[2]), seed=1, workers=1, progress=False)
+from s12ls_utils.sample import generate
+generate._MAX_BLOCK = (1, 2)  # canvases of at most two tiles: both runs hold the largest canvas
+info = generate.make_sample(sys.argv[1], n_per_sensor=int(sys.argv[2]), seed=1, workers=1, progress=False)
 print(json.dumps({"files": sum(info.n_files.values()),
                   "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
@@ -848,8 +849,8 @@ def test_memory_does_not_grow_with_file_count(tmp_path):
     extra files (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than that."""
     import unittest.mock
 
-    with unittest.mock.patch.object(synthetic, "_MAX_BLOCK", (1, 2)):
-        assert {max(len(c.patches) for c in synthetic._plan(n, 1)) for n in (5, 20)} == {2}
+    with unittest.mock.patch.object(generate, "_MAX_BLOCK", (1, 2)):
+        assert {max(len(c.patches) for c in generate._plan(n, 1)) for n in (5, 20)} == {2}
     peaks = {}
     for n in (5, 20):
         res = subprocess.run(
@@ -874,7 +875,7 @@ def _synth(*args: str) -> int:
 def test_cli_synth_writes_and_reports(tmp_path, capsys):
     out = tmp_path / "data"
     assert _synth(str(out), "--n-per-sensor", "2", "--seed", "4", "--workers", "2") == 0
-    man = synthetic.load_manifest(out)
+    man = generate.load_manifest(out)
     assert (man["n_per_sensor"], man["seed"]) == (2, 4)
     printed = capsys.readouterr().out
     assert f"to {out}" in printed and f"{man['counts']['s2']} s2" in printed
@@ -912,7 +913,7 @@ def test_cli_synth_non_empty_folder_needs_overwrite(tmp_path, capsys):
     assert "is not empty" in err and "--overwrite" in err
     assert (out / "s2" / "old_s2_1.nc").read_text() == "old"
     assert _synth(str(out), "--n-per-sensor", "1", "--workers", "1", "--overwrite") == 0
-    assert not (out / "s2" / "old_s2_1.nc").exists() and (out / synthetic.MANIFEST_NAME).exists()
+    assert not (out / "s2" / "old_s2_1.nc").exists() and (out / generate.MANIFEST_NAME).exists()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1080,7 +1081,7 @@ def test_undated_and_padded_in_default_plan(default_plan):
     assert all(s in {x for pp in p.patches for x in pp.sensors} for p, s, _ in padded)
     # no real S2 file repeats a date: the default sample pads Sentinel-1 series only, S2 on request
     assert {s for _, s, _ in padded} <= set(schema.S1_SENSORS)
-    with_s2 = synthetic._plan(synthetic.DEFAULT_N_PER_SENSOR, DEFAULT_PLAN_SEED, pad_s2=True)
+    with_s2 = generate._plan(generate.DEFAULT_N_PER_SENSOR, DEFAULT_PLAN_SEED, pad_s2=True)
     assert any("s2" in p.padded for p in with_s2)
 
 
@@ -1105,7 +1106,7 @@ def padded_s2_records(default_plan, tmp_path_factory) -> list[dict]:
         (out / s).mkdir()
     plan = copy.deepcopy(min((p for p in default_plan if p.scl_unknown), key=lambda p: len(p.patches)))
     plan.padded = {"s2": 3}
-    recs, _ = synthetic._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
+    recs, _ = generate._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
     return [dict(r, path=str(out / r["path"])) for r in recs if r["sensor"] == "s2"]
 
 
@@ -1143,7 +1144,7 @@ def test_real_region_names(manifest):
         "kyrgyzstan1", "kyrgyzstan2", "lanaodelnorte", "nepal", "newzealand", "thrissur", "usa_alaska",
         "usa_puertorico",
     }  # fmt: skip
-    assert set(synthetic.REGION_BY_NAME) <= real and len(synthetic.REGIONS) == 6
+    assert set(generate.REGION_BY_NAME) <= real and len(generate.REGIONS) == 6
     assert {r["region"] for r in manifest["files"]} <= real
 
 
@@ -1175,7 +1176,7 @@ def test_compression_follows_the_release(sample_dir, manifest, harmonized_dir):
 def test_harmonized_release(sample_dir, manifest, harmonized_dir):
     from s12ls_utils import io
 
-    har = synthetic.load_manifest(harmonized_dir)
+    har = generate.load_manifest(harmonized_dir)
     assert har["release"] == "harmonized" and manifest["release"] == "raw"
     assert [r["path"] for r in har["files"]] == [r["path"] for r in manifest["files"]]
     keep = ("release", "files")
@@ -1215,7 +1216,7 @@ def test_harmonized_release(sample_dir, manifest, harmonized_dir):
 
 
 def test_make_sample_rejects_unknown_release(tmp_path):
-    with pytest.raises(ValueError, match="release must be one of raw, harmonized"):
+    with pytest.raises(ValueError, match="release must be 'raw' or 'harmonized', not 'final'"):
         make_sample(tmp_path / "out", n_per_sensor=1, progress=False, release="final")
     assert not (tmp_path / "out").exists()
 
@@ -1226,7 +1227,34 @@ def test_cli_synth_harmonized(tmp_path, capsys):
         _synth(str(out), "--n-per-sensor", "1", "--seed", "4", "--workers", "1", "--release", "harmonized")
         == 0
     )
-    assert synthetic.load_manifest(out)["release"] == "harmonized"
+    assert generate.load_manifest(out)["release"] == "harmonized"
     with pytest.raises(SystemExit):
         _synth(str(tmp_path / "other"), "--release", "final")
     assert "invalid choice: 'final'" in capsys.readouterr().err
+
+
+_FORKSERVER_PRELOAD = """
+import json, sys
+from multiprocessing import forkserver
+from s12ls_utils.sample import make_sample
+make_sample(sys.argv[1], n_per_sensor=2, seed=1, workers=2, progress=False)  # two canvases: a pool
+print(json.dumps(list(forkserver._forkserver._preload_modules)))
+"""
+
+
+def test_generator_workers_share_the_library_worker_context(tmp_path):
+    """The generator's pool starts the process's one forkserver with the reading stack preloaded (the
+    library's worker context), so a catalog pass after ``make_sample`` in the same process does not import
+    that stack again in every worker (about 0.5 s per pass, benchmarks/results/catalog_scan.md)."""
+    from s12ls_utils import parallel
+
+    if "forkserver" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("no forkserver on this platform")
+    res = subprocess.run(
+        [sys.executable, "-c", _FORKSERVER_PRELOAD, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == list(parallel._PRELOAD)

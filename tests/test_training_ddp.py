@@ -24,7 +24,7 @@ from test_datasets import write_tiny_task
 
 from s12ls_utils import cli, datasets, splits
 from s12ls_utils import training as T
-from s12ls_utils.synthetic import load_manifest
+from s12ls_utils.sample import load_manifest
 
 RUN = "ddp"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]

@@ -76,9 +76,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import catalog as catalog_mod
-from . import io, reference, schema
-from .parallel import map_files
+from .. import catalog as catalog_mod
+from .. import io, reference, schema
+from ..parallel import map_files
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +240,7 @@ def connected_areas(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     8 neighbours (:func:`splits.tile_pairs`), and the size (tiles) of every connected area those contacts
     form, isolated tiles included (areas of 1), largest first. ``frame`` holds ``key``, ``epsg``,
     ``center_x``, ``center_y``; rows without a position are left out."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from . import splits
+    from .. import splits
 
     t = frame[["key", "epsg", "center_x", "center_y"]].dropna().copy()
     t["key"] = t["key"].astype(str)
@@ -251,15 +248,8 @@ def connected_areas(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     if keys.size == 0:
         return pd.Series([], dtype=bool), np.empty(0, dtype="int64")
     pairs = splits.tile_pairs(t)
-    index = pd.Series(np.arange(keys.size), index=keys)
-    a = index.reindex(pairs["key_a"].astype(str)).to_numpy()
-    b = index.reindex(pairs["key_b"].astype(str)).to_numpy()
-    touching = np.zeros(keys.size, dtype=bool)
-    touching[a] = True
-    touching[b] = True
-    graph = coo_matrix((np.ones(a.size), (a, b)), shape=(keys.size, keys.size))
-    _, labels = connected_components(graph, directed=False)
-    sizes = np.sort(np.bincount(labels))[::-1]
+    touching = np.isin(keys, pairs["key_a"].astype(str)) | np.isin(keys, pairs["key_b"].astype(str))
+    sizes = np.sort(np.bincount(splits.tile_areas(splits.tile_graph(keys, pairs))))[::-1]
     return pd.Series(touching, index=keys, name="touching"), sizes.astype("int64")
 
 
@@ -322,6 +312,8 @@ class RealismReport:
     notes: list[str] = field(default_factory=list)
     n_files: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
+    #: the bounds the sample is held to for the asc − dsc difference (what the figure marks)
+    orbit_diff_bounds: tuple[float, float] = ORBIT_DIFF_BOUNDS
 
     def value(self, quantity: str, group: str, statistic: str, side: str = "data") -> float:
         """One number of :attr:`table` (``side`` ``"real"``, ``"data"`` or ``"ratio"``)."""
@@ -409,8 +401,8 @@ class RealismReport:
             "realism_area_median_sample": value("tile_area", "tiles", "q50", "data"),
             "realism_orbit_diff_q95": value("s1_orbit_diff", "VV", "q95", "data"),
             "realism_orbit_diff_max": value("s1_orbit_diff", "VV", "max", "data"),
-            "realism_orbit_bound_q95": ORBIT_DIFF_BOUNDS[0],
-            "realism_orbit_bound_max": ORBIT_DIFF_BOUNDS[1],
+            "realism_orbit_bound_q95": self.orbit_diff_bounds[0],
+            "realism_orbit_bound_max": self.orbit_diff_bounds[1],
             "realism_ratio_q50_real": value("s1_ratio", "s1dsc", "q50", "real"),
             "realism_ratio_q50_sample": value("s1_ratio", "s1dsc", "q50", "data"),
             "realism_nonfinite": sum(
@@ -664,7 +656,7 @@ def realism(
     )
 
     # ---- landslide pixels
-    from . import splits
+    from .. import splits
 
     real_s2 = reference.patches("s2")
     cat_s2 = cat[cat["sensor"].astype(str) == "s2"]

@@ -18,7 +18,7 @@ writer's code, corrected by third-party reads of the released files):
   [0, 10000], NaN → nearest valid pixel), so no-data edges of the swath come out filled and SCL 0 never
   occurs; MASK uint8, DEM int16;
 - whole S2 frames with SCL 255 (unknown quality), about 2.9 per file and at least one, the rate third
-  parties counted in the raw Chimanimani files (:data:`s12ls_utils.realism.REAL_FILE_FACTS`);
+  parties counted in the raw Chimanimani files (:data:`s12ls_utils.sample.realism.REAL_FILE_FACTS`);
 - attributes as strings, except ``center_lat``/``center_lon`` (float64 ``y[64]``, ``x[64]``: the patch centre,
   a pixel corner); ``satellite`` ``s1-asc``/``s1-dsc``/``s2``; ``event_date`` and ``date_confidence`` the
   distinct values in set order (drawn, so two events are not always chronological); an undated annotation
@@ -81,7 +81,6 @@ import datetime as dt
 import functools
 import itertools
 import json
-import multiprocessing as mp
 import os
 import shutil
 import tempfile
@@ -96,8 +95,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__, schema
-from .parallel import default_workers
+from .. import __version__, schema
+from ..parallel import default_workers, mp_context
 
 MANIFEST_NAME = "synthetic_manifest.json"
 INVENTORY_NAME = "inventories.shp.zip"
@@ -199,7 +198,7 @@ class Calibration:
 @functools.lru_cache(maxsize=1)
 def calibration() -> Calibration:
     """The targets of the generator, from the vendored reference (``data/reference``; read once)."""
-    from . import reference
+    from .. import reference
     from .realism import connected_areas
 
     fs = reference.file_stats()
@@ -558,7 +557,7 @@ def _plan_writer_cases(canvases: list[CanvasPlan], seed: int, pad_s2: bool = Fal
     ``pad_s2``) are padded at the rate ``_P_PADDED``, and every sample holds one padded series (the dataset
     writer's case a reader must handle). Every S2 series gets ``1 + Poisson(rate - 1)`` frames with SCL 255
     at random dates, ``rate`` the frames per file third parties counted in the real raw Chimanimani files
-    (:data:`s12ls_utils.realism.REAL_FILE_FACTS`: 3,285 in 1,133 files, about 2.9, every file with some).
+    (:data:`s12ls_utils.sample.realism.REAL_FILE_FACTS`: 3,285 in 1,133 files, about 2.9, every file with some).
     """
     from .realism import REAL_FILE_FACTS
 
@@ -1660,7 +1659,7 @@ def _write_manifest(path: Path, head: dict, files: Iterable[str], landslides: It
 
 _README = """# Synthetic Sen12Landslides sample
 
-**These data are synthetic.** They were written by `s12ls_utils.synthetic.make_sample` (s12ls-utils {version},
+**These data are synthetic.** They were written by `s12ls_utils.sample.make_sample` (s12ls-utils {version},
 seed {seed}, {n_per_sensor} patches per sensor requested) to mirror the *format* of the Sen12Landslides dataset
 (`paulhoehn/Sen12Landslides` on the Hugging Face hub): folders, file names, variables, dimensions, dtypes,
 coordinates, attributes and the inventory file. The pixel values are simulated (terrain, seasonal vegetation,
@@ -1692,14 +1691,6 @@ class SampleInfo:
     seconds: float
 
 
-def _mp_context() -> mp.context.BaseContext:
-    """Workers start from a clean server process (``forkserver``), never as forks of the caller: the caller
-    may hold open NetCDF/HDF5 handles (a notebook), which must not be copied into processes that write."""
-    if "forkserver" in mp.get_all_start_methods():
-        return mp.get_context("forkserver")
-    return mp.get_context("spawn")
-
-
 def _run_jobs(
     jobs: list[tuple[CanvasPlan, str, int]], workers: int
 ) -> Iterator[tuple[list[dict], list[dict]]]:
@@ -1711,7 +1702,7 @@ def _run_jobs(
     if workers == 1:
         yield from map(_canvas_job, jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=_mp_context()) as ex:
+    with ProcessPoolExecutor(workers, mp_context=mp_context()) as ex:
         todo = iter(jobs)
         pending = deque(ex.submit(_canvas_job, job) for job in itertools.islice(todo, 2 * workers))
         while pending:
@@ -1760,8 +1751,7 @@ def make_sample(
         isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1
     ):
         raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
-    if release not in SAMPLE_RELEASES:
-        raise ValueError(f"release must be one of {', '.join(SAMPLE_RELEASES)}, not {release!r}")
+    schema.check_choice("release", release, SAMPLE_RELEASES)
     t0 = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -1820,7 +1810,7 @@ def make_sample(
                 yield from (item.decode() for item in items)
 
         head = {
-            "generator": "s12ls_utils.synthetic",
+            "generator": "s12ls_utils.sample",
             "release": release,  # read by io.file_release (see SAMPLE_RELEASES)
             "dims": list(schema.DIMS),  # storage order of every variable (x-first, as the released files)
             "version": __version__,

@@ -1,0 +1,63 @@
+"""The package's parts and the direction of their imports: no library module imports the sample generator."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "s12ls_utils"
+LIBRARY = sorted(p for p in PKG.glob("*.py") if p.name != "__init__.py")
+
+
+def _imported(node: ast.AST) -> list[str]:
+    """The modules an import node names; relative imports resolved as from a module of ``s12ls_utils``."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            base = ".".join(["s12ls_utils", base] if base else ["s12ls_utils"])
+        return [base] + [f"{base}.{a.name}" for a in node.names]
+    return []
+
+
+def _sample_imports(path: Path) -> tuple[list[int], list[int]]:
+    """Line numbers of imports of ``s12ls_utils.sample`` at module level and inside functions."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    nested = {
+        id(n)
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        for n in ast.walk(f)
+    }
+    top, inner = [], []
+    for node in ast.walk(tree):
+        names = _imported(node)
+        if any(n == "s12ls_utils.sample" or n.startswith("s12ls_utils.sample.") for n in names):
+            (inner if id(node) in nested else top).append(node.lineno)
+    return top, inner
+
+
+def test_the_library_lists_its_modules():
+    assert {"io", "schema", "catalog", "cli"} <= {p.stem for p in LIBRARY}
+    assert (PKG / "sample" / "generate.py").is_file() and (PKG / "sample" / "realism.py").is_file()
+    assert not (PKG / "synthetic.py").exists() and not (PKG / "realism.py").exists()
+
+
+def test_no_library_module_imports_the_sample():
+    """Only the ``s12ls`` command imports the generator, and only inside its ``synth`` and ``realism`` commands."""
+    offenders = {}
+    for path in LIBRARY:
+        top, inner = _sample_imports(path)
+        if top or (inner and path.stem != "cli"):
+            offenders[path.name] = top + inner
+    assert not offenders, f"library modules that import s12ls_utils.sample: {offenders}"
+    top, inner = _sample_imports(PKG / "cli.py")
+    assert not top and len(inner) == 2, (top, inner)
+
+
+def test_the_check_sees_a_relative_import(tmp_path):
+    """The check above is not vacuous: it finds ``from .sample import`` and ``from . import sample``."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from .sample import make_sample\n\ndef f():\n    from . import sample\n")
+    assert _sample_imports(bad) == ([1], [4])
