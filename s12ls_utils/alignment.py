@@ -41,7 +41,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import netCDF4
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -306,8 +305,7 @@ class _Header:
 
 def _read_header(path: Path, checks: frozenset[str]) -> _Header:
     """What the checks need from one file: attributes, coordinates, MASK/DEM at time step 0 as (y, x)."""
-    with netCDF4.Dataset(path, "r") as ds:
-        ds.set_auto_maskandscale(False)
+    with io.open_nc(path) as ds:
         names = set(ds.ncattrs())
         crs = str(ds.getncattr("crs")).strip().upper() if "crs" in names else ""
         raw = str(ds.getncattr("event_date")) if "event_date" in names else ""
@@ -319,23 +317,15 @@ def _read_header(path: Path, checks: frozenset[str]) -> _Header:
         except ValueError:
             events = (raw.strip(),)
 
-        def coord(name: str) -> np.ndarray | None:
-            if name not in ds.variables:
-                raise ValueError(f"coordinate {name!r} is missing")
-            return np.asarray(ds.variables[name][:], dtype="float64")
-
-        def first(name: str) -> np.ndarray:
-            if name not in ds.variables:
-                raise ValueError(f"variable {name!r} is missing")
-            return io._first_step_yx(ds.variables[name])
-
+        wanted = {"x": "grid_x", "y": "grid_y", "MASK": "mask", "DEM": "dem"}
+        io.require_variables(ds, *(name for name, check in wanted.items() if check in checks))
         return _Header(
             crs=crs,
             event_dates=events,
-            x=coord("x") if "grid_x" in checks else None,
-            y=coord("y") if "grid_y" in checks else None,
-            mask=first("MASK") if "mask" in checks else None,
-            dem=first("DEM") if "dem" in checks else None,
+            x=np.asarray(ds.variables["x"][:], dtype="float64") if "grid_x" in checks else None,
+            y=np.asarray(ds.variables["y"][:], dtype="float64") if "grid_y" in checks else None,
+            mask=io.read_tyx(ds.variables["MASK"], 0) if "mask" in checks else None,
+            dem=io.read_tyx(ds.variables["DEM"], 0) if "dem" in checks else None,
         )
 
 
@@ -396,8 +386,8 @@ def _check_chunk(tasks: list, root: str, checks: frozenset[str], tol: float, dem
         for sensor, rel in files:
             try:
                 headers[sensor] = _read_header(base / rel, checks)
-            except Exception as exc:  # unreadable or foreign file: report it, keep going
-                rows.append((key, region, pid, "read", sensor, None, f"{rel}: {type(exc).__name__}: {exc}"))
+            except io.PatchReadError as exc:  # unreadable or foreign file: report it, keep going
+                rows.append((key, region, pid, "read", sensor, None, f"{rel}: {exc.problem}"))
         for sa, sb in itertools.combinations(list(headers), 2):
             for check, detail in _compare(headers[sa], headers[sb], checks, tol, dem_tol):
                 rows.append((key, region, pid, check, sa, sb, detail))

@@ -187,26 +187,6 @@ def composite_windows(position: str, prepost: tuple[int, int], n_steps: int) -> 
     return min(pre, t - 1), min(post, t - 1)
 
 
-def _tyx(var) -> np.ndarray:
-    """A ``(time, y, x)`` array from a variable stored ``(time, x, y)`` or ``(time, y, x)``."""
-    dims = tuple(var.dimensions)
-    if sorted(dims) != ["time", "x", "y"]:
-        raise ValueError(f"variable {var.name!r} has dims {dims}, expected time, x and y")
-    arr = np.asarray(var[:])
-    return arr.transpose([dims.index(d) for d in schema.CANONICAL_DIMS])
-
-
-def _fill_mask(var, arr: np.ndarray) -> np.ndarray | None:
-    fills = [var.getncattr(a) for a in ("_FillValue", "missing_value") if a in var.ncattrs()]
-    bad = None
-    for f in fills:
-        f = np.asarray(f).ravel()[0]
-        if np.issubdtype(arr.dtype, np.floating) and np.isnan(f):
-            continue
-        bad = (arr == f) if bad is None else (bad | (arr == f))
-    return bad
-
-
 def _to_int16(a: np.ndarray) -> np.ndarray:
     if a.dtype == np.int16:
         return np.ascontiguousarray(a)
@@ -214,7 +194,7 @@ def _to_int16(a: np.ndarray) -> np.ndarray:
 
 
 def read_source(path: str | Path, sensor: str) -> RawPatch:
-    """Read one patch file straight through netCDF4 into the cache encoding.
+    """Read one patch file (:func:`s12ls_utils.io.open_nc`) into the cache encoding.
 
     Channels are picked by name in the order of :data:`schema.FEATURES[sensor]`; either dimension order
     is accepted. Raw-release S2 bands are harmonised (:func:`s12ls_utils.io.harmonize_s2`). The
@@ -222,62 +202,48 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
     read leniently (an unparsable ``event_date`` of an annotated patch counts as undated). Opens and
     closes the file here (call it inside a worker, never before a fork).
     """
-    import netCDF4
-
-    from .io import PatchReadError, _decode_time, detect_s1_unit, file_release, harmonize_s2
+    from . import io
 
     schema.check_sensor(sensor)
     path = Path(path)
-    try:
-        ds = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise PatchReadError(path, f"not a readable NetCDF/HDF5 file ({exc})") from exc
-    try:
-        ds.set_auto_maskandscale(False)
+    with io.open_nc(path) as ds:
         names = schema.FEATURES[sensor]
-        missing = [n for n in (*names, "MASK") if n not in ds.variables]
-        if sensor == "s2" and "SCL" not in ds.variables:
-            missing.append("SCL")
-        if missing:
-            raise PatchReadError(path, f"variable(s) {missing} missing")
-        times = _decode_time(ds.variables["time"])
-        release = file_release(path) if sensor == "s2" else "unknown"
+        io.require_variables(ds, *names, "MASK", "time", *(["SCL"] if sensor == "s2" else []))
+        times = io.decode_times(ds.variables["time"])
+        release = io.file_release(path) if sensor == "s2" else "unknown"
         s1_native: str | None = None
         chans = []
         valid = None
         for n in names:
             var = ds.variables[n]
-            a = _tyx(var)
-            bad = _fill_mask(var, a)
+            a = io.read_tyx(var)
             if n in schema.S1_BANDS:
-                a = a.astype("float32", copy=False)
-                if bad is not None:
-                    a = np.where(bad, np.nan, a)
-                unit = detect_s1_unit(a)
+                a = io.fill_to_nan(var, a)
+                unit = io.detect_s1_unit(a)
                 s1_native = s1_native or unit
                 if unit == "linear":
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        a = 10.0 * np.log10(np.where(a > 0, a, np.nan))
+                    a = io.to_db(a)
                 ok = np.isfinite(a)
                 enc = np.where(ok, np.clip(np.rint(a * S1_DB_SCALE), -32767, 32767), SENTINEL).astype("int16")
                 valid = ok if valid is None else (valid & ok)
                 chans.append(enc)
             else:
+                bad = io.fill_mask(var, a)
                 if n in schema.S2_OFFSET_BANDS:
-                    a = harmonize_s2(a, times, release)
+                    a = io.harmonize_s2(a, times, release)
                 chans.append(_to_int16(a))
                 if bad is not None and n != "DEM":
                     valid = ~bad if valid is None else (valid & ~bad)
         x = np.stack(chans, axis=1)
         t = x.shape[0]
         if s1_native is not None:
-            release = file_release(path, s1_unit=s1_native)
+            release = io.file_release(path, s1_unit=s1_native)
         if sensor == "s2":
-            good = schema.scl_usable(_tyx(ds.variables["SCL"]))
+            good = schema.scl_usable(io.read_tyx(ds.variables["SCL"]))
             valid = good if valid is None else (valid & good)
         if valid is None:
             valid = np.ones((t, *x.shape[2:]), dtype=bool)
-        y = np.ascontiguousarray(_tyx(ds.variables["MASK"])[0]).astype("uint8")
+        y = np.ascontiguousarray(io.read_tyx(ds.variables["MASK"], 0)).astype("uint8")
         attrs, _ = schema.parse_attrs({k: ds.getncattr(k) for k in ds.ncattrs()})
         steps = schema.patch_event_steps(times, attrs)
         if steps.has_pair:
@@ -287,12 +253,6 @@ def read_source(path: str | Path, sensor: str) -> RawPatch:
         else:
             prepost = NO_PREPOST
         days = ((times - times[0]) // np.timedelta64(1, "D")).astype("int16")
-    except PatchReadError:
-        raise
-    except Exception as exc:
-        raise PatchReadError(path, f"cannot read contents ({type(exc).__name__}: {exc})") from exc
-    finally:
-        ds.close()
     return RawPatch(x, valid, y, prepost, days, steps.position, release)
 
 

@@ -1411,20 +1411,6 @@ def _feature_names(present: Iterable[str], sensor: str) -> list[str]:
 _VAR_ATTRS = ("_FillValue", "missing_value", "scale_factor", "add_offset")
 
 
-def _fill_mask(attrs: Mapping, raw: np.ndarray) -> np.ndarray | None:
-    """Where ``raw`` holds the variable's (non-NaN) ``_FillValue`` / ``missing_value``; None if nowhere."""
-    bad = None
-    for attr in ("_FillValue", "missing_value"):
-        if attr not in attrs:
-            continue
-        for f in np.asarray(attrs[attr]).ravel():
-            if isinstance(f, float | np.floating) and np.isnan(f):
-                continue  # a NaN fill is NaN already
-            hit = raw == f
-            bad = hit if bad is None else bad | hit
-    return bad if bad is not None and bad.any() else None
-
-
 def _int_moments(a: np.ndarray) -> Moments:
     """Exact moments of integer values: integer sums, one correctly rounded division each.
 
@@ -1477,14 +1463,12 @@ def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool 
     (S2 bands, DEM) are summed exactly in integers. Opens the file with netCDF4, reads the feature
     variables (holding :data:`~s12ls_utils.parallel.NETCDF_LOCK`), closes it, then computes.
     """
-    import netCDF4
-
-    from .io import decode_times, detect_s1_unit, file_release, harmonize_s2
+    from .io import decode_times, detect_s1_unit, file_release, fill_mask, harmonize_s2, open_nc
 
     s1 = schema.sensor_family(sensor) == "s1"
     release = "unknown" if s1 else file_release(path)
     raw: dict[str, tuple[np.ndarray, dict]] = {}
-    with NETCDF_LOCK, netCDF4.Dataset(path, "r") as ds:  # read under the lock, compute outside it
+    with NETCDF_LOCK, open_nc(path) as ds:  # read under the lock, compute outside it
         ds.set_auto_maskandscale(False)
         data_vars = [n for n, v in ds.variables.items() if n not in ds.dimensions and len(v.dimensions) >= 2]
         times = decode_times(ds.variables["time"]) if release == "raw" else None
@@ -1497,7 +1481,7 @@ def file_moments(path: str | Path, sensor: str, s1_unit: str = "dB", clip: bool 
             raw[name] = (a, attrs)
     out: dict[str, Moments] = {}
     for name, (a, attrs) in raw.items():
-        bad = _fill_mask(attrs, a)
+        bad = fill_mask(attrs, a)
         scaled = "scale_factor" in attrs or "add_offset" in attrs
         lo, hi = schema.clip_range(sensor, name, s1_unit)
         if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize <= 2 and not scaled:

@@ -61,3 +61,67 @@ def test_the_check_sees_a_relative_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from .sample import make_sample\n\ndef f():\n    from . import sample\n")
     assert _sample_imports(bad) == ([1], [4])
+
+
+#: The functions that open a file for reading, per library.
+OPENERS = {
+    "xarray": {
+        "open_dataset",
+        "open_mfdataset",
+        "load_dataset",
+        "open_dataarray",
+        "load_dataarray",
+        "open_datatree",
+    },
+    "netCDF4": {"Dataset", "MFDataset"},
+    "h5py": {"File"},
+    "h5netcdf": {"File"},
+}
+
+
+def _reader_calls(path: Path) -> list[str]:
+    """``line: call`` of each call of an opener of :data:`OPENERS` in a module, through the library's name
+    or alias (``xr.open_dataset``) or a name imported from it (``from netCDF4 import Dataset``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    modules, functions = {}, {}  # local name -> library; local name -> (library, function)
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            modules.update({a.asname or a.name: a.name for a in n.names if a.name in OPENERS})
+        elif isinstance(n, ast.ImportFrom) and n.module in OPENERS:
+            functions.update({a.asname or a.name: (n.module, a.name) for a in n.names})
+    found = []
+    for node in ast.walk(tree):
+        f = node.func if isinstance(node, ast.Call) else None
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+            lib, name = modules.get(f.value.id), f.attr
+        elif isinstance(f, ast.Name):
+            lib, name = functions.get(f.id, (None, None))
+        else:
+            continue
+        if lib is not None and name in OPENERS[lib]:
+            found.append(f"{node.lineno}: {ast.unparse(f)}")
+    return found
+
+
+def test_only_io_opens_a_patch_for_reading():
+    """One reader: ``io.py`` is the only module that opens a file with xarray, netCDF4 or h5py (the sample
+    generator writes its files with ``to_netcdf``, which is no read)."""
+    modules = sorted(PKG.rglob("*.py"))
+    offenders = {p.relative_to(PKG).as_posix(): _reader_calls(p) for p in modules if p.name != "io.py"}
+    assert not {k: v for k, v in offenders.items() if v}, f"modules that open files themselves: {offenders}"
+    assert _reader_calls(PKG / "io.py"), "io.py opens no file: the check looks for the wrong calls"
+
+
+def test_the_reader_check_sees_each_way_of_opening(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import netCDF4, h5py\nimport xarray as xr\nfrom netCDF4 import Dataset as D\n"
+        "xr.open_dataset(p)\nnetCDF4.Dataset(p)\nh5py.File(p)\nD(p)\nxr.open_mfdataset(ps)\nds.to_netcdf(p)\nxr.Dataset()\n"
+    )
+    assert [c.split(": ")[0] for c in _reader_calls(bad)] == [
+        "4",
+        "5",
+        "6",
+        "7",
+        "8",
+    ]  # not xr.Dataset, to_netcdf
