@@ -51,7 +51,7 @@ converted that way by duck typing.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -66,6 +66,8 @@ __all__ = [
     "bootstrap_scores",
     "confusion_counts",
     "paired_bootstrap",
+    "patch_resamples",
+    "percentile_interval",
     "threshold_bootstrap",
     "label_components",
     "positive_class_scores",
@@ -399,6 +401,27 @@ def average_precision(
 # --------------------------------------------------------------------------------------------------
 # Bootstrap
 # --------------------------------------------------------------------------------------------------
+def patch_resamples(n_patches: int, n_boot: int, seed=0) -> Iterator[np.ndarray]:
+    """The one patch resampler behind every bootstrap interval of the package.
+
+    Yields ``n_boot`` replicates; each draws ``n_patches`` patches with replacement and is given as the number
+    of times each patch was drawn (``(n_patches,)`` int64, summing to ``n_patches``), so a replicate's pooled
+    value is ``w @ per_patch`` (or ``np.tensordot(w, per_patch, axes=1)``) and a weighted statistic takes
+    ``weights * w[patch_of_item]``. ``seed``: anything :func:`numpy.random.default_rng` takes; a ``Generator``
+    goes on with its own stream (several intervals from one seed).
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.bincount(rng.integers(0, n_patches, size=n_patches), minlength=n_patches)
+
+
+def percentile_interval(replicates, level: float = 0.95) -> tuple[float, float]:
+    """The ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of bootstrap replicates."""
+    q = (1 - level) / 2
+    lo, hi = np.quantile(replicates, [q, 1 - q])
+    return float(lo), float(hi)
+
+
 def bootstrap_ci(
     counts: Mapping[str, np.ndarray],
     metrics: Sequence[str] = ("f1", "iou"),
@@ -417,19 +440,9 @@ def bootstrap_ci(
     n = arr.shape[0]
     if n == 0:
         return {m: (float("nan"), float("nan")) for m in metrics}
-    rng = np.random.default_rng(seed)
-    out: dict[str, tuple[float, float]] = {}
-    sums = np.zeros((n_boot, 4), dtype=np.int64)
-    step = max(1, 2_000_000 // max(n, 1))  # bound the index matrix
-    for i in range(0, n_boot, step):
-        idx = rng.integers(0, n, size=(min(step, n_boot - i), n))
-        sums[i : i + idx.shape[0]] = arr[idx].sum(axis=1)
+    sums = np.array([w @ arr for w in patch_resamples(n, n_boot, seed)]).reshape(n_boot, 4)
     scores = scores_from_counts(*sums.T)
-    a = (1 - level) / 2
-    for m in metrics:
-        lo, hi = np.quantile(scores[m], [a, 1 - a])
-        out[m] = (float(lo), float(hi))
-    return out
+    return {m: percentile_interval(scores[m], level) for m in metrics}
 
 
 def _patch_hists(pm: PixelMetrics, keys: Sequence[Hashable]) -> np.ndarray:
@@ -487,25 +500,22 @@ def paired_bootstrap(
     ha, hb = _patch_hists(a, keys), _patch_hists(b, keys)
     ka, kb = a._k(threshold_a), b._k(threshold_b)
     full_a, full_b = _hist_scores(ha.sum(0), ka, metrics), _hist_scores(hb.sum(0), kb, metrics)
-    rng = np.random.default_rng(seed)
     n = len(keys)
     diffs = {m: np.empty(n_boot) for m in metrics}
-    for i in range(n_boot):
-        w = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    for i, w in enumerate(patch_resamples(n, n_boot, seed)):
         sa = _hist_scores(np.tensordot(w, ha, axes=1), ka, metrics)
         sb = _hist_scores(np.tensordot(w, hb, axes=1), kb, metrics)
         for m in metrics:
             diffs[m][i] = sa[m] - sb[m]
-    q = (1 - level) / 2
     out = {}
     for m in metrics:
-        lo, hi = np.quantile(diffs[m], [q, 1 - q])
+        low, high = percentile_interval(diffs[m], level)
         out[m] = {
             "a": full_a[m],
             "b": full_b[m],
             "diff": full_a[m] - full_b[m],
-            "low": float(lo),
-            "high": float(hi),
+            "low": low,
+            "high": high,
             "share_above_0": float(np.mean(diffs[m] > 0)),
             "n_patches": n,
         }
@@ -533,11 +543,8 @@ def bootstrap_scores(
         return {m: np.full(n_boot, np.nan) for m in metrics}
     h = _patch_hists(pm, keys)
     k = pm._k(threshold)
-    rng = np.random.default_rng(seed)
-    n = len(keys)
     out = {m: np.empty(n_boot) for m in metrics}
-    for i in range(n_boot):
-        w = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    for i, w in enumerate(patch_resamples(len(keys), n_boot, seed)):
         s = _hist_scores(np.tensordot(w, h, axes=1), k, metrics)
         for m in metrics:
             out[m][i] = s[m]
@@ -556,16 +563,13 @@ def threshold_bootstrap(
     if not keys:
         return {"threshold": nan, "low": nan, "high": nan, "n_patches": 0}
     h = _patch_hists(pm, keys)
-    rng = np.random.default_rng(seed)
-    n = len(keys)
     picks = np.empty(n_boot)
     tmp = PixelMetrics(pm.bins, (pm.lo, pm.hi))
-    for i in range(n_boot):
-        tmp.hist = np.tensordot(np.bincount(rng.integers(0, n, size=n), minlength=n), h, axes=1)
+    for i, w in enumerate(patch_resamples(len(keys), n_boot, seed)):
+        tmp.hist = np.tensordot(w, h, axes=1)
         picks[i] = tmp.best_threshold(metric)[0]
-    q = (1 - level) / 2
-    lo, hi = np.quantile(picks, [q, 1 - q])
-    return {"threshold": pm.best_threshold(metric)[0], "low": float(lo), "high": float(hi), "n_patches": n}
+    low, high = percentile_interval(picks, level)
+    return {"threshold": pm.best_threshold(metric)[0], "low": low, "high": high, "n_patches": len(keys)}
 
 
 # --------------------------------------------------------------------------------------------------

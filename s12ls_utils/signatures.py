@@ -66,6 +66,7 @@ import xarray as xr
 
 from . import schema
 from .io import detect_s1_unit, open_patch, to_db
+from .metrics import patch_resamples, percentile_interval
 from .parallel import NETCDF_LOCK, check_scheduler, map_files
 
 __all__ = [
@@ -1122,8 +1123,7 @@ def separability(
     by = [by] if isinstance(by, str) else list(by)
     features = list(features or ALL_FEATURES)
     directions = dict(PHYSICS_DIRECTION if directions is None else directions)
-    rng = np.random.default_rng(seed)
-    q = (1 - level) / 2
+    rng = np.random.default_rng(seed)  # one stream for every group and feature
     rows = []
     for key, df in changes.groupby(by, observed=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -1151,13 +1151,12 @@ def separability(
             vs_ring = _auc(is_ls[sel_r], dv[sel_r], w[sel_r])
             low = high = float("nan")
             if n_boot > 0 and n_patch > 1:
-                reps = np.empty(n_boot)
-                for i in range(n_boot):
-                    mult = np.bincount(rng.integers(0, n_patch, n_patch), minlength=n_patch)
-                    reps[i] = auc_fn(w[sel] * mult[patch[sel]])
+                reps = np.array(
+                    [auc_fn(w[sel] * m[patch[sel]]) for m in patch_resamples(n_patch, n_boot, rng)]
+                )
                 reps = reps[np.isfinite(reps)]
                 if reps.size:
-                    low, high = (float(x) for x in np.quantile(reps, [q, 1 - q]))
+                    low, high = percentile_interval(reps, level)
             rows.append(
                 {
                     **dict(zip(by, (str(k) for k in key), strict=True)),
