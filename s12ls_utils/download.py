@@ -39,7 +39,7 @@ Steps:
    the cached ``huggingface-cli login``).  Archives already extracted by an earlier run are not downloaded
    again.  Every archive downloaded is hashed and compared with the hub's sha256; one that differs is
    renamed ``<archive>.sha256-mismatch`` (kept, never unpacked; the next run downloads it anew).
-2. :func:`unpack` extracts every ``<data_dir>/<sensor>/*.tar.gz``.  Every member is first checked as in
+2. :func:`unpack` extracts every ``<data_dir>/<sensor>/*.tar.gz``.  Every member is checked as in
    :func:`safe_extract` (no absolute paths, ``..`` components, links, device files or anything else that
    could land outside the target folder; one unsafe member refuses the whole archive).  Of the regular
    files, only patch files of the archive's sensor (:data:`PATCH_PATTERN`) are unpacked, flat into
@@ -311,8 +311,26 @@ class _FileEntry:
 # --------------------------------------------------------------------------------------------------------
 
 
+def _member_filter(archive: Path, keep: set[str]):
+    """The PEP 706 extraction filter (``tarfile``'s ``filter=``) of every archive: it sees every member.
+
+    A member with an empty name, an absolute path or a ``..`` component, a link, a device file, a FIFO or any
+    other type but a file or folder raises :class:`UnsafeArchiveError` (one refuses the whole archive: it is
+    extracted into a temporary folder, removed on the error); a member not in ``keep`` is skipped; the others
+    pass through :func:`tarfile.data_filter`, whose own refusals :func:`_archive_errors` names likewise.
+    """
+
+    def check(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        problem = _member_problem(member)
+        if problem is not None:
+            raise UnsafeArchiveError(archive, member.name, problem)
+        return tarfile.data_filter(member, path) if member.name in keep else None
+
+    return check
+
+
 def _member_problem(member: tarfile.TarInfo) -> str | None:
-    """Return why ``member`` must not be extracted, or ``None`` when it is acceptable."""
+    """Why ``member`` must not be extracted, or ``None`` when it is acceptable (:func:`_member_filter`)."""
     name = member.name
     if not name or "\x00" in name:
         return "has an empty or invalid name"
@@ -363,39 +381,41 @@ def _is_inside(path: Path, root: Path) -> bool:
 
 def _plan(
     archive: Path, members: list[tarfile.TarInfo], dest: Path, strip_dirs: bool, sensor: str | None
-) -> tuple[list[_FileEntry], list[tuple[str, str]]]:
-    """Check every member of ``archive`` and work out where its regular files will go.
+) -> tuple[list[_FileEntry], list[tuple[str, str]], ForeignPatchError | None]:
+    """Work out where the regular files of ``archive`` will go (the members themselves are checked as they
+    are extracted, :func:`_member_filter`).
 
-    Every member is checked for safety first, including those that will be ignored.  With ``sensor``,
-    only patch files of that sensor are kept; the other regular files are returned as
-    ``(member, reason)`` pairs.
+    With ``sensor``, only patch files of that sensor are kept; the other regular files are returned as
+    ``(member, reason)`` pairs, and the first patch of another sensor as a :class:`ForeignPatchError` that
+    :func:`_extract` raises once every member has passed the filter (so an unsafe member is named first).
 
     Raises
     ------
     UnsafeArchiveError
-        On the first member that is unsafe; nothing has been written at that point.
-    ForeignPatchError
-        A member is a patch file of a sensor other than ``sensor``.
+        A member that names nothing, appears twice, would land outside ``dest`` or below a file; nothing
+        has been written at that point.
     """
     seen: set[PurePosixPath] = set()
     files: list[tarfile.TarInfo] = []
     for member in members:
-        problem = _member_problem(member)
-        if problem is not None:
-            raise UnsafeArchiveError(archive, member.name, problem)
         path = PurePosixPath(member.name)
         if not path.parts:
             raise UnsafeArchiveError(archive, member.name, "does not name a file or folder")
         if path in seen:
             raise UnsafeArchiveError(archive, member.name, "appears more than once")
         seen.add(path)
-        if not member.isdir():
+        if member.isreg():  # links and special files never get this far (_member_filter)
             files.append(member)
 
     entries: list[_FileEntry] = []
     ignored: list[tuple[str, str]] = []
+    foreign = None
     for member in files:
-        reason = None if sensor is None else _ignore_reason(archive, member.name, sensor)
+        try:
+            reason = None if sensor is None else _ignore_reason(archive, member.name, sensor)
+        except ForeignPatchError as exc:
+            foreign = foreign or exc
+            continue
         if reason is not None:
             ignored.append((member.name, reason))
             continue
@@ -412,7 +432,7 @@ def _plan(
                 raise UnsafeArchiveError(
                     archive, entry.member, f"lies below {str(parent)!r}, which is a file"
                 )
-    return entries, ignored
+    return entries, ignored, foreign
 
 
 @contextmanager
@@ -498,8 +518,8 @@ def _extract(
         raise FileNotFoundError(f"archive not found: {archive}")
     with _archive_errors(archive), tarfile.open(archive, "r:*") as tar:
         members = tar.getmembers()
-        entries, ignored = _plan(archive, members, dest, strip_dirs, sensor)
-        if not entries:
+        entries, ignored, foreign = _plan(archive, members, dest, strip_dirs, sensor)
+        if not entries and foreign is None:
             logger.warning(
                 "%s contains no %s", archive, "files" if sensor is None else f"{sensor} patch files"
             )
@@ -507,10 +527,12 @@ def _extract(
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=dest.parent))
         try:
-            tar.extractall(tmp, members=[m for m in members if m.name in keep], filter="data")
+            tar.extractall(tmp, filter=_member_filter(archive, keep))
             # Read to the end of the stream so that gzip checks its CRC and length trailer.
             while tar.fileobj.read(1 << 20):
                 pass
+            if foreign is not None:
+                raise foreign
             for entry in entries:
                 src = tmp / entry.member
                 try:
@@ -532,13 +554,14 @@ def _extract(
 
 
 def safe_extract(archive: Path, dest: Path, *, strip_dirs: bool = True) -> list[Path]:
-    """Extract a ``.tar.gz`` / ``.tar`` archive into ``dest`` after checking every member.
+    """Extract a ``.tar.gz`` / ``.tar`` archive into ``dest``, checking every member.
 
     The whole archive is refused, and nothing is written into ``dest``, if any member has an absolute
     path or a ``..`` component, is a symbolic or hard link, a device file or FIFO, appears twice, or would
     otherwise land outside ``dest``.  The files are first extracted into a temporary folder next to
-    ``dest`` (same filesystem) with :mod:`tarfile`'s ``"data"`` filter as a second line of defence, their
-    sizes are compared with the archive headers, and only then are they moved into ``dest``.  The
+    ``dest`` (same filesystem) through one PEP 706 filter (:func:`_member_filter`: these checks, then
+    :func:`tarfile.data_filter`), their sizes are compared with the archive headers, and only then are
+    they moved into ``dest``.  The
     temporary folder is removed in every case.  Every regular file is extracted; :func:`unpack` adds the
     selection of patch files.
 
