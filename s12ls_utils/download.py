@@ -312,13 +312,9 @@ class _FileEntry:
 
 
 def _member_filter(archive: Path, keep: set[str]):
-    """The PEP 706 extraction filter (``tarfile``'s ``filter=``) of every archive: it sees every member.
-
-    A member with an empty name, an absolute path or a ``..`` component, a link, a device file, a FIFO or any
-    other type but a file or folder raises :class:`UnsafeArchiveError` (one refuses the whole archive: it is
-    extracted into a temporary folder, removed on the error); a member not in ``keep`` is skipped; the others
-    pass through :func:`tarfile.data_filter`, whose own refusals :func:`_archive_errors` names likewise.
-    """
+    """The PEP 706 filter (``extractall(filter=…)``) of every archive; it sees every member. An unsafe one
+    (:func:`_member_problem`) raises :class:`UnsafeArchiveError`, refusing the whole archive; one not in
+    ``keep`` is skipped; the others pass through :func:`tarfile.data_filter`."""
 
     def check(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
         problem = _member_problem(member)
@@ -561,9 +557,8 @@ def safe_extract(archive: Path, dest: Path, *, strip_dirs: bool = True) -> list[
     otherwise land outside ``dest``.  The files are first extracted into a temporary folder next to
     ``dest`` (same filesystem) through one PEP 706 filter (:func:`_member_filter`: these checks, then
     :func:`tarfile.data_filter`), their sizes are compared with the archive headers, and only then are
-    they moved into ``dest``.  The
-    temporary folder is removed in every case.  Every regular file is extracted; :func:`unpack` adds the
-    selection of patch files.
+    they moved into ``dest``.  The temporary folder is removed in every case.  Every regular file is
+    extracted; :func:`unpack` adds the selection of patch files.
 
     Parameters
     ----------
