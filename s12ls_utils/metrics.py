@@ -22,7 +22,8 @@ reports the **landslide class** first and the macro/accuracy figures only for co
 - :func:`paired_bootstrap` — the interval of the difference between two methods scored on the same resampled
   patches (F1, IoU, AP); :func:`threshold_bootstrap` — how far a threshold chosen on few patches moves;
   :func:`bootstrap_scores` — one method's replicates (F1, IoU, AP) on its own patches, for intervals of AP
-  and for differences between methods scored on different patches.
+  and for differences between methods scored on different patches. Every one of them (and the AUC intervals
+  of :func:`s12ls_utils.signatures.separability`) draws from :func:`patch_resamples`, the one patch resampler.
 
 Conventions, stated once:
 

@@ -204,6 +204,24 @@ def test_bootstrap_ci_brackets_pooled_value():
     assert all(np.isnan(v).all() for v in none.values())
 
 
+def test_patch_resamples_draws_patches_with_replacement():
+    """The one resampler: per replicate, how often each patch was drawn by ``rng.integers(0, n, n)``; a
+    Generator goes on with its stream; bootstrap_ci is the percentile interval of the pooled draws."""
+    w = np.array(list(metrics.patch_resamples(7, 5, seed=3)))
+    rng = np.random.default_rng(3)
+    drawn = [rng.integers(0, 7, size=7) for _ in range(5)]
+    np.testing.assert_array_equal(w, [np.bincount(d, minlength=7) for d in drawn])
+    assert (w.sum(axis=1) == 7).all()
+    g = np.random.default_rng(3)
+    np.testing.assert_array_equal([*metrics.patch_resamples(7, 2, g), *metrics.patch_resamples(7, 3, g)], w)
+    counts = {k: np.arange(7) + i for i, k in enumerate(("tp", "fp", "fn", "tn"))}
+    tp, fp, fn = (np.array([counts[k][d].sum() for d in drawn]) for k in ("tp", "fp", "fn"))
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    assert metrics.bootstrap_ci(counts, ("f1",), n_boot=5, level=0.5, seed=3)["f1"] == tuple(
+        np.quantile(f1, [0.25, 0.75])
+    )
+
+
 def test_components_eight_connected_and_size_bins():
     m = np.zeros((20, 20), bool)
     m[0, 0] = m[1, 1] = m[2, 2] = True  # diagonal chain: one object of 3 px (8-connectivity)
