@@ -10,7 +10,8 @@ DATA   ?= data/sample
 EXECUTED := _build/executed
 MATRIX   := _build/matrix
 CHROMIUM ?= /usr/bin/chromium
-# pytest worker processes (pytest-xdist); each test file runs whole in one of them, so module fixtures are built once
+# pytest worker processes (pytest-xdist); each test file runs whole in one of them, so module fixtures are built once;
+# `make test` prints the 30 slowest phases (what tests/conftest.py's SLOW_FILES ordering is tuned from)
 PYTEST_JOBS ?= 2
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
@@ -80,7 +81,7 @@ lint: | $(STAMP)
 # the parameter matrix, whose outcomes tests/test_parameter_matrix.py checks.
 test: book matrix lint browser
 	S12LS_EXECUTED=$(EXECUTED) S12LS_MATRIX=$(MATRIX) S12LS_CHROMIUM=$(CHROMIUM) \
-	  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile
+	  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --durations=30
 
 # JupyterLab on this checkout (chapters under book/), the venv's `python3` kernel as default; the
 # server refuses root unless told, which is what containers run as.

@@ -10,8 +10,8 @@ Most cases write their record and runs under ``<out>/<case>/``; the case ``05-re
 default, as a reader's ``papermill book/05-baseline-training.ipynb out.ipynb -p epochs 1`` would.
 
 ``<data>`` must hold the book's task folders (``make execute`` writes them); ``<out>/data-s2only`` is a
-Sentinel-2-only copy of ``<data>`` (links to its ``s2/`` folder and inventory), as ``s12ls download --sensors s2``
-leaves it. Cases that need another case's output (chapter 06 evaluates a run of chapter 05) run after it in the
+Sentinel-2-only copy of ``<data>`` (links to half its ``s2/`` files and to its inventory), as ``s12ls download
+--sensors s2`` leaves it, and ``<out>/data-half`` the same with every sensor. Cases that need another case's output (chapter 06 evaluates a run of chapter 05) run after it in the
 same lane; lanes run at once (``--jobs``). A case with ``expect_error`` must fail, with that text in its error.
 
 Writes ``<out>/<case>/<chapter>.ipynb`` and ``<out>/summary.json`` (per case: chapter, parameters, seconds,
@@ -56,7 +56,7 @@ class Case:
     name: str
     chapter: str
     params: dict[str, str] = field(default_factory=dict)
-    data: str = "sample"  # "sample" (``--data``) or "s2only" (its Sentinel-2-only copy)
+    data: str = "sample"  # "sample" (``--data``), "s2only" (its Sentinel-2-only copy) or "half" (all sensors)
     after: str | None = None  # a case whose output this one reads (same lane, run first)
     expect_error: str | None = None  # the case must fail with this text in its error
     own_outputs: bool = True  # False: keep results_dir/runs_dir/run_name at their defaults
@@ -72,7 +72,8 @@ def cases() -> list[Case]:
         return f"{{out}}/{case}/runs/{case}"
 
     return [
-        Case("02-s1asc", "02-temporal-signatures", {"sensors": "s1asc", "n_boot": "50"}),
+        # chapter 02 with one sensor of several (on the half folder: the book's execution ran the full pass)
+        Case("02-s1asc", "02-temporal-signatures", {"sensors": "s1asc", "n_boot": "50"}, data="half"),
         # chapter 05 and 06 on other models and sensors; '["s1asc"]' is the issue's failing command
         Case("05-utae-s1asc", "05-baseline-training", train("utae", '["s1asc"]')),
         Case(
@@ -146,15 +147,35 @@ def cases() -> list[Case]:
     ]
 
 
-def s2_only_copy(data: Path, dst: Path) -> Path:
-    """``dst`` as a Sentinel-2-only data folder: links to ``data/s2`` and the inventory, nothing else."""
+#: The S2-only and the half folders hold every ``SUBSET_EVERY``-th file of each region (by name): the cases on them
+#: check that a chapter runs on such a folder, not the book's figures, so half the files check the same at half the
+#: cost (01's realism pass, 02's signature pass, 04's splits, 05/06 on their task; 05/06 still get val and test
+#: patches, which the cases assert).
+SUBSET_EVERY = 2
+
+
+def subset_copy(data: Path, dst: Path, sensors: tuple[str, ...], every: int = SUBSET_EVERY) -> Path:
+    """``dst`` as a data folder with ``sensors`` only, as ``s12ls download --sensors …`` leaves one: links to every
+    ``every``-th file of each region of ``data/<sensor>`` (sorted by name) and to the inventory, nothing else."""
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    (dst / "s2").symlink_to((data / "s2").resolve(), target_is_directory=True)
+    for sensor in sensors:
+        (dst / sensor).mkdir()
+        by_region: dict[str, list[Path]] = {}
+        for f in sorted((data / sensor).glob("*.nc")):
+            by_region.setdefault(f.name.split(f"_{sensor}_")[0], []).append(f)
+        for files in by_region.values():
+            for f in files[::every]:
+                (dst / sensor / f.name).symlink_to(f.resolve())
     for f in data.glob("inventories*"):
         (dst / f.name).symlink_to(f.resolve())
     return dst
+
+
+def s2_only_copy(data: Path, dst: Path) -> Path:
+    """``dst`` as a Sentinel-2-only data folder (:func:`subset_copy`)."""
+    return subset_copy(data, dst, ("s2",))
 
 
 def book_record_digest(book: Path) -> dict[str, str]:
@@ -253,7 +274,11 @@ def main() -> int:
     if not (data / "tasks" / "S12LS-LD").is_dir():
         sys.exit(f"{data}/tasks/S12LS-LD is missing: execute the book first (make execute)")
     out.mkdir(parents=True, exist_ok=True)
-    data_dirs = {"sample": data, "s2only": s2_only_copy(data, out / "data-s2only")}
+    data_dirs = {
+        "sample": data,
+        "s2only": s2_only_copy(data, out / "data-s2only"),
+        "half": subset_copy(data, out / "data-half", ("s1asc", "s1dsc", "s2")),
+    }
     papermill = str(Path(sys.executable).with_name("papermill"))
     selected = cases()
     if args.only:

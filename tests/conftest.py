@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,42 @@ def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
     make_sample(out, n_per_sensor=10, seed=3, progress=False)
     return out
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
+    """``build(folder)`` run once per test run, even across pytest-xdist workers (each worker has a session of
+    its own; their temporary folders share a parent, where the folder and a lock live), then ``folder``."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while the first one builds
+        try:
+            if not (folder / ".complete").exists():
+                shutil.rmtree(folder, ignore_errors=True)  # an earlier build that did not finish
+                build(folder)
+                (folder / ".complete").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sample30(tmp_path_factory: pytest.TempPathFactory):
+    """``sample30(dst) -> dst``: a fresh copy of one synthetic sample of about 30 patches per sensor (seed 5) at
+    ``dst``. The sample is written once per test run (test_cli_data and test_evaluate both use it); each caller
+    gets its own copy to write tasks, caches and records into."""
+    master = _shared_dir(
+        tmp_path_factory, "sample30", lambda d: make_sample(d, n_per_sensor=30, seed=5, progress=False)
+    )
+
+    def copy(dst: Path) -> Path:
+        shutil.copytree(master, dst, ignore=shutil.ignore_patterns(".complete"))
+        return dst
+
+    return copy
 
 
 @pytest.fixture(scope="session")

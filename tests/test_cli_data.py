@@ -55,14 +55,12 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(tmp_path_factory, sample30) -> Path:
     """A folder laid out like the repository with the real data: ``data/real/data_harmonized`` (a sample),
     ``data/reference/tasks/S12LS-LD-blocked`` (released format, outside the data folder) and the recipe file
     at ``book/params/real-blocked.yaml``. Tests run the recipe's commands verbatim from here."""
-    from s12ls_utils.sample import make_sample
-
     root = tmp_path_factory.mktemp("site")
-    make_sample(root / DATA, n_per_sensor=30, seed=5, progress=False)
+    sample30(root / DATA)  # 30 per sensor, seed 5: written once per run, shared with test_evaluate
     cat = build_catalog(root / DATA, progress=False, workers=1, use_cache=False)
     cfg = splits.load_config("S12LS-LD")  # see the module docstring: the blocked split has no val patch here
     res = splits.make_splits(cat, cfg)

@@ -19,12 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> tuple[Path, Path]:
+def run(tmp_path_factory, sample30) -> tuple[Path, Path]:
     """A sample of about 30 patches per sensor with an S12LS-LD task and a tiny 2-epoch U-Net run."""
-    from s12ls_utils.sample import make_sample
-
-    data = tmp_path_factory.mktemp("eval") / "data"
-    make_sample(data, n_per_sensor=30, seed=5, progress=False)
+    data = sample30(tmp_path_factory.mktemp("eval") / "data")
     task_dir = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
     return _tiny_run(task_dir, ["s2"], "tiny", epochs=2), task_dir
 
