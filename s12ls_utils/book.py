@@ -43,6 +43,7 @@ __all__ = [
     "captioned",
     "chapter05_run",
     "chapter_run_name",
+    "for_matplotlib",
     "outputs",
     "param",
     "record",
@@ -406,6 +407,7 @@ _STYLE_OPTIONS = {
     "fill_color": "facecolor", "line_color": "edgecolor", "marker": "marker", "fill_alpha": "alpha",
 }  # fmt: skip
 _DASHES = {"dashed": "--", "dotted": ":", "dashdot": "-.", "solid": "-"}
+_MARKERS = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D", "cross": "+", "x": "x"}
 
 
 def _matplotlib_options(element):
@@ -417,8 +419,31 @@ def _matplotlib_options(element):
     kw = {k: v for k, v in plot.items() if k in _PLOT_OPTIONS}
     for k, v in style.items():
         if k in _STYLE_OPTIONS and not isinstance(v, hv.dim):
-            kw[_STYLE_OPTIONS[k]] = _DASHES.get(v, v) if k == "line_dash" else v
+            names = {"line_dash": _DASHES, "marker": _MARKERS}.get(k, {})
+            kw[_STYLE_OPTIONS[k]] = names.get(v, v) if isinstance(v, str) else v
+    by = kw.get("color")
+    if isinstance(by, str) and by in {d.name for d in element.dimensions()}:  # coloured by a dimension
+        cmap = kw.pop("cmap", None)
+        kw["color"] = hv.dim(by).categorize(cmap) if isinstance(cmap, Mapping) else hv.dim(by)
+        if cmap is not None and not isinstance(cmap, Mapping):
+            kw["cmap"] = cmap
+    if plot.get("width") and plot.get("height"):  # the Bokeh figure's proportions
+        kw["aspect"] = plot["width"] / plot["height"]
+    tree = hv.Store.options(backend="matplotlib")[type(element).__name__]
+    allowed = set(tree["plot"].allowed_keywords) | set(tree["style"].allowed_keywords)
+    if "color" in kw and "ecolor" in allowed and isinstance(element, hv.ErrorBars):  # in the series' colour
+        kw["ecolor"] = kw["edgecolor"] = kw["color"]
+    kw = {k: v for k, v in kw.items() if k in allowed}
     return element.opts(backend="matplotlib", clone=True, **kw) if kw else element
+
+
+def for_matplotlib(obj):
+    """``obj`` (a HoloViews element, overlay or layout) with the Bokeh options that matplotlib understands
+    (titles, axis labels, limits, legends, colours, proportions) set for matplotlib too."""
+    import holoviews as hv
+    from holoviews.plotting import mpl  # noqa: F401  (registers the matplotlib backend and its options)
+
+    return obj.map(_matplotlib_options, lambda x: isinstance(x, hv.Element | hv.Overlay))
 
 
 def static(obj, alt: str, height_in: float = 3.6) -> StaticFigure:
@@ -429,18 +454,17 @@ def static(obj, alt: str, height_in: float = 3.6) -> StaticFigure:
     from the Bokeh options; the figure is the book's column wide and ``height_in`` inches high per row of
     panels. ``alt`` describes the figure (its text form and the image's alt text); it may not be empty."""
     import holoviews as hv
-    from holoviews.plotting import mpl  # noqa: F401  (registers the matplotlib renderer)
 
     if not alt.strip():
         raise ValueError("a static figure needs a description (alt text)")
     if isinstance(obj, hv.HoloMap | hv.DynamicMap):
         raise TypeError(f"static() draws one figure, not a {type(obj).__name__} of several")
-    obj = obj.map(_matplotlib_options, lambda x: isinstance(x, hv.Element | hv.Overlay))
+    obj = for_matplotlib(obj)
     rows = 1
     if isinstance(obj, hv.Layout):
         cols = obj._max_cols or len(obj)  # noqa: SLF001  (the column count .cols(n) set)
         rows = -(-len(obj) // cols)
         obj = obj.opts(sublabel_format="", backend="matplotlib")
-    fig = hv.render(obj.opts(fig_inches=STATIC_WIDTH_IN, backend="matplotlib"), backend="matplotlib")
+    fig = hv.render(obj, backend="matplotlib")
     fig.set_size_inches(STATIC_WIDTH_IN, height_in * rows)
-    return StaticFigure(fig, alt)
+    return StaticFigure(fig, alt, tight=True)

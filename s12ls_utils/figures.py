@@ -1789,17 +1789,18 @@ class StaticFigure:
     the plain-text form is the description ``alt``.
     """
 
-    def __init__(self, fig, alt: str, dpi: int = STATIC_DPI):
+    def __init__(self, fig, alt: str, dpi: int = STATIC_DPI, tight: bool = False):
         import io as _io
 
         if not alt.strip():
             raise ValueError("a static figure needs a description (alt text)")
         buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+        # tight: cropped to what is drawn (titles, labels and legends outside the axes included)
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white", bbox_inches="tight" if tight else None)
         self.png = buf.getvalue()
         self.alt = alt
-        self.width_px = round(fig.get_figwidth() * 100)
-        self.height_px = round(fig.get_figheight() * 100)
+        width, height = int.from_bytes(self.png[16:20], "big"), int.from_bytes(self.png[20:24], "big")
+        self.width_px, self.height_px = round(width * 100 / dpi), round(height * 100 / dpi)
 
     def _repr_png_(self):
         return self.png, {"width": self.width_px}
@@ -2521,81 +2522,6 @@ def static_realism(report, title: str = "How close the data folder is to the rea
     return StaticFigure(fig, alt)
 
 
-def static_training_curves(history) -> StaticFigure:
-    """:func:`training_curves` as an image: loss per epoch, and validation F1/IoU of the landslide class."""
-    df = _history_frame(history)
-    if df.empty:
-        raise ValueError("the history holds no epoch")
-    fig = _figure(3.0)
-    loss, metric = fig.subplots(1, 2)
-    ep = df["epoch"].to_numpy()
-    for col, label, k in (("train_loss", "train", "train"), ("val_loss", "validation", "validation")):
-        loss.plot(ep, df[col], color=_CURVE_COLORS[k], lw=2, label=label)
-    loss.set(title="Loss per epoch", xlabel="epoch", ylabel="loss (BCE/focal + Dice)")
-    for col, label, k in (
-        ("val_f1", "F1 at 0.5", "f1"),
-        ("val_f1_best", "F1 at the best threshold", "f1_best"),
-        ("val_iou", "IoU at 0.5", "iou"),
-    ):
-        metric.plot(ep, df[col], color=_CURVE_COLORS[k], lw=2, label=label)
-    metric.set(
-        title="Validation F1 / IoU per epoch",
-        xlabel="epoch",
-        ylabel="validation score, landslide class",
-        ylim=(0, 1),
-    )
-    for ax, where in ((loss, "upper right"), (metric, "lower right")):
-        ax.legend(loc=where, fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.title.set_fontsize(10)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
-        ax.tick_params(labelsize=7)
-    best = int(df["val_f1_best"].idxmax())
-    return StaticFigure(
-        fig,
-        f"Training curves over {len(df)} epochs: loss falls; the best validation F1 is "
-        f"{df['val_f1_best'].iloc[best]:.3f} at epoch {int(df['epoch'].iloc[best])}.",
-    )
-
-
-def static_pr_curves(curves, prevalence: float, auprc=None, data: str | None = None) -> StaticFigure:
-    """:func:`pr_curves_plot` as an image: precision–recall per method and the chance line."""
-    fig = _figure(4.2, width_in=5.6)
-    ax = fig.subplots()
-    for m, d in curves.groupby("method", sort=False):
-        label = _METHOD_LABELS.get(m, m)
-        if auprc is not None and m in auprc:
-            label += f" (AUPRC {auprc[m]:.3f})"
-        d = d.sort_values("recall")
-        ax.step(
-            d["recall"],
-            d["precision"],
-            where="post",
-            color=_METHOD_COLORS.get(m, "black"),
-            lw=2.2,
-            label=label,
-        )
-    ax.axhline(prevalence, color="gray", ls="--", lw=1.5, label=f"chance (prevalence {prevalence:.3f})")
-    ax.set(
-        xlim=(0, 1), ylim=(0, 1.02), xlabel="recall (landslide class)", ylabel="precision (landslide class)"
-    )
-    ax.set_title(_on("Precision–recall on the test split", data), fontsize=10)
-    ax.xaxis.label.set_fontsize(8)
-    ax.yaxis.label.set_fontsize(8)
-    ax.tick_params(labelsize=7)
-    ax.legend(loc="lower left", fontsize=8)
-    ax.grid(alpha=0.3)
-    names = ", ".join(
-        f"{_METHOD_LABELS.get(m, m)} {auprc[m]:.3f}" for m in (auprc or {}) if m in set(curves["method"])
-    )
-    return StaticFigure(
-        fig,
-        _on("Precision–recall curves on the test split", data)
-        + f" (AUPRC: {names or 'n/a'}; chance {prevalence:.3f}).",
-    )
-
-
 # --------------------------------------------------------------------------------------------------
 # Known issues of the real files (the appendix page)
 # --------------------------------------------------------------------------------------------------
@@ -2751,37 +2677,3 @@ def split_optimism_plot(table, data: str = "synthetic sample", width: int = 660,
             )
         )
     return hv.Layout(panels).cols(1)
-
-
-def static_split_optimism(table, data: str = "synthetic sample") -> StaticFigure:
-    """:func:`split_optimism_plot` as an image."""
-    fig = _figure(3.6)
-    axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, ("f1", "ap"), strict=True):
-        splits, pts = _split_points(table, metric)
-        for ts, color in _TEST_SET_COLORS.items():
-            mine = [p for p in pts if p[0] == ts]
-            if not mine:
-                continue
-            x = np.array([p[1] for p in mine])
-            y = np.array([p[2] for p in mine], dtype="float64")
-            lo = np.array([p[3] for p in mine], dtype="float64")
-            hi = np.array([p[4] for p in mine], dtype="float64")
-            ax.errorbar(
-                x, y, yerr=[y - lo, hi - y], fmt="o", color=color, capsize=3, label=_TEST_SET_LABELS[ts]
-            )
-        ax.set_xticks(range(len(splits)), splits)
-        _panel_style(
-            ax,
-            f"{metric.upper()} by split ({data}, 95 % intervals)",
-            "split the model was trained and tested on",
-            _SCORE_LABELS[metric],
-            legend_loc="lower left",
-        )
-        ax.set(xlim=(-0.5, len(splits) - 0.5), ylim=(0, 1.02))
-    own = table[table["test_set"] == "own test"].set_index("split")["f1"]
-    return StaticFigure(
-        fig,
-        f"F1 and AP with 95 % intervals per split ({data}), on each split's own test set and on the common "
-        "held-out set; F1 on the own test sets: " + ", ".join(f"{k} {v:.3f}" for k, v in own.items()) + ".",
-    )

@@ -596,3 +596,85 @@ def test_chapter05_run_is_found_by_name_and_checked(tmp_path, monkeypatch):
     assert book.chapter05_run(task_path, "s2", "runs", data) is None  # another data folder
     write_run("s2", {"task_dir": rel, "sensors": ["s2"], "data_dir": str(data)}, best=False)
     assert book.chapter05_run(task_path, "s2", "runs", data) is None  # no best.pt
+
+
+# --------------------------------------------------------------------------------------------------
+# Static renderings: drawn from the same HoloViews object with matplotlib
+# --------------------------------------------------------------------------------------------------
+def _interactive_figures():
+    import pandas as pd
+
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "val_loss": 1.2 / e,
+            "val_f1": e / 10,
+            "val_f1_best": e / 9,
+            "val_iou": e / 20,
+        }
+        for e in range(1, 6)
+    ]
+    curves = pd.DataFrame(
+        {"method": ["model"] * 3 + ["reference"] * 3, "recall": [0.0, 0.5, 1.0] * 2}
+        | {"precision": [1.0, 0.8, 0.1, 1.0, 0.4, 0.1], "threshold": [0.9, 0.5, 0.1] * 2}
+    )
+    rows = [
+        {"split": split, "test_set": test_set, "f1": 0.6, "f1_low": 0.5, "f1_high": 0.7}
+        | {"ap": 0.5, "ap_low": 0.4, "ap_high": 0.6}
+        for split in ("published", "blocked")
+        for test_set in ("own test", "common")
+    ]
+    return {
+        "training_curves": figures.training_curves(history),
+        "pr_curves_plot": figures.pr_curves_plot(curves, 0.1, data="synthetic sample"),
+        "split_optimism_plot": figures.split_optimism_plot(pd.DataFrame(rows)),
+    }
+
+
+@pytest.mark.parametrize("name", ["training_curves", "pr_curves_plot", "split_optimism_plot"])
+def test_static_is_drawn_from_the_interactive_figure(name):
+    """Every figure a chapter shows statically (book.static) renders, with the Bokeh figure's titles, axis
+    labels, legend positions and colours carried over to matplotlib."""
+    hv = pytest.importorskip("holoviews")
+    hv.extension("bokeh", logo=False)
+    obj = _interactive_figures()[name]
+    converted = book.for_matplotlib(obj)
+    panels = [e for e in obj.traverse(lambda x: x, [hv.Overlay])] or [obj]
+    panels_mpl = [e for e in converted.traverse(lambda x: x, [hv.Overlay])] or [converted]
+    for bk, mpl in zip(panels, panels_mpl, strict=True):
+        want = hv.Store.lookup_options("bokeh", bk, "plot").kwargs
+        got = hv.Store.lookup_options("matplotlib", mpl, "plot").kwargs
+        for key in ("title", "xlabel", "ylabel", "legend_position"):
+            if key in want:
+                assert got.get(key) == want[key], (name, key)
+        for layer, layer_mpl in zip(bk, mpl, strict=True):
+            color = hv.Store.lookup_options("bokeh", layer, "style").kwargs.get("color")
+            if isinstance(color, str):
+                assert hv.Store.lookup_options("matplotlib", layer_mpl, "style").kwargs["color"] == color
+    static = book.static(obj, f"{name}, drawn statically")
+    assert isinstance(static, figures.StaticFigure) and static.png.startswith(b"\x89PNG")
+    assert 300 < static.width_px < 1200 and static.height_px > 200
+    assert repr(static).endswith(f"{name}, drawn statically")
+
+
+def test_static_needs_a_description_and_one_figure():
+    hv = pytest.importorskip("holoviews")
+    hv.extension("bokeh", logo=False)
+    with pytest.raises(ValueError, match="alt text"):
+        book.static(_interactive_figures()["training_curves"], " ")
+    with pytest.raises(TypeError, match="HoloMap"):
+        book.static(hv.HoloMap({i: hv.Curve([0, i]) for i in range(2)}), "two frames")
+
+
+def test_setup_loads_the_extension_without_the_logo(tmp_path, restore_cwd, monkeypatch):
+    """The one-call chapter set-up: repository root as working folder, Bokeh loaded inline without logo."""
+    hv = pytest.importorskip("holoviews")
+    pytest.importorskip("hvplot.pandas")  # imported before hv.extension is replaced below
+    root = _checkout(tmp_path)
+    os.chdir(root / "book")
+    calls = []
+    monkeypatch.setattr(hv, "extension", lambda *a, **kw: calls.append((a, kw)))
+    book.setup()
+    assert Path.cwd() == root.resolve()
+    assert calls == [(("bokeh",), {"inline": True, "logo": False})]

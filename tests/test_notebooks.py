@@ -159,10 +159,12 @@ def test_setup_is_one_call_in_the_first_code_cell(nb):
     """The first code cell is the imports and ``book.setup()`` (working folder, offline HoloViews extension
     without its logo, hvplot): no chapter loads the extension or hvplot itself, before or after."""
     code = [_src(c) for c in _cells(nb) if c["cell_type"] == "code"]
+    import ast
+
     setup = [
-        line for line in code[0].splitlines() if line.strip() and not line.startswith(("import", "from"))
+        ast.unparse(n) for n in ast.parse(code[0]).body if not isinstance(n, ast.Import | ast.ImportFrom)
     ]
-    assert [line.split("#")[0].strip() for line in setup] == ["book.setup()"], f"{nb.name}: {setup}"
+    assert setup == ["book.setup()"], f"{nb.name}: the first code cell holds {setup}"
     for src in code:
         assert "hv.extension(" not in src and "import hvplot" not in src, (
             f"{nb.name}: leave that to book.setup()"
@@ -187,10 +189,15 @@ def test_toc_entries_exist():
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_key_figure_has_a_static_rendering(nb):
-    """The key figure is also drawn as an image (``figures.static_*``), as a captioned figure with alt text and
-    the class tests/test_rendered_book.py looks for: the reading is complete without JavaScript."""
-    static = [c for c in _cells(nb) if c["cell_type"] == "code" and "figures.static_" in _src(c)]
-    assert static, f"{nb.name}: no static rendering of the key figure (figures.static_*)"
+    """The key figure is also drawn as an image (``book.static(figure)``, or a ``figures.static_*`` figure), as a
+    captioned figure with alt text and the class tests/test_rendered_book.py looks for: the reading is complete
+    without JavaScript."""
+    static = [
+        c
+        for c in _cells(nb)
+        if c["cell_type"] == "code" and re.search(r"book\.static\(|figures\.static_", _src(c))
+    ]
+    assert static, f"{nb.name}: no static rendering of the key figure (book.static, figures.static_*)"
     for c in static:
         opts = c.get("metadata", {}).get("mystnb", {})
         assert "s12ls-static" in opts.get("image", {}).get("classes", ""), (
