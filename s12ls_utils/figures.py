@@ -2566,32 +2566,6 @@ def known_issue_bars(found, title: str = "Patch files per known issue, by sensor
     )
 
 
-def static_known_issue_bars(found, title: str = "Patch files per known issue, by sensor") -> StaticFigure:
-    """The bars of :func:`known_issue_bars` as a static image, with each issue's total at the end of its bar."""
-    table = _issue_files(found)
-    fig = _figure(0.3 * len(table) + 1.7)
-    ax = fig.subplots()
-    y = np.arange(len(table))
-    left = np.zeros(len(table))
-    for s in schema.SENSORS:
-        ax.barh(y, table[s], left=left, color=_ALIGN_COLORS[s], label=_ALIGN_LABELS[s])
-        left += table[s].to_numpy()
-    for yi, total in zip(y, left, strict=True):
-        ax.text(total, yi, f" {int(total):,}", va="center", fontsize=7)
-    ax.set_yticks(y, list(table.index), fontsize=7)
-    ax.invert_yaxis()  # the first issue on top, as in the interactive figure
-    ax.set_xlim(0, max(left.max(), 1) * 1.15)
-    ax.set_xlabel("patch files (count)", fontsize=8)
-    ax.set_ylabel("known issue", fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
-    fig.legend(
-        title="sensor", fontsize=7, title_fontsize=7, loc="outside lower center", ncols=3, frameon=False
-    )
-    ax.set_title(title, fontsize=10)
-    counts = "; ".join(f"{name} {int(n):,}" for name, n in zip(table.index, left, strict=True))
-    return StaticFigure(fig, f"{title}: {counts}.")
-
-
 # --------------------------------------------------------------------------------------------------
 # Grouped bars
 # --------------------------------------------------------------------------------------------------

@@ -625,14 +625,27 @@ def _interactive_figures():
         for split in ("published", "blocked")
         for test_set in ("own test", "common")
     ]
+    from types import SimpleNamespace
+
+    from s12ls_utils.known_issues import ISSUES
+
+    files = [
+        {"issue": key, "sensor": sensor, "path": f"{key}_{sensor}_{i}"}
+        for n, key in enumerate(k for k in ISSUES if k != "ad_annotated_only")
+        for sensor in ("s1asc", "s2")
+        for i in range(n % 3 + 1)
+    ]
     return {
+        "known_issue_bars": figures.known_issue_bars(SimpleNamespace(files=pd.DataFrame(files))),
         "training_curves": figures.training_curves(history),
         "pr_curves_plot": figures.pr_curves_plot(curves, 0.1, data="synthetic sample"),
         "split_optimism_plot": figures.split_optimism_plot(pd.DataFrame(rows)),
     }
 
 
-@pytest.mark.parametrize("name", ["training_curves", "pr_curves_plot", "split_optimism_plot"])
+@pytest.mark.parametrize(
+    "name", ["known_issue_bars", "training_curves", "pr_curves_plot", "split_optimism_plot"]
+)
 def test_static_is_drawn_from_the_interactive_figure(name):
     """Every figure a chapter shows statically (book.static) renders, with the Bokeh figure's titles, axis
     labels, legend positions and colours carried over to matplotlib."""
@@ -648,7 +661,11 @@ def test_static_is_drawn_from_the_interactive_figure(name):
         for key in ("title", "xlabel", "ylabel", "legend_position"):
             if key in want:
                 assert got.get(key) == want[key], (name, key)
-        for layer, layer_mpl in zip(bk, mpl, strict=True):
+
+        def layers(x):
+            return list(x) if isinstance(x, hv.Overlay) else [x]
+
+        for layer, layer_mpl in zip(layers(bk), layers(mpl), strict=True):
             color = hv.Store.lookup_options("bokeh", layer, "style").kwargs.get("color")
             if isinstance(color, str):
                 assert hv.Store.lookup_options("matplotlib", layer_mpl, "style").kwargs["color"] == color
