@@ -347,7 +347,10 @@ def setup() -> None:
 
     run_from_repo_root()
     hv.extension("bokeh", inline=True, logo=False)
-    import hvplot.pandas  # noqa: F401  (registers .hvplot on DataFrames, after the inline extension)
+    from IPython.utils.capture import capture_output
+
+    with capture_output():  # hvplot loads the extension a second time, from the web: not shown
+        import hvplot.pandas  # noqa: F401  (registers .hvplot on DataFrames)
 
     mpl.rcParams.update({"figure.facecolor": "white", "figure.figsize": (STATIC_WIDTH_IN, 4.0)})
 
