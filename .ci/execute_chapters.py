@@ -11,7 +11,7 @@ The chapters listed in ``_toc.yml`` run in order from the repository root (so th
 ``jupyter-book build <out>`` turns into HTML. Per-chapter durations are printed and written to
 ``<out>/durations.json``. Every chapter runs even if an earlier one fails; the exit status is 1 when
 any failed. The chapters run with ``$S12LS_BOOK`` set to ``<out>``: they record their results in
-``<out>/results/`` and chapter 05 its runs in ``<out>/runs/`` (``s12ls_utils.plots.outputs``), the book's
+``<out>/results/`` and chapter 05 its runs in ``<out>/runs/`` (``s12ls_utils.book.outputs``), the book's
 record, which reruns with other parameters never write; a chapter's old record is removed before it runs. With ``--jobs 2`` (the default on two or more CPUs) chapters 04–06, which build on each other,
 run in one lane, followed by 07 (which writes its own task folders and runs), and the others in a second one at
 the same time, each lane pinned to its share of the CPUs.
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def toc_entries(toc_path: Path) -> list[str]:
     """Every file named in ``_toc.yml`` (root first), without suffix."""
-    from s12ls_utils.plots import book_pages
+    from s12ls_utils.book import book_pages
 
     return book_pages(toc_path.parent)
 
@@ -107,7 +107,7 @@ def book_env(out: Path) -> str:
 def execute(out: Path, params: dict[str, str], only: list[str], durations_file: Path | None = None) -> int:
     import papermill as pm
 
-    from s12ls_utils.plots import BOOK_ENV
+    from s12ls_utils.book import BOOK_ENV
 
     (out / "book").mkdir(parents=True, exist_ok=True)
     os.environ[BOOK_ENV] = book_env(out)  # the kernels papermill starts inherit it

@@ -190,7 +190,7 @@ def book_record_digest(book: Path) -> dict[str, str]:
 
 
 def rerun_record(notebook: Path) -> str | None:
-    """Where a rerun with the default ``results_dir`` recorded (the line ``plots.outputs`` prints)."""
+    """Where a rerun with the default ``results_dir`` recorded (the line ``book.outputs`` prints)."""
     import re
 
     if not notebook.exists():

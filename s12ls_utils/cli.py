@@ -402,8 +402,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import evaluate_run
-    from .plots import _plain
+    from .evaluate import evaluate_run, plain
 
     res = evaluate_run(
         args.run_dir,
@@ -439,7 +438,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(_plain(summary), indent=1, sort_keys=True))
+        args.out.write_text(json.dumps(plain(summary), indent=1, sort_keys=True))
         print(f"figures written to {args.out}")
     return 0
 

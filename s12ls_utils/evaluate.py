@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ from .splits import Task, check_files, load_task
 __all__ = [
     "all_negative_scores",
     "flat_figures",
+    "plain",
+    "Share",
+    "share",
     "run_config",
     "REFERENCE_RANGES",
     "EvaluationResult",
@@ -70,7 +74,6 @@ __all__ = [
     "SplitOptimism",
     "SplitRun",
     "change_score_date_free",
-    "chapter05_run",
     "evaluate_run",
     "iter_model_predictions",
     "iter_reference_scores",
@@ -111,50 +114,61 @@ FALSE_ALARM_RATE = 0.1
 MIN_REGION_PATCHES = 3
 
 
-def chapter05_run(
-    task: Task, task_path: str | Path, sensor: str, runs_dir: str | Path = "runs"
-) -> Path | None:
-    """The run chapter 05 trains with its default model on ``task`` and ``sensor`` (run name
-    ``ch05-<task label>-unet_prepost-<sensor>`` under ``runs_dir``), when it exists, has its ``best.pt`` and
-    was trained on this task folder (and its data folder, where the run names one) and on ``sensor`` alone
-    (its ``run.json``); else None. Relative paths are taken from the current folder.
+# --------------------------------------------------------------------------------------------------
+# Shares and JSON-able values (the figures of a chapter's record)
+# --------------------------------------------------------------------------------------------------
+def plain(value):
+    """JSON-able plain Python value (numpy scalars → Python, NaN → None), as a chapter's record and
+    ``s12ls evaluate --out`` write them."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Share):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
-    Chapter 06 evaluates this run by default: the book's own run, found by name and checked, not whatever
-    run a parameterised rerun recorded last."""
-    from .splits import chapter_run_name
 
-    run = Path(runs_dir) / chapter_run_name("ch05", task_path, "unet_prepost", [sensor])
-    try:
-        cfg = json.loads((run / "run.json").read_text())["config"]
-    except (OSError, ValueError, KeyError):
-        return None
-    if not (run / "best.pt").is_file() or list(cfg.get("sensors") or []) != [sensor]:
-        return None
-    if cfg.get("data_dir"):  # trained with an explicit data folder: it must be this task's
-        if Path(cfg["data_dir"]).resolve() != Path(task.data_dir).resolve():
-            return None
-    if not cfg.get("task_dir") or Path(cfg["task_dir"]).resolve() != Path(task_path).resolve():
-        return None
-    return run
+class Share(float):
+    """A fraction (0…1) that reads as a share: recorded as the fraction, glued as a percentage ("2.9 %").
+
+    ``record(chapter, positive_fraction=Share(0.0287))`` writes 0.0287 to the JSON record (the tests
+    compare fractions) and glues "2.9 %" for the text: one decimal below 10 %, whole percents above."""
+
+    def percent_text(self) -> str:
+        pct = 100 * float(self)
+        if not math.isfinite(pct):
+            return "n/a"
+        return f"{pct:.1f} %" if abs(pct) < 10 else f"{pct:.0f} %"
+
+
+def share(value) -> Share:
+    """``value`` (a fraction) as a :class:`Share`."""
+    return Share(float(value))
 
 
 def run_for(
-    task: Task,
     task_path: str | Path,
     sensor: str,
-    book_runs: str | Path,
+    book_run: str | Path | None,
     runs_dir: str | Path,
     run_name: str,
     epochs: int = 30,
     progress: bool = False,
 ) -> tuple[Path, str]:
-    """The run chapter 06 evaluates on ``task`` when it is given none: the book's own run of chapter 05 for
-    this task and sensor (:func:`chapter05_run` under ``book_runs``), else the chapter 05 U-Net trained here
-    on ``sensor`` (base widths 16–128, 64-pixel crops, ``epochs``) as ``runs_dir/run_name``. Returns the run
-    folder and where it came from (``"chapter 05"`` or ``"trained in this chapter"``)."""
-    found = chapter05_run(task, task_path, sensor, book_runs)
-    if found is not None:
-        return Path(found), "chapter 05"
+    """The run chapter 06 evaluates on a task when it is given none: ``book_run``, the book's own run of
+    chapter 05 for this task and sensor (:func:`s12ls_utils.book.chapter05_run`; None when there is none),
+    else the chapter 05 U-Net trained here on ``sensor`` (base widths 16–128, 64-pixel crops, ``epochs``) as
+    ``runs_dir/run_name``. Returns the run folder and where it came from (``"chapter 05"`` or ``"trained in
+    this chapter"``)."""
+    if book_run is not None:
+        return Path(book_run), "chapter 05"
     from . import training
 
     trained = training.train(
@@ -177,36 +191,6 @@ def run_sensors_of(run_dir: str | Path) -> list[str]:
     cfg = run_config(run_dir)
     sensors = cfg.get("sensors") or ["s2"]
     return [sensors] if isinstance(sensors, str) else list(sensors)
-
-
-def gallery_images(items: list[dict], s1: str = "false_color") -> tuple[list[dict], str | list[str]]:
-    """The error gallery's before/after images for :func:`evaluate_run`'s ``gallery`` items.
-
-    Per item and sensor of the run, the dates just before and after the event
-    (:func:`~s12ls_utils.signatures.before_after_steps`; first and last date when the event is outside the
-    series), drawn with :func:`s12ls_utils.plots.sensor_image` (S2 true colour with one stretch per patch,
-    S1 ``s1``). Returns the items with ``pre``/``post`` added and the ``sensor`` argument of
-    :func:`s12ls_utils.plots.error_gallery`: one sensor name, or the list of a fusion run's sensors (then
-    ``pre``/``post`` are ``{sensor: image}`` and the gallery draws one row per sensor)."""
-    from .plots import sensor_image, true_color_limits
-
-    out, sensors = [], []
-    for it in items:
-        paths = it.get("paths") or ({"s2": it["path"]} if it.get("path") else {})
-        pre, post = {}, {}
-        for sensor, path in paths.items():
-            with open_patch(path, load=True) as ds:
-                steps = signatures.before_after_steps(ds, signatures.patch_alignment(ds))
-                pre_t, post_t = steps if steps is not None else (0, ds.sizes["time"] - 1)
-                limits = true_color_limits(ds) if sensor == "s2" else None
-                pre[sensor] = sensor_image(ds, pre_t, sensor, s1=s1, limits=limits)
-                post[sensor] = sensor_image(ds, post_t, sensor, s1=s1, limits=limits)
-            if sensor not in sensors:
-                sensors.append(sensor)
-        if len(paths) == 1:
-            (pre,), (post,) = pre.values(), post.values()
-        out.append({**it, "pre": pre, "post": post})
-    return out, (sensors if len(sensors) > 1 else (sensors[0] if sensors else "s2"))
 
 
 def region_of(patch_id: str) -> str:
@@ -908,8 +892,6 @@ class ADScores:
         """Flat figures for a chapter's record (``ad_*``), with the test split's landslide-pixel share
         (``ad_prevalence``), its share of patches with landslides (``ad_patch_prevalence``) and the pixel
         share of its patches with landslides (``ad_pixel_prevalence``, what the pixel scores are taken on)."""
-        from .plots import share
-
         whole = self.patch_level[self.patch_level["region"] == "all"].set_index("method")
         out = {
             "ad_run_dir": str(self.run_dir),
@@ -936,7 +918,7 @@ def score_ad(
     ad_path: str | Path,
     sensor: str,
     run_dir: str | Path | None,
-    book_runs: str | Path,
+    book_run: str | Path | None,
     runs_dir: str | Path,
     run_name: str,
     *,
@@ -946,7 +928,7 @@ def score_ad(
     device: str = "auto",
 ) -> ADScores:
     """Chapter 06's S12LS-AD section: the task folder (written when missing), the run (``run_dir``, else the
-    book's chapter 05 run on it, else a U-Net trained for ``epochs``: :func:`run_for`), its evaluation with the
+    book's chapter 05 run on it, ``book_run``, else a U-Net trained for ``epochs``: :func:`run_for`), its evaluation with the
     references, the patch-level table (:meth:`EvaluationResult.patch_level`), the pixel scores on annotated
     patches and the number of test patches without an event date (landslide-free patches carry none)."""
     from .catalog import build_catalog
@@ -958,7 +940,7 @@ def score_ad(
     task = load_task(ad_path)
     source = "parameter"
     if run_dir is None:
-        run_dir, source = run_for(task, ad_path, sensor, book_runs, runs_dir, run_name, epochs=epochs)
+        run_dir, source = run_for(ad_path, sensor, book_run, runs_dir, run_name, epochs=epochs)
     res = evaluate_run(run_dir, ad_path, sensor=sensor, n_boot=n_boot, seed=seed, device=device, gallery=0)
     cat = build_catalog(task.data_dir, sensors=[sensor]).set_index("key")
     ids = [str(e["id"]) for e in task.splits.get(sensor, {}).get("test", [])]
@@ -981,8 +963,6 @@ def flat_figures(summary: Mapping) -> dict:
     """:meth:`EvaluationResult.summary` flattened for a chapter's record: nested values dropped, the
     detection rates per size bin as separate figures, shares marked as such (glued as percentages), the
     prevalences also in percent. Run, task and data folders are left out (the chapter records them once)."""
-    from .plots import share
-
     flat = {
         k: v
         for k, v in summary.items()
@@ -1243,8 +1223,6 @@ class SplitOptimism:
     def figures(self) -> dict:
         """Flat figures for a chapter's text: ``<split>_<key>`` and ``<split>_common_<key>`` for F1, AP, their
         interval ends and gaps, the test patches and the landslide-pixel share (a share, glued in percent)."""
-        from .plots import share
-
         out: dict = {}
         for _, r in self.rows.iterrows():
             p = f"{r['split']}_" + ("common_" if r["test_set"] == "common" else "")

@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import re
+import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,27 @@ import numpy as np
 import xarray as xr
 
 from . import schema
+from .parallel import NETCDF_LOCK
+from .schema import (
+    DEM_VALID_RANGE,
+    N_TIME,
+    PATCH_SIZE,
+    PIXEL_SIZE_M,
+    S1_BANDS,
+    S1_FILL_MIN_PIXELS,
+    S1_SENSORS,
+    SATELLITE_VALUES,
+    SCL_CLASSES,
+    SCL_UNKNOWN,
+    SENSORS,
+    VARIABLES,
+    FormatWarning,
+    PatchCheck,
+    parse_attrs,
+    parse_filename,
+    pre_post_notes,
+    repeated_neighbour_pixels,
+)
 
 try:  # optional: read_patch_meta falls back to netCDF4 (same values, slower) without it
     import h5py
@@ -807,3 +829,216 @@ def read_inventory(path: str | Path):
     gdf["area_m2"] = gdf.geometry.to_crs(6933).area
     gdf["area_px"] = gdf["area_m2"] / schema.PIXEL_SIZE_M**2
     return gdf
+
+
+# --------------------------------------------------------------------------------------------------
+# The format check of one file (the rules are schema's; reading the file is this module's)
+# --------------------------------------------------------------------------------------------------
+def validate_patch(path: str | Path) -> list[str]:
+    """Check one patch file against the format; return every error found (empty list = valid).
+
+    Warnings (e.g. a padded series that repeats its last date) do not make a file invalid: they are
+    issued as :class:`FormatWarning` (Python ``warnings``). :func:`check_patch` returns both lists.
+    """
+    res = check_patch(path)
+    for w in res.warnings:
+        warnings.warn(f"{res.path}: {w}", FormatWarning, stacklevel=2)
+    return res.errors
+
+
+def check_patch(path: str | Path) -> PatchCheck:
+    """Check one patch file against the format; return every error, warning and quality note found.
+
+    Errors: file name, readability, dimensions and their sizes, coordinates (x/y spacing, y
+    descending, time decodable and sorted), ``spatial_ref``, every variable's presence, dtype and dims,
+    DEM range, MASK values and that MASK is the same at every time step, SCL classes (ESA's 0…11, and
+    :data:`SCL_UNKNOWN`), attributes (present and parsable, consistent with the folder's sensor and
+    with the mask).
+
+    Warnings: repeated dates (the writer pads a short series with its last image), ``pre_post_dates``
+    that disagrees with the time axis or cannot be paired with ``event_date``, an annotated patch with
+    undated events, ``annotated='True'`` with an empty ``event_date``.
+
+    Notes: SCL 255 frames (unknown quality: the real files have them; unusable for cloud masks, not an
+    error). ``quality`` counts them, the repeated dates and the Sentinel-1 gaps (:class:`PatchCheck`).
+
+    Holds :data:`s12ls_utils.parallel.NETCDF_LOCK` (netCDF-C is not thread-safe), so threads may check files.
+    """
+    with NETCDF_LOCK:
+        return _check_patch(Path(path))
+
+
+def _check_patch(path: Path) -> PatchCheck:
+    path = Path(path)
+    res = PatchCheck(path)
+    problems = res.errors
+    sensor: str | None = None
+    try:
+        name = parse_filename(path)
+        sensor = name.sensor
+        if path.parent.name in SENSORS and path.parent.name != sensor:
+            problems.append(f"file is in folder {path.parent.name!r} but its name says sensor {sensor!r}")
+    except ValueError as exc:
+        problems.append(str(exc))
+        if path.parent.name in SENSORS:
+            sensor = path.parent.name
+    if not path.is_file():
+        problems.append(f"file {path} does not exist")
+        return res
+    try:
+        with open_nc(path) as ds:
+            _check_contents(ds, res, sensor)
+    except PatchReadError as exc:  # cannot be opened, or an error the checks below do not name
+        problems.append(exc.problem)
+    return res
+
+
+def _check_contents(ds, res: PatchCheck, sensor: str | None) -> None:
+    """The checks of :func:`check_patch` on an open file (:func:`s12ls_utils.io.open_nc`)."""
+    problems = res.errors
+    times = None
+    # dimensions
+    for dim, size in (("time", N_TIME), ("x", PATCH_SIZE), ("y", PATCH_SIZE)):
+        if dim not in ds.dimensions:
+            problems.append(f"dimension {dim!r} is missing")
+        elif len(ds.dimensions[dim]) != size:
+            problems.append(f"dimension {dim!r} has size {len(ds.dimensions[dim])}, expected {size}")
+    # coordinates
+    for coord in ("x", "y"):
+        if coord not in ds.variables:
+            problems.append(f"coordinate {coord!r} is missing")
+            continue
+        v = ds.variables[coord]
+        if v.dtype != np.float64:
+            problems.append(f"coordinate {coord!r} has dtype {v.dtype}, expected float64")
+        vals = np.asarray(v[:], dtype="float64")
+        if vals.size > 1:
+            step = np.diff(vals)
+            want = -PIXEL_SIZE_M if coord == "y" else PIXEL_SIZE_M
+            if not np.allclose(step, want, atol=1e-3):
+                problems.append(
+                    f"coordinate {coord!r} spacing is not {want:+g} m (found {step.min():g}…{step.max():g})"
+                )
+    if "time" not in ds.variables:
+        problems.append("coordinate 'time' is missing")
+    else:
+        try:
+            times = decode_times(ds.variables["time"]).astype("datetime64[D]")
+            step = np.diff(times.astype("int64"))
+            if np.any(step < 0):
+                problems.append("time stamps are not sorted")
+                times = None
+            elif np.any(step == 0):
+                res.quality["repeated_dates"] = int(np.count_nonzero(step == 0))
+                dup = sorted({str(t) for t, d in zip(times[1:], step, strict=True) if d == 0})
+                res.warnings.append(
+                    f"{int(np.count_nonzero(step == 0))} repeated date(s) ({', '.join(dup)}): a short "
+                    "series padded with its last image, as the reference writer does"
+                )
+        except (AttributeError, ValueError, TypeError) as exc:
+            problems.append(f"coordinate 'time' is not decodable ({exc})")
+    if "spatial_ref" not in ds.variables:
+        problems.append("variable 'spatial_ref' is missing")
+    else:
+        sr = ds.variables["spatial_ref"]
+        if sr.ndim != 0 or sr.dtype != np.int64:
+            problems.append(
+                f"variable 'spatial_ref' should be an int64 scalar, found {sr.dtype} "
+                f"with dims {sr.dimensions}"
+            )
+        if not any(a in sr.ncattrs() for a in ("crs_wkt", "spatial_ref")):
+            problems.append("variable 'spatial_ref' carries no CRS attribute (crs_wkt)")
+    # variables
+    mask0 = None
+    s1_frames: list[np.ndarray] = []
+    if sensor is not None:
+        expected = VARIABLES[sensor]
+        for var, dtype in expected.items():
+            if var not in ds.variables:
+                problems.append(f"variable {var!r} is missing")
+                continue
+            v = ds.variables[var]
+            if v.dtype != dtype:
+                problems.append(f"variable {var!r} has dtype {v.dtype}, expected {dtype}")
+            if set(v.dimensions) != {"time", "x", "y"} or v.ndim != 3 or v.dimensions[0] != "time":
+                problems.append(
+                    f"variable {var!r} has dims {v.dimensions}, expected (time, x, y) or (time, y, x)"
+                )
+            try:
+                values = v[:]  # decompress every chunk: data that cannot be read make the file invalid
+            except (OSError, RuntimeError) as exc:
+                problems.append(f"variable {var!r} is unreadable ({exc})")
+                continue
+            if var in S1_BANDS and sensor in S1_SENSORS and values.ndim == 3:
+                s1_frames.append(np.asarray(values))
+        extra = set(ds.variables) - set(expected) - {"x", "y", "time", "spatial_ref"}
+        if extra:
+            problems.append(f"unexpected variables for sensor {sensor}: {sorted(extra)}")
+        if "MASK" in ds.variables and ds.variables["MASK"].ndim == 3:
+            try:
+                mask = np.asarray(ds.variables["MASK"][:])
+                mask0 = mask[0]
+                if not np.isin(np.unique(mask), (0, 1)).all():
+                    problems.append(f"MASK holds values other than 0/1: {np.unique(mask)[:10].tolist()}")
+                if not (mask == mask0).all():
+                    problems.append("MASK is not the same at every time step")
+            except (OSError, RuntimeError) as exc:
+                problems.append(f"MASK is unreadable ({exc})")
+        if "DEM" in ds.variables and ds.variables["DEM"].ndim == 3:
+            try:
+                dem = np.asarray(ds.variables["DEM"][0])
+                lo, hi = DEM_VALID_RANGE
+                if dem.min() < lo or dem.max() > hi:
+                    problems.append(f"DEM outside {lo}…{hi} m ({dem.min()}…{dem.max()})")
+            except (OSError, RuntimeError) as exc:
+                problems.append(f"DEM is unreadable ({exc})")
+        if sensor == "s2" and "SCL" in ds.variables and ds.variables["SCL"].ndim == 3:
+            try:
+                scl = np.asarray(ds.variables["SCL"][:])
+                known = set(SCL_CLASSES) | {SCL_UNKNOWN}
+                bad = [int(c) for c in np.unique(scl) if int(c) not in known]
+                if bad:
+                    problems.append(f"SCL holds unknown classes {bad}")
+                unknown = (scl == SCL_UNKNOWN).reshape(scl.shape[0], -1)
+                n_frames, n_whole = int(unknown.any(axis=1).sum()), int(unknown.all(axis=1).sum())
+                res.quality.update(scl_unknown_frames=n_frames, scl_unknown_whole_frames=n_whole)
+                if n_frames:
+                    res.notes.append(
+                        f"SCL {SCL_UNKNOWN} (unknown quality, no scene class) in {n_frames} of "
+                        f"{scl.shape[0]} frame(s), {n_whole} of them whole: unusable for cloud masks, "
+                        "not a format error"
+                    )
+            except (OSError, RuntimeError) as exc:
+                problems.append(f"SCL is unreadable ({exc})")
+        if s1_frames:
+            counts = [repeated_neighbour_pixels(a) for a in s1_frames]  # per frame, VV and VH
+            same = len({c.shape for c in counts}) == 1
+            repeats = np.max(counts, axis=0) if same else np.concatenate(counts)
+            res.quality.update(
+                s1_nan_pixels=int(sum(np.count_nonzero(~np.isfinite(a)) for a in s1_frames)),
+                s1_repeat_pixels=int(repeats.max()),
+                s1_filled_frames=int(np.count_nonzero(repeats >= S1_FILL_MIN_PIXELS)),
+            )
+    # attributes
+    raw = {k: ds.getncattr(k) for k in ds.ncattrs()}
+    attrs, attr_problems = parse_attrs(raw)
+    problems.extend(attr_problems)
+    res.warnings.extend(attrs.notes)
+    if attrs.n_undated_events:
+        res.warnings.append(
+            f"{attrs.n_undated_events} undated event(s) in 'event_date' ({raw.get('event_date')!r})"
+            + ("" if attrs.event_dates else ": the patch has no pre/post pair")
+        )
+    if times is not None and attrs.pre_post:
+        res.warnings.extend(pre_post_notes(times, attrs))
+    if sensor is not None and "satellite" in raw and attrs.satellite not in SATELLITE_VALUES[sensor]:
+        problems.append(
+            f"attribute 'satellite' is {attrs.satellite!r}, expected one of "
+            f"{sorted(SATELLITE_VALUES[sensor])} for sensor {sensor}"
+        )
+    if "annotated" in raw and mask0 is not None:
+        n_pos = int(mask0.sum())
+        if not attrs.annotated and n_pos > 0:
+            problems.append(f"annotated='False' but MASK has {n_pos} positive pixels")
+    if attrs.annotated and len(attrs.ann_ids) != len(attrs.ann_bboxes) and not attr_problems:
+        problems.append(f"{len(attrs.ann_ids)} ann_id values but {len(attrs.ann_bboxes)} ann_bbox values")

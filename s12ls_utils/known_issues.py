@@ -17,7 +17,7 @@ How each issue is found (nothing is guessed that the files or the metadata do no
   ``NaT``), event outside the series (the primary event before the first or after the last image: the writer's
   ``pre_post_dates`` 0/0 or 14/14), event dates derived from an NDVI drop (lowest ``date_confidence`` < 1), and
   the ``usa`` inventory token (a region whose first ``_`` token, the published ``inventory``, differs from it);
-- from reading every file (:func:`s12ls_utils.schema.check_patch`, the validator): SCL 255 frames, repeated
+- from reading every file (:func:`s12ls_utils.io.check_patch`, the validator): SCL 255 frames, repeated
   time stamps, Sentinel-1 gaps left as NaN, and Sentinel-1 gaps **filled** by the writer. A filled gap has no
   NaN: the writer copies the nearest valid pixel into it, which leaves runs of exactly equal values, while
   measured float backscatter hardly ever repeats exactly. A frame counts as filled when at least
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import schema
+from . import io, schema
 from .parallel import map_files
 
 __all__ = [
@@ -157,12 +157,12 @@ def patch_files(path: str | Path) -> list[Path]:
 def check_files(
     paths: Sequence[str | Path], *, workers: int | None = None, scheduler="processes", progress: bool = True
 ) -> list[schema.PatchCheck]:
-    """:func:`s12ls_utils.schema.check_patch` of every file, in parallel
+    """:func:`s12ls_utils.io.check_patch` of every file, in parallel
     (:func:`s12ls_utils.parallel.map_files`), in the order given. A file whose check raised (a worker that
     died) gets a :class:`~s12ls_utils.schema.PatchCheck` with that error."""
     items = [str(p) for p in paths]
     res = map_files(
-        schema.check_patch, items, workers=workers, scheduler=scheduler, desc="checking", progress=progress
+        io.check_patch, items, workers=workers, scheduler=scheduler, desc="checking", progress=progress
     )
     failed = {f.item: f.reason for f in res.failures}
     return [

@@ -2185,12 +2185,6 @@ def task_label(path: str | Path) -> str:
     return p.name
 
 
-def chapter_run_name(chapter: str, task_path: str | Path, model: str, sensors: Sequence[str]) -> str:
-    """The run name a chapter gives a training run: ``<chapter>-<task label>-<model>-<sensors joined by +>``
-    (``ch05-S12LS-LD-unet_prepost-s2``); chapter 06 finds chapter 05's run by it."""
-    return f"{chapter}-{task_label(task_path)}-{model}-{'+'.join(sensors)}"
-
-
 def _holds_sensors(folder: Path) -> bool:
     return any((folder / s).is_dir() for s in schema.SENSORS)
 

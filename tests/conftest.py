@@ -187,7 +187,7 @@ def run_chapter(request):
             chapter_sample = request.getfixturevalue("chapter_sample")  # written only when needed
             work = chapter_sample.parent
             nb_path = work / f"{stem}.ipynb"
-            from s12ls_utils.plots import BOOK_ENV
+            from s12ls_utils.book import BOOK_ENV
 
             saved = os.environ.get(BOOK_ENV)
             os.environ[BOOK_ENV] = str(work)  # the kernel inherits it: record and runs under work/

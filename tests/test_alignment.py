@@ -470,7 +470,7 @@ def test_time_alignment_keys_and_unreadable_files(sample_catalog, small_sample, 
 
 
 # --------------------------------------------------------------------------------------------------
-# the chapter's figures (plots.py, chapter 03 section) and the timeline pick
+# the chapter's figures (figures.py, chapter 03 section) and the timeline pick
 # --------------------------------------------------------------------------------------------------
 def test_typical_location(sample_catalog, small_sample):
     ta = time_alignment(sample_catalog, small_sample, progress=False, workers=1)
@@ -486,7 +486,7 @@ def test_typical_location(sample_catalog, small_sample):
 
 def test_alignment_figures_render(sample_catalog, small_sample):
     hv = pytest.importorskip("holoviews")
-    from s12ls_utils import plots
+    from s12ls_utils import figures as F
 
     hv.extension("bokeh")
     av = availability(sample_catalog)
@@ -494,21 +494,21 @@ def test_alignment_figures_render(sample_catalog, small_sample):
     key = alignment.typical_location(ta.summary)
     not_annotated = ta.summary.loc[~ta.summary["annotated"], "key"]
     figures = [
-        plots.availability_upset(av),
-        plots.availability_heatmap(av),
-        plots.acquisition_timeline(ta, key),
-        plots.nearest_offset_histogram(ta.nearest),
-        plots.first_view_ecdf(ta.summary),
-        plots.before_clear_bars(ta.summary),
+        F.availability_upset(av),
+        F.availability_heatmap(av),
+        F.acquisition_timeline(ta, key),
+        F.nearest_offset_histogram(ta.nearest),
+        F.first_view_ecdf(ta.summary),
+        F.before_clear_bars(ta.summary),
     ]
     if len(not_annotated):
-        figures.append(plots.acquisition_timeline(ta, not_annotated.iloc[0]))
+        figures.append(F.acquisition_timeline(ta, not_annotated.iloc[0]))
     renderer = hv.renderer("bokeh")
     for fig in figures:
         state = renderer.get_plot(fig).state
         assert state is not None
     with pytest.raises(KeyError, match="not in the time alignment"):
-        plots.acquisition_timeline(ta, "nowhere_1")
+        F.acquisition_timeline(ta, "nowhere_1")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_header_issues_match_the_catalog(page):
 
 
 def test_page_is_in_the_book():
-    from s12ls_utils.plots import book_pages
+    from s12ls_utils.book import book_pages
 
     root = Path(__file__).resolve().parents[1]
     assert f"book/{STEM}" in book_pages(root)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s12ls_utils import schema
+from s12ls_utils import io, schema
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -142,7 +142,7 @@ def test_postbuild_writes_the_sample_the_chapters_read(tmp_path):
     files = sorted(out.glob("*/*.nc"))
     assert files and {f.parent.name for f in files} <= set(schema.SENSORS)
     for f in files:
-        assert not schema.validate_patch(f), f"{f.name}: {schema.validate_patch(f)}"
+        assert not io.validate_patch(f), f"{f.name}: {io.validate_patch(f)}"
 
 
 def test_launch_settings_and_badge_name_one_repository():

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s12ls_utils import plots
+from s12ls_utils import book, figures
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "book" / "06-positive-class-evaluation.ipynb"
 #: The chapter's figure helpers: each takes ``data`` and puts it in the title.
-FIGURES = ("pr_curves_plot", "static_pr_curves", "macro_gap_bars", "detection_rate_plot", "error_gallery")
+FIGURES = ("pr_curves_plot", "macro_gap_bars", "detection_rate_plot", "error_gallery")
 
 
 def _cells() -> list[dict]:
@@ -68,24 +68,24 @@ def test_first_number_detector():
 
 
 def test_every_figure_and_table_names_its_data():
-    """Every figure helper is called with ``data=``, every table is shown through ``plots.captioned`` with the
+    """Every figure helper is called with ``data=``, every table is shown through ``book.captioned`` with the
     data label in its caption (``{data}``), and nothing is shown as a bare ``.round(…)`` frame."""
     code = [_src(c) for c in _cells() if c["cell_type"] == "code"]
     calls = 0
     for src in code:
         for name in FIGURES:
-            for m in re.finditer(rf"plots\.{name}\(", src):
+            for m in re.finditer(rf"figures\.{name}\(", src):
                 calls += 1
                 depth, i = 1, m.end()
                 while depth:  # the call's argument text
                     depth += {"(": 1, ")": -1}.get(src[i], 0)
                     i += 1
-                assert "data=" in src[m.end() : i], f"plots.{name} called without data="
+                assert "data=" in src[m.end() : i], f"figures.{name} called without data="
         assert not re.search(r"\.round\(\d\)\s*$", src.strip()), (
             f"a table shown without caption: {src[-80:]!r}"
         )
     assert calls == len(FIGURES)
-    captions = [src for src in code if "plots.captioned(" in src]
+    captions = [src for src in code if "book.captioned(" in src]
     assert len(captions) >= 8 and all("{data}" in src for src in captions)
 
 
@@ -126,13 +126,13 @@ def test_figure_titles_name_the_data(curves):
 
     hv.extension("bokeh")
     label = "synthetic sample"
-    assert _title(plots.pr_curves_plot(curves, 0.1, data=label)).endswith(f"({label})")
-    assert "(" not in _title(plots.pr_curves_plot(curves, 0.1))
+    assert _title(figures.pr_curves_plot(curves, 0.1, data=label)).endswith(f"({label})")
+    assert "(" not in _title(figures.pr_curves_plot(curves, 0.1))
     scores = {
         m: {"f1": 0.5, "iou": 0.3, "macro_f1": 0.7, "macro_iou": 0.6, "accuracy": 0.9, "prevalence": 0.05}
         for m in ("model", "reference")
     }
-    assert _title(plots.macro_gap_bars(scores, data=label)).endswith(f"({label})")
+    assert _title(figures.macro_gap_bars(scores, data=label)).endswith(f"({label})")
     det = pd.DataFrame(
         {
             "method": ["model"],
@@ -142,7 +142,7 @@ def test_figure_titles_name_the_data(curves):
             "detection_rate": [0.5],
         }
     )
-    assert _title(plots.detection_rate_plot(det, 0.5, data=label)).endswith(f"({label})")
+    assert _title(figures.detection_rate_plot(det, 0.5, data=label)).endswith(f"({label})")
     item = {
         "id": "r_1",
         "pre": np.zeros((8, 8, 3)),
@@ -150,13 +150,13 @@ def test_figure_titles_name_the_data(curves):
         "y": np.eye(8),
         "pred": np.eye(8),
     }
-    assert _title(plots.error_gallery([item], data=label)).endswith(f"({label})")
-    static = plots.static_pr_curves(curves, 0.1, {"model": 0.6}, data=label)
-    assert f"({label})" in static.alt
+    assert _title(figures.error_gallery([item], data=label)).endswith(f"({label})")
+    static = book.for_matplotlib(figures.pr_curves_plot(curves, 0.1, data=label))  # its static rendering
+    assert hv.Store.lookup_options("matplotlib", static, "plot").kwargs["title"].endswith(f"({label})")
 
 
 def test_captioned_table_keeps_its_caption_and_blanks_missing_values():
     table = pd.DataFrame({"f1": [0.123456, np.nan]}, index=["a", "b"])
-    html = plots.captioned(table, "Scores, synthetic sample").to_html()
+    html = book.captioned(table, "Scores, synthetic sample").to_html()
     assert "<caption>Scores, synthetic sample</caption>" in html
     assert "0.123" in html and "0.123456" not in html and "nan" not in html.lower()

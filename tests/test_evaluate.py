@@ -11,7 +11,7 @@ import pytest
 from sklearn import metrics as skm
 
 from s12ls_utils import evaluate as E
-from s12ls_utils import metrics, signatures, splits
+from s12ls_utils import figures, metrics, signatures, splits
 from s12ls_utils.cli import main
 from s12ls_utils.io import open_patch
 
@@ -120,7 +120,7 @@ def test_summary_tables_and_consistency(result):
     for it in result.gallery:
         assert it["pred"].shape == it["y"].shape == (128, 128) and it["path"].is_file()
         assert it["paths"] == {"s2": it["path"]}
-    items, shown = E.gallery_images(result.gallery)
+    items, shown = figures.gallery_images(result.gallery)
     assert (
         shown == "s2" and items[0]["pre"].shape == (128, 128, 3) and items[0]["post"].shape == (128, 128, 3)
     )
@@ -216,7 +216,7 @@ def test_gallery_of_a_fusion_run_has_one_image_per_sensor(run):
     ev = E.evaluate_run(fusion, task_dir, n_boot=20, device="cpu", batch_size=3, gallery=1)
     (it,) = ev.gallery
     assert set(it["paths"]) == {"s1asc", "s2"} and it["path"] == it["paths"]["s2"]
-    items, shown = E.gallery_images(ev.gallery)
+    items, shown = figures.gallery_images(ev.gallery)
     assert shown == ["s1asc", "s2"]
     assert set(items[0]["pre"]) == {"s1asc", "s2"} and items[0]["pre"]["s1asc"].shape == (128, 128, 3)
 
@@ -248,41 +248,6 @@ def test_cli_evaluate_writes_json(run, tmp_path, capsys):
 def test_cli_evaluate_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
-
-
-def test_chapter05_run_is_found_by_name_and_checked(tmp_path, monkeypatch):
-    """Chapter 06's default run: chapter 05's run of this task and sensor, only when its run.json says it was
-    trained on this task folder (and data folder) and on this sensor alone, and its best.pt exists."""
-    from s12ls_utils.splits import Task
-
-    monkeypatch.chdir(tmp_path)
-    data, task_path = tmp_path / "data", tmp_path / "data" / "tasks" / "S12LS-LD"
-    task_path.mkdir(parents=True)
-    task = Task(task_path, "S12LS-LD", "new", {}, {}, data_dir=data)  # only data_dir is read
-
-    def write_run(sensor: str, config: dict, best: bool = True) -> Path:
-        run = tmp_path / "runs" / f"ch05-S12LS-LD-unet_prepost-{sensor}"
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "run.json").write_text(json.dumps({"config": config, "summary": {}}))
-        if best:
-            (run / "best.pt").write_bytes(b"")
-        elif (run / "best.pt").exists():
-            (run / "best.pt").unlink()
-        return run
-
-    rel = "data/tasks/S12LS-LD"  # as chapter 05 records it, relative to the folder it runs in
-    assert E.chapter05_run(task, task_path, "s2", "runs") is None  # no run at all
-    run = write_run("s2", {"task_dir": rel, "sensors": ["s2"], "data_dir": None})
-    assert E.chapter05_run(task, task_path, "s2", "runs") == Path("runs") / run.name
-    assert E.chapter05_run(task, task_path, "s1asc", "runs") is None  # another sensor's run: none
-    write_run("s2", {"task_dir": rel, "sensors": ["s2", "s1asc"], "data_dir": None})  # a fusion run
-    assert E.chapter05_run(task, task_path, "s2", "runs") is None
-    write_run("s2", {"task_dir": "elsewhere/tasks/S12LS-LD", "sensors": ["s2"], "data_dir": None})
-    assert E.chapter05_run(task, task_path, "s2", "runs") is None  # another task folder
-    write_run("s2", {"task_dir": rel, "sensors": ["s2"], "data_dir": str(tmp_path / "other")})
-    assert E.chapter05_run(task, task_path, "s2", "runs") is None  # another data folder
-    write_run("s2", {"task_dir": rel, "sensors": ["s2"], "data_dir": str(data)}, best=False)
-    assert E.chapter05_run(task, task_path, "s2", "runs") is None  # no best.pt
 
 
 def test_protocol_table_names_every_difference(run):

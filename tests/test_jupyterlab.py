@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from s12ls_utils.plots import book_pages
+from s12ls_utils.book import book_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER = Path(sys.executable).with_name("jupyter")

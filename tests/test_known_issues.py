@@ -266,17 +266,17 @@ def test_figures_for_the_page_record(found):
 def test_issue_figures_draw_the_files_per_issue_and_sensor(found):
     import holoviews as hv
 
-    from s12ls_utils import plots
+    from s12ls_utils import book, figures
 
     hv.extension("bokeh")
-    bars = plots.known_issue_bars(found)
+    bars = figures.known_issue_bars(found)
     data = bars.dframe()
     per_issue = data.groupby("issue")["files"].sum()
     assert per_issue[ISSUES["usa_token"].title] == 2 and per_issue[ISSUES["s1_filled"].title] == 1
     assert ISSUES["ad_annotated_only"].title not in set(data["issue"])  # task folders are no patch files
     assert set(data["sensor"]) == {"S1 ascending", "S1 descending", "S2"}
-    static = plots.static_known_issue_bars(found)
-    assert static.png.startswith(b"\x89PNG") and f"{ISSUES['event_outside'].title} 2" in static.alt
+    static = book.static(bars, "Patch files per known issue")  # the appendix's static rendering
+    assert static.png.startswith(b"\x89PNG") and static.width_px > 300
 
 
 def test_an_unreadable_task_folder_is_skipped_not_reported(tmp_path, caplog):

@@ -96,7 +96,7 @@ CHOICE_PARAMETERS = {"sensor", "sensors", "model", "model_kwargs", "device"}
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_list_dict_choice_parameters_are_normalised(nb):
-    """Every list, dict or choice parameter goes through ``plots.param`` in the cell after Parameters.
+    """Every list, dict or choice parameter goes through ``book.param`` in the cell after Parameters.
 
     papermill's ``-p sensors '["s1asc"]'`` passes a string; the normalisation makes it a list (or a clear
     ``ValueError`` naming the parameter) before any work starts.
@@ -124,7 +124,7 @@ def test_list_dict_choice_parameters_are_normalised(nb):
         and node.args[1].id == node.args[0].value
     }
     missing = [n for n in wanted if n not in normalised]
-    assert not missing, f"{nb.name}: normalise {missing} with plots.param right after the Parameters cell"
+    assert not missing, f"{nb.name}: normalise {missing} with book.param right after the Parameters cell"
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
@@ -155,21 +155,27 @@ def test_skeleton_sections_in_order(nb):
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
-def test_holoviews_extension_inline_before_hvplot(nb):
-    code = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "code")
-    if "hvplot" in code or "geoviews" in code or "holoviews" in code:
-        ext = code.find('hv.extension("bokeh", inline=True)')
-        assert ext >= 0, f"{nb.name}: call hv.extension('bokeh', inline=True) (offline plots)"
-        for lib in ("import hvplot", "import geoviews"):
-            if lib in code:
-                assert code.find(lib) > ext, f"{nb.name}: {lib} before hv.extension(...)"
+def test_setup_is_one_call_in_the_first_code_cell(nb):
+    """The first code cell is the imports and ``book.setup()`` (working folder, offline HoloViews extension
+    without its logo, hvplot): no chapter loads the extension or hvplot itself, before or after."""
+    code = [_src(c) for c in _cells(nb) if c["cell_type"] == "code"]
+    import ast
+
+    setup = [
+        ast.unparse(n) for n in ast.parse(code[0]).body if not isinstance(n, ast.Import | ast.ImportFrom)
+    ]
+    assert setup == ["book.setup()"], f"{nb.name}: the first code cell holds {setup}"
+    for src in code:
+        assert "hv.extension(" not in src and "import hvplot" not in src, (
+            f"{nb.name}: leave that to book.setup()"
+        )
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_is_in_toc_and_small(nb):
     toc = (ROOT / "_toc.yml").read_text()
     assert f"book/{nb.stem}" in toc, f"{nb.name} is not listed in _toc.yml"
-    # record-keeping cells (plots.record alone, input collapsed) do not count: they are bookkeeping
+    # record-keeping cells (book.record alone, input collapsed) do not count: they are bookkeeping
     analysis = [c for c in _cells(nb) if not _record_only(c)]
     assert len(analysis) <= 45, f"{nb.name}: over ~40 cells, split the chapter"
 
@@ -183,10 +189,15 @@ def test_toc_entries_exist():
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_key_figure_has_a_static_rendering(nb):
-    """The key figure is also drawn as an image (``plots.static_*``), as a captioned figure with alt text and
-    the class tests/test_rendered_book.py looks for: the reading is complete without JavaScript."""
-    static = [c for c in _cells(nb) if c["cell_type"] == "code" and "plots.static_" in _src(c)]
-    assert static, f"{nb.name}: no static rendering of the key figure (plots.static_*)"
+    """The key figure is also drawn as an image (``book.static(figure)``, or a ``figures.static_*`` figure), as a
+    captioned figure with alt text and the class tests/test_rendered_book.py looks for: the reading is complete
+    without JavaScript."""
+    static = [
+        c
+        for c in _cells(nb)
+        if c["cell_type"] == "code" and re.search(r"book\.static\(|figures\.static_", _src(c))
+    ]
+    assert static, f"{nb.name}: no static rendering of the key figure (book.static, figures.static_*)"
     for c in static:
         opts = c.get("metadata", {}).get("mystnb", {})
         assert "s12ls-static" in opts.get("image", {}).get("classes", ""), (
@@ -204,27 +215,27 @@ def _is_record_call(node) -> bool:
         and isinstance(call.func, ast.Attribute)
         and call.func.attr == "record"
         and isinstance(call.func.value, ast.Name)
-        and call.func.value.id == "plots"
+        and call.func.value.id == "book"
     )
 
 
 def _record_only(cell: dict) -> bool:
     import ast
 
-    if cell["cell_type"] != "code" or "plots.record(" not in _src(cell):
+    if cell["cell_type"] != "code" or "book.record(" not in _src(cell):
         return False
     return all(_is_record_call(n) for n in ast.parse(_src(cell)).body)
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_record_keeping_sits_in_collapsed_cells(nb):
-    """A chapter reads as analysis: every ``plots.record(...)`` is in a cell of its own (nothing else in it)
+    """A chapter reads as analysis: every ``book.record(...)`` is in a cell of its own (nothing else in it)
     whose input is collapsed (``hide-input``), or in the removed set-up cell after the Parameters."""
     import ast
 
     for c in _cells(nb):
         tags = set(c.get("metadata", {}).get("tags", []))
-        if c["cell_type"] != "code" or "plots.record(" not in _src(c) or "remove-cell" in tags:
+        if c["cell_type"] != "code" or "book.record(" not in _src(c) or "remove-cell" in tags:
             continue
         body = ast.parse(_src(c)).body
         assert all(_is_record_call(n) for n in body), (
@@ -253,7 +264,7 @@ def test_static_twins_are_collapsed_below_the_interactive_figure(nb):
             for x in cells[:i]
             if x["cell_type"] == "code" and "hide-input" not in x["metadata"].get("tags", [])
         ]
-        assert before and "plots." in _src(before[-1]), f"{nb.name}: {c['id']} is not below its figure"
+        assert before and "figures." in _src(before[-1]), f"{nb.name}: {c['id']} is not below its figure"
     assert twins >= 1, f"{nb.name}: no static twin of an interactive figure"
 
 

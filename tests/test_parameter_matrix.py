@@ -122,7 +122,7 @@ def test_chapter06_evaluates_the_run_it_is_given_and_draws_its_gallery(matrix, n
     assert Path(rec["run_dir"]) == Path(record(matrix, trained)["run_dir"])
     assert 0 <= rec["model_f1"] <= 1 and rec["n_test"] > 0
     nb = executed(matrix, name)
-    gallery = [c for c in nb.cells if c.cell_type == "code" and "plots.error_gallery(" in c.source]
+    gallery = [c for c in nb.cells if c.cell_type == "code" and "figures.error_gallery(" in c.source]
     assert gallery and gallery[0].outputs, "the error gallery drew nothing"
     assert not any(
         o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from s12ls_utils.plots import book_pages
+from s12ls_utils.book import book_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("S12LS_HTML", ROOT / "_build" / "html")).resolve()

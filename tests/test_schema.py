@@ -20,8 +20,8 @@ import xarray as xr
 from quality_files import fill_gap, write_s1
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
-from s12ls_utils import schema
-from s12ls_utils.io import PatchReadError, open_patch
+from s12ls_utils import io, schema
+from s12ls_utils.io import PatchReadError, open_patch, validate_patch
 from s12ls_utils.schema import (
     PatchAttrs,
     encode_attrs,
@@ -40,7 +40,6 @@ from s12ls_utils.schema import (
     parse_floats,
     parse_ints,
     parse_pre_post,
-    validate_patch,
 )
 
 
@@ -767,7 +766,7 @@ WARNED: list[tuple[str, str, Callable[[Path, Path], Path], tuple[str, ...]]] = [
 @pytest.mark.parametrize(("source", "build", "phrases"), [b[1:] for b in WARNED], ids=[b[0] for b in WARNED])
 def test_check_patch_warns_without_error(source, build, phrases, request, tmp_path):
     path = build(request.getfixturevalue(source), tmp_path)
-    res = schema.check_patch(path)
+    res = io.check_patch(path)
     assert res.errors == [] and res.ok, res.errors
     assert_problems(res.warnings, *phrases)
     with pytest.warns(schema.FormatWarning, match=re.escape(phrases[0])):
@@ -900,18 +899,16 @@ def test_real_format_files_validate(real_data):
     files = sorted(real_data.root.rglob("*.nc"))
     assert len(files) == len(real_data.files)
     for p in files:
-        res = schema.check_patch(p)
+        res = io.check_patch(p)
         assert res.errors == [], (p, res.errors)
-    padded = schema.check_patch(real_data.files["padded"])
+    padded = io.check_patch(real_data.files["padded"])
     assert_problems(padded.warnings, "3 repeated date(s) (2018-10-12)")
     for case, token in (("undated", "'None'"), ("undated_nat", "' NaT '"), ("mixed", "none")):
-        assert_problems(
-            schema.check_patch(real_data.files[case]).warnings, "1 undated event(s) in 'event_date'"
-        )
-        assert token in schema.check_patch(real_data.files[case]).warnings[0]
+        assert_problems(io.check_patch(real_data.files[case]).warnings, "1 undated event(s) in 'event_date'")
+        assert token in io.check_patch(real_data.files[case]).warnings[0]
     # the writer's own pre_post_dates agree with the time axis once re-paired with the sorted dates
     for case in ("multi", "multi_s1", "before", "after", "across_raw"):
-        assert schema.check_patch(real_data.files[case]).warnings == [], case
+        assert io.check_patch(real_data.files[case]).warnings == [], case
 
 
 def test_real_format_set_ordered_events_are_sorted_and_re_paired(real_data):
@@ -1035,7 +1032,7 @@ def test_scl_255_is_a_quality_note_not_an_error(tmp_path):
         scl[6] = 255  # a whole frame of unknown quality, as the real files have them
         scl[9, :20, :30] = 255  # and part of another
         ds["SCL"][:] = scl
-    res = schema.check_patch(path)
+    res = io.check_patch(path)
     assert res.errors == [] and res.ok
     assert res.notes == [
         "SCL 255 (unknown quality, no scene class) in 2 of 15 frame(s), 1 of them whole: unusable for cloud "
@@ -1052,12 +1049,12 @@ def test_scl_255_is_a_quality_note_not_an_error(tmp_path):
         s = ds["SCL"][3]
         s[0, 0] = 42
         ds["SCL"][3] = s
-    res = schema.check_patch(path)
+    res = io.check_patch(path)
     assert res.errors == ["SCL holds unknown classes [42]"] and res.quality["scl_unknown_frames"] == 2
 
 
 def test_quality_figures_of_a_clean_file_are_zero(tmp_path):
-    res = schema.check_patch(_real_s2(tmp_path))
+    res = io.check_patch(_real_s2(tmp_path))
     assert res.notes == [] and res.quality == dict.fromkeys(schema.QUALITY_KEYS, 0)
 
 
@@ -1065,17 +1062,17 @@ def test_repeated_dates_are_counted(tmp_path):
     from real_format import MULTI_TIMES
 
     padded = MULTI_TIMES[:12] + [MULTI_TIMES[11]] * 3
-    res = schema.check_patch(_real_s2(tmp_path, times=padded))
+    res = io.check_patch(_real_s2(tmp_path, times=padded))
     assert res.quality["repeated_dates"] == 3 and res.errors == []
 
 
 def test_s1_gaps_filled_by_copying_are_seen_without_nan(tmp_path):
-    clean = schema.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_1.nc"))
+    clean = io.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_1.nc"))
     assert (
         clean.errors == [] and clean.quality["s1_filled_frames"] == 0 and clean.quality["s1_nan_pixels"] == 0
     )
     assert clean.quality["s1_repeat_pixels"] < schema.S1_FILL_MIN_PIXELS
-    filled = schema.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_2.nc", edit=fill_gap))
+    filled = io.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_2.nc", edit=fill_gap))
     assert filled.errors == [] and filled.quality["s1_nan_pixels"] == 0
     assert filled.quality["s1_filled_frames"] == 2
     assert filled.quality["s1_repeat_pixels"] == 16 * 16 + 16  # the gap and the row it was copied from
@@ -1084,7 +1081,7 @@ def test_s1_gaps_filled_by_copying_are_seen_without_nan(tmp_path):
         values[:, :40, :40] = 1.0
 
     assert (
-        schema.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_3.nc", edit=clipped)).quality[
+        io.check_patch(write_s1(tmp_path / "s1asc" / "italy_s1asc_3.nc", edit=clipped)).quality[
             "s1_filled_frames"
         ]
         == 0
@@ -1095,5 +1092,5 @@ def test_s1_gaps_left_as_nan_are_counted(tmp_path):
     def gap(values):
         values[4, :10, :10] = np.nan
 
-    res = schema.check_patch(write_s1(tmp_path / "s1dsc" / "italy_s1dsc_1.nc", edit=gap))
+    res = io.check_patch(write_s1(tmp_path / "s1dsc" / "italy_s1dsc_1.nc", edit=gap))
     assert res.errors == [] and res.quality["s1_nan_pixels"] == 2 * 100  # VV and VH

@@ -23,7 +23,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from s12ls_utils import cli, schema
+from s12ls_utils import cli, io, schema
 from s12ls_utils.io import open_patch, read_patch_meta
 from s12ls_utils.sample import generate
 from s12ls_utils.sample.generate import make_sample, pre_post_indices
@@ -951,7 +951,7 @@ def test_sample_is_the_raw_release(sample_dir, manifest, loaded):
 # --------------------------------------------------------------------------------------------------
 def test_every_file_validates(sample_dir, manifest):
     for r in manifest["files"]:
-        res = schema.check_patch(sample_dir / r["path"])
+        res = io.check_patch(sample_dir / r["path"])
         assert res.errors == [], (r["path"], res.errors)
 
 
@@ -1067,7 +1067,7 @@ def test_undated_annotation(default_special_records):
         assert r["event_dates"] == [] and r["event_outside_series"] == "undated" and r["n_positive"] > 0
         m = read_patch_meta(r["path"])
         assert m.n_undated_events == 1 and m.event_dates == [] and m.event_steps.position == "undated"
-        assert schema.check_patch(r["path"]).errors == []
+        assert io.check_patch(r["path"]).errors == []
         # the inventory has no date either
         slides = r["inventory"]
         assert slides and all(ls["event_date"] is None and np.isnan(ls["date_conf"]) for ls in slides)
@@ -1125,7 +1125,7 @@ def test_padded_series(sample_dir, manifest, default_special_records, padded_s2_
             if "time" in ds[name].dims:
                 v = ds[name].values
                 np.testing.assert_array_equal(v[-k - 1 :], np.broadcast_to(v[-1], v[-k - 1 :].shape))
-        res = schema.check_patch(r["path"])
+        res = io.check_patch(r["path"])
         assert not res.errors and any("repeated date" in w for w in res.warnings)
 
 
@@ -1188,7 +1188,7 @@ def test_harmonized_release(sample_dir, manifest, harmonized_dir):
     for r, h in zip(manifest["files"], har["files"], strict=True):
         assert r == h  # same scenes, same records
         path_h = harmonized_dir / r["path"]
-        assert io.file_release(path_h) == "harmonized" and schema.check_patch(path_h).errors == []
+        assert io.file_release(path_h) == "harmonized" and io.check_patch(path_h).errors == []
         with open_patch(sample_dir / r["path"], load=True) as raw, open_patch(path_h, load=True) as hds:
             assert hds.attrs["release"] == "harmonized"
             np.testing.assert_array_equal(hds.MASK.values, raw.MASK.values)

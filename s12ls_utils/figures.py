@@ -1,4 +1,4 @@
-"""HoloViz helpers shared by the chapters, and the recording of each chapter's key results.
+"""HoloViz figures shared by the chapters, and the few figures drawn with matplotlib alone.
 
 Display conventions (the book is read by remote-sensing people):
 
@@ -8,341 +8,26 @@ Display conventions (the book is read by remote-sensing people):
 - every plot has a title, axis labels with units and a legend or colour bar;
 - no map tiles or Natural Earth features (they would be downloaded at run time).
 
-``record(chapter, **figures)`` glues each figure for the text (myst-nb ``glue``) and writes them to
-``<results_dir>/<chapter>.json``. Where that is, and where chapter 05 writes its runs, is decided once per
-chapter by :func:`outputs`: the book's own execution (``make book``) records under the executed book
-(``_build/executed/results/`` and ``runs/``), which is what the tests and chapter 06 read; a rerun (papermill
-with parameters, JupyterLab) records under ``results/reruns/<time>/`` and names its runs with the same time,
-so no rerun overwrites the book's record or an earlier rerun.
+The book's plumbing (parameters, the results record, static renderings of these figures) is
+:mod:`s12ls_utils.book`; no module here imports it.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import schema
 
-RESULTS_DIR = Path("results")
-#: Set (by ``.ci/execute_chapters.py``) to the executed book's folder while the book's own chapters run.
-BOOK_ENV = "S12LS_BOOK"
-#: Where ``make book`` executes the chapters; its ``results/`` and ``runs/`` are the book's record.
-BOOK_DIR = Path("_build") / "executed"
 DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.0, -8.0)}
 #: colour of pixels without data (NaN, fill values, no S2 observation) in every image, with its own legend
 #: entry; magenta is not a colour of land, water, cloud or a grey SAR image
 NO_DATA_COLOR = "#e600e6"
 NO_DATA_LABEL = "no data (NaN / fill)"
 REGION_PALETTE = "Category10"
-
-
-# --------------------------------------------------------------------------------------------------
-# Results
-# --------------------------------------------------------------------------------------------------
-def book_pages(root: str | Path = ".") -> list[str]:
-    """Every page named in ``<root>/_toc.yml`` (the root page first, then parts, chapters and sections in
-    order), without suffix: the one reading of the table of contents that the build script and the tests
-    share."""
-    import yaml
-
-    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                pages.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk({k: v for k, v in toc.items() if k != "root"})
-    return pages
-
-
-def run_from_repo_root(start: str | Path | None = None, max_up: int = 3) -> Path:
-    """Make the book's repository root the working directory, so that chapter paths mean one thing.
-
-    A chapter's relative paths (``data/sample``, ``results/``, ``runs/``) are relative to the repository
-    root, which is where papermill and CI run them. JupyterLab, Binder and a direct ``jupyter-book build``
-    start the kernel in ``book/`` instead. Called at the top of every chapter: walks up from ``start``
-    (default: the working directory) at most ``max_up`` levels to the first folder holding both
-    ``_toc.yml`` and ``book/`` and changes into it. Outside such a checkout (a chapter copied elsewhere)
-    nothing changes. Returns the working directory afterwards.
-    """
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    for folder in [here, *here.parents][: max_up + 1]:
-        if (folder / "_toc.yml").is_file() and (folder / "book").is_dir():
-            if folder != Path.cwd().resolve():
-                os.chdir(folder)
-            return folder
-    return Path.cwd()
-
-
-# --------------------------------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------------------------------
-_PARAM_KINDS = ("list", "dict", "choice", "int", "float", "bool")
-#: Values of a chapter's ``device`` parameter (``training.select_device`` checks availability).
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps", *(f"cuda:{i}" for i in range(8)))
-_MISSING = object()
-
-
-def _parse_text(name: str, text: str, kind: str):
-    """A JSON (or YAML flow) value written as text, as papermill's ``-p`` passes it."""
-    import yaml
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"parameter {name!r}: cannot read {text!r} as a {kind} ({err})") from None
-
-
-def _allowed(choices) -> str:
-    return ", ".join(repr(c) for c in choices)
-
-
-def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
-    """Normalise one chapter parameter, whatever way it was passed, or raise a ``ValueError`` naming it.
-
-    papermill's ``-p name value`` passes text (only ``True``/``False``/``None`` and numbers are converted),
-    ``-y``/``-f`` pass YAML values and a reader edits the cell with Python values. Each chapter calls this
-    right after its Parameters cell, before any work, so that all of these mean the same:
-
-    - ``kind="list"``: a list or tuple, a JSON/YAML list as text (``'["s1asc", "s2"]'``, ``'[s1asc, s2]'``),
-      or comma-separated text (``"s1asc,s2"``, or one item ``"s2"``); returns a ``list`` (duplicates
-      dropped, order kept). With ``choices`` every item must be one of them (text matches a choice by its
-      text: ``"2"`` is the choice ``2``) and the list is not empty.
-    - ``kind="dict"``: a mapping or JSON/YAML text (``'{"widths": [8, 16]}'``, ``'widths: [8, 16]'``);
-      returns a ``dict``.
-    - ``kind="choice"``: one of ``choices`` (compared as text when the choices are text:
-      ``-p device cpu``).
-    - ``kind="int"``, ``"float"``, ``"bool"``: a number / truth value or its text (``"true"``, ``"no"``…);
-      with ``choices`` a few named values (``"auto"``) are accepted too.
-
-    ``default``: returned for ``None`` (and an empty text); without it ``None`` is an error. Pass
-    ``default=None`` to allow ``None`` through.
-    """
-    if kind not in _PARAM_KINDS:
-        raise ValueError(f"param kind {kind!r}: expected one of {', '.join(_PARAM_KINDS)}")
-    choices = None if choices is None else list(choices)
-    allowed = f"; allowed: {_allowed(choices)}" if choices else ""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if default is _MISSING:
-            raise ValueError(f"parameter {name!r} is required (got {value!r}){allowed}")
-        return default() if callable(default) else default
-
-    def fail(what: str):
-        raise ValueError(f"parameter {name!r}: {what}{allowed}")
-
-    if kind == "list":
-        items = value
-        if isinstance(value, str):
-            text = value.strip()
-            items = _parse_text(name, text, kind) if text[:1] in "[({" else text
-            if isinstance(items, str):
-                items = [s.strip() for s in items.split(",") if s.strip()]
-        if isinstance(items, Mapping) or not isinstance(items, list | tuple):
-            fail(f"expected a list (e.g. '[\"a\", \"b\"]' or 'a,b'), got {value!r}")
-        out = []
-        by_text = {str(c): c for c in choices or ()}  # "2" from text means the choice 2
-        for item in items:
-            item = item.strip() if isinstance(item, str) else item
-            if choices is not None and item not in choices and isinstance(item, str):
-                item = by_text.get(item, item)
-            if choices is not None and (item not in choices or isinstance(item, bool)):
-                fail(f"unknown value {item!r} in {value!r}")
-            if item not in out:
-                out.append(item)
-        if choices is not None and not out:
-            fail("the list is empty")
-        return out
-    if kind == "dict":
-        out = _parse_text(name, value, kind) if isinstance(value, str) else value
-        if not isinstance(out, Mapping):
-            fail(f"expected a dict (e.g. '{{\"key\": 1}}' or 'key: 1'), got {value!r}")
-        return dict(out)
-    if kind == "choice":
-        if not choices:
-            raise ValueError(f"parameter {name!r}: kind 'choice' needs choices")
-        if value in choices:
-            return value
-        if isinstance(value, str) and value.strip() in choices:
-            return value.strip()
-        fail(f"got {value!r}")
-    # numbers and truth values, with optional named alternatives (``"auto"``)
-    if choices and value in choices:
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if choices and text in choices:
-            return text
-        if kind == "bool":
-            low = text.lower()
-            if low in ("true", "yes", "1", "on"):
-                return True
-            if low in ("false", "no", "0", "off"):
-                return False
-            fail(f"expected true or false, got {value!r}")
-        try:
-            value = int(text) if kind == "int" else float(text)
-        except ValueError:
-            fail(f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
-        return value
-    if kind == "bool":
-        if isinstance(value, bool | np.bool_) or value in (0, 1):
-            return bool(value)
-        fail(f"expected true or false, got {value!r}")
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        fail(f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
-    if kind == "int":
-        if float(value) != int(value):
-            fail(f"expected an integer, got {value!r}")
-        return int(value)
-    return float(value)
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """Where a chapter writes: its results record, its training runs, and the suffix of its run names."""
-
-    results_dir: Path
-    runs_dir: Path
-    book: bool  #: True while the book's own execution runs the chapter
-    stamp: str | None  #: a rerun's time (``20261203T071502``), None for the book's execution
-
-    def run_name(self, name: str) -> str:
-        """``name`` for the book's execution, ``name-<stamp>`` for a rerun (never the book's run)."""
-        return name if self.stamp is None else f"{name}-{self.stamp}"
-
-
-def book_dir() -> Path:
-    """The executed book whose ``results/`` and ``runs/`` are the book's record: ``$S12LS_BOOK`` while the
-    book executes, else ``_build/executed`` (``make book``'s folder)."""
-    return Path(os.environ.get(BOOK_ENV) or BOOK_DIR)
-
-
-_STAMP: list[str] = []
-
-
-def rerun_stamp() -> str:
-    """One UTC time per process (a kernel runs one chapter), used to name a rerun's record and runs."""
-    if not _STAMP:
-        from datetime import UTC, datetime
-
-        _STAMP.append(datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
-    return _STAMP[0]
-
-
-def outputs(results_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Outputs:
-    """Resolve a chapter's ``results_dir`` and ``runs_dir`` parameters (``None``: the default below).
-
-    - The book's own execution (``$S12LS_BOOK`` set, as ``.ci/execute_chapters.py`` does): the book's
-      record, ``<book>/results`` and ``<book>/runs``; run names as the chapter makes them.
-    - Any other run (papermill with or without parameters, JupyterLab, Binder): ``results/reruns/<time>``
-      and ``runs``, with ``-<time>`` appended to default run names, so that a rerun never replaces the
-      book's record and two reruns never replace each other. The folder is printed.
-
-    A value passed explicitly is used as given in both cases.
-    """
-    book = bool(os.environ.get(BOOK_ENV))
-    stamp = None if book else rerun_stamp()
-    if results_dir is None:
-        results_dir = book_dir() / "results" if book else RESULTS_DIR / "reruns" / stamp
-        if not book:
-            print(f"this rerun records its results in {results_dir}/ (the book's record stays as it is)")
-    if runs_dir is None:
-        runs_dir = book_dir() / "runs" if book else Path("runs")
-    return Outputs(Path(results_dir), Path(runs_dir), book, stamp)
-
-
-def _plain(value):
-    """JSON-able plain Python value (numpy scalars → Python, NaN → None)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, Share):
-        value = float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def record(chapter: str, results_dir: str | Path = RESULTS_DIR, glue: bool = True, **figures) -> None:
-    """Record a chapter's key figures: glue each one (when run in a kernel) and merge them into
-    ``<results_dir>/<chapter>.json`` (see :func:`outputs` for which folder a chapter uses).
-
-    Returns nothing, so that a cell ending in ``record(...)`` shows no output.
-    """
-    path = Path(results_dir) / f"{chapter}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data.update({k: _plain(v) for k, v in figures.items()})
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
-    if glue:
-        try:
-            from IPython import get_ipython
-            from myst_nb import glue as _glue
-        except ImportError:  # pragma: no cover - the book stack is not installed
-            return None
-        if get_ipython() is not None:
-            for k, v in figures.items():
-                _glue(k, _display_value(v), display=False)
-    return None
-
-
-class Share(float):
-    """A fraction (0…1) that reads as a share: recorded as the fraction, glued as a percentage ("2.9 %").
-
-    ``record(chapter, positive_fraction=plots.Share(0.0287))`` writes 0.0287 to the JSON record (the tests
-    compare fractions) and glues "2.9 %" for the text: one decimal below 10 %, whole percents above."""
-
-    def percent_text(self) -> str:
-        pct = 100 * float(self)
-        if not math.isfinite(pct):
-            return "n/a"
-        return f"{pct:.1f} %" if abs(pct) < 10 else f"{pct:.0f} %"
-
-
-def share(value) -> Share:
-    """``value`` (a fraction) as a :class:`Share`."""
-    return Share(float(value))
-
-
-def captioned(table, caption: str, precision: int = 3):
-    """``table`` (a DataFrame) as a chapter shows it: ``caption`` above it (what it holds and on which data),
-    numbers at ``precision`` decimals, missing values left blank. Returns a pandas ``Styler``."""
-    return table.style.format(precision=precision, na_rep="").set_caption(caption)
-
-
-def _display_value(v):
-    if isinstance(v, Share):
-        return v.percent_text()
-    if isinstance(v, float | np.floating):
-        v = float(v)
-        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
-    if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
-    return v
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1943,6 +1628,8 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380, data: str | None
     import holoviews as hv
     import pandas as pd
 
+    from .evaluate import share
+
     names = {
         "f1": "F1 landslide",
         "macro_f1": "F1 macro",
@@ -2008,6 +1695,37 @@ def detection_rate_plot(
     )
 
 
+def gallery_images(items: list[dict], s1: str = "false_color") -> tuple[list[dict], str | list[str]]:
+    """The error gallery's before/after images for :func:`s12ls_utils.evaluate.evaluate_run`'s ``gallery`` items.
+
+    Per item and sensor of the run, the dates just before and after the event
+    (:func:`~s12ls_utils.signatures.before_after_steps`; first and last date when the event is outside the
+    series), drawn with :func:`sensor_image` (S2 true colour with one stretch per patch,
+    S1 ``s1``). Returns the items with ``pre``/``post`` added and the ``sensor`` argument of
+    :func:`error_gallery`: one sensor name, or the list of a fusion run's sensors (then
+    ``pre``/``post`` are ``{sensor: image}`` and the gallery draws one row per sensor)."""
+    from . import signatures
+    from .io import open_patch
+
+    out, sensors = [], []
+    for it in items:
+        paths = it.get("paths") or ({"s2": it["path"]} if it.get("path") else {})
+        pre, post = {}, {}
+        for sensor, path in paths.items():
+            with open_patch(path, load=True) as ds:
+                steps = signatures.before_after_steps(ds, signatures.patch_alignment(ds))
+                pre_t, post_t = steps if steps is not None else (0, ds.sizes["time"] - 1)
+                limits = true_color_limits(ds) if sensor == "s2" else None
+                pre[sensor] = sensor_image(ds, pre_t, sensor, s1=s1, limits=limits)
+                post[sensor] = sensor_image(ds, post_t, sensor, s1=s1, limits=limits)
+            if sensor not in sensors:
+                sensors.append(sensor)
+        if len(paths) == 1:
+            (pre,), (post,) = pre.values(), post.values()
+        out.append({**it, "pre": pre, "post": post})
+    return out, (sensors if len(sensors) > 1 else (sensors[0] if sensors else "s2"))
+
+
 def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", data: str | None = None):
     """One row per patch (and sensor): the images before and after, the mask, the prediction and an FP/FN overlay.
 
@@ -2071,17 +1789,18 @@ class StaticFigure:
     the plain-text form is the description ``alt``.
     """
 
-    def __init__(self, fig, alt: str, dpi: int = STATIC_DPI):
+    def __init__(self, fig, alt: str, dpi: int = STATIC_DPI, tight: bool = False):
         import io as _io
 
         if not alt.strip():
             raise ValueError("a static figure needs a description (alt text)")
         buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+        # tight: cropped to what is drawn (titles, labels and legends outside the axes included)
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white", bbox_inches="tight" if tight else None)
         self.png = buf.getvalue()
         self.alt = alt
-        self.width_px = round(fig.get_figwidth() * 100)
-        self.height_px = round(fig.get_figheight() * 100)
+        width, height = int.from_bytes(self.png[16:20], "big"), int.from_bytes(self.png[20:24], "big")
+        self.width_px, self.height_px = round(width * 100 / dpi), round(height * 100 / dpi)
 
     def _repr_png_(self):
         return self.png, {"width": self.width_px}
@@ -2803,81 +2522,6 @@ def static_realism(report, title: str = "How close the data folder is to the rea
     return StaticFigure(fig, alt)
 
 
-def static_training_curves(history) -> StaticFigure:
-    """:func:`training_curves` as an image: loss per epoch, and validation F1/IoU of the landslide class."""
-    df = _history_frame(history)
-    if df.empty:
-        raise ValueError("the history holds no epoch")
-    fig = _figure(3.0)
-    loss, metric = fig.subplots(1, 2)
-    ep = df["epoch"].to_numpy()
-    for col, label, k in (("train_loss", "train", "train"), ("val_loss", "validation", "validation")):
-        loss.plot(ep, df[col], color=_CURVE_COLORS[k], lw=2, label=label)
-    loss.set(title="Loss per epoch", xlabel="epoch", ylabel="loss (BCE/focal + Dice)")
-    for col, label, k in (
-        ("val_f1", "F1 at 0.5", "f1"),
-        ("val_f1_best", "F1 at the best threshold", "f1_best"),
-        ("val_iou", "IoU at 0.5", "iou"),
-    ):
-        metric.plot(ep, df[col], color=_CURVE_COLORS[k], lw=2, label=label)
-    metric.set(
-        title="Validation F1 / IoU per epoch",
-        xlabel="epoch",
-        ylabel="validation score, landslide class",
-        ylim=(0, 1),
-    )
-    for ax, where in ((loss, "upper right"), (metric, "lower right")):
-        ax.legend(loc=where, fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.title.set_fontsize(10)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
-        ax.tick_params(labelsize=7)
-    best = int(df["val_f1_best"].idxmax())
-    return StaticFigure(
-        fig,
-        f"Training curves over {len(df)} epochs: loss falls; the best validation F1 is "
-        f"{df['val_f1_best'].iloc[best]:.3f} at epoch {int(df['epoch'].iloc[best])}.",
-    )
-
-
-def static_pr_curves(curves, prevalence: float, auprc=None, data: str | None = None) -> StaticFigure:
-    """:func:`pr_curves_plot` as an image: precision–recall per method and the chance line."""
-    fig = _figure(4.2, width_in=5.6)
-    ax = fig.subplots()
-    for m, d in curves.groupby("method", sort=False):
-        label = _METHOD_LABELS.get(m, m)
-        if auprc is not None and m in auprc:
-            label += f" (AUPRC {auprc[m]:.3f})"
-        d = d.sort_values("recall")
-        ax.step(
-            d["recall"],
-            d["precision"],
-            where="post",
-            color=_METHOD_COLORS.get(m, "black"),
-            lw=2.2,
-            label=label,
-        )
-    ax.axhline(prevalence, color="gray", ls="--", lw=1.5, label=f"chance (prevalence {prevalence:.3f})")
-    ax.set(
-        xlim=(0, 1), ylim=(0, 1.02), xlabel="recall (landslide class)", ylabel="precision (landslide class)"
-    )
-    ax.set_title(_on("Precision–recall on the test split", data), fontsize=10)
-    ax.xaxis.label.set_fontsize(8)
-    ax.yaxis.label.set_fontsize(8)
-    ax.tick_params(labelsize=7)
-    ax.legend(loc="lower left", fontsize=8)
-    ax.grid(alpha=0.3)
-    names = ", ".join(
-        f"{_METHOD_LABELS.get(m, m)} {auprc[m]:.3f}" for m in (auprc or {}) if m in set(curves["method"])
-    )
-    return StaticFigure(
-        fig,
-        _on("Precision–recall curves on the test split", data)
-        + f" (AUPRC: {names or 'n/a'}; chance {prevalence:.3f}).",
-    )
-
-
 # --------------------------------------------------------------------------------------------------
 # Known issues of the real files (the appendix page)
 # --------------------------------------------------------------------------------------------------
@@ -2920,32 +2564,6 @@ def known_issue_bars(found, title: str = "Patch files per known issue, by sensor
         show_legend=True,
         tools=["hover"],
     )
-
-
-def static_known_issue_bars(found, title: str = "Patch files per known issue, by sensor") -> StaticFigure:
-    """The bars of :func:`known_issue_bars` as a static image, with each issue's total at the end of its bar."""
-    table = _issue_files(found)
-    fig = _figure(0.3 * len(table) + 1.7)
-    ax = fig.subplots()
-    y = np.arange(len(table))
-    left = np.zeros(len(table))
-    for s in schema.SENSORS:
-        ax.barh(y, table[s], left=left, color=_ALIGN_COLORS[s], label=_ALIGN_LABELS[s])
-        left += table[s].to_numpy()
-    for yi, total in zip(y, left, strict=True):
-        ax.text(total, yi, f" {int(total):,}", va="center", fontsize=7)
-    ax.set_yticks(y, list(table.index), fontsize=7)
-    ax.invert_yaxis()  # the first issue on top, as in the interactive figure
-    ax.set_xlim(0, max(left.max(), 1) * 1.15)
-    ax.set_xlabel("patch files (count)", fontsize=8)
-    ax.set_ylabel("known issue", fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
-    fig.legend(
-        title="sensor", fontsize=7, title_fontsize=7, loc="outside lower center", ncols=3, frameon=False
-    )
-    ax.set_title(title, fontsize=10)
-    counts = "; ".join(f"{name} {int(n):,}" for name, n in zip(table.index, left, strict=True))
-    return StaticFigure(fig, f"{title}: {counts}.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -3033,37 +2651,3 @@ def split_optimism_plot(table, data: str = "synthetic sample", width: int = 660,
             )
         )
     return hv.Layout(panels).cols(1)
-
-
-def static_split_optimism(table, data: str = "synthetic sample") -> StaticFigure:
-    """:func:`split_optimism_plot` as an image."""
-    fig = _figure(3.6)
-    axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, ("f1", "ap"), strict=True):
-        splits, pts = _split_points(table, metric)
-        for ts, color in _TEST_SET_COLORS.items():
-            mine = [p for p in pts if p[0] == ts]
-            if not mine:
-                continue
-            x = np.array([p[1] for p in mine])
-            y = np.array([p[2] for p in mine], dtype="float64")
-            lo = np.array([p[3] for p in mine], dtype="float64")
-            hi = np.array([p[4] for p in mine], dtype="float64")
-            ax.errorbar(
-                x, y, yerr=[y - lo, hi - y], fmt="o", color=color, capsize=3, label=_TEST_SET_LABELS[ts]
-            )
-        ax.set_xticks(range(len(splits)), splits)
-        _panel_style(
-            ax,
-            f"{metric.upper()} by split ({data}, 95 % intervals)",
-            "split the model was trained and tested on",
-            _SCORE_LABELS[metric],
-            legend_loc="lower left",
-        )
-        ax.set(xlim=(-0.5, len(splits) - 0.5), ylim=(0, 1.02))
-    own = table[table["test_set"] == "own test"].set_index("split")["f1"]
-    return StaticFigure(
-        fig,
-        f"F1 and AP with 95 % intervals per split ({data}), on each split's own test set and on the common "
-        "held-out set; F1 on the own test sets: " + ", ".join(f"{k} {v:.3f}" for k, v in own.items()) + ".",
-    )
