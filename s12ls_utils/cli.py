@@ -54,7 +54,8 @@ from pathlib import Path
 
 from . import __version__, schema
 from .parallel import FilesFailed
-from .splits import METHODS, PRESETS, MissingFilesError
+from .splits import METHODS
+from .tasks import PRESETS, MissingFilesError
 from .train_entry import add_data_options, add_train_arguments
 
 
@@ -203,7 +204,8 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     import json
 
     from .catalog import build_catalog
-    from .splits import load_config, make_splits, write_task
+    from .splits import make_splits
+    from .tasks import load_config, write_task
 
     overrides = {} if args.method is None else {"method": args.method}
     config = load_config(args.task, **overrides)
@@ -242,7 +244,7 @@ def _cmd_splits(args: argparse.Namespace) -> int:
 def _cmd_norm(args: argparse.Namespace) -> int:
     import json
 
-    from .splits import load_task, write_norm
+    from .tasks import load_task, write_norm
 
     if args.sensors is not None:  # "--sensors s2 s1asc" and "--sensors s2,s1asc" alike
         args.sensors = list(dict.fromkeys(s for group in args.sensors for s in group))
@@ -285,7 +287,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     import json
 
     from .datasets import build_cache, cache_status, split_entries
-    from .splits import check_files, load_task
+    from .tasks import check_files, load_task
 
     sensors = tuple(dict.fromkeys(args.sensors))
     task = load_task(args.task_dir, data_dir=args.data)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from . import schema
-from .splits import MissingFilesError
+from .tasks import MissingFilesError
 
 __all__ = ["add_data_options", "add_train_arguments", "main", "run", "train_settings"]
 

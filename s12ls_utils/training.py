@@ -150,8 +150,8 @@ class TrainConfig:
     cores), up to 8 on CUDA. With several processes (DDP, see the module docstring) ``batch_size`` is the
     global batch (split evenly over the processes), while ``eval_batch_size`` (default ``batch_size``),
     ``num_workers`` and ``threads`` are per process. ``data_dir``: the data folder (default: the one the
-    task records or sits in, :func:`~s12ls_utils.splits.load_task`). Before any work the train and
-    validation files must exist there (:func:`~s12ls_utils.splits.check_files`); ``allow_missing`` trains
+    task records or sits in, :func:`~s12ls_utils.tasks.load_task`). Before any work the train and
+    validation files must exist there (:func:`~s12ls_utils.tasks.check_files`); ``allow_missing`` trains
     on those that exist and records the count in ``run.json`` (``missing_files``).
     """
 
@@ -858,7 +858,7 @@ def _train(
 ) -> TrainResult:
     from tqdm.auto import tqdm
 
-    from .splits import check_files, load_task
+    from .tasks import check_files, load_task
 
     batch = per_process_batch(cfg.batch_size, d.world_size)
     _configure_backends(cfg, device, d.local_world_size)

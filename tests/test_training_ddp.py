@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from test_datasets import write_tiny_task
 
-from s12ls_utils import cli, datasets, splits
+from s12ls_utils import cli, datasets, tasks
 from s12ls_utils import training as T
 from s12ls_utils.sample import load_manifest
 
@@ -130,7 +130,7 @@ def runs(settings, tmp_path_factory) -> dict:
 
 def _constant_channels(settings: dict) -> list[int]:
     """Input channels with one value over the whole train split (here the composites' validity)."""
-    task = splits.load_task(settings["task_dir"], data_dir=settings["data_dir"])
+    task = tasks.load_task(settings["task_dir"], data_dir=settings["data_dir"])
     ds = datasets.PatchDataset(
         task, "train", ["s2"], view="prepost", raw=True, cache_dir=settings["cache_dir"], progress=False
     )
@@ -253,7 +253,7 @@ def test_two_processes_train_what_one_process_trains(runs, settings):
 def test_sharded_validation_scores_the_whole_split(runs, settings):
     """The two-process validation figures are those of one process evaluating the same weights."""
     model, ck = T.load_model(runs["last_epoch1"], device="cpu")
-    task = splits.load_task(settings["task_dir"], data_dir=settings["data_dir"])
+    task = tasks.load_task(settings["task_dir"], data_dir=settings["data_dir"])
     common = {"view": "prepost", "raw": True, "cache_dir": settings["cache_dir"], "progress": False}
     pos, tot = datasets.PatchDataset(task, "train", ["s2"], **common).positives()
     val = datasets.PatchDataset(task, "val", ["s2"], **common)
