@@ -101,7 +101,7 @@ def _launch(cmd: list[str]) -> str:
 @pytest.fixture(scope="module")
 def runs(settings, tmp_path_factory) -> dict:
     """Single process 1 epoch; ``s12ls train --nproc 2`` 1 epoch, then resumed to 2 epochs through the
-    torchrun entry module; an uninterrupted two-process 2-epoch run (through the training alias)."""
+    torchrun entry module; an uninterrupted two-process 2-epoch run (through the same entry)."""
     root = tmp_path_factory.mktemp("ddp_runs")
     threads = torch.get_num_threads()  # train() sets this process's threads (settings["threads"])
     try:
@@ -120,10 +120,9 @@ def runs(settings, tmp_path_factory) -> dict:
         "last": torch.load(ddp / "last.pt", weights_only=True),
     }
     out["last_epoch1"] = Path(shutil.copy(ddp / "last.pt", root / "last_epoch1.pt"))
-    entry = [*TORCHRUN, "-m", "s12ls_utils.train_entry"]
-    alias = [*TORCHRUN, "-m", "s12ls_utils.training"]  # the older entry, kept as an alias
+    entry = [*TORCHRUN, "-m", "s12ls_utils.cli", "train"]  # what the full-scale appendix teaches
     _launch([*entry, *_set_args(settings, epochs=2), "--runs-dir", str(root / "ddp"), "--resume"])
-    _launch([*alias, *_set_args(settings, epochs=2), "--runs-dir", str(root / "full")])
+    _launch([*entry, *_set_args(settings, epochs=2), "--runs-dir", str(root / "full")])
     out["resumed"], out["full"] = ddp, root / "full" / RUN
     return out
 
