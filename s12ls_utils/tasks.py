@@ -116,9 +116,10 @@ class TaskConfig:
     The filter and split keys are those of the reference pipeline (``satellites`` … ``seed``,
     ``annotated_ratio``, ``clip_data``); ``method``, ``exclude_low_quality``, ``block_share``,
     ``test_regions``, ``balance`` and ``s1_unit`` are this package's. ``method`` is the split algorithm:
-    ``"reference"`` (the published one, :func:`reference_split`, geography ignored) or ``"blocked"``
-    (:func:`blocked_split`: spatial blocks of the real tile lattice with a one-tile buffer; ``block_share``
-    sets the block size, ``balance`` the local search that balances the splits after the buffer, and
+    ``"reference"`` (the published one, :func:`~s12ls_utils.splits.reference_split`, geography ignored)
+    or ``"blocked"`` (:func:`~s12ls_utils.splits.blocked_split`: spatial blocks of the real tile lattice
+    with a one-tile buffer; ``block_share`` sets the block size, ``balance`` the local search that
+    balances the splits after the buffer, and
     ``test_regions`` makes it a region hold-out: those regions are the test set). The grouping split of
     earlier versions (``method: spatial``, the ``S12LS-*-strict`` presets) is gone: on the real lattice its
     groups percolate and diagonal neighbours leak; its ``distance_m`` key is accepted and ignored.
@@ -965,7 +966,7 @@ def write_task(
     are deterministic: the same data, settings and seed give byte-identical files.
 
     ``catalog`` (default: :func:`build_catalog` of ``data_dir``) and ``result`` (default:
-    :func:`make_splits`) may be passed to reuse them. ``scheduler`` and ``workers`` say where the files
+    :func:`~s12ls_utils.splits.make_splits`) may be passed to reuse them. ``scheduler`` and ``workers`` say where the files
     are read (:func:`~s12ls_utils.parallel.map_files`); the files written do not depend on them. Train
     files that cannot be read are left out of the statistics with a warning and listed in ``config.json``
     (``norm.unreadable_files``); only a sensor with no readable train file at all fails
