@@ -3,7 +3,7 @@
 Stages (each one checks the time left first; ``--timeout`` bounds the whole run, see below):
 
 1. **synth** — ``make_sample`` writes about 1,000 patches (``--n-per-sensor 333``; 3 sensors) with all cores;
-2. **task** — ``splits.write_task`` writes the S12LS-LD task, ``datasets.build_cache`` packs its S2 splits;
+2. **task** — ``tasks.write_task`` writes the S12LS-LD task, ``datasets.build_cache`` packs its S2 splits;
 3. **train** — ``unet_prepost`` and ``utae`` on ``cuda`` (bf16 autocast and channels-last: the package's
    CUDA defaults), each once eager and once with ``torch.compile``, for a fixed number of optimisation
    steps (``--steps``: whole epochs of at most ``max_steps`` steps, so at least ``--steps`` steps);
@@ -246,10 +246,10 @@ def stage_synth(data: Path, n_per_sensor: int, workers: int) -> dict:
 
 
 def stage_task(data: Path, workers: int) -> tuple[Path, dict]:
-    from s12ls_utils import datasets, splits
+    from s12ls_utils import datasets, tasks
 
-    task_dir = splits.write_task(data, data / "tasks", "S12LS-LD", overwrite=True, workers=workers)
-    task = splits.load_task(task_dir, data_dir=data)
+    task_dir = tasks.write_task(data, data / "tasks", "S12LS-LD", overwrite=True, workers=workers)
+    task = tasks.load_task(task_dir, data_dir=data)
     counts = {s: len(datasets.split_entries(task, s, ("s2",))) for s in ("train", "val", "test")}
     for split in ("train", "val", "test"):
         if not counts[split]:

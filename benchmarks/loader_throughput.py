@@ -52,7 +52,7 @@ import provenance
 import torch
 import xarray as xr
 
-from s12ls_utils import datasets, models, schema, splits
+from s12ls_utils import datasets, models, schema, tasks
 
 NON_FEATURES = ("MASK", "SCL", "spatial_ref")
 
@@ -106,7 +106,7 @@ def _default_task(tmp: Path, dry_run: bool) -> Path:
         print(f"no {task}: writing a synthetic sample and its S12LS-LD task to {tmp}", file=sys.stderr)
         data = tmp / "data"
         sample.make_sample(data, n_per_sensor=54, seed=0, progress=False)
-    return splits.write_task(data, data / "tasks", "S12LS-LD", workers=1 if dry_run else None)
+    return tasks.write_task(data, data / "tasks", "S12LS-LD", workers=1 if dry_run else None)
 
 
 def _is_book_sample(data: Path) -> bool:
@@ -121,7 +121,7 @@ def _is_book_sample(data: Path) -> bool:
 
 
 def bench_loaders(args) -> float:
-    task = splits.load_task(args.task)
+    task = tasks.load_task(args.task)
     sensor = args.sensor
     t0 = time.perf_counter()
     dirs = datasets.build_cache(

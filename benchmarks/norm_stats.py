@@ -1,4 +1,4 @@
-"""Normalisation statistics speed: ``splits.norm_stats`` against a two-pass per-file xarray reference.
+"""Normalisation statistics speed: ``tasks.norm_stats`` against a two-pass per-file xarray reference.
 
 Both compute, per sensor and feature variable, the mean and standard deviation over the same *train* files
 (the S12LS-AD split of the data folder, the task that keeps the most patches), with the same clipping
@@ -10,7 +10,7 @@ Both compute, per sensor and feature variable, the mean and standard deviation o
   ``harmonize_s2``), converts and clips it and accumulates
   the sum and count of the finite values (→ mean); pass 2 opens every file again and accumulates the squared
   deviations from that mean (→ variance).
-* **streaming**: :func:`s12ls_utils.splits.norm_stats` with its default worker count: each file is opened
+* **streaming**: :func:`s12ls_utils.tasks.norm_stats` with its default worker count: each file is opened
   once, in a worker process, through netCDF4; its exact moments are merged with Chan's formula. A row with
   ``workers=1`` shows the single-process figure. The package keeps each file's moments in memory for the
   next call; every timed call starts without them, so each one reads every file.
@@ -43,7 +43,7 @@ import numpy as np
 import provenance
 import xarray as xr
 
-from s12ls_utils import schema, splits
+from s12ls_utils import schema, splits, tasks
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.io import file_release
 from s12ls_utils.parallel import default_workers
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"synthesizing {args.n_per_sensor} patches per sensor into {data} …", flush=True)
             make_sample(data, n_per_sensor=args.n_per_sensor, seed=1, progress=False)
         catalog = build_catalog(data, progress=False, use_cache=False)
-        result = splits.make_splits(catalog, "S12LS-AD")
+        result = splits.make_splits(catalog, tasks.load_config("S12LS-AD"))
         train = {
             s: sorted(df.loc[df["split"] == "train", "path"].astype(str)) for s, df in result.frames.items()
         }
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             return {s: two_pass_reference([data / p for p in files], s) for s, files in train.items()}
 
         def streaming(w: int | None):
-            splits._MOMENTS_MEMO.clear()  # the moments of an earlier call would make this one read nothing
-            return {s: splits.norm_stats(files, data, s, workers=w) for s, files in train.items()}
+            tasks._MOMENTS_MEMO.clear()  # the moments of an earlier call would make this one read nothing
+            return {s: tasks.norm_stats(files, data, s, workers=w) for s, files in train.items()}
 
         reference(), streaming(args.workers), streaming(1)  # warm-up (page cache, imports)
         t, res = best_of_interleaved(

@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     machine = provenance.machine()
     print(provenance.line(machine), flush=True)
 
-    from s12ls_utils import evaluate, splits, training
+    from s12ls_utils import evaluate, tasks, training
 
     settings = dict(RECIPE)
     args.seeds = args.seeds or list(DRY["seeds"] if args.dry_run else SEEDS)
@@ -126,11 +126,11 @@ def main(argv=None) -> int:
         if args.data is None:  # a tiny sample of its own (about half a minute to write)
             data = Path(tmp.name) / "data"
             make_sample(data, n_per_sensor=DRY["n_per_sensor"], seed=1, progress=False)
-            task = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
+            task = tasks.write_task(data, data / "tasks", "S12LS-LD", workers=1)
         else:  # a synthetic sample read as it is, with its S12LS-LD task (written here unless --task names one)
             if not (args.data / MANIFEST_NAME).is_file():
                 ap.error(f"--dry-run runs on a synthetic sample; {args.data} has no {MANIFEST_NAME}")
-            task = args.task or splits.write_task(args.data, Path(tmp.name) / "tasks", "S12LS-LD", workers=1)
+            task = args.task or tasks.write_task(args.data, Path(tmp.name) / "tasks", "S12LS-LD", workers=1)
         settings |= {"epochs": DRY["epochs"], "batch_size": DRY["batch_size"], "max_steps": DRY["max_steps"]}
         model_kwargs = DRY_MODEL_KWARGS[args.model]
         device, out = "cpu", Path(tmp.name) / "runs"

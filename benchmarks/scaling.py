@@ -61,11 +61,11 @@ from pathlib import Path
 import provenance
 import psutil
 
-from s12ls_utils import schema, splits
+from s12ls_utils import schema, tasks
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.parallel import default_workers, map_files
 from s12ls_utils.signatures import collect_signatures
-from s12ls_utils.splits import load_task, norm_stats
+from s12ls_utils.tasks import load_task, norm_stats
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -239,7 +239,7 @@ def make_pass(name: str, data: Path, files: dict[str, list[str]], work: Path) ->
     if name == "stats":
 
         def run(scheduler, workers):
-            splits._MOMENTS_MEMO.clear()  # else the moments of the previous run are reused, no file read
+            tasks._MOMENTS_MEMO.clear()  # else the moments of the previous run are reused, no file read
             stats = [
                 norm_stats(f, data, s, scheduler=scheduler, workers=workers) for s, f in files.items() if f
             ]

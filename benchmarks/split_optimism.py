@@ -16,7 +16,7 @@ pixels in its test set, with the six folds pooled::
 The blocked split and the folds are the released folders of ``data/reference/tasks/`` (``--released``). They carry
 no normalisation statistics (those need the pixels), so the script copies each (its Sentinel-2 split and
 ``config.json``) into ``<out>/tasks/`` (never into ``data/reference/``) and adds them there, as ``s12ls norm TASK --data DATA`` does
-(``s12ls_utils.splits.write_norm``); a copy whose split files still match the released ones keeps its statistics
+(``s12ls_utils.tasks.write_norm``); a copy whose split files still match the released ones keeps its statistics
 on the next run. Runs go to ``<out>/runs/<split>-<model>-seed<seed>``; ``--resume`` continues interrupted runs.
 Every run reads Sentinel-2 + DEM, as the published benchmark.
 
@@ -64,9 +64,9 @@ def prepared(released: Path, work: Path, data: Path, sensors: list[str]) -> Path
     """``released`` (a task folder without statistics) copied to ``work`` for ``sensors`` (their split files and
     the task's ``config.json``; the runs read Sentinel-2 alone, so the other sensors' statistics are not computed),
     with the statistics of the train files in ``data`` added as ``s12ls norm`` adds them
-    (``splits.write_norm``). A copy that lists the same patches and has its statistics is reused; a stale one is
+    (``tasks.write_norm``). A copy that lists the same patches and has its statistics is reused; a stale one is
     replaced."""
-    from s12ls_utils import splits
+    from s12ls_utils import tasks
 
     if not (released / "config.json").is_file():
         raise FileNotFoundError(f"{released} is not a released task folder (no config.json)")
@@ -84,9 +84,9 @@ def prepared(released: Path, work: Path, data: Path, sensors: list[str]) -> Path
             shutil.copy2(released / s / "splits.json", tmp / s / "splits.json")
         tmp.chmod(0o755)
         tmp.rename(work)
-    if splits.load_task(work, data_dir=data, warn_missing=False).missing:
+    if tasks.load_task(work, data_dir=data, warn_missing=False).missing:
         print(f"normalisation statistics for {work} (s12ls norm) …", flush=True)
-        splits.write_norm(work, data, out_dir=work.parent, sensors=sensors, overwrite=True)
+        tasks.write_norm(work, data, out_dir=work.parent, sensors=sensors, overwrite=True)
     return work
 
 
@@ -96,7 +96,7 @@ def dry_sample(root: Path, data: Path | None = None) -> tuple[Path, Path, Path]:
     S12LS-LD task (with statistics) and, in the released format (no statistics, as
     ``data/reference/release_tasks.py`` writes them), the blocked split and :data:`DRY_FOLDS` region folds of the
     sample's regions, all under ``root``. Returns the data folder, the published task and the released folder."""
-    from s12ls_utils import catalog, reference, splits
+    from s12ls_utils import catalog, reference, splits, tasks
     from s12ls_utils.sample import MANIFEST_NAME, make_sample
 
     if data is None:
@@ -106,18 +106,18 @@ def dry_sample(root: Path, data: Path | None = None) -> tuple[Path, Path, Path]:
         raise ValueError(f"--dry-run runs on a synthetic sample; {data} has no {MANIFEST_NAME}")
     cat = catalog.build_catalog(data, sensors=SENSORS)
     only = {"satellites": SENSORS, "reference_sat": SENSORS[0]}
-    task = splits.write_task(data, root / "tasks", splits.load_config("S12LS-LD", **only), catalog=cat)
+    task = tasks.write_task(data, root / "tasks", tasks.load_config("S12LS-LD", **only), catalog=cat)
     released = root / "released"
 
     def release(out: Path, cfg) -> None:
         res = splits.make_splits(cat, cfg)
-        splits.write_task(None, out, cfg, result=res, stats=False, inventory="token", compact=True)
+        tasks.write_task(None, out, cfg, result=res, stats=False, inventory="token", compact=True)
 
-    release(released, splits.load_config("S12LS-LD-blocked", **only))
-    ld = set(splits.select(cat, "S12LS-LD-blocked")["s2"]["region"].astype(str))
+    release(released, tasks.load_config("S12LS-LD-blocked", **only))
+    ld = set(splits.select(cat, tasks.load_config("S12LS-LD-blocked"))["s2"]["region"].astype(str))
     folds = [(f, sorted(set(r) & ld)) for f, r in reference.region_folds().items() if set(r) & ld]
     for fold, regions in folds[:DRY_FOLDS]:
-        cfg = splits.load_config("S12LS-LD-blocked", name=fold, test_regions=regions, **only)
+        cfg = tasks.load_config("S12LS-LD-blocked", name=fold, test_regions=regions, **only)
         release(released / "S12LS-LD-regions", cfg)
     return data, task, released
 

@@ -361,7 +361,7 @@ def setup() -> None:
 def chapter_run_name(chapter: str, task_path: str | Path, model: str, sensors: Sequence[str]) -> str:
     """The run name a chapter gives a training run: ``<chapter>-<task label>-<model>-<sensors joined by +>``
     (``ch05-S12LS-LD-unet_prepost-s2``); chapter 06 finds chapter 05's run by it."""
-    from .splits import task_label
+    from .tasks import task_label
 
     return f"{chapter}-{task_label(task_path)}-{model}-{'+'.join(sensors)}"
 

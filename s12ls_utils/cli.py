@@ -34,6 +34,10 @@ Sub-commands::
                                                                        landslide-class test scores vs
                                                                        the change-detection reference
 
+``python -m s12ls_utils.cli`` is the same command; it is also the entry torchrun starts in every process
+(``torchrun --nproc-per-node N -m s12ls_utils.cli train TASK_DIR [options]``, what ``--nproc N`` runs).
+The training options are passed as given: :class:`~s12ls_utils.training.TrainConfig` coerces and checks them.
+
 The data passes (catalog, splits, norm, cache, signatures) take ``--scheduler``: ``processes`` (default, local
 worker processes), ``threads``, ``synchronous`` (in one process, for debugging) or the address of a
 dask.distributed scheduler (``tcp://HOST:8786``) whose workers see the data at the same paths.
@@ -54,8 +58,55 @@ from pathlib import Path
 
 from . import __version__, schema
 from .parallel import FilesFailed
-from .splits import METHODS, PRESETS, MissingFilesError
-from .train_entry import add_data_options, add_train_arguments
+from .splits import METHODS
+from .tasks import PRESETS, MissingFilesError
+
+
+def _add_data_options(p: argparse.ArgumentParser, default: str = "") -> None:
+    """``--data`` and ``--allow-missing``: the options of every command that reads a task's files."""
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data folder the task's paths are relative to (default: "
+        + (
+            default
+            or "the folder recorded in the task's config.json by `s12ls norm`, else the one it sits in"
+        )
+        + ")",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="go on when some of the task's files are missing under the data folder (default: stop before "
+        "any work, naming how many and where they probably are); the count is recorded",
+    )
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``s12ls train`` (every one a :class:`~s12ls_utils.training.TrainConfig` setting)."""
+    p.add_argument("task_dir", type=Path, help="task folder, e.g. data/sample/tasks/S12LS-LD")
+    _add_data_options(p)
+    p.add_argument("--model", default=None, help="unet_prepost (default), utae or convgru")
+    p.add_argument("--sensors", nargs="+", default=None, help="s2 (default), s1asc, s1dsc; several = fusion")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--device", default=None, help="auto (default: CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--runs-dir", type=Path, default=None, help="parent of the run folder (default: runs)")
+    p.add_argument("--max-train-patches", type=int, default=None)
+    p.add_argument("--crop", type=int, default=None, help="train on random crops of this size")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--config", type=Path, default=None, help="JSON/YAML file of TrainConfig settings")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="any TrainConfig setting (a JSON value or text)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -203,7 +254,8 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     import json
 
     from .catalog import build_catalog
-    from .splits import load_config, make_splits, write_task
+    from .splits import make_splits
+    from .tasks import load_config, write_task
 
     overrides = {} if args.method is None else {"method": args.method}
     config = load_config(args.task, **overrides)
@@ -242,7 +294,7 @@ def _cmd_splits(args: argparse.Namespace) -> int:
 def _cmd_norm(args: argparse.Namespace) -> int:
     import json
 
-    from .splits import load_task, write_norm
+    from .tasks import load_task, write_norm
 
     if args.sensors is not None:  # "--sensors s2 s1asc" and "--sensors s2,s1asc" alike
         args.sensors = list(dict.fromkeys(s for group in args.sensors for s in group))
@@ -285,7 +337,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     import json
 
     from .datasets import build_cache, cache_status, split_entries
-    from .splits import check_files, load_task
+    from .tasks import check_files, load_task
 
     sensors = tuple(dict.fromkeys(args.sensors))
     task = load_task(args.task_dir, data_dir=args.data)
@@ -357,11 +409,44 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launch_torchrun(nproc: int, settings: dict) -> int:
-    """Train in ``nproc`` processes on this machine (DistributedDataParallel), as ``torchrun --standalone``.
+def _train_settings(args: argparse.Namespace) -> dict:
+    """The training settings of parsed options as given: ``--config`` file, then flags, then ``--set``
+    (:class:`~s12ls_utils.training.TrainConfig` coerces and checks them all)."""
+    import yaml
 
-    The resolved settings travel as ``--set KEY=JSON`` to ``python -m s12ls_utils.train_entry`` (the same
-    options as ``s12ls train``), which every process runs; rank 0 writes the run and prints its summary.
+    settings = {} if args.config is None else dict(yaml.safe_load(args.config.read_text()) or {})
+    flags = {
+        "sensors": args.sensors,
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "run_name": args.run_name,
+        "runs_dir": args.runs_dir,
+        "max_train_patches": args.max_train_patches,
+        "crop": args.crop,
+        "num_workers": args.workers,
+        "seed": args.seed,
+        "data_dir": args.data,
+    }
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        settings[key] = value
+    for flag in ("resume", "overwrite", "compile", "allow_missing"):
+        if getattr(args, flag):
+            settings[flag] = True
+    settings["task_dir"] = args.task_dir
+    return settings
+
+
+def _launch_torchrun(nproc: int, cfg, keys) -> int:
+    """Train ``cfg`` in ``nproc`` processes on this machine (DistributedDataParallel), as ``torchrun
+    --standalone``: the settings ``keys`` travel as ``--set KEY=VALUE`` to ``python -m s12ls_utils.cli
+    train`` (the torchrun entry), which every process runs; rank 0 writes the run and prints its summary.
     """
     import json
     import os
@@ -369,19 +454,17 @@ def _launch_torchrun(nproc: int, settings: dict) -> int:
     import subprocess
 
     from .parallel import default_workers
-    from .training import TrainConfig, per_process_batch
+    from .training import per_process_batch
 
     if nproc < 1:
         raise ValueError(f"--nproc must be at least 1, not {nproc}")
     if "WORLD_SIZE" in os.environ:
         raise ValueError("--nproc inside a torchrun process: torchrun already started the processes")
-    cfg = TrainConfig.from_dict(settings)  # bad settings fail here, before any process starts
     per_process_batch(cfg.batch_size, nproc)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    cmd += ["-m", "s12ls_utils.train_entry", settings["task_dir"]]
-    for key, value in settings.items():
-        if key != "task_dir":
-            cmd += ["--set", f"{key}={json.dumps(value)}"]
+    cmd += ["-m", "s12ls_utils.cli", "train", cfg.task_dir]
+    for key in sorted(set(keys) - {"task_dir"}):
+        cmd += ["--set", f"{key}={json.dumps(getattr(cfg, key))}"]
     logging.getLogger(__name__).info("running %s", shlex.join(cmd))
     env = dict(os.environ)
     # torchrun would give every process 1 OpenMP thread: share the cores instead (CPU training sets
@@ -391,12 +474,33 @@ def _launch_torchrun(nproc: int, settings: dict) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train_entry import run, train_settings
+    """``s12ls train``, and the entry every torchrun process runs (``-m s12ls_utils.cli train``): under
+    torchrun (``WORLD_SIZE`` set) each joins the run with ``distributed=True``, so even one process
+    (``--nproc 1``) takes the DDP path (NCCL on CUDA, gloo on CPU). Rank 0 prints the summary."""
+    import os
 
-    settings = train_settings(args)
-    if args.nproc is not None:  # --nproc 1 too: one DDP process, as torchrun starts it
-        return _launch_torchrun(args.nproc, settings)
-    return run(settings)
+    from .training import TrainConfig, train
+
+    settings = _train_settings(args)
+    cfg = TrainConfig.from_dict(settings)  # bad settings fail here, before any process starts
+    if args.nproc is not None:
+        return _launch_torchrun(args.nproc, cfg, settings)
+    try:
+        res = train(cfg, distributed=True if "WORLD_SIZE" in os.environ else None)
+    except RuntimeError as exc:  # e.g. --device cuda without CUDA
+        print(f"s12ls train: error: {exc}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun process other than rank 0
+        return 0
+    procs = f" × {res.world_size} processes" if res.world_size > 1 else ""
+    ddp = f", DDP ({res.backend})" if res.backend else ""
+    print(
+        f"{res.epochs_run} epoch(s) on {res.device}{procs}{ddp} in {res.train_seconds:.1f} s"
+        f"{' (stopped early)' if res.stopped_early else ''}; best epoch {res.best_epoch}: "
+        f"val F1 {res.best_val_f1:.3f} at threshold {res.best_threshold:.2f} "
+        f"(F1 at 0.5: {res.best_val_f1_at_05:.3f}); run in {res.run_dir}"
+    )
+    return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -580,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("norm", help="add normalisation statistics to a task folder released without them")
     p.add_argument("task_dir", type=Path, help="task folder, e.g. data/reference/tasks/S12LS-LD-blocked")
-    add_data_options(p)
+    _add_data_options(p)
     p.add_argument(
         "--out",
         type=Path,
@@ -620,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["train", "val", "test"],
         help="default: all",
     )
-    add_data_options(p)
+    _add_data_options(p)
     p.add_argument("--data-dir", dest="data", type=Path, help=argparse.SUPPRESS)  # the old spelling of --data
     p.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: DATA/.s12ls_cache)")
     p.add_argument("--force", action="store_true", help="rebuild even an up-to-date cache")
@@ -637,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_signatures)
 
     p = sub.add_parser("train", help="train a baseline model on a task (checkpoints, history, resume)")
-    add_train_arguments(p)
+    _add_train_options(p)
     p.add_argument(
         "--nproc",
         type=int,
@@ -652,7 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path, help="run folder with best.pt, e.g. runs/<name>")
     p.add_argument("--task-dir", type=Path, default=None, help="task folder (default: the run's own)")
-    add_data_options(p, default="the run's data folder, else the task's")
+    _add_data_options(p, default="the run's data folder, else the task's")
     p.add_argument(
         "--sensor", choices=schema.SENSORS, default="s2", help="sensor of the reference (default s2)"
     )

@@ -298,7 +298,7 @@ def prepost_composite(
 # --------------------------------------------------------------------------------------------------
 def _as_task(task):
     if isinstance(task, str | os.PathLike):
-        from .splits import load_task
+        from .tasks import load_task
 
         return load_task(task)
     return task
@@ -608,7 +608,7 @@ def build_cache(
     """Convert one split of a task into the packed cache (once); return ``{sensor: cache folder}``.
 
     First the split's files must exist under the task's data folder
-    (:func:`~s12ls_utils.splits.check_files`): else :class:`~s12ls_utils.splits.MissingFilesError` says
+    (:func:`~s12ls_utils.tasks.check_files`): else :class:`~s12ls_utils.tasks.MissingFilesError` says
     how many are missing and where they probably are, and nothing is built. ``allow_missing=True`` caches
     the patches whose files exist (the manifest's ``ids`` list them).
 
@@ -623,7 +623,7 @@ def build_cache(
     cannot be read: every patch of the split must have its row (a hole would silently train on a blank
     patch), so the build reads every file, then fails naming all bad ones, and writes no cache.
     """
-    from .splits import check_files
+    from .tasks import check_files
 
     check_scheduler(scheduler)
     sensors = _sensors(sensors)
@@ -903,7 +903,7 @@ class PatchDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     task
-        A :class:`~s12ls_utils.splits.Task` or a task folder (read with ``splits.load_task``), new or old format.
+        A :class:`~s12ls_utils.tasks.Task` or a task folder (read with ``tasks.load_task``), new or old format.
     split
         ``"train"``, ``"val"`` or ``"test"``.
     sensors

@@ -53,7 +53,7 @@ from .metrics import (
     size_bin_labels,
     threshold_bootstrap,
 )
-from .splits import Task, check_files, load_task
+from .tasks import Task, check_files, load_task
 
 __all__ = [
     "all_negative_scores",
@@ -618,8 +618,8 @@ def evaluate_run(
     """Evaluate a run (``runs/<name>``) and the change-detection references on ``sensor``.
 
     ``task_dir`` defaults to the run's own task, ``data_dir`` to the data folder the run was trained with
-    (else the task's own, :func:`~s12ls_utils.splits.load_task`). Before any work the validation and test
-    files must exist there (:func:`~s12ls_utils.splits.check_files`); ``allow_missing`` scores those that
+    (else the task's own, :func:`~s12ls_utils.tasks.load_task`). Before any work the validation and test
+    files must exist there (:func:`~s12ls_utils.tasks.check_files`); ``allow_missing`` scores those that
     exist and records the count in the result (``missing_files``). Thresholds: max F1 of the landslide class
     on validation, applied once to test. ``gallery``: keep this many test patches with the most model
     errors. ``which``: the checkpoint, ``"best"`` (best validation epoch) or ``"last"`` (the last epoch, as
@@ -809,7 +809,7 @@ def data_label(task_dir: str | Path, data_dir: str | Path | None = None) -> str:
     """What a task's patches are, for a protocol table: ``"synthetic sample, raw release"`` (a data folder
     with the generator's manifest) or ``"real patches, harmonized release"``; the release from the first
     patch file (:func:`s12ls_utils.io.file_release`). ``data_dir``: the task's data folder (default: the one
-    it records or sits in, :func:`~s12ls_utils.splits.load_task`)."""
+    it records or sits in, :func:`~s12ls_utils.tasks.load_task`)."""
     from .io import file_release
 
     task = load_task(task_dir, data_dir=data_dir)
@@ -932,7 +932,7 @@ def score_ad(
     references, the patch-level table (:meth:`EvaluationResult.patch_level`), the pixel scores on annotated
     patches and the number of test patches without an event date (landslide-free patches carry none)."""
     from .catalog import build_catalog
-    from .splits import write_task
+    from .tasks import write_task
 
     ad_path = Path(ad_path)
     if not ad_path.is_dir():
@@ -1088,7 +1088,7 @@ def score_split_run(
     """Score a run's model on its task, with the threshold fixed on validation (one pass on test), and, with
     ``common`` (entries as :func:`common_entries` returns them), on those patches at the same threshold. Only
     the model is scored (no references, no objects), with per-patch histograms kept for the intervals of
-    :func:`split_optimism`. ``task``: a :class:`~s12ls_utils.splits.Task` or a task folder (read with
+    :func:`split_optimism`. ``task``: a :class:`~s12ls_utils.tasks.Task` or a task folder (read with
     ``data_dir``); ``which``: the checkpoint (``"best"`` or ``"last"``)."""
     schema.check_choice("which", which, ("best", "last"))
     run_dir = Path(run_dir)

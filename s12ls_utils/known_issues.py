@@ -186,7 +186,7 @@ def _task_name(folder: Path) -> str:
 
 def _ad_annotated_only(data_dir: Path, catalog: pd.DataFrame) -> list[dict]:
     """Rows for S12LS-AD* task folders that list only annotated files of a sensor that has others."""
-    from .splits import load_task
+    from .tasks import load_task
 
     annotated = dict(zip(catalog["path"].astype(str), catalog["annotated"].astype(bool), strict=True))
     rows = []
@@ -410,7 +410,7 @@ def known_issues(
         A data folder (``<data>/<sensor>/*.nc``): the synthetic sample, ``data/real/data_harmonized``…
     presets
         Task presets whose selections :meth:`KnownIssues.kept_by` reports (default: every preset,
-        :data:`s12ls_utils.splits.PRESETS`).
+        :data:`s12ls_utils.tasks.PRESETS`).
     workers, scheduler, progress
         How the files are read (:func:`s12ls_utils.parallel.map_files`; the catalog uses its cache).
     checks
@@ -427,7 +427,8 @@ def known_issues(
         The folder does not exist or holds no patch file.
     """
     from .catalog import build_catalog
-    from .splits import PRESETS, select
+    from .splits import select
+    from .tasks import PRESETS, load_config
 
     root = Path(data_dir)
     paths = patch_files(root)
@@ -445,7 +446,7 @@ def known_issues(
     files = files.reset_index(drop=True).astype({"count": "int64"})
     kept = {}
     for preset in presets or PRESETS:
-        chosen = {p for frame in select(cat, preset).values() for p in frame["path"].astype(str)}
+        chosen = {p for frame in select(cat, load_config(preset)).values() for p in frame["path"].astype(str)}
         kept[preset] = {
             k: int(files.loc[files["issue"] == k, "path"].isin(chosen).sum())
             for k in ISSUES

@@ -27,11 +27,10 @@ run on the GPU (:class:`~s12ls_utils.datasets.Preprocessor`).
 
 Several processes (DistributedDataParallel)
 -------------------------------------------
-``torchrun --nproc-per-node N -m s12ls_utils.train_entry TASK_DIR [s12ls train options]`` (or
-``s12ls train … --nproc N``, which runs that command; ``-m s12ls_utils.training`` is an alias of the
-entry) trains one model with N processes: one per GPU (``cuda:LOCAL_RANK``, NCCL) or, without CUDA, N CPU
-processes (gloo) that share the cores. This module never imports :mod:`s12ls_utils.cli`: the entry
-module (:mod:`s12ls_utils.train_entry`) sits on top of it, as the command does. :func:`train` finds the
+``torchrun --nproc-per-node N -m s12ls_utils.cli train TASK_DIR [s12ls train options]`` (or
+``s12ls train … --nproc N``, which runs that command) trains one model with N processes: one per GPU
+(``cuda:LOCAL_RANK``, NCCL) or, without CUDA, N CPU processes (gloo) that share the cores. This module
+never imports :mod:`s12ls_utils.cli`, which sits on top of it. :func:`train` finds the
 process group in the environment torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) or takes
 ``distributed=True`` (the entry passes it under torchrun, so ``--nproc 1`` runs the same DDP path, NCCL
 or gloo, with one process); it runs the same optimisation as one process with the same global batch:
@@ -78,7 +77,7 @@ import torch.distributed as dist
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import datasets, models
+from . import datasets, models, schema
 from .parallel import default_workers
 
 __all__ = [
@@ -150,8 +149,8 @@ class TrainConfig:
     cores), up to 8 on CUDA. With several processes (DDP, see the module docstring) ``batch_size`` is the
     global batch (split evenly over the processes), while ``eval_batch_size`` (default ``batch_size``),
     ``num_workers`` and ``threads`` are per process. ``data_dir``: the data folder (default: the one the
-    task records or sits in, :func:`~s12ls_utils.splits.load_task`). Before any work the train and
-    validation files must exist there (:func:`~s12ls_utils.splits.check_files`); ``allow_missing`` trains
+    task records or sits in, :func:`~s12ls_utils.tasks.load_task`). Before any work the train and
+    validation files must exist there (:func:`~s12ls_utils.tasks.check_files`); ``allow_missing`` trains
     on those that exist and records the count in ``run.json`` (``missing_files``).
     """
 
@@ -197,33 +196,26 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.sensors, str):
-            self.sensors = [self.sensors]
-        self.sensors = list(self.sensors)
-        for k in ("task_dir", "runs_dir", "data_dir", "cache_dir"):
-            v = getattr(self, k)
-            if isinstance(v, os.PathLike):
-                setattr(self, k, str(v))
-        if self.model not in models.MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(models.MODELS)}")
-        if self.loss not in ("bce_dice", "focal_dice", "bce", "focal"):
-            raise ValueError(f"unknown loss {self.loss!r}; choose bce_dice, focal_dice, bce or focal")
-        if self.monitor not in ("val_f1_best", "val_f1", "val_iou", "val_iou_best"):
-            raise ValueError(
-                f"monitor must be val_f1_best, val_f1, val_iou or val_iou_best, not {self.monitor!r}"
-            )
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if self.max_steps is not None and (isinstance(self.max_steps, bool) or int(self.max_steps) < 1):
-            raise ValueError(f"max_steps must be at least 1 (or None: whole epochs), not {self.max_steps!r}")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ValueError(f"amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+        # the one place where training settings are coerced and checked: the command line (``--set``)
+        # and the chapters pass values as they come
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _setting(f.name, getattr(self, f.name), f.type))
+        for s in self.sensors:
+            schema.check_choice("sensors", s, schema.SENSORS)
+        for key, choices in _CHOICES.items():
+            schema.check_choice(key, getattr(self, key), choices)
+        for key in ("pos_weight", "channels_last", "num_workers"):
+            if isinstance(getattr(self, key), str):
+                schema.check_choice(key, getattr(self, key), ("auto",))
+        for key in ("epochs", "batch_size", "max_steps"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, not {getattr(self, key)!r}")
 
     @property
     def name(self) -> str:
         if self.run_name:
             return self.run_name
-        from .splits import task_label
+        from .tasks import task_label
 
         return f"{task_label(self.task_dir)}-{self.model}-{'+'.join(self.sensors)}-s{self.seed}"
 
@@ -237,6 +229,50 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(names)}")
         return cls(**dict(d))
+
+
+#: The settings with a fixed set of values (checked with :func:`s12ls_utils.schema.check_choice`).
+_CHOICES = {
+    "model": models.MODELS,
+    "loss": ("bce_dice", "focal_dice", "bce", "focal"),
+    "monitor": ("val_f1_best", "val_f1", "val_iou", "val_iou_best"),
+    "amp": ("auto", "bf16", "fp16", "off"),
+}
+
+
+def _setting(name: str, value, annotation: str):
+    """``value`` as the type of the TrainConfig field ``name`` (its ``annotation``, e.g. ``"int | None"``).
+
+    Paths become text; text (``--set KEY=VALUE``, a papermill ``-p``) is read as JSON (``"3"`` → 3,
+    ``"null"`` → None, ``'["s2", "s1asc"]'`` → a list, ``'"cpu"'`` → cpu) and stays text where it is not
+    JSON (``auto``) or where the field is text and the JSON is not (a run named ``3``); one sensor name is
+    a list of one. A value of another type is a ValueError.
+    """
+    kinds = [k.strip() for k in annotation.split("|")]
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            decoded = value
+        value = value if kinds[0] == "str" and not isinstance(decoded, str) else decoded
+    if value is None and "None" in kinds:
+        return None
+    if kinds[0] == "list[str]":
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value)
+    elif isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+    elif isinstance(value, int | float) and "float" in kinds:
+        return float(value)
+    elif isinstance(value, int | float) and "int" in kinds and float(value).is_integer():
+        return int(value)
+    elif isinstance(value, str | dict) and type(value).__name__ in kinds:
+        return value
+    raise ValueError(f"training setting {name!r} must be {annotation}, not {value!r}")
 
 
 @dataclass
@@ -416,7 +452,7 @@ def _setup_distributed(distributed: bool | None, requested_device: str) -> tuple
         if distributed:
             raise ValueError(
                 "distributed=True needs the environment torchrun sets (WORLD_SIZE, RANK, LOCAL_RANK, "
-                "MASTER_ADDR, MASTER_PORT): run `torchrun --nproc-per-node N -m s12ls_utils.train_entry "
+                "MASTER_ADDR, MASTER_PORT): run `torchrun --nproc-per-node N -m s12ls_utils.cli train "
                 "TASK_DIR …` or `s12ls train TASK_DIR … --nproc N`"
             )
         return _Dist(), select_device(requested_device)
@@ -858,7 +894,7 @@ def _train(
 ) -> TrainResult:
     from tqdm.auto import tqdm
 
-    from .splits import check_files, load_task
+    from .tasks import check_files, load_task
 
     batch = per_process_batch(cfg.batch_size, d.world_size)
     _configure_backends(cfg, device, d.local_world_size)
@@ -1151,13 +1187,3 @@ def _train(
         (run_dir / "run.json").write_text(json.dumps(info, indent=1))
     d.barrier()  # the run folder is complete when train returns in any process
     return result
-
-
-if __name__ == "__main__":  # alias of `python -m s12ls_utils.train_entry` (the torchrun entry)
-    # Run as a script this file is a second copy of the module: hand over to the entry, which imports
-    # the package's own copy (and, like this module, never the command line, s12ls_utils.cli).
-    import sys
-
-    from s12ls_utils.train_entry import main
-
-    sys.exit(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from s12ls_utils import reference, schema, splits
+from s12ls_utils import reference, schema, splits, tasks
 from s12ls_utils.catalog import build_catalog
 
 pytestmark = pytest.mark.chapter
@@ -75,7 +75,7 @@ def test_blocked_split_figures(chapter):
     assert res["blk_min_kept"] >= 88 and res["blk_min_kept"] > res["blk_min_kept_before"]
     cat = reference.catalog()
     for name in ("S12LS-LD-blocked", "S12LS-AD-blocked"):
-        released = splits.load_task(ROOT / "data/reference/tasks" / name)
+        released = tasks.load_task(ROOT / "data/reference/tasks" / name)
         for sensor in schema.SENSORS:
             rows = after[(after["task"] == name) & (after["scope"] == sensor)].set_index("split")
             px = cat[cat["sensor"] == sensor].set_index("key")["n_positive"]
@@ -97,8 +97,8 @@ def test_counts_match_the_selection_and_the_files(chapter):
     res = chapter.results
     catalog = build_catalog(chapter.data_dir, progress=False)
     for name, short in TASKS.items():
-        sel = splits.select(catalog, splits.load_config(name))
-        task = splits.load_task(_task_dir(chapter, name))
+        sel = splits.select(catalog, tasks.load_config(name))
+        task = tasks.load_task(_task_dir(chapter, name))
         counts = task.counts().set_index("scope")
         for sensor in schema.SENSORS:
             n = len(sel[sensor])
@@ -133,13 +133,13 @@ def test_written_files_and_statistics(chapter):
             assert {f"{s}/splits.json", f"{s}/norm.json", f"{s}/patch_locations.geojson"} <= set(files)
         cfg = json.loads((root / "config.json").read_text())
         assert cfg["name"] == name and cfg["norm"]["s1_unit"] == "dB"
-        assert cfg["method"] == splits.load_config(name).method
+        assert cfg["method"] == tasks.load_config(name).method
         assert not list(root.parent.glob(f".{name}.*")), "temporary folders left behind"
         if cfg["method"] == "blocked":
             leak = res["leakage"][f"{name}/{cfg['method']}"]
             assert all(v == 0 for scope in leak.values() for v in scope.values()), name
     assert res["n_task_files"] == n_files
-    task = splits.load_task(_task_dir(chapter, "S12LS-LD"))
+    task = tasks.load_task(_task_dir(chapter, "S12LS-LD"))
     assert res["norm_ld_s2_B04_mean"] == pytest.approx(task.norm["s2"]["mean"]["B04"])
     assert res["norm_ld_s2_B08_mean"] == pytest.approx(task.norm["s2"]["mean"]["B08"])
     assert res["norm_ld_s1asc_VV_mean"] == pytest.approx(task.norm["s1asc"]["mean"]["VV"])

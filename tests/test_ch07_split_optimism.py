@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from s12ls_utils import catalog, reference, schema, splits
+from s12ls_utils.tasks import load_config, load_task
 
 pytestmark = pytest.mark.chapter
 
@@ -31,7 +32,7 @@ def tasks(chapter):
     out = {}
     for label in LABELS:
         path = Path(so[label]["task_dir"])
-        out[label] = splits.load_task(path if path.is_absolute() else ROOT / path, data_dir=chapter.data_dir)
+        out[label] = load_task(path if path.is_absolute() else ROOT / path, data_dir=chapter.data_dir)
     return out
 
 
@@ -99,7 +100,7 @@ def test_the_held_out_region_is_the_common_set(chapter, tasks, cat):
     region_of = cat["region"].astype(str)
     test = _ids(tasks["region"], sensor, "test")
     assert set(region_of[test]) == set(held)
-    selected = splits.select(cat.reset_index(), splits.load_config("S12LS-LD"))[sensor]
+    selected = splits.select(cat.reset_index(), load_config("S12LS-LD"))[sensor]
     assert set(test) == set(selected.loc[selected["region"].astype(str).isin(held), "key"].astype(str))
     for label in ("published", "blocked"):
         every = [k for s in splits.SPLITS for k in _ids(tasks[label], sensor, s)]

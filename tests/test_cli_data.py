@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_recipe import RECIPE, _named, _tokens, recipe_commands
 
-from s12ls_utils import cli, splits
+from s12ls_utils import cli, splits, tasks
 from s12ls_utils.catalog import build_catalog
 
 pytestmark = pytest.mark.slow
@@ -62,9 +62,9 @@ def site(tmp_path_factory, sample30) -> Path:
     root = tmp_path_factory.mktemp("site")
     sample30(root / DATA)  # 30 per sensor, seed 5: written once per run, shared with test_evaluate
     cat = build_catalog(root / DATA, progress=False, workers=1, use_cache=False)
-    cfg = splits.load_config("S12LS-LD")  # see the module docstring: the blocked split has no val patch here
+    cfg = tasks.load_config("S12LS-LD")  # see the module docstring: the blocked split has no val patch here
     res = splits.make_splits(cat, cfg)
-    out = splits.write_task(
+    out = tasks.write_task(
         None, root / "released", cfg, result=res, stats=False, inventory="token", compact=True
     )
     (root / RELEASED).parent.mkdir(parents=True)
@@ -127,7 +127,7 @@ def test_the_recipe_runs_end_to_end_on_a_task_outside_the_data_folder(site, reci
     assert rcs == {"norm": 0, "cache": 0, "train": 0, "evaluate": 0}
     # the released folder is untouched; norm wrote a copy with statistics into the data folder's tasks/
     assert _tree(site / RELEASED) == before and not list((site / RELEASED).rglob("norm*.json"))
-    task = splits.load_task(site / COPY)
+    task = tasks.load_task(site / COPY)
     assert "s2" in task.norm and task.data_dir == (site / DATA).resolve()
     config = json.loads((site / COPY / "config.json").read_text())
     assert config["data_dir"] == {"path": str((site / DATA).resolve()), "relative_to_task": "../.."}
@@ -151,7 +151,7 @@ def test_the_recorded_data_folder_survives_moves(site, recipe_run, tmp_path):
     absolute (the task folder moved alone)."""
     moved = tmp_path / "elsewhere" / TASK
     shutil.copytree(site / COPY, moved)
-    assert splits.load_task(moved).data_dir == (site / DATA).resolve()  # absolute
+    assert tasks.load_task(moved).data_dir == (site / DATA).resolve()  # absolute
     both = tmp_path / "both"
     (both / "data").mkdir(parents=True)
     for sensor in ("s2",):
@@ -161,7 +161,7 @@ def test_the_recorded_data_folder_survives_moves(site, recipe_run, tmp_path):
     rec["data_dir"]["path"] = str(tmp_path / "gone")  # the old absolute path no longer exists
     (both / "data" / "tasks" / TASK / "config.json").write_text(json.dumps(rec))
     (both / "data" / "tasks" / TASK).rename(both / "data" / "tasks" / "moved")
-    assert splits.load_task(both / "data" / "tasks" / "moved").data_dir == (both / "data").resolve()
+    assert tasks.load_task(both / "data" / "tasks" / "moved").data_dir == (both / "data").resolve()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import datasets as D
-from s12ls_utils import io, schema, splits
+from s12ls_utils import io, schema, tasks
 from s12ls_utils.sample import load_manifest
 
 # Published S12LS-LD statistics in channel order (DESIGN §3.2; S1 in linear units) for the old-format task.
@@ -73,7 +73,7 @@ def write_tiny_task(
                 json.dumps({sp: [entry(k, [s]) for k in ks] for sp, ks in groups.items()})
             )
             train_paths = [by_key[k][s]["path"] for k in groups["train"]]
-            stats = splits.norm_stats(train_paths, data_dir, s, workers=1)
+            stats = tasks.norm_stats(train_paths, data_dir, s, workers=1)
             (out / s / "norm.json").write_text(json.dumps({s: stats}))
     if fmt == "new" and len(sensors) > 1:
         (out / "splits_aligned.json").write_text(
@@ -81,7 +81,7 @@ def write_tiny_task(
         )
         norm = {}
         for s in sensors:
-            norm[s] = splits.norm_stats(
+            norm[s] = tasks.norm_stats(
                 [by_key[k][s]["path"] for k in groups["train"]], data_dir, s, workers=1
             )
         (out / "norm_aligned.json").write_text(json.dumps(norm))
@@ -98,7 +98,7 @@ def task_dir(small_sample, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def task(task_dir, small_sample):
-    return splits.load_task(task_dir, data_dir=small_sample)
+    return tasks.load_task(task_dir, data_dir=small_sample)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_normalisation_uses_task_statistics(task, cache_dir):
 
 def test_old_format_task_and_linear_s1(small_sample, tmp_path, cache_dir):
     out = write_tiny_task(small_sample, tmp_path / "OLD", sensors=("s1asc",), fmt="old")
-    task = splits.load_task(out, data_dir=small_sample)
+    task = tasks.load_task(out, data_dir=small_sample)
     assert task.format == "old" and task.units["s1asc"] == "linear"
     ds = D.PatchDataset(task, "train", "s1asc", cache_dir=cache_dir, progress=False)
     s = ds[0]["s1asc"]
@@ -182,7 +182,7 @@ def test_empty_split_is_a_clear_error(small_sample, tmp_path):
     data = json.loads((out / "s2" / "splits.json").read_text())
     data["test"] = []
     (out / "s2" / "splits.json").write_text(json.dumps(data))
-    task = splits.load_task(out, data_dir=small_sample)
+    task = tasks.load_task(out, data_dir=small_sample)
     with pytest.raises(ValueError, match="'test'.*empty"):
         D.PatchDataset(task, "test", "s2", cache_dir=tmp_path / "c", progress=False)
     with pytest.raises(ValueError, match="empty"):
@@ -263,7 +263,7 @@ def _copy_sample(small_sample: Path, dst: Path) -> Path:
 def test_stale_cache_is_detected_and_rebuilt(small_sample, tmp_path):
     data = _copy_sample(small_sample, tmp_path / "data")
     out = write_tiny_task(data, data / "tasks" / "TINY", sensors=("s2",))
-    task = splits.load_task(out)
+    task = tasks.load_task(out)
     assert task.data_dir == data.resolve()
     assert D.cache_status(task, "train", "s2") == "no cache"
     folder = D.build_cache(task, "train", "s2", progress=False)["s2"]
@@ -294,7 +294,7 @@ def test_stale_cache_is_detected_and_rebuilt(small_sample, tmp_path):
     sp = json.loads((out / "s2" / "splits.json").read_text())
     sp["train"] = sp["train"][:-1]
     (out / "s2" / "splits.json").write_text(json.dumps(sp))
-    task2 = splits.load_task(out)
+    task2 = tasks.load_task(out)
     assert "other patches" in D.cache_status(task2, "train", "s2")
     # a missing source -> stale
     src.unlink()
@@ -565,7 +565,7 @@ def _real_task(data_dir: Path, out: Path) -> Path:
 
 
 def test_cache_pre_composite_never_holds_post_event_dates(real_data, tmp_path):
-    task = splits.load_task(_real_task(real_data.raw, tmp_path / "REAL"), data_dir=real_data.raw)
+    task = tasks.load_task(_real_task(real_data.raw, tmp_path / "REAL"), data_dir=real_data.raw)
     folders = D.build_cache(task, "train", "s2", cache_dir=tmp_path / "cache", workers=1, progress=False)
     man = json.loads((folders["s2"] / "manifest.json").read_text())
     assert man["format"] == D.CACHE_FORMAT

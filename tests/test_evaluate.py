@@ -11,7 +11,7 @@ import pytest
 from sklearn import metrics as skm
 
 from s12ls_utils import evaluate as E
-from s12ls_utils import figures, metrics, signatures, splits
+from s12ls_utils import figures, metrics, signatures, tasks
 from s12ls_utils.cli import main
 from s12ls_utils.io import open_patch
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def run(tmp_path_factory, sample30) -> tuple[Path, Path]:
     """A sample of about 30 patches per sensor with an S12LS-LD task and a tiny 2-epoch U-Net run."""
     data = sample30(tmp_path_factory.mktemp("eval") / "data")
-    task_dir = splits.write_task(data, data / "tasks", "S12LS-LD", workers=1)
+    task_dir = tasks.write_task(data, data / "tasks", "S12LS-LD", workers=1)
     return _tiny_run(task_dir, ["s2"], "tiny", epochs=2), task_dir
 
 
@@ -55,7 +55,7 @@ def result(run):
 
 def test_streaming_evaluation_equals_one_shot(run, result):
     run_dir, task_dir = run
-    task = splits.load_task(task_dir)
+    task = tasks.load_task(task_dir)
     batches = list(E.iter_model_predictions(run_dir, task, "test", device="cpu", batch_size=3))
     prob = np.concatenate([b[1] for b in batches]).ravel()
     y = np.concatenate([b[2] for b in batches]).ravel()
@@ -83,7 +83,7 @@ def test_threshold_is_the_validation_max_f1(result):
 
 def test_reference_is_the_ndvi_drop_of_signatures(run):
     _, task_dir = run
-    task = splits.load_task(task_dir)
+    task = tasks.load_task(task_dir)
     pid, score, mask = next(E.iter_reference_scores(task, "test", "s2"))
     entry = next(e for e in task.splits["s2"]["test"] if e["id"] == pid)
     ds = open_patch(task.data_dir / entry["s2"], load=True)
@@ -262,7 +262,7 @@ def test_protocol_table_names_every_difference(run):
     assert table.loc["data", "this run"] == "synthetic sample, raw release"
     assert table.index.get_loc("data revision") == table.index.get_loc("data") + 1
     assert table.loc["data revision", "this run"] == "synthetic sample"
-    manifest = splits.load_task(task_dir).data_dir / "download-manifest.json"  # as `s12ls download` writes it
+    manifest = tasks.load_task(task_dir).data_dir / "download-manifest.json"  # as `s12ls download` writes it
     manifest.write_text(json.dumps({"revision": "a" * 40, "version": "raw", "layout": "versioned"}))
     try:
         row = E.protocol_table(run_dir, which="last").loc["data revision", "this run"]
@@ -276,7 +276,7 @@ def test_protocol_table_names_every_difference(run):
 
 def _mask_shares(task_dir: Path, split: str) -> dict[str, tuple[int, int]]:
     """(landslide pixels, pixels) per patch of a split, read from the MASK of the files themselves."""
-    task = splits.load_task(task_dir)
+    task = tasks.load_task(task_dir)
     out = {}
     for e in task.splits["s2"][split]:
         with open_patch(task.data_dir / e["s2"], load=True) as ds:
@@ -390,7 +390,7 @@ def test_score_split_run_scores_the_model_as_evaluate_run(run, result, tmp_path)
     """Chapter 07's scorer (model only): evaluate_run's validation threshold and test scores of the model; a
     common set is scored at that same threshold (here the test patches themselves: the same scores)."""
     run_dir, task_dir = run
-    task = splits.load_task(task_dir)
+    task = tasks.load_task(task_dir)
     sr = E.score_split_run(run_dir, task_dir, label="x", common=task.splits["s2"]["test"], device="cpu")
     assert sr.threshold == result.thresholds["model"] and sr.val_f1 == result.val_f1["model"]
     own, ref = sr.scores(), result.scores("model")

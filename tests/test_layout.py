@@ -154,10 +154,6 @@ def test_no_library_module_imports_the_book():
     assert not (PKG / "plots.py").exists()
 
 
-#: Import circles that another branch of the same issue removes (the torchrun entry moves into cli.py).
-KNOWN_CIRCLES = {frozenset({"training", "train_entry"})}
-
-
 def _circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
     """Every pair of modules that reach each other through imports (each circle by its modules)."""
 
@@ -176,7 +172,7 @@ def _circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
 
 def test_no_import_circle():
     """Imports run one way, module level and inside functions alike."""
-    assert _circles(_import_graph()) <= KNOWN_CIRCLES
+    assert not _circles(_import_graph())
 
 
 def test_the_circle_check_finds_a_circle():

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s12ls_utils import cli, parallel, splits
+from s12ls_utils import cli, parallel, tasks
 from s12ls_utils.catalog import build_catalog, catalog_errors
 from s12ls_utils.datasets import build_cache
 from s12ls_utils.parallel import Failure, FilesFailed, check_scheduler, map_files
@@ -60,13 +60,13 @@ def cat(small_sample: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def task(small_sample: Path, cat: pd.DataFrame, tmp_path_factory) -> splits.Task:
+def task(small_sample: Path, cat: pd.DataFrame, tmp_path_factory) -> tasks.Task:
     out = tmp_path_factory.mktemp("tasks")
-    path = splits.write_task(small_sample, out, "S12LS-LD", catalog=cat, scheduler="synchronous")
-    return splits.load_task(path, data_dir=small_sample)
+    path = tasks.write_task(small_sample, out, "S12LS-LD", catalog=cat, scheduler="synchronous")
+    return tasks.load_task(path, data_dir=small_sample)
 
 
-def train_paths(task: splits.Task, sensor: str = "s2") -> list[str]:
+def train_paths(task: tasks.Task, sensor: str = "s2") -> list[str]:
     return [e["path"] for e in task.splits[sensor]["train"]]
 
 
@@ -121,9 +121,9 @@ def test_bad_scheduler_is_a_clear_error(bad, small_sample: Path, cat, task, tmp_
     with pytest.raises(ValueError, match="scheduler must be"):
         build_catalog(small_sample, scheduler=bad, use_cache=False, progress=False)
     with pytest.raises(ValueError, match="scheduler must be"):
-        splits.norm_stats(train_paths(task), small_sample, "s2", scheduler=bad)
+        tasks.norm_stats(train_paths(task), small_sample, "s2", scheduler=bad)
     with pytest.raises(ValueError, match="scheduler must be"):
-        splits.write_task(small_sample, tmp_path, "S12LS-LD", scheduler=bad)
+        tasks.write_task(small_sample, tmp_path, "S12LS-LD", scheduler=bad)
     with pytest.raises(ValueError, match="scheduler must be"):
         collect_signatures(cat, small_sample, scheduler=bad)
     with pytest.raises(ValueError, match="scheduler must be"):
@@ -167,8 +167,8 @@ def test_catalog_same_on_every_scheduler(name: str, cluster, small_sample: Path,
 def test_norm_stats_same_on_every_scheduler(name: str, cluster, small_sample: Path, task) -> None:
     for sensor in ("s2", "s1asc"):
         rels = train_paths(task, sensor)
-        ref = splits.norm_stats(rels, small_sample, sensor, scheduler="synchronous")
-        got = splits.norm_stats(rels, small_sample, sensor, scheduler=resolve(name, cluster), workers=2)
+        ref = tasks.norm_stats(rels, small_sample, sensor, scheduler="synchronous")
+        got = tasks.norm_stats(rels, small_sample, sensor, scheduler=resolve(name, cluster), workers=2)
         assert got == ref and got.failures == []  # exact: moments are merged in file order
 
 
@@ -176,7 +176,7 @@ def test_norm_stats_same_on_every_scheduler(name: str, cluster, small_sample: Pa
 def test_task_files_same_on_every_scheduler(
     name: str, cluster, small_sample: Path, cat: pd.DataFrame, task, tmp_path: Path
 ) -> None:
-    path = splits.write_task(
+    path = tasks.write_task(
         small_sample, tmp_path, "S12LS-LD", catalog=cat, scheduler=resolve(name, cluster), workers=2
     )
     ref = Path(task.path)
@@ -252,11 +252,9 @@ def test_norm_stats_leave_out_a_corrupt_file(
     rels = train_paths(task)
     bad = rels[1]
     corrupt(data / bad)
-    got = splits.norm_stats(rels, data, "s2", scheduler=resolve(name, cluster), workers=2)
+    got = tasks.norm_stats(rels, data, "s2", scheduler=resolve(name, cluster), workers=2)
     assert [f.item for f in got.failures] == [bad] and got.failures[0].error in ("OSError", "RuntimeError")
-    assert got == splits.norm_stats(
-        [r for r in rels if r != bad], small_sample, "s2", scheduler="synchronous"
-    )
+    assert got == tasks.norm_stats([r for r in rels if r != bad], small_sample, "s2", scheduler="synchronous")
     assert "1 of" in caplog.text and bad in caplog.text
 
 
@@ -264,12 +262,12 @@ def test_write_task_records_a_corrupt_train_file(small_sample: Path, cat, task, 
     data = sample_copy(small_sample, tmp_path / "data")
     bad = train_paths(task)[0]
     corrupt(data / bad)
-    path = splits.write_task(data, tmp_path / "tasks", "S12LS-LD", catalog=cat, workers=2)
+    path = tasks.write_task(data, tmp_path / "tasks", "S12LS-LD", catalog=cat, workers=2)
     left_out = json.loads((path / "config.json").read_text())["norm"]["unreadable_files"]
     assert [f["path"] for f in left_out] == [bad] and left_out[0]["reason"]
     norm = json.loads((path / "s2" / "norm.json").read_text())["s2"]
     good = [r for r in train_paths(task) if r != bad]
-    assert norm == splits.norm_stats(good, small_sample, "s2", scheduler="synchronous")
+    assert norm == tasks.norm_stats(good, small_sample, "s2", scheduler="synchronous")
 
 
 @pytest.mark.parametrize("name", ["processes", "client"])
@@ -297,7 +295,7 @@ def test_cache_reports_all_corrupt_files(
     bad = [rels[0], rels[-1]]  # the first file too (it fixes the array shapes)
     for rel in bad:
         corrupt(data / rel)
-    moved = splits.load_task(task.path, data_dir=data)
+    moved = tasks.load_task(task.path, data_dir=data)
     with pytest.raises(FilesFailed, match=f"2 of {len(rels)} file") as exc:
         build_cache(moved, "train", "s2", cache_dir=tmp_path / "cache", scheduler=resolve(name, cluster))
     assert [f.item for f in exc.value.failures] == bad  # every bad file, each with its reason

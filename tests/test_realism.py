@@ -323,8 +323,8 @@ def test_most_tiles_touch_another(default_report):
 
 def test_default_sample_ld_split_is_big_enough(default_report, tmp_path):
     """The published S12LS-LD recipe on the default sample: at least 12 test and 6 validation patches (S2)."""
-    from s12ls_utils import splits
+    from s12ls_utils import tasks
 
-    splits.write_task(default_report.data_dir, tmp_path / "tasks", "S12LS-LD", progress=False)
-    row = splits.load_task(tmp_path / "tasks" / "S12LS-LD").counts().set_index("scope").loc["s2"]
+    tasks.write_task(default_report.data_dir, tmp_path / "tasks", "S12LS-LD", progress=False)
+    row = tasks.load_task(tmp_path / "tasks" / "S12LS-LD").counts().set_index("scope").loc["s2"]
     assert row["test"] >= 12 and row["val"] >= 6, row

@@ -6,7 +6,7 @@ train|evaluate|splits``, ``papermill`` of chapters 04–06, ``torchrun``, ``pyth
 real data (``data/real``, ``data/reference/tasks``, a recipe file or a recipe run). Each must be one of the
 recipe's commands, or one of the reproduction commands of the published, leaking protocol
 (``book/params/published-recipe.yaml``) in a section that says it leaks, with at most execution options added
-(``--workers``, ``--scheduler``, ``--nproc``, ``--resume``; ``torchrun … -m s12ls_utils.train_entry`` reads as
+(``--workers``, ``--scheduler``, ``--nproc``, ``--resume``; ``torchrun … -m s12ls_utils.cli train`` reads as
 ``s12ls train … --nproc``). The commands themselves run end to end in ``tests/test_cli_data.py``.
 """
 
@@ -95,10 +95,10 @@ def _program(cmd: str) -> str:
 def _tokens(cmd: str) -> list[str]:
     tokens = shlex.split(cmd)
     tokens[0] = tokens[0].removeprefix(".venv/bin/")
-    if tokens[0] == "torchrun" and "-m" in tokens:  # torchrun … -m s12ls_utils.train_entry ARGS = s12ls train
+    if tokens[0] == "torchrun" and "-m" in tokens:  # torchrun … -m s12ls_utils.cli train ARGS = s12ls train
         i = tokens.index("-m")
-        if tokens[i + 1] == "s12ls_utils.train_entry":
-            return ["s12ls", "train", *tokens[i + 2 :], "--nproc", "N"]
+        if tokens[i + 1 : i + 3] == ["s12ls_utils.cli", "train"]:
+            return ["s12ls", "train", *tokens[i + 3 :], "--nproc", "N"]
     return tokens
 
 
@@ -209,7 +209,7 @@ def test_command_reader():
     rec = "s12ls train data/real/x --config c.yaml"
     assert matches("s12ls train data/real/x --config c.yaml --nproc 4 --resume", rec)
     assert matches(
-        "torchrun --standalone --nproc-per-node 4 -m s12ls_utils.train_entry data/real/x --config c.yaml", rec
+        "torchrun --standalone --nproc-per-node 4 -m s12ls_utils.cli train data/real/x --config c.yaml", rec
     )
     assert not matches("s12ls train data/real/x --config c.yaml --epochs 50", rec)
     assert not matches("s12ls train data/real/x", rec)

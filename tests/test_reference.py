@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s12ls_utils import reference, splits
+from s12ls_utils import reference, splits, tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 REF_DIR = ROOT / "data" / "reference"
@@ -122,7 +122,7 @@ def test_reference_split_depends_on_the_seed_and_checks_input():
 def test_presets_select_the_published_tasks_on_the_reference_catalog():
     cat = reference.catalog()
     for task, scopes in PUBLISHED.items():
-        sel = splits.select(cat, task)
+        sel = splits.select(cat, tasks.load_config(task))
         assert {s: len(df) for s, df in sel.items()} == {s: n for s, n in scopes.items() if s != "aligned"}
         # and exactly the published files
         for sensor, df in sel.items():
@@ -131,7 +131,7 @@ def test_presets_select_the_published_tasks_on_the_reference_catalog():
 
 
 def test_make_splits_with_the_published_preset_gives_the_published_assignment():
-    res = splits.make_splits(reference.catalog(), "S12LS-LD")
+    res = splits.make_splits(reference.catalog(), tasks.load_config("S12LS-LD"))
     assert res.method == "reference"
     counts = res.counts().set_index("scope")["total"].to_dict()
     assert counts == PUBLISHED["S12LS-LD"]
@@ -144,10 +144,10 @@ def test_make_splits_with_the_published_preset_gives_the_published_assignment():
 def test_strict_presets_are_gone():
     """The grouping split of the -strict presets percolates on the real lattice (one group of 1,442 tiles,
     diagonal neighbours across splits): they are no longer presets."""
-    assert not any("strict" in p for p in splits.PRESETS)
+    assert not any("strict" in p for p in tasks.PRESETS)
     for name in ("S12LS-LD-strict", "S12LS-AD-strict"):
         with pytest.raises((ValueError, FileNotFoundError)):
-            splits.load_config(name)
+            tasks.load_config(name)
 
 
 def test_norms_configs_and_statistics():
@@ -228,7 +228,7 @@ def test_load_task_reads_the_real_old_format_folders(tmp_path):
         members = [m for m in tar.getmembers() if "/experiments/" in m.name and m.isfile()]
         tar.extractall(tmp_path, members=members, filter="data")
     top = next(tmp_path.iterdir())
-    task = splits.load_task(top / "experiments" / "exp1" / "final")
+    task = tasks.load_task(top / "experiments" / "exp1" / "final")
     assert task.format == "old" and task.sensors == ["s1asc", "s1dsc", "s2"]
     raw = json.loads((top / "experiments/exp1/final/s1asc/norm_data.json").read_text())
     assert task.norm["s1asc"]["mean"]["VH"] == pytest.approx(raw["mean"][0])
@@ -245,7 +245,7 @@ def test_load_task_reads_the_real_old_format_folders(tmp_path):
         assert {Path(e["path"]).name for e in task.splits["s2"][split]} == set(
             exp1.loc[exp1["split"] == split, "file"]
         )
-    africa = splits.load_task(top / "experiments" / "exp3" / "africa")
+    africa = tasks.load_task(top / "experiments" / "exp3" / "africa")
     assert africa.counts().set_index("scope").loc["s2", "total"] == 13628
 
 
@@ -309,7 +309,7 @@ def test_released_blocked_folders_meet_the_balance_bounds(name, real_catalog):
     shares within 3 points of 64/16/20, landslide pixels per tile within 0.90-1.10 of the whole, the
     annotated share within 2 points of the whole, every region of 20 tiles or more in test, and one split
     per location across sensors."""
-    task = splits.load_task(TASK_DIR / name)
+    task = tasks.load_task(TASK_DIR / name)
     published = PUBLISHED[name.removesuffix("-blocked")]
     scopes = {**task.splits, "aligned": task.aligned}
     assign_all = {}
@@ -337,7 +337,7 @@ def test_balance_moves_the_blocked_split_inside_the_bounds(real_catalog):
     """On LD, the greedy assignment alone (balance off) misses the bounds after the buffer (the buffer
     takes train tiles); the balanced one meets them in every scope, as split_balance reports."""
     totals = reference.counts().set_index(["task", "scope"])["total"]
-    cfg = splits.load_config("S12LS-LD-blocked")
+    cfg = tasks.load_config("S12LS-LD-blocked")
     before = splits.split_balance(
         splits.make_splits(real_catalog, cfg.replace(balance=False)), totals["S12LS-LD"].to_dict()
     )
@@ -356,7 +356,7 @@ def test_balance_moves_the_blocked_split_inside_the_bounds(real_catalog):
 
 
 def test_blocked_split_is_deterministic_and_seeded(real_catalog):
-    sel = splits.select(real_catalog, "S12LS-LD-blocked")
+    sel = splits.select(real_catalog, tasks.load_config("S12LS-LD-blocked"))
     both = pd.concat(sel.values())
     a = splits.blocked_split(both, seed=42)
     b = splits.blocked_split(both.sample(frac=1.0, random_state=1), seed=42)
@@ -368,7 +368,7 @@ def test_blocked_split_is_deterministic_and_seeded(real_catalog):
     with pytest.raises(KeyError, match="n_positive"):
         splits.blocked_split(both.drop(columns="n_positive"))
     with pytest.raises(ValueError, match="make_splits"):
-        splits.split(sel["s2"], splits.load_config("S12LS-LD-blocked"))
+        splits.split(sel["s2"], tasks.load_config("S12LS-LD-blocked"))
 
 
 def test_blocked_split_links_tiles_that_share_a_landslide():
@@ -394,8 +394,8 @@ def test_blocked_split_links_tiles_that_share_a_landslide():
 def test_region_holdout_folds_hold_out_whole_regions(real_catalog):
     folds = reference.region_folds()
     assert folds["europe"] == ["italy"] and len(folds) == 6
-    ld_regions = set(splits.select(real_catalog, "S12LS-LD")["s2"]["region"].astype(str))
-    cfg = splits.load_config("S12LS-LD-blocked", name="europe", test_regions=["italy"])
+    ld_regions = set(splits.select(real_catalog, tasks.load_config("S12LS-LD"))["s2"]["region"].astype(str))
+    cfg = tasks.load_config("S12LS-LD-blocked", name="europe", test_regions=["italy"])
     res = splits.make_splits(real_catalog, cfg)
     s2 = res.frames["s2"]
     assert set(s2.loc[s2["split"] == "test", "region"].astype(str)) == {"italy"}
@@ -405,7 +405,7 @@ def test_region_holdout_folds_hold_out_whole_regions(real_catalog):
     with pytest.raises(ValueError, match="test_regions"):
         splits.make_splits(real_catalog, cfg.replace(test_regions=("atlantis",)))
     with pytest.raises(ValueError, match="blocked"):
-        splits.load_config("S12LS-LD", test_regions=["italy"])
+        tasks.load_config("S12LS-LD", test_regions=["italy"])
     assert "usa_alaska" not in ld_regions  # the LD folds only hold out regions LD selects
 
 
@@ -425,7 +425,7 @@ def test_released_folders_load_and_match_the_published_format(name, tmp_path, ca
     root = TASK_DIR / name
     pub_root = {"S12LS-LD-blocked": "S12LS-LD", "S12LS-AD-blocked": "S12LS-AD"}[name]
     with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
-        task = splits.load_task(root)
+        task = tasks.load_task(root)
     assert "s2/norm.json" in task.missing and "s12ls norm" in caplog.text
     with pytest.raises(KeyError, match="s12ls norm"):
         task.channel_stats("s2")
@@ -464,14 +464,14 @@ def test_norm_adds_statistics_to_a_released_task(small_sample, tmp_path):
 
     shutil.copytree(small_sample, data)
     cat = build_catalog(data, progress=False, workers=1)
-    res = splits.make_splits(cat, "S12LS-AD")
-    root = splits.write_task(None, data / "tasks", "S12LS-AD", result=res, stats=False, compact=True)
-    assert splits.load_task(root).missing
+    res = splits.make_splits(cat, tasks.load_config("S12LS-AD"))
+    root = tasks.write_task(None, data / "tasks", "S12LS-AD", result=res, stats=False, compact=True)
+    assert tasks.load_task(root).missing
     assert cli.main(["norm", str(root), "--workers", "1"]) == 0
-    task = splits.load_task(root)
+    task = tasks.load_task(root)
     assert not task.missing
-    full = splits.write_task(data, tmp_path / "full", "S12LS-AD", result=res, workers=1)
-    ref_task = splits.load_task(full, data_dir=data)
+    full = tasks.write_task(data, tmp_path / "full", "S12LS-AD", result=res, workers=1)
+    ref_task = tasks.load_task(full, data_dir=data)
     for sensor in task.sensors:
         for k in ("mean", "std"):
             assert task.norm[sensor][k] == pytest.approx(ref_task.norm[sensor][k]), sensor
@@ -494,7 +494,7 @@ def test_release_script_reproduces_the_committed_folders(tmp_path):
 
 def test_region_holdout_of_a_region_that_touches_another(real_catalog):
     """Holding out one of two regions whose tiles may share an area: no error, and no contact across splits."""
-    sel = splits.select(real_catalog, "S12LS-AD-blocked")
+    sel = splits.select(real_catalog, tasks.load_config("S12LS-AD-blocked"))
     both = pd.concat(sel.values())
     keys = both.loc[both["region"].astype(str) == "kyrgyzstan2", "key"].astype(str).unique()
     b = splits.blocked_split(both, test_keys=keys)

@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 
 from s12ls_utils import evaluate as E
 from s12ls_utils import metrics as M
-from s12ls_utils.splits import Task
+from s12ls_utils.tasks import Task
 
 
 # --------------------------------------------------------------------------------------------------

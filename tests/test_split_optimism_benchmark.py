@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s12ls_utils import catalog, schema, splits
+from s12ls_utils import catalog, schema, splits, tasks
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +101,7 @@ def test_released_folders_are_copied_out_with_their_statistics(dry_run, book_sam
         assert sorted(p.name for p in (path / "s2").iterdir()) == ["norm.json", "splits.json"]
         if book_sample is None:
             continue
-        task = splits.load_task(path, data_dir=book_sample)
+        task = tasks.load_task(path, data_dir=book_sample)
         ids = [e["id"] for e in task.splits["s2"]["test"]]
         cat = catalog.build_catalog(book_sample, sensors=["s2"]).set_index("key")
         share = cat.loc[ids, "n_positive"].sum() / (len(ids) * schema.PATCH_SIZE**2)
@@ -111,13 +111,13 @@ def test_released_folders_are_copied_out_with_their_statistics(dry_run, book_sam
 
 def test_prepared_reuses_a_current_copy_and_replaces_a_stale_one(small_sample, tmp_path):
     mod = _module()
-    cfg = splits.load_config("S12LS-LD-blocked", satellites=["s2"], reference_sat="s2")
+    cfg = tasks.load_config("S12LS-LD-blocked", satellites=["s2"], reference_sat="s2")
     res = splits.make_splits(catalog.build_catalog(small_sample, sensors=["s2"]), cfg)
-    released = splits.write_task(None, tmp_path / "released", cfg, result=res, stats=False)
+    released = tasks.write_task(None, tmp_path / "released", cfg, result=res, stats=False)
     assert not (released / "s2" / "norm.json").exists()
     work = mod.prepared(released, tmp_path / "work" / released.name, small_sample, ["s2"])
     # the statistics write_task computes when it has the pixels
-    full = splits.write_task(small_sample, tmp_path / "full", cfg, result=res)
+    full = tasks.write_task(small_sample, tmp_path / "full", cfg, result=res)
     assert json.loads((work / "s2" / "norm.json").read_text()) == json.loads(
         (full / "s2" / "norm.json").read_text()
     )

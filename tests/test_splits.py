@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s12ls_utils import cli, io, schema, splits
+from s12ls_utils import cli, io, schema, splits, tasks
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.sample import generate
 
@@ -83,8 +83,8 @@ def _grid_catalog(n_pairs: int = 40, spacing: float = 10_000.0) -> pd.DataFrame:
 # Configuration
 # --------------------------------------------------------------------------------------------------
 def test_presets_load_and_differ():
-    ld = splits.load_config("S12LS-LD")
-    ad = splits.load_config("s12ls-ad")  # case-insensitive preset names
+    ld = tasks.load_config("S12LS-LD")
+    ad = tasks.load_config("s12ls-ad")  # case-insensitive preset names
     assert ld.name == "S12LS-LD" and ad.name == "S12LS-AD"
     # the published definitions (upstream config.json)
     assert ld.annotated_only and ld.min_annotated_pixel == 50 and ld.min_confidence is None
@@ -93,11 +93,11 @@ def test_presets_load_and_differ():
     assert ad.exclude_patterns == () and ad.annotated_ratio is None and ad.min_annotated_pixel is None
     for cfg in (ld, ad):
         assert cfg.method == "reference" and not cfg.exclude_low_quality
-    blocked = [splits.load_config(n) for n in ("S12LS-LD-blocked", "S12LS-AD-blocked")]
+    blocked = [tasks.load_config(n) for n in ("S12LS-LD-blocked", "S12LS-AD-blocked")]
     for b, pub in zip(blocked, (ld, ad), strict=True):  # the published selection, our split
         assert b.method == "blocked" and b.balance and b.annotated_only == pub.annotated_only
         assert b.exclude_patterns == pub.exclude_patterns and b.min_annotated_pixel == pub.min_annotated_pixel
-    assert splits.PRESETS == ("S12LS-LD", "S12LS-AD", "S12LS-LD-blocked", "S12LS-AD-blocked")
+    assert tasks.PRESETS == ("S12LS-LD", "S12LS-AD", "S12LS-LD-blocked", "S12LS-AD-blocked")
     for cfg in (ld, ad, *blocked):
         assert cfg.satellites == schema.SENSORS and cfg.reference_sat == "s2"
         assert (cfg.test_size, cfg.val_size, cfg.seed) == (0.2, 0.2, 42)
@@ -110,24 +110,24 @@ def test_removed_spatial_method_and_legacy_keys(tmp_path):
     is refused with a message that names the blocked split."""
     path = tmp_path / "old.json"
     path.write_text(json.dumps({"name": "t", "spatial": False, "distance_m": 1280}))
-    assert splits.load_config(path).method == "reference"
+    assert tasks.load_config(path).method == "reference"
     path.write_text(json.dumps({"name": "t", "spatial": True}))
     with pytest.raises(ValueError, match="removed.*method: blocked"):
-        splits.load_config(path)
+        tasks.load_config(path)
     with pytest.raises(ValueError, match="removed.*method: blocked"):
-        splits.load_config({"method": "spatial"})
+        tasks.load_config({"method": "spatial"})
     with pytest.raises(ValueError, match="method"):
-        splits.load_config({"method": "random"})
+        tasks.load_config({"method": "random"})
     with pytest.raises((ValueError, FileNotFoundError), match="S12LS-LD-strict"):
-        splits.load_config("S12LS-LD-strict")
+        tasks.load_config("S12LS-LD-strict")
 
 
 def test_config_files_and_overrides(tmp_path):
     yml = tmp_path / "my_task.yaml"
     yml.write_text("satellites: [s2]\nannotated_only: true\nseed: 3\n")
-    cfg = splits.load_config(yml)
+    cfg = tasks.load_config(yml)
     assert cfg.name == "my_task" and cfg.satellites == ("s2",) and cfg.seed == 3
-    assert splits.load_config(yml, seed=9).seed == 9
+    assert tasks.load_config(yml, seed=9).seed == 9
     # the reference pipeline's nested layout, with its bookkeeping keys
     ref = {
         "output_dir": "Sen12Landslides/S12LS-AD",
@@ -150,7 +150,7 @@ def test_config_files_and_overrides(tmp_path):
     }
     js = tmp_path / "config.json"
     js.write_text(json.dumps(ref))
-    cfg = splits.load_config(js)
+    cfg = tasks.load_config(js)
     assert cfg.annotated_ratio == 0.5 and cfg.exclude_patterns == ("newzealand",)
 
 
@@ -172,19 +172,19 @@ def test_config_files_and_overrides(tmp_path):
 )
 def test_config_validation_errors(raw, match):
     with pytest.raises(ValueError, match=match):
-        splits.load_config(raw)
+        tasks.load_config(raw)
 
 
 def test_config_missing_file():
     with pytest.raises(FileNotFoundError, match="neither a preset"):
-        splits.load_config("no-such-task")
+        tasks.load_config("no-such-task")
 
 
 # --------------------------------------------------------------------------------------------------
 # Filters
 # --------------------------------------------------------------------------------------------------
 def test_select_filters(catalog):
-    base = splits.load_config({"name": "t"})
+    base = tasks.load_config({"name": "t"})
     sel = splits.select(catalog, base)
     assert {s: len(d) for s, d in sel.items()} == catalog.groupby("sensor").size().to_dict()
     ann = splits.select(catalog, base.replace(annotated_only=True))
@@ -210,7 +210,7 @@ def test_select_filters(catalog):
 
 
 def test_select_annotated_ratio_keeps_same_locations(catalog):
-    cfg = splits.load_config({"name": "t", "annotated_ratio": 0.25})
+    cfg = tasks.load_config({"name": "t", "annotated_ratio": 0.25})
     sel = splits.select(catalog, cfg)
     for s, df in sel.items():
         pool = catalog[catalog.sensor == s]
@@ -240,9 +240,9 @@ def test_coverage_classes():
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("method", splits.METHODS)
-@pytest.mark.parametrize("task", splits.PRESETS)
+@pytest.mark.parametrize("task", tasks.PRESETS)
 def test_splits_disjoint_and_complete(catalog, task, method, seed):
-    cfg = splits.load_config(task, seed=seed)
+    cfg = tasks.load_config(task, seed=seed)
     res = splits.make_splits(catalog, cfg, method=method)
     assert res.method == method and res.config.method == method
     sel = splits.select(catalog, cfg)
@@ -267,7 +267,7 @@ def test_splits_disjoint_and_complete(catalog, task, method, seed):
 
 def test_split_sizes_follow_the_fractions():
     cat = _grid_catalog(n_pairs=60)
-    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    cfg = tasks.load_config({"name": "t", "satellites": ["s2"]})
     s = splits.split(cat, cfg, method="reference")  # split() of one frame; blocked needs make_splits
     n = len(cat)
     assert abs((s == "test").sum() - 0.2 * n) <= 3
@@ -275,7 +275,7 @@ def test_split_sizes_follow_the_fractions():
 
 
 def test_split_is_deterministic_and_seed_dependent(catalog):
-    cfg = splits.load_config("S12LS-AD")
+    cfg = tasks.load_config("S12LS-AD")
     frame = splits.select(catalog, cfg)["s2"]
     a = splits.split(frame, cfg)
     b = splits.split(frame.sample(frac=1.0, random_state=3), cfg)  # row order does not matter
@@ -289,7 +289,7 @@ def test_singleton_strata_go_to_train():
     lone = {**cat.iloc[0].to_dict(), "patch_id": 999, "key": "usa_alaska_999", "region": "usa_alaska"}
     lone.update(center_x=2_000_000.0, path="s2/usa_alaska_s2_999.nc")
     cat = pd.concat([cat, pd.DataFrame([lone])], ignore_index=True)
-    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    cfg = tasks.load_config({"name": "t", "satellites": ["s2"]})
     for seed in SEEDS:
         assert splits.split(cat, cfg.replace(seed=seed), method="reference")["usa_alaska_999"] == "train"
 
@@ -298,7 +298,7 @@ def test_leakage_on_constructed_catalog():
     """40 overlapping pairs and two far-apart tiles that show one landslide: the published split always
     separates some; the blocked split separates none (overlap and shared landslides are both links)."""
     cat = _grid_catalog(n_pairs=40)
-    cfg = splits.load_config({"name": "t", "satellites": ["s2"], "method": "reference"})
+    cfg = tasks.load_config({"name": "t", "satellites": ["s2"], "method": "reference"})
     leaked = []
     for seed in SEEDS:
         rnd = splits.split(cat, cfg.replace(seed=seed))
@@ -320,7 +320,7 @@ def test_random_split_leaks_on_the_sample_blocked_does_not(small_sample, catalog
     man = generate.load_manifest(small_sample)
     canvases = pd.Series([f["canvas"] for f in man["files"] if f["sensor"] == "s2"])
     assert (canvases.value_counts() > 1).any(), "the sample should hold clusters of touching tiles"
-    cfg = splits.load_config({"name": "t", "satellites": ["s2"]})
+    cfg = tasks.load_config({"name": "t", "satellites": ["s2"]})
     frame = splits.select(catalog, cfg)["s2"]
     keys = frame["key"].astype(str).to_numpy()
     random_touch = []
@@ -370,7 +370,7 @@ def _two_pass_reference(files: list[Path], sensor: str) -> dict[str, dict[str, f
 @pytest.mark.parametrize("sensor", schema.SENSORS)
 def test_norm_stats_equal_two_pass_reference(small_sample, catalog, sensor):
     rels = sorted(catalog.path[catalog.sensor == sensor].astype(str))
-    got = splits.norm_stats(rels, small_sample, sensor, workers=1)
+    got = tasks.norm_stats(rels, small_sample, sensor, workers=1)
     ref = _two_pass_reference([small_sample / r for r in rels], sensor)
     assert list(got["mean"]) == list(schema.FEATURES[sensor])
     for v in schema.FEATURES[sensor]:
@@ -378,14 +378,14 @@ def test_norm_stats_equal_two_pass_reference(small_sample, catalog, sensor):
         assert got["std"][v] == pytest.approx(ref["std"][v], rel=1e-6)
     if sensor != "s2":
         assert -30 < got["mean"]["VV"] < 0  # dB
-        lin = splits.norm_stats(rels, small_sample, sensor, workers=1, s1_unit="linear")
+        lin = tasks.norm_stats(rels, small_sample, sensor, workers=1, s1_unit="linear")
         assert 0 < lin["mean"]["VV"] < 1
 
 
 def test_norm_stats_do_not_depend_on_workers_or_chunks(small_sample, catalog):
     rels = sorted(catalog.path[catalog.sensor == "s2"].astype(str)) * 2  # enough files for the pool
     assert len(rels) >= 16
-    assert splits.norm_stats(rels, small_sample, "s2", workers=1) == splits.norm_stats(
+    assert tasks.norm_stats(rels, small_sample, "s2", workers=1) == tasks.norm_stats(
         rels, small_sample, "s2", workers=2
     )
 
@@ -394,8 +394,8 @@ def test_merge_moments_is_exact_for_any_partition():
     rng = np.random.default_rng(0)
     a = np.concatenate([rng.normal(1e4, 3.0, 5000), rng.normal(-2.0, 1e-3, 7)])
     cuts = np.sort(rng.choice(np.arange(1, a.size), 20, replace=False))
-    parts = [{"x": splits._float_moments(p)} for p in np.split(a, cuts)]
-    n, mean, m2 = splits.merge_moments(parts)["x"]
+    parts = [{"x": tasks._float_moments(p)} for p in np.split(a, cuts)]
+    n, mean, m2 = tasks.merge_moments(parts)["x"]
     assert n == a.size
     assert mean == pytest.approx(a.mean(), rel=1e-12)
     assert m2 / n == pytest.approx(a.var(), rel=1e-9)
@@ -415,7 +415,7 @@ def test_file_moments_fill_values_and_nan(tmp_path):
         dv = np.full((2, 3, 4), 100.0, dtype="float32")
         dv[1] = np.nan
         dem[:] = dv
-    mom = splits.file_moments(path, "s2")
+    mom = tasks.file_moments(path, "s2")
     assert set(mom) == {"B02", "DEM"}  # MASK is not a feature
     kept = np.clip(vals.ravel()[1:].astype("float64"), 0, 10000)
     n, mean, m2 = mom["B02"]
@@ -448,7 +448,7 @@ EXPECTED_FILES = sorted(
 @pytest.fixture(scope="module")
 def written(small_sample, catalog, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tasks")
-    splits.write_task(small_sample, out, "S12LS-AD", catalog=catalog, workers=1)
+    tasks.write_task(small_sample, out, "S12LS-AD", catalog=catalog, workers=1)
     return out / "S12LS-AD"
 
 
@@ -456,8 +456,8 @@ def test_written_task_layout(written, small_sample, catalog):
     assert sorted(_tree(written)) == EXPECTED_FILES
     cfg = json.loads((written / "config.json").read_text())
     assert cfg["name"] == "S12LS-AD" and cfg["package_version"] and cfg["norm"]["s1_unit"] == "dB"
-    assert splits.load_config(written) == splits.load_config("S12LS-AD")  # the config round-trips
-    res = splits.make_splits(catalog, "S12LS-AD")
+    assert tasks.load_config(written) == tasks.load_config("S12LS-AD")  # the config round-trips
+    res = splits.make_splits(catalog, tasks.load_config("S12LS-AD"))
     for sensor in schema.SENSORS:
         sp = json.loads((written / sensor / "splits.json").read_text())
         assert set(sp) == set(splits.SPLITS)
@@ -470,7 +470,7 @@ def test_written_task_layout(written, small_sample, catalog):
         assert list(norm) == [sensor] and set(norm[sensor]) == {"mean", "std"}
         assert set(norm[sensor]["mean"]) == set(schema.FEATURES[sensor])
         train = [e[sensor] for e in sp["train"]]
-        direct = splits.norm_stats(sorted(train), small_sample, sensor, workers=1)
+        direct = tasks.norm_stats(sorted(train), small_sample, sensor, workers=1)
         for v in schema.FEATURES[sensor]:
             assert norm[sensor]["mean"][v] == pytest.approx(direct["mean"][v], rel=1e-12)
         gj = json.loads((written / sensor / "patch_locations.geojson").read_text())
@@ -500,26 +500,26 @@ def test_written_task_layout(written, small_sample, catalog):
 
 
 def test_same_seed_gives_byte_identical_files(written, small_sample, catalog, tmp_path):
-    again = splits.write_task(small_sample, tmp_path, "S12LS-AD", catalog=catalog, workers=2)
+    again = tasks.write_task(small_sample, tmp_path, "S12LS-AD", catalog=catalog, workers=2)
     a, b = _tree(written), _tree(again)
     assert sorted(a) == sorted(b)
     for rel in a:
         assert a[rel][0] == b[rel][0], f"{rel} differs between two runs"
-    other = splits.write_task(
-        small_sample, tmp_path / "o", splits.load_config("S12LS-AD", seed=7), catalog=catalog, workers=1
+    other = tasks.write_task(
+        small_sample, tmp_path / "o", tasks.load_config("S12LS-AD", seed=7), catalog=catalog, workers=1
     )
     assert (other / "s2" / "splits.json").read_bytes() != (again / "s2" / "splits.json").read_bytes()
 
 
 def test_overwrite_refusal_leaves_folder_untouched(small_sample, catalog, tmp_path):
-    path = splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    path = tasks.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
     before = _tree(path)
     with pytest.raises(FileExistsError, match="overwrite"):
-        splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+        tasks.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
     assert _tree(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]  # no temporary folder left
     # with overwrite the folder is replaced (same content, new files), nothing else is left behind
-    splits.write_task(small_sample, tmp_path, "S12LS-LD", overwrite=True, catalog=catalog, workers=1)
+    tasks.write_task(small_sample, tmp_path, "S12LS-LD", overwrite=True, catalog=catalog, workers=1)
     after = _tree(path)
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]
@@ -537,14 +537,14 @@ def test_overwrite_never_replaces_a_task_folder_we_did_not_write(
         (published / "config.json").write_text(config_json)
     before = _tree(published)
     with pytest.raises(FileExistsError, match="not written by s12ls_utils"):
-        splits.write_task(small_sample, tmp_path, "S12LS-LD", overwrite=True, catalog=catalog, workers=1)
+        tasks.write_task(small_sample, tmp_path, "S12LS-LD", overwrite=True, catalog=catalog, workers=1)
     assert _tree(published) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["S12LS-LD"]
 
 
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
 def test_interrupted_write_leaves_no_partial_folder(small_sample, catalog, tmp_path, monkeypatch, exc):
-    real = splits._write_json
+    real = tasks._write_json
     calls = []
 
     def failing(path, obj, compact=False):
@@ -553,22 +553,22 @@ def test_interrupted_write_leaves_no_partial_folder(small_sample, catalog, tmp_p
             raise exc("interrupted")
         real(path, obj, compact)
 
-    monkeypatch.setattr(splits, "_write_json", failing)
+    monkeypatch.setattr(tasks, "_write_json", failing)
     with pytest.raises(exc):
-        splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+        tasks.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
     assert len(calls) == 4
     assert list(tmp_path.iterdir()) == []  # neither the task folder nor a temporary folder
     # interrupted while replacing an existing task: the old task stays as it was
-    monkeypatch.setattr(splits, "_write_json", real)
-    path = splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    monkeypatch.setattr(tasks, "_write_json", real)
+    path = tasks.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
     before = _tree(path)
     calls.clear()
-    monkeypatch.setattr(splits, "_write_json", failing)
+    monkeypatch.setattr(tasks, "_write_json", failing)
     with pytest.raises(exc):
-        splits.write_task(
+        tasks.write_task(
             small_sample,
             tmp_path,
-            splits.load_config("S12LS-LD", seed=5),
+            tasks.load_config("S12LS-LD", seed=5),
             overwrite=True,
             catalog=catalog,
             workers=1,
@@ -580,12 +580,12 @@ def test_interrupted_write_leaves_no_partial_folder(small_sample, catalog, tmp_p
 def test_stale_temporary_folders_are_removed(small_sample, catalog, tmp_path):
     stale = tmp_path / ".S12LS-LD.tmp-999999999-abc"
     (stale / "s2").mkdir(parents=True)
-    splits.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
+    tasks.write_task(small_sample, tmp_path, "S12LS-LD", catalog=catalog, workers=1)
     assert not stale.exists()
 
 
 def test_load_task_current_format(written, small_sample):
-    task = splits.load_task(written, data_dir=small_sample)
+    task = tasks.load_task(written, data_dir=small_sample)
     assert task.format == "current" and task.name == "S12LS-AD" and task.sensors == list(schema.SENSORS)
     assert task.units == {"s1asc": "dB", "s1dsc": "dB", "s2": "reflectance x10000"}
     sp = json.loads((written / "s2" / "splits.json").read_text())
@@ -599,11 +599,11 @@ def test_load_task_current_format(written, small_sample):
     assert task.aligned is not None and task.counts().set_index("scope").loc["aligned", "total"] == sum(
         len(v) for v in task.aligned.values()
     )
-    absolute = splits.load_task(written, data_dir=small_sample, absolute=True)
+    absolute = tasks.load_task(written, data_dir=small_sample, absolute=True)
     assert all(Path(e["path"]).is_file() for s in splits.SPLITS for e in absolute.splits["s1dsc"][s])
     assert Path(absolute.aligned["train"][0]["s1asc"]).is_absolute()
     with pytest.raises(ValueError, match="data_dir"):
-        splits.load_task(written, absolute=True)
+        tasks.load_task(written, absolute=True)
 
 
 def test_load_task_old_format(tmp_path):
@@ -627,7 +627,7 @@ def test_load_task_old_format(tmp_path):
     (root / "s1asc" / "norm_data.json").write_text(
         json.dumps({"mean": [0.037, 0.157, 692.0], "std": [0.041, 0.147, 640.0]})
     )
-    task = splits.load_task(root)
+    task = tasks.load_task(root)
     assert task.format == "old" and task.aligned is None and task.config is None
     assert task.sensors == ["s1asc", "s2"]
     tr = task.splits["s2"]["train"]
@@ -644,7 +644,7 @@ def test_load_task_old_format(tmp_path):
     np.testing.assert_array_equal(task.channel_stats("s1asc")[0], [0.157, 0.037, 692.0])  # ours: VV first
     (root / "s2" / "norm_data.json").write_text(json.dumps({"mean": [1.0] * 12, "std": [1.0] * 12}))
     with pytest.raises(ValueError, match="channels"):
-        splits.load_task(root)
+        tasks.load_task(root)
 
 
 def test_load_task_finds_the_data_of_a_downloaded_published_task(tmp_path, written):
@@ -653,22 +653,22 @@ def test_load_task_finds_the_data_of_a_downloaded_published_task(tmp_path, writt
     (dest / "data_harmonized" / "s2").mkdir(parents=True)
     target = dest / "tasks" / "S12LS-AD" / "harmonized"
     shutil.copytree(written, target)
-    task = splits.load_task(target)
+    task = tasks.load_task(target)
     assert task.data_dir == (dest / "data_harmonized").resolve()
     first = task.splits["s2"]["train"][0]
     assert task.files("s2")[0] == task.data_dir / first["s2"]
     # no sensor folder there: no guess, and a clear error when paths are needed
     raw = dest / "tasks" / "S12LS-AD" / "raw"
     shutil.copytree(written, raw)
-    assert splits.load_task(raw).data_dir is None
+    assert tasks.load_task(raw).data_dir is None
     with pytest.raises(ValueError, match="data_dir"):
-        splits.load_task(raw).files("s2")
+        tasks.load_task(raw).files("s2")
 
 
 def test_task_label_names_published_release_folders_apart():
-    assert splits.task_label("data/sample/tasks/S12LS-LD") == "S12LS-LD"
-    assert splits.task_label("data/real/tasks/S12LS-LD/harmonized") == "S12LS-LD-harmonized"
-    assert splits.task_label("data/real/tasks/S12LS-AD/raw") == "S12LS-AD-raw"
+    assert tasks.task_label("data/sample/tasks/S12LS-LD") == "S12LS-LD"
+    assert tasks.task_label("data/real/tasks/S12LS-LD/harmonized") == "S12LS-LD-harmonized"
+    assert tasks.task_label("data/real/tasks/S12LS-AD/raw") == "S12LS-AD-raw"
 
 
 def test_reference_split_on_too_small_data_draws_without_strata(caplog):
@@ -686,9 +686,9 @@ def test_reference_split_on_too_small_data_draws_without_strata(caplog):
 
 def test_load_task_missing(tmp_path):
     with pytest.raises(FileNotFoundError):
-        splits.load_task(tmp_path / "nope")
+        tasks.load_task(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="holds no task"):
-        splits.load_task(tmp_path)
+        tasks.load_task(tmp_path)
 
 
 def _linked_data(src: Path, dest: Path, drop: set[str] = frozenset()) -> Path:
@@ -702,15 +702,15 @@ def _linked_data(src: Path, dest: Path, drop: set[str] = frozenset()) -> Path:
 
 
 def test_check_files_counts_names_the_folder_and_filters_on_request(written, small_sample, tmp_path):
-    task = splits.load_task(written, data_dir=small_sample)
-    assert splits.check_files(task).file_check.n_missing == 0  # the complete sample
+    task = tasks.load_task(written, data_dir=small_sample)
+    assert tasks.check_files(task).file_check.n_missing == 0  # the complete sample
     train = [e["s2"] for e in task.splits["s2"]["train"]]
     test = [e["s2"] for e in task.splits["s2"]["test"]]
     partial = _linked_data(small_sample, tmp_path / "real" / "partial", {train[0], test[0]})
     (tmp_path / "real" / "data_raw").symlink_to(small_sample)  # a sibling that holds them
-    task = splits.load_task(written, data_dir=partial)
-    with pytest.raises(splits.MissingFilesError) as err:
-        splits.check_files(task, "s2")
+    task = tasks.load_task(written, data_dir=partial)
+    with pytest.raises(tasks.MissingFilesError) as err:
+        tasks.check_files(task, "s2")
     report = err.value.report
     assert report.missing == {"s2": 2} and report.total == {
         "s2": sum(len(v) for v in task.splits["s2"].values())
@@ -723,17 +723,17 @@ def test_check_files_counts_names_the_folder_and_filters_on_request(written, sma
     cli_text = report.message(cli=True)
     assert "--data" in cli_text and "--allow-missing" in cli_text and "data_dir=" not in cli_text
     # only the splits asked for: the train split alone misses one file
-    with pytest.raises(splits.MissingFilesError, match="1 of its"):
-        splits.check_files(task, "s2", ("train",))
-    assert splits.check_files(task, "s2", ("val",)).file_check.n_missing == 0
+    with pytest.raises(tasks.MissingFilesError, match="1 of its"):
+        tasks.check_files(task, "s2", ("train",))
+    assert tasks.check_files(task, "s2", ("val",)).file_check.n_missing == 0
     # going on: the entries whose files exist, the others counted
-    kept = splits.check_files(task, "s2", allow_missing=True)
+    kept = tasks.check_files(task, "s2", allow_missing=True)
     assert [e["s2"] for e in kept.splits["s2"]["train"]] == train[1:]
     assert [e["s2"] for e in kept.splits["s2"]["test"]] == test[1:]
     assert kept.splits["s1asc"] == task.splits["s1asc"] and kept.aligned == task.aligned  # not checked here
     assert kept.file_check.record()["missing"] == {"s2": 2}
-    assert splits.check_files(kept, "s2").file_check is kept.file_check  # a second check keeps the record
-    fused = splits.check_files(
+    assert tasks.check_files(kept, "s2").file_check is kept.file_check  # a second check keeps the record
+    fused = tasks.check_files(
         task, list(schema.SENSORS), allow_missing=True
     )  # several sensors: aligned split
     assert all(e["s2"] not in (train[0], test[0]) for sp in splits.SPLITS for e in fused.aligned[sp])
@@ -741,86 +741,90 @@ def test_check_files_counts_names_the_folder_and_filters_on_request(written, sma
     # a one-sensor download: the message says which sensors are absent altogether
     s1 = {f"{s}/{f.name}" for s in ("s1asc", "s1dsc") for f in (small_sample / s).glob("*.nc")}
     only_s2 = _linked_data(small_sample, tmp_path / "s2only" / "d", s1)
-    with pytest.raises(splits.MissingFilesError, match="No s1asc or s1dsc file is there at all") as err:
-        splits.check_files(splits.load_task(written, data_dir=only_s2))
+    with pytest.raises(tasks.MissingFilesError, match="No s1asc or s1dsc file is there at all") as err:
+        tasks.check_files(tasks.load_task(written, data_dir=only_s2))
     assert "sensors=" in str(err.value) and "--sensors" in err.value.report.message(cli=True)
     # nothing found near it: the message says to check the download
     lone = _linked_data(small_sample, tmp_path / "a" / "b" / "lone" / "x", {train[0]})
-    with pytest.raises(splits.MissingFilesError, match="check that the download is complete"):
-        splits.check_files(splits.load_task(written, data_dir=lone), "s2")
+    with pytest.raises(tasks.MissingFilesError, match="check that the download is complete"):
+        tasks.check_files(tasks.load_task(written, data_dir=lone), "s2")
 
 
 def test_task_without_data_folder_names_the_option(written, tmp_path):
     lone = tmp_path / "S12LS-AD"
     shutil.copytree(written, lone)
-    task = splits.load_task(lone)
+    task = tasks.load_task(lone)
     assert task.data_dir is None
-    for call in (lambda: task.files("s2"), lambda: splits.check_files(task)):
+    for call in (lambda: task.files("s2"), lambda: tasks.check_files(task)):
         with pytest.raises(ValueError, match="--data DIR") as err:
             call()
         assert "load_task(path" not in str(err.value)
 
 
 def test_write_norm_copies_the_task_and_records_the_data_folder(written, small_sample, catalog, tmp_path):
-    released = splits.write_task(
+    released = tasks.write_task(
         None,
         tmp_path / "released",
         "S12LS-AD",
-        result=splits.make_splits(catalog, "S12LS-AD"),
+        result=splits.make_splits(catalog, tasks.load_config("S12LS-AD")),
         stats=False,
         inventory="token",
         compact=True,
     )
     before = _tree(released)
-    out = splits.write_norm(released, small_sample, out_dir=tmp_path / "mine", workers=1)
+    out = tasks.write_norm(released, small_sample, out_dir=tmp_path / "mine", workers=1)
     assert (
         out == tmp_path / "mine" / "S12LS-AD" and _tree(released) == before
     )  # the released folder as it was
-    task = splits.load_task(out)
+    task = tasks.load_task(out)
     assert task.data_dir == Path(small_sample).resolve() and not task.missing
-    ref = splits.load_task(written, data_dir=small_sample)
+    ref = tasks.load_task(written, data_dir=small_sample)
     for sensor in task.sensors:
         assert task.norm[sensor]["mean"] == pytest.approx(ref.norm[sensor]["mean"]), sensor
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["data_dir"]["path"] == str(Path(small_sample).resolve())
     assert (out / cfg["data_dir"]["relative_to_task"]).resolve() == Path(small_sample).resolve()
-    assert splits.load_config(out) == splits.load_config(released)  # the records do not change the settings
+    assert tasks.load_config(out) == tasks.load_config(released)  # the records do not change the settings
     with pytest.raises(FileExistsError, match="already has statistics"):
-        splits.write_norm(released, small_sample, out_dir=tmp_path / "mine", workers=1)
+        tasks.write_norm(released, small_sample, out_dir=tmp_path / "mine", workers=1)
     # one sensor: its statistics only, no aligned ones (they need every sensor of the aligned split)
-    only = splits.write_norm(released, small_sample, out_dir=tmp_path / "s2", sensors=["s2"], workers=1)
-    t2 = splits.load_task(only)
+    only = tasks.write_norm(released, small_sample, out_dir=tmp_path / "s2", sensors=["s2"], workers=1)
+    t2 = tasks.load_task(only)
     assert set(t2.norm) == {"s2"} and t2.norm_aligned is None and "s1asc/norm.json" in t2.missing
     # default: DATA/tasks, where `s12ls splits` writes (here a copy of the sample, to keep it read-only)
     data = _linked_data(small_sample, tmp_path / "data")
-    assert splits.write_norm(released, data, workers=1) == data / "tasks" / "S12LS-AD"
+    assert tasks.write_norm(released, data, workers=1) == data / "tasks" / "S12LS-AD"
 
 
 def _annotated_only_ad(catalog: pd.DataFrame, out: Path, name: str = "S12LS-AD") -> Path:
     """An S12LS-AD-named task of the annotated patches only, like tasks/S12LS-AD/harmonized at 5b313f2."""
-    cfg = splits.load_config("S12LS-AD", name=name, annotated_only=True)
-    return splits.write_task(None, out, cfg, result=splits.make_splits(catalog, cfg), stats=False)
+    cfg = tasks.load_config("S12LS-AD", name=name, annotated_only=True)
+    return tasks.write_task(None, out, cfg, result=splits.make_splits(catalog, cfg), stats=False)
 
 
 def test_load_task_warns_about_the_annotated_only_ad_folder(written, catalog, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
-        splits.load_task(written)  # the sample's S12LS-AD: many non-annotated patches
+        tasks.load_task(written)  # the sample's S12LS-AD: many non-annotated patches
     assert "S12LS-AD trap" not in caplog.text
-    assert splits.ad_trap(splits.load_task(written)) is None
+    assert tasks.ad_trap(tasks.load_task(written)) is None
     trap = _annotated_only_ad(catalog, tmp_path / "x")
     published = tmp_path / "real" / "tasks" / "S12LS-AD" / "harmonized"
     published.parent.mkdir(parents=True)
     trap.rename(published)
     caplog.clear()
     with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
-        splits.load_task(published)
+        tasks.load_task(published)
     assert "S12LS-AD trap" in caplog.text and "0.0%" in caplog.text and "issue 1" in caplog.text
     assert str(published.parent / "raw") in caplog.text  # the raw AD folder next to it
     # an LD task is annotated-only by design: no warning
-    ld = splits.write_task(
-        None, tmp_path / "ld", "S12LS-LD", result=splits.make_splits(catalog, "S12LS-LD"), stats=False
+    ld = tasks.write_task(
+        None,
+        tmp_path / "ld",
+        "S12LS-LD",
+        result=splits.make_splits(catalog, tasks.load_config("S12LS-LD")),
+        stats=False,
     )
-    assert splits.ad_trap(splits.load_task(ld)) is None
+    assert tasks.ad_trap(tasks.load_task(ld)) is None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -868,7 +872,7 @@ def test_cli_splits_end_to_end(small_sample, tmp_path, capsys):
     cfg = tmp_path / "mine.yaml"
     cfg.write_text("satellites: [s2]\nnon_annotated_only: true\n")
     assert cli.main(["splits", str(data), "--task", str(cfg), "--workers", "1"]) == 0
-    task = splits.load_task(data / "tasks" / "mine")
+    task = tasks.load_task(data / "tasks" / "mine")
     assert task.sensors == ["s2"] and task.aligned is None
     cat = build_catalog(data, progress=False)
     non = set(cat.key[(cat.sensor == "s2") & ~cat.annotated].astype(str))

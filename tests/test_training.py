@@ -65,13 +65,44 @@ def test_cuda_precision_and_workers_choices(monkeypatch):
 
 
 def test_config_validation(task_dir):
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(ValueError, match="model must be 'unet_prepost'.*not 'vit'"):
         T.TrainConfig(task_dir=str(task_dir), model="vit")
+    with pytest.raises(ValueError, match="sensors must be .*, not 's3'"):
+        T.TrainConfig(task_dir=str(task_dir), sensors=["s2", "s3"])
+    with pytest.raises(ValueError, match="loss must be"):
+        T.TrainConfig(task_dir=str(task_dir), loss="dice")
+    with pytest.raises(ValueError, match="pos_weight must be 'auto', not 'yes'"):
+        T.TrainConfig(task_dir=str(task_dir), pos_weight="yes")
+    with pytest.raises(ValueError, match="training setting 'epochs' must be int, not 2.5"):
+        T.TrainConfig(task_dir=str(task_dir), epochs="2.5")
+    with pytest.raises(ValueError, match="training setting 'augment' must be bool, not 'maybe'"):
+        T.TrainConfig(task_dir=str(task_dir), augment="maybe")
+    with pytest.raises(ValueError, match="epochs must be at least 1, not 0"):
+        T.TrainConfig(task_dir=str(task_dir), epochs=0)
     with pytest.raises(ValueError, match="unknown training setting"):
         T.TrainConfig.from_dict({"task_dir": "x", "epochz": 3})
     cfg = T.TrainConfig(task_dir=str(task_dir), sensors="s2")
     assert cfg.sensors == ["s2"] and cfg.name == "TINY-unet_prepost-s2-s0"
     assert T.TrainConfig.from_dict(cfg.to_dict()) == cfg
+    # text, as `--set KEY=VALUE` and papermill -p pass it, means the same as the values
+    text = {"epochs": "3", "lr": "1e-3", "augment": "false", "crop": "null", "sensors": '["s2", "s1asc"]'}
+    text |= {
+        "pos_weight": "auto",
+        "num_workers": "2",
+        "device": '"cpu"',
+        "run_name": "7",
+        "runs_dir": task_dir,
+    }
+    got = T.TrainConfig(task_dir=task_dir, **text)
+    want = {"epochs": 3, "lr": 1e-3, "augment": False, "crop": None, "sensors": ["s2", "s1asc"]}
+    want |= {
+        "pos_weight": "auto",
+        "num_workers": 2,
+        "device": "cpu",
+        "run_name": "7",
+        "runs_dir": str(task_dir),
+    }
+    assert {k: getattr(got, k) for k in want} == want and got.task_dir == str(task_dir)
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -245,13 +276,33 @@ def test_max_steps_caps_the_epoch_and_the_history_times_the_steps(base, tmp_path
     assert res.backend is None and res.peak_memory_bytes is None  # one process, CPU
 
 
+def test_the_torchrun_entry_is_the_command_line_and_trainconfig_checks_its_settings(task_dir):
+    """``python -m s12ls_utils.cli train`` (what torchrun starts) passes the options as given; TrainConfig
+    rejects a bad one before any work, and the command exits with 2 naming it."""
+    import subprocess
+    import sys
+
+    for opts, said in (
+        (["--set", "epochs=0"], "epochs must be at least 1, not 0"),
+        (["--model", "vit"], "model must be 'unet_prepost'"),
+        (["--set", "augment=maybe"], "training setting 'augment' must be bool, not 'maybe'"),
+        (["--set", "batch_size=3", "--nproc", "2"], "multiple of 2"),
+    ):
+        cmd = [sys.executable, "-m", "s12ls_utils.cli", "train", str(task_dir), *opts]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr, (
+            opts,
+            out.stderr,
+        )
+
+
 def test_training_never_imports_the_command_line():
-    """Imports run one way (cli → train_entry → training): torchrun starts the entry, not the CLI."""
+    """Imports run one way (cli → training): the torchrun entry is the command line, which sits on top."""
     import subprocess
     import sys
 
     code = (
-        "import sys, s12ls_utils.training, s12ls_utils.train_entry; "
+        "import sys, s12ls_utils.training; "
         "print(sorted(m for m in sys.modules if m.startswith('s12ls_utils.')))"
     )
     out = subprocess.run(

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from test_datasets import write_tiny_task
 
-from s12ls_utils import cli, datasets, splits
+from s12ls_utils import cli, datasets, tasks
 from s12ls_utils import training as T
 from s12ls_utils.sample import load_manifest
 
@@ -101,7 +101,7 @@ def _launch(cmd: list[str]) -> str:
 @pytest.fixture(scope="module")
 def runs(settings, tmp_path_factory) -> dict:
     """Single process 1 epoch; ``s12ls train --nproc 2`` 1 epoch, then resumed to 2 epochs through the
-    torchrun entry module; an uninterrupted two-process 2-epoch run (through the training alias)."""
+    torchrun entry module; an uninterrupted two-process 2-epoch run (through the same entry)."""
     root = tmp_path_factory.mktemp("ddp_runs")
     threads = torch.get_num_threads()  # train() sets this process's threads (settings["threads"])
     try:
@@ -120,17 +120,16 @@ def runs(settings, tmp_path_factory) -> dict:
         "last": torch.load(ddp / "last.pt", weights_only=True),
     }
     out["last_epoch1"] = Path(shutil.copy(ddp / "last.pt", root / "last_epoch1.pt"))
-    entry = [*TORCHRUN, "-m", "s12ls_utils.train_entry"]
-    alias = [*TORCHRUN, "-m", "s12ls_utils.training"]  # the older entry, kept as an alias
+    entry = [*TORCHRUN, "-m", "s12ls_utils.cli", "train"]  # what the full-scale appendix teaches
     _launch([*entry, *_set_args(settings, epochs=2), "--runs-dir", str(root / "ddp"), "--resume"])
-    _launch([*alias, *_set_args(settings, epochs=2), "--runs-dir", str(root / "full")])
+    _launch([*entry, *_set_args(settings, epochs=2), "--runs-dir", str(root / "full")])
     out["resumed"], out["full"] = ddp, root / "full" / RUN
     return out
 
 
 def _constant_channels(settings: dict) -> list[int]:
     """Input channels with one value over the whole train split (here the composites' validity)."""
-    task = splits.load_task(settings["task_dir"], data_dir=settings["data_dir"])
+    task = tasks.load_task(settings["task_dir"], data_dir=settings["data_dir"])
     ds = datasets.PatchDataset(
         task, "train", ["s2"], view="prepost", raw=True, cache_dir=settings["cache_dir"], progress=False
     )
@@ -253,7 +252,7 @@ def test_two_processes_train_what_one_process_trains(runs, settings):
 def test_sharded_validation_scores_the_whole_split(runs, settings):
     """The two-process validation figures are those of one process evaluating the same weights."""
     model, ck = T.load_model(runs["last_epoch1"], device="cpu")
-    task = splits.load_task(settings["task_dir"], data_dir=settings["data_dir"])
+    task = tasks.load_task(settings["task_dir"], data_dir=settings["data_dir"])
     common = {"view": "prepost", "raw": True, "cache_dir": settings["cache_dir"], "progress": False}
     pos, tot = datasets.PatchDataset(task, "train", ["s2"], **common).positives()
     val = datasets.PatchDataset(task, "val", ["s2"], **common)

@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from s12ls_utils import reference, splits
+from s12ls_utils import reference, splits, tasks
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,7 +43,7 @@ def release(out: Path) -> list[Path]:
     def write(folder: Path, cfg) -> None:
         res = splits.make_splits(cat, cfg)
         written.append(
-            splits.write_task(
+            tasks.write_task(
                 None,
                 folder,
                 cfg,
@@ -57,10 +57,10 @@ def release(out: Path) -> list[Path]:
         )
 
     for name in ("S12LS-LD-blocked", "S12LS-AD-blocked"):
-        write(out, splits.load_config(name))
-    ld_regions = set(splits.select(cat, "S12LS-LD-blocked")["s2"]["region"].astype(str))
+        write(out, tasks.load_config(name))
+    ld_regions = set(splits.select(cat, tasks.load_config("S12LS-LD-blocked"))["s2"]["region"].astype(str))
     for fold, regions in reference.region_folds().items():
-        cfg = splits.load_config(
+        cfg = tasks.load_config(
             "S12LS-LD-blocked",
             name=fold,
             description=f"S12LS-LD (published selection), region hold-out '{fold}' of the paper's experiment 3: "

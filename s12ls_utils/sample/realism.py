@@ -656,7 +656,7 @@ def realism(
     )
 
     # ---- landslide pixels
-    from .. import splits
+    from .. import splits, tasks
 
     real_s2 = reference.patches("s2")
     cat_s2 = cat[cat["sensor"].astype(str) == "s2"]
@@ -666,7 +666,7 @@ def realism(
         real_s2.loc[real_s2["n_positive"] > 0, "n_positive"].to_numpy(dtype="float64"),
         cat_s2.loc[cat_s2["n_positive"] > 0, "n_positive"].to_numpy(dtype="float64"),
     )
-    ld_cfg = splits.load_config("S12LS-LD", satellites=("s2",))
+    ld_cfg = tasks.load_config("S12LS-LD", satellites=("s2",))
     ld_data = splits.select(cat, ld_cfg)["s2"]["n_positive"].to_numpy(dtype="float64")
     ld_real = reference.split_frame("S12LS-LD", "s2")["n_positive"].to_numpy(dtype="float64")
     b.samples_pair("landslide_px", "LD-like", ld_real, ld_data)
