@@ -20,6 +20,7 @@ This module may import the library; no library module imports it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,7 @@ __all__ = [
     "outputs",
     "param",
     "record",
+    "recorder",
     "rerun_stamp",
     "run_from_repo_root",
     "setup",
@@ -312,6 +314,13 @@ def record(chapter: str, results_dir: str | Path = RESULTS_DIR, glue: bool = Tru
             for k, v in figures.items():
                 _glue(k, _display_value(v), display=False)
     return None
+
+
+def recorder(chapter: str, results_dir: str | Path | None = None):
+    """The chapter's :func:`record`, bound to its name and to the folder :func:`outputs` resolves from the
+    ``results_dir`` parameter: ``rec = book.recorder(CHAPTER, results_dir)``, then ``rec(**facts)`` records
+    (and glues) a dict of figures that a library function returned, or ``rec(name=table)`` a whole table."""
+    return functools.partial(record, chapter, outputs(results_dir).results_dir)
 
 
 def captioned(table, caption: str, precision: int = 3):

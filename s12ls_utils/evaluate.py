@@ -119,7 +119,9 @@ MIN_REGION_PATCHES = 3
 # --------------------------------------------------------------------------------------------------
 def plain(value):
     """JSON-able plain Python value (numpy scalars → Python, NaN → None), as a chapter's record and
-    ``s12ls evaluate --out`` write them."""
+    ``s12ls evaluate --out`` write them. A table (DataFrame) becomes its rows, index included."""
+    if isinstance(value, pd.DataFrame):
+        return plain(value.reset_index().to_dict(orient="records"))
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

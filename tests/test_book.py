@@ -695,3 +695,14 @@ def test_setup_loads_the_extension_without_the_logo(tmp_path, restore_cwd, monke
     book.setup()
     assert Path.cwd() == root.resolve()
     assert calls == [(("bokeh",), {"inline": True, "logo": False})]
+
+
+def test_recorder_binds_the_chapter_and_records_a_table(tmp_path):
+    """``recorder`` writes into the folder it was given; a table is recorded as its rows, index included."""
+    import pandas as pd
+
+    rec = book.recorder("99-x", tmp_path)
+    table = pd.DataFrame({"files": [3, 4]}, index=pd.Index(["s2", "s1asc"], name="sensor"))
+    rec(counts=table, n=np.int64(7))
+    got = json.loads((tmp_path / "99-x.json").read_text())
+    assert got == {"counts": [{"sensor": "s2", "files": 3}, {"sensor": "s1asc", "files": 4}], "n": 7}
