@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-$(DATA)/synthetic_manifest.json: s12ls_utils/sample/generate.py | $(STAMP)
+$(DATA)/synthetic_manifest.json: s12ls_utils/sample/generate.py s12ls_utils/sample/plan.py | $(STAMP)
 	$(BIN)/s12ls synth $(DATA) --overwrite
 
 sample: $(DATA)/synthetic_manifest.json

@@ -26,6 +26,7 @@ from pyproj import Transformer
 from s12ls_utils import cli, io, schema
 from s12ls_utils.io import open_patch, read_patch_meta
 from s12ls_utils.sample import generate
+from s12ls_utils.sample import plan as planner
 from s12ls_utils.sample.generate import make_sample, pre_post_indices
 
 
@@ -211,7 +212,7 @@ def test_default_plan_structure(default_plan):
         assert len(cells) == len(p.patches) and all(pp.row0 % n == 0 == pp.col0 % n for pp in p.patches)
         assert min(r for r, _ in cells) == 0 == min(c for _, c in cells)
         assert (p.height, p.width) == (n * (1 + max(r for r, _ in cells)), n * (1 + max(c for _, c in cells)))
-        assert len(cells) <= generate._MAX_BLOCK[0] * generate._MAX_BLOCK[1]
+        assert len(cells) <= planner._MAX_BLOCK[0] * planner._MAX_BLOCK[1]
         seen, todo = set(), [next(iter(cells))]
         while todo:
             r, c = todo.pop()
@@ -836,7 +837,8 @@ def test_make_sample_refuses_a_file_as_out_dir(tmp_path):
 _PEAK_RSS = """
 import json, resource, sys
 from s12ls_utils.sample import generate
-generate._MAX_BLOCK = (1, 2)  # canvases of at most two tiles: both runs hold the largest canvas
+from s12ls_utils.sample import plan as planner
+planner._MAX_BLOCK = (1, 2)  # canvases of at most two tiles: both runs hold the largest canvas
 info = generate.make_sample(sys.argv[1], n_per_sensor=int(sys.argv[2]), seed=1, workers=1, progress=False)
 print(json.dumps({"files": sum(info.n_files.values()),
                   "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -849,8 +851,8 @@ def test_memory_does_not_grow_with_file_count(tmp_path):
     extra files (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than that."""
     import unittest.mock
 
-    with unittest.mock.patch.object(generate, "_MAX_BLOCK", (1, 2)):
-        assert {max(len(c.patches) for c in generate._plan(n, 1)) for n in (5, 20)} == {2}
+    with unittest.mock.patch.object(planner, "_MAX_BLOCK", (1, 2)):
+        assert {max(len(c.patches) for c in planner._plan(n, 1)) for n in (5, 20)} == {2}
     peaks = {}
     for n in (5, 20):
         res = subprocess.run(
