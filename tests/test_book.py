@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s12ls_utils import book, figures
+from s12ls_utils import book, figures, images
 
 
 @pytest.fixture
@@ -92,8 +92,8 @@ def test_static_patch_map_draws_one_marker_per_location():
             ("nepal_2", "s2", "nepal", nan, nan),  # no published position: counted, not drawn
         ]
     )
-    fig = figures.static_patch_map(frame, "Test map")
-    assert isinstance(fig, figures.StaticFigure)
+    fig = book.static_patch_map(frame, "Test map")
+    assert isinstance(fig, book.StaticFigure)
     assert fig.png.startswith(PNG_MAGIC)
     assert fig.alt.startswith("Test map: 3 locations in 2 regions")
     assert "1 location without a position" in fig.alt
@@ -103,25 +103,25 @@ def test_static_patch_map_draws_one_marker_per_location():
 def test_static_patch_map_takes_the_position_of_another_sensor():
     nan = float("nan")
     frame = _frame([("a_1", "s2", "a", nan, nan), ("a_1", "s1asc", "a", 10.0, 20.0)])
-    fig = figures.static_patch_map(frame, "one")
+    fig = book.static_patch_map(frame, "one")
     assert "1 locations in 1 regions" in fig.alt and "without" not in fig.alt
 
 
 def test_static_patch_map_rejects_bad_input():
     nan = float("nan")
     with pytest.raises(ValueError, match="lacks"):
-        figures.static_patch_map(_frame([("a_1", "s2", "a", 1.0, 2.0)]).drop(columns="lat"), "t")
+        book.static_patch_map(_frame([("a_1", "s2", "a", 1.0, 2.0)]).drop(columns="lat"), "t")
     with pytest.raises(ValueError, match="no location"):
-        figures.static_patch_map(_frame([("a_1", "s2", "a", nan, nan)]), "t")
+        book.static_patch_map(_frame([("a_1", "s2", "a", nan, nan)]), "t")
     with pytest.raises(ValueError, match="WGS84"):  # projected metres passed by mistake
-        figures.static_patch_map(_frame([("a_1", "s2", "a", 500_000.0, 4_900_000.0)]), "t")
+        book.static_patch_map(_frame([("a_1", "s2", "a", 500_000.0, 4_900_000.0)]), "t")
 
 
 def test_static_patch_map_of_the_published_metadata():
     from s12ls_utils import reference
 
     published = reference.patches()
-    fig = figures.static_patch_map(published, "published")
+    fig = book.static_patch_map(published, "published")
     n_loc = published["id"].nunique()
     unlocated = int(published.groupby("id")["lon"].count().eq(0).sum())
     assert unlocated > 0
@@ -131,24 +131,24 @@ def test_static_patch_map_of_the_published_metadata():
 
 def test_static_pixel_histogram_describes_the_values():
     values = [50, 60, 100, 292, 300, 1000, 8911]
-    fig = figures.static_pixel_histogram(values, "Pixels")
-    assert isinstance(fig, figures.StaticFigure)
+    fig = book.static_pixel_histogram(values, "Pixels")
+    assert isinstance(fig, book.StaticFigure)
     assert fig.png.startswith(PNG_MAGIC)
     assert fig.alt.startswith("Pixels: 7 patches, 50 to 8,911 landslide pixels, median 292")
     # one value, or values that fill exactly one decade, still make a figure
-    assert "1 patches" in figures.static_pixel_histogram([50], "one").alt
-    assert "10 to 100" in figures.static_pixel_histogram([10, 100], "decade", bins_per_decade=1).alt
+    assert "1 patches" in book.static_pixel_histogram([50], "one").alt
+    assert "10 to 100" in book.static_pixel_histogram([10, 100], "decade", bins_per_decade=1).alt
 
 
 @pytest.mark.parametrize("bad", [[], [0, 5], [-3, 5], [float("nan"), 5], [float("inf")]])
 def test_static_pixel_histogram_rejects_values_a_log_axis_cannot_show(bad):
     with pytest.raises(ValueError):
-        figures.static_pixel_histogram(bad, "t")
+        book.static_pixel_histogram(bad, "t")
 
 
 def test_static_pixel_histogram_rejects_bad_bins():
     with pytest.raises(ValueError, match="bins_per_decade"):
-        figures.static_pixel_histogram([1, 2], "t", bins_per_decade=0)
+        book.static_pixel_histogram([1, 2], "t", bins_per_decade=0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def test_class_balance_table_counts_and_percentages():
             "sensor": ["s2", "s1asc", "s2", "s2", "s2"],
         }
     )
-    styled = figures.class_balance_table(
+    styled = book.class_balance_table(
         cat_mod.class_balance(cat, by="region"), cat_mod.class_balance(cat, by=None)
     )
     t = styled.data
@@ -351,18 +351,18 @@ def _s1_patch(h=16, w=16, t=4):
 
 def test_s1_images_false_colour_and_db():
     comp, valid = _s1_comp()
-    fc = figures.composite_image(comp, valid, "s1asc", 1)
+    fc = images.composite_image(comp, valid, "s1asc", 1)
     assert fc.shape == (16, 16, 3) and fc.min() >= 0 and fc.max() <= 1
-    no_data = np.array([int(figures.NO_DATA_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype="float32")
+    no_data = np.array([int(images.NO_DATA_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype="float32")
     np.testing.assert_allclose(fc[0, 0], no_data)  # invalid pixel drawn in the no-data colour
-    vv = figures.composite_image(comp, valid, "s1asc", 1, s1="VV")
+    vv = images.composite_image(comp, valid, "s1asc", 1, s1="VV")
     assert vv.shape == (16, 16) and np.isnan(vv[0, 0]) and np.nanmax(vv) <= -5
     ds = _s1_patch()
-    assert figures.sensor_image(ds, 0, "s1dsc").shape == (16, 16, 3)
-    assert figures.sensor_image(ds, 0, "s1dsc", s1="VH").shape == (16, 16)
+    assert images.sensor_image(ds, 0, "s1dsc").shape == (16, 16, 3)
+    assert images.sensor_image(ds, 0, "s1dsc", s1="VH").shape == (16, 16)
     with pytest.raises(ValueError, match="s1 display"):
-        figures.sensor_image(ds, 0, "s1dsc", s1="HH")
-    assert "dB" in figures.stretch_label("s1asc") and "2–98" in figures.stretch_label("s2")
+        images.sensor_image(ds, 0, "s1dsc", s1="HH")
+    assert "dB" in images.stretch_label("s1asc") and "2–98" in images.stretch_label("s2")
 
 
 @pytest.mark.parametrize("s1", ["false_color", "VV", "VH"])
@@ -370,9 +370,9 @@ def test_galleries_draw_s1(s1, bokeh):
     comp, valid = _s1_comp()
     y = np.zeros((16, 16), dtype="float32")
     y[4:9, 4:9] = 1
-    pre = figures.composite_image(comp, valid, "s1asc", 0, s1=s1)
-    post = figures.composite_image(comp, valid, "s1asc", 1, s1=s1)
-    label = figures.stretch_label("s1asc", s1)
+    pre = images.composite_image(comp, valid, "s1asc", 0, s1=s1)
+    post = images.composite_image(comp, valid, "s1asc", 1, s1=s1)
+    label = images.stretch_label("s1asc", s1)
 
     prob = np.linspace(0, 1, 256, dtype="float32").reshape(16, 16)
     items = [{"id": "p1", "y": y, "prob": prob, "pre": pre, "post": post}]
@@ -380,8 +380,8 @@ def test_galleries_draw_s1(s1, bokeh):
     assert titles[0] == f"p1: s1asc before, {label}" and titles[1] == f"s1asc after, {label}"
 
     ds = _s1_patch()
-    items = [{"id": "p1", "y": y, "pred": prob > 0.5, "pre": figures.sensor_image(ds, 0, "s1asc", s1)}]
-    items[0]["post"] = figures.sensor_image(ds, 3, "s1asc", s1)
+    items = [{"id": "p1", "y": y, "pred": prob > 0.5, "pre": images.sensor_image(ds, 0, "s1asc", s1)}]
+    items[0]["post"] = images.sensor_image(ds, 3, "s1asc", s1)
     titles = _titles(figures.error_gallery(items, sensor="s1asc", s1=s1))
     assert len(titles) == 6 and titles[0] == f"p1: s1asc before, {label}" and titles[1].endswith(label)
     assert titles[-1] == "Legend"  # the no-data colour and the mask outline
@@ -394,7 +394,7 @@ def test_galleries_fusion_one_row_per_sensor(bokeh):
     comp, valid = _s1_comp()
     rng = np.random.default_rng(2)
     s2 = rng.uniform(0, 1, (16, 16, 3)).astype("float32")
-    s1 = figures.composite_image(comp, valid, "s1asc", 1)
+    s1 = images.composite_image(comp, valid, "s1asc", 1)
     y = np.zeros((16, 16), dtype="float32")
     prob = np.full((16, 16), 0.2, dtype="float32")
     item = {"id": "p1", "y": y, "prob": prob, "pred": prob > 0.5}
@@ -404,7 +404,7 @@ def test_galleries_fusion_one_row_per_sensor(bokeh):
     bokeh.render(layout)  # draws (the padding included)
     titles = _titles(layout)
     assert titles[0] == "p1: s2 before, true colour 2–98 % per patch"
-    assert titles[4] == f"s1asc before, {figures.stretch_label('s1asc')}"
+    assert titles[4] == f"s1asc before, {images.stretch_label('s1asc')}"
     layout = figures.error_gallery([item], sensor=["s2", "s1asc"])
     assert len(layout) == 11  # two rows of five and the legend
     assert _titles(layout)[5].startswith("s1asc before")
@@ -449,21 +449,21 @@ def test_viewer_steps_pair_acquisitions_by_date_not_by_index():
     s1 = np.array(
         ["2023-02-20", "2023-03-04", "2023-03-16", "2023-03-28", "2023-04-21"], dtype="datetime64[D]"
     )
-    ref, steps, idx = figures.viewer_steps({"s1asc": s1, "s2": s2})
+    ref, steps, idx = images.viewer_steps({"s1asc": s1, "s2": s2})
     assert ref == "s2" and [str(d)[:10] for d in steps] == ["2023-03-21", "2023-03-26", "2023-04-20"]
     assert idx["s2"] == [0, 1, 2]
     assert idx["s1asc"] == [2, 3, 4]  # nearest: 03-16 (5 d) not 02-20 (index 0)
-    tie = figures.viewer_steps(
+    tie = images.viewer_steps(
         {
             "s2": np.array(["2023-01-05"], "datetime64[D]"),
             "s1asc": np.array(["2023-01-03", "2023-01-07"], "datetime64[D]"),
         }
     )
     assert tie[2]["s1asc"] == [0]  # the earlier one on a tie
-    ref, _, _ = figures.viewer_steps({"s1dsc": s1})
+    ref, _, _ = images.viewer_steps({"s1dsc": s1})
     assert ref == "s1dsc"
     with pytest.raises(ValueError, match="no sensor"):
-        figures.viewer_steps({})
+        images.viewer_steps({})
 
 
 def _s2_ds(scale=(1.0, 3.0)):
@@ -482,10 +482,10 @@ def _s2_ds(scale=(1.0, 3.0)):
 
 def test_one_stretch_per_patch_keeps_brightness_comparable_over_dates():
     ds = _s2_ds((1.0, 3.0))
-    own = [figures.true_color(ds, t) for t in range(2)]
+    own = [images.true_color(ds, t) for t in range(2)]
     assert abs(own[0].mean() - own[1].mean()) < 0.05  # per-date stretch: both look alike
-    limits = figures.true_color_limits(ds)
-    shared = [figures.true_color(ds, t, limits=limits) for t in range(2)]
+    limits = images.true_color_limits(ds)
+    shared = [images.true_color(ds, t, limits=limits) for t in range(2)]
     assert shared[1].mean() > shared[0].mean() + 0.3  # one stretch: the brighter date is brighter
 
 
@@ -499,9 +499,9 @@ def test_stretch_leaves_out_pixels_of_unknown_quality():
     scl = ds["SCL"].values.copy()
     scl[2, :4] = 255
     unknown = bright.assign(SCL=(ds["SCL"].dims, scl))
-    assert figures.true_color_limits(bright)[1] > 1.5 * figures.true_color_limits(ds)[1]
+    assert images.true_color_limits(bright)[1] > 1.5 * images.true_color_limits(ds)[1]
     without = ds.assign(SCL=(ds["SCL"].dims, scl))  # the same pixels left out, at their usual brightness
-    assert figures.true_color_limits(unknown) == pytest.approx(figures.true_color_limits(without))
+    assert images.true_color_limits(unknown) == pytest.approx(images.true_color_limits(without))
 
 
 def test_no_data_pixels_get_their_own_colour():
@@ -509,14 +509,14 @@ def test_no_data_pixels_get_their_own_colour():
     rgb[0, 0, 1] = np.nan
     flag = np.zeros((4, 4), dtype=bool)
     flag[3, 3] = True
-    out = figures.with_no_data(rgb, flag)
-    colour = np.array([int(figures.NO_DATA_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype="float32")
+    out = images.with_no_data(rgb, flag)
+    colour = np.array([int(images.NO_DATA_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)], dtype="float32")
     np.testing.assert_allclose(out[0, 0], colour)
     np.testing.assert_allclose(out[3, 3], colour)
     np.testing.assert_allclose(out[1, 1], 0.5)
     ds = _s2_ds((1.0,))
     ds["SCL"][0, 2, 2] = 0  # no data in the scene classification
-    img = figures.sensor_image(ds, 0, "s2")
+    img = images.sensor_image(ds, 0, "s2")
     np.testing.assert_allclose(img[2, 2], colour)
 
 
@@ -670,7 +670,7 @@ def test_static_is_drawn_from_the_interactive_figure(name):
             if isinstance(color, str):
                 assert hv.Store.lookup_options("matplotlib", layer_mpl, "style").kwargs["color"] == color
     static = book.static(obj, f"{name}, drawn statically")
-    assert isinstance(static, figures.StaticFigure) and static.png.startswith(b"\x89PNG")
+    assert isinstance(static, book.StaticFigure) and static.png.startswith(b"\x89PNG")
     assert 300 < static.width_px < 1200 and static.height_px > 200
     assert repr(static).endswith(f"{name}, drawn statically")
 

@@ -11,7 +11,7 @@ import pytest
 from sklearn import metrics as skm
 
 from s12ls_utils import evaluate as E
-from s12ls_utils import figures, metrics, signatures, tasks
+from s12ls_utils import images, metrics, signatures, tasks
 from s12ls_utils.cli import main
 from s12ls_utils.io import open_patch
 
@@ -120,7 +120,7 @@ def test_summary_tables_and_consistency(result):
     for it in result.gallery:
         assert it["pred"].shape == it["y"].shape == (128, 128) and it["path"].is_file()
         assert it["paths"] == {"s2": it["path"]}
-    items, shown = figures.gallery_images(result.gallery)
+    items, shown = images.gallery_images(result.gallery)
     assert (
         shown == "s2" and items[0]["pre"].shape == (128, 128, 3) and items[0]["post"].shape == (128, 128, 3)
     )
@@ -216,7 +216,7 @@ def test_gallery_of_a_fusion_run_has_one_image_per_sensor(run):
     ev = E.evaluate_run(fusion, task_dir, n_boot=20, device="cpu", batch_size=3, gallery=1)
     (it,) = ev.gallery
     assert set(it["paths"]) == {"s1asc", "s2"} and it["path"] == it["paths"]["s2"]
-    items, shown = figures.gallery_images(ev.gallery)
+    items, shown = images.gallery_images(ev.gallery)
     assert shown == ["s1asc", "s2"]
     assert set(items[0]["pre"]) == {"s1asc", "s2"} and items[0]["pre"]["s1asc"].shape == (128, 128, 3)
 

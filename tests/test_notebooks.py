@@ -189,15 +189,11 @@ def test_toc_entries_exist():
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_key_figure_has_a_static_rendering(nb):
-    """The key figure is also drawn as an image (``book.static(figure)``, or a ``figures.static_*`` figure), as a
+    """The key figure is also drawn as an image (``book.static(figure)``, or a ``book.static_*`` figure), as a
     captioned figure with alt text and the class tests/test_rendered_book.py looks for: the reading is complete
     without JavaScript."""
-    static = [
-        c
-        for c in _cells(nb)
-        if c["cell_type"] == "code" and re.search(r"book\.static\(|figures\.static_", _src(c))
-    ]
-    assert static, f"{nb.name}: no static rendering of the key figure (book.static, figures.static_*)"
+    static = [c for c in _cells(nb) if c["cell_type"] == "code" and re.search(r"book\.static(\(|_)", _src(c))]
+    assert static, f"{nb.name}: no static rendering of the key figure (book.static, book.static_*)"
     for c in static:
         opts = c.get("metadata", {}).get("mystnb", {})
         assert "s12ls-static" in opts.get("image", {}).get("classes", ""), (

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
-from s12ls_utils import cli, figures, reference
+from s12ls_utils import book, cli, reference
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.io import open_patch
 from s12ls_utils.sample import generate, realism
@@ -219,7 +219,7 @@ def test_match_region():
 
 
 def test_static_figure(report):
-    fig = figures.static_realism(report)
+    fig = book.static_realism(report)
     assert fig.png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "KS" in fig.alt
 
