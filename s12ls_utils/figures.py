@@ -19,24 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import schema
-from .images import (
-    DB_RANGES,
-    NO_DATA_COLOR,
-    NO_DATA_LABEL,
-    _days,
-    _error_map,
-    _s2_no_data,
-    _stretch_key,
-    backscatter_db,
-    composite_image,
-    sensor_image,
-    stretch_label,
-    true_color,
-    true_color_limits,
-    viewer_steps,
-    with_no_data,
-)
+from . import images, schema
 
 REGION_PALETTE = "Category10"
 
@@ -51,10 +34,10 @@ def no_data_key(size: int = 230, mask_color: str = "red"):
     import holoviews as hv
 
     swatch = hv.Rectangles([(0.05, 0.6, 0.2, 0.85)]).opts(
-        color=NO_DATA_COLOR, line_color="black", title="Legend"
+        color=images.NO_DATA_COLOR, line_color="black", title="Legend"
     )
     line = hv.Curve([(0.05, 0.3), (0.2, 0.3)]).opts(color=mask_color, line_width=2)
-    text = hv.Text(0.25, 0.725, NO_DATA_LABEL, halign="left", fontsize=9) * hv.Text(
+    text = hv.Text(0.25, 0.725, images.NO_DATA_LABEL, halign="left", fontsize=9) * hv.Text(
         0.25, 0.3, "mapped landslides (mask)", halign="left", fontsize=9
     )
     return (swatch * line * text).opts(
@@ -181,10 +164,14 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
 
     dem = any_ds["DEM"].isel(time=0).transpose("y", "x").values.astype("float32")
     dem_img = hv.Image(dem, bounds=bounds, vdims=["elevation (m)"]).opts(
-        cmap="terrain", colorbar=True, title="DEM (m)", clipping_colors={"NaN": NO_DATA_COLOR}, **common
+        cmap="terrain",
+        colorbar=True,
+        title="DEM (m)",
+        clipping_colors={"NaN": images.NO_DATA_COLOR},
+        **common,
     )
-    ref, steps, index = viewer_steps({s: ds.time.values for s, ds in opened.items()})
-    s2_limits = true_color_limits(opened["s2"]) if "s2" in opened else None
+    ref, steps, index = images.viewer_steps({s: ds.time.values for s, ds in opened.items()})
+    s2_limits = images.true_color_limits(opened["s2"]) if "s2" in opened else None
 
     def frame(k: int):
         step = steps[k]
@@ -192,23 +179,23 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
         if "s2" in opened:
             ds = opened["s2"]
             t = index["s2"][k]
-            rgb = with_no_data(true_color(ds, t, limits=s2_limits), _s2_no_data(ds, t))
+            rgb = images.with_no_data(images.true_color(ds, t, limits=s2_limits), images.s2_no_data(ds, t))
             title = f"S2 true colour {str(ds.time.values[t])[:10]}"
             panels.append(hv.RGB(rgb, bounds=bounds).opts(title=title, **common) * outline)
         for s in ("s1asc", "s1dsc"):
             if s in opened:
                 ds = opened[s]
                 t = index[s][k]
-                when = f"{str(ds.time.values[t])[:10]} ({_days(ds.time.values[t], step)})"
+                when = f"{str(ds.time.values[t])[:10]} ({images.days_apart(ds.time.values[t], step)})"
                 for band in ("VV", "VH"):
-                    lo, hi = DB_RANGES[band]
-                    img = hv.Image(backscatter_db(ds, band, t), bounds=bounds, vdims=[f"{band} (dB)"])
+                    lo, hi = images.DB_RANGES[band]
+                    img = hv.Image(images.backscatter_db(ds, band, t), bounds=bounds, vdims=[f"{band} (dB)"])
                     panels.append(
                         img.opts(
                             cmap="gray",
                             clim=(lo, hi),
                             colorbar=True,
-                            clipping_colors={"NaN": NO_DATA_COLOR},
+                            clipping_colors={"NaN": images.NO_DATA_COLOR},
                             title=f"{s} {band} (dB) {when}",
                             **common,
                         )
@@ -882,7 +869,7 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
     n = schema.PATCH_SIZE
     bounds = (0, 0, n, n)
     common = dict(frame_width=size, frame_height=size, xaxis=None, fontsize={"title": "8pt", "ylabel": "9pt"})
-    lo, hi = DB_RANGES[s1_band]
+    lo, hi = images.DB_RANGES[s1_band]
     panels = []
     for key in keys:
         region, pid = str(key).rsplit("_", 1)
@@ -898,7 +885,9 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
             if steps is None:  # the event is outside this sensor's series
                 continue
             s1_done = sensor != "s2"
-            limits = true_color_limits(ds) if sensor == "s2" else None  # before and after share one stretch
+            limits = (
+                images.true_color_limits(ds) if sensor == "s2" else None
+            )  # before and after share one stretch
             outline = mask_outline(ds["MASK"].isel(time=0).transpose("y", "x").values, bounds)
             for when, t in zip(("before", "after"), steps, strict=True):
                 date = str(ds["time"].values[t])[:10]
@@ -910,19 +899,19 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
                     else dict(yaxis=None)
                 )
                 if sensor == "s2":
-                    img = hv.RGB(sensor_image(ds, t, "s2", limits=limits), bounds=bounds).opts(
+                    img = hv.RGB(images.sensor_image(ds, t, "s2", limits=limits), bounds=bounds).opts(
                         title=title, **axis, **common
                     )
                 else:
                     img = hv.Image(
-                        backscatter_db(ds, s1_band, t),
+                        images.backscatter_db(ds, s1_band, t),
                         bounds=bounds,
                         vdims=[hv.Dimension(s1_band, label=f"{s1_band} (dB)")],
                     ).opts(
                         cmap="gray",
                         clim=(lo, hi),
                         colorbar=when == "after",
-                        clipping_colors={"NaN": NO_DATA_COLOR},
+                        clipping_colors={"NaN": images.NO_DATA_COLOR},
                         title=title,
                         **axis,
                         **common,
@@ -1228,10 +1217,10 @@ def live_training_curves(width: int = 380, height: int = 300):
 
 
 def _image_opts(sensor: str, s1: str) -> dict:
-    key = _stretch_key(sensor, s1)
+    key = images.stretch_key(sensor, s1)
     return (
-        {"cmap": "gray", "clim": DB_RANGES[key], "clipping_colors": {"NaN": NO_DATA_COLOR}}
-        if key in DB_RANGES
+        {"cmap": "gray", "clim": images.DB_RANGES[key], "clipping_colors": {"NaN": images.NO_DATA_COLOR}}
+        if key in images.DB_RANGES
         else {}
     )
 
@@ -1266,10 +1255,10 @@ def composite_panels(
     h, w = np.asarray(mask).shape
     outline = mask_outline(np.asarray(mask, dtype="float32"), (0, 0, w, h))
     opts = _image_opts(sensor, s1)
-    label = stretch_label(sensor, s1)
+    label = images.stretch_label(sensor, s1)
     panels = [
         _panel(
-            composite_image(comp, valid, sensor, k, s1=s1),
+            images.composite_image(comp, valid, sensor, k, s1=s1),
             f"{title}: {name} ({sensor}, {label})",
             size,
             **opts,
@@ -1318,7 +1307,7 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
         tp, fp, fn = (pred & y).sum(), (pred & ~y).sum(), (~pred & y).sum()
         f1 = 2 * tp / max(2 * tp + fp + fn, 1)
         for row, (name, pre, post) in enumerate(_sensor_rows(it, sensor)):
-            opts, label = _image_opts(name, s1), stretch_label(name, s1)
+            opts, label = _image_opts(name, s1), images.stretch_label(name, s1)
             first = f"{it['id']}: " if row == 0 else ""
             panels += [
                 _panel(pre, f"{first}{name} before, {label}", size, **opts) * outline,
@@ -1329,7 +1318,10 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
                     _panel(p, "landslide probability", size, cmap="viridis", clim=(0, 1), colorbar=False)
                     * outline,
                     _panel(
-                        _error_map(y, pred), f"errors at {threshold:.2f} (F1 {f1:.2f})", size, **_ERROR_OPTS
+                        images.error_map(y, pred),
+                        f"errors at {threshold:.2f} (F1 {f1:.2f})",
+                        size,
+                        **_ERROR_OPTS,
                     )
                     * outline,
                 ]
@@ -1492,7 +1484,7 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", 
         outline = mask_outline(y.astype("float32"), (0, 0, w, h))
         tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
         for row, (name, pre, post) in enumerate(_sensor_rows(it, sensor)):
-            opts, label = _image_opts(name, s1), stretch_label(name, s1)
+            opts, label = _image_opts(name, s1), images.stretch_label(name, s1)
             first = f"{it['id']}: " if row == 0 else ""
             panels += [
                 _panel(pre, f"{first}{name} before, {label}", size, "8pt", **opts) * outline,
@@ -1502,7 +1494,7 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", 
                 panels += [
                     _panel(y.astype("float32"), "mapped mask", size, "8pt", **binary),
                     _panel(p.astype("float32"), "prediction", size, "8pt", **binary),
-                    _panel(_error_map(y, p), f"TP {tp} · FP {fp} · FN {fn}", size, "8pt", **_ERROR_OPTS)
+                    _panel(images.error_map(y, p), f"TP {tp} · FP {fp} · FN {fn}", size, "8pt", **_ERROR_OPTS)
                     * outline,
                 ]
             else:

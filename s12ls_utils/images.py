@@ -87,7 +87,7 @@ def true_color(ds, t: int, lo: float = 2, hi: float = 98, limits=None) -> np.nda
     return percentile_stretch(rgb, lo, hi, flat_valid, limits=limits)
 
 
-def _s2_no_data(ds, t: int) -> np.ndarray:
+def s2_no_data(ds, t: int) -> np.ndarray:
     """``(y, x)`` True where S2 time step ``t`` has no observation (scene class 0 or a non-finite band)."""
     bad = np.zeros((ds.sizes["y"], ds.sizes["x"]), dtype=bool)
     if "SCL" in ds:
@@ -135,7 +135,8 @@ STRETCH_LABELS = {
 }
 
 
-def _stretch_key(sensor: str, s1: str = "false_color") -> str:
+def stretch_key(sensor: str, s1: str = "false_color") -> str:
+    """The display of an image of ``sensor``: ``"s2"`` (true colour), or the Sentinel-1 mode ``s1`` (checked)."""
     schema.check_sensor(sensor)
     if sensor == "s2":
         return "s2"
@@ -151,7 +152,7 @@ def stretch_label(sensor: str, s1: str = "false_color") -> str:
     backscatter in dB with a fixed window (−25…0 dB VV, −32…−8 dB VH). S1 ``"false_color"``: red VV
     −25…0 dB, green VH −32…−8 dB, blue VH/VV (VH − VV) −18…−3 dB, each a fixed linear window.
     """
-    return STRETCH_LABELS[_stretch_key(sensor, s1)]
+    return STRETCH_LABELS[stretch_key(sensor, s1)]
 
 
 def s1_false_color(vv_db: np.ndarray, vh_db: np.ndarray) -> np.ndarray:
@@ -185,7 +186,7 @@ def composite_image(
     ``"VH"`` gives ``(H, W)`` dB, NaN where invalid; ``s1="false_color"`` an ``(H, W, 3)`` VV/VH/(VH/VV)
     composite (:func:`s1_false_color`), black where invalid.
     """
-    key = _stretch_key(sensor, s1)
+    key = stretch_key(sensor, s1)
     names = schema.FEATURES[sensor]
     c = np.asarray(comp[which]).astype("float32")
     ok = None if valid is None else np.asarray(valid[which], dtype=bool)
@@ -208,13 +209,14 @@ def sensor_image(ds, t: int, sensor: str, s1: str = "false_color", limits=None) 
     ``"false_color"`` (:func:`s1_false_color`) or ``"VV"``/``"VH"`` in dB (:func:`backscatter_db`), in fixed
     windows that are the same on every date.
     """
-    key = _stretch_key(sensor, s1)
+    key = stretch_key(sensor, s1)
     if key == "s2":
-        return with_no_data(true_color(ds, t, limits=limits), _s2_no_data(ds, t))
+        return with_no_data(true_color(ds, t, limits=limits), s2_no_data(ds, t))
     return _s1_image(backscatter_db(ds, "VV", t), backscatter_db(ds, "VH", t), None, key)
 
 
-def _error_map(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def error_map(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per pixel 0 true negative, 1 missed landslide (FN), 2 false alarm (FP), 3 found landslide (TP)."""
     return np.where(pred & y, 3, np.where(pred & ~y, 2, np.where(y, 1, 0))).astype("float32")
 
 
@@ -274,6 +276,7 @@ def viewer_steps(times: Mapping[str, np.ndarray]) -> tuple[str, list[np.datetime
     return ref, steps, indices
 
 
-def _days(a, b) -> str:
+def days_apart(a, b) -> str:
+    """``a`` − ``b`` in whole days as text (``"+3 d"``, ``"−2 d"``, ``"same day"``)."""
     d = int(round((np.datetime64(a, "s") - np.datetime64(b, "s")).astype("int64") / 86400))
     return "same day" if d == 0 else f"{d:+d} d".replace("-", "−")

@@ -561,7 +561,7 @@ def encode_attrs(a: PatchAttrs) -> dict[str, str]:
 EVENT_POSITIONS: tuple[str, ...] = ("inside", "before", "after", "undated", "none")
 
 
-def _days(times) -> np.ndarray:
+def days_apart(times) -> np.ndarray:
     arr = np.asarray(times)
     if arr.dtype.kind != "M":
         arr = np.array([np.datetime64(t, "D") for t in np.atleast_1d(arr)], dtype="datetime64[D]")
@@ -570,7 +570,7 @@ def _days(times) -> np.ndarray:
 
 def _event_index(times, event: dt.date) -> tuple[int, int]:
     """``(searchsorted index, n)``: steps strictly before ``event`` (days) and the series length."""
-    days = _days(times)
+    days = days_apart(times)
     return int(np.searchsorted(days, np.datetime64(event, "D"), side="left")), int(days.size)
 
 
