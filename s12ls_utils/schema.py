@@ -9,8 +9,8 @@ returns the errors), with quality notes and figures that are facts of the real f
 SCL 255 frames (:data:`SCL_UNKNOWN`), repeated dates, and Sentinel-1 gaps (NaN, or filled by
 copying neighbours: :func:`repeated_neighbour_pixels`).
 
-The attribute helpers come in pairs (``parse_*`` / ``encode_*``) so that the synthetic generator and
-the readers share one definition of each encoding. How the dataset's own writer fills the attributes
+The attribute helpers come in pairs (``parse_*`` / ``encode_*``): the readers parse with the first, the
+synthetic generator writes with the second, so both share one definition of each encoding. How the dataset's own writer fills the attributes
 (``../shared/reference/REAL-FORMAT.md``) decides how they are read:
 
 - ``event_date`` is written from a *set*: several dates come in arbitrary order. :func:`parse_attrs`
@@ -425,7 +425,8 @@ def parse_bboxes(value: str) -> list[tuple[float, float, float, float]]:
 
 
 def encode_bboxes(bboxes: Iterable[Sequence[float]]) -> str:
-    return ",".join("(" + ", ".join(f"{float(v):.2f}" for v in b) + ")" for b in bboxes)
+    """As the writer joins ``str(geom.bounds)``: Python tuple text, every number at full precision."""
+    return ",".join(str(tuple(float(v) for v in b)) for b in bboxes)
 
 
 _EPSG_RE = re.compile(r"^EPSG:(\d{4,5})$")
@@ -528,30 +529,6 @@ def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
     elif pairs:  # event_date missing or unparsable: the pairs cannot be attributed to dates
         out.notes.append("attribute 'pre_post_dates' cannot be paired with 'event_date': not used")
     return out, problems
-
-
-def encode_attrs(a: PatchAttrs) -> dict[str, str]:
-    """The string attributes a writer puts on a patch (inverse of :func:`parse_attrs`).
-
-    Undated events are written as ``None`` after the dated ones, each with ``{'pre': 0, 'post': 0}``
-    (as the reference writer does) when ``pre_post`` is given.
-    """
-    undated = ["None"] * int(a.n_undated_events)
-    pairs = list(a.pre_post)
-    if pairs and undated:
-        pairs += [(0, 0)] * len(undated)
-    return {
-        "ann_id": encode_ints(a.ann_ids),
-        "ann_bbox": encode_bboxes(a.ann_bboxes),
-        "event_date": ",".join(filter(None, (encode_dates(a.event_dates), *undated))),
-        "date_confidence": encode_floats(sorted(set(a.date_confidences))),
-        "pre_post_dates": encode_pre_post(pairs),
-        "annotated": encode_bool(a.annotated),
-        "satellite": a.satellite,
-        "center_lat": repr(float(a.center_y)),
-        "center_lon": repr(float(a.center_x)),
-        "crs": f"EPSG:{a.epsg}",
-    }
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from s12ls_utils import io, schema
 from s12ls_utils.io import PatchReadError, open_patch, validate_patch
 from s12ls_utils.schema import (
     PatchAttrs,
-    encode_attrs,
     encode_bboxes,
     encode_bool,
     encode_dates,
@@ -41,6 +40,31 @@ from s12ls_utils.schema import (
     parse_ints,
     parse_pre_post,
 )
+
+
+def encode_attrs(a: PatchAttrs) -> dict[str, str]:
+    """The string attributes of ``a`` as a writer puts them on a patch: the inverse of ``parse_attrs``, for
+    these tests (the generator writes the attributes in the writer's own order, ``sample.generate``).
+
+    Undated events are written as ``None`` after the dated ones, each with ``{'pre': 0, 'post': 0}``
+    (as the reference writer does) when ``pre_post`` is given.
+    """
+    undated = ["None"] * int(a.n_undated_events)
+    pairs = list(a.pre_post)
+    if pairs and undated:
+        pairs += [(0, 0)] * len(undated)
+    return {
+        "ann_id": encode_ints(a.ann_ids),
+        "ann_bbox": encode_bboxes(a.ann_bboxes),
+        "event_date": ",".join(filter(None, (encode_dates(a.event_dates), *undated))),
+        "date_confidence": encode_floats(sorted(set(a.date_confidences))),
+        "pre_post_dates": encode_pre_post(pairs),
+        "annotated": encode_bool(a.annotated),
+        "satellite": a.satellite,
+        "center_lat": repr(float(a.center_y)),
+        "center_lon": repr(float(a.center_x)),
+        "crs": f"EPSG:{a.epsg}",
+    }
 
 
 def _record(manifest: dict, sensor: str, annotated: bool) -> dict:
@@ -299,7 +323,7 @@ def test_bboxes_round_trip():
     assert parse_bboxes("1,2,3,4") == [b]
     assert parse_bboxes("1,2,3,4,736752.88,4884858.95,736797.07,4884890.45") == [b, a]
     assert parse_bboxes("") == []
-    assert encode_bboxes([a, b]) == "(736752.88, 4884858.95, 736797.07, 4884890.45),(1.00, 2.00, 3.00, 4.00)"
+    assert encode_bboxes([a, b]) == "(736752.88, 4884858.95, 736797.07, 4884890.45),(1.0, 2.0, 3.0, 4.0)"
     for boxes in ([], [a], [a, b], [(0.123, -5.0, 1e6, 2e6)] * 3):
         got = parse_bboxes(encode_bboxes(boxes))
         assert len(got) == len(boxes)

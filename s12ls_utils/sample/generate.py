@@ -953,10 +953,10 @@ def _writer_attrs(
         for tok in ann.written
     ]
     return {
-        "ann_id": ",".join(str(int(s.ann_id)) for s in ann.inside),
-        "ann_bbox": ",".join(str(_bbox_m(s.polygon_px, plan)) for s in ann.inside),
-        "event_date": ",".join(ann.written),
-        "date_confidence": ",".join(str(float(c)) for c in ann.confidences),
+        "ann_id": schema.encode_ints(s.ann_id for s in ann.inside),
+        "ann_bbox": schema.encode_bboxes(_bbox_m(s.polygon_px, plan) for s in ann.inside),
+        "event_date": schema.encode_dates(ann.written),
+        "date_confidence": schema.encode_floats(ann.confidences),
         "pre_post_dates": schema.encode_pre_post(pre_post),
         "annotated": schema.encode_bool(bool(ann.inside)),
         "satellite": _SATELLITE[sensor],
