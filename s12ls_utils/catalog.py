@@ -17,7 +17,7 @@ Files that cannot be read (truncated, foreign, badly named) do not stop the scan
 undated annotation (``event_date`` ``None``/``nan``/``NaT``) keeps its row, with ``event_date`` NaT,
 ``annotated`` True, ``n_undated_events`` > 0 and ``event_position == "undated"``.
 
-Events, columns of one row (DESIGN §3.1, ``REAL-FORMAT.md``):
+Events, columns of one row (``book/appendix-data.md``):
 
 - ``event_date`` is the **primary event, the earliest dated one** (``event_date`` is written from a set,
   in arbitrary order); ``event_dates`` lists the dated events sorted; ``n_events`` counts the entries of

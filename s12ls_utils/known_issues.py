@@ -107,7 +107,7 @@ ISSUES: dict[str, Issue] = {
 }
 
 #: What third parties report from reading the released files, per issue (where the vendored metadata cannot
-#: tell). Facts with their source; the numbers are theirs (REAL-FORMAT notes of this project).
+#: tell). Facts with their source; the numbers are theirs (the format notes of this project, ``book/appendix-data.md``).
 THIRD_PARTY_READS: dict[str, str] = {
     "scl_unknown": "3,285 frames in the 1,133 raw Chimanimani S2 files (every one of them has some), whole "
     "frames; harmonized files too (the post-event frame of indonesia_s2_165); SCL 0 never occurs",

@@ -11,7 +11,7 @@ copying neighbours: :func:`repeated_neighbour_pixels`).
 
 The attribute helpers come in pairs (``parse_*`` / ``encode_*``): the readers parse with the first, the
 synthetic generator writes with the second, so both share one definition of each encoding. How the dataset's own writer fills the attributes
-(``../shared/reference/REAL-FORMAT.md``) decides how they are read:
+(``book/appendix-data.md``) decides how they are read:
 
 - ``event_date`` is written from a *set*: several dates come in arbitrary order. :func:`parse_attrs`
   sorts them; the **primary event is the earliest dated one**. An undated annotation writes the token

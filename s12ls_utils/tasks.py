@@ -1,7 +1,7 @@
 """Task folders: presets, reading and writing them, normalisation statistics.
 
 Sen12Landslides publishes two tasks, ``S12LS-LD`` (landslide detection) and ``S12LS-AD`` (anomaly
-detection). Each is a folder of JSON files (layout in DESIGN.md §3.3) that says which patches are used for
+detection). Each is a folder of JSON files (layout in ``book/04-split-creation.ipynb`` and ``data/reference/README.md``) that says which patches are used for
 training, validation and testing and how the inputs are normalised. This module reads them, recreates them
 exactly and makes new ones; the selection and the split methods themselves are :mod:`s12ls_utils.splits`.
 
@@ -82,7 +82,7 @@ log = logging.getLogger(__name__)
 #: Shipped task presets (``s12ls_utils/tasks/<name>.yaml``): the two published tasks, then ours.
 PRESETS: tuple[str, ...] = ("S12LS-LD", "S12LS-AD", "S12LS-LD-blocked", "S12LS-AD-blocked")
 #: Channel order of the old published ``norm_data.json`` lists: the reference reads every data variable
-#: except MASK, SCL and spatial_ref in file order, and S1 files store VH before VV (REAL-FORMAT.md).
+#: except MASK, SCL and spatial_ref in file order, and S1 files store VH before VV (``book/appendix-data.md``).
 OLD_FORMAT_CHANNELS: dict[str, tuple[str, ...]] = {
     "s2": (*schema.S2_BANDS, "DEM"),
     "s1asc": ("VH", "VV", "DEM"),
@@ -940,7 +940,7 @@ def write_task(
 ) -> Path:
     """Write the task folder ``<out_dir>/<config.name>/`` and return its path.
 
-    Contents (DESIGN.md §3.2): per sensor ``splits.json``, ``norm.json`` (train files only) and
+    Contents: per sensor ``splits.json``, ``norm.json`` (train files only) and
     ``patch_locations.geojson``; ``splits_aligned.json``, ``norm_aligned.json`` and
     ``patch_locations_aligned.geojson`` for the aligned locations; ``config.json`` (the resolved settings,
     how the statistics were computed and the package version). Paths are relative to ``data_dir``.

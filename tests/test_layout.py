@@ -181,3 +181,10 @@ def test_the_circle_check_finds_a_circle():
     }
     assert _circles({"a": {"b"}, "b": set()}) == set()
     assert _package_imports(PKG / "book.py") >= {"evaluate", "figures"}
+
+
+def test_the_package_cites_no_file_outside_the_repository():
+    """Docstrings point readers to files they have: the book's pages, not the team's notes beside the clone."""
+    outside = ("../shared", "REAL-FORMAT", "DESIGN.md", "DESIGN §")
+    found = [f"{p.relative_to(PKG)}: {s}" for p in PKG.rglob("*.py") for s in outside if s in p.read_text()]
+    assert not found, found

@@ -5,7 +5,7 @@ so every chapter runs by default on a small synthetic copy written by :func:`mak
 has the same folders, file names, variables, dimension order, dtypes, coordinates, attributes (with
 their string encodings) and inventory file as the real data; only the pixel values are simulated.
 
-Each patch is written the way the released files are (``../shared/reference/REAL-FORMAT.md``: the dataset
+Each patch is written the way the released files are (``book/appendix-data.md``: the dataset
 writer's code, corrected by third-party reads of the released files):
 
 - every variable ``(time, x, y)`` with the data really x-first (a reader that selects by name and transposes
@@ -684,7 +684,7 @@ def _writer_s1(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _writer_s2(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What the dataset writer does to each Sentinel-2 image before writing (REAL-FORMAT.md): 0 (no data)
+    """What the dataset writer does to each Sentinel-2 image before writing (``book/appendix-data.md``): 0 (no data)
     becomes NaN, values are clipped to [0, 10000], NaNs take the value of the nearest valid pixel (per band
     and date, SCL included), and everything is cast to int16. Returns new arrays (bands and SCL)."""
     out = {}
@@ -874,7 +874,7 @@ def _write_patch(
     sensor: str,
     compress: bool = False,
 ) -> None:
-    """Write one patch as the released files are (REAL-FORMAT.md): every variable ``(time, x, y)`` with the
+    """Write one patch as the released files are (``book/appendix-data.md``): every variable ``(time, x, y)`` with the
     data x-first (``data`` comes ``(time, y, x)``, north up, and is transposed), in the writer's order,
     ``x``/``y`` float64 pixel top/left edges, ``time`` with xarray's default encoding (days since the first
     date), ``spatial_ref`` an int64 scalar; uncompressed as the writer writes (the raw release), or with
@@ -946,7 +946,7 @@ def _writer_attrs(
     ys: np.ndarray,
     epsg: int,
 ) -> dict[str, object]:
-    """Global attributes as the dataset writer builds them (REAL-FORMAT.md): strings, except the float64
+    """Global attributes as the dataset writer builds them (``book/appendix-data.md``): strings, except the float64
     centre (``y[64]``, ``x[64]``); ``pre_post_dates`` one dict per ``event_date`` entry, in its order."""
     pre_post = [
         schema.writer_pre_post(times, None if tok == _UNDATED else dt.date.fromisoformat(tok))

@@ -92,7 +92,7 @@ __all__ = [
     "realism",
 ]
 
-#: What third parties found reading the released files in bulk (``../shared/reference/REAL-FORMAT.md``,
+#: What third parties found reading the released files in bulk (the format notes of this project, summarised in ``book/appendix-data.md``,
 #: "What the released files show"): all 13,628 harmonized S2 files and all 1,133 raw Chimanimani S2 files
 #: (hash-checked against the hub). ``scl_unknown_frames`` whole S2 frames with SCL 255 in the
 #: ``scl_unknown_files`` raw Chimanimani files, every one of them holding some; no NaN or Inf in any band of
