@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import glue_refs
 
 from s12ls_utils.sample import load_manifest, make_sample
 
@@ -144,11 +145,12 @@ class ExecutedChapter:
                     return str(o["data"][book.get("mime_prefix", "") + "text/plain"]).strip("'\"")
         raise KeyError(f"no glued figure {name!r}")
 
-    def referenced_glue(self) -> set[str]:
-        import re
+    def markdown(self) -> str:
+        return "\n".join("".join(c.source) for c in self.nb.cells if c.cell_type == "markdown")
 
-        text = "\n".join("".join(c.source) for c in self.nb.cells if c.cell_type == "markdown")
-        return set(re.findall(r"\{glue(?::text)?\}`([^`]+)`", text))
+    def referenced_glue(self) -> set[str]:
+        """The keys of the chapter's own figures that its text pastes (glue roles and directives)."""
+        return {key for doc, key in glue_refs(self.markdown()) if doc is None}
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import glue_refs, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]-*.ipynb"))
 ALLOWED_TAGS = {"parameters", "hide-input", "hide-output", "remove-input", "remove-cell", "raises-exception"}
 RESULTS_PAGE = ROOT / "book" / "results.md"
+# every executed page (chapters and appendices) and every text page of the book
+BOOK_NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+BOOK_PAGES = sorted((ROOT / "book").glob("*.md"))
 # a role pasting a figure from another document: {glue}`doc.ipynb::key` or {glue:text}`doc.ipynb::key:fmt`
 CROSS_GLUE = re.compile(r"\{glue(:text)?\}`([^`]+\.ipynb)::([^`]+)`")
 SKELETON = [
@@ -297,22 +301,43 @@ def test_results_page_covers_every_chapter():
         assert f"{{doc}}`{nb.stem}`" in text, f"results.md does not link {nb.stem}"
 
 
+def _pasted_from(nb: Path) -> dict[str, set[str]]:
+    """``{page: keys}``: the figures of ``nb`` that other pages of the book (results page, appendices, other
+    chapters) paste with ``{glue}`nb.ipynb::key``` roles."""
+    pages = [p for p in sorted(BOOK_NOTEBOOKS + BOOK_PAGES) if p != nb]
+    pasted = {}
+    for page in pages:
+        text = (
+            page.read_text()
+            if page.suffix == ".md"
+            else "\n".join(_src(c) for c in _cells(page) if c["cell_type"] == "markdown")
+        )
+        _cross_glue(text)  # a {glue:text} role across documents must carry a format
+        keys = {key for doc, key in glue_refs(text) if doc == nb.name}
+        if keys:
+            pasted[page.relative_to(ROOT).as_posix()] = keys
+    return pasted
+
+
 @pytest.mark.chapter
-@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
-def test_results_page_pastes_recorded_figures(nb, run_chapter):
-    """Every figure results.md pastes is one the executed chapter glued (a build would warn otherwise)."""
-    wanted = {key for doc, key in _cross_glue(RESULTS_PAGE.read_text()) if doc == nb.name}
-    missing = wanted - run_chapter(nb.stem).glued()
-    assert not missing, f"results.md pastes figures {nb.name} does not record: {sorted(missing)}"
+@pytest.mark.parametrize("nb", BOOK_NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_chapter_ran_and_every_glue_it_cites_exists(nb, run_chapter):
+    """The executed notebook (``S12LS_EXECUTED``, or executed here) holds no error output; its text pastes
+    figures; every figure its text pastes, and every figure another page pastes from it
+    (``{glue}`nb.ipynb::key```), it glued (a build would warn otherwise); and what it glues is in its record."""
+    ch = run_chapter(nb.stem)
+    assert ch.errors() == [], f"{nb.name} ran with errors"
+    own = ch.referenced_glue()
+    assert own, f"{nb.name}: the text glues no figures"
+    glued = ch.glued()
+    assert not own - glued, f"{nb.name}: its text pastes figures it never glued: {sorted(own - glued)}"
+    for page, keys in _pasted_from(nb).items():
+        assert not keys - glued, f"{page} pastes figures {nb.name} never glued: {sorted(keys - glued)}"
+    assert own <= set(ch.results), f"{nb.name}: glued but not in its record: {sorted(own - set(ch.results))}"
 
 
 def _execute_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("execute_chapters", ROOT / ".ci" / "execute_chapters.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / ".ci" / "execute_chapters.py")
 
 
 def test_executed_copies_lose_widget_outputs_and_state(tmp_path):
