@@ -4,6 +4,7 @@ dataset, stated once; loading a script that is not a package module; reading glu
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,9 @@ from types import ModuleType
 
 import numpy as np
 import xarray as xr
+
+from s12ls_utils import tasks
+from s12ls_utils.sample import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,3 +82,76 @@ def rewrite(src: Path, dst: Path, modify: Callable[[xr.Dataset], xr.Dataset | No
     dst.parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(dst, engine="netcdf4", encoding=enc)
     return dst
+
+
+# --------------------------------------------------------------------------------------------------
+# Task folders
+# --------------------------------------------------------------------------------------------------
+# Published S12LS-LD statistics in channel order (DESIGN §3.2; S1 in linear units) for the old-format task.
+_PUBLISHED = {
+    "s2": (
+        [1861, 2029, 1953, 2394, 3354, 3668, 3762, 3852, 2613, 1889, 685],
+        [2459, 2330, 2330, 2244, 2029, 2006, 2038, 1960, 1331, 1204, 649],
+    ),
+    "s1asc": ([0.037, 0.157, 692], [0.041, 0.147, 649]),
+    "s1dsc": ([0.037, 0.157, 692], [0.041, 0.147, 649]),
+}
+
+
+def write_tiny_task(
+    data_dir: Path, out: Path, sensors=("s2",), fmt: str = "new", annotated: bool = True
+) -> Path:
+    """A task folder written directly (DESIGN §3.2) from a synthetic sample's manifest.
+
+    Keys present in every sensor; train = the first annotated + 2 non-annotated, val = the second
+    annotated + 1 non-annotated, test = 1 non-annotated. ``annotated=False`` leaves annotated patches out
+    of train (a task without positives). ``fmt="old"``: ``data_paths.json`` + ``norm_data.json`` with the
+    published (linear S1) statistics.
+    """
+    files = load_manifest(data_dir)["files"]
+    by_key: dict[str, dict[str, dict]] = {}
+    for r in files:
+        by_key.setdefault(r["key"], {})[r["sensor"]] = r
+    keys = sorted(k for k, v in by_key.items() if all(s in v for s in sensors))
+    ann = [k for k in keys if by_key[k][sensors[0]]["annotated"]]
+    non = [k for k in keys if not by_key[k][sensors[0]]["annotated"]]
+    assert len(ann) >= 2 and len(non) >= 4, (ann, non)
+    groups = {
+        "train": (ann[:1] if annotated else []) + non[:2],
+        "val": ann[1:2] + non[2:3],
+        "test": non[3:4],
+    }
+
+    def entry(k: str, ss) -> dict:
+        r = by_key[k][ss[0]]
+        return {
+            "id": k,
+            **{s: by_key[k][s]["path"] for s in ss},
+            "pixel_annotated": r["n_positive"],
+            "inventory": r["region"],
+        }
+
+    out.mkdir(parents=True, exist_ok=True)
+    norm = {}
+    for s in sensors:
+        (out / s).mkdir(exist_ok=True)
+        if fmt == "old":
+            paths = {sp: [f"/original/data/{by_key[k][s]['path']}" for k in ks] for sp, ks in groups.items()}
+            (out / s / "data_paths.json").write_text(json.dumps(paths))
+            mean, std = _PUBLISHED[s]
+            (out / s / "norm_data.json").write_text(json.dumps({"mean": mean, "std": std}))
+        else:
+            (out / s / "splits.json").write_text(
+                json.dumps({sp: [entry(k, [s]) for k in ks] for sp, ks in groups.items()})
+            )
+            train_paths = [by_key[k][s]["path"] for k in groups["train"]]
+            norm[s] = tasks.norm_stats(train_paths, data_dir, s, workers=1)
+            (out / s / "norm.json").write_text(json.dumps({s: norm[s]}))
+    if fmt == "new" and len(sensors) > 1:  # every key is in every sensor: the aligned train set is the same
+        (out / "splits_aligned.json").write_text(
+            json.dumps({sp: [entry(k, list(sensors)) for k in ks] for sp, ks in groups.items()})
+        )
+        (out / "norm_aligned.json").write_text(json.dumps(norm))
+    if fmt == "new":
+        (out / "config.json").write_text(json.dumps({"name": out.name, "s1_unit": "dB"}))
+    return out
