@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -65,8 +66,14 @@ def glue_refs(text: str) -> list[tuple[str | None, str]]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Patch files
+# Samples and patch files
 # --------------------------------------------------------------------------------------------------
+def copy_sample(sample: Path, tmp_path: Path) -> Path:
+    """A private copy of a sample at ``tmp_path/data`` without its caches (``.s12ls_catalog.parquet``,
+    ``.s12ls_cache``), modification times kept; tests that change files work on one."""
+    return Path(shutil.copytree(sample, tmp_path / "data", ignore=shutil.ignore_patterns(".s12ls_*")))
+
+
 def rewrite(src: Path, dst: Path, modify: Callable[[xr.Dataset], xr.Dataset | None] | None = None) -> Path:
     """Re-write a patch with xarray after ``modify`` (encodings dropped so that new dtypes stick)."""
     with xr.open_dataset(src, engine="netcdf4") as ds:

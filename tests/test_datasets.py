@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import write_tiny_task
+from helpers import copy_sample, write_tiny_task
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import datasets as D
@@ -183,13 +183,8 @@ def test_composite_is_the_lower_median_of_valid_dates():
     assert (comp[:, 2, 0, 0] == 700).all()
 
 
-def _copy_sample(small_sample: Path, dst: Path) -> Path:
-    shutil.copytree(small_sample, dst, ignore=shutil.ignore_patterns(".s12ls_*"))
-    return dst
-
-
 def test_stale_cache_is_detected_and_rebuilt(small_sample, tmp_path):
-    data = _copy_sample(small_sample, tmp_path / "data")
+    data = copy_sample(small_sample, tmp_path)
     out = write_tiny_task(data, data / "tasks" / "TINY", sensors=("s2",))
     task = tasks.load_task(out)
     assert task.data_dir == data.resolve()
