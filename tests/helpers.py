@@ -3,6 +3,7 @@ dataset, stated once; loading a script that is not a package module; reading glu
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -40,6 +41,36 @@ def load_script(path: Path, name: str | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebooks as committed (book/*.ipynb)
+# --------------------------------------------------------------------------------------------------
+def notebook_cells(path: Path) -> list[dict]:
+    return json.loads(Path(path).read_text())["cells"]
+
+
+def cell_source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def parameters_cell(path: Path) -> dict:
+    """The cell tagged ``parameters`` (papermill's); exactly one, tests/test_notebooks.py checks."""
+    return next(c for c in notebook_cells(path) if "parameters" in c.get("metadata", {}).get("tags", []))
+
+
+def parameter_defaults(path: Path) -> dict[str, object]:
+    """``{name: default}`` of a chapter's parameters cell (a default that is not a literal: its source text)."""
+    out = {}
+    for node in ast.parse(cell_source(parameters_cell(path))).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        out[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        out[target.id] = ast.unparse(node.value)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

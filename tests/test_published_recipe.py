@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import load_script
+from helpers import load_script, parameter_defaults
 
 from s12ls_utils import reference
 from s12ls_utils.training import TrainConfig
@@ -95,7 +95,5 @@ def test_the_recipe_is_the_published_protocol_and_chapter05s_parameter_file_agre
         assert params[key] == recipe[key], key
     assert params["model"] == "utae" and params["sensors"] == ["s2"]
     # every key of the parameter file is a parameter of chapter 05
-    nb = json.loads((ROOT / "book" / "05-baseline-training.ipynb").read_text())
-    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
-    names = {ln.split("=")[0].strip() for ln in "".join(cell["source"]).splitlines() if "=" in ln}
+    names = set(parameter_defaults(ROOT / "book" / "05-baseline-training.ipynb"))
     assert set(params) <= names, set(params) - names
