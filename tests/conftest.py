@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import glue_refs
 
 from s12ls_utils.sample import load_manifest, make_sample
 
@@ -38,33 +39,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
-@pytest.fixture(scope="session")
-def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic sample (about 10 patches per sensor, seed 3). Treat it as read-only:
-    tests that change files copy it to their own ``tmp_path`` first."""
-    out = tmp_path_factory.mktemp("sample")
-    make_sample(out, n_per_sensor=10, seed=3, progress=False)
-    return out
-
-
 def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
     """``build(folder)`` run once per test run, even across pytest-xdist workers (each worker has a session of
-    its own; their temporary folders share a parent, where the folder and a lock live), then ``folder``."""
+    its own; their temporary folders share a parent, where the folder, a lock and a completion mark live), then
+    ``folder``."""
     import fcntl
 
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder = root / name
+    folder, done = root / name, root / f"{name}.complete"
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while the first one builds
         try:
-            if not (folder / ".complete").exists():
+            if not done.exists():
                 shutil.rmtree(folder, ignore_errors=True)  # an earlier build that did not finish
                 build(folder)
-                (folder / ".complete").touch()
+                done.touch()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return folder
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic sample (about 10 patches per sensor, seed 3), written once per test run (both pytest-xdist
+    workers read it). Treat it as read-only: tests that change files copy it first (``helpers.copy_sample``)."""
+    return _shared_dir(
+        tmp_path_factory, "small_sample", lambda d: make_sample(d, n_per_sensor=10, seed=3, progress=False)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +79,7 @@ def sample30(tmp_path_factory: pytest.TempPathFactory):
     )
 
     def copy(dst: Path) -> Path:
-        shutil.copytree(master, dst, ignore=shutil.ignore_patterns(".complete"))
+        shutil.copytree(master, dst)
         return dst
 
     return copy
@@ -144,11 +146,12 @@ class ExecutedChapter:
                     return str(o["data"][book.get("mime_prefix", "") + "text/plain"]).strip("'\"")
         raise KeyError(f"no glued figure {name!r}")
 
-    def referenced_glue(self) -> set[str]:
-        import re
+    def markdown(self) -> str:
+        return "\n".join("".join(c.source) for c in self.nb.cells if c.cell_type == "markdown")
 
-        text = "\n".join("".join(c.source) for c in self.nb.cells if c.cell_type == "markdown")
-        return set(re.findall(r"\{glue(?::text)?\}`([^`]+)`", text))
+    def referenced_glue(self) -> set[str]:
+        """The keys of the chapter's own figures that its text pastes (glue roles and directives)."""
+        return {key for doc, key in glue_refs(self.markdown()) if doc is None}
 
 
 @pytest.fixture(scope="session")

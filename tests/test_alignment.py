@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import copy_sample
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import alignment, schema
@@ -30,7 +31,7 @@ from s12ls_utils.alignment import (
     nearest_acquisitions,
     time_alignment,
 )
-from s12ls_utils.catalog import CACHE_NAME, build_catalog
+from s12ls_utils.catalog import build_catalog
 from s12ls_utils.sample import load_manifest
 
 ALL3 = "s1asc+s1dsc+s2"
@@ -51,13 +52,6 @@ def by_key(small_sample: Path) -> dict[str, dict[str, dict]]:
     for f in load_manifest(small_sample)["files"]:
         out[f["key"]][f["sensor"]] = f
     return dict(out)
-
-
-def _copy(small_sample: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "data"
-    shutil.copytree(small_sample, dst)
-    (dst / CACHE_NAME).unlink(missing_ok=True)
-    return dst
 
 
 def _pick(by_key: dict, annotated: bool | None = None) -> str:
@@ -236,7 +230,7 @@ def _raise_dem(ds: netCDF4.Dataset) -> None:
     ],
 )
 def test_an_inconsistent_file_shows_up(check, modify, checks, small_sample, tmp_path, by_key):
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     key = _pick(by_key, annotated=True)
     with netCDF4.Dataset(_path(data, key, "s1asc"), "a") as ds:
         modify(ds)
@@ -257,7 +251,7 @@ def test_an_inconsistent_file_shows_up(check, modify, checks, small_sample, tmp_
 
 
 def test_mismatch_details_say_what_differs(small_sample, tmp_path, by_key):
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     key = _pick(by_key, annotated=True)
     with netCDF4.Dataset(_path(data, key, "s1dsc"), "a") as ds:
         _shift("x", 5.0)(ds)
@@ -272,7 +266,7 @@ def test_mismatch_details_say_what_differs(small_sample, tmp_path, by_key):
 
 
 def test_grid_differences_within_tolerance_pass(small_sample, tmp_path, by_key):
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     key = _pick(by_key)
     with netCDF4.Dataset(_path(data, key, "s1asc"), "a") as ds:
         _shift("x", 1e-4)(ds)
@@ -293,7 +287,7 @@ def _to_card_order(path: Path, modify=None) -> None:
 
 
 def test_card_dims_order_is_still_consistent(small_sample, tmp_path, by_key):
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     key = _pick(by_key, annotated=True)
     for sensor in ("s1asc", "s2"):
         _to_card_order(_path(data, key, sensor))
@@ -304,7 +298,7 @@ def test_card_dims_order_is_still_consistent(small_sample, tmp_path, by_key):
 
 
 def test_mask_pixel_found_in_card_dims_order(small_sample, tmp_path, by_key):
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     key = _pick(by_key, annotated=True)
 
     def flip(ds: xr.Dataset) -> None:  # pixel at y 3, x 5 of a (time, y, x) array
@@ -320,7 +314,7 @@ def test_mask_pixel_found_in_card_dims_order(small_sample, tmp_path, by_key):
 
 
 def test_unreadable_file_is_reported_not_raised(small_sample, tmp_path, by_key):
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     key = _pick(by_key)
     cat = _catalog(data)  # catalogued while still readable
     path = _path(data, key, "s2")
@@ -334,7 +328,7 @@ def test_unreadable_file_is_reported_not_raised(small_sample, tmp_path, by_key):
 
 
 def test_worker_processes_give_the_same_table(small_sample, tmp_path, by_key, monkeypatch):
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     key = _pick(by_key)
     with netCDF4.Dataset(_path(data, key, "s2"), "a") as ds:
         _shift("y", 20.0)(ds)
@@ -460,7 +454,7 @@ def test_time_alignment_keys_and_unreadable_files(sample_catalog, small_sample, 
     assert set(ta.acquisitions["sensor"]) == set(schema.SENSORS)
     assert set(ta.nearest["orbit"]) == {"s1asc", "s1dsc"}
     assert len(ta.nearest) == 2 * len(by_key[key]["s2"]["times"])
-    data = _copy(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     cat = _catalog(data)
     path = _path(data, key, "s1dsc")
     path.write_bytes(path.read_bytes()[:1000])

@@ -9,8 +9,6 @@ whose commands exist and write the synthetic sample where the chapters look for 
 
 from __future__ import annotations
 
-import ast
-import json
 import os
 import re
 import shlex
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import parameter_defaults
 
 from s12ls_utils import io, schema
 
@@ -72,16 +71,6 @@ def _postbuild_commands() -> list[list[str]]:
     return [shlex.split(ln) for ln in lines if ln and not ln.startswith("#") and not ln.startswith("set ")]
 
 
-def _default_parameter(nb: Path, name: str):
-    """The default of ``name`` in a chapter's `parameters` cell."""
-    cells = json.loads(nb.read_text())["cells"]
-    (cell,) = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    for node in ast.parse("".join(cell["source"])).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{nb.name}: no {name!r} in the parameters cell")
-
-
 def test_environment_pins_match_pyproject():
     conda, pip, _ = _environment()
     env_pins = {**conda, **pip}
@@ -126,7 +115,7 @@ def test_postbuild_writes_the_sample_the_chapters_read(tmp_path):
     (synth,) = [c for c in _postbuild_commands() if c[:2] == ["s12ls", "synth"]]
     target = synth[2]
     for nb in CHAPTERS:
-        assert _default_parameter(nb, "data_dir") == target, f"{nb.name} reads another folder by default"
+        assert parameter_defaults(nb).get("data_dir") == target, f"{nb.name} reads another folder by default"
     # the same command line, smaller, from a fresh checkout's root (here: an empty folder)
     run = subprocess.run(
         [str(BIN / "s12ls"), *synth[1:], "--n-per-sensor", "4", "--workers", "1"],

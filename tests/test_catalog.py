@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import copy_sample
 from pyproj import Transformer
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
@@ -46,11 +47,7 @@ def manifest(small_sample: Path) -> dict[str, dict]:
 
 @pytest.fixture
 def sample_copy(small_sample: Path, tmp_path: Path) -> Path:
-    """A private copy of the sample (copy2 keeps the modification times)."""
-    dst = tmp_path / "data"
-    shutil.copytree(small_sample, dst)
-    (dst / CACHE_NAME).unlink(missing_ok=True)
-    return dst
+    return copy_sample(small_sample, tmp_path)
 
 
 class ReadCounter:

@@ -10,84 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import copy_sample, write_tiny_task
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import datasets as D
 from s12ls_utils import io, schema, tasks
 from s12ls_utils.sample import load_manifest
-
-# Published S12LS-LD statistics in channel order (DESIGN §3.2; S1 in linear units) for the old-format task.
-_PUBLISHED = {
-    "s2": (
-        [1861, 2029, 1953, 2394, 3354, 3668, 3762, 3852, 2613, 1889, 685],
-        [2459, 2330, 2330, 2244, 2029, 2006, 2038, 1960, 1331, 1204, 649],
-    ),
-    "s1asc": ([0.037, 0.157, 692], [0.041, 0.147, 649]),
-    "s1dsc": ([0.037, 0.157, 692], [0.041, 0.147, 649]),
-}
-
-
-def write_tiny_task(
-    data_dir: Path, out: Path, sensors=("s2",), fmt: str = "new", annotated: bool = True
-) -> Path:
-    """A task folder written directly (DESIGN §3.2) from a synthetic sample's manifest.
-
-    Keys present in every sensor; train = the first annotated + 2 non-annotated, val = the second
-    annotated + 1 non-annotated, test = 1 non-annotated. ``annotated=False`` leaves annotated patches out
-    of train (a task without positives). ``fmt="old"``: ``data_paths.json`` + ``norm_data.json`` with the
-    published (linear S1) statistics.
-    """
-    files = load_manifest(data_dir)["files"]
-    by_key: dict[str, dict[str, dict]] = {}
-    for r in files:
-        by_key.setdefault(r["key"], {})[r["sensor"]] = r
-    keys = sorted(k for k, v in by_key.items() if all(s in v for s in sensors))
-    ann = [k for k in keys if by_key[k][sensors[0]]["annotated"]]
-    non = [k for k in keys if not by_key[k][sensors[0]]["annotated"]]
-    assert len(ann) >= 2 and len(non) >= 4, (ann, non)
-    groups = {
-        "train": (ann[:1] if annotated else []) + non[:2],
-        "val": ann[1:2] + non[2:3],
-        "test": non[3:4],
-    }
-
-    def entry(k: str, ss) -> dict:
-        r = by_key[k][ss[0]]
-        return {
-            "id": k,
-            **{s: by_key[k][s]["path"] for s in ss},
-            "pixel_annotated": r["n_positive"],
-            "inventory": r["region"],
-        }
-
-    out.mkdir(parents=True, exist_ok=True)
-    for s in sensors:
-        (out / s).mkdir(exist_ok=True)
-        if fmt == "old":
-            paths = {sp: [f"/original/data/{by_key[k][s]['path']}" for k in ks] for sp, ks in groups.items()}
-            (out / s / "data_paths.json").write_text(json.dumps(paths))
-            mean, std = _PUBLISHED[s]
-            (out / s / "norm_data.json").write_text(json.dumps({"mean": mean, "std": std}))
-        else:
-            (out / s / "splits.json").write_text(
-                json.dumps({sp: [entry(k, [s]) for k in ks] for sp, ks in groups.items()})
-            )
-            train_paths = [by_key[k][s]["path"] for k in groups["train"]]
-            stats = tasks.norm_stats(train_paths, data_dir, s, workers=1)
-            (out / s / "norm.json").write_text(json.dumps({s: stats}))
-    if fmt == "new" and len(sensors) > 1:
-        (out / "splits_aligned.json").write_text(
-            json.dumps({sp: [entry(k, list(sensors)) for k in ks] for sp, ks in groups.items()})
-        )
-        norm = {}
-        for s in sensors:
-            norm[s] = tasks.norm_stats(
-                [by_key[k][s]["path"] for k in groups["train"]], data_dir, s, workers=1
-            )
-        (out / "norm_aligned.json").write_text(json.dumps(norm))
-    if fmt == "new":
-        (out / "config.json").write_text(json.dumps({"name": out.name, "s1_unit": "dB"}))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -255,13 +183,8 @@ def test_composite_is_the_lower_median_of_valid_dates():
     assert (comp[:, 2, 0, 0] == 700).all()
 
 
-def _copy_sample(small_sample: Path, dst: Path) -> Path:
-    shutil.copytree(small_sample, dst, ignore=shutil.ignore_patterns(".s12ls_*"))
-    return dst
-
-
 def test_stale_cache_is_detected_and_rebuilt(small_sample, tmp_path):
-    data = _copy_sample(small_sample, tmp_path / "data")
+    data = copy_sample(small_sample, tmp_path)
     out = write_tiny_task(data, data / "tasks" / "TINY", sensors=("s2",))
     task = tasks.load_task(out)
     assert task.data_dir == data.resolve()
@@ -475,8 +398,6 @@ def test_validity_bits_mark_scl_unknown_frames(small_sample, tmp_path):
     """Whole frames with SCL 255 (unknown quality) are invalid in the cache's validity bits and stay out of
     the composites, also a frame set to 255 by hand that was clear before."""
     import netCDF4
-
-    from s12ls_utils.sample import load_manifest
 
     rec = next(
         r for r in load_manifest(small_sample)["files"] if r["sensor"] == "s2" and r["scl_unknown_steps"]

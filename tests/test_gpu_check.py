@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 RUNS = ("unet_prepost-eager", "unet_prepost-compiled", "utae-eager", "utae-compiled", "ddp-nproc1 (torchrun)")
@@ -92,11 +93,8 @@ def test_a_stage_killed_by_the_watchdog_counts_as_the_timeout(tmp_path):
     """The race CI met under load: the watchdog kills the pool of a running stage, the stage fails at once and
     the main thread reports before the watchdog does. That report must say timeout (124), not failure (1)."""
     import argparse
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(SCRIPT)
     args = argparse.Namespace(timeout=60.0, dry_run=True, out=str(tmp_path / "t.json"), verbose=False)
     chk = mod.Check(args)
     chk.stage("synth", lambda: None)

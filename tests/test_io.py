@@ -15,6 +15,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import rewrite
 from real_format import ACROSS_TIMES, real_data_fixture  # noqa: F401  (fixture real_data)
 
 from s12ls_utils import io, schema
@@ -63,23 +64,6 @@ def s2_path(sample_dir, s2_rec) -> Path:
 @pytest.fixture(scope="session")
 def s1_path(sample_dir, s1_rec) -> Path:
     return sample_dir / s1_rec["path"]
-
-
-def rewrite(src: Path, dst: Path, modify: Callable[[xr.Dataset], xr.Dataset | None] | None = None) -> Path:
-    """Re-write a patch with xarray after ``modify`` (encodings dropped so that new dtypes stick)."""
-    with xr.open_dataset(src, engine="netcdf4") as ds:
-        ds = ds.load()
-    if modify is not None:
-        out = modify(ds)
-        ds = ds if out is None else out
-    for v in ds.variables.values():
-        v.encoding.clear()
-    enc = {}
-    if "time" in ds.variables and np.issubdtype(ds["time"].dtype, np.datetime64):
-        enc["time"] = {"units": "days since 1970-01-01", "dtype": "int64"}
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(dst, engine="netcdf4", encoding=enc)
-    return dst
 
 
 def in_tmp(src: Path, tmp_path: Path, name: str | None = None) -> Path:

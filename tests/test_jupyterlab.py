@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import notebook_cells, parameters_cell
 
 from s12ls_utils.book import book_pages
 
@@ -262,9 +263,9 @@ def test_chapter_opened_in_lab_finds_its_data(lab: Lab, stem: str):
     """A chapter opened in JupyterLab gets a kernel in ``book/`` (as on Binder), yet its default paths
     must resolve as under papermill: the chapter's own Imports and Parameters cells are run there and
     the default ``data_dir`` must then be the repository's ``data/sample``."""
-    cells = json.loads((ROOT / f"{stem}.ipynb").read_text())["cells"]
-    params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    imports = next(c for c in cells if c["cell_type"] == "code" and "hv.extension" in "".join(c["source"]))
+    cells = notebook_cells(ROOT / f"{stem}.ipynb")
+    params = parameters_cell(ROOT / f"{stem}.ipynb")
+    imports = next(c for c in cells if c["cell_type"] == "code")  # imports and book.setup() (test_notebooks)
     status, session = lab.request(
         "POST",
         "/api/sessions",

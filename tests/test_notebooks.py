@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import cell_source, glue_refs, load_script, notebook_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]-*.ipynb"))
 ALLOWED_TAGS = {"parameters", "hide-input", "hide-output", "remove-input", "remove-cell", "raises-exception"}
 RESULTS_PAGE = ROOT / "book" / "results.md"
+# every executed page (chapters and appendices) and every text page of the book
+BOOK_NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+BOOK_PAGES = sorted((ROOT / "book").glob("*.md"))
 # a role pasting a figure from another document: {glue}`doc.ipynb::key` or {glue:text}`doc.ipynb::key:fmt`
 CROSS_GLUE = re.compile(r"\{glue(:text)?\}`([^`]+\.ipynb)::([^`]+)`")
 SKELETON = [
@@ -29,21 +33,13 @@ SKELETON = [
 ]
 
 
-def _cells(nb_path: Path) -> list[dict]:
-    return json.loads(nb_path.read_text())["cells"]
-
-
-def _src(cell: dict) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
 def test_there_are_chapters():
     assert CHAPTERS, "no chapters found in book/"
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_no_outputs_committed(nb):
-    for cell in _cells(nb):
+    for cell in notebook_cells(nb):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"{nb.name}: a code cell has outputs committed"
             assert cell.get("execution_count") is None, f"{nb.name}: execution counts committed"
@@ -54,7 +50,7 @@ def test_no_execution_metadata_committed(nb):
     """What a run leaves besides outputs: papermill's records, JupyterLab's cell timings, widget state."""
     meta = json.loads(nb.read_text())["metadata"]
     assert not {"papermill", "widgets"} & set(meta), f"{nb.name}: run metadata committed: {set(meta)}"
-    for cell in _cells(nb):
+    for cell in notebook_cells(nb):
         left = {"execution", "papermill"} & set(cell.get("metadata", {}))
         assert not left, f"{nb.name}: cell {cell.get('id')} carries run metadata {left}"
 
@@ -82,7 +78,7 @@ def test_ruff_lints_the_chapters():
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_one_parameters_cell_and_allowed_tags(nb):
-    cells = _cells(nb)
+    cells = notebook_cells(nb)
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{nb.name}: {len(tagged)} cells tagged 'parameters'"
     for c in cells:
@@ -103,15 +99,15 @@ def test_list_dict_choice_parameters_are_normalised(nb):
     """
     import ast
 
-    cells = _cells(nb)
+    cells = notebook_cells(nb)
     i = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
     wanted = []
-    for node in ast.parse(_src(cells[i])).body:
+    for node in ast.parse(cell_source(cells[i])).body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
             if isinstance(node.value, ast.List | ast.Dict | ast.Tuple) or name in CHOICE_PARAMETERS:
                 wanted.append(name)
-    after = _src(cells[i + 1]) if i + 1 < len(cells) and cells[i + 1]["cell_type"] == "code" else ""
+    after = cell_source(cells[i + 1]) if i + 1 < len(cells) and cells[i + 1]["cell_type"] == "code" else ""
     normalised = {
         node.args[0].value
         for node in ast.walk(ast.parse(after))
@@ -129,8 +125,8 @@ def test_list_dict_choice_parameters_are_normalised(nb):
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_skeleton_sections_in_order(nb):
-    cells = _cells(nb)
-    md = [_src(c) for c in cells if c["cell_type"] == "markdown"]
+    cells = notebook_cells(nb)
+    md = [cell_source(c) for c in cells if c["cell_type"] == "markdown"]
     assert md and re.match(r"^# \S", md[0]), f"{nb.name}: must start with a '# Title' cell"
     headings = [line.strip() for text in md for line in text.splitlines() if line.startswith("#")]
     positions = []
@@ -144,7 +140,7 @@ def test_skeleton_sections_in_order(nb):
         if c["cell_type"] == "markdown"
         else ("p" if "parameters" in c.get("metadata", {}).get("tags", []) else "c", "")
         for c in cells
-        for line in (_src(c).splitlines()[:1] or [""])
+        for line in (cell_source(c).splitlines()[:1] or [""])
     ]
     last_heading = None
     for kind, text in kinds:
@@ -158,7 +154,7 @@ def test_skeleton_sections_in_order(nb):
 def test_setup_is_one_call_in_the_first_code_cell(nb):
     """The first code cell is the imports and ``book.setup()`` (working folder, offline HoloViews extension
     without its logo, hvplot): no chapter loads the extension or hvplot itself, before or after."""
-    code = [_src(c) for c in _cells(nb) if c["cell_type"] == "code"]
+    code = [cell_source(c) for c in notebook_cells(nb) if c["cell_type"] == "code"]
     import ast
 
     setup = [
@@ -176,7 +172,7 @@ def test_chapter_is_in_toc_and_small(nb):
     toc = (ROOT / "_toc.yml").read_text()
     assert f"book/{nb.stem}" in toc, f"{nb.name} is not listed in _toc.yml"
     # record-keeping cells (book.record alone, input collapsed) do not count: they are bookkeeping
-    analysis = [c for c in _cells(nb) if not _record_only(c)]
+    analysis = [c for c in notebook_cells(nb) if not _record_only(c)]
     assert len(analysis) <= 45, f"{nb.name}: over ~40 cells, split the chapter"
 
 
@@ -192,7 +188,11 @@ def test_key_figure_has_a_static_rendering(nb):
     """The key figure is also drawn as an image (``book.static(figure)``, or a ``book.static_*`` figure), as a
     captioned figure with alt text and the class tests/test_rendered_book.py looks for: the reading is complete
     without JavaScript."""
-    static = [c for c in _cells(nb) if c["cell_type"] == "code" and re.search(r"book\.static(\(|_)", _src(c))]
+    static = [
+        c
+        for c in notebook_cells(nb)
+        if c["cell_type"] == "code" and re.search(r"book\.static(\(|_)", cell_source(c))
+    ]
     assert static, f"{nb.name}: no static rendering of the key figure (book.static, book.static_*)"
     for c in static:
         opts = c.get("metadata", {}).get("mystnb", {})
@@ -218,9 +218,9 @@ def _is_record_call(node) -> bool:
 def _record_only(cell: dict) -> bool:
     import ast
 
-    if cell["cell_type"] != "code" or "book.record(" not in _src(cell):
+    if cell["cell_type"] != "code" or "book.record(" not in cell_source(cell):
         return False
-    return all(_is_record_call(n) for n in ast.parse(_src(cell)).body)
+    return all(_is_record_call(n) for n in ast.parse(cell_source(cell)).body)
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
@@ -229,11 +229,11 @@ def test_record_keeping_sits_in_collapsed_cells(nb):
     whose input is collapsed (``hide-input``), or in the removed set-up cell after the Parameters."""
     import ast
 
-    for c in _cells(nb):
+    for c in notebook_cells(nb):
         tags = set(c.get("metadata", {}).get("tags", []))
-        if c["cell_type"] != "code" or "book.record(" not in _src(c) or "remove-cell" in tags:
+        if c["cell_type"] != "code" or "book.record(" not in cell_source(c) or "remove-cell" in tags:
             continue
-        body = ast.parse(_src(c)).body
+        body = ast.parse(cell_source(c)).body
         assert all(_is_record_call(n) for n in body), (
             f"{nb.name}: {c['id']} mixes record keeping and analysis"
         )
@@ -244,7 +244,7 @@ def test_record_keeping_sits_in_collapsed_cells(nb):
 def test_static_twins_are_collapsed_below_the_interactive_figure(nb):
     """The static rendering of an interactive figure sits below it, collapsed (its output behind a named
     toggle, its code removed); a static figure that stands alone (no interactive twin) stays open."""
-    cells = _cells(nb)
+    cells = notebook_cells(nb)
     twins = 0
     for i, c in enumerate(cells):
         opts = c.get("metadata", {}).get("mystnb", {})
@@ -260,15 +260,17 @@ def test_static_twins_are_collapsed_below_the_interactive_figure(nb):
             for x in cells[:i]
             if x["cell_type"] == "code" and "hide-input" not in x["metadata"].get("tags", [])
         ]
-        assert before and "figures." in _src(before[-1]), f"{nb.name}: {c['id']} is not below its figure"
+        assert before and "figures." in cell_source(before[-1]), (
+            f"{nb.name}: {c['id']} is not below its figure"
+        )
     assert twins >= 1, f"{nb.name}: no static twin of an interactive figure"
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_live_widgets_are_marked(nb):
     """A figure fed from the running kernel (streams, DynamicMap) is static in the book: the text says so."""
-    code = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "code")
-    text = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "markdown")
+    code = "\n".join(cell_source(c) for c in notebook_cells(nb) if c["cell_type"] == "code")
+    text = "\n".join(cell_source(c) for c in notebook_cells(nb) if c["cell_type"] == "markdown")
     if re.search(r"live_training_curves|hv\.DynamicMap|hv\.streams|\.servable\(", code):
         assert "Needs a running kernel" in text, f"{nb.name}: live widget not marked 'Needs a running kernel'"
 
@@ -293,22 +295,43 @@ def test_results_page_covers_every_chapter():
         assert f"{{doc}}`{nb.stem}`" in text, f"results.md does not link {nb.stem}"
 
 
+def _pasted_from(nb: Path) -> dict[str, set[str]]:
+    """``{page: keys}``: the figures of ``nb`` that other pages of the book (results page, appendices, other
+    chapters) paste with ``{glue}`nb.ipynb::key``` roles."""
+    pages = [p for p in sorted(BOOK_NOTEBOOKS + BOOK_PAGES) if p != nb]
+    pasted = {}
+    for page in pages:
+        text = (
+            page.read_text()
+            if page.suffix == ".md"
+            else "\n".join(cell_source(c) for c in notebook_cells(page) if c["cell_type"] == "markdown")
+        )
+        _cross_glue(text)  # a {glue:text} role across documents must carry a format
+        keys = {key for doc, key in glue_refs(text) if doc == nb.name}
+        if keys:
+            pasted[page.relative_to(ROOT).as_posix()] = keys
+    return pasted
+
+
 @pytest.mark.chapter
-@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
-def test_results_page_pastes_recorded_figures(nb, run_chapter):
-    """Every figure results.md pastes is one the executed chapter glued (a build would warn otherwise)."""
-    wanted = {key for doc, key in _cross_glue(RESULTS_PAGE.read_text()) if doc == nb.name}
-    missing = wanted - run_chapter(nb.stem).glued()
-    assert not missing, f"results.md pastes figures {nb.name} does not record: {sorted(missing)}"
+@pytest.mark.parametrize("nb", BOOK_NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_chapter_ran_and_every_glue_it_cites_exists(nb, run_chapter):
+    """The executed notebook (``S12LS_EXECUTED``, or executed here) holds no error output; its text pastes
+    figures; every figure its text pastes, and every figure another page pastes from it
+    (``{glue}`nb.ipynb::key```), it glued (a build would warn otherwise); and what it glues is in its record."""
+    ch = run_chapter(nb.stem)
+    assert ch.errors() == [], f"{nb.name} ran with errors"
+    own = ch.referenced_glue()
+    assert own, f"{nb.name}: the text glues no figures"
+    glued = ch.glued()
+    assert not own - glued, f"{nb.name}: its text pastes figures it never glued: {sorted(own - glued)}"
+    for page, keys in _pasted_from(nb).items():
+        assert not keys - glued, f"{page} pastes figures {nb.name} never glued: {sorted(keys - glued)}"
+    assert own <= set(ch.results), f"{nb.name}: glued but not in its record: {sorted(own - set(ch.results))}"
 
 
 def _execute_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("execute_chapters", ROOT / ".ci" / "execute_chapters.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / ".ci" / "execute_chapters.py")
 
 
 def test_executed_copies_lose_widget_outputs_and_state(tmp_path):
@@ -457,9 +480,9 @@ def test_shown_code_fits_the_page(nb):
     width = tomllib.loads((ROOT / "book" / "ruff.toml").read_text())["line-length"]
     long = [
         line
-        for c in _cells(nb)
+        for c in notebook_cells(nb)
         if c["cell_type"] == "code" and "remove-cell" not in c.get("metadata", {}).get("tags", [])
-        for line in _src(c).splitlines()
+        for line in cell_source(c).splitlines()
         if len(line) > width
     ]
     assert not long, f"{nb.name}: lines over {width} characters: {long}"

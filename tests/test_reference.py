@@ -3,13 +3,13 @@ published splits and task definitions are reproduced exactly from it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import PUBLISHED_LD_S2_LEAK_PCT, PUBLISHED_TOTALS, UNLOCATED_S2, load_script
 
 from s12ls_utils import reference, splits, tasks
 
@@ -17,11 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REF_DIR = ROOT / "data" / "reference"
 ARCHIVE = ROOT.parent / "shared" / "reference" / "sen12landslides-5b313f2.tar.xz"
 
-#: Published counts per task and scope (upstream README / config files; DESIGN §3.2).
-PUBLISHED = {
-    "S12LS-LD": {"s2": 4988, "s1asc": 4793, "s1dsc": 4666, "aligned": 4392},
-    "S12LS-AD": {"s2": 13628, "s1asc": 13306, "s1dsc": 12622, "aligned": 11719},
-}
+#: The published S12LS-AD totals (tests/helpers.py states them; the tests below derive them from the metadata).
+AD = PUBLISHED_TOTALS["S12LS-AD"]
 
 
 def test_no_vendored_file_is_over_2_mb():
@@ -44,7 +41,7 @@ def test_no_vendored_file_is_over_2_mb():
 
 def test_counts_are_the_published_ones():
     c = reference.counts().set_index(["task", "scope"])
-    for task, scopes in PUBLISHED.items():
+    for task, scopes in PUBLISHED_TOTALS.items():
         for scope, n in scopes.items():
             assert c.loc[(task, scope), "total"] == n, (task, scope)
     # 20 % test first, then 20 % of the rest for validation
@@ -54,7 +51,7 @@ def test_counts_are_the_published_ones():
 
 def test_patches_table_columns_and_facts():
     df = reference.patches()
-    assert len(df) == 13628 + 13306 + 12622
+    assert len(df) == AD["s2"] + AD["s1asc"] + AD["s1dsc"]
     assert not df.duplicated(["sensor", "id"]).any()
     assert set(df["region"].astype(str)) >= {"usa_alaska", "usa_puertorico", "italy", "kyrgyzstan1"}
     ak = df[df["region"] == "usa_alaska"]
@@ -75,7 +72,7 @@ def test_patches_table_columns_and_facts():
     assert ld["n_positive"].min() >= 50
     assert not ld["region"].isin(["usa_alaska", "nepal"]).any()
     # locations: UTM zones, projected centres on the 10 m grid; only 236 S2 AD patches lack one
-    assert df["lon"].isna().sum() == 236 and (df.loc[df["lon"].isna(), "sensor"] == "s2").all()
+    assert df["lon"].isna().sum() == UNLOCATED_S2 and (df.loc[df["lon"].isna(), "sensor"] == "s2").all()
     located = df.dropna(subset=["x"])
     assert located["epsg"].between(32601, 32760).all()
     assert np.allclose(located["x"] % 10, 0) and np.allclose(located["y"] % 10, 0)
@@ -90,10 +87,10 @@ def test_region_sizes_match_real_format_notes():
     s2 = reference.split_frame("S12LS-AD", "s2")
     counts = s2["region"].astype(str).value_counts()
     assert counts["italy"] == 5321 and counts["nepal"] == 14 and counts["lanaodelnorte"] == 71
-    assert counts.sum() == 13628 and len(counts) == 16
+    assert counts.sum() == AD["s2"] and len(counts) == 16
 
 
-@pytest.mark.parametrize("task", list(PUBLISHED))
+@pytest.mark.parametrize("task", list(PUBLISHED_TOTALS))
 @pytest.mark.parametrize("scope", reference.SCOPES)
 def test_reference_split_reproduces_every_published_split(task, scope):
     """tasks/S12LS-LD/harmonized/{s2,s1asc,s1dsc}/splits.json, splits_aligned.json and
@@ -121,7 +118,7 @@ def test_reference_split_depends_on_the_seed_and_checks_input():
 
 def test_presets_select_the_published_tasks_on_the_reference_catalog():
     cat = reference.catalog()
-    for task, scopes in PUBLISHED.items():
+    for task, scopes in PUBLISHED_TOTALS.items():
         sel = splits.select(cat, tasks.load_config(task))
         assert {s: len(df) for s, df in sel.items()} == {s: n for s, n in scopes.items() if s != "aligned"}
         # and exactly the published files
@@ -134,7 +131,7 @@ def test_make_splits_with_the_published_preset_gives_the_published_assignment():
     res = splits.make_splits(reference.catalog(), tasks.load_config("S12LS-LD"))
     assert res.method == "reference"
     counts = res.counts().set_index("scope")["total"].to_dict()
-    assert counts == PUBLISHED["S12LS-LD"]
+    assert counts == PUBLISHED_TOTALS["S12LS-LD"]
     for scope, frame in res.scopes().items():
         pub = reference.split_frame("S12LS-LD", scope).set_index("id")["split"]
         got = frame.set_index(frame["key"].astype(str))["split"]
@@ -205,9 +202,7 @@ def test_missing_reference_folder_says_where_to_look(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not ARCHIVE.is_file(), reason="../shared/reference is not present")
 def test_rederiving_from_the_archive_gives_the_committed_files(tmp_path):
-    spec = importlib.util.spec_from_file_location("derive", REF_DIR / "derive.py")
-    derive = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(derive)
+    derive = load_script(REF_DIR / "derive.py")
     written = derive.derive(ARCHIVE, tmp_path)
     assert set(written) == {p.name for p in REF_DIR.iterdir() if p.suffix in (".parquet", ".json")}
     for name, path in written.items():
@@ -246,7 +241,7 @@ def test_load_task_reads_the_real_old_format_folders(tmp_path):
             exp1.loc[exp1["split"] == split, "file"]
         )
     africa = tasks.load_task(top / "experiments" / "exp3" / "africa")
-    assert africa.counts().set_index("scope").loc["s2", "total"] == 13628
+    assert africa.counts().set_index("scope").loc["s2", "total"] == AD["s2"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,7 +269,7 @@ def test_published_splits_leak_on_the_real_geometry(real_catalog):
             assert t.loc[("test", "train"), "share"] > low, (task, scope)
     ld = reference.split_frame("S12LS-LD", "s2").set_index("id")["split"]
     t = splits.tile_leakage(ld, real_catalog[real_catalog["sensor"] == "s2"]).set_index(["split", "other"])
-    assert round(t.loc[("test", "train"), "share"]) == 92  # the figure the issue quotes
+    assert round(t.loc[("test", "train"), "share"]) == PUBLISHED_LD_S2_LEAK_PCT  # the figure the issue quotes
 
 
 def test_tile_pairs_on_a_constructed_lattice():
@@ -310,7 +305,7 @@ def test_released_blocked_folders_meet_the_balance_bounds(name, real_catalog):
     annotated share within 2 points of the whole, every region of 20 tiles or more in test, and one split
     per location across sensors."""
     task = tasks.load_task(TASK_DIR / name)
-    published = PUBLISHED[name.removesuffix("-blocked")]
+    published = PUBLISHED_TOTALS[name.removesuffix("-blocked")]
     scopes = {**task.splits, "aligned": task.aligned}
     assign_all = {}
     for scope, parts in scopes.items():
@@ -480,9 +475,7 @@ def test_norm_adds_statistics_to_a_released_task(small_sample, tmp_path):
 
 
 def test_release_script_reproduces_the_committed_folders(tmp_path):
-    spec = importlib.util.spec_from_file_location("release_tasks", REF_DIR / "release_tasks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(REF_DIR / "release_tasks.py")
     mod.release(tmp_path)
     committed = {
         str(p.relative_to(TASK_DIR)): p.read_bytes() for p in sorted(TASK_DIR.rglob("*")) if p.is_file()

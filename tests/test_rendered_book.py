@@ -68,8 +68,7 @@ CHAPTERS = [p for p in PAGES if (ROOT / f"{p}.ipynb").is_file()]
 # Runs in the page. Bokeh documents and their roots come from BokehJS itself; a root is "visual" when it is
 # a UIElement (figures, layouts, widgets; not BrowserInfo/CommManager). Its view sits in the placeholder
 # <div data-root-id=…> that the notebook output carries; canvases are found by walking shadow roots.
-ANALYSE_JS = """
-() => {
+CANVAS_JS = """
   const canvasesIn = (node) => {
     const out = [];
     const walk = (n) => {
@@ -93,6 +92,13 @@ ANALYSE_JS = """
       return false;
     } catch (e) { return true; }
   };
+"""
+ANALYSE_JS = (
+    """
+() => {
+"""
+    + CANVAS_JS
+    + """
   const B = window.Bokeh;
   const roots = [];
   if (B && B.documents) {
@@ -122,14 +128,20 @@ ANALYSE_JS = """
   };
 }
 """
+)
 
-# true once every expected Bokeh document is loaded and every visual root has a sized, drawn canvas
-READY_JS = """
+# true once every expected Bokeh document is loaded and every visual root has a sized canvas with drawn pixels
+# (what test_every_bokeh_root_renders asserts): the page has settled, no fixed wait needed
+READY_JS = (
+    """
 (expected) => {
   const B = window.Bokeh;
   if (expected === 0) return true;
   if (!B || !B.documents || B.documents.length < expected) return false;
   const UI = B.Models.get('UIElement');
+"""
+    + CANVAS_JS
+    + """
   for (const doc of B.documents) for (const r of doc.roots()) {
     if (UI && !(r instanceof UI)) continue;
     const ph = document.querySelector(`[data-root-id="${r.id}"]`);
@@ -137,10 +149,13 @@ READY_JS = """
     if (!el) return false;
     const b = el.getBoundingClientRect();
     if (!(b.width > 0 && b.height > 0)) return false;
+    const sized = canvasesIn(el).filter(c => { const s = c.getBoundingClientRect(); return s.width > 0 && s.height > 0; });
+    if (!sized.some(drawn)) return false;
   }
   return true;
 }
 """
+)
 
 
 @dataclass
@@ -201,14 +216,12 @@ def visit(browser):
         expected_docs = len(re.findall(r"\bdocs_json = ", html))
         try:
             page.wait_for_function(READY_JS, arg=expected_docs, timeout=RENDER_TIMEOUT_MS)
-            # then outputs folded away by `hide-output` (<details>) are opened and must render too
-            page.wait_for_timeout(500)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             rep.screenshot = SCREENSHOTS / f"{Path(page_name).name}.png"
             page.screenshot(path=str(rep.screenshot), full_page=True)
+            # then outputs folded away by `hide-output` (<details>) are opened and must render too
             page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
             page.wait_for_function(READY_JS, arg=expected_docs, timeout=RENDER_TIMEOUT_MS)
-            page.wait_for_timeout(500)
         except sync_api.TimeoutError:
             rep.errors.append(f"not rendered within {RENDER_TIMEOUT_MS / 1000:.0f} s")
         rep.state = page.evaluate(ANALYSE_JS)

@@ -17,6 +17,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import rewrite
 from quality_files import fill_gap, write_s1
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
@@ -98,23 +99,6 @@ def copy_to(src: Path, tmp_path: Path, name: str | None = None, folder: str | No
     dst = tmp_path / (folder or src.parent.name) / (name or src.name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
-    return dst
-
-
-def rewrite(src: Path, dst: Path, modify: Callable[[xr.Dataset], xr.Dataset | None] | None = None) -> Path:
-    """Re-write a patch with xarray after ``modify`` (encodings dropped so that new dtypes stick)."""
-    with xr.open_dataset(src, engine="netcdf4") as ds:
-        ds = ds.load()
-    if modify is not None:
-        out = modify(ds)
-        ds = ds if out is None else out
-    for v in ds.variables.values():
-        v.encoding.clear()
-    enc = {}
-    if "time" in ds.variables and np.issubdtype(ds["time"].dtype, np.datetime64):
-        enc["time"] = {"units": "days since 1970-01-01", "dtype": "int64"}
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(dst, engine="netcdf4", encoding=enc)
     return dst
 
 

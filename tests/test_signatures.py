@@ -4,13 +4,13 @@ separability, and the per-patch / whole-sample pipeline on a small synthetic sam
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import copy_sample
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 from sklearn.metrics import roc_auc_score
 
@@ -33,12 +33,6 @@ def _s2_ds(values: dict[str, float | list], scl, dims=("time", "y", "x")) -> xr.
     data["SCL"] = (("time", "y", "x"), np.asarray(scl, dtype="int16").reshape(1, 1, n))
     ds = xr.Dataset(data, coords={"time": [np.datetime64("2023-05-01", "ns")]})
     return ds.transpose(*dims)
-
-
-def _copy_sample(sample: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "data"
-    shutil.copytree(sample, out, ignore=shutil.ignore_patterns(cat_mod.CACHE_NAME))
-    return out
 
 
 def _files(sample: Path, sensor: str, **flags) -> list[dict]:
@@ -502,7 +496,7 @@ def test_event_outside_series_has_no_change(small_sample, tmp_path, where):
 
 
 def test_collect_signatures_streams_the_sample(small_sample, tmp_path):
-    data = _copy_sample(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     cat = cat_mod.build_catalog(data, progress=False, workers=1)
     res = sig.collect_signatures(
         cat, data, workers=2, progress=False, max_background_px=50, max_landslide_px=80
@@ -540,7 +534,7 @@ def test_collect_signatures_streams_the_sample(small_sample, tmp_path):
 def test_signatures_mask_the_class_set_given(small_sample, tmp_path):
     """Class 2 masks pixels by default; without it in the class set they count as valid. The scl table
     counts every pixel-date of each group of each S2 patch once."""
-    data = _copy_sample(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     cat = cat_mod.build_catalog(data, sensors="s2", progress=False, workers=1)
     default = sig.collect_signatures(cat, data, sensors="s2", workers=1, progress=False, max_background_px=10)
     keep_dark = sig.collect_signatures(
@@ -574,7 +568,7 @@ def test_signatures_mask_the_class_set_given(small_sample, tmp_path):
 
 
 def test_collect_signatures_reports_broken_files(small_sample, tmp_path):
-    data = _copy_sample(small_sample, tmp_path)
+    data = copy_sample(small_sample, tmp_path)
     cat = cat_mod.build_catalog(data, sensors="s2", progress=False, workers=1)
     (data / cat["path"].iloc[0]).write_bytes(b"not a netcdf file")
     res = sig.collect_signatures(cat, data, sensors="s2", workers=1, progress=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_script
 
 from s12ls_utils import catalog, schema, splits, tasks
 
@@ -22,12 +23,7 @@ SCRIPT = ROOT / "benchmarks" / "split_optimism.py"
 
 
 def _module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("split_optimism", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_datasets import write_tiny_task
+from helpers import write_tiny_task
 
 from s12ls_utils import training as T
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from test_datasets import write_tiny_task
+from helpers import write_tiny_task
 
 from s12ls_utils import cli, datasets, tasks
 from s12ls_utils import training as T
