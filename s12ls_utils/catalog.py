@@ -71,6 +71,7 @@ __all__ = [
     "build_catalog",
     "catalog_errors",
     "class_balance",
+    "class_balance_long",
     "counts_table",
     "files_per_region",
     "folder_facts",
@@ -810,3 +811,13 @@ def inventory_facts(inventory) -> dict:
 def files_per_region(df: pd.DataFrame) -> pd.DataFrame:
     """Files per region and sensor, long form: columns ``region``, ``sensor``, ``files``."""
     return df.groupby(["region", "sensor"]).size().rename("files").reset_index()
+
+
+def class_balance_long(balance: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`class_balance` table by region in long form for a grouped bar chart: columns ``region``,
+    ``over`` (``all locations`` or ``annotated locations``) and ``share``, the landslide pixels in percent."""
+    over = {"positive_fraction": "all locations", "positive_fraction_annotated": "annotated locations"}
+    long = balance.reset_index().melt(
+        id_vars="region", value_vars=list(over), var_name="over", value_name="share"
+    )
+    return long.assign(over=long["over"].map(over), share=100 * long["share"])

@@ -707,3 +707,14 @@ def test_folder_facts_agree_with_the_generator(
     assert facts["s2_median_clear_dates"] == pytest.approx(float(np.median(s2_clear)))
     assert facts["n_errors"] == 0
     assert {k for k in SHARE_FACTS if k in facts} == {k for k in SHARE_FACTS if k != "share_below_10px"}
+
+
+def test_class_balance_long_is_percent_per_region_and_scope() -> None:
+    balance = pd.DataFrame(
+        {"positive_fraction": [0.01, 0.02], "positive_fraction_annotated": [0.04, float("nan")]},
+        index=pd.Index(["a", "b"], name="region"),
+    )
+    long = catalog.class_balance_long(balance).set_index(["region", "over"])["share"]
+    assert long[("a", "all locations")] == pytest.approx(1.0)
+    assert long[("a", "annotated locations")] == pytest.approx(4.0)
+    assert np.isnan(long[("b", "annotated locations")])
