@@ -57,7 +57,9 @@ __all__ = [
     "MISMATCH_COLUMNS",
     "TimeAlignment",
     "aligned_groups",
+    "aligned_facts",
     "availability",
+    "availability_facts",
     "check_consistency",
     "combination_counts",
     "combination_label",
@@ -65,8 +67,11 @@ __all__ = [
     "count_between",
     "days_from",
     "first_clear_after",
+    "median_or_nan",
+    "mismatch_facts",
     "nearest_acquisitions",
     "time_alignment",
+    "timing_facts",
     "typical_location",
 ]
 
@@ -852,3 +857,75 @@ def typical_location(summary: pd.DataFrame, keys: Iterable[str] | None = None) -
         }
     ).sort_values(["dist", "n", "key"])
     return str(order["key"].iloc[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# The figures chapter 03 quotes
+# --------------------------------------------------------------------------------------------------
+def availability_facts(avail: pd.DataFrame) -> dict:
+    """Locations of an :func:`availability` table: ``n_locations``, per combination of sensors
+    (``combination_counts``), with all three sensors, with S2 and at least one S1 orbit, and with a single
+    sensor."""
+    combos = avail["combination"].astype(str).value_counts()
+    s1 = avail[[s for s in schema.S1_SENSORS if s in avail]].any(axis=1)
+    return {
+        "n_locations": len(avail),
+        "combination_counts": {c: int(n) for c, n in combos.items()},
+        "n_all_three": int(combos.get(combination_label(schema.SENSORS), 0)),
+        "n_s1_and_s2": int((avail["s2"] & s1).sum()) if "s2" in avail else 0,
+        "n_single_sensor": int((avail["n_sensors"] == 1).sum()),
+    }
+
+
+def mismatch_facts(mismatches: pd.DataFrame) -> dict:
+    """A :func:`check_consistency` table in figures: locations compared (``n_groups_checked``), failed
+    checks, locations with one (and their keys), and failed checks per kind."""
+    return {
+        "n_groups_checked": int(mismatches.attrs["n_groups"]),
+        "n_mismatches": len(mismatches),
+        "n_mismatch_keys": int(mismatches["key"].nunique()),
+        "mismatch_keys": sorted(mismatches["key"].astype(str).unique().tolist()),
+        "mismatch_checks": {str(c): int(n) for c, n in mismatches["check"].value_counts().items()},
+    }
+
+
+def aligned_facts(present: pd.DataFrame, aligned: pd.DataFrame) -> dict:
+    """Locations with every sensor (``present``: :func:`aligned_groups` without mismatches) and in the
+    strictly aligned set (``aligned``: with them), its annotated ones and the locations it left out."""
+    return {
+        "n_aligned_present": len(present),
+        "n_aligned": len(aligned),
+        "n_aligned_annotated": int(aligned["annotated"].sum()),
+        "n_excluded": len(aligned.attrs.get("excluded", [])),
+    }
+
+
+def timing_facts(ta: TimeAlignment, near_days: int = 3) -> dict:
+    """The figures of a :func:`time_alignment` that chapter 03 quotes: locations compared, annotated ones
+    with S2 and of those without a clear post-event S2 view, unreadable files; per S1 orbit, the median
+    distance in days from an S2 date to the nearest acquisition and the percentage of S2 dates with one
+    within ``near_days`` (``near_days`` is recorded too); over annotated locations, the median days from
+    the event to each sensor's first post-event image and to the first clear S2 view, and the median
+    number of post-event acquisitions of each sensor before that view (NaN where no location has one)."""
+    summary = ta.summary
+    events = summary[summary["event_date"].notna()]
+    with_s2 = events[events["clear_s2_found"].notna()]
+    clear = events[events["clear_s2_found"].fillna(False).astype(bool)]
+    out: dict = {
+        "n_time_groups": len(summary),
+        "n_event_groups_with_s2": len(with_s2),
+        "n_without_clear_s2": int((~with_s2["clear_s2_found"].astype(bool)).sum()),
+        "n_time_errors": len(ta.errors),
+        "near_days": near_days,
+    }
+    for orbit in schema.S1_SENSORS:
+        off = ta.nearest.loc[ta.nearest["orbit"] == orbit, "offset_days"].abs()
+        out[f"median_abs_offset_{orbit}"] = median_or_nan(off)
+        out[f"pct_within_near_{orbit}"] = float((off <= near_days).mean() * 100) if len(off) else float("nan")
+    for s in schema.SENSORS:
+        out[f"median_days_first_{s}"] = median_or_nan(events.get(f"{s}_first_after_days", []))
+    out["median_days_to_first_clear_s2"] = median_or_nan(clear["first_clear_s2_days"])
+    for s in schema.S1_SENSORS:
+        out[f"median_{s}_before_clear_s2"] = median_or_nan(clear.get(f"{s}_before_clear_s2", []))
+    out["median_s2_cloudy_before_clear_s2"] = median_or_nan(clear.get("s2_before_clear_s2", []))
+    return out

@@ -67,10 +67,19 @@ __all__ = [
     "CACHE_VERSION",
     "COLUMNS",
     "ERROR_COLUMNS",
+    "SHARE_FACTS",
     "build_catalog",
     "catalog_errors",
+    "class_balance",
+    "class_balance_long",
+    "counts_table",
+    "files_per_region",
+    "folder_facts",
+    "inventory_facts",
     "locations",
+    "pick_showcase",
     "summarize",
+    "time_coverage",
 ]
 
 log = logging.getLogger(__name__)
@@ -748,3 +757,67 @@ def pick_showcase(df: pd.DataFrame) -> str:
         raise ValueError("the catalog is empty")
     g = cand.groupby("key").agg(n_sensors=("sensor", "nunique"), n_positive=("n_positive", "max"))
     return str(g.sort_values(["n_sensors", "n_positive"], ascending=False).index[0])
+
+
+#: The facts of :func:`folder_facts` and :func:`inventory_facts` that are fractions (0…1) of a whole, which a
+#: text reads as percentages.
+SHARE_FACTS = ("annotated_share", "positive_fraction", "positive_fraction_annotated", "share_below_10px")
+
+
+def folder_facts(df: pd.DataFrame) -> dict:
+    """The figures chapter 01 quotes about a data folder, from its catalog alone.
+
+    Files (``n_files_total``, ``n_files_<sensor>``, annotated ``n_annotated``, unreadable ``n_errors``),
+    ``n_locations`` and ``n_regions``; the class balance per location (:func:`class_balance`):
+    ``annotated_share``, ``n_annotated_locations``, ``positive_fraction`` (over all locations),
+    ``positive_fraction_annotated`` and ``all_negative_accuracy_pct``, the pixel accuracy in percent of a
+    model that predicts "no landslide" everywhere; the time coverage (:func:`time_coverage`):
+    ``n_event_outside_annotated`` (annotated files of every sensor whose event lies outside the series),
+    the median S2 steps before and after the event, and the median clear and cloudy S2 dates of a patch."""
+    overall = class_balance(df, by=None).iloc[0]
+    n_locations = int(df["key"].nunique())
+    timing = time_coverage(df)
+    s2 = df[df["sensor"] == "s2"]
+    return {
+        "n_files_total": len(df),
+        **{f"n_files_{s}": int((df["sensor"] == s).sum()) for s in schema.SENSORS},
+        "n_locations": n_locations,
+        "n_regions": int(df["region"].nunique()),
+        "n_annotated": int(df["annotated"].sum()),
+        "n_errors": len(df.attrs.get("errors", [])),
+        "annotated_share": float(overall["annotated_share"]),
+        "n_annotated_locations": int(round(overall["annotated_share"] * n_locations)),
+        "positive_fraction": float(overall["positive_fraction"]),
+        "positive_fraction_annotated": float(overall["positive_fraction_annotated"]),
+        "all_negative_accuracy_pct": round(100 * (1 - float(overall["positive_fraction"])), 1),
+        "n_event_outside_annotated": int(timing["event outside series"].sum()),
+        "s2_median_steps_before": float(timing.loc["s2", "median steps before"]),
+        "s2_median_steps_after": float(timing.loc["s2", "median steps after"]),
+        "s2_median_clear_dates": float(s2["n_clear"].median()),
+        "s2_median_cloudy_dates": float(s2["n_cloudy"].median()),
+    }
+
+
+def inventory_facts(inventory) -> dict:
+    """The landslide inventory (:func:`s12ls_utils.io.read_inventory`) in three figures: ``n_landslides``,
+    ``median_area_m2`` and ``share_below_10px``, the fraction of landslides smaller than ten 10 m pixels."""
+    return {
+        "n_landslides": len(inventory),
+        "median_area_m2": float(inventory["area_m2"].median()),
+        "share_below_10px": float((inventory["area_px"] < 10).mean()),
+    }
+
+
+def files_per_region(df: pd.DataFrame) -> pd.DataFrame:
+    """Files per region and sensor, long form: columns ``region``, ``sensor``, ``files``."""
+    return df.groupby(["region", "sensor"]).size().rename("files").reset_index()
+
+
+def class_balance_long(balance: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`class_balance` table by region in long form for a grouped bar chart: columns ``region``,
+    ``over`` (``all locations`` or ``annotated locations``) and ``share``, the landslide pixels in percent."""
+    over = {"positive_fraction": "all locations", "positive_fraction_annotated": "annotated locations"}
+    long = balance.reset_index().melt(
+        id_vars="region", value_vars=list(over), var_name="over", value_name="share"
+    )
+    return long.assign(over=long["over"].map(over), share=100 * long["share"])

@@ -21,6 +21,8 @@ landslide-pixel counts, locations and published splits offline.
 - :func:`region_folds`: the paper's six region hold-out folds (experiment 3) as region lists.
 - :func:`norms`, :func:`configs`, :func:`low_quality_ids`, :func:`file_stats`, :func:`region_stats`,
   :func:`anomalies`, :func:`experiments`, :func:`source`: the other published files.
+- :func:`region_table` and :func:`published_facts`: the published dataset per region, and the figures
+  chapter 01 quotes about it.
 - :func:`published_benchmark`, :data:`PUBLISHED_PROTOCOL`: the paper's landslide-class results on S12LS-LD and
   how they were obtained.
 
@@ -55,6 +57,8 @@ __all__ = [
     "norms",
     "patches",
     "published_benchmark",
+    "published_facts",
+    "region_table",
     "region_folds",
     "region_stats",
     "source",
@@ -292,3 +296,98 @@ THIRD_PARTY_HOLDOUT: tuple[dict, ...] = (
 def published_benchmark() -> pd.DataFrame:
     """:data:`PUBLISHED_LD_BENCHMARK` as a table (one row per model, scores in percent)."""
     return pd.DataFrame(list(PUBLISHED_LD_BENCHMARK)).set_index("model")
+
+
+# --------------------------------------------------------------------------------------------------
+# The published dataset in figures (chapter 01)
+# --------------------------------------------------------------------------------------------------
+_SENSORS = ("s2", "s1asc", "s1dsc")
+
+
+def _locations(published: pd.DataFrame) -> pd.DataFrame:
+    """One row per location (a place covered by up to three sensors; its mask is the same in every sensor):
+    region, lon, lat and the landslide pixels of its mask."""
+    return published.groupby("id").agg(
+        region=("region", "first"),
+        lon=("lon", "first"),
+        lat=("lat", "first"),
+        n_positive=("n_positive", "max"),
+    )
+
+
+def region_table() -> pd.DataFrame:
+    """Published patches per region and sensor, locations and annotated locations (a mask with at least one
+    landslide pixel) and their share in percent, largest region first; then the row ``all regions`` and the
+    row ``published S12LS-AD totals`` (per sensor, from the published split files), which must agree."""
+    published = patches().astype({"region": str, "sensor": str})
+    table = pd.crosstab(published["region"], published["sensor"]).reindex(
+        columns=list(_SENSORS), fill_value=0
+    )
+    loc = _locations(published)
+    by_region = loc.assign(annotated=loc["n_positive"] > 0).groupby("region")["annotated"]
+    table["locations"] = by_region.size()
+    table["annotated locations"] = by_region.sum()
+    table = table.sort_values("locations", ascending=False, kind="stable")
+    table.loc["all regions"] = table.sum()
+    table["annotated share (%)"] = 100 * table["annotated locations"] / table["locations"]
+    ad = counts().query("task == 'S12LS-AD'").set_index("scope")["total"]
+    table.loc["published S12LS-AD totals"] = ad.reindex(list(_SENSORS))
+    counted = ["s2", "s1asc", "s1dsc", "locations", "annotated locations"]
+    table[counted] = table[counted].astype("Int64")  # whole numbers, blank where the row has none
+    table.columns.name = None
+    return table.rename_axis("region")
+
+
+def published_facts() -> dict:
+    """The figures chapter 01 quotes about the real dataset, from the published metadata alone: the source
+    (``reference_repo``, ``reference_commit``, ``reference_license``); patches per sensor (``real_n_<sensor>``,
+    ``real_n_patches``), locations (``real_n_locations``, with a position ``real_n_located``), S2 patches
+    without a position (``real_n_s2_unlocated``) and regions; from :func:`region_table`, the S12LS-AD totals
+    (``real_ad_published_<sensor>``) and whether the per-region counts add up to them, the largest region
+    and its share of locations, regions without an orbit, annotated locations and the lowest and highest
+    annotated share per region; and the landslide pixels per S2 patch of S12LS-LD (``real_ld_*``: patches,
+    the task's threshold and excluded regions, min, median, mean, max, the fullest patch's and the whole
+    task's landslide share in percent)."""
+    src = source()
+    published = patches()
+    loc = _locations(published)
+    n = published["sensor"].astype(str).value_counts()
+    table = region_table()
+    regions = table.drop(index=["all regions", "published S12LS-AD totals"])
+    total, ad = table.loc["all regions"], table.loc["published S12LS-AD totals"]
+    share = regions["annotated share (%)"]
+    missing = [f"{r} ({s})" for r in regions.index for s in ("s1asc", "s1dsc") if regions.at[r, s] == 0]
+    ld = split_frame("S12LS-LD", "s2")["n_positive"]
+    ld_filter = configs()["S12LS-LD"][TASKS["S12LS-LD"]]["filter_criteria"]
+    pixels = 128 * 128  # schema.PATCH_SIZE²: this module reads no patch and imports nothing of the package
+    return {
+        "reference_repo": src["repository"],
+        "reference_commit": src["commit"],
+        "reference_license": src["license"],
+        "real_n_patches": len(published),
+        **{f"real_n_{s}": int(n[s]) for s in _SENSORS},
+        "real_n_locations": len(loc),
+        "real_n_located": int(loc["lon"].notna().sum()),
+        "real_n_s2_unlocated": int((published["sensor"].eq("s2") & published["lon"].isna()).sum()),
+        "real_n_regions": int(published["region"].nunique()),
+        **{f"real_ad_published_{s}": int(ad[s]) for s in _SENSORS},
+        "real_counts_match_published": bool((total[list(_SENSORS)] == ad[list(_SENSORS)]).all()),
+        "real_largest_region": regions.index[0],
+        "real_largest_region_pct": round(100 * regions["locations"].iloc[0] / total["locations"], 1),
+        "real_regions_missing_orbit": ", ".join(missing) or "none",
+        "real_n_annotated_locations": int(total["annotated locations"]),
+        "real_annotated_pct": round(float(total["annotated share (%)"]), 1),
+        "real_annotated_min_region": share.idxmin(),
+        "real_annotated_min_pct": round(float(share.min()), 1),
+        "real_annotated_max_region": share.idxmax(),
+        "real_annotated_max_pct": round(float(share.max()), 1),
+        "real_ld_n_s2": len(ld),
+        "real_ld_threshold": int(ld_filter["min_annotated_pixel"]),
+        "real_ld_excluded": " and ".join(ld_filter["exclude_patterns"]),
+        "real_ld_px_min": int(ld.min()),
+        "real_ld_px_median": float(ld.median()),
+        "real_ld_px_mean": float(ld.mean()),
+        "real_ld_px_max": int(ld.max()),
+        "real_ld_max_patch_pct": round(100 * int(ld.max()) / pixels, 1),
+        "real_ld_positive_pct": round(100 * int(ld.sum()) / (len(ld) * pixels), 1),
+    }

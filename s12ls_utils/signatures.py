@@ -83,6 +83,13 @@ __all__ = [
     "SignatureSet",
     "aggregate_signatures",
     "align_event",
+    "case_table",
+    "change_facts",
+    "change_table",
+    "collection_facts",
+    "dates_table",
+    "example_facts",
+    "leading_by_region",
     "before_after_steps",
     "change_features",
     "change_summary",
@@ -99,6 +106,7 @@ __all__ = [
     "scl_counts",
     "scl_shares",
     "separability",
+    "separability_facts",
     "slope_deg",
     "summarize_patch",
 ]
@@ -1224,3 +1232,151 @@ def pick_gallery(catalog: pd.DataFrame, n: int = 3, sensor: str = "s2") -> list[
         if len(picked) == n:
             break
     return picked
+
+
+# --------------------------------------------------------------------------------------------------
+# The figures chapter 02 quotes
+# --------------------------------------------------------------------------------------------------
+def dates_table(ds: xr.Dataset, alignment: EventAlignment, usable: np.ndarray) -> pd.DataFrame:
+    """One patch's dates: the date, days from the event, phase (pre/post) and the usable pixels in percent
+    (``usable``: :func:`usable_fraction`), one row per time step."""
+    return pd.DataFrame(
+        {
+            "date": pd.DatetimeIndex(ds["time"].values).date,
+            "days from event": alignment.rel_days.astype(int),
+            "phase": alignment.phase,
+            "usable pixels (%)": (100 * np.asarray(usable)).round(1),
+        }
+    ).rename_axis("time step")
+
+
+def example_facts(alignment: EventAlignment, groups: Mapping[str, np.ndarray]) -> dict:
+    """What the text says of one patch: its event date, the last step before and the first after it, and
+    the pixels of its landslide and ring groups (:func:`pixel_groups`)."""
+    return {
+        "example_event_date": str(alignment.event_date),
+        "example_pre_index": alignment.pre,
+        "example_post_index": alignment.post,
+        "example_landslide_px": int(groups["landslide"].sum()),
+        "example_ring_px": int(groups["ring"].sum()),
+    }
+
+
+#: The rows of :func:`case_table`: a column of the ``patches`` table of :func:`collect_signatures` and what
+#: the row counts.
+_CASES = {
+    "patches": "patches",
+    "annotated": "annotated",
+    "has_change": "with dates before and after the event",
+    "outside": "event outside the series (annotated or placed by region)",
+    "event_date": "before/after steps derived from the event date",
+    "region": "not annotated, placed with their region's event date",
+    "n_empty_dates": "dates without a usable pixel",
+}
+
+
+def case_table(patches: pd.DataFrame) -> pd.DataFrame:
+    """How many patches of each sensor fall in each awkward case, from the ``patches`` table of
+    :func:`collect_signatures`: one row per case (readable labels), one column per sensor present."""
+    cases = pd.DataFrame(
+        {
+            "sensor": patches["sensor"].astype(str),
+            "patches": 1,
+            "annotated": patches["annotated"].astype(int),
+            "has_change": patches["has_change"].astype(int),
+            "outside": (patches["index_source"] == "outside").astype(int),
+            "event_date": (patches["index_source"] == "event_date").astype(int),
+            "region": (patches["event_source"] == "region").astype(int),
+            "n_empty_dates": patches["n_empty_dates"].astype(int),
+        }
+    )
+    present = [s for s in ("s2", "s1asc", "s1dsc") if s in set(cases["sensor"])]
+    table = cases.groupby("sensor").sum().reindex(present).T.rename(index=_CASES)
+    table.columns.name = None
+    return table.rename_axis("case")
+
+
+def collection_facts(sigs: SignatureSet, bad_classes: Iterable[int] | None = None) -> dict:
+    """The figures of a :func:`collect_signatures` pass that chapter 02 quotes: patches per sensor
+    (``n_patches_<sensor>``, ``n_patches_total``), with a before/after split, annotated with the event outside
+    the series, not annotated (and of those, outside the series with their region's date), S2 dates without
+    a usable pixel, failed files and sampled pixel changes; what scene class 2 (dark area) holds of each
+    pixel group's S2 pixel-dates and what all unusable classes (``bad_classes``) hold of the landslide
+    pixel-dates, in percent (:func:`scl_shares`; NaN without S2); and the median slope of each group."""
+    p = sigs.patches
+    outside = p["index_source"] == "outside"
+    shares = scl_shares(sigs.scl, bad_classes)
+
+    def pct(row: str, group: str) -> float:
+        return float(shares.at[row, group]) if row in shares.index else float("nan")
+
+    return {
+        "n_patches_total": len(p),
+        **{f"n_patches_{s}": int((p["sensor"] == s).sum()) for s in schema.SENSORS},
+        "n_patches_with_change": int(p["has_change"].sum()),
+        "n_event_outside_annotated": int((p["annotated"] & outside).sum()),
+        "n_region_date_outside": int((~p["annotated"] & outside).sum()),
+        "n_non_annotated": int((~p["annotated"]).sum()),
+        "n_empty_s2_dates": int(p.loc[p["sensor"] == "s2", "n_empty_dates"].sum()),
+        "n_errors": len(sigs.errors),
+        "n_pixel_samples": len(sigs.changes),
+        **{f"dark_area_{g}_pct": pct("2", g) for g in GROUPS},
+        "unusable_landslide_pct": pct("all", "landslide"),
+        **{f"slope_{g}_deg": float(p[f"slope_{g}"].median()) for g in GROUPS},
+    }
+
+
+def change_table(changes: pd.DataFrame) -> pd.DataFrame:
+    """The median pre→post change (:func:`change_summary`) per sensor and feature (rows) and pixel group
+    (columns ``landslide``, ``ring``, ``rest``)."""
+    summary = change_summary(changes)
+    table = summary.pivot_table(
+        index=["sensor", "feature"], columns="group", values="median_change", sort=False
+    )
+    table = table.reindex(columns=list(GROUPS))
+    table.columns.name = None
+    return table
+
+
+def change_facts(table: pd.DataFrame) -> dict:
+    """The changes chapter 02 quotes from a :func:`change_table`: NDVI in every group (Sentinel-2) and VH in
+    the landslides and the ring (Sentinel-1 ascending); NaN where the data has no such sensor."""
+
+    def get(sensor: str, feature: str, group: str) -> float:
+        ok = (sensor, feature) in table.index
+        return float(table.loc[(sensor, feature), group]) if ok else float("nan")
+
+    return {
+        **{f"ndvi_change_{g}": get("s2", "NDVI", g) for g in GROUPS},
+        **{f"vh_change_{g}_s1asc": get("s1asc", "VH_dB", g) for g in ("landslide", "ring")},
+    }
+
+
+def separability_facts(sep: pd.DataFrame, slope: pd.DataFrame) -> dict:
+    """The separability figures chapter 02 quotes: per sensor, the leading feature of ``sep``
+    (:func:`separability`, sorted by AUC) with its AUC and interval (``top_feature_<s>``, ``top_auc_<s>``,
+    ``top_auc_<s>_low``/``_high``; ``none`` and NaN for a sensor without data), the best S2 vegetation-loss
+    AUC, and the AUC of slope alone (``slope``: :func:`separability` of ``slope_deg``)."""
+    out: dict = {}
+    for s in schema.SENSORS:
+        rows = sep[sep["sensor"] == s]
+        top = rows.iloc[0] if len(rows) else None
+        out[f"top_feature_{s}"] = top["feature"] if top is not None else "none"
+        for name, col in (("", "auc"), ("_low", "auc_low"), ("_high", "auc_high")):
+            out[f"top_auc_{s}{name}"] = float(top[col]) if top is not None else float("nan")
+    veg = sep[(sep["sensor"] == "s2") & sep["feature"].isin(["NDVI", "NBR", "NDMI"])]
+    out["best_vegetation_auc"] = float(veg["auc"].max()) if len(veg) else float("nan")
+    out["slope_auc"] = float(slope["auc"].max()) if len(slope) else float("nan")
+    return out
+
+
+def leading_by_region(
+    changes: pd.DataFrame, sep: pd.DataFrame, *, n_boot: int = 0, seed: int = 0
+) -> pd.DataFrame:
+    """The AUC per sensor and region (:func:`separability` by ``("sensor", "region")``) of each sensor's
+    leading feature in ``sep``, with its interval over patches; sorted by sensor and region."""
+    leading = sep.drop_duplicates("sensor").set_index("sensor")["feature"]  # sep is sorted by AUC
+    by_region = separability(changes, by=("sensor", "region"), n_boot=n_boot, seed=seed)
+    keep = by_region["feature"].to_numpy() == by_region["sensor"].map(leading).to_numpy()
+    cols = ["sensor", "region", "feature", "auc", "auc_low", "auc_high", "n_patches"]
+    return by_region.loc[keep, cols].sort_values(["sensor", "region"]).reset_index(drop=True)

@@ -527,3 +527,26 @@ def test_event_sets_compare_whatever_their_order(real_data, tmp_path):
     m = alignment.check_consistency(cat, data, workers=1, progress=False)
     ev = m[m.check == "event_date"]
     assert ev["key"].tolist() == ["italy_102"] and "undated" in ev["detail"].iloc[0]
+
+
+def test_availability_and_mismatch_facts_count_locations():
+    avail = pd.DataFrame(
+        {
+            "key": ["a_1", "a_2", "b_1", "b_2"],
+            "s1asc": [True, True, False, False],
+            "s1dsc": [True, False, False, True],
+            "s2": [True, True, True, False],
+        }
+    )
+    avail["n_sensors"] = avail[["s1asc", "s1dsc", "s2"]].sum(axis=1)
+    avail["combination"] = [
+        alignment.combination_label(s for s in ("s1asc", "s1dsc", "s2") if r[s]) for _, r in avail.iterrows()
+    ]
+    facts = alignment.availability_facts(avail)
+    assert facts["combination_counts"] == {"s1asc+s1dsc+s2": 1, "s1asc+s2": 1, "s2": 1, "s1dsc": 1}
+    assert (facts["n_all_three"], facts["n_s1_and_s2"], facts["n_single_sensor"]) == (1, 2, 2)
+    mismatches = pd.DataFrame({"key": ["a_1", "a_1", "b_2"], "check": ["grid_x", "grid_x", "mask"]})
+    mismatches.attrs["n_groups"] = 3
+    facts = alignment.mismatch_facts(mismatches)
+    assert facts["mismatch_keys"] == ["a_1", "b_2"] and facts["n_mismatches"] == 3
+    assert facts["mismatch_checks"] == {"grid_x": 2, "mask": 1}

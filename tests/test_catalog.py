@@ -673,3 +673,45 @@ def test_catalog_file_values_equal_xarray(small_sample: Path, sample_catalog: pd
                 vv = ds["VV"].isel(time=len(times) // 2).values
                 assert row.s1_unit == ("dB" if np.nanmin(vv) < 0 else "linear")
                 assert pd.isna(row.n_cloudy) and pd.isna(row.n_clear)
+
+
+def test_folder_facts_agree_with_the_generator(
+    sample_catalog: pd.DataFrame, manifest: dict[str, dict]
+) -> None:
+    """The figures chapter 01 quotes, against the generator's own record of what it wrote."""
+    from s12ls_utils.catalog import SHARE_FACTS, folder_facts
+
+    files = list(manifest.values())
+    facts = folder_facts(sample_catalog)
+    assert facts["n_files_total"] == len(files)
+    for s in schema.SENSORS:
+        assert facts[f"n_files_{s}"] == sum(f["sensor"] == s for f in files)
+    per_key = {f["key"]: f["n_positive"] for f in files}
+    annotated_keys = {f["key"] for f in files if f["annotated"]}
+    assert facts["n_locations"] == len(per_key)
+    assert facts["n_regions"] == len({f["region"] for f in files})
+    assert facts["n_annotated"] == sum(f["annotated"] for f in files)
+    assert facts["n_annotated_locations"] == len(annotated_keys)
+    assert facts["annotated_share"] == pytest.approx(len(annotated_keys) / len(per_key))
+    pixels = schema.PATCH_SIZE**2
+    assert facts["positive_fraction"] == pytest.approx(sum(per_key.values()) / (len(per_key) * pixels))
+    assert facts["all_negative_accuracy_pct"] == pytest.approx(
+        100 * (1 - facts["positive_fraction"]), abs=0.05
+    )
+    outside = sum(f["annotated"] and f["event_outside_series"] in ("before", "after") for f in files)
+    assert facts["n_event_outside_annotated"] == outside
+    s2_clear = [sum(b < 0.1 for b in f["bad_fraction"]) for f in files if f["sensor"] == "s2"]
+    assert facts["s2_median_clear_dates"] == pytest.approx(float(np.median(s2_clear)))
+    assert facts["n_errors"] == 0
+    assert {k for k in SHARE_FACTS if k in facts} == {k for k in SHARE_FACTS if k != "share_below_10px"}
+
+
+def test_class_balance_long_is_percent_per_region_and_scope() -> None:
+    balance = pd.DataFrame(
+        {"positive_fraction": [0.01, 0.02], "positive_fraction_annotated": [0.04, float("nan")]},
+        index=pd.Index(["a", "b"], name="region"),
+    )
+    long = catalog.class_balance_long(balance).set_index(["region", "over"])["share"]
+    assert long[("a", "all locations")] == pytest.approx(1.0)
+    assert long[("a", "annotated locations")] == pytest.approx(4.0)
+    assert np.isnan(long[("b", "annotated locations")])

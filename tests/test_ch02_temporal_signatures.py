@@ -107,7 +107,7 @@ def test_separability_per_region(ch):
     rows = ch.results["separability_regions"]
     top = {s: ch.results[f"top_feature_{s}"] for s in schema.SENSORS}
     assert rows and all(row["feature"] == top[row["sensor"]] for row in rows)
-    assert ch.results["n_regions_separability"] == len({row["region"] for row in rows}) >= 2
+    assert len({row["region"] for row in rows}) >= 2
     for row in rows:
         assert row["n_patches"] >= 1
         if row["n_patches"] == 1:  # one patch: no interval over patches

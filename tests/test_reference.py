@@ -496,3 +496,29 @@ def test_region_holdout_of_a_region_that_touches_another(real_catalog):
     )  # test tiles are never dropped
     s2 = real_catalog[real_catalog["sensor"] == "s2"]
     assert (splits.tile_leakage(b.split, s2)["touch_pairs"] == 0).all()
+
+
+def test_region_table_adds_up_to_the_published_totals():
+    """Per-region counts (from the patch table) sum to the S12LS-AD totals (from the split files), and a
+    location is annotated once, whichever sensors cover it."""
+    table = reference.region_table()
+    regions = table.drop(index=["all regions", "published S12LS-AD totals"])
+    published = reference.patches()
+    assert set(regions.index) == set(published["region"].astype(str))
+    ad = reference.split_frame("S12LS-AD", "s2")
+    assert table.at["published S12LS-AD totals", "s2"] == len(ad)
+    for sensor in ("s2", "s1asc", "s1dsc"):
+        column = table[sensor]
+        assert regions[sensor].sum() == column["all regions"] == column["published S12LS-AD totals"]
+    assert regions["locations"].sum() == published["id"].nunique()
+    annotated = published.groupby("id")["n_positive"].max().gt(0)
+    assert table.at["all regions", "annotated locations"] == annotated.sum()
+    assert regions["locations"].is_monotonic_decreasing
+
+
+def test_published_facts_name_the_regions_without_an_orbit():
+    facts = reference.published_facts()
+    table = reference.region_table()
+    missing = {f"{r} ({s})" for r in table.index[:-2] for s in ("s1asc", "s1dsc") if table.at[r, s] == 0}
+    assert set(facts["real_regions_missing_orbit"].split(", ")) == missing != set()
+    assert facts["real_counts_match_published"] is True

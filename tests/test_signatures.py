@@ -529,6 +529,38 @@ def test_collect_signatures_streams_the_sample(small_sample, tmp_path):
     best = table[(table.sensor == "s2") & table.feature.isin(["NDVI", "NBR", "NDMI"])]["auc"].max()
     assert best > 0.7
     assert table["auc"].is_monotonic_decreasing
+    # the figures chapter 02 quotes, against the generator's record of what it wrote
+    files = generate.load_manifest(data)["files"]
+    facts = sig.collection_facts(res)
+    assert facts["n_patches_total"] == len(files)
+    assert facts["n_non_annotated"] == sum(not f["annotated"] for f in files)
+    outside = sum(f["annotated"] and f["event_outside_series"] in ("before", "after") for f in files)
+    assert facts["n_event_outside_annotated"] == outside
+    cases = sig.case_table(res.patches)
+    assert list(cases.columns) == [
+        s for s in ("s2", "s1asc", "s1dsc") if any(f["sensor"] == s for f in files)
+    ]
+    assert cases.loc["patches"].sum() == len(files)
+    assert cases.loc["annotated"].sum() == sum(f["annotated"] for f in files)
+    top = sig.separability_facts(table, sig.separability(res.changes, features=["slope_deg"]))
+    assert top["best_vegetation_auc"] == best
+    assert top["top_auc_s2"] == table.loc[table.sensor == "s2", "auc"].max()
+    by_region = sig.leading_by_region(res.changes, table)
+    assert set(zip(by_region.sensor, by_region.feature, strict=True)) <= {
+        (s, top[f"top_feature_{s}"]) for s in ("s2", "s1asc", "s1dsc")
+    }
+
+
+def test_change_table_and_facts():
+    s2 = _changes([-0.5, -0.4, -0.6], [0.0, 0.1], ring=[0.05])
+    s1 = _changes([1.0], [2.0]).rename(columns={"NDVI": "VH_dB"}).assign(sensor="s1asc")
+    table = sig.change_table(pd.concat([s2, s1], ignore_index=True))
+    assert list(table.columns) == ["landslide", "ring", "rest"]
+    facts = sig.change_facts(table)
+    assert facts["ndvi_change_landslide"] == pytest.approx(-0.5)
+    assert facts["ndvi_change_ring"] == pytest.approx(0.05)
+    assert facts["vh_change_landslide_s1asc"] == pytest.approx(1.0)
+    assert np.isnan(facts["vh_change_ring_s1asc"])  # no ring pixels in that sensor
 
 
 def test_signatures_mask_the_class_set_given(small_sample, tmp_path):
