@@ -19,13 +19,6 @@ def ch(run_chapter):
     return run_chapter(CHAPTER)
 
 
-def test_runs_without_errors_and_glues_what_it_says(ch):
-    assert not ch.errors()
-    referenced = ch.referenced_glue()
-    assert referenced, "the chapter text glues no figures"
-    assert referenced <= ch.glued(), f"glue names missing: {referenced - ch.glued()}"
-
-
 def test_counts_match_the_sample(ch):
     res = ch.results
     files = generate.load_manifest(ch.data_dir)["files"]
@@ -35,7 +28,7 @@ def test_counts_match_the_sample(ch):
     assert res["n_errors"] == 0
     assert res["n_non_annotated"] == sum(not f["annotated"] for f in files)
     assert 0 < res["n_patches_with_change"] <= res["n_patches_total"]
-    assert 0 < res["signature_seconds"] < 60
+    assert res["signature_seconds"] > 0  # how long is a benchmark's question (benchmarks/), not a test's
 
 
 def test_event_outside_the_series_agrees_with_chapter_01(ch, run_chapter):
