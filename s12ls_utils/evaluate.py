@@ -56,7 +56,14 @@ from .metrics import (
 from .tasks import Task, check_files, load_task
 
 __all__ = [
+    "all_negative_facts",
     "all_negative_scores",
+    "published_facts",
+    "split_table",
+    "TOUCHING",
+    "date_oracle",
+    "METHOD_NAMES",
+    "run_facts",
     "flat_figures",
     "plain",
     "Share",
@@ -75,6 +82,9 @@ __all__ = [
     "SplitRun",
     "change_score_date_free",
     "evaluate_run",
+    "choose_thresholds",
+    "score_test",
+    "Validation",
     "iter_model_predictions",
     "iter_reference_scores",
     "patch_score",
@@ -93,6 +103,12 @@ REFERENCE_RANGES: dict[str, tuple[float, float]] = {
 #: The methods scored side by side: the trained model, the change-detection reference that splits the series
 #: at the inventory's event date, and its date-free variant (largest drop between consecutive clear dates).
 METHODS = ("model", "reference", "reference_date_free")
+#: Each method as a table names it for the reader.
+METHOD_NAMES = {
+    "model": "trained model",
+    "reference": "change reference (event date)",
+    "reference_date_free": "change reference (date-free)",
+}
 #: Prefix of each method's figures in :meth:`EvaluationResult.summary`.
 PREFIX = {"model": "model_", "reference": "ref_", "reference_date_free": "refdf_"}
 #: Which methods read the inventory's event date at test time (the date oracle): ``unet_prepost`` composites
@@ -471,6 +487,49 @@ class EvaluationResult:
             g[k] = g[k].where(~g["too_few"])
         return g
 
+    def region_table(self) -> pd.DataFrame:
+        """:meth:`regions` as chapter 06 shows it: one row per region with its test patches, landslide pixels,
+        landslide-pixel share and ``too_few`` flag, then F1 and IoU per method (``f1 (model)``, …)."""
+        reg = self.regions()
+        scores = reg.pivot(index="region", columns="method", values=["f1", "iou"])
+        scores.columns = [f"{k} ({m})" for k, m in scores.columns]
+        counts = reg[reg["method"] == "model"].set_index("region")[
+            ["patches", "n_positive", "prevalence", "too_few"]
+        ]
+        return counts.rename(columns={"n_positive": "landslide pixels"}).join(scores)
+
+    def patch_table(self) -> pd.DataFrame:
+        """Every test patch (rows: region, id, its landslide-pixel share), with F1, IoU, false positives and
+        false negatives per method, the model's worst F1 first."""
+        table = self.patches.pivot(
+            index=["region", "id", "prevalence"], columns="method", values=["f1", "iou", "fp", "fn"]
+        )
+        return table.sort_values(("f1", "model"))
+
+    def interval_table(self) -> pd.DataFrame:
+        """Per method (columns, by their reader's name), F1 and IoU with their 95 % resampling interval and
+        AUPRC as text, and the test split's landslide-pixel share."""
+        cell = "{:.3f} [{:.3f}, {:.3f}]".format
+        shown = share(self.test["model"].prevalence).percent_text()
+        return pd.DataFrame(
+            {
+                METHOD_NAMES[m]: {
+                    "F1 [95 % resampling interval]": cell(self.scores(m)["f1"], *self.ci[m]["f1"]),
+                    "IoU [95 % resampling interval]": cell(self.scores(m)["iou"], *self.ci[m]["iou"]),
+                    "AUPRC": f"{self.scores(m)['auprc']:.3f}",
+                    "test landslide-pixel share": shown,
+                }
+                for m in METHODS
+            }
+        )
+
+    def comparisons(self) -> pd.DataFrame:
+        """:meth:`compare` of the model with each reference, stacked, the reference named in ``against``."""
+        cols = ["against", "metric", "model", "difference", "low", "high", "prevalence", "verdict"]
+        return pd.concat(
+            [self.compare(m).assign(against=METHOD_NAMES[m])[cols] for m in METHODS[1:]], ignore_index=True
+        )
+
     def detection(self) -> pd.DataFrame:
         """Object-level detection per size bin and method (long format)."""
         rows = []
@@ -539,6 +598,10 @@ class EvaluationResult:
         out["patch_with_landslides"] = int(whole["with_landslides"].sum())
         out["patch_prevalence"] = float(whole["patch_prevalence"].iloc[0])  # the "all" row is always there
         out["patch_false_alarm_rate"] = FALSE_ALARM_RATE
+        regions = self.regions().drop_duplicates("region")
+        out["min_region_patches"] = MIN_REGION_PATCHES
+        out["n_regions_test"] = len(regions)
+        out["n_regions_too_few"] = int(regions["too_few"].sum())
         return out
 
 
@@ -601,6 +664,191 @@ def _pass(
     return n
 
 
+@dataclass
+class Validation:
+    """Step 1 of the evaluation (:func:`choose_thresholds`): each method's validation histograms, and the
+    threshold of best landslide-class F1 that :func:`score_test` applies once to test."""
+
+    run_dir: Path
+    task_dir: Path
+    task: Task
+    sensor: str
+    run_sensors: list[str]
+    val: dict[str, PixelMetrics]
+    thresholds: dict[str, float]
+    val_f1: dict[str, float]
+    n_val: int
+    bins: int
+    device: str
+    batch_size: int
+    which: str
+    seconds: float = 0.0
+
+    def table(self) -> pd.DataFrame:
+        """One row per method: the validation threshold, the validation F1 it reaches, the number of
+        validation patches and their landslide-pixel share (``prevalence``)."""
+        return pd.DataFrame(
+            {
+                "threshold": self.thresholds,
+                "validation F1": self.val_f1,
+                "patches": dict.fromkeys(METHODS, self.n_val),
+                "prevalence": {m: self.val[m].prevalence for m in METHODS},
+            }
+        ).rename_axis("method")
+
+    def batches(self, method: str, split: str):
+        """``(ids, score, mask)`` batches of ``method`` on ``split``: the run's predictions, or the change
+        reference on the run's own entries when they carry the reference sensor (the same patches)."""
+        if method == "model":
+            return iter_model_predictions(
+                self.run_dir,
+                self.task,
+                split,
+                device=self.device,
+                batch_size=self.batch_size,
+                which=self.which,
+            )
+        from .datasets import split_entries
+
+        own = split_entries(self.task, split, self.run_sensors)
+        entries = own if own and all(e.get(self.sensor) for e in own) else None
+        date_free = method == "reference_date_free"
+        return iter_reference_scores(self.task, split, self.sensor, date_free=date_free, entries=entries)
+
+    def score_range(self, method: str) -> tuple[float, float]:
+        return (0.0, 1.0) if method == "model" else REFERENCE_RANGES[self.sensor]
+
+
+def choose_thresholds(
+    run_dir: str | Path,
+    task_dir: str | Path | None = None,
+    *,
+    sensor: str = "s2",
+    bins: int = 1000,
+    device: str = "auto",
+    batch_size: int = 8,
+    which: str = "best",
+    data_dir: str | Path | None = None,
+    allow_missing: bool = False,
+) -> Validation:
+    """Step 1 of :func:`evaluate_run`: stream the **validation** patches through the run (``runs/<name>``)
+    and the change-detection references on ``sensor``, histogram each method's scores per true class
+    (``bins`` fixed bins, :class:`~s12ls_utils.metrics.PixelMetrics`) and choose each method's threshold of
+    best landslide-class F1. Test is not read.
+
+    ``task_dir`` defaults to the run's own task, ``data_dir`` to the data folder the run was trained with
+    (else the task's own, :func:`~s12ls_utils.tasks.load_task`). Before any work the validation and test
+    files must exist there (:func:`~s12ls_utils.tasks.check_files`); ``allow_missing`` scores those that
+    exist and records the count in the result (``missing_files``). ``which``: the checkpoint, ``"best"``
+    (best validation epoch) or ``"last"`` (the last epoch, as the published benchmark tests)."""
+    schema.check_choice("which", which, ("best", "last"))
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not (run_dir / "best.pt").exists():
+        raise FileNotFoundError(f"no checkpoint {run_dir / 'best.pt'}; train a model first (s12ls train)")
+    cfg = run_config(run_dir)  # run.json (written at the end of training) or the checkpoint
+    if task_dir is None:  # the run's own task, and its data folder
+        task_dir, data_dir = cfg["task_dir"], data_dir or cfg.get("data_dir")
+    schema.check_sensor(sensor)
+    run_sensors = run_sensors_of(run_dir)
+    task = load_task(task_dir, data_dir=data_dir)
+    task = check_files(task, run_sensors, ("val", "test"), allow_missing=allow_missing)
+    if sensor not in run_sensors:  # the reference reads the sensor's own split
+        task = check_files(task, [sensor], ("val", "test"), allow_missing=allow_missing)
+    step = Validation(
+        run_dir, Path(task_dir), task, sensor, run_sensors, {}, {}, {}, 0, bins, device, batch_size, which
+    )
+    for m in METHODS:
+        step.val[m] = PixelMetrics(bins, step.score_range(m), keep_patches=True)
+        step.n_val = _pass(step.batches(m, "val"), step.val[m], None, None, None, m)
+        step.thresholds[m], step.val_f1[m] = step.val[m].best_threshold("f1")
+    step.seconds = time.perf_counter() - t0
+    return step
+
+
+def score_test(
+    validation: Validation,
+    *,
+    cover_fraction: float = 0.5,
+    n_boot: int = 1000,
+    seed: int = 0,
+    gallery: int = 3,
+) -> EvaluationResult:
+    """Step 2 of :func:`evaluate_run`: one pass over the **test** patches at the thresholds that
+    :func:`choose_thresholds` chose on validation (never tuned here): pixel scores, AUPRC and ROC AUC,
+    per-patch counts with ``n_boot`` bootstrap intervals (``seed``), object-level detection (a landslide is
+    found when predictions cover ``cover_fraction`` of it) and the ``gallery`` test patches with the most
+    model errors."""
+    t0 = time.perf_counter()
+    v = validation
+    test, objects = {}, {}
+    patch_rows: list[dict] = []
+    heap: list = []
+    counter = [0]
+
+    def keep(err, item):
+        counter[0] += 1
+        entry = (err, counter[0], item)
+        if len(heap) < gallery:
+            heapq.heappush(heap, entry)
+        elif err > heap[0][0]:
+            heapq.heapreplace(heap, entry)
+
+    n_test = 0
+    for m in METHODS:
+        test[m] = PixelMetrics(v.bins, v.score_range(m), keep_patches=True)
+        objects[m] = ObjectMetrics(cover_fraction)
+        k = keep if (m == "model" and gallery > 0) else None
+        n_test = _pass(v.batches(m, "test"), test[m], v.thresholds[m], objects[m], k, m, patch_rows)
+
+    frames, ci = [], {}
+    for m in METHODS:
+        pc = test[m].patch_counts(v.thresholds[m])
+        ci[m] = bootstrap_ci(pc, ("f1", "iou"), n_boot=n_boot, seed=seed)
+        df = pd.DataFrame({k: pc[k] for k in ("tp", "fp", "fn", "tn")})
+        df.insert(0, "id", [str(k) for k in pc["key"]])
+        df.insert(1, "region", df["id"].map(region_of))
+        df.insert(2, "method", m)
+        df["n_positive"] = df["tp"] + df["fn"]
+        df["prevalence"] = _pixel_share(df)
+        s = scores_from_counts(df["tp"], df["fp"], df["fn"], df["tn"])
+        for key in ("precision", "recall", "f1", "iou"):
+            df[key] = s[key]
+        frames.append(df)
+    items = [it for _, _, it in sorted(heap, key=lambda e: (-e[0], e[1]))]
+    from .datasets import split_entries
+
+    # the run's own test entries (the aligned split for a fusion run): one file per sensor it was trained on
+    paths = {
+        str(e["id"]): {s: v.task.data_dir / e[s] for s in v.run_sensors if e.get(s)}
+        for e in split_entries(v.task, "test", v.run_sensors)
+    }
+    for it in items:
+        it["paths"] = paths.get(it["id"], {})
+        it["path"] = it["paths"].get(v.sensor) or next(iter(it["paths"].values()), None)
+        it["threshold"] = v.thresholds["model"]
+    return EvaluationResult(
+        run_dir=v.run_dir,
+        task_dir=v.task_dir,
+        sensor=v.sensor,
+        thresholds=v.thresholds,
+        val_f1=v.val_f1,
+        val=v.val,
+        test=test,
+        objects=objects,
+        ci=ci,
+        patches=pd.concat(frames, ignore_index=True),
+        gallery=items,
+        n_val=v.n_val,
+        n_test=n_test,
+        seconds=v.seconds + time.perf_counter() - t0,
+        patch_scores=_patch_frame(patch_rows),
+        n_boot=n_boot,
+        seed=seed,
+        missing_files={k: n for k, n in v.task.file_check.missing.items() if n},
+    )
+
+
 def evaluate_run(
     run_dir: str | Path,
     task_dir: str | Path | None = None,
@@ -617,117 +865,21 @@ def evaluate_run(
     data_dir: str | Path | None = None,
     allow_missing: bool = False,
 ) -> EvaluationResult:
-    """Evaluate a run (``runs/<name>``) and the change-detection references on ``sensor``.
-
-    ``task_dir`` defaults to the run's own task, ``data_dir`` to the data folder the run was trained with
-    (else the task's own, :func:`~s12ls_utils.tasks.load_task`). Before any work the validation and test
-    files must exist there (:func:`~s12ls_utils.tasks.check_files`); ``allow_missing`` scores those that
-    exist and records the count in the result (``missing_files``). Thresholds: max F1 of the landslide class
-    on validation, applied once to test. ``gallery``: keep this many test patches with the most model
-    errors. ``which``: the checkpoint, ``"best"`` (best validation epoch) or ``"last"`` (the last epoch, as
-    the published benchmark tests).
-    """
-    schema.check_choice("which", which, ("best", "last"))
-    t0 = time.perf_counter()
-    run_dir = Path(run_dir)
-    if not (run_dir / "best.pt").exists():
-        raise FileNotFoundError(f"no checkpoint {run_dir / 'best.pt'}; train a model first (s12ls train)")
-    cfg = run_config(run_dir)  # run.json (written at the end of training) or the checkpoint
-    if task_dir is None:  # the run's own task, and its data folder
-        task_dir, data_dir = cfg["task_dir"], data_dir or cfg.get("data_dir")
-    schema.check_sensor(sensor)
-    run_sensors = run_sensors_of(run_dir)
-    task = load_task(task_dir, data_dir=data_dir)
-    task = check_files(task, run_sensors, ("val", "test"), allow_missing=allow_missing)
-    if sensor not in run_sensors:  # the reference reads the sensor's own split
-        task = check_files(task, [sensor], ("val", "test"), allow_missing=allow_missing)
-    ref_range = REFERENCE_RANGES[sensor]
-
-    from .datasets import split_entries
-
-    def model_batches(split):
-        return iter_model_predictions(run_dir, task, split, device=device, batch_size=batch_size, which=which)
-
-    def entries(split):
-        """The run's own entries (model and reference on the same patches) when they carry ``sensor``."""
-        own = split_entries(task, split, run_sensors)
-        return own if own and all(e.get(sensor) for e in own) else None
-
-    def ref_batches(split, date_free=False):
-        return iter_reference_scores(task, split, sensor, date_free=date_free, entries=entries(split))
-
-    sources = {
-        "model": (model_batches, (0.0, 1.0)),
-        "reference": (ref_batches, ref_range),
-        "reference_date_free": (lambda split: ref_batches(split, True), ref_range),
-    }
-    val, test, objects, thresholds, val_f1 = {}, {}, {}, {}, {}
-    patch_rows: list[dict] = []
-    heap: list = []
-    counter = [0]
-
-    def keep(err, item):
-        counter[0] += 1
-        entry = (err, counter[0], item)
-        if len(heap) < gallery:
-            heapq.heappush(heap, entry)
-        elif err > heap[0][0]:
-            heapq.heapreplace(heap, entry)
-
-    n_val = n_test = 0
-    for m, (batches, rng) in sources.items():
-        val[m] = PixelMetrics(bins, rng, keep_patches=True)
-        n_val = _pass(batches("val"), val[m], None, None, None, m)
-        thresholds[m], val_f1[m] = val[m].best_threshold("f1")
-        test[m] = PixelMetrics(bins, rng, keep_patches=True)
-        objects[m] = ObjectMetrics(cover_fraction)
-        k = keep if (m == "model" and gallery > 0) else None
-        n_test = _pass(batches("test"), test[m], thresholds[m], objects[m], k, m, patch_rows)
-
-    frames, ci = [], {}
-    for m in METHODS:
-        pc = test[m].patch_counts(thresholds[m])
-        ci[m] = bootstrap_ci(pc, ("f1", "iou"), n_boot=n_boot, seed=seed)
-        df = pd.DataFrame({k: pc[k] for k in ("tp", "fp", "fn", "tn")})
-        df.insert(0, "id", [str(k) for k in pc["key"]])
-        df.insert(1, "region", df["id"].map(region_of))
-        df.insert(2, "method", m)
-        df["n_positive"] = df["tp"] + df["fn"]
-        df["prevalence"] = _pixel_share(df)
-        s = scores_from_counts(df["tp"], df["fp"], df["fn"], df["tn"])
-        for key in ("precision", "recall", "f1", "iou"):
-            df[key] = s[key]
-        frames.append(df)
-    items = [it for _, _, it in sorted(heap, key=lambda e: (-e[0], e[1]))]
-    # the run's own test entries (the aligned split for a fusion run): one file per sensor it was trained on
-    paths = {
-        str(e["id"]): {s: task.data_dir / e[s] for s in run_sensors if e.get(s)}
-        for e in split_entries(task, "test", run_sensors)
-    }
-    for it in items:
-        it["paths"] = paths.get(it["id"], {})
-        it["path"] = it["paths"].get(sensor) or next(iter(it["paths"].values()), None)
-        it["threshold"] = thresholds["model"]
-    return EvaluationResult(
-        run_dir=run_dir,
-        task_dir=Path(task_dir),
+    """Evaluate a run (``runs/<name>``) and the change-detection references on ``sensor``, in the two steps
+    that chapter 06 shows one by one: :func:`choose_thresholds` (max F1 of the landslide class on
+    validation) and :func:`score_test` (those thresholds applied once to test). The arguments are theirs."""
+    step = choose_thresholds(
+        run_dir,
+        task_dir,
         sensor=sensor,
-        thresholds=thresholds,
-        val_f1=val_f1,
-        val=val,
-        test=test,
-        objects=objects,
-        ci=ci,
-        patches=pd.concat(frames, ignore_index=True),
-        gallery=items,
-        n_val=n_val,
-        n_test=n_test,
-        seconds=time.perf_counter() - t0,
-        patch_scores=_patch_frame(patch_rows),
-        n_boot=n_boot,
-        seed=seed,
-        missing_files={k: v for k, v in task.file_check.missing.items() if v},
+        bins=bins,
+        device=device,
+        batch_size=batch_size,
+        which=which,
+        data_dir=data_dir,
+        allow_missing=allow_missing,
     )
+    return score_test(step, cover_fraction=cover_fraction, n_boot=n_boot, seed=seed, gallery=gallery)
 
 
 #: How :func:`benchmark_table` names a task's split method (its ``config.json``).
@@ -950,6 +1102,35 @@ def score_ad(
     return ADScores(Path(run_dir), source, res, res.patch_level(), res.annotated_scores(), undated)
 
 
+def run_facts(run_dir: str | Path, task_dir: str | Path, source: str, checkpoint: str = "best") -> dict:
+    """What chapter 06 evaluates, as its record names it: ``run_dir``, ``run_source`` (where the run came
+    from, :func:`run_for`), ``run_model``, ``checkpoint``, ``task_dir``, ``data_dir`` and ``data_label``
+    (what the patches are, :func:`data_label`)."""
+    return {
+        "run_dir": str(run_dir),
+        "run_source": source,
+        "run_model": run_config(run_dir)["model"],
+        "checkpoint": checkpoint,
+        "task_dir": str(task_dir),
+        "data_dir": str(load_task(task_dir).data_dir),
+        "data_label": data_label(task_dir),
+    }
+
+
+def date_oracle(task: Task, sensor: str, models: Sequence[str] = ("unet_prepost", "utae", "convgru")):
+    """Which methods read the inventory's event date at test time (a table, one row per method, from
+    :data:`USES_EVENT_DATE`), and how many of the task's ``sensor`` test patches carry a date of
+    ``date_confidence`` below 1 (derived by the dataset's authors from an NDVI drop, not from the inventory)."""
+    from .catalog import build_catalog
+
+    rows = {f"model: {m}": USES_EVENT_DATE[m] for m in models}
+    rows |= {METHOD_NAMES[m]: USES_EVENT_DATE[m] for m in METHODS[1:]}
+    table = pd.DataFrame({"reads the event date at test time": rows})
+    conf = build_catalog(task.data_dir, sensors=[sensor]).set_index("key")["date_confidence"]
+    ids = [str(e["id"]) for e in task.splits.get(sensor, {}).get("test", [])]
+    return table, int((conf.reindex(ids) < 1).sum())
+
+
 def run_config(run_dir: str | Path) -> dict:
     """A run's training settings (its ``run.json``, else its checkpoint's)."""
     run_dir = Path(run_dir)
@@ -994,6 +1175,54 @@ def all_negative_scores(n_positive, pixels_per_patch: int = schema.PATCH_SIZE**2
         "f1": float(s["f1"]),
         "macro_f1": float(s["macro_f1"]),
     }
+
+
+def all_negative_facts(n_positive, label: str = "real") -> dict:
+    """The figures chapter 06 quotes about a model that predicts no landslide (:func:`all_negative_scores`)
+    on patches with these landslide-pixel counts: ``<label>_positive_pct`` (one decimal),
+    ``<label>_all_negative_accuracy`` (a :class:`Share`) and ``<label>_all_negative_macro_f1``."""
+    s = all_negative_scores(n_positive)
+    return {
+        f"{label}_positive_pct": round(100 * s["prevalence"], 1),
+        f"{label}_all_negative_accuracy": share(s["accuracy"]),
+        f"{label}_all_negative_macro_f1": s["macro_f1"],
+    }
+
+
+def published_facts() -> dict:
+    """The figures of the real dataset that chapters 06 and 07 quote next to the book's own: the paper's
+    models (``published_models``), its best model and F1 (a fraction), the published S12LS-LD test split's
+    landslide-pixel share in percent (its vendored pixel counts), and the range of F1 that third parties
+    report with regions or events held out (fractions; unreviewed repositories)."""
+    from .reference import THIRD_PARTY_HOLDOUT, published_benchmark, split_frame
+
+    pub = published_benchmark()
+    test = split_frame("S12LS-LD", "s2").query("split == 'test'")["n_positive"]
+    return {
+        "published_models": ", ".join(pub.index),
+        "published_best_f1_model": pub["f1"].idxmax(),
+        "published_f1_best": pub["f1"].max() / 100,
+        "published_test_positive_pct": 100 * all_negative_scores(test)["prevalence"],
+        "holdout_f1_low": min(h["f1_low"] for h in THIRD_PARTY_HOLDOUT),
+        "holdout_f1_high": max(h["f1_high"] for h in THIRD_PARTY_HOLDOUT),
+    }
+
+
+TOUCHING = "test tiles touching a training tile (%)"
+
+
+def split_table(split_tasks: Mapping[str, Task], catalog: pd.DataFrame, sensor: str = "s2") -> pd.DataFrame:
+    """Chapter 07's tasks side by side: per task (rows, by label) its ``sensor`` patches per split and the
+    share of its test tiles that touch one of its training tiles (column :data:`TOUCHING`, in percent,
+    :func:`s12ls_utils.splits.tile_leakage` on the tile positions of ``catalog``)."""
+    from .splits import tile_leakage
+
+    rows = {}
+    for label, task in split_tasks.items():
+        n = task.counts().set_index("scope").loc[sensor, ["train", "val", "test"]]
+        leak = tile_leakage(task.splits[sensor], catalog).set_index(["split", "other"])
+        rows[label] = {**n.astype(int), TOUCHING: float(leak.loc[("test", "train"), "share"])}
+    return pd.DataFrame(rows).T
 
 
 def _patch_frame(rows: list[dict]) -> pd.DataFrame:
@@ -1224,8 +1453,9 @@ class SplitOptimism:
 
     def figures(self) -> dict:
         """Flat figures for a chapter's text: ``<split>_<key>`` and ``<split>_common_<key>`` for F1, AP, their
-        interval ends and gaps, the test patches and the landslide-pixel share (a share, glued in percent)."""
-        out: dict = {}
+        interval ends and gaps, the test patches and the landslide-pixel share (a share, glued in percent), and
+        the whole comparison as ``split_optimism`` (:meth:`record`)."""
+        out: dict = {"split_optimism": self.record()}
         for _, r in self.rows.iterrows():
             p = f"{r['split']}_" + ("common_" if r["test_set"] == "common" else "")
             out[p + "n_test"] = int(r["n_test"])

@@ -81,6 +81,37 @@ def test_threshold_is_the_validation_max_f1(result):
         assert result.scores(m)["threshold"] == pytest.approx(thr)
 
 
+def test_the_two_steps_are_evaluate_run(run, result):
+    """Chapter 06 shows the evaluation as two steps: thresholds chosen on validation alone, then one pass on
+    test at them. Each threshold's validation F1 agrees with scikit-learn's on the validation predictions, and
+    the two steps together give what evaluate_run gives."""
+    run_dir, task_dir = run
+    val = E.choose_thresholds(run_dir, task_dir, device="cpu", batch_size=3)
+    table = val.table()
+    assert list(table.index) == list(E.METHODS) and (table["patches"] == result.n_val).all()
+    assert table["threshold"].to_dict() == result.thresholds
+    batches = list(
+        E.iter_model_predictions(run_dir, tasks.load_task(task_dir), "val", device="cpu", batch_size=3)
+    )
+    prob = np.concatenate([b[1] for b in batches]).ravel()
+    y = np.concatenate([b[2] for b in batches]).ravel()
+    pred = val.val["model"].predict(prob, val.thresholds["model"])
+    assert table.loc["model", "validation F1"] == pytest.approx(
+        skm.f1_score(y, pred, zero_division=0), abs=1e-9
+    )
+    assert table.loc["model", "prevalence"] == pytest.approx(y.mean())
+
+    res = E.score_test(val, n_boot=200, seed=0, gallery=2)
+    s, expected = res.summary(), result.summary()
+    for key in ("n_test", "model_f1", "ref_f1", "refdf_iou", "model_auprc", "model_f1_ci_low", "diff_ref_f1"):
+        assert s[key] == pytest.approx(expected[key]), key
+    # the tables chapter 06 shows
+    assert res.region_table()["patches"].sum() == res.n_test == len(res.patch_table())
+    assert list(res.interval_table().columns) == list(E.METHOD_NAMES.values())
+    assert set(res.comparisons()["against"]) == {E.METHOD_NAMES[m] for m in E.METHODS[1:]}
+    assert s["n_regions_test"] == len(res.region_table())
+
+
 def test_reference_is_the_ndvi_drop_of_signatures(run):
     _, task_dir = run
     task = tasks.load_task(task_dir)
