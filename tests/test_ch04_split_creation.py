@@ -97,7 +97,7 @@ def test_published_leakage_against_brute_force(chapter, patches):
             test, train = rows[rows["split"] == "test"], rows[rows["split"] == "train"]
             share = 100 * _touching(test.reset_index(drop=True), train).mean()
             assert res[f"leak_pub_{short}_{scope}"] == pytest.approx(share), (task, scope)
-    assert res["leak_pub_ld_s2"] > 90 and res["leak_pub_ld_s2_overlap"] == 0
+    assert res["leak_pub_ld_s2"] > 90 and res["leak_pub_overlap"] == 0
     s2_ad = _published(patches, "S12LS-AD", "s2")
     assert res["n_unlocated"] == int(s2_ad["x"].isna().sum()) == res["blk_ad_unlocated"]
     assert res["ad_s2_test_unlocated"] == int((s2_ad["x"].isna() & (s2_ad["split"] == "test")).sum())
