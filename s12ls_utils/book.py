@@ -59,6 +59,7 @@ __all__ = [
     "captioned",
     "chapter05_run",
     "chapter_run_name",
+    "flat",
     "for_matplotlib",
     "outputs",
     "param",
@@ -336,6 +337,18 @@ def recorder(chapter: str, results_dir: str | Path | None = None):
     ``results_dir`` parameter: ``rec = book.recorder(CHAPTER, results_dir)``, then ``rec(**facts)`` records
     (and glues) a dict of figures that a library function returned, or ``rec(name=table)`` a whole table."""
     return functools.partial(record, chapter, outputs(results_dir).results_dir)
+
+
+def flat(table, prefix: str = "", suffix: str = "") -> dict:
+    """The cells of a Series or DataFrame as figures for :func:`record`, each named ``<prefix><labels><suffix>``
+    with its row labels (every index level) and, for a DataFrame, its column, joined by ``_``:
+    ``rec(**flat(totals, "real_"))`` records ``real_ld_s2`` … from a Series indexed by (task, scope). Rename the
+    labels first where they are not names (``.rename({"S12LS-LD": "ld"})``)."""
+    cells = table.stack(future_stack=True) if hasattr(table, "columns") else table
+    return {
+        f"{prefix}{'_'.join(map(str, k if isinstance(k, tuple) else (k,)))}{suffix}": v
+        for k, v in cells.items()
+    }
 
 
 def captioned(table, caption: str, precision: int = 3):

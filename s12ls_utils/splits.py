@@ -641,6 +641,17 @@ class BlockedAssignment:
     n_blocks: int
     params: dict
 
+    def cost(self) -> dict[str, int]:
+        """What the split costs: its ``blocks``, the locations the buffer dropped from train and from
+        validation (``dropped_train``, ``dropped_val``) and the ``unlocated`` ones left out."""
+        lost = self.dropped.value_counts()
+        return {
+            "blocks": int(self.n_blocks),
+            "dropped_train": int(lost.get("train", 0)),
+            "dropped_val": int(lost.get("val", 0)),
+            "unlocated": len(self.unlocated),
+        }
+
 
 def blocked_split(
     frame: pd.DataFrame,
@@ -1090,3 +1101,172 @@ def make_splits(catalog: pd.DataFrame, config, method: str | None = None) -> Spl
         aligned = ref_ann.merge(paths, on="key", how="left")
         leak["aligned"] = leakage(aligned.set_index("key")["split"], both)
     return SplitResult(config, method, frames, aligned, leak, n_groups, blocked)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables that compare splits (chapter 04 shows them)
+# --------------------------------------------------------------------------------------------------
+def _labelled(label, names: Sequence[str]) -> dict:
+    """``{name: part}`` of a label that is a tuple (one part per name) or a single value (one name)."""
+    return dict(zip(names, label if isinstance(label, tuple) else (label,), strict=True))
+
+
+def reproduce_reference(
+    frames: Mapping, seed: int = 42, names: Sequence[str] = ("task", "scope")
+) -> pd.DataFrame:
+    """:func:`reference_split` run again on published split files: ``frames`` maps a label (named by
+    ``names``) to a file's patches (``file``, ``n_positive`` and the published ``split``, e.g.
+    :func:`s12ls_utils.reference.split_frame`). One row per file: the label, ``patches`` and ``differ``
+    (assignments that differ from the published one)."""
+    rows = []
+    for label, pub in frames.items():
+        got = reference_split(pub[["file", "n_positive"]], seed=seed)
+        rows.append(
+            {**_labelled(label, names), "patches": len(pub), "differ": int((got != pub["split"]).sum())}
+        )
+    return pd.DataFrame(rows)
+
+
+def leakage_summary(
+    cases: Mapping, catalog: pd.DataFrame, names: Sequence[str] = ("task", "scope")
+) -> pd.DataFrame:
+    """:func:`tile_leakage` of several split assignments, one row each.
+
+    ``cases`` maps a label (named by ``names``) to ``(splits, scope)``: the assignment (a Series key →
+    split, or what :func:`tile_leakage` takes) and the scope whose catalog rows give the tile positions (a
+    sensor; ``"aligned"`` uses the S2 rows, as the aligned split does). Columns: the label's, ``tiles``
+    (keys assigned), ``test tiles`` (with a position), ``overlapping pairs`` and ``touching pairs`` (tiles
+    of any two different splits), ``test tiles touching train`` and its share ``test touching train (%)``,
+    and ``val touching train (%)``.
+    """
+    rows = []
+    for label, (assign, scope) in cases.items():
+        sensor = "s2" if scope == "aligned" else scope
+        t = tile_leakage(assign, catalog[catalog["sensor"] == sensor]).set_index(["split", "other"])
+        test, val = t.loc[("test", "train")], t.loc[("val", "train")]
+        rows.append(
+            {
+                **_labelled(label, names),
+                "tiles": len(_assignment(assign)),
+                "test tiles": int(test["tiles"]),
+                "overlapping pairs": int(t["overlap_pairs"].sum()),
+                "touching pairs": int(t["touch_pairs"].sum()),
+                "test tiles touching train": int(test["tiles_touching"]),
+                "test touching train (%)": float(test["share"]),
+                "val touching train (%)": float(val["share"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class SplitWindow:
+    """The tiles of one square window with their split (``"dropped"``: taken out by a buffer), the pairs of
+    tiles in different splits that touch inside it, its region and its keys (:func:`split_window`)."""
+
+    tiles: pd.DataFrame
+    pairs: pd.DataFrame
+    region: str
+    keys: list[str]
+
+
+def split_window(splits, frame: pd.DataFrame, keys: Sequence[str] | None = None, dropped=()) -> SplitWindow:
+    """A window ten tiles wide for drawing a split at the scale of single tiles.
+
+    ``splits``: key → split (as :func:`tile_leakage` takes it); ``frame``: catalog rows of one sensor
+    (positions, ``region``). The window is ``keys``, or else the densest window of tiles that touch a tile
+    of another split (:func:`densest_window`), so that a second split can be drawn on the first one's
+    window. ``dropped``: keys a buffer took out, drawn as split ``"dropped"``.
+    """
+    assign = pd.Series(_assignment(splits), name="split")
+    rows = frame.assign(key=frame["key"].astype(str))
+    tiles = rows.merge(assign, left_on="key", right_index=True)
+    pairs = touching_pairs(assign, tiles)
+    if keys is None:
+        keys = densest_window(tiles, set(pairs["key_a"]) | set(pairs["key_b"]))
+    buffer = rows[rows["key"].isin(set(map(str, dropped)))].assign(split="dropped")
+    inside = set(keys)
+    tiles = pd.concat([tiles, buffer], ignore_index=True)
+    tiles = tiles[tiles["key"].isin(inside)]
+    pairs = pairs[pairs["key_a"].isin(inside) & pairs["key_b"].isin(inside)].reset_index(drop=True)
+    return SplitWindow(tiles, pairs, str(tiles["region"].iloc[0]), list(keys))
+
+
+def balance_before_after(
+    catalog: pd.DataFrame, configs: Mapping[str, object], totals: Mapping[str, Mapping[str, int]]
+) -> tuple[pd.DataFrame, dict[str, SplitResult]]:
+    """What the balancing step of the blocked split does: each named config (``method: blocked``) split
+    without it and with it. Returns :func:`split_balance` of both (one long table with ``task`` and
+    ``balance`` = ``"before"`` / ``"after"``; ``totals[name]`` are the tiles per scope before splitting) and
+    the balanced :class:`SplitResult` per name."""
+    tables, results = [], {}
+    for name, cfg in configs.items():
+        for step, on in (("before", False), ("after", True)):
+            res = make_splits(catalog, _settings(cfg).replace(balance=on), method="blocked")
+            tables.append(split_balance(res, totals[name]).assign(task=name, balance=step))
+        results[name] = res
+    return pd.concat(tables, ignore_index=True), results
+
+
+def balance_summary(balance: pd.DataFrame) -> pd.DataFrame:
+    """The worst rows of a :func:`balance_before_after` table, per step (before, after): the largest
+    distance of a split's share from its target (points), of ``pixels_ratio`` from 1 and of the annotated
+    share from the whole (points), the fewest tiles kept (% of the totals), and how many rows meet
+    :data:`BALANCE_BOUNDS` out of how many."""
+    g = balance.groupby("balance", sort=False)
+    return pd.DataFrame(
+        {
+            "share_dev": g.apply(lambda f: (f["share"] - f["target"]).abs().max()),
+            "px_dev": g["pixels_ratio"].apply(lambda s: (s - 1).abs().max()),
+            "ann_dev": g["annotated_diff"].apply(lambda s: s.abs().max()),
+            "min_kept": g["kept"].min(),
+            "rows_ok": g["ok"].sum().astype(int),
+            "rows": g.size(),
+        }
+    )
+
+
+def region_balance(frame: pd.DataFrame) -> pd.DataFrame:
+    """The splits of one scope per region (``frame``: ``region``, ``split``, ``n_positive``, e.g.
+    ``SplitResult.frames["s2"]``): tiles per split, ``tiles``, ``test (%)``, and per split the landslide
+    pixels per tile against the region's mean (``pixels/tile <split> ÷ all``; near 1: the split sees the
+    coverage of its region). Indexed by region, the largest first."""
+    region = frame["region"].astype(str).rename("region")
+    per = pd.crosstab(region, frame["split"]).reindex(columns=list(SPLITS), fill_value=0)
+    per.columns.name = None
+    per["tiles"] = per[list(SPLITS)].sum(axis=1)
+    per["test (%)"] = 100 * per["test"] / per["tiles"]
+    mean_px = frame.groupby(region)["n_positive"].mean()
+    by_split = frame.groupby([region, frame["split"]])["n_positive"].mean().unstack()
+    for s in SPLITS:
+        per[f"pixels/tile {s} ÷ all"] = by_split.reindex(columns=list(SPLITS))[s] / mean_px
+    return per.sort_values("tiles", ascending=False, kind="stable")
+
+
+def region_fold_table(
+    folds: Mapping[str, Sequence[str]], selection: pd.DataFrame, blocked: pd.DataFrame
+) -> pd.DataFrame:
+    """Region hold-out folds against a selection and a blocked split of it, from metadata alone.
+
+    ``folds``: fold → its test regions (e.g. :func:`s12ls_utils.reference.region_folds`); ``selection``:
+    the selected tiles of one sensor (``region``); ``blocked``: their blocked split (``region``,
+    ``split``). One row per fold: ``test regions`` (the fold's regions in the selection: a region hold-out
+    tests all their tiles), ``test tiles``, ``share (%)`` of the selection and ``blocked test tiles`` that
+    lie in these regions."""
+    regions = selection["region"].astype(str)
+    blocked_test = blocked.loc[blocked["split"] == "test", "region"].astype(str)
+    rows = []
+    for fold, fold_regions in folds.items():
+        held = sorted(set(fold_regions) & set(regions))
+        n = int(regions.isin(held).sum())
+        rows.append(
+            {
+                "fold": fold,
+                "test regions": ", ".join(held),
+                "left out": ", ".join(sorted(set(fold_regions) - set(held))),
+                "test tiles": n,
+                "share (%)": 100 * n / len(regions),
+                "blocked test tiles": int(blocked_test.isin(held).sum()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("fold")

@@ -1287,6 +1287,41 @@ def load_task(
     return task
 
 
+def norm_table(task: Task, published: Mapping | None = None) -> pd.DataFrame:
+    """A task's statistics as a long table: ``sensor``, ``variable``, ``mean``, ``std``, ``unit`` and, with
+    ``published`` (e.g. :func:`s12ls_utils.reference.norms`), ``published mean (real)``."""
+    rows = []
+    for sensor, block in task.norm.items():
+        for var in schema.FEATURES[sensor]:
+            unit = "metres" if var == "DEM" else task.units.get(sensor, "")
+            row = {"sensor": sensor, "variable": var, "mean": block["mean"][var], "std": block["std"][var]}
+            if published is not None:
+                row["published mean (real)"] = published[sensor]["mean"][var]
+            rows.append({**row, "unit": unit})
+    return pd.DataFrame(rows)
+
+
+def task_folders(root: str | Path) -> pd.DataFrame:
+    """Every task folder below ``root`` (a folder with ``config.json``), read without the warning about
+    missing statistics: ``task`` (its path below ``root``), ``files``, ``MB``, its S2
+    patches and the files it still ``lacks`` (:attr:`Task.missing`)."""
+    root, rows = Path(root), []
+    for config in sorted(root.rglob("config.json")):
+        task = load_task(config.parent, warn_missing=False)
+        files = [f for f in config.parent.rglob("*") if f.is_file()]
+        s2 = task.counts().set_index("scope")["total"].get("s2", 0)
+        rows.append(
+            {
+                "task": str(config.parent.relative_to(root)),
+                "files": len(files),
+                "MB": sum(f.stat().st_size for f in files) / 1e6,
+                "s2 patches": int(s2),
+                "lacks": ", ".join(task.missing),
+            }
+        )
+    return pd.DataFrame(rows).set_index("task")
+
+
 # --------------------------------------------------------------------------------------------------
 # Are the task's files there?
 # --------------------------------------------------------------------------------------------------

@@ -706,3 +706,14 @@ def test_recorder_binds_the_chapter_and_records_a_table(tmp_path):
     rec(counts=table, n=np.int64(7))
     got = json.loads((tmp_path / "99-x.json").read_text())
     assert got == {"counts": [{"sensor": "s2", "files": 3}, {"sensor": "s1asc", "files": 4}], "n": 7}
+
+
+def test_flat_names_a_tables_cells_for_the_record():
+    import pandas as pd
+
+    index = pd.MultiIndex.from_tuples([("S12LS-LD", "s2"), ("S12LS-AD", "aligned")], names=["task", "scope"])
+    totals = pd.Series([4988, 11719], index=index).rename({"S12LS-LD": "ld", "S12LS-AD": "ad"})
+    assert book.flat(totals, "real_") == {"real_ld_s2": 4988, "real_ad_aligned": 11719}
+    got = book.flat(pd.DataFrame({"train": [1, 2], "test": [3, None]}, index=["a", "b"]), suffix="_n")
+    assert list(got) == ["a_train_n", "a_test_n", "b_train_n", "b_test_n"]
+    assert got["a_test_n"] == 3 and np.isnan(got["b_test_n"])  # a missing cell stays, as NaN

@@ -901,3 +901,155 @@ def test_tile_graph_and_areas_follow_chains_of_pairs():
     assert sorted(np.bincount(area)) == [1, 2, 3]
     with pytest.raises(ValueError, match="not among the keys"):
         splits.tile_graph(["a", "b"], pairs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables that compare splits (chapter 04)
+# --------------------------------------------------------------------------------------------------
+def _row_of_tiles(n: int, region: str = "italy", sensor: str = "s2") -> pd.DataFrame:
+    """``n`` tiles side by side in one row (each touches the next), in one UTM zone."""
+    return pd.DataFrame(
+        {
+            "sensor": sensor,
+            "key": [f"{region}_{i}" for i in range(n)],
+            "region": region,
+            "epsg": 32632,
+            "center_x": 500_000.0 + 1280.0 * np.arange(n),
+            "center_y": 4_500_000.0,
+        }
+    )
+
+
+def test_leakage_summary_counts_touching_tiles_per_case():
+    tiles = _row_of_tiles(6)
+    # train train | test | val | train, train: the test tile touches a train tile, the val tile a train tile
+    assign = pd.Series(["train", "train", "test", "val", "train", "train"], index=tiles["key"])
+    far = assign.copy()
+    far[:] = ["test", "val", "val", "val", "val", "train"]  # test and train at the two ends: no contact
+    t = splits.leakage_summary({("a", "s2"): (assign, "s2"), ("b", "aligned"): (far, "aligned")}, tiles)
+    a, b = t.iloc[0], t.iloc[1]
+    assert list(t[["task", "scope"]].itertuples(index=False, name=None)) == [("a", "s2"), ("b", "aligned")]
+    assert a["tiles"] == 6 and a["test tiles"] == 1 and a["test tiles touching train"] == 1
+    assert a["test touching train (%)"] == 100 and a["val touching train (%)"] == 100
+    assert a["touching pairs"] == 3 and a["overlapping pairs"] == 0  # train–test, test–val, val–train
+    assert b["test touching train (%)"] == 0 and b["touching pairs"] == 2  # test–val, val–train
+    by = splits.leakage_summary({"italy": (assign, "s2")}, tiles, names=["region"])
+    assert by.loc[0, "region"] == "italy"
+
+
+def test_split_window_draws_the_buffer_and_keeps_the_window():
+    tiles = _row_of_tiles(20)
+    assign = pd.Series(["train"] * 8 + ["test"] * 4 + ["train"] * 8, index=tiles["key"])
+    win = splits.split_window(assign, tiles)
+    assert win.region == "italy" and len(win.pairs) == 2  # the two borders of the test run
+    assert set(win.tiles["key"]) == set(win.keys) and len(win.keys) == 11  # ten tile widths: 11 centres
+    buffered = assign.drop(["italy_7", "italy_12"])
+    again = splits.split_window(buffered, tiles, keys=win.keys, dropped=["italy_7", "italy_12"])
+    assert again.keys == win.keys and again.pairs.empty
+    assert set(again.tiles.loc[again.tiles["split"] == "dropped", "key"]) == {"italy_7", "italy_12"}
+
+
+def test_region_balance_and_fold_table():
+    frame = pd.DataFrame(
+        {
+            "region": ["a"] * 4 + ["b"] * 2,
+            "split": ["train", "train", "val", "test", "train", "test"],
+            "n_positive": [100, 300, 200, 400, 50, 150],
+        }
+    )
+    per = splits.region_balance(frame)
+    assert list(per.index) == ["a", "b"] and per.loc["a", ["train", "val", "test", "tiles"]].tolist() == [
+        2,
+        1,
+        1,
+        4,
+    ]
+    assert per.loc["a", "test (%)"] == 25 and per.loc["b", "test (%)"] == 50
+    assert per.loc["a", "pixels/tile test ÷ all"] == pytest.approx(400 / 250)
+    assert per.loc["b", "pixels/tile train ÷ all"] == pytest.approx(50 / 100)
+    assert np.isnan(per.loc["b", "pixels/tile val ÷ all"])
+    folds = splits.region_fold_table({"f1": ["a", "gone"], "f2": ["b"]}, frame, frame)
+    assert folds.loc["f1", "test regions"] == "a" and folds.loc["f1", "left out"] == "gone"
+    assert folds.loc["f1", "test tiles"] == 4 and folds.loc["f1", "share (%)"] == pytest.approx(400 / 6)
+    assert folds.loc["f2", "blocked test tiles"] == 1
+
+
+def test_reproduce_reference_counts_differences():
+    frame = pd.DataFrame(
+        {"file": [f"italy_s2_{i}.nc" for i in range(40)], "n_positive": np.arange(40) * 7 % 300 + 50}
+    )
+    frame["split"] = splits.reference_split(frame).to_numpy()
+    changed = frame.assign(split=frame["split"].where(frame.index != 0, "other"))
+    t = splits.reproduce_reference({("T", "s2"): frame, ("T", "s1asc"): changed})
+    assert t["differ"].tolist() == [0, 1] and t["patches"].tolist() == [40, 40]
+
+
+def test_balance_summary_and_the_cost_of_a_blocked_split():
+    balance = pd.DataFrame(
+        {
+            "balance": ["before", "before", "after", "after"],
+            "share": [60.0, 24.0, 64.5, 20.0],
+            "target": [64.0, 20.0, 64.0, 20.0],
+            "pixels_ratio": [1.2, 0.95, 1.02, 0.99],
+            "annotated_diff": [-3.0, 1.0, 0.5, -0.2],
+            "kept": [89.0, 89.0, 93.0, 93.0],
+            "ok": [False, False, True, True],
+        }
+    )
+    s = splits.balance_summary(balance)
+    assert list(s.index) == ["before", "after"]
+    assert s.loc["before", ["share_dev", "ann_dev", "min_kept"]].tolist() == [4.0, 3.0, 89.0]
+    assert s.loc["before", "px_dev"] == pytest.approx(0.2) and s.loc["after", "px_dev"] == pytest.approx(0.02)
+    assert s.loc["before", "rows_ok"] == 0 and s.loc["after", "rows_ok"] == s.loc["after", "rows"] == 2
+    blocked = splits.BlockedAssignment(
+        split=pd.Series(dtype=object),
+        block=pd.Series(dtype=int),
+        dropped=pd.Series({"a": "train", "b": "train", "c": "val"}),
+        unlocated=["d"],
+        n_blocks=5,
+        params={},
+    )
+    assert blocked.cost() == {"blocks": 5, "dropped_train": 2, "dropped_val": 1, "unlocated": 1}
+
+
+def test_norm_table_and_task_folders(written, tmp_path):
+    task = tasks.load_task(written)
+    table = tasks.norm_table(task)
+    s2 = table[table["sensor"] == "s2"].set_index("variable")
+    assert list(s2.index) == list(schema.FEATURES["s2"])
+    assert s2.loc["B04", "mean"] == task.norm["s2"]["mean"]["B04"] and s2.loc["DEM", "unit"] == "metres"
+    published = {s: {"mean": dict.fromkeys(schema.FEATURES[s], 1.0)} for s in task.norm}
+    assert (tasks.norm_table(task, published)["published mean (real)"] == 1.0).all()
+    shutil.copytree(written, tmp_path / "group" / "A")
+    shutil.copytree(written, tmp_path / "B")
+    (tmp_path / "B" / "s2" / "norm.json").unlink()
+    folders = tasks.task_folders(tmp_path)
+    assert list(folders.index) == ["B", "group/A"]
+    assert folders.loc["group/A", "files"] == sum(1 for p in written.rglob("*") if p.is_file())
+    assert folders.loc["B", "lacks"] == "s2/norm.json" and folders.loc["group/A", "lacks"] == ""
+    assert folders.loc["B", "s2 patches"] == sum(len(v) for v in task.splits["s2"].values())
+
+
+def test_load_task_reads_the_papers_experiment_folder(tmp_path):
+    """The paper's experiment-1 folder (vendored), written back in the old published layout and read: the
+    S1 lists are in the files' order VH, VV, DEM, so VH (cross-polarised, weaker) comes out below VV."""
+    from s12ls_utils import reference
+
+    exp = reference.experiments()
+    exp = exp[exp["experiment"] == "exp1/final"]
+    norms = reference.experiment_norms()["exp1/final"]
+    for sensor, block in norms.items():
+        (tmp_path / sensor).mkdir()
+        rows = exp[exp["sensor"] == sensor]
+        paths = {
+            s: [f"data/{sensor}/{f}" for f in rows.loc[rows["split"] == s, "file"]] for s in splits.SPLITS
+        }
+        (tmp_path / sensor / "data_paths.json").write_text(json.dumps(paths))
+        order = tasks.OLD_FORMAT_CHANNELS[sensor]
+        lists = {k: [block[k][c] for c in order] for k in ("mean", "std")}
+        (tmp_path / sensor / "norm_data.json").write_text(json.dumps(lists))
+    task = tasks.load_task(tmp_path)
+    assert task.format == "old"
+    assert task.counts().set_index("scope").loc["s2", "total"] == int((exp["sensor"] == "s2").sum())
+    assert task.norm["s1asc"]["mean"] == {c: norms["s1asc"]["mean"][c] for c in ("VH", "VV", "DEM")}
+    assert task.norm["s1asc"]["mean"]["VH"] < task.norm["s1asc"]["mean"]["VV"]
