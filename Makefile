@@ -16,7 +16,7 @@ PYTEST_JOBS ?= 2
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup sample execute book html matrix matrix-only browser test pytest-but-matrix lint clean lab
+.PHONY: help setup sample execute book html matrix browser test lint clean lab
 
 help:
 	@echo "make book   set up .venv, generate $(DATA), execute the chapters, build _build/html"
@@ -54,9 +54,7 @@ book: execute html
 # folder), on small settings, in two lanes; after `make execute` (the cases use its task folders) and without
 # touching the book's record. Prints each case's duration; tests/test_parameter_matrix.py reads the results.
 matrix: execute
-	$(MATRIX_RUN)
-
-MATRIX_RUN = $(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA)
+	$(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA)
 
 # Headless Chromium for tests/test_rendered_book.py: Debian's package, driven by Playwright (which never
 # downloads a browser here). Installed when missing and we are root (CI); otherwise the test is skipped
@@ -79,23 +77,11 @@ lint: | $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check s12ls_utils tests benchmarks .ci book
 
-# The book is built first: tests/test_rendered_book.py opens every page of _build/html in Chromium. Then the
-# parameter matrix and the tests that do not read it run side by side (each alone leaves a core idle at times:
-# the matrix's lanes wait on each other's cases, pytest's workers on the longest file); the matrix's own checks
-# (tests/test_parameter_matrix.py) run once it is done.
-PYTEST := S12LS_EXECUTED=$(EXECUTED) S12LS_MATRIX=$(MATRIX) S12LS_CHROMIUM=$(CHROMIUM) \
-  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --durations=30
-
-# (internal: the two halves of `make test` that run side by side, after the book, lint and browser)
-matrix-only:
-	$(MATRIX_RUN)
-
-pytest-but-matrix:
-	$(PYTEST) --ignore=tests/test_parameter_matrix.py
-
-test: book lint browser
-	$(MAKE) --no-print-directory -j2 matrix-only pytest-but-matrix
-	$(PYTEST) -n 0 tests/test_parameter_matrix.py
+# The book is built first: tests/test_rendered_book.py opens every page of _build/html in Chromium; then
+# the parameter matrix, whose outcomes tests/test_parameter_matrix.py checks.
+test: book matrix lint browser
+	S12LS_EXECUTED=$(EXECUTED) S12LS_MATRIX=$(MATRIX) S12LS_CHROMIUM=$(CHROMIUM) \
+	  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --durations=30
 
 # JupyterLab on this checkout (chapters under book/), the venv's `python3` kernel as default; the
 # server refuses root unless told, which is what containers run as.
