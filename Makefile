@@ -23,11 +23,13 @@ help:
 	@echo "make test   everything above, the parameter matrix, then ruff and pytest (unit + chapter + rendered-book tests)"
 	@echo "make lab    JupyterLab with the package and the python3 kernel"
 
+# torch with pip, which takes the local CPU wheel (uv looks only at PyPI, where torch 2.13.0 is a CUDA build of
+# several GB); the rest with uv, which resolves and downloads in parallel (8 s against pip's 67 s, measured on a
+# fresh venv here); torch 2.13.0+cpu satisfies the project's torch==2.13.0, so uv keeps it
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[book,dev]"
+	$(BIN)/python -m pip install -q torch==2.13.0 uv==0.13.9
+	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[book,dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (s12ls)" >/dev/null
 	@touch $(STAMP)
 
