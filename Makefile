@@ -30,6 +30,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0 uv==0.13.9
 	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[book,dev]"
+	@# rfc3987-syntax (jsonschema[format-nongpl], via jupyter-events) compiles 38 parsers at import: 1.3-2.2 s of
+	@# every `import nbformat` (each kernel, papermill and pytest process); without it jsonschema skips the
+	@# "iri" format check, which nothing here uses (import nbformat: 0.24 s)
+	$(BIN)/uv pip uninstall --python $(BIN)/python -q rfc3987-syntax
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (s12ls)" >/dev/null
 	@touch $(STAMP)
 
