@@ -151,7 +151,7 @@ def cases() -> list[Case]:
 #: check that a chapter runs on such a folder, not the book's figures, so half the files check the same at half the
 #: cost (01's realism pass, 02's signature pass, 04's splits, 05/06 on their task; 05/06 still get val and test
 #: patches, which the cases assert).
-SUBSET_EVERY = 2
+SUBSET_EVERY = 4
 
 
 def subset_copy(data: Path, dst: Path, sensors: tuple[str, ...], every: int = SUBSET_EVERY) -> Path:

@@ -247,9 +247,10 @@ def connected_areas(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     keys = np.sort(t["key"].unique())
     if keys.size == 0:
         return pd.Series([], dtype=bool), np.empty(0, dtype="int64")
-    pairs = splits.tile_pairs(t)
-    touching = np.isin(keys, pairs["key_a"].astype(str)) | np.isin(keys, pairs["key_b"].astype(str))
-    sizes = np.sort(np.bincount(splits.tile_areas(splits.tile_graph(keys, pairs))))[::-1]
+    graph = splits.tile_graph(keys, splits.tile_pairs(t))
+    # a tile touches another when it is an end of a pair (the graph's rows and columns are the pairs' ends)
+    touching = np.bincount(np.concatenate([graph.row, graph.col]), minlength=keys.size) > 0
+    sizes = np.sort(np.bincount(splits.tile_areas(graph)))[::-1]
     return pd.Series(touching, index=keys, name="touching"), sizes.astype("int64")
 
 
