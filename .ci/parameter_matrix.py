@@ -10,8 +10,8 @@ Most cases write their record and runs under ``<out>/<case>/``; the case ``05-re
 default, as a reader's ``papermill book/05-baseline-training.ipynb out.ipynb -p epochs 1`` would.
 
 ``<data>`` must hold the book's task folders (``make execute`` writes them); ``<out>/data-s2only`` is a
-Sentinel-2-only copy of ``<data>`` (links to half its ``s2/`` files and to its inventory), as ``s12ls download
---sensors s2`` leaves it, and ``<out>/data-half`` the same with every sensor. Cases that need another case's output (chapter 06 evaluates a run of chapter 05) run after it in the
+Sentinel-2-only copy of ``<data>`` (links to a quarter of its ``s2/`` files and to its inventory), as ``s12ls download
+--sensors s2`` leaves it, and ``<out>/data-subset`` the same with every sensor. Cases that need another case's output (chapter 06 evaluates a run of chapter 05) run after it in the
 same lane; lanes run at once (``--jobs``). A case with ``expect_error`` must fail, with that text in its error.
 
 Writes ``<out>/<case>/<chapter>.ipynb`` and ``<out>/summary.json`` (per case: chapter, parameters, seconds,
@@ -56,7 +56,7 @@ class Case:
     name: str
     chapter: str
     params: dict[str, str] = field(default_factory=dict)
-    data: str = "sample"  # "sample" (``--data``), "s2only" (its Sentinel-2-only copy) or "half" (all sensors)
+    data: str = "sample"  # "sample" (``--data``), "s2only" (its Sentinel-2-only copy) or "subset" (all sensors, the same quarter)
     after: str | None = None  # a case whose output this one reads (same lane, run first)
     expect_error: str | None = None  # the case must fail with this text in its error
     own_outputs: bool = True  # False: keep results_dir/runs_dir/run_name at their defaults
@@ -72,8 +72,8 @@ def cases() -> list[Case]:
         return f"{{out}}/{case}/runs/{case}"
 
     return [
-        # chapter 02 with one sensor of several (on the half folder: the book's execution ran the full pass)
-        Case("02-s1asc", "02-temporal-signatures", {"sensors": "s1asc", "n_boot": "50"}, data="half"),
+        # chapter 02 with one sensor of several (on the subset folder: the book's execution ran the full pass)
+        Case("02-s1asc", "02-temporal-signatures", {"sensors": "s1asc", "n_boot": "50"}, data="subset"),
         # chapter 05 and 06 on other models and sensors; '["s1asc"]' is the issue's failing command
         Case("05-utae-s1asc", "05-baseline-training", train("utae", '["s1asc"]')),
         Case(
@@ -147,10 +147,10 @@ def cases() -> list[Case]:
     ]
 
 
-#: The S2-only and the half folders hold every ``SUBSET_EVERY``-th file of each region (by name): the cases on them
-#: check that a chapter runs on such a folder, not the book's figures, so half the files check the same at half the
-#: cost (01's realism pass, 02's signature pass, 04's splits, 05/06 on their task; 05/06 still get val and test
-#: patches, which the cases assert).
+#: The S2-only and the subset folders hold every ``SUBSET_EVERY``-th file of each region (by name): the cases on them
+#: check that a chapter runs on such a folder, not the book's figures, so a quarter of the files checks the same at a
+#: fraction of the cost (01's realism pass, 02's signature pass, 04's splits, 05/06 on their task; 05/06 still get
+#: val and test patches, which the cases assert).
 SUBSET_EVERY = 4
 
 
@@ -277,7 +277,7 @@ def main() -> int:
     data_dirs = {
         "sample": data,
         "s2only": s2_only_copy(data, out / "data-s2only"),
-        "half": subset_copy(data, out / "data-half", ("s1asc", "s1dsc", "s2")),
+        "subset": subset_copy(data, out / "data-subset", ("s1asc", "s1dsc", "s2")),
     }
     papermill = str(Path(sys.executable).with_name("papermill"))
     selected = cases()
