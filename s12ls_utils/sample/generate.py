@@ -704,19 +704,24 @@ def _harmonize_s2(bands: dict[str, np.ndarray], times: Sequence[dt.date]) -> Non
         bands[b] = np.clip(v, 0, 10000).astype("int16")
 
 
-def _cv_power(x: np.ndarray, cv: float) -> float:
-    """The exponent ``b`` for which ``x**b`` has the coefficient of variation ``cv`` (bisection; a larger
-    ``b`` widens the distribution in dB by the same factor)."""
-    lo, hi = 0.3, 3.0
+def _cv_power(x: np.ndarray, cv: float, lo: float = 0.3, hi: float = 3.0) -> float:
+    """The exponent ``b`` in ``[lo, hi]`` for which ``x**b`` has the coefficient of variation ``cv`` (a larger
+    ``b`` widens the distribution in dB by the same factor); the nearer bound where no ``b`` in the range
+    reaches ``cv``. Brent's method: about ten evaluations where a bisection to the same tolerance takes 30."""
+    from scipy.optimize import brentq
+
     lx = np.log(x)
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        y = np.exp(mid * (lx - lx.max()))
-        if y.std() / y.mean() < cv:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    lx -= lx.max()
+
+    def excess(b: float) -> float:
+        y = np.exp(b * lx)
+        return float(y.std() / y.mean()) - cv
+
+    if excess(lo) >= 0:
+        return lo
+    if excess(hi) <= 0:
+        return hi
+    return brentq(excess, lo, hi, xtol=1e-9)
 
 
 def _tile_field(values: dict[tuple[int, int], float], shape: tuple[int, int]) -> np.ndarray:
