@@ -65,8 +65,8 @@ from pathlib import Path
 MODELS = ("unet_prepost", "utae")
 #: --dry-run: small models (the same code, a fraction of the arithmetic); the GPU check trains the defaults
 DRY_MODEL_KWARGS = {
-    "unet_prepost": {"widths": [8, 16, 32]},
-    "utae": {"encoder_widths": [8, 8, 16], "decoder_widths": [8, 8, 16], "n_head": 4, "d_model": 32},
+    "unet_prepost": {"widths": [4, 8, 16]},
+    "utae": {"encoder_widths": [4, 4, 8], "decoder_widths": [4, 4, 8], "n_head": 2, "d_model": 8},
 }
 NO_CUDA = "no CUDA device: run with --dry-run on CPU"
 

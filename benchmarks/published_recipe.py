@@ -48,7 +48,7 @@ COLUMNS = ("ap", "f1", "iou", "precision", "recall")
 #: --dry-run: sizes, and the first two published seeds (a mean ± sd needs two; the real run trains all three)
 DRY = {"epochs": 1, "max_steps": 1, "batch_size": 2, "n_per_sensor": 40, "seeds": SEEDS[:2]}
 DRY_MODEL_KWARGS = {
-    "utae": {"encoder_widths": [8, 8, 8, 16], "decoder_widths": [8, 8, 8, 16], "n_head": 2, "d_model": 16},
+    "utae": {"encoder_widths": [4, 4, 4, 8], "decoder_widths": [4, 4, 4, 8], "n_head": 2, "d_model": 8},
     "convgru": {"hidden": 8, "stem": 8},
     "unet_prepost": {"widths": [4, 8, 16]},
 }

@@ -97,7 +97,7 @@ def test_loader_throughput():
     text = run("loader_throughput.py")
     check_provenance(text)
     assert re.search(
-        r"^\d+ s2 files of S12LS-LD/train, batch 2, 8 samples per timed pass, best of 1", text, re.M
+        r"^\d+ s2 files of S12LS-LD/val, batch 2, 8 samples per timed pass, best of 1", text, re.M
     )
     assert "cache: " in text and str(ROOT / "data" / "sample" / ".s12ls_cache") not in text
     assert speedup(text) > 0
