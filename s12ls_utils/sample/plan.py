@@ -88,7 +88,7 @@ class Calibration:
 def calibration() -> Calibration:
     """The targets of the generator, from the vendored reference (``data/reference``; read once)."""
     from .. import reference
-    from .realism import connected_areas
+    from .realism import real_tile_areas
 
     fs = reference.file_stats()
     fs = fs[fs["sensor"] == "s1dsc"]
@@ -110,8 +110,7 @@ def calibration() -> Calibration:
     px["*"] = np.sort(pos["n_positive"].to_numpy("float64"))
     share = {str(r): float((g["n_positive"] > 0).mean()) for r, g in p.groupby("region")}
     share["*"] = float((p["n_positive"] > 0).mean())
-    cat = reference.catalog()
-    _, sizes = connected_areas(cat[cat["sensor"] == "s2"])
+    _, sizes = real_tile_areas()
     return Calibration(s1, dem, s2, px, share, np.repeat(sizes, sizes).astype("int64"))
 
 

@@ -285,7 +285,9 @@ def _db(x: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _real_tiles() -> tuple[pd.Series, np.ndarray]:
+def real_tile_areas() -> tuple[pd.Series, np.ndarray]:
+    """:func:`connected_areas` of the real S2 tile lattice (the vendored catalog), computed once per process: the
+    realism report compares with it, the generator's plan draws its area sizes from it."""
     c = reference.catalog()
     return connected_areas(c[c["sensor"] == "s2"])
 
@@ -697,7 +699,7 @@ def realism(
     notes.append("Annotated share: annotated := n_positive > 0 on both sides (the metadata has no flag).")
 
     # ---- tiling
-    real_touch, real_sizes = _real_tiles()
+    real_touch, real_sizes = real_tile_areas()
     data_touch, data_sizes = connected_areas(cat_s2)
     rt = 100 * float(real_touch.mean()) if real_touch.size else np.nan
     dt = 100 * float(data_touch.mean()) if data_touch.size else np.nan
