@@ -48,6 +48,7 @@ __all__ = [
     "FOOTPRINT_M",
     "METHODS",
     "SPLITS",
+    "TOUCHING",
     "SplitResult",
     "coverage_classes",
     "leakage",
@@ -57,6 +58,7 @@ __all__ = [
     "select",
     "split",
     "split_balance",
+    "split_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -1157,6 +1159,25 @@ def leakage_summary(
             }
         )
     return pd.DataFrame(rows)
+
+
+#: The column of :func:`split_table` that measures leakage.
+TOUCHING = "test tiles touching a training tile (%)"
+
+
+def split_table(split_tasks: Mapping, catalog: pd.DataFrame, sensor: str = "s2") -> pd.DataFrame:
+    """Tasks side by side (``split_tasks``: label → :class:`~s12ls_utils.tasks.Task`): per task (rows, by
+    label) its ``sensor`` patches per split and the share of its test tiles that touch one of its training
+    tiles (column :data:`TOUCHING`, in percent: :func:`leakage_summary` on the tile positions of
+    ``catalog``)."""
+    counts = pd.DataFrame(
+        {label: task.counts().set_index("scope").loc[sensor] for label, task in split_tasks.items()}
+    )
+    leak = leakage_summary(
+        {label: (task.splits[sensor], sensor) for label, task in split_tasks.items()}, catalog, names=["task"]
+    )
+    touching = leak.set_index("task")["test touching train (%)"].rename(TOUCHING)
+    return counts.T[list(SPLITS)].astype(int).join(touching)
 
 
 @dataclass

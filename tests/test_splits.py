@@ -1044,6 +1044,17 @@ def test_region_drift_names_the_region_whose_test_strays_most():
     }
 
 
+def test_split_table_counts_patches_and_the_test_tiles_touching_train(written, catalog):
+    """Counted from the task's own split lists; the touching share against the tile-level measure."""
+    task = tasks.load_task(written)
+    table = splits.split_table({"ad": task}, catalog, "s2")
+    assert table.loc["ad", list(splits.SPLITS)].tolist() == [len(task.splits["s2"][s]) for s in splits.SPLITS]
+    leak = splits.tile_leakage(task.splits["s2"], catalog[catalog["sensor"] == "s2"]).set_index(
+        ["split", "other"]
+    )
+    assert table.loc["ad", splits.TOUCHING] == pytest.approx(leak.loc[("test", "train"), "share"])
+
+
 def test_norm_table_and_task_folders(written, tmp_path):
     task = tasks.load_task(written)
     table = tasks.norm_table(task)
