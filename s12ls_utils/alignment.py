@@ -62,6 +62,7 @@ __all__ = [
     "availability_facts",
     "check_consistency",
     "combination_counts",
+    "combination_table",
     "combination_label",
     "combinations",
     "count_between",
@@ -154,6 +155,19 @@ def combination_counts(
     out["combination"] = out["combination"].astype("string")
     out["locations"] = out["locations"].astype("int64")
     return out
+
+
+def combination_table(catalog: pd.DataFrame, by: str) -> pd.DataFrame:
+    """:func:`combination_counts` by one column ``by`` as a grid: locations per sensor combination (rows, in
+    the order of :func:`combinations`, those that occur) and value of ``by`` (columns, sorted), 0 where none."""
+    combos = list(dict.fromkeys(combination_counts(catalog, by=())["combination"]))
+    return (
+        combination_counts(catalog, by=by)
+        .pivot_table(index="combination", columns=by, values="locations", aggfunc="sum")
+        .reindex(index=combos)
+        .fillna(0)
+        .astype(int)
+    )
 
 
 def _groups(

@@ -343,7 +343,8 @@ def flat(table, prefix: str = "", suffix: str = "") -> dict:
     """The cells of a Series or DataFrame as figures for :func:`record`, each named ``<prefix><labels><suffix>``
     with its row labels (every index level) and, for a DataFrame, its column, joined by ``_``:
     ``rec(**flat(totals, "real_"))`` records ``real_ld_s2`` … from a Series indexed by (task, scope). Rename the
-    labels first where they are not names (``.rename({"S12LS-LD": "ld"})``)."""
+    labels first where they are not names (``.rename({"S12LS-LD": "ld"})``). A dict of figures (what a library
+    function returns) is named the same way: ``flat({"drift": 0.1}, "blk_ld_")`` gives ``blk_ld_drift``."""
     cells = table.stack(future_stack=True) if hasattr(table, "columns") else table
     return {
         f"{prefix}{'_'.join(map(str, k if isinstance(k, tuple) else (k,)))}{suffix}": v

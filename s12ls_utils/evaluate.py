@@ -59,8 +59,6 @@ __all__ = [
     "all_negative_facts",
     "all_negative_scores",
     "published_facts",
-    "split_table",
-    "TOUCHING",
     "date_oracle",
     "METHOD_NAMES",
     "run_facts",
@@ -1206,23 +1204,6 @@ def published_facts() -> dict:
         "holdout_f1_low": min(h["f1_low"] for h in THIRD_PARTY_HOLDOUT),
         "holdout_f1_high": max(h["f1_high"] for h in THIRD_PARTY_HOLDOUT),
     }
-
-
-TOUCHING = "test tiles touching a training tile (%)"
-
-
-def split_table(split_tasks: Mapping[str, Task], catalog: pd.DataFrame, sensor: str = "s2") -> pd.DataFrame:
-    """Chapter 07's tasks side by side: per task (rows, by label) its ``sensor`` patches per split and the
-    share of its test tiles that touch one of its training tiles (column :data:`TOUCHING`, in percent,
-    :func:`s12ls_utils.splits.tile_leakage` on the tile positions of ``catalog``)."""
-    from .splits import tile_leakage
-
-    rows = {}
-    for label, task in split_tasks.items():
-        n = task.counts().set_index("scope").loc[sensor, ["train", "val", "test"]]
-        leak = tile_leakage(task.splits[sensor], catalog).set_index(["split", "other"])
-        rows[label] = {**n.astype(int), TOUCHING: float(leak.loc[("test", "train"), "share"])}
-    return pd.DataFrame(rows).T
 
 
 def _patch_frame(rows: list[dict]) -> pd.DataFrame:

@@ -21,10 +21,6 @@ import numpy as np
 
 from . import images, schema
 
-# --------------------------------------------------------------------------------------------------
-# Stretches
-# --------------------------------------------------------------------------------------------------
-
 
 def no_data_key(size: int = 230, mask_color: str = "red"):
     """A small legend panel: the no-data colour and the landslide-mask outline, as used in the images."""
@@ -248,18 +244,10 @@ _ANNOTATED_COLORS = {"annotated": "#d62728", "not annotated": "#7f7f7f"}
 def _combination_table(avail):
     """``(combinations, table)``: the sensor combinations in order, and locations per combination (rows)
     and annotation status (columns ``annotated``, ``not annotated``)."""
-    from .alignment import combination_counts
+    from .alignment import combination_table
 
-    counts = combination_counts(avail, by="annotated")
-    counts["status"] = counts["annotated"].map({True: "annotated", False: "not annotated"})
-    combos = list(dict.fromkeys(combination_counts(avail, by=())["combination"]))
-    full = (
-        counts.pivot_table(index="combination", columns="status", values="locations", aggfunc="sum")
-        .reindex(index=combos, columns=["annotated", "not annotated"])
-        .fillna(0)
-        .astype(int)
-    )
-    return combos, full
+    full = combination_table(avail, "annotated").rename(columns={True: "annotated", False: "not annotated"})
+    return list(full.index), full.reindex(columns=list(_ANNOTATED_COLORS), fill_value=0)
 
 
 def availability_upset(avail, title: str = "Sensor combinations per location", width: int = 680):
@@ -331,17 +319,10 @@ def availability_heatmap(avail, title: str = "Locations per region and sensor co
     """Heat map of locations per region (rows) and sensor combination (columns), counts written in."""
     import holoviews as hv
 
-    from .alignment import combination_counts
+    from .alignment import combination_table
 
-    counts = combination_counts(avail, by="region")
-    combos = list(dict.fromkeys(combination_counts(avail, by=())["combination"]))
-    regions = sorted(counts["region"].unique().tolist())
-    grid = (
-        counts.pivot_table(index="region", columns="combination", values="locations", aggfunc="sum")
-        .reindex(index=regions, columns=combos)
-        .fillna(0)
-        .astype(int)
-    )
+    grid = combination_table(avail, "region").T
+    combos, regions = list(grid.columns), list(grid.index)
     long = grid.reset_index().melt(id_vars="region", var_name="combination", value_name="locations")
     xdim = hv.Dimension("combination", label="sensor combination", values=combos)
     ydim = hv.Dimension("region", values=regions[::-1])
@@ -1140,44 +1121,35 @@ def _history_frame(history):
     return df[list(_HISTORY_FIELDS)].astype("float64")
 
 
-def _loss_overlay(df, width: int, height: int):
+def _history_overlay(df, spec, ylabel: str, title: str, legend: str, width: int, height: int, **opts):
+    """Columns of a history frame against the epoch, one curve each (``spec``: column, legend label,
+    colour key), the legend at ``legend``."""
     import holoviews as hv
 
     ep = hv.Dimension("epoch", label="epoch")
     curves = [
-        hv.Curve(df, ep, hv.Dimension(c, label="loss (BCE/focal + Dice)"), label=lab).opts(
-            color=_CURVE_COLORS[k], line_width=2
-        )
-        for c, lab, k in (("train_loss", "train", "train"), ("val_loss", "validation", "validation"))
+        hv.Curve(df, ep, hv.Dimension(c, label=ylabel), label=lab).opts(color=_CURVE_COLORS[k], line_width=2)
+        for c, lab, k in spec
     ]
     return hv.Overlay(curves).opts(
-        title="Loss per epoch", width=width, height=height, legend_position="top_right", tools=["hover"]
+        title=title, width=width, height=height, legend_position=legend, tools=["hover"], **opts
     )
 
 
-def _metric_overlay(df, width: int, height: int):
-    import holoviews as hv
+def _loss_overlay(df, width: int, height: int):
+    spec = (("train_loss", "train", "train"), ("val_loss", "validation", "validation"))
+    ylabel = "loss (BCE/focal + Dice)"
+    return _history_overlay(df, spec, ylabel, "Loss per epoch", "top_right", width, height)
 
-    ep = hv.Dimension("epoch", label="epoch")
+
+def _metric_overlay(df, width: int, height: int):
     spec = (
         ("val_f1", "F1 at 0.5", "f1"),
         ("val_f1_best", "F1 at the best threshold", "f1_best"),
         ("val_iou", "IoU at 0.5", "iou"),
     )
-    curves = [
-        hv.Curve(df, ep, hv.Dimension(c, label="validation score, landslide class"), label=lab).opts(
-            color=_CURVE_COLORS[k], line_width=2
-        )
-        for c, lab, k in spec
-    ]
-    return hv.Overlay(curves).opts(
-        title="Validation F1 / IoU per epoch",
-        width=width,
-        height=height,
-        legend_position="bottom_right",
-        ylim=(0, 1),
-        tools=["hover"],
-    )
+    title, ylabel = "Validation F1 / IoU per epoch", "validation score, landslide class"
+    return _history_overlay(df, spec, ylabel, title, "bottom_right", width, height, ylim=(0, 1))
 
 
 def training_curves(history, width: int = 380, height: int = 300):
@@ -1504,25 +1476,14 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", 
 # --------------------------------------------------------------------------------------------------
 # Known issues of the real files (the appendix page)
 # --------------------------------------------------------------------------------------------------
-def _issue_files(found):
-    """Patch files per known issue (rows: titles, in :data:`s12ls_utils.known_issues.ISSUES` order) and sensor
-    (columns); task-folder issues are left out (they are no patch files)."""
-    from .known_issues import ISSUES
-
-    files = found.files[found.files["issue"] != "ad_annotated_only"]
-    keys = [k for k in ISSUES if k != "ad_annotated_only"]
-    table = files.groupby(["issue", "sensor"])["path"].nunique().unstack(fill_value=0)
-    table = table.reindex(index=keys, columns=list(schema.SENSORS), fill_value=0).astype(int)
-    table.index = [ISSUES[k].title for k in keys]
-    return table
-
-
 def known_issue_bars(found, title: str = "Patch files per known issue, by sensor", width: int = 680):
     """Horizontal bars of the patch files that show each known issue in a data folder, stacked by sensor
     (``found``: :func:`s12ls_utils.known_issues.known_issues`); an issue without files keeps its row."""
     import holoviews as hv
 
-    table = _issue_files(found)
+    from .known_issues import files_per_issue
+
+    table = files_per_issue(found)
     long = (
         table.rename_axis("issue").reset_index().melt(id_vars="issue", var_name="sensor", value_name="files")
     )

@@ -50,6 +50,7 @@ __all__ = [
     "Issue",
     "KnownIssues",
     "check_files",
+    "files_per_issue",
     "known_issues",
     "patch_files",
     "real_dataset",
@@ -391,6 +392,17 @@ class KnownIssues:
             lines.append("Files of each issue that the task presets keep:")
             lines += ["  " + line for line in kept.to_string().splitlines()]
         return "\n".join(lines)
+
+
+def files_per_issue(found) -> pd.DataFrame:
+    """Patch files per known issue (rows: titles, in :data:`s12ls_utils.known_issues.ISSUES` order) and sensor
+    (columns); task-folder issues are left out (they are no patch files)."""
+    files = found.files[found.files["issue"] != "ad_annotated_only"]
+    keys = [k for k in ISSUES if k != "ad_annotated_only"]
+    table = files.groupby(["issue", "sensor"])["path"].nunique().unstack(fill_value=0)
+    table = table.reindex(index=keys, columns=list(schema.SENSORS), fill_value=0).astype(int)
+    table.index = [ISSUES[k].title for k in keys]
+    return table
 
 
 def known_issues(

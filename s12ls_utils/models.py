@@ -25,12 +25,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MODELS", "VIEWS", "ConvGRUNet", "UNetPrePost", "UTAE", "build_model", "model_summary"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "MODELS",
+    "VIEWS",
+    "ConvGRUNet",
+    "UNetPrePost",
+    "UTAE",
+    "build_model",
+    "model_summary",
+    "summary_table",
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -411,3 +424,30 @@ def model_summary(
     model.train(was)
     flops = int(fc.get_total_flops()) * (size // counted) ** 2
     return {"n_params": count_parameters(model), "flops_per_sample": flops}
+
+
+def summary_table(
+    sensors: str | Sequence[str], chosen: str | None = None, chosen_kwargs: Mapping | None = None
+) -> pd.DataFrame:
+    """Every model of :data:`MODELS` built for these ``sensors``: its ``input`` view, its ``sizes`` (the
+    ``chosen_kwargs`` of the ``chosen`` model, the published defaults for the others), ``parameters`` and
+    ``GFLOPs per sample`` (:func:`model_summary`: 128 × 128 pixels, 15 dates). Indexed by model."""
+    import pandas as pd
+
+    from .datasets import input_channels
+
+    rows = []
+    for name in MODELS:
+        channels = input_channels(sensors, VIEWS[name])
+        kwargs = dict(chosen_kwargs or {}) if name == chosen else {}
+        summary = model_summary(build_model(name, channels, **kwargs), channels)
+        rows.append(
+            {
+                "model": name,
+                "input": VIEWS[name],
+                "sizes": str(kwargs or "published defaults"),
+                "parameters": summary["n_params"],
+                "GFLOPs per sample": summary["flops_per_sample"] / 1e9,
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")

@@ -48,6 +48,7 @@ __all__ = [
     "FOOTPRINT_M",
     "METHODS",
     "SPLITS",
+    "TOUCHING",
     "SplitResult",
     "coverage_classes",
     "leakage",
@@ -57,6 +58,7 @@ __all__ = [
     "select",
     "split",
     "split_balance",
+    "split_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -1164,6 +1166,25 @@ def leakage_summary(
     return pd.DataFrame(rows)
 
 
+#: The column of :func:`split_table` that measures leakage.
+TOUCHING = "test tiles touching a training tile (%)"
+
+
+def split_table(split_tasks: Mapping, catalog: pd.DataFrame, sensor: str = "s2") -> pd.DataFrame:
+    """Tasks side by side (``split_tasks``: label → :class:`~s12ls_utils.tasks.Task`): per task (rows, by
+    label) its ``sensor`` patches per split and the share of its test tiles that touch one of its training
+    tiles (column :data:`TOUCHING`, in percent: :func:`leakage_summary` on the tile positions of
+    ``catalog``)."""
+    counts = pd.DataFrame(
+        {label: task.counts().set_index("scope").loc[sensor] for label, task in split_tasks.items()}
+    )
+    leak = leakage_summary(
+        {label: (task.splits[sensor], sensor) for label, task in split_tasks.items()}, catalog, names=["task"]
+    )
+    touching = leak.set_index("task")["test touching train (%)"].rename(TOUCHING)
+    return counts.T[list(SPLITS)].astype(int).join(touching)
+
+
 @dataclass
 class SplitWindow:
     """The tiles of one square window with their split (``"dropped"``: taken out by a buffer), the pairs of
@@ -1229,6 +1250,59 @@ def balance_summary(balance: pd.DataFrame) -> pd.DataFrame:
             "rows": g.size(),
         }
     )
+
+
+def blocked_facts(
+    balance: pd.DataFrame,
+    blocked: Mapping[str, SplitResult],
+    catalog: pd.DataFrame,
+    names: Mapping[str, str],
+) -> dict:
+    """The figures a text quotes about blocked splits, as one dict (``names``: task → the short name in the
+    keys, e.g. ``{"S12LS-LD-blocked": "ld"}``).
+
+    From :func:`balance_before_after` (``balance``, ``blocked``): the worst rows per step
+    (``blk_<quantity>_<step>``, the columns of :func:`balance_summary`), what each split costs
+    (``blk_<name>_<cost>``, :meth:`BlockedAssignment.cost`), the balanced share of each split
+    (``blk_<name>_<scope>_<split>``, %) and the tiles kept in each scope (``blk_<name>_<scope>_kept``, %);
+    and from :func:`leakage_summary` on ``catalog``, the touching and overlapping pairs of tiles in
+    different splits over all scopes (``blk_touching``, ``blk_overlapping``).
+    """
+    summary = balance_summary(balance)
+    facts = {f"blk_{q}_{step}": v for step, row in summary.iterrows() for q, v in row.items()}
+    for name, res in blocked.items():
+        facts |= {f"blk_{names[name]}_{k}": v for k, v in res.blocked.cost().items()}
+    after = balance[balance["balance"] == "after"]
+    for row in after.itertuples():
+        facts[f"blk_{names[row.task]}_{row.scope}_{row.split}"] = row.share
+        if row.split == "test":
+            facts[f"blk_{names[row.task]}_{row.scope}_kept"] = row.kept
+    leak = leakage_summary(
+        {
+            (name, scope): (frame.set_index("key")["split"], scope)
+            for name, res in blocked.items()
+            for scope, frame in res.scopes().items()
+        },
+        catalog,
+    )
+    facts["blk_touching"] = int(leak["touching pairs"].sum())
+    facts["blk_overlapping"] = int(leak["overlapping pairs"].sum())
+    return facts
+
+
+def region_drift(per: pd.DataFrame, small: int = 3) -> dict:
+    """How far the test split of each region strays from its region's coverage, from a
+    :func:`region_balance` table: ``regions``, ``regions_in_test`` (regions with test tiles), ``drift``
+    (the largest ``|pixels per tile in test ÷ all − 1|``), ``drift_region`` (its region) and
+    ``drift_small_max`` (the largest drift of the ``small`` smallest regions)."""
+    drift = (per["pixels/tile test ÷ all"] - 1).abs()
+    return {
+        "regions": len(per),
+        "regions_in_test": int((per["test"] > 0).sum()),
+        "drift": float(drift.max()),
+        "drift_region": drift.idxmax(),
+        "drift_small_max": float(drift[per.index[-small:]].max()),
+    }
 
 
 def region_balance(frame: pd.DataFrame) -> pd.DataFrame:

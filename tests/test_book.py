@@ -717,3 +717,4 @@ def test_flat_names_a_tables_cells_for_the_record():
     got = book.flat(pd.DataFrame({"train": [1, 2], "test": [3, None]}, index=["a", "b"]), suffix="_n")
     assert list(got) == ["a_train_n", "a_test_n", "b_train_n", "b_test_n"]
     assert got["a_test_n"] == 3 and np.isnan(got["b_test_n"])  # a missing cell stays, as NaN
+    assert book.flat({"drift": 0.1, "regions": 7}, "blk_ld_") == {"blk_ld_drift": 0.1, "blk_ld_regions": 7}

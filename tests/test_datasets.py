@@ -140,6 +140,29 @@ def test_cache_round_trip_equals_direct_reading(task, cache_dir):
             assert torch.equal(cached[1][sensor], direct[1][sensor])
 
 
+def test_cache_facts_and_read_speed(task, cache_dir, small_sample):
+    """The cache's size against the files on disk, the landslide share against the masks read with xarray,
+    and the timings of the two readers."""
+    caches = {s: D.build_cache(task, s, "s2", cache_dir=cache_dir, progress=False) for s in ("train", "val")}
+    facts = D.cache_facts(task, caches, "s2")
+    files = [f for c in caches.values() for folder in c.values() for f in Path(folder).glob("*.npy")]
+    assert facts["cache_mb"] == pytest.approx(sum(f.stat().st_size for f in files) / 1e6)
+    assert Path(facts["cache_dir"]) == Path(caches["train"]["s2"]).parent
+    for split in caches:
+        masks = []
+        for entry in task.splits["s2"][split]:
+            with io.open_patch(small_sample / entry["s2"], load=True) as pds:
+                masks.append(pds["MASK"].values[0])
+        assert facts[f"{split}_positive_pct"] == pytest.approx(100 * np.mean(masks), abs=0.005)
+    direct = D.PatchDataset(task, "train", "s2", cache=False, raw=True, progress=False)
+    cached = D.PatchDataset(task, "train", "s2", cache_dir=cache_dir, raw=True, progress=False)
+    speed = D.read_speed(direct, cached, n=2)
+    assert speed["netcdf_ms_per_sample"] > 0 and speed["cache_ms_per_sample"] > 0
+    assert speed["read_speedup"] == pytest.approx(
+        speed["netcdf_ms_per_sample"] / speed["cache_ms_per_sample"]
+    )
+
+
 def test_cache_matches_the_reference_reader(task, cache_dir, small_sample):
     """Against xarray (io.open_patch + patch_features): S2/DEM exact, S1 within 0.005 dB."""
     for sensor in ("s2", "s1asc"):

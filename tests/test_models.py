@@ -114,3 +114,18 @@ def test_channels_last_forward_matches():
     M.set_channels_last(model)
     assert model.channels_last
     assert torch.allclose(model(inputs, days), ref, atol=1e-5)
+
+
+def test_summary_table_lists_every_model_with_its_size():
+    """Parameters counted from the built networks themselves; the chosen model gets its sizes."""
+    from s12ls_utils.datasets import input_channels
+
+    widths = {"widths": [8, 16, 32, 64]}
+    table = M.summary_table("s2", "unet_prepost", widths)
+    assert list(table.index) == list(M.MODELS) and table.loc["unet_prepost", "sizes"] == str(widths)
+    for name in M.MODELS:
+        kwargs = widths if name == "unet_prepost" else {}
+        net = M.build_model(name, input_channels("s2", M.VIEWS[name]), **kwargs)
+        assert table.loc[name, "parameters"] == sum(p.numel() for p in net.parameters())
+        assert table.loc[name, "input"] == M.VIEWS[name] and table.loc[name, "GFLOPs per sample"] > 0
+    assert (table.drop(index="unet_prepost")["sizes"] == "published defaults").all()

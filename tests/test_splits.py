@@ -1012,6 +1012,49 @@ def test_balance_summary_and_the_cost_of_a_blocked_split():
     assert blocked.cost() == {"blocks": 5, "dropped_train": 2, "dropped_val": 1, "unlocated": 1}
 
 
+def test_blocked_facts_name_what_the_blocked_split_costs_and_leaks(catalog):
+    """The facts against the split itself: its cost, the shares and kept tiles counted from its frames, and
+    no pair of touching tiles in different splits (the blocked split separates every touching pair)."""
+    cfg = tasks.load_config("S12LS-LD-blocked")
+    totals = {s: len(f) for s, f in splits.select(catalog, cfg).items()}
+    totals["aligned"] = len(splits.make_splits(catalog, cfg.replace(method="reference")).aligned)
+    balance, blocked = splits.balance_before_after(catalog, {cfg.name: cfg}, {cfg.name: totals})
+    facts = splits.blocked_facts(balance, blocked, catalog, {cfg.name: "ld"})
+    res = blocked[cfg.name]
+    assert {k: facts[f"blk_ld_{k}"] for k in ("blocks", "dropped_train", "dropped_val", "unlocated")} == (
+        res.blocked.cost()
+    )
+    s2 = res.frames["s2"]
+    assert facts["blk_ld_s2_test"] == pytest.approx(100 * (s2["split"] == "test").mean())
+    assert facts["blk_ld_s2_kept"] == pytest.approx(100 * len(s2) / totals["s2"])
+    assert facts["blk_touching"] == facts["blk_overlapping"] == 0
+    assert facts["blk_rows_before"] == facts["blk_rows_after"] == len(balance) // 2
+
+
+def test_region_drift_names_the_region_whose_test_strays_most():
+    per = pd.DataFrame(
+        {"test": [1, 0, 2], "pixels/tile test ÷ all": [1.6, np.nan, 0.8]}, index=["a", "b", "c"]
+    )
+    assert splits.region_drift(per, small=2) == {
+        "regions": 3,
+        "regions_in_test": 2,
+        "drift": pytest.approx(0.6),
+        "drift_region": "a",
+        "drift_small_max": pytest.approx(0.2),
+    }
+
+
+def test_split_table_counts_patches_and_the_test_tiles_touching_train(written, catalog):
+    """Counted from the task's own split lists; the touching share against the tile-level measure."""
+    task = tasks.load_task(written)
+    table = splits.split_table({"ad": task}, catalog, "s2")
+    assert table.loc["ad", list(splits.SPLITS)].tolist() == [len(task.splits["s2"][s]) for s in splits.SPLITS]
+    leak = splits.tile_leakage(task.splits["s2"], catalog[catalog["sensor"] == "s2"]).set_index(
+        ["split", "other"]
+    )
+    assert table.loc["ad", splits.TOUCHING] == pytest.approx(leak.loc[("test", "train"), "share"])
+
+
 def test_norm_table_and_task_folders(written, tmp_path):
     task = tasks.load_task(written)
     table = tasks.norm_table(task)

@@ -1,0 +1,69 @@
+"""The tables behind the shared figures (the figures themselves are drawn in the chapter and module tests):
+sensor combinations by annotation and by region, patch files per known issue, and the training-curve panels."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from s12ls_utils import figures, schema
+from s12ls_utils.alignment import availability, combination_table
+from s12ls_utils.catalog import build_catalog
+from s12ls_utils.known_issues import ISSUES, files_per_issue
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bokeh():
+    import holoviews as hv
+
+    hv.extension("bokeh")
+
+
+@pytest.fixture(scope="module")
+def avail(small_sample) -> pd.DataFrame:
+    return availability(build_catalog(small_sample, progress=False, use_cache=False, workers=1))
+
+
+def test_combination_table_counts_every_location_once(avail):
+    """Against a count of the availability rows themselves, per combination and region."""
+    grid = combination_table(avail, "region")
+    assert grid.to_numpy().sum() == len(avail) and list(grid.columns) == sorted(avail["region"].unique())
+    for (combo, region), n in avail.groupby(["combination", "region"]).size().items():
+        assert grid.loc[combo, region] == n
+    assert set(grid.index) == set(avail["combination"])
+
+
+def test_upset_and_heatmap_tables_agree(avail):
+    combos, by_status = figures._combination_table(avail)
+    assert list(by_status.columns) == ["annotated", "not annotated"] and combos == list(by_status.index)
+    annotated = avail[avail["annotated"]].groupby("combination").size()
+    assert by_status["annotated"].to_dict() == annotated.reindex(combos, fill_value=0).to_dict()
+    heat = figures.availability_heatmap(avail).get(0).dframe()  # the heat map layer: region × combination
+    assert heat["locations"].sum() == len(avail)
+
+
+def test_files_per_issue_counts_distinct_files_and_leaves_task_folders_out():
+    files = pd.DataFrame(
+        [
+            {"issue": "usa_token", "sensor": "s2", "path": "a.nc"},
+            {"issue": "usa_token", "sensor": "s2", "path": "a.nc"},  # one file, listed twice
+            {"issue": "usa_token", "sensor": "s1asc", "path": "b.nc"},
+            {"issue": "ad_annotated_only", "sensor": "s2", "path": "tasks/S12LS-AD/s2/splits.json"},
+        ]
+    )
+    table = files_per_issue(SimpleNamespace(files=files))
+    assert list(table.columns) == list(schema.SENSORS)
+    assert ISSUES["ad_annotated_only"].title not in table.index and len(table) == len(ISSUES) - 1
+    assert table.loc[ISSUES["usa_token"].title].to_dict() == {"s1asc": 1, "s1dsc": 0, "s2": 1}
+    assert table.drop(index=ISSUES["usa_token"].title).to_numpy().sum() == 0
+
+
+def test_training_curves_draw_each_history_column():
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 2 / e, "val_f1": e / 10} for e in (1, 2, 3)]
+    loss, metric = figures.training_curves(history)
+    assert [c.label for c in loss] == ["train", "validation"]
+    assert [c.label for c in metric] == ["F1 at 0.5", "F1 at the best threshold", "IoU at 0.5"]
+    assert loss.get(1).dimension_values("val_loss").tolist() == [2.0, 1.0, 2 / 3]
+    assert metric.opts.get().kwargs["ylim"] == (0, 1)
