@@ -833,50 +833,38 @@ def test_make_sample_refuses_a_file_as_out_dir(tmp_path):
     assert target.read_text() == "not a folder"
 
 
-# A fresh interpreter writes two samples serially, one after the other, and reports per sample its files, its
-# largest canvas (tiles) and the peak resident memory while it was written (VmHWM, KiB; reset before each
-# sample through /proc/self/clear_refs, so the second sample's peak is its own, and the generator's one-off
-# costs, the calibration and the first imports, fall before the first reset).
+# A fresh interpreter writes one sample serially and reports its own peak resident memory (ru_maxrss, KiB).
 _PEAK_RSS = """
-import json, sys
-from pathlib import Path
+import json, resource, sys
 from s12ls_utils.sample import generate
 from s12ls_utils.sample import plan as planner
 planner._MAX_BLOCK = (1, 2)  # canvases of at most two tiles: both runs hold the largest canvas
-planner.calibration()
-
-def peak_kib():
-    with open("/proc/self/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:"))
-
-out = []
-for n in map(int, sys.argv[2:]):
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # the peak starts again from the memory held now
-    info = generate.make_sample(Path(sys.argv[1]) / str(n), n_per_sensor=n, seed=1, workers=1, progress=False)
-    out.append({"files": sum(info.n_files.values()), "peak_kib": peak_kib(),
-                "largest_canvas": max(len(c.patches) for c in planner._plan(n, 1))})
-print(json.dumps(out))
+info = generate.make_sample(sys.argv[1], n_per_sensor=int(sys.argv[2]), seed=1, workers=1, progress=False)
+print(json.dumps({"files": sum(info.n_files.values()),
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
 
 def test_memory_does_not_grow_with_file_count(tmp_path):
-    """About 12 and 40 files (seed 1, canvases of at most two tiles: both plans hold a two-tile canvas, so the
-    per-canvas peak is the same), written one after the other in one process, have the same peak memory within
-    25 MB. A leak of 0.9 MB per file or more is caught: it adds at least 28 × 0.9 MB (the extra files of the
-    second sample; a leak that outlives a sample adds the first sample's files too). Holding the arrays of
-    even one file (5.4 MB per S2 patch, 2 MB per S1 patch in memory) is well above that."""
-    res = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS, str(tmp_path), "3", "12"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    small, large = json.loads(res.stdout.splitlines()[-1])
-    assert small["largest_canvas"] == large["largest_canvas"] == 2, (small, large)
-    assert large["files"] - small["files"] >= 28 and large["files"] > 3 * small["files"], (small, large)
-    growth_mb = (large["peak_kib"] - small["peak_kib"]) / 1024
-    assert growth_mb < 25, (small, large)
+    """About 16 and 62 files (seed 1, canvases of at most two tiles: both plans hold a two-tile canvas, so the
+    per-canvas peak is the same) have the same peak memory within 25 MB. Holding the arrays of even ten of the
+    extra files (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than that."""
+    import unittest.mock
+
+    with unittest.mock.patch.object(planner, "_MAX_BLOCK", (1, 2)):
+        assert {max(len(c.patches) for c in planner._plan(n, 1)) for n in (5, 20)} == {2}
+    peaks = {}
+    for n in (5, 20):
+        res = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS, str(tmp_path / str(n)), str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[n] = json.loads(res.stdout.splitlines()[-1])
+    assert peaks[20]["files"] > 3.5 * peaks[5]["files"], peaks
+    growth_mb = (peaks[20]["peak_kib"] - peaks[5]["peak_kib"]) / 1024
+    assert growth_mb < 25, peaks
 
 
 # --------------------------------------------------------------------------------------------------
