@@ -927,8 +927,8 @@ class Preprocessor(torch.nn.Module):
                     [pre, post, (post - pre) * both, xf[:, 0, dem_i : dem_i + 1], slope.unsqueeze(1), vf],
                     dim=1,
                 )
-            if f"{s}days_apart" in batch:
-                days[s] = batch[f"{s}days_apart"].float()
+            if f"{s}_days" in batch:
+                days[s] = batch[f"{s}_days"].float()
         return inputs, spatial(y).float(), days
 
 
@@ -963,7 +963,7 @@ class PatchDataset(torch.utils.data.Dataset):
         Where a stale cache is built (see :func:`build_cache`).
 
     A processed sample is a dict: ``<sensor>`` float32 inputs, ``y`` float32 ``(H, W)`` (MASK at time 0),
-    ``<sensor>days_apart`` (T,) float32, ``id`` (``<region>_<id>``) and ``index``.
+    ``<sensor>_days`` (T,) float32, ``id`` (``<region>_<id>``) and ``index``.
     """
 
     def __init__(
@@ -1125,7 +1125,7 @@ class PatchDataset(torch.utils.data.Dataset):
             m = maps[s]
             out[s] = gather(m[xname], torch.int16)
             out[f"{s}_valid"] = gather(m[vname], torch.uint8, unpack=True)
-            out[f"{s}days_apart"] = torch.from_numpy(np.asarray(m["days"][rows]))
+            out[f"{s}_days"] = torch.from_numpy(np.asarray(m["days"][rows]))
         first = maps[self.sensors[0]]
         out["y"] = gather(first["y"], torch.uint8)
         out["prepost"] = torch.from_numpy(np.asarray(first["prepost"][rows]))
@@ -1157,7 +1157,7 @@ class PatchDataset(torch.utils.data.Dataset):
         for s, (x, v, d) in per.items():
             out[s] = torch.from_numpy(x)
             out[f"{s}_valid"] = torch.from_numpy(v)
-            out[f"{s}days_apart"] = torch.from_numpy(d)
+            out[f"{s}_days"] = torch.from_numpy(d)
         out["y"] = torch.from_numpy(np.stack(y))
         out["prepost"] = torch.tensor(prepost, dtype=torch.int16)
         out["index"] = torch.from_numpy(rows.astype("int64"))
@@ -1197,7 +1197,7 @@ class PatchDataset(torch.utils.data.Dataset):
         with torch.no_grad():
             inputs, y, days = self.preprocessor(batch, augment=self.augment, crop=self.crop)
         out = {s: inputs[s][0] for s in self.sensors}
-        out.update({f"{s}days_apart": d[0] for s, d in days.items()})
+        out.update({f"{s}_days": d[0] for s, d in days.items()})
         out["y"] = y[0]
         out["id"] = batch["id"][0]
         out["index"] = batch["index"][0]

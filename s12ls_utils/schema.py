@@ -538,7 +538,7 @@ def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
 EVENT_POSITIONS: tuple[str, ...] = ("inside", "before", "after", "undated", "none")
 
 
-def days_apart(times) -> np.ndarray:
+def _days(times) -> np.ndarray:
     arr = np.asarray(times)
     if arr.dtype.kind != "M":
         arr = np.array([np.datetime64(t, "D") for t in np.atleast_1d(arr)], dtype="datetime64[D]")
@@ -547,7 +547,7 @@ def days_apart(times) -> np.ndarray:
 
 def _event_index(times, event: dt.date) -> tuple[int, int]:
     """``(searchsorted index, n)``: steps strictly before ``event`` (days) and the series length."""
-    days = days_apart(times)
+    days = _days(times)
     return int(np.searchsorted(days, np.datetime64(event, "D"), side="left")), int(days.size)
 
 

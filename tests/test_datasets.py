@@ -133,7 +133,7 @@ def test_cache_round_trip_equals_direct_reading(task, cache_dir):
             )
             direct = D.PatchDataset(task, "val", sensor, view=view, cache=False, raw=True, progress=False)
             a, b = cached.read_raw([0, 1]), direct.read_raw([0, 1])
-            for k in (sensor, f"{sensor}_valid", f"{sensor}days_apart", "y"):
+            for k in (sensor, f"{sensor}_valid", f"{sensor}_days", "y"):
                 assert torch.equal(a[k], b[k]), (sensor, view, k)
             assert a["id"] == b["id"]
             cached.raw = direct.raw = False
