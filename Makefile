@@ -23,16 +23,20 @@ help:
 	@echo "make test   everything above, the parameter matrix, then ruff and pytest (unit + chapter + rendered-book tests)"
 	@echo "make lab    JupyterLab with the package and the python3 kernel"
 
+# Python writes each module's .pyc the first time a process imports it. Where PYTHONDONTWRITEBYTECODE is set (as on
+# these machines) it never does, and every process compiled its imports again (11 s against 4.5 s to import the
+# chapters' stack; a fresh-clone make test took 1,256 s so). Compiling the whole venv at install (uv's
+# --compile-bytecode) costs about 50 s, most of it for modules nothing here imports: compiling on first import
+# costs only what is used.
+unexport PYTHONDONTWRITEBYTECODE
+
 # torch with pip, which takes the local CPU wheel (uv looks only at PyPI, where torch 2.13.0 is a CUDA build of
 # several GB); the rest with uv, which resolves and downloads in parallel (8 s against pip's 67 s, measured on a
-# fresh venv here); torch 2.13.0+cpu satisfies the project's torch==2.13.0, so uv keeps it. --compile-bytecode:
-# pip writes the .pyc files at install, uv only when asked, and where PYTHONDONTWRITEBYTECODE is set (as on these
-# machines) Python never writes them, so every process compiled its imports again (11 s against 4.5 s to import
-# the chapters' stack; a fresh-clone make test took 1,256 s without them)
+# fresh venv here); torch 2.13.0+cpu satisfies the project's torch==2.13.0, so uv keeps it.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q torch==2.13.0 uv==0.13.9
-	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e ".[book,dev]"
+	$(BIN)/python -m pip install -q --no-compile torch==2.13.0 uv==0.13.9
+	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[book,dev]"
 	@# rfc3987-syntax (jsonschema[format-nongpl], via jupyter-events) compiles 38 parsers at import: 1.3-2.2 s of
 	@# every `import nbformat` (each kernel, papermill and pytest process); without it jsonschema skips the
 	@# "iri" format check, which nothing here uses (import nbformat: 0.24 s)
