@@ -171,7 +171,7 @@ def file_summary(path: str | Path) -> dict:
     ``repeated_steps`` (time steps not later than the one before). NaN where a file has no valid value.
     """
     path = Path(path)
-    with io.open_patch(path, s1_unit="linear", harmonize=False) as ds:
+    with io.open_patch(path, s1_unit="linear", harmonize=False, load=True) as ds:
         out: dict[str, float] = {}
         stored = [v for v in (*schema.S1_BANDS, *schema.S2_BANDS, "DEM") if v in ds]
         out["nonfinite"] = int(sum(np.count_nonzero(~np.isfinite(ds[v].values)) for v in stored))
