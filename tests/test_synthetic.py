@@ -858,15 +858,16 @@ print(json.dumps({"files": sum(info.n_files.values()),
 
 
 def test_memory_does_not_grow_with_file_count(tmp_path):
-    """About 16 and 62 files (seed 1, canvases of at most two tiles: both plans hold a two-tile canvas, so the
-    per-canvas peak is the same) have the same peak memory within 25 MB. Holding the arrays of even ten of the
-    extra files (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than that."""
+    """About 11 and 45 files (seed 1, 4 and 14 per sensor, canvases of at most two tiles: both plans hold a
+    two-tile canvas, so the per-canvas peak is the same) have the same peak memory within 25 MB. Holding the arrays
+    of even ten of the 34 extra files (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than
+    that."""
     import unittest.mock
 
     with unittest.mock.patch.object(planner, "_MAX_BLOCK", (1, 2)):
-        assert {max(len(c.patches) for c in planner._plan(n, 1)) for n in (5, 20)} == {2}
+        assert {max(len(c.patches) for c in planner._plan(n, 1)) for n in (4, 14)} == {2}
     peaks = {}
-    for n in (5, 20):
+    for n in (4, 14):
         res = subprocess.run(
             [sys.executable, "-c", _PEAK_RSS, str(tmp_path / str(n)), str(n)],
             capture_output=True,
@@ -874,8 +875,8 @@ def test_memory_does_not_grow_with_file_count(tmp_path):
             check=True,
         )
         peaks[n] = json.loads(res.stdout.splitlines()[-1])
-    assert peaks[20]["files"] > 3.5 * peaks[5]["files"], peaks
-    growth_mb = (peaks[20]["peak_kib"] - peaks[5]["peak_kib"]) / 1024
+    assert peaks[14]["files"] > 3.5 * peaks[4]["files"], peaks
+    growth_mb = (peaks[14]["peak_kib"] - peaks[4]["peak_kib"]) / 1024
     assert growth_mb < 25, peaks
 
 
