@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: smaller dry runs saved, measured serially on a loaded machine (wall time, base → after: test_synthetic 379 →
 #: 180-253 s, test_benchmarks 168 → 103 s, test_realism's default-sample report 84 → 46-58 s, test_reference's
 #: release and the two checks that split the catalog again 65 → 30 s): about test_synthetic 65, test_benchmarks 66,
-#: test_reference 35, test_realism 32. ``make test`` runs pytest in two workers, one file at a time each (``--dist loadfile``), in
-#: collection order: handing these out first keeps one worker from being left alone with one of them at the end. A
-#: stale list costs time, never a check.
+#: test_reference 35, test_realism 32. ``make test`` runs pytest in two workers, one file at a time each
+#: (``--dist loadfile``), in collection order: handing these out first keeps one worker from being left alone with one
+#: of them at the end. A stale list costs time, never a check.
 SLOW_FILES = (
     "test_gpu_check.py",
     "test_benchmarks.py",
