@@ -256,6 +256,25 @@ def real_catalog():
     return reference.catalog()
 
 
+@pytest.fixture(scope="module")
+def release_run(tmp_path_factory) -> tuple[Path, dict[str, splits.SplitResult]]:
+    """``data/reference/release_tasks.py`` run once into a fresh folder: ``(folder, {task name: the
+    make_splits result it wrote})``. The tests of the blocked presets and the folds read those results instead of
+    splitting the real catalog again with the same settings."""
+    out = tmp_path_factory.mktemp("release")
+    made: dict[str, splits.SplitResult] = {}
+    make_splits = splits.make_splits
+
+    def recording(catalog, config, method=None):
+        made[config.name] = res = make_splits(catalog, config, method)
+        return res
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(splits, "make_splits", recording)
+        load_script(REF_DIR / "release_tasks.py").release(out)
+    return out, made
+
+
 def test_published_splits_leak_on_the_real_geometry(real_catalog):
     """Most published test tiles have a training tile among their eight neighbours (none overlap)."""
     for task, low in (("S12LS-LD", 90.0), ("S12LS-AD", 85.0)):
@@ -328,7 +347,7 @@ def test_released_blocked_folders_meet_the_balance_bounds(name, real_catalog):
             assert assign_all.setdefault(k, v) == v, (scope, k)  # one split per location
 
 
-def test_balance_moves_the_blocked_split_inside_the_bounds(real_catalog):
+def test_balance_moves_the_blocked_split_inside_the_bounds(real_catalog, release_run):
     """On LD, the greedy assignment alone (balance off) misses the bounds after the buffer (the buffer
     takes train tiles); the balanced one meets them in every scope, as split_balance reports."""
     totals = reference.counts().set_index(["task", "scope"])["total"]
@@ -336,7 +355,9 @@ def test_balance_moves_the_blocked_split_inside_the_bounds(real_catalog):
     before = splits.split_balance(
         splits.make_splits(real_catalog, cfg.replace(balance=False)), totals["S12LS-LD"].to_dict()
     )
-    after = splits.split_balance(splits.make_splits(real_catalog, cfg), totals["S12LS-LD"].to_dict())
+    balanced = release_run[1]["S12LS-LD-blocked"]  # make_splits(reference.catalog(), cfg), as released
+    assert balanced.config == cfg.replace(method="blocked")
+    after = splits.split_balance(balanced, totals["S12LS-LD"].to_dict())
     assert not before["ok"].all() and after["ok"].all()
     assert (after["kept"] > before["kept"]).all()  # the search also keeps more tiles out of the buffer
     assert set(after.columns) >= {
@@ -386,12 +407,13 @@ def test_blocked_split_links_tiles_that_share_a_landslide():
     assert s.nunique() <= 1
 
 
-def test_region_holdout_folds_hold_out_whole_regions(real_catalog):
+def test_region_holdout_folds_hold_out_whole_regions(real_catalog, release_run):
     folds = reference.region_folds()
     assert folds["europe"] == ["italy"] and len(folds) == 6
     ld_regions = set(splits.select(real_catalog, tasks.load_config("S12LS-LD"))["s2"]["region"].astype(str))
     cfg = tasks.load_config("S12LS-LD-blocked", name="europe", test_regions=["italy"])
-    res = splits.make_splits(real_catalog, cfg)
+    res = release_run[1]["europe"]  # make_splits(reference.catalog(), the fold's settings), as released
+    assert res.config.replace(description=cfg.description) == cfg.replace(method="blocked")
     s2 = res.frames["s2"]
     assert set(s2.loc[s2["split"] == "test", "region"].astype(str)) == {"italy"}
     assert "italy" not in set(s2.loc[s2["split"] != "test", "region"].astype(str))
@@ -474,9 +496,8 @@ def test_norm_adds_statistics_to_a_released_task(small_sample, tmp_path):
     assert cli.main(["norm", str(root), "--workers", "1"]) == 2  # already there: not recomputed
 
 
-def test_release_script_reproduces_the_committed_folders(tmp_path):
-    mod = load_script(REF_DIR / "release_tasks.py")
-    mod.release(tmp_path)
+def test_release_script_reproduces_the_committed_folders(release_run):
+    tmp_path = release_run[0]
     committed = {
         str(p.relative_to(TASK_DIR)): p.read_bytes() for p in sorted(TASK_DIR.rglob("*")) if p.is_file()
     }

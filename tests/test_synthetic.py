@@ -66,28 +66,39 @@ def default_plan() -> list[generate.CanvasPlan]:
 
 @pytest.fixture(scope="module")
 def default_special_records(default_plan, tmp_path_factory) -> list[dict]:
-    """Canvases of the default plan with two events, an event outside the series, an undated annotation or a
-    padded series (the two smallest of each case), written with the generator's own per-canvas job (file
-    records as in the manifest)."""
+    """Canvases of the default plan with two events, an event before / after a series, an undated annotation or
+    a padded series, the smallest of each case, written with the generator's own per-canvas job (file records as
+    in the manifest). An event outside the series and a padded series are cases per sensor: for those only the
+    files of that sensor are written (each sensor's series and pixels have a random stream of their own, so they
+    are the files the whole canvas would write)."""
+    import copy
+
     out = tmp_path_factory.mktemp("default_special")
     for s in schema.SENSORS:
         (out / s).mkdir()
-    # per case (two events, an event before / after a series, undated, padded), its two smallest canvases
-    cases = {
-        "two": lambda p: p.two_events,
-        "before": lambda p: "before" in p.outside.values(),
-        "after": lambda p: "after" in p.outside.values(),
-        "undated": lambda p: p.undated,
-        "padded": lambda p: bool(p.padded),
-    }
-    chosen = set()
-    for has in cases.values():
-        chosen |= {
-            p.index for p in sorted((p for p in default_plan if has(p)), key=lambda p: len(p.patches))[:2]
-        }
+    # per case: which canvases have it, and the sensor it is about (None: every sensor of the canvas)
+    cases = [
+        (lambda p: p.two_events, None),
+        (lambda p: p.undated, None),
+        *(
+            (lambda p, s=s, side=side: p.outside.get(s) == side, s)
+            for side in ("before", "after")
+            for s in schema.SENSORS
+        ),
+        *((lambda p, s=s: s in p.padded, s) for s in schema.S1_SENSORS),
+    ]
+    chosen: dict[int, set[str]] = defaultdict(set)
+    for has, sensor in cases:
+        found = [p for p in default_plan if has(p)]
+        if found:
+            p = min(found, key=lambda p: len(p.patches))
+            chosen[p.index] |= set(schema.SENSORS) if sensor is None else {sensor}
     records: list[dict] = []
     for plan in default_plan:
         if plan.index in chosen:
+            plan = copy.deepcopy(plan)
+            for pp in plan.patches:
+                pp.sensors = tuple(s for s in pp.sensors if s in chosen[plan.index])
             recs, slides = generate._canvas_job((plan, str(out), 40000 + 1000 * plan.index))
             records += [dict(r, path=str(out / r["path"]), inventory=slides) for r in recs]
     return records
@@ -108,7 +119,7 @@ def test_same_sample_whatever_the_worker_count(tmp_path, monkeypatch):
     for w, out in runs.items():
         if w == 3:
             monkeypatch.setattr(generate, "_INVENTORY_BATCH", 3)
-        infos[w] = make_sample(out, n_per_sensor=4, seed=11, workers=w, progress=False)
+        infos[w] = make_sample(out, n_per_sensor=2, seed=11, workers=w, progress=False)  # 4 canvases, 9 files
     ref = runs[1]
     files = sorted(p.relative_to(ref) for p in ref.glob("*/*.nc"))
     assert len(files) == sum(infos[1].n_files.values()) > 0
@@ -795,9 +806,10 @@ def test_make_sample_refuses_non_empty_folder(tmp_path):
     (out / "s2" / "stale_s2_1.nc").write_text("old")
     (out / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not empty"):
-        make_sample(out, n_per_sensor=1, seed=3, progress=False)
+        make_sample(out, n_per_sensor=1, seed=4, progress=False)
     assert (out / "s2" / "stale_s2_1.nc").read_text() == "old"  # nothing touched
-    info = make_sample(out, n_per_sensor=1, seed=3, progress=False, overwrite=True)
+    # seed 4: the smallest plan (6 files)
+    info = make_sample(out, n_per_sensor=1, seed=4, progress=False, overwrite=True)
     assert not (out / "s2" / "stale_s2_1.nc").exists()  # the sensor folders were replaced
     assert (out / "notes.txt").read_text() == "keep me"  # unrelated files are left alone
     man = generate.load_manifest(out)
@@ -807,7 +819,7 @@ def test_make_sample_refuses_non_empty_folder(tmp_path):
     assert sorted(str(p.relative_to(out)) for p in out.glob("*/*.nc")) == sorted(
         r["path"] for r in man["files"]
     )
-    assert json.loads((out / generate.MANIFEST_NAME).read_text())["seed"] == 3
+    assert json.loads((out / generate.MANIFEST_NAME).read_text())["seed"] == 4
 
 
 @pytest.mark.parametrize(
@@ -846,15 +858,16 @@ print(json.dumps({"files": sum(info.n_files.values()),
 
 
 def test_memory_does_not_grow_with_file_count(tmp_path):
-    """About 16 and 62 files (seed 1, canvases of at most two tiles: both plans hold a two-tile canvas, so the
-    per-canvas peak is the same) have the same peak memory within 25 MB. Holding the arrays of even ten of the
-    extra files (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than that."""
+    """About 11 and 45 files (seed 1, 4 and 14 per sensor, canvases of at most two tiles: both plans hold a
+    two-tile canvas, so the per-canvas peak is the same) have the same peak memory within 25 MB. Holding the arrays
+    of even ten of the 34 extra files (5.4 MB per S2 patch, 2 MB per S1 patch in memory) would add more than
+    that."""
     import unittest.mock
 
     with unittest.mock.patch.object(planner, "_MAX_BLOCK", (1, 2)):
-        assert {max(len(c.patches) for c in planner._plan(n, 1)) for n in (5, 20)} == {2}
+        assert {max(len(c.patches) for c in planner._plan(n, 1)) for n in (4, 14)} == {2}
     peaks = {}
-    for n in (5, 20):
+    for n in (4, 14):
         res = subprocess.run(
             [sys.executable, "-c", _PEAK_RSS, str(tmp_path / str(n)), str(n)],
             capture_output=True,
@@ -862,8 +875,8 @@ def test_memory_does_not_grow_with_file_count(tmp_path):
             check=True,
         )
         peaks[n] = json.loads(res.stdout.splitlines()[-1])
-    assert peaks[20]["files"] > 3.5 * peaks[5]["files"], peaks
-    growth_mb = (peaks[20]["peak_kib"] - peaks[5]["peak_kib"]) / 1024
+    assert peaks[14]["files"] > 3.5 * peaks[4]["files"], peaks
+    growth_mb = (peaks[14]["peak_kib"] - peaks[4]["peak_kib"]) / 1024
     assert growth_mb < 25, peaks
 
 
@@ -914,7 +927,7 @@ def test_cli_synth_non_empty_folder_needs_overwrite(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is not empty" in err and "--overwrite" in err
     assert (out / "s2" / "old_s2_1.nc").read_text() == "old"
-    assert _synth(str(out), "--n-per-sensor", "1", "--workers", "1", "--overwrite") == 0
+    assert _synth(str(out), "--n-per-sensor", "1", "--seed", "4", "--workers", "1", "--overwrite") == 0
     assert not (out / "s2" / "old_s2_1.nc").exists() and (out / generate.MANIFEST_NAME).exists()
 
 
@@ -1154,30 +1167,39 @@ def test_real_region_names(manifest):
 # Harmonized release
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def harmonized_dir(tmp_path_factory, manifest) -> Path:
-    """The suite's sample written again, same seed and size, as the harmonized release."""
-    out = tmp_path_factory.mktemp("harmonized")
-    make_sample(out, n_per_sensor=manifest["n_per_sensor"], seed=manifest["seed"], progress=False,
-                release="harmonized")  # fmt: skip
-    return out
+def release_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """``(raw, harmonized)``: one small sample written as both releases, same seed and size, the harmonized one
+    with ``s12ls synth --release harmonized``. Seed 4, one per sensor: the smallest plan (one Italian canvas, 6
+    files) with every sensor, a non-annotated S2 tile and S2 dates after 2022-01-25 (ESA's offset)."""
+    out = tmp_path_factory.mktemp("releases")
+    make_sample(out / "raw", n_per_sensor=1, seed=4, workers=1, progress=False)
+    args = ("--n-per-sensor", "1", "--seed", "4", "--workers", "1", "--release", "harmonized")
+    assert _synth(str(out / "harmonized"), *args) == 0
+    return out / "raw", out / "harmonized"
 
 
-def test_compression_follows_the_release(sample_dir, manifest, harmonized_dir):
+def test_compression_follows_the_release(release_pair):
     """The raw release is written uncompressed, as the dataset's writer writes it (a non-annotated real S2 file
     is 6,176,008 bytes), the harmonized release zlib-compressed, as its files are."""
-    for rec in manifest["files"]:
-        for root, zlib in ((sample_dir, False), (harmonized_dir, True)):
+    raw_dir, harmonized_dir = release_pair
+    sized = 0
+    for rec in generate.load_manifest(raw_dir)["files"]:
+        for root, zlib in ((raw_dir, False), (harmonized_dir, True)):
             with netCDF4.Dataset(root / rec["path"]) as nc:
                 for name, var in nc.variables.items():
                     if var.dimensions == schema.DIMS:
                         assert var.filters()["zlib"] is zlib, (root, rec["path"], name)
         if rec["sensor"] == "s2" and not rec["annotated"]:
-            assert abs((sample_dir / rec["path"]).stat().st_size - 6_176_008) < 8_000, rec["path"]
+            assert abs((raw_dir / rec["path"]).stat().st_size - 6_176_008) < 8_000, rec["path"]
+            sized += 1
+    assert sized, "no non-annotated S2 file to compare with the real file size"
 
 
-def test_harmonized_release(sample_dir, manifest, harmonized_dir):
+def test_harmonized_release(release_pair):
     from s12ls_utils import io
 
+    sample_dir, harmonized_dir = release_pair
+    manifest = generate.load_manifest(sample_dir)
     har = generate.load_manifest(harmonized_dir)
     assert har["release"] == "harmonized" and manifest["release"] == "raw"
     assert [r["path"] for r in har["files"]] == [r["path"] for r in manifest["files"]]
@@ -1223,13 +1245,10 @@ def test_make_sample_rejects_unknown_release(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_synth_harmonized(tmp_path, capsys):
-    out = tmp_path / "data"
-    assert (
-        _synth(str(out), "--n-per-sensor", "1", "--seed", "4", "--workers", "1", "--release", "harmonized")
-        == 0
-    )
-    assert generate.load_manifest(out)["release"] == "harmonized"
+def test_cli_synth_harmonized(release_pair, tmp_path, capsys):
+    """``s12ls synth --release harmonized`` wrote ``release_pair``'s harmonized sample; an unknown release is
+    refused."""
+    assert generate.load_manifest(release_pair[1])["release"] == "harmonized"
     with pytest.raises(SystemExit):
         _synth(str(tmp_path / "other"), "--release", "final")
     assert "invalid choice: 'final'" in capsys.readouterr().err
