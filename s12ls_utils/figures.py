@@ -721,8 +721,13 @@ def signature_plot(agg, *, regions: bool = True, embed: bool = True, width: int 
                 xlim=xlim,
             )
     kdims = ([hv.Dimension("region")] if regions else []) + [hv.Dimension("signal", label="sensor: feature")]
+    # every element ranges over its own frame: the day-0 line too (the same in every frame), which spares the
+    # embedding a pass over every frame's line at each of its states
     hmap = hv.HoloMap(frames, kdims=kdims, sort=False).opts(
-        hv.opts.Curve(framewise=True), hv.opts.Area(framewise=True), hv.opts.Scatter(framewise=True)
+        hv.opts.Curve(framewise=True),
+        hv.opts.Area(framewise=True),
+        hv.opts.Scatter(framewise=True),
+        hv.opts.VLine(framewise=True),
     )
     return _embed_signal_map(hmap, signal_groups) if embed else hmap
 
