@@ -234,12 +234,17 @@ def s2_indices(ds: xr.Dataset, *, mask: bool = True, bad_classes: Iterable[int] 
     With ``mask`` (default) the pixels :func:`cloud_mask` calls unusable (``bad_classes``: its class set)
     are NaN; a patch without ``SCL`` is not masked. A zero denominator gives NaN.
     """
+    out = _s2_arrays(ds, mask=mask, bad_classes=bad_classes)
+    return _feature_dataset(out, _yx(ds["B02"]), attrs={"masked": bool(mask and "SCL" in ds)})
+
+
+def _s2_arrays(ds: xr.Dataset, *, mask: bool = True, bad_classes: Iterable[int] | None = None) -> dict:
+    """The arrays of :func:`s2_indices` (its numbers without the Dataset around them)."""
     need = ("B02", "B03", "B04", "B08", "B11", "B12")
     missing = [b for b in need if b not in ds]
     if missing:
         raise KeyError(f"bands {missing} are missing: s2_indices needs a Sentinel-2 patch")
     r = {b: _yx(ds[b]).values.astype("float32") / schema.S2_SCALE for b in need}
-    template = _yx(ds[need[0]])
     out = {
         "NDVI": _normalized_difference(r["B08"], r["B04"]),
         "NDMI": _normalized_difference(r["B08"], r["B11"]),
@@ -250,13 +255,18 @@ def s2_indices(ds: xr.Dataset, *, mask: bool = True, bad_classes: Iterable[int] 
     if mask and "SCL" in ds:
         usable = cloud_mask(_yx(ds["SCL"]).values, bad_classes)
         out = {k: np.where(usable, v, np.float32(np.nan)) for k, v in out.items()}
+    return out
+
+
+def _feature_dataset(arrays: Mapping[str, np.ndarray], template: xr.DataArray, attrs=None) -> xr.Dataset:
+    """``(time, y, x)`` feature arrays as a Dataset on the coordinates of ``template`` (a band of the patch)."""
     coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(template.dims)}
     return xr.Dataset(
         {
             k: xr.DataArray(v, dims=template.dims, coords=coords, attrs={"long_name": FEATURE_LABELS[k]})
-            for k, v in out.items()
+            for k, v in arrays.items()
         },
-        attrs={"masked": bool(mask and "SCL" in ds)},
+        attrs=attrs,
     )
 
 
@@ -299,19 +309,16 @@ def s1_indices(ds: xr.Dataset) -> xr.Dataset:
     (detected from the values otherwise): linear values are converted, dB values kept. NaN stays NaN;
     non-positive linear values become NaN.
     """
+    return _feature_dataset(_s1_arrays(ds), _yx(ds["VV"]))
+
+
+def _s1_arrays(ds: xr.Dataset) -> dict:
+    """The arrays of :func:`s1_indices` (its numbers without the Dataset around them)."""
     missing = [b for b in schema.S1_BANDS if b not in ds]
     if missing:
         raise KeyError(f"bands {missing} are missing: s1_indices needs a Sentinel-1 patch")
     vv, vh = _db(ds["VV"], ds), _db(ds["VH"], ds)
-    template = _yx(ds["VV"])
-    coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(template.dims)}
-    out = {"VV_dB": vv, "VH_dB": vh, "VH_VV_dB": (vh - vv).astype("float32")}
-    return xr.Dataset(
-        {
-            k: xr.DataArray(v, dims=template.dims, coords=coords, attrs={"long_name": FEATURE_LABELS[k]})
-            for k, v in out.items()
-        }
-    )
+    return {"VV_dB": vv, "VH_dB": vh, "VH_VV_dB": (vh - vv).astype("float32")}
 
 
 def slope_deg(dem: np.ndarray | xr.DataArray, pixel_size: float = schema.PIXEL_SIZE_M) -> np.ndarray:
@@ -670,7 +677,7 @@ def summarize_patch(
         attrs = _patch_attrs(ds, path)
         times = ds["time"].values
         al = _align_attrs(times, attrs, fallback_date)
-        feats = s2_indices(ds, bad_classes=bad_classes) if name.sensor == "s2" else s1_indices(ds)
+        arrs = _s2_arrays(ds, bad_classes=bad_classes) if name.sensor == "s2" else _s1_arrays(ds)
         scl = _yx(ds["SCL"]).values if "SCL" in ds else None
         mask = _yx(ds["MASK"]).isel(time=0).values.astype(bool) if "MASK" in ds else None
         slope = slope_deg(ds["DEM"]) if "DEM" in ds else None
@@ -679,9 +686,8 @@ def summarize_patch(
     if mask is None:
         mask = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype=bool)
     groups = pixel_groups(mask, ring_px=ring_px, gap_px=gap_px)
-    fnames = list(feats.data_vars)
+    fnames = list(arrs)
     n_t = len(times)
-    arrs = {f: feats[f].values for f in fnames}
 
     # --- time series: per group, per feature, per step ---------------------------------------------
     present = [g for g in GROUPS if groups[g].any()]
