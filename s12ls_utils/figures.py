@@ -198,7 +198,15 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
 
     dim = hv.Dimension("date", label=f"date ({'S2' if ref == 's2' else ref} acquisitions)")
     frames = {str(d)[:10]: frame(k) for k, d in enumerate(steps)}
-    hmap = hv.HoloMap(frames, kdims=[dim]).collate()
+    # every range given up front (the bounds, the S1 windows that clim fixes, the one DEM's extremes): the
+    # same ranges as the data's, without a pass over every frame's arrays at each state of the embedding
+    known = {
+        "x": (0.0, float(n)),
+        "y": (0.0, float(n)),
+        "elevation (m)": (float(np.nanmin(dem)), float(np.nanmax(dem))),
+    }
+    known |= {f"{band} (dB)": window for band, window in images.DB_RANGES.items()}
+    hmap = hv.HoloMap(frames, kdims=[dim]).collate().redim.range(**known)
     if not embed:
         return hmap
     # the legend is the same on every date: drawn once, below the slider, not in every frame
@@ -713,8 +721,13 @@ def signature_plot(agg, *, regions: bool = True, embed: bool = True, width: int 
                 xlim=xlim,
             )
     kdims = ([hv.Dimension("region")] if regions else []) + [hv.Dimension("signal", label="sensor: feature")]
+    # every element ranges over its own frame: the day-0 line too (the same in every frame), which spares the
+    # embedding a pass over every frame's line at each of its states
     hmap = hv.HoloMap(frames, kdims=kdims, sort=False).opts(
-        hv.opts.Curve(framewise=True), hv.opts.Area(framewise=True), hv.opts.Scatter(framewise=True)
+        hv.opts.Curve(framewise=True),
+        hv.opts.Area(framewise=True),
+        hv.opts.Scatter(framewise=True),
+        hv.opts.VLine(framewise=True),
     )
     return _embed_signal_map(hmap, signal_groups) if embed else hmap
 

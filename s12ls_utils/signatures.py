@@ -234,12 +234,17 @@ def s2_indices(ds: xr.Dataset, *, mask: bool = True, bad_classes: Iterable[int] 
     With ``mask`` (default) the pixels :func:`cloud_mask` calls unusable (``bad_classes``: its class set)
     are NaN; a patch without ``SCL`` is not masked. A zero denominator gives NaN.
     """
+    out = _s2_arrays(ds, mask=mask, bad_classes=bad_classes)
+    return _feature_dataset(out, _yx(ds["B02"]), attrs={"masked": bool(mask and "SCL" in ds)})
+
+
+def _s2_arrays(ds: xr.Dataset, *, mask: bool = True, bad_classes: Iterable[int] | None = None) -> dict:
+    """The arrays of :func:`s2_indices` (its numbers without the Dataset around them)."""
     need = ("B02", "B03", "B04", "B08", "B11", "B12")
     missing = [b for b in need if b not in ds]
     if missing:
         raise KeyError(f"bands {missing} are missing: s2_indices needs a Sentinel-2 patch")
     r = {b: _yx(ds[b]).values.astype("float32") / schema.S2_SCALE for b in need}
-    template = _yx(ds[need[0]])
     out = {
         "NDVI": _normalized_difference(r["B08"], r["B04"]),
         "NDMI": _normalized_difference(r["B08"], r["B11"]),
@@ -250,13 +255,18 @@ def s2_indices(ds: xr.Dataset, *, mask: bool = True, bad_classes: Iterable[int] 
     if mask and "SCL" in ds:
         usable = cloud_mask(_yx(ds["SCL"]).values, bad_classes)
         out = {k: np.where(usable, v, np.float32(np.nan)) for k, v in out.items()}
+    return out
+
+
+def _feature_dataset(arrays: Mapping[str, np.ndarray], template: xr.DataArray, attrs=None) -> xr.Dataset:
+    """``(time, y, x)`` feature arrays as a Dataset on the coordinates of ``template`` (a band of the patch)."""
     coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(template.dims)}
     return xr.Dataset(
         {
             k: xr.DataArray(v, dims=template.dims, coords=coords, attrs={"long_name": FEATURE_LABELS[k]})
-            for k, v in out.items()
+            for k, v in arrays.items()
         },
-        attrs={"masked": bool(mask and "SCL" in ds)},
+        attrs=attrs,
     )
 
 
@@ -299,19 +309,16 @@ def s1_indices(ds: xr.Dataset) -> xr.Dataset:
     (detected from the values otherwise): linear values are converted, dB values kept. NaN stays NaN;
     non-positive linear values become NaN.
     """
+    return _feature_dataset(_s1_arrays(ds), _yx(ds["VV"]))
+
+
+def _s1_arrays(ds: xr.Dataset) -> dict:
+    """The arrays of :func:`s1_indices` (its numbers without the Dataset around them)."""
     missing = [b for b in schema.S1_BANDS if b not in ds]
     if missing:
         raise KeyError(f"bands {missing} are missing: s1_indices needs a Sentinel-1 patch")
     vv, vh = _db(ds["VV"], ds), _db(ds["VH"], ds)
-    template = _yx(ds["VV"])
-    coords = {k: v for k, v in template.coords.items() if set(v.dims) <= set(template.dims)}
-    out = {"VV_dB": vv, "VH_dB": vh, "VH_VV_dB": (vh - vv).astype("float32")}
-    return xr.Dataset(
-        {
-            k: xr.DataArray(v, dims=template.dims, coords=coords, attrs={"long_name": FEATURE_LABELS[k]})
-            for k, v in out.items()
-        }
-    )
+    return {"VV_dB": vv, "VH_dB": vh, "VH_VV_dB": (vh - vv).astype("float32")}
 
 
 def slope_deg(dem: np.ndarray | xr.DataArray, pixel_size: float = schema.PIXEL_SIZE_M) -> np.ndarray:
@@ -670,7 +677,7 @@ def summarize_patch(
         attrs = _patch_attrs(ds, path)
         times = ds["time"].values
         al = _align_attrs(times, attrs, fallback_date)
-        feats = s2_indices(ds, bad_classes=bad_classes) if name.sensor == "s2" else s1_indices(ds)
+        arrs = _s2_arrays(ds, bad_classes=bad_classes) if name.sensor == "s2" else _s1_arrays(ds)
         scl = _yx(ds["SCL"]).values if "SCL" in ds else None
         mask = _yx(ds["MASK"]).isel(time=0).values.astype(bool) if "MASK" in ds else None
         slope = slope_deg(ds["DEM"]) if "DEM" in ds else None
@@ -679,9 +686,8 @@ def summarize_patch(
     if mask is None:
         mask = np.zeros((schema.PATCH_SIZE, schema.PATCH_SIZE), dtype=bool)
     groups = pixel_groups(mask, ring_px=ring_px, gap_px=gap_px)
-    fnames = list(feats.data_vars)
+    fnames = list(arrs)
     n_t = len(times)
-    arrs = {f: feats[f].values for f in fnames}
 
     # --- time series: per group, per feature, per step ---------------------------------------------
     present = [g for g in GROUPS if groups[g].any()]
@@ -1081,24 +1087,45 @@ def _directed(v: np.ndarray, direction: str) -> np.ndarray:
     raise ValueError(f"direction must be rise, drop or magnitude, not {direction!r}")
 
 
-def _auc_sorted(score: np.ndarray, y: np.ndarray):
-    """A weighted-AUC function for fixed scores and labels: sorts once, then each call with new weights is
-    O(n) (ties between a positive and a negative count one half, as scikit-learn)."""
-    order = np.argsort(score, kind="stable")
-    s, yy = score[order], y[order]
-    # tie groups: start index of each run of equal scores
-    new = np.r_[True, s[1:] != s[:-1]]
-    group = np.cumsum(new) - 1
+def _patch_auc(score: np.ndarray, y: np.ndarray, w: np.ndarray, patch: np.ndarray, n_patch: int):
+    """A weighted-AUC function of per-patch multipliers, for fixed scores, labels, weights and patches.
 
-    def auc(w: np.ndarray) -> float:
-        w = w[order]
-        wp, wn = np.where(yy, w, 0.0), np.where(yy, 0.0, w)
-        gp, gn = np.bincount(group, wp), np.bincount(group, wn)
-        tot_p, tot_n = gp.sum(), gn.sum()
-        if tot_p <= 0 or tot_n <= 0:
-            return float("nan")
-        below_n = np.cumsum(gn) - gn  # negatives in lower groups
-        return float(np.sum(gp * (below_n + 0.5 * gn)) / (tot_p * tot_n))
+    The weighted AUC is ``Σ_pos Σ_neg w_i w_j [s_j < s_i]`` (ties between a positive and a negative count one
+    half, as scikit-learn) over ``(Σ_pos w)(Σ_neg w)``. With each weight multiplied by its patch's count ``m``
+    (a bootstrap replicate of :func:`~s12ls_utils.metrics.patch_resamples`), the numerator is ``m @ K @ m``
+    for the patch × patch matrix ``K`` of the positives of one patch against the negatives of another, and
+    the denominator ``(m @ w_pos)(m @ w_neg)``: ``K`` is built once (one sort, running sums over the sorted
+    positives), and each
+    call then costs ``O(n_patch²)`` instead of a pass over every pixel. ``auc(m)`` is NaN when either class
+    weighs nothing; ``auc(np.ones(n_patch))`` is the AUC of the pixels as given.
+    """
+    from scipy import sparse
+
+    y = y.astype(bool)
+    order = np.argsort(score[y], kind="stable")  # the positives by score
+    s_pos, w_pos, p_pos = score[y][order], w[y][order], patch[y][order]
+    s_neg, w_neg, p_neg = score[~y], w[~y], patch[~y]
+    # a negative counts wholly for the positives above it and half for those tied with it: half its weight
+    # enters the running sum over the sorted positives where the tied ones start, half where they end
+    lo = np.searchsorted(s_pos, s_neg, side="left")
+    hi = np.searchsorted(s_pos, s_neg, side="right")
+    pos_of_patch = sparse.csr_matrix((w_pos, (p_pos, np.arange(s_pos.size))), shape=(n_patch, s_pos.size))
+    pair = np.zeros((n_patch, n_patch))
+    step = max(1, 2_000_000 // (s_pos.size + 1))  # negative patches per block (a block holds ≤ 16 MB)
+    for first in range(0, n_patch, step):
+        cols = min(step, n_patch - first)
+        in_block = (p_neg >= first) & (p_neg < first + cols)
+        flat = np.r_[lo[in_block], hi[in_block]] * cols + np.tile(p_neg[in_block] - first, 2)
+        half = np.tile(0.5 * w_neg[in_block], 2)
+        below = np.bincount(flat, half, minlength=(s_pos.size + 1) * cols).reshape(-1, cols)
+        pair[:, first : first + cols] = pos_of_patch @ np.cumsum(below, axis=0)[:-1]
+    tot_pos = np.bincount(p_pos, w_pos, minlength=n_patch)
+    tot_neg = np.bincount(p_neg, w_neg, minlength=n_patch)
+
+    def auc(m: np.ndarray) -> float:
+        m = np.asarray(m, dtype="float64")
+        den = (m @ tot_pos) * (m @ tot_neg)
+        return float(m @ pair @ m / den) if den > 0 else float("nan")
 
     return auc
 
@@ -1153,15 +1180,13 @@ def separability(
             if not np.isfinite(raw):
                 continue
             dv = _directed(v, direction)
-            auc_fn = _auc_sorted(dv[sel], is_ls[sel])
-            auc = auc_fn(w[sel])
+            auc_fn = _patch_auc(dv[sel], is_ls[sel], w[sel], patch[sel], n_patch)
+            auc = auc_fn(np.ones(n_patch))
             sel_r = ok & (is_ls | is_ring)
             vs_ring = _auc(is_ls[sel_r], dv[sel_r], w[sel_r])
             low = high = float("nan")
             if n_boot > 0 and n_patch > 1:
-                reps = np.array(
-                    [auc_fn(w[sel] * m[patch[sel]]) for m in patch_resamples(n_patch, n_boot, rng)]
-                )
+                reps = np.array([auc_fn(m) for m in patch_resamples(n_patch, n_boot, rng)])
                 reps = reps[np.isfinite(reps)]
                 if reps.size:
                     low, high = percentile_interval(reps, level)

@@ -67,3 +67,32 @@ def test_training_curves_draw_each_history_column():
     assert [c.label for c in metric] == ["F1 at 0.5", "F1 at the best threshold", "IoU at 0.5"]
     assert loss.get(1).dimension_values("val_loss").tolist() == [2.0, 1.0, 2 / 3]
     assert metric.opts.get().kwargs["ylim"] == (0, 1)
+
+
+def test_patch_viewer_declares_the_ranges_its_frames_hold(small_sample):
+    # the viewer gives its ranges up front (the embedding then skips a pass over every frame per state): they
+    # must be the data's own, the bounds on x and y, the DEM's extremes, the S1 windows that clim draws
+    import holoviews as hv
+    import numpy as np
+
+    cat = build_catalog(small_sample, progress=False, use_cache=False, workers=1)
+    key = cat.groupby("key")["sensor"].nunique().idxmax()  # a location with every sensor it can have
+    viewer = figures.patch_viewer(small_sample, key, embed=False)
+    images = [el for el in viewer.traverse(lambda x: x, [hv.Image]) if not isinstance(el, hv.RGB)]
+    assert images
+    n = schema.PATCH_SIZE
+    for el in viewer.traverse(lambda x: x, [hv.Element]):
+        for d in ("x", "y"):
+            assert el.get_dimension(d).range == (0.0, float(n))
+            lo, hi = el.range(d, dimension_range=False)
+            assert not (lo < 0 or hi > n)  # NaN: an empty outline (no landslide)
+    for el in images:
+        value = el.vdims[0]
+        lo, hi = el.range(value, dimension_range=False)
+        assert el.bounds.lbrt() == (0, 0, n, n)  # the axes span the bounds, as declared
+        if value.name == "elevation (m)":
+            assert value.range == (lo, hi)
+        else:
+            assert value.range == figures.images.DB_RANGES[value.name.split()[0]]
+            assert el.opts.get().kwargs["clim"] == value.range
+    assert np.isfinite([v for el in images for v in el.vdims[0].range]).all()

@@ -378,6 +378,25 @@ def test_separability_interval_is_over_patches():
     assert one_patch["auc"] == pytest.approx(roc_auc_score(y, -frames[0]["NDVI"].to_numpy()))
 
 
+def test_patch_auc_matches_weighted_roc_auc_of_each_replicate():
+    # a replicate's AUC (each weight times its patch's count) from the patch × patch matrix equals
+    # scikit-learn's weighted AUC of the pixels, ties (rounded scores) and empty patches included
+    rng = np.random.default_rng(3)
+    n, n_patch = 400, 7
+    score = np.round(rng.normal(size=n), 1)
+    y = rng.random(n) < 0.3
+    w = rng.uniform(0.5, 3.0, n)
+    patch = rng.integers(0, n_patch - 1, n)  # the last patch holds no pixel
+    auc = sig._patch_auc(score, y, w, patch, n_patch)
+    for m in [np.ones(n_patch), *(rng.integers(0, 3, n_patch) for _ in range(5))]:
+        weight = w * m[patch]
+        if weight[y].sum() == 0 or weight[~y].sum() == 0:
+            assert np.isnan(auc(m))
+            continue
+        assert auc(m) == pytest.approx(roc_auc_score(y, score, sample_weight=weight), rel=1e-12)
+    assert np.isnan(auc(np.zeros(n_patch)))
+
+
 def test_separability_weights_equal_duplicates_and_ring_only_auc():
     ls, bg = [-3.0, -1.0, 0.5], [-2.0, 0.0, 1.0]
     w = [1.0, 1.0, 1.0, 3.0, 1.0, 1.0]
