@@ -4,8 +4,9 @@ The paper reports landslide-class results on harmonized S12LS-LD (Sentinel-2 + D
 42, 123 and 777 of models trained for 75 epochs with BCE + Dice (``pos_weight`` 5), AdamW at 1e-3 with weight
 decay 0.01, batch 16, flips and rot90, tested on the last epoch. This script trains one model that way per
 seed (``s12ls_utils.training.train``), evaluates each run's last and best epoch on test
-(``s12ls_utils.evaluate.evaluate_run``) and prints, per checkpoint, mean ± standard deviation over the seeds of
-AP, F1, IoU, precision and recall in percent, under the published row of the same model::
+(``s12ls_utils.evaluate.evaluate_run``; once when the best epoch is the last: the same weights) and prints, per
+checkpoint, mean ± standard deviation over the seeds of AP, F1, IoU, precision and recall in percent, under the
+published row of the same model::
 
     .venv/bin/python benchmarks/published_recipe.py --data data/real/data_harmonized \\
         --task data/real/tasks/S12LS-LD/harmonized --model utae --device cuda --out runs/published
@@ -160,6 +161,10 @@ def main(argv=None) -> int:
             **settings,
         )
         for which in ("last", "best"):
+            if which == "best" and run.best_epoch == run.epochs_run:
+                # the best epoch is the last: best.pt holds the weights of last.pt, so the scores are the same
+                per_seed["best"][seed] = per_seed["last"][seed]
+                continue
             res = evaluate.evaluate_run(run.run_dir, task, device=device, which=which, gallery=0, n_boot=100)
             per_seed[which][seed] = scores(res.summary())
     summary = summarise(per_seed)

@@ -21,10 +21,11 @@ on the next run. Runs go to ``<out>/runs/<split>-<model>-seed<seed>``; ``--resum
 Every run reads Sentinel-2 + DEM, as the published benchmark.
 
 ``--dry-run`` takes the same path on the CPU: a synthetic sample (``--data``, e.g. ``data/sample``, read as it
-is; else the book's default sample, written for the run in a few minutes), its S12LS-LD task, the blocked split and two region folds of the
-sample's regions written in the released format (no statistics, as ``data/reference/release_tasks.py`` writes
-them), one optimisation step per seed with a small model, the first two seeds. The tests run it; its figures say nothing about any
-model.
+is; else the book's default sample, written for the run in a few minutes), its S12LS-LD task (``--task``, e.g.
+``data/sample/tasks/S12LS-LD``, read as it is with the training caches it has; else written for the run), the
+blocked split and two region folds of the sample's regions written in the released format (no statistics, as
+``data/reference/release_tasks.py`` writes them), one optimisation step per seed with a small model, the first two
+seeds. The tests run it; its figures say nothing about any model.
 """
 
 from __future__ import annotations
@@ -90,10 +91,10 @@ def prepared(released: Path, work: Path, data: Path, sensors: list[str]) -> Path
     return work
 
 
-def dry_sample(root: Path, data: Path | None = None) -> tuple[Path, Path, Path]:
+def dry_sample(root: Path, data: Path | None = None, task: Path | None = None) -> tuple[Path, Path, Path]:
     """The dry run's data: ``data`` (a synthetic sample, read as it is) or the book's default sample written under
     ``root`` (smaller ones leave the blocked split without validation patches); its
-    S12LS-LD task (with statistics) and, in the released format (no statistics, as
+    S12LS-LD task (``task``, read as it is, or written with statistics) and, in the released format (no statistics, as
     ``data/reference/release_tasks.py`` writes them), the blocked split and :data:`DRY_FOLDS` region folds of the
     sample's regions, all under ``root``. Returns the data folder, the published task and the released folder."""
     from s12ls_utils import catalog, reference, splits, tasks
@@ -106,7 +107,8 @@ def dry_sample(root: Path, data: Path | None = None) -> tuple[Path, Path, Path]:
         raise ValueError(f"--dry-run runs on a synthetic sample; {data} has no {MANIFEST_NAME}")
     cat = catalog.build_catalog(data, sensors=SENSORS)
     only = {"satellites": SENSORS, "reference_sat": SENSORS[0]}
-    task = tasks.write_task(data, root / "tasks", tasks.load_config("S12LS-LD", **only), catalog=cat)
+    if task is None:
+        task = tasks.write_task(data, root / "tasks", tasks.load_config("S12LS-LD", **only), catalog=cat)
     released = root / "released"
 
     def release(out: Path, cfg) -> None:
@@ -174,7 +176,9 @@ def main(argv=None) -> int:
     tmp = None
     if args.dry_run:
         tmp = tempfile.TemporaryDirectory(prefix="split-optimism-")
-        data, task, released = dry_sample(Path(tmp.name), args.data)
+        if args.task is not None and args.data is None:
+            ap.error("--dry-run with --task needs --data (the synthetic sample the task lists)")
+        data, task, released = dry_sample(Path(tmp.name), args.data, args.task)
         dry = published_recipe.DRY
         settings |= {"epochs": dry["epochs"], "batch_size": dry["batch_size"], "max_steps": dry["max_steps"]}
         model_kwargs = published_recipe.DRY_MODEL_KWARGS[args.model]

@@ -9,7 +9,8 @@ never downloads a browser here) opens each page of ``_toc.yml`` from ``file://``
   a non-zero size and has drawn pixels on at least one canvas (Bokeh 3 draws inside shadow roots);
 - every ``{glue:text}`` reference of the chapter's text shows the glued value, visibly;
 - every image (matplotlib PNGs, the static key figures) is loaded, and each chapter has its static key figure;
-- a full-page screenshot goes to ``_build/screenshots/<page>.png`` (next to the HTML folder).
+- a full-page screenshot goes to ``_build/screenshots/<page>.jpg`` (next to the HTML folder; JPEG: the
+  capture of a 20,000 px page costs a quarter less than as PNG, measured 3.5 → 2.6 CPU-s).
 
 ``S12LS_HTML`` points the test at another build (default ``_build/html``), ``S12LS_CHROMIUM`` at another
 browser binary (default ``/usr/bin/chromium``). The module is skipped, with the reason, when the book is not
@@ -217,8 +218,8 @@ def visit(browser):
         try:
             page.wait_for_function(READY_JS, arg=expected_docs, timeout=RENDER_TIMEOUT_MS)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            rep.screenshot = SCREENSHOTS / f"{Path(page_name).name}.png"
-            page.screenshot(path=str(rep.screenshot), full_page=True)
+            rep.screenshot = SCREENSHOTS / f"{Path(page_name).name}.jpg"
+            page.screenshot(path=str(rep.screenshot), full_page=True, type="jpeg", quality=80)
             # then outputs folded away by `hide-output` (<details>) are opened and must render too
             page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
             page.wait_for_function(READY_JS, arg=expected_docs, timeout=RENDER_TIMEOUT_MS)

@@ -41,8 +41,8 @@ def dry_run(tmp_path_factory, book_sample):
         "--json",
         str(js),
     ]
-    if book_sample is not None:
-        cmd += ["--data", str(book_sample)]
+    if book_sample is not None:  # the book's sample and its S12LS-LD task (with the caches chapter 05 packed)
+        cmd += ["--data", str(book_sample), "--task", str(book_sample / "tasks" / "S12LS-LD")]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout, json.loads(js.read_text()), out

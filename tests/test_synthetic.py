@@ -139,6 +139,28 @@ def test_same_sample_whatever_the_worker_count(tmp_path, monkeypatch):
         assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())  # no spill left
 
 
+def test_a_sample_of_some_sensors_holds_the_full_samples_files_of_those(sample_dir, manifest, tmp_path):
+    """``sensors=["s2"]`` writes the S2 files of the full sample (same seed and size), byte for byte, and no
+    other sensor's; an unknown sensor is refused before any work."""
+    info = make_sample(
+        tmp_path / "s2",
+        n_per_sensor=manifest["n_per_sensor"],
+        seed=manifest["seed"],
+        sensors=["s2"],
+        workers=1,
+        progress=False,
+    )
+    s2 = sorted(p.relative_to(sample_dir) for p in sample_dir.glob("s2/*.nc"))
+    assert sorted(p.relative_to(info.out_dir) for p in info.out_dir.glob("*/*.nc")) == s2
+    assert info.n_files == {**dict.fromkeys(schema.SENSORS, 0), "s2": len(s2)}
+    for rel in s2:
+        assert (info.out_dir / rel).read_bytes() == (sample_dir / rel).read_bytes(), rel
+    records = generate.load_manifest(info.out_dir)["files"]
+    assert records == [r for r in manifest["files"] if r["sensor"] == "s2"]
+    with pytest.raises(ValueError, match="sensors must be"):
+        make_sample(tmp_path / "bad", n_per_sensor=1, sensors=["s3"], progress=False)
+
+
 def test_manifest_writer_matches_json_dumps(tmp_path):
     """The streamed manifest is exactly what ``json.dumps(manifest, indent=1)`` writes, empty lists too."""
     head = {"generator": "x", "counts": {"s2": 2}, "regions": [{"name": "a_b", "epsg": 32632}]}

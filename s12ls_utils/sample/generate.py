@@ -974,10 +974,12 @@ def _writer_attrs(
 def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
     """Simulate one canvas and write its patches; return (file records, inventory records).
 
-    ``args``: ``(plan, out_dir, first_ann_id[, release])``, release ``"raw"`` (default) or ``"harmonized"``.
+    ``args``: ``(plan, out_dir, first_ann_id[, release[, sensors]])``, release ``"raw"`` (default) or
+    ``"harmonized"``, sensors the ones whose files are written (default: every sensor).
     """
     plan, out_dir, first_ann_id, *rest = args
     release = rest[0] if rest else "raw"
+    wanted = set(rest[1]) if len(rest) > 1 else set(schema.SENSORS)
     out = Path(out_dir)
     reg = REGION_BY_NAME[plan.region]
     rng = np.random.default_rng(plan.seed)
@@ -1012,7 +1014,8 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
     anns = {
         p.patch_id: _patch_annotations(slides, *p.window(), tokens, inv_conf, order_rng) for p in plan.patches
     }
-    sensors = sorted({s for p in plan.patches for s in p.sensors})
+    # each sensor draws from its own stream: leaving one out changes nothing in the others' files
+    sensors = sorted({s for p in plan.patches for s in p.sensors} & wanted)
     records: list[dict] = []
     for sensor in sensors:
         srng = np.random.default_rng([plan.seed, schema.SENSORS.index(sensor)])
@@ -1276,6 +1279,7 @@ def make_sample(
     progress: bool = True,
     release: str = "raw",
     pad_s2: bool = False,
+    sensors: Sequence[str] | None = None,
 ) -> SampleInfo:
     """Write a synthetic Sen12Landslides copy into ``out_dir``.
 
@@ -1292,6 +1296,9 @@ def make_sample(
     ``pad_s2``: also pad some Sentinel-2 series with repeated dates (the writer can; no real S2 file shows
     it, so the default sample pads Sentinel-1 series only; tests use it for the writer's case).
 
+    ``sensors``: write only these sensors' files (default: all three); they are the very files of the full
+    sample (each sensor draws from a stream of its own), e.g. for a dry run that trains on Sentinel-2 alone.
+
     Memory does not grow with the sample: each canvas's files are written as soon as it is simulated
     (by the worker that simulated it), its arrays are dropped, and the per-file records go to a spill
     file and the inventory shapefile in batches; only a small index entry per file stays in memory.
@@ -1307,6 +1314,9 @@ def make_sample(
     ):
         raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
     schema.check_choice("release", release, SAMPLE_RELEASES)
+    sensors = list(schema.SENSORS if sensors is None else sensors)
+    for s in sensors:
+        schema.check_choice("sensors", s, schema.SENSORS)
     t0 = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -1324,9 +1334,9 @@ def make_sample(
         (out / s).mkdir(parents=True, exist_ok=True)
     n_per_sensor = int(n_per_sensor)
     plans = _plan(n_per_sensor, seed, pad_s2=bool(pad_s2))
-    jobs = [(p, str(out), 40000 + 1000 * p.index, release) for p in plans]
+    jobs = [(p, str(out), 40000 + 1000 * p.index, release, sensors) for p in plans]
     workers = min(len(jobs), int(workers or default_workers()))
-    n_planned = sum(len(pp.sensors) for p in plans for pp in p.patches)
+    n_planned = sum(len(set(pp.sensors) & set(sensors)) for p in plans for pp in p.patches)
     # Per file, only (sensor, region, patch_id, offset, length) stays in memory; its manifest entry
     # (already encoded) waits in a spill file until the manifest is written in sorted order.
     index: list[tuple[str, str, int, int, int]] = []
