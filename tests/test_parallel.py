@@ -99,6 +99,20 @@ def test_map_files_keeps_order_and_reports_failures(name: str, cluster) -> None:
     assert str(res.failures[0]).startswith("five: ValueError: invalid literal")
 
 
+def test_one_worker_runs_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool of one process would only add its start-up: one worker reads here, with the same results."""
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started for one worker")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pool)
+    items = [str(i) for i in range(37)] + ["x"]
+    res = map_files(int, items, workers=1, progress=False)
+    assert res.results == [*range(37), None] and [f.item for f in res.failures] == ["x"]
+    with pytest.raises(AssertionError, match="a pool was started"):  # two workers still start one
+        map_files(int, items, workers=2, progress=False)
+
+
 def test_map_files_on_a_client_leaves_it_open(cluster) -> None:
     client = cluster[1]
     map_files(abs, [-1, -2], scheduler=client, progress=False)
