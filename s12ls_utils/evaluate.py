@@ -36,7 +36,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -55,9 +54,6 @@ from .metrics import (
     threshold_bootstrap,
 )
 from .tasks import Task, check_files, load_task
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 __all__ = [
     "all_negative_facts",
@@ -277,25 +273,16 @@ def iter_reference_scores(
     (``date_free``: :func:`change_score_date_free`). ``entries``: the split entries to score (default: the
     ``sensor`` split of the task; :func:`evaluate_run` passes the run's own entries, so that model and
     reference are scored on the same patches)."""
-    score = change_score_date_free if date_free else change_score
-    for pid, ds in _reference_patches(task, split, sensor, entries):
-        yield pid, score(ds, sensor), _mask(ds)
-
-
-def _reference_patches(
-    task: Task, split: str, sensor: str, entries: list[dict] | None
-) -> Iterator[tuple[str, xr.Dataset]]:
-    """``(id, patch)`` of each ``sensor`` file the reference scores (see :func:`iter_reference_scores`), read
-    whole and closed once the consumer moves on."""
     schema.check_sensor(sensor)
     if sensor not in task.splits:
         raise ValueError(f"task {task.name} has no {sensor} split; it has {sorted(task.splits)}")
     if task.data_dir is None:
         raise ValueError(f"task {task.path} has no known data folder")
+    score = change_score_date_free if date_free else change_score
     for e in task.splits[sensor][split] if entries is None else entries:
         ds = open_patch(task.data_dir / e[sensor], load=True)
         try:
-            yield str(e["id"]), ds
+            yield str(e["id"]), score(ds, sensor), _mask(ds)
         finally:
             ds.close()
 
@@ -694,8 +681,6 @@ class Validation:
     batch_size: int
     which: str
     seconds: float = 0.0
-    # per split, the date-free reference's scores, kept by the reference's pass for the date-free pass
-    _date_free: dict = field(default_factory=dict, repr=False)
 
     def table(self) -> pd.DataFrame:
         """One row per method: the validation threshold, the validation F1 it reaches, the number of
@@ -725,23 +710,8 @@ class Validation:
 
         own = split_entries(self.task, split, self.run_sensors)
         entries = own if own and all(e.get(self.sensor) for e in own) else None
-        if method == "reference_date_free":
-            kept = self._date_free.pop(split, None)
-            if kept is not None:
-                return iter(kept)
-            return iter_reference_scores(self.task, split, self.sensor, date_free=True, entries=entries)
-        return self._reference_scores(split, entries)
-
-    def _reference_scores(self, split: str, entries: list[dict] | None):
-        """The reference's ``(id, score, mask)`` with the event date, patch by patch; a complete pass also
-        keeps the date-free scores of the same patches for the date-free pass (which follows it in
-        :data:`METHODS`), so each file is read once for both."""
-        date_free = []
-        for pid, ds in _reference_patches(self.task, split, self.sensor, entries):
-            mask = _mask(ds)
-            date_free.append((pid, change_score_date_free(ds, self.sensor), mask))
-            yield pid, change_score(ds, self.sensor), mask
-        self._date_free[split] = date_free
+        date_free = method == "reference_date_free"
+        return iter_reference_scores(self.task, split, self.sensor, date_free=date_free, entries=entries)
 
     def score_range(self, method: str) -> tuple[float, float]:
         return (0.0, 1.0) if method == "model" else REFERENCE_RANGES[self.sensor]
