@@ -198,8 +198,7 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
 
     dim = hv.Dimension("date", label=f"date ({'S2' if ref == 's2' else ref} acquisitions)")
     frames = {str(d)[:10]: frame(k) for k, d in enumerate(steps)}
-    # every range given up front (the bounds, the S1 windows that clim fixes, the one DEM's extremes): the
-    # same ranges as the data's, without a pass over every frame's arrays at each state of the embedding
+    # the data's ranges given up front: the embedding need not range over every frame's arrays at each state
     known = {
         "x": (0.0, float(n)),
         "y": (0.0, float(n)),
@@ -721,14 +720,9 @@ def signature_plot(agg, *, regions: bool = True, embed: bool = True, width: int 
                 xlim=xlim,
             )
     kdims = ([hv.Dimension("region")] if regions else []) + [hv.Dimension("signal", label="sensor: feature")]
-    # every element ranges over its own frame: the day-0 line too (the same in every frame), which spares the
-    # embedding a pass over every frame's line at each of its states
-    hmap = hv.HoloMap(frames, kdims=kdims, sort=False).opts(
-        hv.opts.Curve(framewise=True),
-        hv.opts.Area(framewise=True),
-        hv.opts.Scatter(framewise=True),
-        hv.opts.VLine(framewise=True),
-    )
+    # every element ranges over its own frame, the day-0 line too: the embedding need not range over all frames
+    framewise = [getattr(hv.opts, el)(framewise=True) for el in ("Curve", "Area", "Scatter", "VLine")]
+    hmap = hv.HoloMap(frames, kdims=kdims, sort=False).opts(*framewise)
     return _embed_signal_map(hmap, signal_groups) if embed else hmap
 
 
