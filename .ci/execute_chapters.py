@@ -13,8 +13,8 @@ The chapters listed in ``_toc.yml`` run in order from the repository root (so th
 any failed. The chapters run with ``$S12LS_BOOK`` set to ``<out>``: they record their results in
 ``<out>/results/`` and chapter 05 its runs in ``<out>/runs/`` (``s12ls_utils.book.outputs``), the book's
 record, which reruns with other parameters never write; a chapter's old record is removed before it runs. With ``--jobs 2`` (the default on two or more CPUs) chapters 04–06, which build on each other,
-run in one lane, followed by 03 and the known-issues appendix, and the others (01, 02 and 07, which writes its own
-task folders and runs) in a second one at the same time, each lane pinned to its share of the CPUs.
+run in one lane, followed by 07 (which writes its own task folders and runs), and the others in a second one at
+the same time, each lane pinned to its share of the CPUs.
 """
 
 from __future__ import annotations
@@ -149,10 +149,10 @@ def execute(out: Path, params: dict[str, str], only: list[str], durations_file: 
 #: folders of chapter 04 and chapter 06 evaluates the run of chapter 05. The other chapters only read the
 #: data folder (the catalog cache is written atomically), so a second lane runs them meanwhile.
 CHAINED = ("04-split-creation", "05-baseline-training", "06-positive-class-evaluation")
-#: Chapters that need none of 04–06 but run after them, in their lane, to even out the lanes (measured on a fresh
-#: clone, 2026-12-07: 04–06 215 s, 03 18 s, the appendix 19 s; in the other lane 01 73 s, 02 102 s and 07, which
-#: writes its own task folders and trains its own runs, 67 s: 252 s against 243 s).
-AFTER_CHAIN = ("03-modality-alignment", "appendix-known-issues")
+#: Chapters that need none of 04–06 but run after them, in their lane, to even out the lanes: chapter 07
+#: writes its own task folders and trains its own runs, while the other lane reads every file of the sample
+#: (chapters 01–03 and the known-issues appendix; measured 2026-12-06: 249 s against 04–06's 198 s).
+AFTER_CHAIN = ("07-split-optimism",)
 
 
 def lanes(stems: list[str], jobs: int) -> list[list[str]]:
