@@ -1095,9 +1095,8 @@ def _patch_auc(score: np.ndarray, y: np.ndarray, w: np.ndarray, patch: np.ndarra
     (a bootstrap replicate of :func:`~s12ls_utils.metrics.patch_resamples`), the numerator is ``m @ K @ m``
     for the patch × patch matrix ``K`` of the positives of one patch against the negatives of another, and
     the denominator ``(m @ w_pos)(m @ w_neg)``: ``K`` is built once (one sort, running sums over the sorted
-    positives), and each
-    call then costs ``O(n_patch²)`` instead of a pass over every pixel. ``auc(m)`` is NaN when either class
-    weighs nothing; ``auc(np.ones(n_patch))`` is the AUC of the pixels as given.
+    positives), and each call then costs ``O(n_patch²)`` instead of a pass over every pixel. ``auc(m)`` is NaN
+    when either class weighs nothing; ``auc(np.ones(n_patch))`` is the AUC of the pixels as given.
     """
     from scipy import sparse
 
