@@ -8,9 +8,8 @@ others. :func:`map_files` runs such a pass on the executor named by ``scheduler=
     A local pool of ``workers`` processes started by ``forkserver``: the workers are forked from a clean
     server process, never from the caller, so no NetCDF/HDF5 handle (and no HDF5 library state) of the
     caller crosses a fork. Fewer than :data:`MIN_ITEMS_FOR_POOL` items, or one worker, are run in this
-    process (starting a pool costs more than it saves; a pool of one process would only add its start-up,
-    about 3 s for a training-cache build, whose worker imports torch). In this process, a crash inside the
-    HDF5 library ends the caller instead of failing one chunk.
+    process (starting a pool costs more than it saves; a pool of one process would only add its start-up).
+    In this process, a crash inside the HDF5 library ends the caller instead of failing one chunk.
 ``"threads"``
     A pool of ``workers`` threads in this process. netCDF-C and HDF5 are not thread-safe (two threads
     reading two *different* files at once fail with "NetCDF: HDF error"), so the package's file functions
