@@ -16,7 +16,7 @@ PYTEST_JOBS ?= 2
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup sample execute book html matrix browser test lint clean lab
+.PHONY: help setup sample execute book html matrix book-and-matrix browser test lint clean lab
 
 help:
 	@echo "make book   set up .venv, generate $(DATA), execute the chapters, build _build/html"
@@ -69,6 +69,11 @@ book: execute html
 matrix: execute
 	$(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA)
 
+# For make test: the book's chapters and the matrix's cases in one pool of two lanes, so that a lane done with its
+# chapters starts cases instead of waiting for the other (the book's record is checked from its last chapter on).
+book-and-matrix: sample
+	$(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA) --book $(EXECUTED) --execute-book
+
 # Headless Chromium for tests/test_rendered_book.py: Debian's package, driven by Playwright (which never
 # downloads a browser here). Installed when missing and we are root (CI); otherwise the test is skipped
 # with this message, unless S12LS_REQUIRE_BROWSER=1 (set by .ci/run) makes that an error.
@@ -90,9 +95,9 @@ lint: | $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check s12ls_utils tests benchmarks .ci book
 
-# The book is built first: tests/test_rendered_book.py opens every page of _build/html in Chromium; then
-# the parameter matrix, whose outcomes tests/test_parameter_matrix.py checks.
-test: book matrix lint browser
+# The chapters and the parameter matrix run first (tests/test_parameter_matrix.py checks the cases' outcomes), then
+# the book is built: tests/test_rendered_book.py opens every page of _build/html in Chromium.
+test: book-and-matrix html lint browser
 	S12LS_EXECUTED=$(EXECUTED) S12LS_MATRIX=$(MATRIX) S12LS_CHROMIUM=$(CHROMIUM) \
 	  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --durations=30
 

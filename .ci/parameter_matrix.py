@@ -1,5 +1,6 @@
 """Run the chapters the ways a reader reruns them: papermill with parameters, on other sensors, models and a
-Sentinel-2-only data folder. Used by ``make matrix`` (part of ``make test``), after ``make execute``::
+Sentinel-2-only data folder. Used by ``make matrix``, after ``make execute``, and by ``make test``, which runs the
+book's chapters with it (``--execute-book``)::
 
     python .ci/parameter_matrix.py [--out _build/matrix] [--data data/sample] [--jobs 2] [--only CASE …]
 
@@ -11,8 +12,12 @@ default, as a reader's ``papermill book/05-baseline-training.ipynb out.ipynb -p 
 
 ``<data>`` must hold the book's task folders (``make execute`` writes them); ``<out>/data-s2only`` is a
 Sentinel-2-only copy of ``<data>`` (links to a quarter of its ``s2/`` files and to its inventory), as ``s12ls download
---sensors s2`` leaves it, and ``<out>/data-subset`` the same with every sensor. Cases that need another case's output (chapter 06 evaluates a run of chapter 05) run after it in the
-same lane; lanes run at once (``--jobs``). A case with ``expect_error`` must fail, with that text in its error.
+--sensors s2`` leaves it, and ``<out>/data-subset`` the same with every sensor. A case that needs another case's
+output (chapter 06 evaluates a run of chapter 05) runs after it; lanes run at once (``--jobs``). A case with
+``expect_error`` must fail, with that text in its error.
+With ``--execute-book`` (``make test``) the book's chapters run first, into ``--book``, in the same lanes
+(:func:`run_pool`): a case on ``<data>`` starts once chapters 04–06 have written its task folders, and the book
+record is checked from the end of its last chapter on.
 
 Writes ``<out>/<case>/<chapter>.ipynb`` and ``<out>/summary.json`` (per case: chapter, parameters, seconds,
 status, the error's last line) and prints the durations; exits 1 when a case ends otherwise than expected.
@@ -25,18 +30,19 @@ import argparse
 import hashlib
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import execute_chapters as ex  # noqa: E402
 from execute_chapters import cpu_shares, pinned  # noqa: E402  (the book's lanes pin the same way)
 
 #: small settings shared by the chapter 05 cases: one epoch on 8 patches of 32 × 32 pixels
@@ -235,7 +241,15 @@ def run_case(
     else:
         params.setdefault("runs_dir", str(folder / "runs"))  # the default run name, with its time, goes here
     cmd = [papermill, str(BOOK / f"{c.chapter}.ipynb"), str(folder / f"{c.chapter}.ipynb")]
-    cmd += ["--cwd", str(ROOT), "--kernel", "python3", "--no-progress-bar"]
+    # the notebook is written once at the end (as .ci/execute_chapters.py), not at every cell
+    cmd += [
+        "--cwd",
+        str(ROOT),
+        "--kernel",
+        "python3",
+        "--no-progress-bar",
+        "--no-request-save-on-cell-execute",
+    ]
     for k, v in params.items():
         cmd += ["-p", k, v]
     env = {k: v for k, v in os.environ.items() if k != "S12LS_BOOK"}  # a rerun, not the book's execution
@@ -260,6 +274,117 @@ def run_case(
     }
 
 
+@dataclass
+class Job:
+    """One unit of the pool (:func:`run_pool`): a book chapter, a case, or the snapshot of the book's record."""
+
+    name: str
+    run: Callable[[set[int] | None], dict | None]
+    after: tuple[str, ...] = ()  # jobs that must have ended first
+    chapter: bool = False  # a chapter of the book's own execution
+
+
+#: The job that takes the book record's digest (``book_record_unchanged`` compares it with the one at the end):
+#: after the book's last chapter, before any case that leaves its outputs at their defaults.
+RECORD = "book record"
+
+
+def book_jobs(book: Path, execute: bool) -> list[Job]:
+    """The book's chapters, when the matrix executes them (``--execute-book``), as jobs in the order the pool should
+    start them: chapters 04 → 05 → 06 (which build on each other) first, then the longest of the others; and the
+    :data:`RECORD` job after all of them."""
+    stems = [nb.stem for nb in ex.chapters()] if execute else []
+    first = [s for s in ex.CHAINED if s in stems]
+    order = (
+        first
+        + [s for s in LONGEST_FIRST if s in stems]
+        + [s for s in stems if s not in first + LONGEST_FIRST]
+    )
+
+    def chapter(stem: str) -> Job:
+        def run(cpus: set[int] | None) -> dict:
+            cmd = [sys.executable, ex.__file__, "--out", str(book), "--no-stage", "--jobs", "1"]
+            cmd += ["--only", stem, "--durations-file", str(book / f"durations.{stem}.json")]
+            t0 = time.perf_counter()
+            rc = subprocess.run(cmd, cwd=ROOT, preexec_fn=pinned(cpus)).returncode
+            seconds = round(time.perf_counter() - t0, 1)
+            error = f"the book's execution of {stem} failed (exit status {rc})" if rc else ""
+            return {
+                "name": stem,
+                "chapter": "(the book)",
+                "book": True,
+                "ok": rc == 0,
+                "seconds": seconds,
+                "error": error,
+            }
+
+        prev = first[: first.index(stem)][-1:] if stem in first else []
+        return Job(stem, run, tuple(prev), chapter=True)
+
+    return [*(chapter(s) for s in order), Job(RECORD, lambda cpus: None, tuple(stems))]
+
+
+#: the book's chapters other than 04–06 by their duration (measured 2026-12-07: 114, 70, 68, 25, 24 s), so that
+#: the short ones come last, when they even out the lanes
+LONGEST_FIRST = ["02-temporal-signatures", "01-data-exploration", "07-split-optimism"]
+
+
+def case_jobs(selected: list[Case], out: Path, data_dirs: dict[str, Path], papermill: str) -> list[Job]:
+    """The cases as jobs, the longest chains of cases first. A case runs after the case it reads; a case on the
+    book's data folder after chapters 04–06 (their task folders and caches); a case that keeps its outputs at
+    their defaults after the :data:`RECORD` snapshot, so that the snapshot sees what it must leave alone."""
+
+    def job(c: Case) -> Job:
+        after = [c.after] if c.after else []
+        after += list(ex.CHAINED) if c.data == "sample" else []
+        after += [] if c.own_outputs else [RECORD]
+        return Job(c.name, lambda cpus: run_case(c, out, data_dirs, papermill, cpus), tuple(after))
+
+    return [job(c) for chain in sorted(chains(selected), key=len, reverse=True) for c in chain]
+
+
+def run_pool(jobs: list[Job], lanes: list[set[int] | None], done: Callable[[Job, dict | None], None]) -> None:
+    """Run ``jobs`` in ``len(lanes)`` lanes at once (threads, each starting its jobs' processes pinned to its share of
+    the CPUs): a free lane takes the first job, in list order, whose ``after`` jobs have all ended (jobs named in
+    ``after`` that are not in ``jobs`` count as ended), so a lane never idles while another has work it could do.
+    ``done(job, result)`` is called under a lock as each job ends (a failing job is reported by its result, a bug of
+    this script as a failed result)."""
+    names = {j.name for j in jobs}
+    pending, ended = list(jobs), set()
+    cond = threading.Condition()
+
+    def lane(cpus: set[int] | None) -> None:
+        while True:
+            with cond:
+                while True:
+                    job = next(
+                        (j for j in pending if all(a in ended or a not in names for a in j.after)), None
+                    )
+                    if job is not None or not pending:
+                        break
+                    cond.wait()
+                if job is None:
+                    return
+                pending.remove(job)
+            try:
+                res = job.run(cpus)
+            except Exception as exc:  # a bug of this script: the job counts as failed
+                res = {"name": job.name, "chapter": job.name, "seconds": 0.0, "returncode": -1, "ok": False}
+                res["error"] = repr(exc)
+            with cond:
+                try:
+                    done(job, res)
+                finally:  # the other lanes may be waiting for this job
+                    ended.add(job.name)
+                    cond.notify_all()
+
+    threads = [threading.Thread(target=lane, args=(cpus,)) for cpus in lanes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "_build" / "matrix")
@@ -269,11 +394,17 @@ def main() -> int:
     )
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--only", nargs="*", default=[], help="case names (with the cases they read)")
+    ap.add_argument(
+        "--execute-book",
+        action="store_true",
+        help="execute the book's chapters into --book first, in the same lanes (make test): a lane done with "
+        "its chapters starts cases instead of waiting for the other",
+    )
     args = ap.parse_args()
     out = (args.out if args.out.is_absolute() else ROOT / args.out).resolve()
     data = (args.data if args.data.is_absolute() else ROOT / args.data).resolve()
     book = args.book if args.book.is_absolute() else ROOT / args.book
-    if not (data / "tasks" / "S12LS-LD").is_dir():
+    if not args.execute_book and not (data / "tasks" / "S12LS-LD").is_dir():
         sys.exit(f"{data}/tasks/S12LS-LD is missing: execute the book first (make execute)")
     out.mkdir(parents=True, exist_ok=True)
     data_dirs = {
@@ -292,50 +423,33 @@ def main() -> int:
             names |= {c.after for c in selected if c.name in names and c.after}
             grown = len(names) > before
         selected = [c for c in selected if c.name in names and c.name in by_name]
-    before = book_record_digest(book)
-    todo: queue.Queue[list[Case]] = queue.Queue()
-    for chain in sorted(chains(selected), key=len, reverse=True):  # long chains first
-        todo.put(chain)
+    jobs = [*book_jobs(book, args.execute_book), *case_jobs(selected, out, data_dirs, papermill)]
     results: dict[str, dict] = {}
-    lock = threading.Lock()
+    digests: dict[str, dict[str, str]] = {}
 
-    shares = cpu_shares(max(1, args.jobs))
-
-    def lane(cpus: set[int] | None) -> None:
-        while True:
-            try:
-                chain = todo.get_nowait()
-            except queue.Empty:
-                return
-            for c in chain:
-                try:
-                    res = run_case(c, out, data_dirs, papermill, cpus)
-                except Exception as exc:  # a bug of this script: the case counts as failed
-                    res = {**asdict(c), "seconds": 0.0, "returncode": -1, "ok": False, "error": repr(exc)}
-                with lock:
-                    results[c.name] = res
-                    state = "ok" if res["ok"] else "UNEXPECTED"
-                    how = (
-                        f"failed as expected: {res['error']}"
-                        if c.expect_error and res["ok"]
-                        else res["error"]
-                    )
-                    print(
-                        f"  {c.name:<20} {c.chapter:<30} {res['seconds']:6.1f} s  {state} {how}".rstrip(),
-                        flush=True,
-                    )
+    def done(job: Job, res: dict | None) -> None:
+        if job.name == RECORD:
+            digests["before"] = book_record_digest(book)
+        elif res is not None:
+            results[job.name] = res
+            state = "ok" if res["ok"] else "UNEXPECTED"
+            how = (
+                f"failed as expected: {res['error']}"
+                if res.get("expect_error") and res["ok"]
+                else res["error"]
+            )
+            print(
+                f"  {job.name:<20} {res['chapter']:<30} {res['seconds']:6.1f} s  {state} {how}".rstrip(),
+                flush=True,
+            )
 
     t0 = time.perf_counter()
-    # each lane pinned to its share of the CPUs, as the book's lanes (.ci/execute_chapters.py)
-    threads = [
-        threading.Thread(target=lane, args=(shares[i] if shares else None,)) for i in range(max(1, args.jobs))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_pool(jobs, cpu_shares(max(1, args.jobs)) or [None] * max(1, args.jobs), done)
     wall = round(time.perf_counter() - t0, 1)
-    after = book_record_digest(book)
+    before, after = digests["before"], book_record_digest(book)
+    if args.execute_book:
+        stems = [nb.stem for nb in ex.chapters()]
+        ex.merge_durations(book, stems, [book / f"durations.{s}.json" for s in stems], wall)
     summary = {
         "cases": [results[c.name] for c in selected],
         "wall_seconds": wall,
@@ -345,7 +459,9 @@ def main() -> int:
         "book_record_unchanged": before == after,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    bad = [r["name"] for r in summary["cases"] if not r["ok"]]
+    bad = [r["name"] for r in summary["cases"] if not r["ok"]] + [
+        n for n, r in results.items() if r.get("book") and not r["ok"]
+    ]
     total = sum(r["seconds"] for r in summary["cases"])
     print(
         f"parameter matrix: {len(selected)} cases, {total:.1f} s of chapter time, {wall:.1f} s wall in "

@@ -212,6 +212,7 @@ def run_chapter(request):
                     kernel_name="python3",
                     progress_bar=False,
                     parameters={"data_dir": str(chapter_sample)},
+                    request_save_on_cell_execute=False,  # as .ci/execute_chapters.py
                 )
             finally:
                 if saved is None:

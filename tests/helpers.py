@@ -8,6 +8,7 @@ import importlib.util
 import json
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -39,6 +40,7 @@ def load_script(path: Path, name: str | None = None) -> ModuleType:
     """Import a script that is not a package module (``benchmarks/*.py``, ``.ci/*.py``, ``data/reference/*.py``)."""
     spec = importlib.util.spec_from_file_location(name or path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # where dataclasses look a class's module up
     spec.loader.exec_module(module)
     return module
 

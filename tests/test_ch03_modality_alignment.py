@@ -166,6 +166,7 @@ def test_ch03_reports_a_deliberately_inconsistent_pair(small_sample, tmp_path):
         kernel_name="python3",
         progress_bar=False,
         parameters={"data_dir": str(data), "results_dir": str(tmp_path / "results")},
+        request_save_on_cell_execute=False,  # as .ci/execute_chapters.py
     )
     res = json.loads((tmp_path / "results" / f"{STEM}.json").read_text())
     nb = nbformat.read(out_nb, as_version=4)

@@ -174,3 +174,36 @@ def test_chapter07_holds_out_the_fold_it_is_given_on_the_sensor_it_is_given(matr
     for label in ("published", "blocked", "region"):
         e = entries[label]
         assert e["n_train"] > 0 and e["n_test"] > 0 and 0 < e["test_prevalence"] < 1
+
+
+def test_the_pool_keeps_the_order_of_dependencies_and_both_lanes_busy():
+    """``make test`` runs the book's chapters and the cases in one pool (``run_pool``): a job starts only after the
+    jobs it reads, and a lane never waits while there is a job it could run (here C runs while A does: A ends only
+    once C has started, so a pool that ran one job at a time would stop at A's timeout)."""
+    import threading
+
+    from helpers import load_script
+
+    pm = load_script(ROOT / ".ci" / "parameter_matrix.py")
+    events, lock = [], threading.Lock()
+    c_started = threading.Event()
+
+    def job(name: str, after=(), wait=None, signal=None):
+        def run(cpus):
+            with lock:
+                events.append(("start", name))
+            if signal is not None:
+                signal.set()
+            if wait is not None:
+                assert wait.wait(20), f"{name}: nothing ran beside it"
+            with lock:
+                events.append(("end", name))
+            return {"name": name}
+
+        return pm.Job(name, run, tuple(after))
+
+    ended = []
+    jobs = [job("A", wait=c_started), job("B", after=["A", "not in the pool"]), job("C", signal=c_started)]
+    pm.run_pool(jobs, [None, None], lambda j, res: ended.append(res["name"]))
+    assert sorted(ended) == ["A", "B", "C"]
+    assert events.index(("start", "C")) < events.index(("end", "A")) < events.index(("start", "B"))
