@@ -69,10 +69,12 @@ book: execute html
 matrix: execute
 	$(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA)
 
-# For make test: the book's chapters and the matrix's cases in one pool of two lanes, so that a lane done with its
-# chapters starts cases instead of waiting for the other (the book's record is checked from its last chapter on).
+# For make test: the book's chapters, its HTML build and the matrix's cases in one pool of two lanes, so that a lane
+# done with its chapters starts cases instead of waiting for the other (the book's record is checked from its last
+# chapter on).
 book-and-matrix: sample
-	$(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA) --book $(EXECUTED) --execute-book
+	$(BIN)/python .ci/parameter_matrix.py --out $(MATRIX) --data $(DATA) --book $(EXECUTED) --execute-book \
+	  --after-book "make html"
 
 # Headless Chromium for tests/test_rendered_book.py: Debian's package, driven by Playwright (which never
 # downloads a browser here). Installed when missing and we are root (CI); otherwise the test is skipped
@@ -97,7 +99,7 @@ lint: | $(STAMP)
 
 # The chapters and the parameter matrix run first (tests/test_parameter_matrix.py checks the cases' outcomes), then
 # the book is built: tests/test_rendered_book.py opens every page of _build/html in Chromium.
-test: book-and-matrix html lint browser
+test: book-and-matrix lint browser
 	S12LS_EXECUTED=$(EXECUTED) S12LS_MATRIX=$(MATRIX) S12LS_CHROMIUM=$(CHROMIUM) \
 	  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --durations=30
 

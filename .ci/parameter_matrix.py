@@ -16,8 +16,8 @@ Sentinel-2-only copy of ``<data>`` (links to a quarter of its ``s2/`` files and 
 output (chapter 06 evaluates a run of chapter 05) runs after it; lanes run at once (``--jobs``). A case with
 ``expect_error`` must fail, with that text in its error.
 With ``--execute-book`` (``make test``) the book's chapters run first, into ``--book``, in the same lanes
-(:func:`run_pool`): a case on ``<data>`` starts once chapters 04–06 have written its task folders, and the book
-record is checked from the end of its last chapter on.
+(:func:`run_pool`), and ``--after-book`` (the HTML build) after them: a case on ``<data>`` starts once chapters
+04–06 have written its task folders, and the book record is checked from the end of its last chapter on.
 
 Writes ``<out>/<case>/<chapter>.ipynb`` and ``<out>/summary.json`` (per case: chapter, parameters, seconds,
 status, the error's last line) and prints the durations; exits 1 when a case ends otherwise than expected.
@@ -289,10 +289,10 @@ class Job:
 RECORD = "book record"
 
 
-def book_jobs(book: Path, execute: bool) -> list[Job]:
+def book_jobs(book: Path, execute: bool, after_book: str | None = None) -> list[Job]:
     """The book's chapters, when the matrix executes them (``--execute-book``), as jobs in the order the pool should
-    start them: chapters 04 → 05 → 06 (which build on each other) first, then the longest of the others; and the
-    :data:`RECORD` job after all of them."""
+    start them: chapters 04 → 05 → 06 (which build on each other) first, then the longest of the others; after all
+    of them the shell command ``after_book`` (``make test``: the HTML build), and the :data:`RECORD` job."""
     stems = [nb.stem for nb in ex.chapters()] if execute else []
     first = [s for s in ex.CHAINED if s in stems]
     order = (
@@ -321,7 +321,15 @@ def book_jobs(book: Path, execute: bool) -> list[Job]:
         prev = first[: first.index(stem)][-1:] if stem in first else []
         return Job(stem, run, tuple(prev), chapter=True)
 
-    return [*(chapter(s) for s in order), Job(RECORD, lambda cpus: None, tuple(stems))]
+    def command(cpus: set[int] | None) -> dict:
+        t0 = time.perf_counter()
+        rc = subprocess.run(after_book, shell=True, cwd=ROOT, preexec_fn=pinned(cpus)).returncode
+        error = f"{after_book!r} failed (exit status {rc})" if rc else ""
+        return {"name": after_book, "chapter": "(after the book)", "book": True, "ok": rc == 0, "error": error,
+                "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+    last = [Job(after_book, command, tuple(stems))] if after_book else []
+    return [*(chapter(s) for s in order), *last, Job(RECORD, lambda cpus: None, tuple(stems))]
 
 
 #: the book's chapters other than 04–06 by their duration (measured 2026-12-07: 114, 70, 68, 25, 24 s), so that
@@ -400,6 +408,12 @@ def main() -> int:
         help="execute the book's chapters into --book first, in the same lanes (make test): a lane done with "
         "its chapters starts cases instead of waiting for the other",
     )
+    ap.add_argument(
+        "--after-book",
+        metavar="COMMAND",
+        help="with --execute-book: a shell command to run in a lane once the chapters have ended (make test: the "
+        "HTML build)",
+    )
     args = ap.parse_args()
     out = (args.out if args.out.is_absolute() else ROOT / args.out).resolve()
     data = (args.data if args.data.is_absolute() else ROOT / args.data).resolve()
@@ -423,7 +437,8 @@ def main() -> int:
             names |= {c.after for c in selected if c.name in names and c.after}
             grown = len(names) > before
         selected = [c for c in selected if c.name in names and c.name in by_name]
-    jobs = [*book_jobs(book, args.execute_book), *case_jobs(selected, out, data_dirs, papermill)]
+    after_book = args.after_book if args.execute_book else None
+    jobs = [*book_jobs(book, args.execute_book, after_book), *case_jobs(selected, out, data_dirs, papermill)]
     results: dict[str, dict] = {}
     digests: dict[str, dict[str, str]] = {}
 
