@@ -507,14 +507,6 @@ def _data_dir(catalog: pd.DataFrame, data_dir: str | Path | None) -> Path:
 # --------------------------------------------------------------------------------------------------
 # Time alignment: small functions on dates (tested on hand-made dates)
 # --------------------------------------------------------------------------------------------------
-def _days(values) -> np.ndarray:
-    """Anything date-like → ``datetime64[D]`` array (time of day dropped)."""
-    arr = np.atleast_1d(np.asarray(values))
-    if arr.dtype.kind != "M":
-        arr = pd.to_datetime(pd.Series(arr.ravel())).to_numpy("datetime64[ns]")
-    return arr.astype("datetime64[ns]").astype("datetime64[D]")
-
-
 def _day(value) -> np.datetime64:
     """One date-like value (or None/NaT) → ``datetime64[D]`` (NaT for missing)."""
     if value is None or (np.ndim(value) == 0 and pd.isna(value)):
@@ -524,7 +516,7 @@ def _day(value) -> np.datetime64:
 
 def days_from(dates, reference) -> np.ndarray:
     """Whole days from ``reference`` to each date (float; NaN everywhere when ``reference`` is missing)."""
-    d = _days(dates)
+    d = schema.to_days(dates)
     ref = _day(reference)
     if np.isnat(ref):
         return np.full(d.shape, np.nan)
@@ -537,8 +529,12 @@ def nearest_acquisitions(targets, candidates) -> tuple[np.ndarray, np.ndarray]:
     Ties (one candidate as far before as another after) go to the earlier candidate, the one already
     acquired at the target date. With no candidates, dates are NaT and offsets NaN.
     """
-    t = _days(targets)
-    c = np.sort(_days(candidates)) if len(np.atleast_1d(candidates)) else np.array([], "datetime64[D]")
+    t = schema.to_days(targets)
+    c = (
+        np.sort(schema.to_days(candidates))
+        if len(np.atleast_1d(candidates))
+        else np.array([], "datetime64[D]")
+    )
     if c.size == 0:
         return np.full(t.shape, np.datetime64("NaT", "D")), np.full(t.shape, np.nan)
     ti = t.astype("int64")
@@ -557,7 +553,7 @@ def first_clear_after(dates, bad_fraction, event, clear_below: float = CLEAR_BEL
 
     NaT when there is none in the series (or when ``event`` is missing).
     """
-    d = _days(dates)
+    d = schema.to_days(dates)
     bad = np.asarray(bad_fraction, dtype="float64")
     if bad.shape != d.shape:
         raise ValueError(f"{d.size} dates but {bad.size} bad-pixel shares")
@@ -570,7 +566,7 @@ def first_clear_after(dates, bad_fraction, event, clear_below: float = CLEAR_BEL
 
 def count_between(dates, start, end=None) -> int:
     """Number of dates strictly after ``start`` and strictly before ``end`` (no upper bound when missing)."""
-    d = _days(dates)
+    d = schema.to_days(dates)
     lo, hi = _day(start), _day(end)
     if np.isnat(lo):
         raise ValueError("start date is missing")
@@ -642,7 +638,7 @@ def _align_chunk(tasks: list, root: str, sensors: tuple[str, ...], clear_below: 
             except io.PatchReadError as exc:
                 errors.append({"key": key, "sensor": sensor, "path": rel, "reason": exc.problem})
                 continue
-            series[sensor] = (_days(meta.times), meta.bad_fraction)
+            series[sensor] = (schema.to_days(meta.times), meta.bad_fraction)
         results.append(
             _align_group(key, region, pid, annotated, event, series, sensors, clear_below) + (errors,)
         )

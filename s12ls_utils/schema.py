@@ -538,16 +538,20 @@ def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
 EVENT_POSITIONS: tuple[str, ...] = ("inside", "before", "after", "undated", "none")
 
 
-def _days(times) -> np.ndarray:
-    arr = np.asarray(times)
+def to_days(values) -> np.ndarray:
+    """Anything date-like (datetime64, dates, timestamps, ISO text; one value or many) → a ``datetime64[D]`` array
+    (time of day dropped, missing values NaT)."""
+    arr = np.atleast_1d(np.asarray(values))
     if arr.dtype.kind != "M":
-        arr = np.array([np.datetime64(t, "D") for t in np.atleast_1d(arr)], dtype="datetime64[D]")
-    return arr.astype("datetime64[D]")
+        import pandas as pd
+
+        arr = pd.to_datetime(pd.Series(arr.ravel())).to_numpy("datetime64[ns]")
+    return arr.astype("datetime64[ns]").astype("datetime64[D]")
 
 
 def _event_index(times, event: dt.date) -> tuple[int, int]:
     """``(searchsorted index, n)``: steps strictly before ``event`` (days) and the series length."""
-    days = _days(times)
+    days = to_days(times)
     return int(np.searchsorted(days, np.datetime64(event, "D"), side="left")), int(days.size)
 
 
