@@ -208,7 +208,8 @@ def rerun_record(notebook: Path) -> str | None:
 
 
 def chains(all_cases: list[Case]) -> list[list[Case]]:
-    """Cases grouped so that each runs after the case it reads (``after``), in the order listed."""
+    """Cases grouped with the cases that read them (``after``), in the order listed: the pool (:func:`case_jobs`)
+    starts the longest groups first."""
     out: list[list[Case]] = []
     where: dict[str, list[Case]] = {}
     for c in all_cases:
@@ -281,7 +282,6 @@ class Job:
     name: str
     run: Callable[[set[int] | None], dict | None]
     after: tuple[str, ...] = ()  # jobs that must have ended first
-    chapter: bool = False  # a chapter of the book's own execution
 
 
 #: The job that takes the book record's digest (``book_record_unchanged`` compares it with the one at the end):
@@ -302,34 +302,26 @@ def book_jobs(book: Path, execute: bool, after_book: str | None = None) -> list[
     )
 
     def chapter(stem: str) -> Job:
-        def run(cpus: set[int] | None) -> dict:
-            cmd = [sys.executable, ex.__file__, "--out", str(book), "--no-stage", "--jobs", "1"]
-            cmd += ["--only", stem, "--durations-file", str(book / f"durations.{stem}.json")]
-            t0 = time.perf_counter()
-            rc = subprocess.run(cmd, cwd=ROOT, preexec_fn=pinned(cpus)).returncode
-            seconds = round(time.perf_counter() - t0, 1)
-            error = f"the book's execution of {stem} failed (exit status {rc})" if rc else ""
-            return {
-                "name": stem,
-                "chapter": "(the book)",
-                "book": True,
-                "ok": rc == 0,
-                "seconds": seconds,
-                "error": error,
-            }
-
+        cmd = [sys.executable, ex.__file__, "--out", str(book), "--no-stage", "--jobs", "1"]
+        cmd += ["--only", stem, "--durations-file", str(book / f"durations.{stem}.json")]
         prev = first[: first.index(stem)][-1:] if stem in first else []
-        return Job(stem, run, tuple(prev), chapter=True)
+        return Job(stem, lambda cpus: book_step(stem, "(the book)", cmd, cpus), tuple(prev))
 
     def command(cpus: set[int] | None) -> dict:
-        t0 = time.perf_counter()
-        rc = subprocess.run(after_book, shell=True, cwd=ROOT, preexec_fn=pinned(cpus)).returncode
-        error = f"{after_book!r} failed (exit status {rc})" if rc else ""
-        return {"name": after_book, "chapter": "(after the book)", "book": True, "ok": rc == 0, "error": error,
-                "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        return book_step(after_book, "(after the book)", after_book, cpus)
 
     last = [Job(after_book, command, tuple(stems))] if after_book else []
     return [*(chapter(s) for s in order), *last, Job(RECORD, lambda cpus: None, tuple(stems))]
+
+
+def book_step(name: str, label: str, cmd: list[str] | str, cpus: set[int] | None) -> dict:
+    """Run one step of the book's own execution (a chapter, or the shell command run after them) pinned to
+    ``cpus``; its result, as :func:`run_case` reports a case."""
+    t0 = time.perf_counter()
+    rc = subprocess.run(cmd, shell=isinstance(cmd, str), cwd=ROOT, preexec_fn=pinned(cpus)).returncode
+    error = f"{name} failed (exit status {rc})" if rc else ""
+    seconds = round(time.perf_counter() - t0, 1)
+    return {"name": name, "chapter": label, "book": True, "ok": rc == 0, "seconds": seconds, "error": error}
 
 
 #: the book's chapters other than 04–06 by their duration (measured 2026-12-07: 114, 70, 68, 25, 24 s), so that
