@@ -372,23 +372,25 @@ def _display_value(v):
 # --------------------------------------------------------------------------------------------------
 # Chapter set-up
 # --------------------------------------------------------------------------------------------------
-def setup() -> None:
+def setup(hvplot: bool = False) -> None:
     """A chapter's set-up in one call: the repository root becomes the working folder
     (:func:`run_from_repo_root`), so that a chapter's paths mean one thing in papermill, JupyterLab and Binder.
 
     Loads the HoloViews extension for Bokeh with its JavaScript inline (the book is read offline) and
-    without the HoloViews logo that would otherwise follow every set-up cell, registers ``.hvplot`` on
-    DataFrames, and sets the matplotlib
-    defaults of the static figures (white background, the book's column width)."""
+    without the HoloViews logo that would otherwise follow every set-up cell, and sets the matplotlib
+    defaults of the static figures (white background, the book's column width). With ``hvplot``, also
+    registers ``.hvplot`` on DataFrames: an import of 1.4 s per kernel, so only the chapters that plot with it
+    ask for it."""
     import holoviews as hv
     import matplotlib as mpl
 
     run_from_repo_root()
     hv.extension("bokeh", inline=True, logo=False)
-    from IPython.utils.capture import capture_output
+    if hvplot:
+        from IPython.utils.capture import capture_output
 
-    with capture_output():  # hvplot loads the extension a second time, from the web: not shown
-        import hvplot.pandas  # noqa: F401  (registers .hvplot on DataFrames)
+        with capture_output():  # hvplot loads the extension a second time, from the web: not shown
+            import hvplot.pandas  # noqa: F401
 
     mpl.rcParams.update({"figure.facecolor": "white", "figure.figsize": (STATIC_WIDTH_IN, 4.0)})
 

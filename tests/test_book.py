@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -695,6 +696,12 @@ def test_setup_loads_the_extension_without_the_logo(tmp_path, restore_cwd, monke
     book.setup()
     assert Path.cwd() == root.resolve()
     assert calls == [(("bokeh",), {"inline": True, "logo": False})]
+    # hvplot (1.4 s per kernel) is imported only when asked for
+    monkeypatch.delitem(sys.modules, "hvplot.pandas")
+    book.setup()
+    assert "hvplot.pandas" not in sys.modules
+    book.setup(hvplot=True)
+    assert "hvplot.pandas" in sys.modules
 
 
 def test_recorder_binds_the_chapter_and_records_a_table(tmp_path):

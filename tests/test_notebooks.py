@@ -153,14 +153,17 @@ def test_skeleton_sections_in_order(nb):
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
 def test_setup_is_one_call_in_the_first_code_cell(nb):
     """The first code cell is the imports and ``book.setup()`` (working folder, offline HoloViews extension
-    without its logo, hvplot): no chapter loads the extension or hvplot itself, before or after."""
+    without its logo; ``hvplot=True`` where the chapter plots with ``.hvplot``): no chapter loads the extension or
+    hvplot itself, before or after, and only a chapter that uses ``.hvplot`` pays for its import."""
     code = [cell_source(c) for c in notebook_cells(nb) if c["cell_type"] == "code"]
     import ast
 
     setup = [
         ast.unparse(n) for n in ast.parse(code[0]).body if not isinstance(n, ast.Import | ast.ImportFrom)
     ]
-    assert setup == ["book.setup()"], f"{nb.name}: the first code cell holds {setup}"
+    uses_hvplot = any(".hvplot." in src for src in code)
+    want = "book.setup(hvplot=True)" if uses_hvplot else "book.setup()"
+    assert setup == [want], f"{nb.name}: the first code cell holds {setup}"
     for src in code:
         assert "hv.extension(" not in src and "import hvplot" not in src, (
             f"{nb.name}: leave that to book.setup()"
