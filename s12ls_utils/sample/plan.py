@@ -376,7 +376,7 @@ def _plan_radiometry(
     real per-file DEM means. S1 draws from ``s1_rng``, S2 and DEM from ``rng``: how S1 is drawn does not move
     the S2 targets.
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri  # scipy.stats.norm.ppf, without importing scipy.stats
 
     vh_sorted = np.sort(cal.s1[:, 0])
     order = s1_rng.permutation(len(canvases))
@@ -411,7 +411,7 @@ def _plan_radiometry(
         group = [cp for cp in canvases if cp.region == region]
         n2 = np.array([sum("s2" in p.sensors for p in cp.patches) for cp in group], dtype=float)
         mean, std = cal.region("s2", region)
-        z = norm.ppf(_strata(rng, len(group)))
+        z = ndtri(_strata(rng, len(group)))
         target = np.clip(mean + std * z, 0.4 * mean, 2.2 * mean)
         if n2.sum():
             target = target + mean - float((target * n2).sum() / n2.sum())
