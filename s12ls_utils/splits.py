@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,7 @@ def select(catalog: pd.DataFrame, config) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     for sensor in config.satellites:
         df = catalog[catalog["sensor"] == sensor].copy()
-        names = df["path"].astype(str).map(lambda p: Path(p).name.lower())
+        names = df["path"].astype(str).map(os.path.basename).str.lower()
         keep = np.ones(len(df), dtype=bool)
         for pat in config.exclude_patterns:
             keep &= ~names.str.contains(pat.lower(), regex=False).to_numpy()
