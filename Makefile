@@ -101,7 +101,7 @@ lint: | $(STAMP)
 # the book is built: tests/test_rendered_book.py opens every page of _build/html in Chromium.
 test: book-and-matrix lint browser
 	S12LS_EXECUTED=$(EXECUTED) S12LS_MATRIX=$(MATRIX) S12LS_CHROMIUM=$(CHROMIUM) \
-	  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --durations=30
+	  $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --no-loadscope-reorder --durations=30
 
 # JupyterLab on this checkout (chapters under book/), the venv's `python3` kernel as default; the
 # server refuses root unless told, which is what containers run as.

@@ -17,30 +17,29 @@ from s12ls_utils.sample import load_manifest, make_sample
 ROOT = Path(__file__).resolve().parents[1]
 
 
-#: The test files that take longest, slowest first: worker-seconds under ``pytest -n 2 --dist loadfile`` on 2026-12-06
-#: (test_synthetic 111, test_benchmarks 108, test_gpu_check about 83, test_rendered_book 55, test_reference 50,
-#: test_parallel 48, test_realism 42, test_split_optimism_benchmark 42, test_splits 36, test_training_ddp 36,
-#: test_jupyterlab 32, test_published_recipe about 32, test_evaluate 30), less what fewer files, shared fixtures and
-#: smaller dry runs saved, measured serially on a loaded machine (wall time, base → after: test_synthetic 379 →
-#: 180-253 s, test_benchmarks 168 → 103 s, test_realism's default-sample report 84 → 46-58 s, test_reference's
-#: release and the two checks that split the catalog again 65 → 30 s): about test_synthetic 65, test_benchmarks 66,
-#: test_reference 35, test_realism 32. ``make test`` runs pytest in two workers, one file at a time each
-#: (``--dist loadfile``), in collection order: handing these out first keeps one worker from being left alone with one
-#: of them at the end. A stale list costs time, never a check.
+#: The test files that take longest, slowest first: worker-seconds under ``pytest -n 2 --dist loadfile`` on 2026-12-07
+#: (sum of each file's test durations: test_benchmarks 89, test_synthetic 78, test_reference 75, test_rendered_book 70,
+#: test_gpu_check 58, test_training_ddp 40, test_split_optimism_benchmark 40, test_splits 35, test_parallel 34,
+#: test_jupyterlab 33, test_evaluate 33, test_realism 31, test_published_recipe 25, test_signatures 21). ``make test``
+#: runs pytest in two workers, one file at a time each (``--dist loadfile``), in collection order
+#: (``--no-loadscope-reorder``: pytest-xdist would otherwise hand out the files with the most tests first): handing
+#: these out first keeps one worker from being left alone with one of them at the end. A stale list costs time,
+#: never a check.
 SLOW_FILES = (
-    "test_gpu_check.py",
     "test_benchmarks.py",
     "test_synthetic.py",
+    "test_reference.py",
     "test_rendered_book.py",
-    "test_parallel.py",
+    "test_gpu_check.py",
+    "test_training_ddp.py",
     "test_split_optimism_benchmark.py",
     "test_splits.py",
-    "test_training_ddp.py",
-    "test_reference.py",
-    "test_published_recipe.py",
+    "test_parallel.py",
     "test_jupyterlab.py",
-    "test_realism.py",
     "test_evaluate.py",
+    "test_realism.py",
+    "test_published_recipe.py",
+    "test_signatures.py",
 )
 
 
