@@ -1053,6 +1053,12 @@ class PatchDataset(torch.utils.data.Dataset):
         return [self.entries[i]["id"] for i in self.indices]
 
     @property
+    def landslide_pixels(self) -> list[int]:
+        """Landslide pixels of each sample's patch, as the task lists them (``pixel_annotated``): which
+        samples to show can be chosen without reading any."""
+        return [int(self.entries[i]["pixel_annotated"]) for i in self.indices]
+
+    @property
     def channels(self) -> dict[str, tuple[str, ...]]:
         """Input channel names per sensor (processed samples)."""
         out = {}

@@ -386,6 +386,15 @@ def test_max_patches_subset(task, cache_dir):
     assert ds.read_raw([0, 1])["id"] == ds.ids
 
 
+def test_landslide_pixels_are_those_of_the_masks(task, cache_dir):
+    """What a chapter ranks the samples by before reading any: the task's count, equal to the mask's."""
+    for split in ("train", "val"):
+        ds = D.PatchDataset(task, split, "s2", cache_dir=cache_dir, raw=True, progress=False)
+        masks = ds.read_raw(list(range(len(ds))))["y"]
+        assert ds.landslide_pixels == [int(y.sum()) for y in masks]
+        assert max(ds.landslide_pixels) > 0, split
+
+
 # ------------------------------------------------------------------------------------------ real format
 def test_composite_empty_windows():
     t, h, w = 4, 1, 8
