@@ -292,23 +292,15 @@ def availability_upset(avail, title: str = "Sensor combinations per location", w
         tools=["hover"],
         show_legend=True,
     )
-    rows = []
-    for c in combos:
-        parts = c.split("+")
-        for s in schema.SENSORS:
-            rows.append(
-                {
-                    "combination": c,
-                    "sensor": _ALIGN_LABELS[s],
-                    "in combination": "yes" if s in parts else "no",
-                }
-            )
-    matrix = pd.DataFrame(rows)
-    present = hv.Scatter(matrix[matrix["in combination"] == "yes"], xdim, ["sensor", "in combination"]).opts(
-        color="black", size=12, marker="circle"
+    matrix = pd.DataFrame(
+        [(c, _ALIGN_LABELS[s], "yes" if s in c.split("+") else "no") for c in combos for s in schema.SENSORS],
+        columns=["combination", "sensor", "in combination"],
     )
-    absent = hv.Scatter(matrix[matrix["in combination"] == "no"], xdim, ["sensor", "in combination"]).opts(
-        color="#dddddd", size=12, marker="circle"
+    absent, present = (
+        hv.Scatter(matrix[matrix["in combination"] == yes], xdim, ["sensor", "in combination"]).opts(
+            color=color, size=12, marker="circle"
+        )
+        for yes, color in (("no", "#dddddd"), ("yes", "black"))
     )
     dots = (absent * present).opts(
         width=width,
@@ -619,11 +611,8 @@ def _embed_signal_map(hmap, signal_groups: dict[str, list[str]]):
     Panel records each state as the changes from the state recorded just before it, and the last key
     dimension varies fastest while recording: keyed so, consecutive states differ in signal and every
     state records its own y-axis label (with ``region`` last, a label would only be recorded for the
-    first region of each signal, and jumping to another region would keep a stale label).
-
-    The states are recorded from a DynamicMap over the HoloMap's frames: a HoloMap's plot looks through all of
-    its frames at every state for their options and ranges, so recording took time quadratic in the frames
-    (18.5 s against 8.5 s for chapter 02's 66 frames, the same states)."""
+    first region of each signal, and jumping to another region would keep a stale label). It records them
+    from a DynamicMap over the frames: a HoloMap's plot reads every frame at each state (quadratic time)."""
     import holoviews as hv
     import panel as pn
 

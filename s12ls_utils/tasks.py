@@ -622,43 +622,32 @@ def _write_json(path: Path, obj, compact: bool = False) -> None:
     path.write_bytes(_json_bytes(obj, compact))
 
 
-def _columns(df: pd.DataFrame, *cols: str) -> zip:
-    """The rows of ``df`` sorted by key, as tuples of the given columns (plain lists: iterating rows of
-    Arrow-backed string columns costs microseconds per cell)."""
-    df = df.sort_values("key", kind="stable")
-    return zip(*(df[c].tolist() for c in cols), strict=True)
-
-
 def _entries(df: pd.DataFrame, sensors: Sequence[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for key, n_positive, region, split, *paths in _columns(
-        df, "key", "n_positive", "region", "split", *sensors
-    ):
-        entry = {"id": str(key), "pixel_annotated": int(n_positive), "inventory": str(region)}
-        for s, p in zip(sensors, paths, strict=True):
-            entry[s] = str(p)
-        out[str(split)].append(entry)
+    for row in df.sort_values("key", kind="stable").itertuples(index=False):
+        entry = {"id": str(row.key), "pixel_annotated": int(row.n_positive), "inventory": str(row.region)}
+        for s in sensors:
+            entry[s] = str(getattr(row, s))
+        out[str(row.split)].append(entry)
     return out
 
 
 def _geojson(df: pd.DataFrame) -> dict:
     feats = []
-    for key, split, region, n_positive, lon, lat, epsg in _columns(
-        df, "key", "split", "region", "n_positive", "lon", "lat", "epsg"
-    ):
-        lon, lat = round(float(lon), 7), round(float(lat), 7)
+    for row in df.sort_values("key", kind="stable").itertuples(index=False):
+        lon, lat = round(float(row.lon), 7), round(float(row.lat), 7)
         feats.append(
             {
                 "type": "Feature",
                 "geometry": {"type": "Point", "coordinates": [lon, lat]},
                 "properties": {
-                    "patch_id": str(key),
-                    "split": str(split),
-                    "inventory": str(region),
-                    "annotated_pixels": int(n_positive),
+                    "patch_id": str(row.key),
+                    "split": str(row.split),
+                    "inventory": str(row.region),
+                    "annotated_pixels": int(row.n_positive),
                     "lon": lon,
                     "lat": lat,
-                    "crs_original": f"EPSG:{int(epsg)}",
+                    "crs_original": f"EPSG:{int(row.epsg)}",
                 },
             }
         )
