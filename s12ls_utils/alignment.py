@@ -507,17 +507,10 @@ def _data_dir(catalog: pd.DataFrame, data_dir: str | Path | None) -> Path:
 # --------------------------------------------------------------------------------------------------
 # Time alignment: small functions on dates (tested on hand-made dates)
 # --------------------------------------------------------------------------------------------------
-def _day(value) -> np.datetime64:
-    """One date-like value (or None/NaT) → ``datetime64[D]`` (NaT for missing)."""
-    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
-        return np.datetime64("NaT", "D")
-    return np.datetime64(pd.Timestamp(value).normalize().date(), "D")
-
-
 def days_from(dates, reference) -> np.ndarray:
     """Whole days from ``reference`` to each date (float; NaN everywhere when ``reference`` is missing)."""
     d = schema.to_days(dates)
-    ref = _day(reference)
+    ref = schema.to_days(reference)[0]
     if np.isnat(ref):
         return np.full(d.shape, np.nan)
     return (d - ref).astype("int64").astype("float64")
@@ -530,11 +523,7 @@ def nearest_acquisitions(targets, candidates) -> tuple[np.ndarray, np.ndarray]:
     acquired at the target date. With no candidates, dates are NaT and offsets NaN.
     """
     t = schema.to_days(targets)
-    c = (
-        np.sort(schema.to_days(candidates))
-        if len(np.atleast_1d(candidates))
-        else np.array([], "datetime64[D]")
-    )
+    c = np.sort(schema.to_days(candidates))
     if c.size == 0:
         return np.full(t.shape, np.datetime64("NaT", "D")), np.full(t.shape, np.nan)
     ti = t.astype("int64")
@@ -557,7 +546,7 @@ def first_clear_after(dates, bad_fraction, event, clear_below: float = CLEAR_BEL
     bad = np.asarray(bad_fraction, dtype="float64")
     if bad.shape != d.shape:
         raise ValueError(f"{d.size} dates but {bad.size} bad-pixel shares")
-    ev = _day(event)
+    ev = schema.to_days(event)[0]
     if np.isnat(ev):
         return np.datetime64("NaT", "D")
     ok = (d > ev) & (bad < clear_below)
@@ -567,7 +556,7 @@ def first_clear_after(dates, bad_fraction, event, clear_below: float = CLEAR_BEL
 def count_between(dates, start, end=None) -> int:
     """Number of dates strictly after ``start`` and strictly before ``end`` (no upper bound when missing)."""
     d = schema.to_days(dates)
-    lo, hi = _day(start), _day(end)
+    lo, hi = schema.to_days(start)[0], schema.to_days(end)[0]
     if np.isnat(lo):
         raise ValueError("start date is missing")
     sel = d > lo
