@@ -538,14 +538,14 @@ def parse_attrs(attrs: Mapping[str, object]) -> tuple[PatchAttrs, list[str]]:
 EVENT_POSITIONS: tuple[str, ...] = ("inside", "before", "after", "undated", "none")
 
 
-def to_days(values) -> np.ndarray:
+def to_days(values, errors: str = "raise") -> np.ndarray:
     """Anything date-like (datetime64, dates, timestamps, ISO text; one value or many) → a ``datetime64[D]`` array
-    (time of day dropped, missing values NaT)."""
+    (time of day dropped, missing values NaT). Text that is no date raises, or is NaT with ``errors="coerce"``."""
     arr = np.atleast_1d(np.asarray(values))
     if arr.dtype.kind != "M":
         import pandas as pd
 
-        arr = pd.to_datetime(pd.Series(arr.ravel())).to_numpy("datetime64[ns]")
+        arr = pd.to_datetime(pd.Series(arr.ravel()), errors=errors).to_numpy("datetime64[ns]")
     return arr.astype("datetime64[ns]").astype("datetime64[D]")
 
 

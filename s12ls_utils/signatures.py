@@ -346,17 +346,9 @@ def slope_deg(dem: np.ndarray | xr.DataArray, pixel_size: float = schema.PIXEL_S
 # Time alignment
 # --------------------------------------------------------------------------------------------------
 def _to_day(value) -> np.datetime64 | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return None
-    if pd.isna(ts):
-        return None
-    return np.datetime64(ts.date(), "D")
+    """One date-like value as its day, None where it is missing or no date (a bad attribute is no event date)."""
+    day = schema.to_days(value, errors="coerce")[0]
+    return None if np.isnat(day) else day
 
 
 def relative_days(times: Iterable, event_date) -> np.ndarray:
@@ -365,8 +357,7 @@ def relative_days(times: Iterable, event_date) -> np.ndarray:
     Both are truncated to their day first. An unknown event date (``None``, ``NaT``, empty) gives NaN for
     every step.
     """
-    t = pd.DatetimeIndex(pd.to_datetime(list(times) if not isinstance(times, np.ndarray) else times))
-    days = t.values.astype("datetime64[D]")
+    days = schema.to_days(list(times) if not isinstance(times, np.ndarray) else times)
     ev = _to_day(event_date)
     if ev is None:
         return np.full(days.shape, np.nan)
@@ -430,7 +421,7 @@ def align_event(
         ev = _to_day(fallback_date)
         source = "region" if ev is not None else "none"
     rel = relative_days(times, ev)
-    t_days = pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).values.astype("datetime64[D]")
+    t_days = schema.to_days(times)
     steps = schema.event_steps(
         t_days, [ev.astype(dt.date)] if ev is not None else [], undated=undated and source != "region"
     )
