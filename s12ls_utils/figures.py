@@ -22,22 +22,31 @@ import numpy as np
 from . import images, schema
 
 
-def no_data_key(size: int = 230, mask_color: str = "red"):
-    """A small legend panel: the no-data colour and the landslide-mask outline, as used in the images."""
+def no_data_key(size: int = 230, mask_color: str = "red", errors: bool = False):
+    """A small legend panel: the no-data colour and the landslide-mask outline, as used in the images; with
+    ``errors``, also the colours of the galleries' error maps (:func:`s12ls_utils.images.error_map`)."""
     import holoviews as hv
 
-    swatch = hv.Rectangles([(0.05, 0.6, 0.2, 0.85)]).opts(
-        color=images.NO_DATA_COLOR, line_color="black", title="Legend"
-    )
-    line = hv.Curve([(0.05, 0.3), (0.2, 0.3)]).opts(color=mask_color, line_width=2)
-    text = hv.Text(0.25, 0.725, images.NO_DATA_LABEL, halign="left", fontsize=9) * hv.Text(
-        0.25, 0.3, "mapped landslides (mask)", halign="left", fontsize=9
-    )
-    return (swatch * line * text).opts(
+    swatches = [(images.NO_DATA_COLOR, images.NO_DATA_LABEL)]
+    if errors:
+        swatches += [(_ERROR_OPTS["cmap"][v], label) for v, label in _ERROR_LABELS.items()]
+    n = len(swatches) + 1  # and the outline
+    ys = [1 - (i + 0.5) / n for i in range(n)]
+    boxes = [(0.05, y - 0.3 / n, 0.2, y + 0.3 / n) for y in ys[:-1]]
+    rects = [(*box, color) for box, (color, _) in zip(boxes, swatches, strict=True)]
+    layers = [
+        hv.Rectangles(rects, vdims="color").opts(color="color", line_color="black", title="Legend"),
+        hv.Curve([(0.05, ys[-1]), (0.2, ys[-1])]).opts(color=mask_color, line_width=2),
+    ]
+    labels = [label for _, label in swatches] + ["mapped landslides (mask)"]
+    layers += [
+        hv.Text(0.25, y, label, halign="left", fontsize=8) for y, label in zip(ys, labels, strict=True)
+    ]
+    return hv.Overlay(layers).opts(
         hv.opts.Overlay(
             title="Legend",
             frame_width=size,
-            frame_height=size // 3,
+            frame_height=size * n // 6,
             xaxis=None,
             yaxis=None,
             xlim=(0, 1.4),
@@ -1252,6 +1261,8 @@ def _sensor_rows(item: Mapping, sensor) -> list[tuple[str, np.ndarray, np.ndarra
 
 
 _ERROR_OPTS = {"cmap": ["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"], "clim": (-0.5, 3.5)}
+#: the error map's classes (:func:`s12ls_utils.images.error_map`) as the galleries' legend names them
+_ERROR_LABELS = {3: "found landslide (TP)", 2: "false alarm (FP)", 1: "missed landslide (FN)"}
 
 
 def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1: str = "false_color"):
@@ -1282,16 +1293,23 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
             opts, label = _image_opts(name, s1), images.stretch_label(name, s1)
             first = f"{it['id']}: " if row == 0 else ""
             panels += [
-                _panel(pre, f"{first}{name} before, {label}", size, **opts) * outline,
-                _panel(post, f"{name} after, {label}", size, **opts) * outline,
+                _panel(pre, f"{first}{name} before\n{label}", size, **opts) * outline,
+                _panel(post, f"{name} after\n{label}", size, **opts) * outline,
             ]
             if row == 0:
                 panels += [
-                    _panel(p, "landslide probability", size, cmap="viridis", clim=(0, 1), colorbar=False)
+                    _panel(
+                        p,
+                        "landslide probability\n0 dark to 1 yellow",
+                        size,
+                        cmap="viridis",
+                        clim=(0, 1),
+                        colorbar=False,
+                    )
                     * outline,
                     _panel(
                         images.error_map(y, pred),
-                        f"errors at {threshold:.2f} (F1 {f1:.2f})",
+                        f"errors at {threshold:.2f}\nF1 {f1:.2f}",
                         size,
                         **_ERROR_OPTS,
                     )
@@ -1299,7 +1317,7 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
                 ]
             else:
                 panels += [hv.Empty(), hv.Empty()]
-    panels.append(no_data_key(size))
+    panels.append(no_data_key(size, errors=True))
     return hv.Layout(panels).cols(4).opts(shared_axes=False)
 
 
@@ -1459,19 +1477,25 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", 
             opts, label = _image_opts(name, s1), images.stretch_label(name, s1)
             first = f"{it['id']}: " if row == 0 else ""
             panels += [
-                _panel(pre, f"{first}{name} before, {label}", size, "8pt", **opts) * outline,
-                _panel(post, f"{name} after, {label}", size, "8pt", **opts) * outline,
+                _panel(pre, f"{first}{name} before\n{label}", size, "8pt", **opts) * outline,
+                _panel(post, f"{name} after\n{label}", size, "8pt", **opts) * outline,
             ]
             if row == 0:
                 panels += [
-                    _panel(y.astype("float32"), "mapped mask", size, "8pt", **binary),
-                    _panel(p.astype("float32"), "prediction", size, "8pt", **binary),
-                    _panel(images.error_map(y, p), f"TP {tp} · FP {fp} · FN {fn}", size, "8pt", **_ERROR_OPTS)
+                    _panel(y.astype("float32"), "mapped mask\nblack: landslide", size, "8pt", **binary),
+                    _panel(p.astype("float32"), "prediction\nblack: landslide", size, "8pt", **binary),
+                    _panel(
+                        images.error_map(y, p),
+                        f"errors\nTP {tp} · FP {fp} · FN {fn}",
+                        size,
+                        "8pt",
+                        **_ERROR_OPTS,
+                    )
                     * outline,
                 ]
             else:
                 panels += [hv.Empty(), hv.Empty(), hv.Empty()]
-    panels.append(no_data_key(size))
+    panels.append(no_data_key(size, errors=True))
     title = _on("Test patches with the most model errors", data)
     return hv.Layout(panels).cols(5).opts(shared_axes=False, title=title)
 

@@ -128,7 +128,7 @@ S1_MODES = ("false_color", "VV", "VH")
 
 
 STRETCH_LABELS = {
-    "s2": "true colour 2–98 % per patch",
+    "s2": "true colour 2–98 %",  # per patch
     "VV": "VV dB −25…0",
     "VH": "VH dB −32…−8",
     "false_color": "VV·VH·VH/VV dB",

@@ -378,14 +378,23 @@ def test_galleries_draw_s1(s1, bokeh):
     prob = np.linspace(0, 1, 256, dtype="float32").reshape(16, 16)
     items = [{"id": "p1", "y": y, "prob": prob, "pre": pre, "post": post}]
     titles = _titles(figures.prediction_gallery(items, 0.5, sensor="s1asc", s1=s1))
-    assert titles[0] == f"p1: s1asc before, {label}" and titles[1] == f"s1asc after, {label}"
+    assert titles[0] == f"p1: s1asc before\n{label}" and titles[1] == f"s1asc after\n{label}"
+    # rows 8-15 reach 0.5: 128 pixels predicted, 5 of them in the mask (its row 8), 20 mask pixels missed
+    assert titles[3] == "errors at 0.50\nF1 0.07"
 
     ds = _s1_patch()
     items = [{"id": "p1", "y": y, "pred": prob > 0.5, "pre": images.sensor_image(ds, 0, "s1asc", s1)}]
     items[0]["post"] = images.sensor_image(ds, 3, "s1asc", s1)
     titles = _titles(figures.error_gallery(items, sensor="s1asc", s1=s1))
-    assert len(titles) == 6 and titles[0] == f"p1: s1asc before, {label}" and titles[1].endswith(label)
-    assert titles[-1] == "Legend"  # the no-data colour and the mask outline
+    assert len(titles) == 6 and titles[0] == f"p1: s1asc before\n{label}" and titles[1].endswith(label)
+    assert titles[-1] == "Legend"  # the no-data colour, the mask outline and the error colours
+    import holoviews as hv
+
+    legend = list(figures.error_gallery(items, sensor="s1asc", s1=s1))[-1]
+    words = [el.text for el in legend if isinstance(el, hv.Text)]
+    assert words == [images.NO_DATA_LABEL, *figures._ERROR_LABELS.values(), "mapped landslides (mask)"]
+    colours = list(legend.get(0).dframe()["color"])
+    assert colours == [images.NO_DATA_COLOR, *(figures._ERROR_OPTS["cmap"][v] for v in figures._ERROR_LABELS)]
 
     titles = _titles(figures.composite_panels(comp, valid, y, "s1asc", "p1", s1=s1))
     assert all(label in t and "s1asc" in t for t in titles)
@@ -404,8 +413,8 @@ def test_galleries_fusion_one_row_per_sensor(bokeh):
     assert len(layout) == 9  # two rows of four, the second padded, and the legend
     bokeh.render(layout)  # draws (the padding included)
     titles = _titles(layout)
-    assert titles[0] == "p1: s2 before, true colour 2–98 % per patch"
-    assert titles[4] == f"s1asc before, {images.stretch_label('s1asc')}"
+    assert titles[0] == "p1: s2 before\ntrue colour 2–98 %"
+    assert titles[4] == f"s1asc before\n{images.stretch_label('s1asc')}"
     layout = figures.error_gallery([item], sensor=["s2", "s1asc"])
     assert len(layout) == 11  # two rows of five and the legend
     assert _titles(layout)[5].startswith("s1asc before")
