@@ -36,14 +36,14 @@ import numpy as np
 from . import schema
 from .evaluate import Share, plain, share
 from .figures import (
-    _ALIGN_LABELS,
-    _ANNOTATED_COLORS,
-    _SHORT_SENSOR,
+    ALIGN_LABELS,
+    ANNOTATED_COLORS,
     FOOTPRINT_COLORS,
+    SHORT_SENSOR,
     SIGNATURE_GROUP_COLORS,
     SIGNATURE_GROUP_LABELS,
     SPLIT_COLORS,
-    _combination_table,
+    upset_table,
 )
 from .images import DB_RANGES, backscatter_db, true_color, true_color_limits
 
@@ -694,7 +694,7 @@ def static_signatures(
                 ms=3,
                 label=SIGNATURE_GROUP_LABELS[g],
             )
-        ax.set_title(f"{_SHORT_SENSOR[sensor]} {feature}", fontsize=9)
+        ax.set_title(f"{SHORT_SENSOR[sensor]} {feature}", fontsize=9)
         ax.set_xlabel("days relative to event (d)", fontsize=8)
         ax.set_ylabel(FEATURE_LABELS.get(feature, feature), fontsize=8)
         ax.tick_params(labelsize=7)
@@ -704,7 +704,7 @@ def static_signatures(
     fig.legend(
         *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8, frameon=False
     )
-    names = ", ".join(f"{_SHORT_SENSOR[s]} {f}" for s, f in present)
+    names = ", ".join(f"{SHORT_SENSOR[s]} {f}" for s, f in present)
     return StaticFigure(
         fig, f"Temporal signatures ({names}) of landslide, ring and other pixels around the event."
     )
@@ -712,13 +712,13 @@ def static_signatures(
 
 def static_availability(avail, title: str = "Locations per sensor combination") -> StaticFigure:
     """The UpSet figure of :func:`availability_upset`: stacked bars (annotated / not) over a dot matrix."""
-    combos, full = _combination_table(avail)
+    combos, full = upset_table(avail)
     totals = full.sum(axis=1).to_numpy()
     x = np.arange(len(combos))
     fig = _figure(4.2)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
     base = np.zeros(len(combos))
-    for status, color in _ANNOTATED_COLORS.items():
+    for status, color in ANNOTATED_COLORS.items():
         v = full[status].to_numpy(dtype="float64")
         top.bar(x, v, bottom=base, color=color, label=status, width=0.6)
         base += v
@@ -741,7 +741,7 @@ def static_availability(avail, title: str = "Locations per sensor combination") 
         has = np.array([s in c.split("+") for c in combos])
         bottom.scatter(x[has], np.full(has.sum(), yi), color="black", s=40, zorder=3)
         bottom.scatter(x[~has], np.full((~has).sum(), yi), color="#dddddd", s=40, zorder=3)
-    bottom.set_yticks(range(len(schema.SENSORS)), [_ALIGN_LABELS[s] for s in schema.SENSORS], fontsize=7)
+    bottom.set_yticks(range(len(schema.SENSORS)), [ALIGN_LABELS[s] for s in schema.SENSORS], fontsize=7)
     bottom.set_ylim(len(schema.SENSORS) - 0.4, -0.6)  # first sensor on top, as in the interactive figure
     bottom.set_xticks(x, combos, fontsize=7, rotation=20, ha="right")
     bottom.set_xlabel("sensor combination (filled dot: sensor present)", fontsize=8)

@@ -252,18 +252,18 @@ def size_histogram(areas_m2, title: str = "Landslide area", bins_per_decade: int
 
 
 # --- chapter 03: modality alignment ---
-_ALIGN_LABELS = {"s1asc": "S1 ascending", "s1dsc": "S1 descending", "s2": "S2"}
+ALIGN_LABELS = {"s1asc": "S1 ascending", "s1dsc": "S1 descending", "s2": "S2"}
 _ALIGN_COLORS = {"s1asc": "#1f77b4", "s1dsc": "#9467bd", "s2": "#2ca02c"}
-_ANNOTATED_COLORS = {"annotated": "#d62728", "not annotated": "#7f7f7f"}
+ANNOTATED_COLORS = {"annotated": "#d62728", "not annotated": "#7f7f7f"}
 
 
-def _combination_table(avail):
+def upset_table(avail):
     """``(combinations, table)``: the sensor combinations in order, and locations per combination (rows)
     and annotation status (columns ``annotated``, ``not annotated``)."""
     from .alignment import combination_table
 
     full = combination_table(avail, "annotated").rename(columns={True: "annotated", False: "not annotated"})
-    return list(full.index), full.reindex(columns=list(_ANNOTATED_COLORS), fill_value=0)
+    return list(full.index), full.reindex(columns=list(ANNOTATED_COLORS), fill_value=0)
 
 
 def availability_upset(avail, title: str = "Sensor combinations per location", width: int = 680):
@@ -275,7 +275,7 @@ def availability_upset(avail, title: str = "Sensor combinations per location", w
     import holoviews as hv
     import pandas as pd
 
-    combos, full = _combination_table(avail)
+    combos, full = upset_table(avail)
     long = full.reset_index().melt(id_vars="combination", var_name="status", value_name="locations")
     xdim = hv.Dimension("combination", label="sensor combination", values=combos)
     totals = full.sum(axis=1)
@@ -288,7 +288,7 @@ def availability_upset(avail, title: str = "Sensor combinations per location", w
     ).opts(text_baseline="bottom", text_font_size="10pt", text_color="black", yoffset=0.5)
     bars = hv.Bars(long, kdims=[xdim, "status"], vdims=["locations"]).opts(
         stacked=True,
-        cmap=_ANNOTATED_COLORS,
+        cmap=ANNOTATED_COLORS,
         color="status",
         width=width,
         height=300,
@@ -302,7 +302,7 @@ def availability_upset(avail, title: str = "Sensor combinations per location", w
         show_legend=True,
     )
     matrix = pd.DataFrame(
-        [(c, _ALIGN_LABELS[s], "yes" if s in c.split("+") else "no") for c in combos for s in schema.SENSORS],
+        [(c, ALIGN_LABELS[s], "yes" if s in c.split("+") else "no") for c in combos for s in schema.SENSORS],
         columns=["combination", "sensor", "in combination"],
     )
     absent, present = (
@@ -413,7 +413,7 @@ def acquisition_timeline(ta, key: str, title: str | None = None, width: int = 68
                 )
             )
         else:
-            layers.append(pts(d, _ALIGN_LABELS[s], color=_ALIGN_COLORS[s], marker=markers[s]))
+            layers.append(pts(d, ALIGN_LABELS[s], color=_ALIGN_COLORS[s], marker=markers[s]))
     if has_event:
         # vertical lines drawn as curves so that they appear in the legend
         span = (-0.6, len(rows) - 0.4)
@@ -429,7 +429,7 @@ def acquisition_timeline(ta, key: str, title: str | None = None, width: int = 68
     if title is None:
         when = f"event {event:%Y-%m-%d}" if has_event else "no event (not annotated)"
         title = f"Acquisitions at {key} ({when})"
-    yticks = [(float(v), _ALIGN_LABELS[s]) for s, v in ypos.items()]
+    yticks = [(float(v), ALIGN_LABELS[s]) for s, v in ypos.items()]
     return hv.Overlay(layers).opts(
         width=width,
         height=380,
@@ -511,10 +511,10 @@ def before_clear_bars(summary, sensors=schema.SENSORS, title: str | None = None,
             continue
         v = summary[col].dropna().astype(int)
         for n, c in v.value_counts().items():
-            rows.append({"acquisitions": int(n), "sensor": _ALIGN_LABELS[s], "locations": int(c)})
+            rows.append({"acquisitions": int(n), "sensor": ALIGN_LABELS[s], "locations": int(c)})
     df = pd.DataFrame(rows, columns=["acquisitions", "sensor", "locations"])
     top = int(df["acquisitions"].max()) if len(df) else 0
-    labels = [_ALIGN_LABELS[s] for s in sensors if f"{s}_before_clear_s2" in summary]
+    labels = [ALIGN_LABELS[s] for s in sensors if f"{s}_before_clear_s2" in summary]
     full = (
         pd.MultiIndex.from_product([range(top + 1), labels], names=["acquisitions", "sensor"])
         .to_frame(index=False)
@@ -528,7 +528,7 @@ def before_clear_bars(summary, sensors=schema.SENSORS, title: str | None = None,
         label="post-event acquisitions before the first clear S2 view",
         values=[str(i) for i in range(top + 1)],
     )
-    cmap = {_ALIGN_LABELS[s]: _ALIGN_COLORS[s] for s in sensors}
+    cmap = {ALIGN_LABELS[s]: _ALIGN_COLORS[s] for s in sensors}
     return hv.Bars(full, kdims=[xdim, hv.Dimension("sensor", values=labels)], vdims=["locations"]).opts(
         color="sensor",
         cmap=cmap,
@@ -571,7 +571,7 @@ def nearest_offset_histogram(nearest, limit: int = 15, title: str | None = None,
                 (edges, counts),
                 kdims=[xdim],
                 vdims=["S2 dates"],
-                label=f"{_ALIGN_LABELS[orbit]} (n={v.size})",
+                label=f"{ALIGN_LABELS[orbit]} (n={v.size})",
             ).opts(
                 fill_color=_ALIGN_COLORS[orbit],
                 fill_alpha=0.35,
@@ -597,7 +597,7 @@ SIGNATURE_SENSOR_LABELS = {
     "s1dsc": "Sentinel-1 descending",
 }
 _SIGNATURE_SENSOR_ORDER = ("s2", "s1asc", "s1dsc")
-_SHORT_SENSOR = {"s2": "S2", "s1asc": "S1 asc.", "s1dsc": "S1 desc."}
+SHORT_SENSOR = {"s2": "S2", "s1asc": "S1 asc.", "s1dsc": "S1 desc."}
 SIGNATURE_GROUP_COLORS = {"landslide": "#d62728", "ring": "#ff7f0e", "rest": "#7f7f7f"}
 SIGNATURE_GROUP_LABELS = {"landslide": "landslide", "ring": "ring", "rest": "rest"}
 
@@ -711,7 +711,7 @@ def signature_plot(agg, *, regions: bool = True, embed: bool = True, width: int 
             d = sub[sub["region"] == region]
             layers = _group_layers(d, xdim, ydim, "n_patches", "patches")
             where = "all regions" if region == "all" else region
-            title = f"{_SHORT_SENSOR[sensor]} {feature}, {where}: median and IQR across patches"
+            title = f"{SHORT_SENSOR[sensor]} {feature}, {where}: median and IQR across patches"
             if d.empty:
                 title += " (too few patches)"
             frames[(region, signal) if regions else signal] = hv.Overlay(layers).opts(
@@ -1514,16 +1514,16 @@ def known_issue_bars(found, title: str = "Patch files per known issue, by sensor
     long = (
         table.rename_axis("issue").reset_index().melt(id_vars="issue", var_name="sensor", value_name="files")
     )
-    long["sensor"] = long["sensor"].map(_ALIGN_LABELS)
+    long["sensor"] = long["sensor"].map(ALIGN_LABELS)
     issue = hv.Dimension("issue", label="known issue", values=list(table.index)[::-1])
-    sensor = hv.Dimension("sensor", values=[_ALIGN_LABELS[s] for s in schema.SENSORS])
+    sensor = hv.Dimension("sensor", values=[ALIGN_LABELS[s] for s in schema.SENSORS])
     return hv.Bars(
         long, kdims=[issue, sensor], vdims=[hv.Dimension("files", label="patch files (count)")]
     ).opts(
         stacked=True,
         invert_axes=True,
         color="sensor",
-        cmap={_ALIGN_LABELS[s]: _ALIGN_COLORS[s] for s in schema.SENSORS},
+        cmap={ALIGN_LABELS[s]: _ALIGN_COLORS[s] for s in schema.SENSORS},
         width=width,
         height=60 + 30 * len(table),
         title=title,

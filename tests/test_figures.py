@@ -26,7 +26,7 @@ def avail(small_sample) -> pd.DataFrame:
     return availability(build_catalog(small_sample, progress=False, use_cache=False, workers=1))
 
 
-def test_combination_table_counts_every_location_once(avail):
+def test_upset_table_counts_every_location_once(avail):
     """Against a count of the availability rows themselves, per combination and region."""
     grid = combination_table(avail, "region")
     assert grid.to_numpy().sum() == len(avail) and list(grid.columns) == sorted(avail["region"].unique())
@@ -36,7 +36,7 @@ def test_combination_table_counts_every_location_once(avail):
 
 
 def test_upset_and_heatmap_tables_agree(avail):
-    combos, by_status = figures._combination_table(avail)
+    combos, by_status = figures.upset_table(avail)
     assert list(by_status.columns) == ["annotated", "not annotated"] and combos == list(by_status.index)
     annotated = avail[avail["annotated"]].groupby("combination").size()
     assert by_status["annotated"].to_dict() == annotated.reindex(combos, fill_value=0).to_dict()
