@@ -13,7 +13,7 @@ matplotlib, and :mod:`s12ls_utils.evaluate`'s galleries take them as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -200,6 +200,23 @@ def composite_image(
         img = percentile_stretch(rgb, limits=percentile_limits(both, 2, 98, sel) or (0.0, 1.0))
         return img if ok is None else with_no_data(img, ~ok)
     return _s1_image(c[names.index("VV")] / 100.0, c[names.index("VH")] / 100.0, ok, key)
+
+
+def composite_images(dataset, indices, sensors: Sequence[str], s1: str = "false_color") -> list[dict]:
+    """The before and after images of patches ``indices`` of a raw ``"prepost"``
+    :class:`~s12ls_utils.datasets.PatchDataset`: per patch ``{"pre": {sensor: image}, "post": {sensor: image}}``
+    from its composites (:func:`composite_image`), as :func:`~s12ls_utils.figures.prediction_gallery` takes them."""
+    out = []
+    for i in indices:
+        raw = dataset.read_raw(int(i))
+        comps = {s: (raw[s].numpy(), raw[f"{s}_valid"].numpy().astype(bool)) for s in sensors}
+        out.append(
+            {
+                when: {s: composite_image(comp, valid, s, which, s1=s1) for s, (comp, valid) in comps.items()}
+                for which, when in enumerate(("pre", "post"))
+            }
+        )
+    return out
 
 
 def sensor_image(ds, t: int, sensor: str, s1: str = "false_color", limits=None) -> np.ndarray:

@@ -557,3 +557,28 @@ def test_cache_pre_composite_never_holds_post_event_dates(real_data, tmp_path):
     # the raw S2 series across 2022-01-25 is harmonised in the cache
     k = by_id["italy_108"]
     assert arrs["x"][k, 6:, B04, 5, 5].max() < 3000 and arrs["x"][k, 6, B04, 5, 5] == 460
+
+
+def test_composite_images_are_the_galleries_before_and_after(task, cache_dir):
+    """images.composite_images draws, per patch and sensor, the cached pre and post composites: S2 true colour
+    in [0, 1], S1 false colour, one stretch per patch (the same image whichever patches are asked for with it)."""
+    from s12ls_utils import images
+
+    ds = D.PatchDataset(
+        task, "train", ["s1asc", "s2"], view="prepost", cache_dir=cache_dir, raw=True, progress=False
+    )
+    got = images.composite_images(ds, [1, 0], ["s1asc", "s2"])
+    assert [sorted(g) for g in got] == [["post", "pre"]] * 2
+    for item, i in zip(got, [1, 0], strict=True):
+        raw = ds.read_raw(i)
+        for which, when in enumerate(("pre", "post")):
+            assert set(item[when]) == {"s1asc", "s2"}
+            img = item[when]["s2"]
+            assert img.shape == (*raw["y"].shape[-2:], 3) and np.nanmin(img) >= 0 and np.nanmax(img) <= 1
+            assert not np.array_equal(item["pre"]["s2"], item["post"]["s2"])  # the event changed the patch
+            alone = images.composite_images(ds, [i], ["s2"])[0][when]["s2"]
+            np.testing.assert_array_equal(alone, img)
+            s1 = images.composite_image(
+                raw["s1asc"].numpy(), raw["s1asc_valid"].numpy().astype(bool), "s1asc", which
+            )
+            np.testing.assert_array_equal(item[when]["s1asc"], s1)
