@@ -56,6 +56,7 @@ from .metrics import (
 from .tasks import Task, check_files, load_task
 
 __all__ = [
+    "by_region_table",
     "all_negative_facts",
     "all_negative_scores",
     "published_facts",
@@ -486,15 +487,9 @@ class EvaluationResult:
         return g
 
     def region_table(self) -> pd.DataFrame:
-        """:meth:`regions` as chapter 06 shows it: one row per region with its test patches, landslide pixels,
-        landslide-pixel share and ``too_few`` flag, then F1 and IoU per method (``f1 (model)``, …)."""
-        reg = self.regions()
-        scores = reg.pivot(index="region", columns="method", values=["f1", "iou"])
-        scores.columns = [f"{k} ({m})" for k, m in scores.columns]
-        counts = reg[reg["method"] == "model"].set_index("region")[
-            ["patches", "n_positive", "prevalence", "too_few"]
-        ]
-        return counts.rename(columns={"n_positive": "landslide pixels"}).join(scores)
+        """:meth:`regions` as chapter 06 shows it (:func:`by_region_table`): per region its test patches,
+        landslide-pixel share and ``too few`` flag, then F1 and IoU per method."""
+        return by_region_table(self.regions(), {"patches": "patches"}, {"f1": "F1", "iou": "IoU"})
 
     def patch_table(self) -> pd.DataFrame:
         """Every test patch (rows: region, id, its landslide-pixel share), with F1, IoU, false positives and
@@ -905,9 +900,9 @@ def benchmark_table(summary: Mapping, model: str, data: str | None = None) -> pd
     - ``"<data> (this book)"``: this evaluation's model and references, 1 seed; ``data`` defaults to
       :func:`data_label` of the task in ``summary`` (``"synthetic sample, raw release"`` on the sample).
 
-    Columns: ``split``, ``ap``, ``f1``, ``f1_low``, ``f1_high``, ``iou``, ``precision``, ``recall``,
-    ``prevalence`` (the scored test split's landslide-pixel share; for the paper's rows the published test
-    split's, from the vendored pixel counts) and ``source``. Scores and shares in percent; NaN where a row
+    Columns: ``f1``, ``f1_low``, ``f1_high``, ``ap``, ``iou``, ``precision``, ``recall``, ``prevalence`` (the
+    scored test split's landslide-pixel share; for the paper's rows the published test split's, from the
+    vendored pixel counts), ``split`` and ``source``. Scores and shares in percent; NaN where a row
     does not report a figure."""
     from .reference import THIRD_PARTY_HOLDOUT, published_benchmark, split_frame
 
@@ -953,7 +948,8 @@ def benchmark_table(summary: Mapping, model: str, data: str | None = None) -> pd
         ]
     ).set_index("model")
     blocks = dict(zip((*BENCHMARK_BLOCKS, f"{data} (this book)"), (pub, held, ours), strict=True))
-    columns = ["split", "ap", "f1", "f1_low", "f1_high", "iou", "precision", "recall", "prevalence", "source"]
+    # the scores first, the prose last: a page shows the numbers before a wide table scrolls
+    columns = ["f1", "f1_low", "f1_high", "ap", "iou", "precision", "recall", "prevalence", "split", "source"]
     return pd.concat(blocks, names=["data", "model"]).reindex(columns=columns)
 
 
@@ -1040,6 +1036,14 @@ class ADScores:
     pixels: pd.DataFrame
     n_undated: int
 
+    def patch_level_table(self) -> pd.DataFrame:
+        """:attr:`patch_level` as chapter 06 shows it (:func:`by_region_table`): per region its test patches,
+        those with landslides, landslide-pixel share and ``too few`` flag, then AUROC, AP and the recall at
+        the false-alarm rate :data:`FALSE_ALARM_RATE` per method."""
+        counts = {"patches": "patches", "with_landslides": "with landslides"}
+        far = f"recall at {share(FALSE_ALARM_RATE).percent_text()} false alarms"
+        return by_region_table(self.patch_level, counts, {"auroc": "AUROC", "ap": "AP", "recall_at_far": far})
+
     def figures(self) -> dict:
         """Flat figures for a chapter's record (``ad_*``), with the test split's landslide-pixel share
         (``ad_prevalence``), its share of patches with landslides (``ad_patch_prevalence``) and the pixel
@@ -1064,6 +1068,27 @@ class ADScores:
             out[f"ad_{p}pixel_f1"] = float(self.pixels.loc[m, "f1"])
             out[f"ad_{p}pixel_iou"] = float(self.pixels.loc[m, "iou"])
         return out
+
+
+#: Each method in a column header under its score's name (:func:`by_region_table`).
+_SHORT_NAMES = {"model": "model", "reference": "reference", "reference_date_free": "date-free reference"}
+
+
+def by_region_table(
+    frame: pd.DataFrame, counts: Mapping[str, str], scores: Mapping[str, str]
+) -> pd.DataFrame:
+    """A per-method, per-region table (:meth:`EvaluationResult.regions`, :meth:`~EvaluationResult.patch_level`)
+    as chapter 06 shows it: one row per region and two header rows, so that it fits the page. Under ``test
+    split`` the ``counts`` columns (the same for every method), the landslide-pixel share (``prevalence``) and
+    the ``too few`` flag; then per ``scores`` column one column per method. ``counts`` and ``scores`` map
+    ``frame``'s column names to their headers."""
+    split = frame[frame["method"] == METHODS[0]].set_index("region")[[*counts, "prevalence", "too_few"]]
+    split.columns = pd.MultiIndex.from_product([["test split"], [*counts.values(), "prevalence", "too few"]])
+    by_method = frame.pivot(index="region", columns="method", values=list(scores))
+    by_method.columns = pd.MultiIndex.from_tuples(
+        [(scores[k], _SHORT_NAMES[m]) for k, m in by_method.columns]
+    )
+    return split.join(by_method)
 
 
 def score_ad(

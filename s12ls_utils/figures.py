@@ -95,16 +95,17 @@ def region_maps(catalog, title: str = "Patch locations per region", cols: int = 
         n_ann = int(part["annotated"].sum())
         panels.append(
             hv.Overlay(layers).opts(
-                title=f"{region}: {len(part)} locations, {n_ann} annotated",
+                title=f"{region}\n{len(part)} locations, {n_ann} annotated",
                 xlim=(x0, x1),
                 ylim=(y0, y1),
                 frame_width=size,
                 frame_height=size,
                 xlabel="longitude (°E)",
                 ylabel="latitude (°N)",
-                legend_position="bottom_right",
+                legend_position="bottom",  # below the frame, where it hides no location
                 show_legend=not panels,  # one legend, on the first panel
                 fontsize={"title": "9pt"},
+                xticks=4,  # a few rounded longitudes: more ran together
             )
         )
     return hv.Layout(panels).cols(cols).opts(title=title, shared_axes=False)
@@ -1105,7 +1106,7 @@ def norm_points(
                 xrotation=45,
                 xlabel="sensor and variable",
                 ylabel=yd.label,
-                legend_position="top_left",
+                legend_position="right",  # beside the frame: inside, it hid points
                 show_legend=True,
             )
         )
@@ -1227,7 +1228,8 @@ def composite_panels(
     size: int = 260,
     s1: str = "false_color",
 ):
-    """Before / after composites of one patch side by side, the mapped landslides outlined in red.
+    """Before / after composites of one patch side by side, the mapped landslides outlined in red, under
+    ``title`` (the patch and the data).
 
     Each panel title names the sensor and the stretch (:func:`stretch_label`).
     """
@@ -1240,14 +1242,14 @@ def composite_panels(
     panels = [
         _panel(
             images.composite_image(comp, valid, sensor, k, s1=s1),
-            f"{title}: {name} ({sensor}, {label})",
+            f"{name} ({sensor}, {label})",
             size,
             **opts,
         )
         * outline
         for k, name in ((0, "before the event"), (1, "after the event"))
     ]
-    return hv.Layout(panels).opts(shared_axes=False)
+    return hv.Layout(panels).opts(shared_axes=False, title=title)
 
 
 def _sensor_rows(item: Mapping, sensor) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -1336,7 +1338,7 @@ def _on(title: str, data: str | None) -> str:
 
 
 def pr_curves_plot(
-    curves, prevalence: float, auprc=None, width: int = 420, height: int = 380, data: str | None = None
+    curves, prevalence: float, auprc=None, width: int = 520, height: int = 560, data: str | None = None
 ):
     """Precision–recall curves per method with the chance line (the positive-class prevalence).
 
@@ -1370,7 +1372,8 @@ def pr_curves_plot(
         title=_on("Precision–recall on the test split", data),
         width=width,
         height=height,
-        legend_position="bottom_left",
+        legend_position="bottom",  # below the frame, one entry a line: the chance line runs along its floor
+        legend_cols=1,
     )
 
 
@@ -1409,7 +1412,7 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380, data: str | None
             f"Macro averages and accuracy flatter a task with {share(prevalence).percent_text()} positive pixels",
             data,
         ),
-        width=width + 200,
+        width=width + 300,  # the title and five groups of bars
         height=height,
         tools=["hover"],
         show_legend=True,

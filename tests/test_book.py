@@ -368,6 +368,8 @@ def test_s1_images_false_colour_and_db():
 
 @pytest.mark.parametrize("s1", ["false_color", "VV", "VH"])
 def test_galleries_draw_s1(s1, bokeh):
+    import holoviews as hv
+
     comp, valid = _s1_comp()
     y = np.zeros((16, 16), dtype="float32")
     y[4:9, 4:9] = 1
@@ -388,16 +390,15 @@ def test_galleries_draw_s1(s1, bokeh):
     titles = _titles(figures.error_gallery(items, sensor="s1asc", s1=s1))
     assert len(titles) == 6 and titles[0] == f"p1: s1asc before\n{label}" and titles[1].endswith(label)
     assert titles[-1] == "Legend"  # the no-data colour, the mask outline and the error colours
-    import holoviews as hv
-
     legend = list(figures.error_gallery(items, sensor="s1asc", s1=s1))[-1]
     words = [el.text for el in legend if isinstance(el, hv.Text)]
     assert words == [images.NO_DATA_LABEL, *figures._ERROR_LABELS.values(), "mapped landslides (mask)"]
     colours = list(legend.get(0).dframe()["color"])
     assert colours == [images.NO_DATA_COLOR, *(figures._ERROR_OPTS["cmap"][v] for v in figures._ERROR_LABELS)]
 
-    titles = _titles(figures.composite_panels(comp, valid, y, "s1asc", "p1", s1=s1))
-    assert all(label in t and "s1asc" in t for t in titles)
+    panels = figures.composite_panels(comp, valid, y, "s1asc", "p1 (data)", s1=s1)
+    assert _titles(panels) == [f"{when} the event (s1asc, {label})" for when in ("before", "after")]
+    assert hv.Store.lookup_options("bokeh", panels, "plot").kwargs["title"] == "p1 (data)"
 
 
 def test_galleries_fusion_one_row_per_sensor(bokeh):
@@ -547,7 +548,7 @@ def test_region_maps_one_panel_per_region_with_its_own_extent(bokeh):
     layout = figures.region_maps(cat)
     assert len(layout) == 2
     titles = [hv_title(p) for p in layout]
-    assert titles == ["italy: 2 locations, 1 annotated", "hokkaido: 1 locations, 1 annotated"]
+    assert titles == ["italy\n2 locations, 1 annotated", "hokkaido\n1 locations, 1 annotated"]
     xlim = _plot_opts(layout[0])["xlim"]
     assert xlim[0] < 11.0 and xlim[1] > 11.02 and xlim[1] - xlim[0] < 1  # its own extent, not the globe
     with pytest.raises(ValueError, match="no location"):

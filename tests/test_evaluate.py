@@ -106,7 +106,10 @@ def test_the_two_steps_are_evaluate_run(run, result):
     for key in ("n_test", "model_f1", "ref_f1", "refdf_iou", "model_auprc", "model_f1_ci_low", "diff_ref_f1"):
         assert s[key] == pytest.approx(expected[key]), key
     # the tables chapter 06 shows
-    assert res.region_table()["patches"].sum() == res.n_test == len(res.patch_table())
+    table = res.region_table()
+    assert table["test split", "patches"].sum() == res.n_test == len(res.patch_table())
+    assert list(table["F1"]) == list(table["IoU"]) == ["model", "reference", "date-free reference"]
+    assert table["F1", "model"].dropna().between(0, 1).all()
     assert list(res.interval_table().columns) == list(E.METHOD_NAMES.values())
     assert set(res.comparisons()["against"]) == {E.METHOD_NAMES[m] for m in E.METHODS[1:]}
     assert s["n_regions_test"] == len(res.region_table())
@@ -199,6 +202,15 @@ def test_threshold_stability_and_patch_level_detection(result):
             assert 0 <= whole.loc[m, "auroc"] <= 1 and 0 <= whole.loc[m, "recall_at_far"] <= 1
     scores = result.patch_scores
     assert len(scores) == len(E.METHODS) * result.n_test
+    # as chapter 06 shows it: a row per region ("all" first), the counts once, each score per method
+    counts = {"patches": "patches", "with_landslides": "with landslides"}
+    table = E.by_region_table(pl, counts, {"auroc": "AUROC", "ap": "AP"})
+    assert list(table.index) == list(dict.fromkeys(pl["region"])) and table.index[0] == "all"
+    assert list(table["test split"]) == ["patches", "with landslides", "prevalence", "too few"]
+    for m, short in zip(E.METHODS, ("model", "reference", "date-free reference"), strict=True):
+        mine = pl[pl["method"] == m].set_index("region")
+        np.testing.assert_array_equal(table["AUROC", short], mine.loc[table.index, "auroc"])
+        np.testing.assert_array_equal(table["AP", short], mine.loc[table.index, "ap"])
 
 
 def test_patch_score_is_the_mean_of_the_highest_pixels():
@@ -377,6 +389,7 @@ def test_benchmark_table_keeps_real_and_synthetic_apart(result):
     s = result.summary()
     bench = E.benchmark_table(s, "tiny U-Net")
     assert bench.index.names == ["data", "model"]
+    assert list(bench.columns[-2:]) == ["split", "source"] and bench.columns[0] == "f1"  # the scores first
     blocks = list(dict.fromkeys(bench.index.get_level_values("data")))
     assert blocks == [*E.BENCHMARK_BLOCKS, "synthetic sample, raw release (this book)"]
     assert all(b.startswith("real") for b in blocks[:2]) and blocks[1].startswith("real (unreviewed")
