@@ -914,23 +914,9 @@ def benchmark_table(summary: Mapping, model: str, data: str | None = None) -> pd
         prevalence=100 * all_negative_scores(pub_test)["prevalence"],
         source="Hoehn et al. 2025 (peer-reviewed), means over 3 seeds",
     )
-    held = pd.DataFrame(
-        [
-            {
-                "model": h["model"],
-                "split": h["protocol"],
-                "f1_low": 100 * h["f1_low"],
-                "f1_high": 100 * h["f1_high"],
-                "source": h["source"],
-            }
-            for h in THIRD_PARTY_HOLDOUT
-        ]
-    ).set_index("model")
-    names = {
-        "model": model,
-        "reference": "change reference (event date)",
-        "reference_date_free": "change reference (date-free)",
-    }
+    held = pd.DataFrame(list(THIRD_PARTY_HOLDOUT)).rename(columns={"protocol": "split"}).set_index("model")
+    held[["f1_low", "f1_high"]] *= 100
+    names = {**METHOD_NAMES, "model": model}
     task = load_task(summary["task_dir"])
     cfg = task.config or {}
     method = "regions held out" if cfg.get("test_regions") else SPLIT_METHODS.get(cfg.get("method"))

@@ -1267,6 +1267,28 @@ _ERROR_OPTS = {"cmap": ["#f0f0f0", "#7b3294", "#ff7f0e", "#1a9850"], "clim": (-0
 _ERROR_LABELS = {3: "found landslide (TP)", 2: "false alarm (FP)", 1: "missed landslide (FN)"}
 
 
+def _gallery(items, sensor, s1: str, size: int, cols: int, extra, title_size: str = "9pt"):
+    """The galleries' layout, ``cols`` panels a row: per item and sensor the before and after images (titled
+    with the patch, the sensor and its stretch; the mapped landslides outlined), then ``extra(item, mask,
+    outline)``'s ``cols − 2`` panels on the item's first row (empty cells on the others); the legend last."""
+    import holoviews as hv
+
+    panels = []
+    for it in items:
+        y = np.asarray(it["y"]) > 0.5
+        outline = mask_outline(y.astype("float32"), (0, 0, y.shape[1], y.shape[0]))
+        for row, (name, pre, post) in enumerate(_sensor_rows(it, sensor)):
+            opts, label = _image_opts(name, s1), images.stretch_label(name, s1)
+            first = f"{it['id']}: " if row == 0 else ""
+            panels += [
+                _panel(pre, f"{first}{name} before\n{label}", size, title_size, **opts) * outline,
+                _panel(post, f"{name} after\n{label}", size, title_size, **opts) * outline,
+            ]
+            panels += extra(it, y, outline) if row == 0 else [hv.Empty()] * (cols - 2)
+    panels.append(no_data_key(size, errors=True))
+    return hv.Layout(panels).cols(cols).opts(shared_axes=False)
+
+
 def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1: str = "false_color"):
     """One row per patch and sensor: before / after composites, predicted probability and the errors.
 
@@ -1280,47 +1302,20 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
     line is the mapped landslide outline; in the error map green is a true positive, orange a false positive
     and purple a missed landslide pixel (false negative), at ``threshold``.
     """
-    import holoviews as hv
 
-    panels = []
-    for it in items:
-        y = np.asarray(it["y"]) > 0.5
-        p = np.asarray(it["prob"], dtype="float32")
+    def extra(item: Mapping, y: np.ndarray, outline) -> list:
+        p = np.asarray(item["prob"], dtype="float32")
         pred = p >= threshold
-        h, w = y.shape
-        outline = mask_outline(y.astype("float32"), (0, 0, w, h))
         tp, fp, fn = (pred & y).sum(), (pred & ~y).sum(), (~pred & y).sum()
         f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-        for row, (name, pre, post) in enumerate(_sensor_rows(it, sensor)):
-            opts, label = _image_opts(name, s1), images.stretch_label(name, s1)
-            first = f"{it['id']}: " if row == 0 else ""
-            panels += [
-                _panel(pre, f"{first}{name} before\n{label}", size, **opts) * outline,
-                _panel(post, f"{name} after\n{label}", size, **opts) * outline,
-            ]
-            if row == 0:
-                panels += [
-                    _panel(
-                        p,
-                        "landslide probability\n0 dark to 1 yellow",
-                        size,
-                        cmap="viridis",
-                        clim=(0, 1),
-                        colorbar=False,
-                    )
-                    * outline,
-                    _panel(
-                        images.error_map(y, pred),
-                        f"errors at {threshold:.2f}\nF1 {f1:.2f}",
-                        size,
-                        **_ERROR_OPTS,
-                    )
-                    * outline,
-                ]
-            else:
-                panels += [hv.Empty(), hv.Empty()]
-    panels.append(no_data_key(size, errors=True))
-    return hv.Layout(panels).cols(4).opts(shared_axes=False)
+        prob_opts = {"cmap": "viridis", "clim": (0, 1), "colorbar": False}
+        return [
+            _panel(p, "landslide probability\n0 dark to 1 yellow", size, **prob_opts) * outline,
+            _panel(images.error_map(y, pred), f"errors at {threshold:.2f}\nF1 {f1:.2f}", size, **_ERROR_OPTS)
+            * outline,
+        ]
+
+    return _gallery(items, sensor, s1, size, 4, extra)
 
 
 # --- chapter 06: positive-class evaluation ---
@@ -1466,41 +1461,20 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", 
     negative (missed); the red line is the mapped landslide outline. The layout's title names the figure
     and ``data``, what the patches are.
     """
-    import holoviews as hv
-
-    panels = []
     binary = {"cmap": ["#f7f7f7", "#202020"], "clim": (0, 1)}
-    for it in items:
-        y = np.asarray(it["y"]) > 0
-        p = np.asarray(it["pred"]).astype(bool)
-        h, w = y.shape
-        outline = mask_outline(y.astype("float32"), (0, 0, w, h))
+
+    def extra(item: Mapping, y: np.ndarray, outline) -> list:
+        p = np.asarray(item["pred"]).astype(bool)
         tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
-        for row, (name, pre, post) in enumerate(_sensor_rows(it, sensor)):
-            opts, label = _image_opts(name, s1), images.stretch_label(name, s1)
-            first = f"{it['id']}: " if row == 0 else ""
-            panels += [
-                _panel(pre, f"{first}{name} before\n{label}", size, "8pt", **opts) * outline,
-                _panel(post, f"{name} after\n{label}", size, "8pt", **opts) * outline,
-            ]
-            if row == 0:
-                panels += [
-                    _panel(y.astype("float32"), "mapped mask\nblack: landslide", size, "8pt", **binary),
-                    _panel(p.astype("float32"), "prediction\nblack: landslide", size, "8pt", **binary),
-                    _panel(
-                        images.error_map(y, p),
-                        f"errors\nTP {tp} · FP {fp} · FN {fn}",
-                        size,
-                        "8pt",
-                        **_ERROR_OPTS,
-                    )
-                    * outline,
-                ]
-            else:
-                panels += [hv.Empty(), hv.Empty(), hv.Empty()]
-    panels.append(no_data_key(size, errors=True))
+        return [
+            _panel(y.astype("float32"), "mapped mask\nblack: landslide", size, "8pt", **binary),
+            _panel(p.astype("float32"), "prediction\nblack: landslide", size, "8pt", **binary),
+            _panel(images.error_map(y, p), f"errors\nTP {tp} · FP {fp} · FN {fn}", size, "8pt", **_ERROR_OPTS)
+            * outline,
+        ]
+
     title = _on("Test patches with the most model errors", data)
-    return hv.Layout(panels).cols(5).opts(shared_axes=False, title=title)
+    return _gallery(items, sensor, s1, size, 5, extra, "8pt").opts(title=title)
 
 
 # --------------------------------------------------------------------------------------------------
