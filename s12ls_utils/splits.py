@@ -1108,6 +1108,21 @@ def make_splits(catalog: pd.DataFrame, config, method: str | None = None) -> Spl
         ref_ann = ref_ann.drop(columns=[c for c in config.satellites if c in ref_ann.columns])
         aligned = ref_ann.merge(paths, on="key", how="left")
         leak["aligned"] = leakage(aligned.set_index("key")["split"], both)
+    scopes = {**frames, **({"aligned": aligned} if aligned is not None else {})}
+    empty = [
+        f"{s} ({scope})"
+        for scope, df in scopes.items()
+        if len(df)
+        for s in SPLITS
+        if not (df["split"] == s).any()
+    ]
+    if empty:  # a small data folder: training on such a task stops at its empty split
+        log.warning(
+            "task %s: split %s holds no patch (too few patches for the %s split)",
+            config.name,
+            ", ".join(empty),
+            method,
+        )
     return SplitResult(config, method, frames, aligned, leak, n_groups, blocked)
 
 

@@ -1096,3 +1096,19 @@ def test_load_task_reads_the_papers_experiment_folder(tmp_path):
     assert task.counts().set_index("scope").loc["s2", "total"] == int((exp["sensor"] == "s2").sum())
     assert task.norm["s1asc"]["mean"] == {c: norms["s1asc"]["mean"][c] for c in ("VH", "VV", "DEM")}
     assert task.norm["s1asc"]["mean"]["VH"] < task.norm["s1asc"]["mean"]["VV"]
+
+
+def test_an_empty_split_is_named_in_a_warning(caplog):
+    """A task drawn on too few patches says which split came out empty (a trainer stops there later); one
+    drawn on enough patches says nothing."""
+    few = _grid_catalog(n_pairs=2)
+    cfg = tasks.load_config({"name": "tiny", "satellites": ["s2"], "method": "blocked"})
+    with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
+        res = splits.make_splits(few, cfg)
+    counts = res.frames["s2"]["split"].value_counts()
+    empty = [s for s in splits.SPLITS if counts.get(s, 0) == 0]
+    assert empty and f"task tiny: split {empty[0]} (s2)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="s12ls_utils.splits"):
+        res = splits.make_splits(_grid_catalog(n_pairs=40), cfg)
+    assert set(res.frames["s2"]["split"]) == set(splits.SPLITS) and "holds no patch" not in caplog.text
