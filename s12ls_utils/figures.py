@@ -1303,11 +1303,12 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
     and purple a missed landslide pixel (false negative), at ``threshold``.
     """
 
+    from .metrics import positive_class_scores
+
     def extra(item: Mapping, y: np.ndarray, outline) -> list:
         p = np.asarray(item["prob"], dtype="float32")
         pred = p >= threshold
-        tp, fp, fn = (pred & y).sum(), (pred & ~y).sum(), (~pred & y).sum()
-        f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+        f1 = positive_class_scores(y, pred)["f1"]
         prob_opts = {"cmap": "viridis", "clim": (0, 1), "colorbar": False}
         return [
             _panel(p, "landslide probability\n0 dark to 1 yellow", size, **prob_opts) * outline,
@@ -1461,11 +1462,13 @@ def error_gallery(items, size: int = 150, sensor="s2", s1: str = "false_color", 
     negative (missed); the red line is the mapped landslide outline. The layout's title names the figure
     and ``data``, what the patches are.
     """
+    from .metrics import confusion_counts
+
     binary = {"cmap": ["#f7f7f7", "#202020"], "clim": (0, 1)}
 
     def extra(item: Mapping, y: np.ndarray, outline) -> list:
         p = np.asarray(item["pred"]).astype(bool)
-        tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
+        tp, fp, fn = (confusion_counts(y, p)[k] for k in ("tp", "fp", "fn"))
         return [
             _panel(y.astype("float32"), "mapped mask\nblack: landslide", size, "8pt", **binary),
             _panel(p.astype("float32"), "prediction\nblack: landslide", size, "8pt", **binary),
