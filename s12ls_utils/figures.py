@@ -236,7 +236,7 @@ def size_histogram(areas_m2, title: str = "Landslide area", bins_per_decade: int
     counts, edges = np.histogram(a, bins=edges)
     hist = hv.Histogram((edges, counts), kdims=["area (m²)"], vdims=["landslides"])
     pixel = hv.VLine(schema.PIXEL_SIZE_M**2).opts(color="gray", line_dash="dashed")
-    label = hv.Text(schema.PIXEL_SIZE_M**2 * 1.15, counts.max() * 0.95, "one 10 m pixel", halign="left")
+    label = hv.Text(schema.PIXEL_SIZE_M**2 / 1.15, counts.max() * 1.1, "one 10 m pixel", halign="right")
     return (
         hist.opts(
             logx=True,
@@ -246,6 +246,7 @@ def size_histogram(areas_m2, title: str = "Landslide area", bins_per_decade: int
             line_color="white",
             xlabel="landslide area (m², log scale)",
             ylabel="number of landslides",
+            ylim=(0, counts.max() * 1.2),
         )
         * pixel
         * label
@@ -286,7 +287,9 @@ def availability_upset(avail, title: str = "Sensor combinations per location", w
         ),
         kdims=[xdim, "locations"],
         vdims=["text"],
-    ).opts(text_baseline="bottom", text_font_size="10pt", text_color="black", yoffset=0.5)
+    ).opts(
+        text_baseline="bottom", text_font_size="10pt", text_color="black", yoffset=0.02 * totals.max() + 0.5
+    )
     bars = hv.Bars(long, kdims=[xdim, "status"], vdims=["locations"]).opts(
         stacked=True,
         cmap=ANNOTATED_COLORS,
@@ -294,7 +297,6 @@ def availability_upset(avail, title: str = "Sensor combinations per location", w
         width=width,
         height=300,
         ylim=(0, float(totals.max()) * 1.15 + 1),
-        title=title,
         xlabel="",
         ylabel="number of locations",
         xaxis=None,
@@ -583,11 +585,12 @@ def nearest_offset_histogram(nearest, limit: int = 15, title: str | None = None,
         )
     return hv.Overlay(layers).opts(
         width=width,
-        height=300,
+        height=370,
         title=title or "Nearest Sentinel-1 acquisition to each Sentinel-2 date",
         xlabel=xdim.label,
         ylabel="number of S2 dates",
-        legend_position="top_left",
+        legend_position="top",
+        legend_cols=2,
     )
 
 
@@ -1043,16 +1046,13 @@ def split_footprints(frame, region: str, title: str | None = None, width: int = 
         if (df["split"] == s).any()
     ]
     if leaks is not None and len(leaks):
-        pos = df.set_index("key")
+        # each pair's two footprint centres, for the pairs with both patches in the region
+        mid = ((df[["x0", "y0"]].to_numpy() + df[["x1", "y1"]].to_numpy()) / 2).tolist()
+        mid = dict(zip(df["key"], mid, strict=True))
         segs = [
-            (
-                (pos.at[a, "x0"] + pos.at[a, "x1"]) / 2,
-                (pos.at[a, "y0"] + pos.at[a, "y1"]) / 2,
-                (pos.at[b, "x0"] + pos.at[b, "x1"]) / 2,
-                (pos.at[b, "y0"] + pos.at[b, "y1"]) / 2,
-            )
+            (*mid[a], *mid[b])
             for a, b in zip(leaks["key_a"], leaks["key_b"], strict=True)
-            if a in pos.index and b in pos.index
+            if {a, b} <= mid.keys()
         ]
         if segs:
             layers.append(
@@ -1062,9 +1062,10 @@ def split_footprints(frame, region: str, title: str | None = None, width: int = 
             )
     return hv.Overlay(layers).opts(
         width=width,
-        height=width,
+        height=width + 60,
         title=title or f"{region}: patch footprints by split",
-        legend_position="bottom_right",
+        legend_position="bottom",
+        legend_cols=3,
         data_aspect=1,
         show_legend=True,
     )
@@ -1152,7 +1153,7 @@ def _history_overlay(df, spec, ylabel: str, title: str, legend: str, width: int,
 def _loss_overlay(df, width: int, height: int):
     spec = (("train_loss", "train", "train"), ("val_loss", "validation", "validation"))
     ylabel = "loss (BCE/focal + Dice)"
-    return _history_overlay(df, spec, ylabel, "Loss per epoch", "top_right", width, height)
+    return _history_overlay(df, spec, ylabel, "Loss per epoch", "right", width, height)
 
 
 def _metric_overlay(df, width: int, height: int):
@@ -1162,10 +1163,10 @@ def _metric_overlay(df, width: int, height: int):
         ("val_iou", "IoU at 0.5", "iou"),
     )
     title, ylabel = "Validation F1 / IoU per epoch", "validation score, landslide class"
-    return _history_overlay(df, spec, ylabel, title, "bottom_right", width, height, ylim=(0, 1))
+    return _history_overlay(df, spec, ylabel, title, "right", width, height, ylim=(0, 1))
 
 
-def training_curves(history, width: int = 380, height: int = 300):
+def training_curves(history, width: int = 760, height: int = 260):
     """Loss (train, validation) and validation F1/IoU of the landslide class per epoch.
 
     ``history`` is the rows of ``runs/<run>/history.csv`` (a DataFrame or a list of dicts).
@@ -1173,12 +1174,11 @@ def training_curves(history, width: int = 380, height: int = 300):
     import holoviews as hv
 
     df = _history_frame(history)
-    return hv.Layout([_loss_overlay(df, width, height), _metric_overlay(df, width, height)]).opts(
-        shared_axes=False
-    )
+    layout = hv.Layout([_loss_overlay(df, width, height), _metric_overlay(df, width, height)])
+    return layout.opts(shared_axes=False).cols(1)
 
 
-def live_training_curves(width: int = 380, height: int = 300):
+def live_training_curves(width: int = 760, height: int = 260):
     """``(figure, push)``: the curves of :func:`training_curves` fed by a HoloViews ``Pipe`` stream.
 
     Display ``figure`` in a live kernel and call ``push(history)`` after each epoch (e.g. as the
@@ -1195,7 +1195,7 @@ def live_training_curves(width: int = 380, height: int = 300):
         """``push(history)`` or, as a training callback, ``push(row, history)``."""
         pipe.send(_history_frame(args[-1]))
 
-    return hv.Layout([loss, metric]).opts(shared_axes=False), push
+    return hv.Layout([loss, metric]).opts(shared_axes=False).cols(1), push
 
 
 def _image_opts(sensor: str, s1: str) -> dict:

@@ -96,3 +96,23 @@ def test_patch_viewer_declares_the_ranges_its_frames_hold(small_sample):
             assert value.range == figures.images.DB_RANGES[value.name.split()[0]]
             assert el.opts.get().kwargs["clim"] == value.range
     assert np.isfinite([v for el in images for v in el.vdims[0].range]).all()
+
+
+def test_split_footprints_join_the_centres_of_each_leaking_pair_in_the_region():
+    """Three touching tiles in one region and one elsewhere: a pair with a patch outside the region is not drawn,
+    the other joins the two footprint centres (km from the region's first centre)."""
+    frame = pd.DataFrame(
+        {
+            "key": ["a", "b", "c", "far"],
+            "region": ["italy", "italy", "italy", "peru"],
+            "center_x": [500_000.0, 501_280.0, 502_560.0, 0.0],
+            "center_y": [4_000_000.0, 4_000_000.0, 4_001_280.0, 0.0],
+            "split": ["train", "test", "dropped", "train"],
+            "epsg": 32632,
+        }
+    )
+    leaks = pd.DataFrame({"key_a": ["a", "b"], "key_b": ["b", "far"]})
+    overlay = figures.split_footprints(frame, "italy", leaks=leaks)
+    segs = overlay.get(len(overlay) - 1)
+    assert segs.label == "leaking pair" and [row.tolist() for row in segs.array()] == [[0.0, 0.0, 1.28, 0.0]]
+    assert [layer.label for layer in overlay][:-1] == ["train", "test", "dropped"]
