@@ -49,33 +49,6 @@ from . import catalog as catalog_mod
 from . import io, schema
 from .parallel import default_workers, mp_context
 
-__all__ = [
-    "CHECKS",
-    "CLEAR_BELOW",
-    "DEFAULT_CHECKS",
-    "GRID_TOLERANCE_M",
-    "MISMATCH_COLUMNS",
-    "TimeAlignment",
-    "aligned_groups",
-    "aligned_facts",
-    "availability",
-    "availability_facts",
-    "check_consistency",
-    "combination_counts",
-    "combination_table",
-    "combination_label",
-    "combinations",
-    "count_between",
-    "days_from",
-    "first_clear_after",
-    "median_or_nan",
-    "mismatch_facts",
-    "nearest_acquisitions",
-    "time_alignment",
-    "timing_facts",
-    "typical_location",
-]
-
 log = logging.getLogger(__name__)
 
 #: Every consistency check :func:`check_consistency` knows (``"read"`` rows report unreadable files).

@@ -62,26 +62,6 @@ from . import __version__, schema
 from .io import PatchMeta, PatchReadError, read_patch_meta
 from .parallel import NETCDF_LOCK, check_scheduler, check_workers, map_files
 
-__all__ = [
-    "CACHE_NAME",
-    "CACHE_VERSION",
-    "COLUMNS",
-    "ERROR_COLUMNS",
-    "SHARE_FACTS",
-    "build_catalog",
-    "catalog_errors",
-    "class_balance",
-    "class_balance_long",
-    "counts_table",
-    "files_per_region",
-    "folder_facts",
-    "inventory_facts",
-    "locations",
-    "pick_showcase",
-    "summarize",
-    "time_coverage",
-]
-
 log = logging.getLogger(__name__)
 
 #: File name of the parquet cache inside the data folder.

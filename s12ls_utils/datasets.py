@@ -93,31 +93,6 @@ from .parallel import NETCDF_LOCK, Failure, FilesFailed, check_scheduler, map_fi
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "CACHE_FORMAT",
-    "DEFAULT_PREPOST",
-    "NO_PREPOST",
-    "SENTINEL",
-    "VIEWS",
-    "EpochBatchSampler",
-    "ThreadedBatchLoader",
-    "PatchDataset",
-    "Preprocessor",
-    "RawPatch",
-    "ShardedBatchSampler",
-    "build_cache",
-    "cache_dir_for",
-    "cache_facts",
-    "cache_status",
-    "describe_cache",
-    "input_channels",
-    "make_loader",
-    "ms_per_sample",
-    "read_source",
-    "read_speed",
-    "split_entries",
-]
-
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the cache layout or encoding changes (an older cache is rebuilt). 3: SCL 255 (unknown

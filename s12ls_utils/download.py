@@ -101,40 +101,6 @@ from tqdm import tqdm
 
 from .schema import FILENAME_RE
 
-__all__ = [
-    "REPO_ID",
-    "SENSORS",
-    "VERSIONS",
-    "DEFAULT_VERSION",
-    "PATCH_PATTERN",
-    "MARKER_SUFFIX",
-    "INVENTORY_NAME",
-    "ROOT_INVENTORY",
-    "MANIFEST_NAME",
-    "UnsafeArchiveError",
-    "CorruptArchiveError",
-    "ForeignPatchError",
-    "IgnoredMember",
-    "REASON_APPLEDOUBLE",
-    "REASON_MACOSX",
-    "REASON_NOT_PATCH",
-    "UnpackReport",
-    "HubLayout",
-    "HubFile",
-    "Snapshot",
-    "FetchResult",
-    "DownloadReport",
-    "safe_extract",
-    "detect_layout",
-    "list_snapshot",
-    "fetch",
-    "unpack",
-    "download_dataset",
-    "read_manifest",
-    "data_revision",
-    "summarize",
-]
-
 logger = logging.getLogger(__name__)
 
 REPO_ID = "paulhoehn/Sen12Landslides"

@@ -55,44 +55,6 @@ from .metrics import (
 )
 from .tasks import Task, check_files, load_task
 
-__all__ = [
-    "by_region_table",
-    "all_negative_facts",
-    "all_negative_scores",
-    "published_facts",
-    "date_oracle",
-    "METHOD_NAMES",
-    "run_facts",
-    "flat_figures",
-    "plain",
-    "Share",
-    "share",
-    "run_config",
-    "REFERENCE_RANGES",
-    "EvaluationResult",
-    "change_score",
-    "BENCHMARK_BLOCKS",
-    "benchmark_table",
-    "common_entries",
-    "fold_table",
-    "score_split_run",
-    "split_optimism",
-    "SplitOptimism",
-    "SplitRun",
-    "change_score_date_free",
-    "evaluate_run",
-    "choose_thresholds",
-    "score_test",
-    "Validation",
-    "iter_model_predictions",
-    "iter_reference_scores",
-    "patch_score",
-    "protocol_table",
-    "region_of",
-    "run_for",
-    "score_ad",
-]
-
 #: Score range of the change-detection reference per sensor.
 REFERENCE_RANGES: dict[str, tuple[float, float]] = {
     "s2": (-1.0, 1.0),

@@ -44,18 +44,6 @@ import pandas as pd
 from . import io, schema
 from .parallel import map_files
 
-__all__ = [
-    "ISSUES",
-    "THIRD_PARTY_READS",
-    "Issue",
-    "KnownIssues",
-    "check_files",
-    "files_per_issue",
-    "known_issues",
-    "patch_files",
-    "real_dataset",
-]
-
 
 @dataclass(frozen=True)
 class Issue:

@@ -57,25 +57,6 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = [
-    "DEFAULT_SIZE_BINS",
-    "PIXEL_AREA_M2",
-    "ObjectMetrics",
-    "PixelMetrics",
-    "average_precision",
-    "bootstrap_ci",
-    "bootstrap_scores",
-    "confusion_counts",
-    "paired_bootstrap",
-    "patch_resamples",
-    "percentile_interval",
-    "threshold_bootstrap",
-    "label_components",
-    "positive_class_scores",
-    "scores_from_counts",
-    "size_bin_labels",
-]
-
 #: Landslide size bins in pixels: [1, 10), [10, 50), [50, 200), [200, ∞).
 DEFAULT_SIZE_BINS: tuple[float, ...] = (1, 10, 50, 200, np.inf)
 #: Area of one 10 m pixel.

@@ -34,17 +34,6 @@ from torch.nn import functional as F
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "MODELS",
-    "VIEWS",
-    "ConvGRUNet",
-    "UNetPrePost",
-    "UTAE",
-    "build_model",
-    "model_summary",
-    "summary_table",
-]
-
 
 # --------------------------------------------------------------------------------------------------
 # Building blocks

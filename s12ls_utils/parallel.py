@@ -67,19 +67,6 @@ from typing import Any, NamedTuple
 
 from tqdm.auto import tqdm
 
-__all__ = [
-    "MIN_ITEMS_FOR_POOL",
-    "NETCDF_LOCK",
-    "SCHEDULERS",
-    "Failure",
-    "FilesFailed",
-    "Mapped",
-    "check_scheduler",
-    "default_workers",
-    "describe_scheduler",
-    "map_files",
-]
-
 log = logging.getLogger(__name__)
 
 #: The local schedulers; anything else must be a dask.distributed address or ``Client``.

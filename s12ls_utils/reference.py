@@ -39,32 +39,6 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = [
-    "PUBLISHED_LD_BENCHMARK",
-    "PUBLISHED_PROTOCOL",
-    "THIRD_PARTY_HOLDOUT",
-    "REFERENCE_DIR",
-    "SCOPES",
-    "TASKS",
-    "anomalies",
-    "catalog",
-    "configs",
-    "counts",
-    "experiment_norms",
-    "experiments",
-    "file_stats",
-    "low_quality_ids",
-    "norms",
-    "patches",
-    "published_benchmark",
-    "published_facts",
-    "region_table",
-    "region_folds",
-    "region_stats",
-    "source",
-    "split_frame",
-]
-
 #: The vendored folder in a checkout.
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
 #: The published tasks and the release their split files were made on.

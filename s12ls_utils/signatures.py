@@ -69,48 +69,6 @@ from .io import detect_s1_unit, open_patch, to_db
 from .metrics import patch_resamples, percentile_interval
 from .parallel import NETCDF_LOCK, check_scheduler, map_files
 
-__all__ = [
-    "ALL_FEATURES",
-    "FEATURES",
-    "FEATURE_LABELS",
-    "GROUPS",
-    "PHASES",
-    "S1_FEATURES",
-    "S2_FEATURES",
-    "VEGETATION_LOSS",
-    "EventAlignment",
-    "PatchSummary",
-    "SignatureSet",
-    "aggregate_signatures",
-    "align_event",
-    "case_table",
-    "change_facts",
-    "change_table",
-    "collection_facts",
-    "dates_table",
-    "example_facts",
-    "leading_by_region",
-    "before_after_steps",
-    "change_features",
-    "change_summary",
-    "cloud_mask",
-    "collect_signatures",
-    "patch_alignment",
-    "patch_signature",
-    "pick_gallery",
-    "pixel_groups",
-    "region_event_dates",
-    "relative_days",
-    "s1_indices",
-    "s2_indices",
-    "scl_counts",
-    "scl_shares",
-    "separability",
-    "separability_facts",
-    "slope_deg",
-    "summarize_patch",
-]
-
 log = logging.getLogger(__name__)
 
 S2_FEATURES: tuple[str, ...] = ("NDVI", "NDMI", "NBR", "BSI", "brightness")

@@ -45,23 +45,6 @@ import pandas as pd
 
 from . import schema
 
-__all__ = [
-    "FOOTPRINT_M",
-    "METHODS",
-    "SPLITS",
-    "TOUCHING",
-    "SplitResult",
-    "coverage_classes",
-    "leakage",
-    "leaking_pairs",
-    "make_splits",
-    "reference_split",
-    "select",
-    "split",
-    "split_balance",
-    "split_table",
-]
-
 log = logging.getLogger(__name__)
 
 #: The three splits, in order.

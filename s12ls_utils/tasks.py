@@ -56,27 +56,6 @@ from . import __version__, schema
 from .parallel import NETCDF_LOCK, Failure, FilesFailed, check_scheduler, check_workers, map_files
 from .splits import METHODS, SPLITS, SplitResult, make_splits
 
-__all__ = [
-    "task_label",
-    "AD_TRAP_SHARE",
-    "DATA_DIR_KEY",
-    "PRESETS",
-    "FileCheck",
-    "MissingFilesError",
-    "NormStats",
-    "Task",
-    "TaskConfig",
-    "ad_trap",
-    "check_files",
-    "file_moments",
-    "load_config",
-    "load_task",
-    "merge_moments",
-    "norm_stats",
-    "write_norm",
-    "write_task",
-]
-
 log = logging.getLogger(__name__)
 
 #: Shipped task presets (``s12ls_utils/tasks/<name>.yaml``): the two published tasks, then ours.

@@ -80,17 +80,6 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from . import datasets, models, schema
 from .parallel import default_workers
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "load_checkpoint",
-    "load_model",
-    "per_process_batch",
-    "predict",
-    "select_device",
-    "train",
-]
-
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1

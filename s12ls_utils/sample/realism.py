@@ -82,16 +82,6 @@ from ..parallel import map_files
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "QUANTILES",
-    "QUANTITIES",
-    "RealismReport",
-    "connected_areas",
-    "file_summary",
-    "match_region",
-    "realism",
-]
-
 #: What third parties found reading the released files in bulk (the format notes of this project, summarised in ``book/appendix-data.md``,
 #: "What the released files show"): all 13,628 harmonized S2 files and all 1,133 raw Chimanimani S2 files
 #: (hash-checked against the hub). ``scl_unknown_frames`` whole S2 frames with SCL 255 in the
