@@ -13,8 +13,8 @@
 - :func:`chapter_run_name` and :func:`chapter05_run`: which training run a chapter writes and finds;
 - :func:`static`: the static (PNG) rendering of an interactive figure, drawn from the same HoloViews object
   with the matplotlib backend, so that the book reads completely without JavaScript; and the static
-  figures drawn with matplotlib directly (``static_*``: the patch map and filmstrip, the histograms, the split
-  footprints, the realism report), where a HoloViews object does not render in matplotlib or none exists;
+  figures drawn with matplotlib directly (``static_*``: the patch map and filmstrip, the histograms, the
+  realism report), where a HoloViews object does not render in matplotlib or none exists;
 - :func:`class_balance_table`: the class-balance table as the chapters show it;
 - :func:`book_pages`: the pages of ``_toc.yml``, in order.
 
@@ -34,11 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from . import schema
-from .evaluate import Share, plain, share
+from .evaluate import Share, plain, share  # noqa: F401  (book.share: the chapters mark a fraction with it)
 from .figures import (
     ALIGN_LABELS,
     ANNOTATED_COLORS,
-    FOOTPRINT_COLORS,
     SHORT_SENSOR,
     SIGNATURE_GROUP_COLORS,
     SIGNATURE_GROUP_LABELS,
@@ -46,31 +45,6 @@ from .figures import (
     upset_table,
 )
 from .images import DB_RANGES, backscatter_db, true_color, true_color_limits
-
-__all__ = [
-    "BOOK_DIR",
-    "BOOK_ENV",
-    "DEVICES",
-    "RESULTS_DIR",
-    "Outputs",
-    "Share",
-    "book_dir",
-    "book_pages",
-    "captioned",
-    "chapter05_run",
-    "chapter_run_name",
-    "flat",
-    "for_matplotlib",
-    "outputs",
-    "param",
-    "record",
-    "recorder",
-    "rerun_stamp",
-    "run_from_repo_root",
-    "setup",
-    "share",
-    "static",
-]
 
 RESULTS_DIR = Path("results")
 
@@ -750,73 +724,6 @@ def static_availability(avail, title: str = "Locations per sensor combination") 
     )
 
 
-def static_split_footprints(panels, region: str) -> StaticFigure:
-    """:func:`split_footprints` of several splits of one region side by side (e.g. random vs spatial).
-
-    ``panels``: ``[(title, frame, leaks), …]`` as :func:`split_footprints` takes them; the axes are shared,
-    so the same patch is in the same place in every panel.
-    """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch, Rectangle
-
-    from .splits import FOOTPRINT_M
-
-    if not panels:
-        raise ValueError("no split to draw")
-    half = FOOTPRINT_M / 2
-    first = panels[0][1]
-    first = first[first["region"].astype(str) == region]
-    if first.empty:
-        raise ValueError(f"no patches of region {region!r} in the frame")
-    x0, y0 = float(first["center_x"].min()), float(first["center_y"].min())
-    fig = _figure(4.0)
-    axes = fig.subplots(1, len(panels), squeeze=False, sharex=True, sharey=True)[0]
-    n_leaks = []
-    for ax, (title, frame, leaks) in zip(axes, panels, strict=True):
-        sel = frame[frame["region"].astype(str) == region]
-        df = sel.set_index(sel["key"].astype(str))
-        cx, cy = (df["center_x"] - x0) / 1000, (df["center_y"] - y0) / 1000
-        for k in df.index:
-            c = FOOTPRINT_COLORS[df.at[k, "split"]]
-            ax.add_patch(
-                Rectangle(
-                    (cx[k] - half / 1000, cy[k] - half / 1000),
-                    FOOTPRINT_M / 1000,
-                    FOOTPRINT_M / 1000,
-                    facecolor=c,
-                    edgecolor=c,
-                    alpha=0.45,
-                    lw=1,
-                )
-            )
-        n = 0
-        if leaks is not None:
-            for a, b in zip(leaks["key_a"], leaks["key_b"], strict=True):
-                if a in df.index and b in df.index:
-                    ax.plot([cx[a], cx[b]], [cy[a], cy[b]], color="black", lw=2)
-                    n += 1
-        n_leaks.append(n)
-        ax.set_title(f"{title} ({n} leaking pairs)", fontsize=9)
-        ax.set_aspect("equal")
-        ax.autoscale_view()
-        ax.set_xlabel(f"easting − {x0 / 1000:.1f} km (km)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel(f"northing − {y0 / 1000:.1f} km (km)", fontsize=8)
-    shown = set().union(*(set(f["split"].astype(str)) for _, f, _ in panels))
-    handles = [
-        Patch(facecolor=c, edgecolor=c, alpha=0.45, label=s)
-        for s, c in FOOTPRINT_COLORS.items()
-        if s in SPLIT_COLORS or s in shown
-    ]
-    handles.append(Line2D([], [], color="black", lw=2, label="leaking pair"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(
-        f"Patch footprints ({FOOTPRINT_M / 1000:.2f} km squares) in {region}, coloured by split", fontsize=10
-    )
-    desc = "; ".join(f"{t}: {n} leaking pairs" for (t, _, _), n in zip(panels, n_leaks, strict=True))
-    return StaticFigure(fig, f"Patch footprints in {region} by split ({desc}).")
-
-
 def static_region_split_bars(frame, title: str, value: str = "patches") -> StaticFigure:
     """Patches (or landslide pixels) per region and split, as horizontal stacked bars with their shares.
 
@@ -1208,10 +1115,10 @@ def static_realism(report, title: str = "How close the data folder is to the rea
 
     ax = axes[3, 0]
     s = samples[("tile_area", "tiles")]
-    share = table[(table["quantity"] == "tiles_touching") & (table["statistic"] == "share")].iloc[0]
-    _ecdf(ax, s["real"], f"real ({s['real'].size:,} tiles, {share['real']:.0f} % touch one)", _REAL_COLOR)
+    touch = table[(table["quantity"] == "tiles_touching") & (table["statistic"] == "share")].iloc[0]
+    _ecdf(ax, s["real"], f"real ({s['real'].size:,} tiles, {touch['real']:.0f} % touch one)", _REAL_COLOR)
     _ecdf(
-        ax, s["data"], f"data ({s['data'].size} tiles, {share['data']:.0f} % touch one)", _DATA_COLORS["data"]
+        ax, s["data"], f"data ({s['data'].size} tiles, {touch['data']:.0f} % touch one)", _DATA_COLORS["data"]
     )
     ax.set_xscale("log")
     ax.set_ylim(-0.03, 1.3)
@@ -1285,7 +1192,7 @@ def static_realism(report, title: str = "How close the data folder is to the rea
         f"{title}: ten panels comparing the real dataset's published statistics with the data folder. "
         f"KS distance of the per-file mean VV {ks.get(('s1_mean', 's1dsc/VV'), float('nan')):.2f} (s1dsc), "
         f"of LD-like landslide pixels {ks.get(('landslide_px', 'LD-like'), float('nan')):.2f}; "
-        f"{share['real']:.0f} % of real and {share['data']:.0f} % of the folder's S2 tiles touch another; "
+        f"{touch['real']:.0f} % of real and {touch['data']:.0f} % of the folder's S2 tiles touch another; "
         f"the two orbits' mean VV differ by at most {(diff.max() if diff.size else np.nan):.1f} dB per location."
     )
     return StaticFigure(fig, alt)
