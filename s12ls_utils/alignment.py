@@ -570,23 +570,6 @@ class TimeAlignment:
     errors: list[dict] = field(default_factory=list)
 
 
-def _event_per_key(catalog: pd.DataFrame) -> dict[str, np.datetime64]:
-    """The earliest event date listed by any sensor of each location (NaT when none)."""
-    out: dict[str, np.datetime64] = {}
-    for key, value in zip(catalog["key"].tolist(), catalog["event_dates"].fillna("").tolist(), strict=True):
-        try:
-            dates = schema.parse_dates(value)
-        except ValueError:
-            dates = []
-        cur = out.get(key, np.datetime64("NaT", "D"))
-        for d in dates:
-            d = np.datetime64(d, "D")
-            if np.isnat(cur) or d < cur:
-                cur = d
-        out[key] = cur
-    return out
-
-
 def _align_chunk(tasks: list, root: str, sensors: tuple[str, ...], clear_below: float) -> list[tuple]:
     """Worker task: read the dates (and S2 scene classes) of each group; return per-group results."""
     base = Path(root)
@@ -730,17 +713,7 @@ def _summary_dtypes(sensors: Sequence[str]) -> dict[str, str]:
 
 
 def _typed(records: list[dict], dtypes: dict[str, str]) -> pd.DataFrame:
-    df = (
-        pd.DataFrame.from_records(records, columns=list(dtypes))
-        if records
-        else pd.DataFrame({c: pd.Series([], dtype="object") for c in dtypes})
-    )
-    for col, dtype in dtypes.items():
-        if dtype == "datetime64[ns]":
-            df[col] = pd.to_datetime(df[col]).astype("datetime64[ns]")
-        else:
-            df[col] = df[col].astype(dtype)
-    return df
+    return catalog_mod.apply_dtypes(pd.DataFrame.from_records(records, columns=list(dtypes)), dtypes)
 
 
 def time_alignment(
@@ -774,7 +747,9 @@ def time_alignment(
     if keys is not None:
         wanted = set(keys)
         groups = [g for g in groups if g[0] in wanted]
-    events = _event_per_key(catalog)
+    # the earliest dated event of any sensor of each location (NaT when none)
+    first = catalog.groupby("key")["event_date"].min()
+    events = dict(zip(first.index, first.to_numpy().astype("datetime64[D]"), strict=True))
     annotated = catalog.groupby("key")["annotated"].any().to_dict()
     tasks = [(k, r, p, bool(annotated[k]), events[k], files) for k, r, p, files in groups]
     fn = functools.partial(_align_chunk, root=str(root), sensors=sensors, clear_below=float(clear_below))

@@ -293,10 +293,10 @@ def _add_lonlat(df: pd.DataFrame) -> None:
     df["lat"] = lat
 
 
-def _apply_dtypes(df: pd.DataFrame) -> pd.DataFrame:
-    """The catalog's columns, in order, with their dtypes."""
+def apply_dtypes(df: pd.DataFrame, dtypes: dict[str, str] = DTYPES) -> pd.DataFrame:
+    """The catalog's columns (or those of ``dtypes``), in order, with their dtypes."""
     out = {}
-    for col, dtype in DTYPES.items():
+    for col, dtype in dtypes.items():
         s = df[col]
         if dtype == "datetime64[ns]":
             s = pd.to_datetime(s).astype("datetime64[ns]")
@@ -307,7 +307,7 @@ def _apply_dtypes(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _empty() -> pd.DataFrame:
-    return _apply_dtypes(pd.DataFrame({c: pd.Series([], dtype="object") for c in COLUMNS}))
+    return apply_dtypes(pd.DataFrame({c: pd.Series([], dtype="object") for c in COLUMNS}))
 
 
 def _frame(records: list[tuple], listing: dict[str, tuple[str, int, int]]) -> pd.DataFrame:
@@ -316,7 +316,7 @@ def _frame(records: list[tuple], listing: dict[str, tuple[str, int, int]]) -> pd
     df["size_bytes"] = [listing[p][1] for p in df["path"]]
     df["mtime_ns"] = [listing[p][2] for p in df["path"]]
     _add_lonlat(df)
-    return _apply_dtypes(df[list(COLUMNS)])
+    return apply_dtypes(df[list(COLUMNS)])
 
 
 def _concat(frames: Iterable[pd.DataFrame | None]) -> pd.DataFrame:
@@ -325,7 +325,7 @@ def _concat(frames: Iterable[pd.DataFrame | None]) -> pd.DataFrame:
         return _empty()
     if len(frames) == 1:
         return frames[0].copy()
-    return _apply_dtypes(pd.concat(frames, ignore_index=True))
+    return apply_dtypes(pd.concat(frames, ignore_index=True))
 
 
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
@@ -360,7 +360,7 @@ def _read_cache(path: Path, read_scl: bool) -> tuple[pd.DataFrame, list[dict]] |
             log.info("catalog cache %s has other columns: full rescan", path)
             return None
         errors = [dict(e) for e in meta.get("errors", [])]
-        return _apply_dtypes(df), errors
+        return apply_dtypes(df), errors
     except Exception as exc:  # corrupt or foreign file: ignore it, it will be rewritten
         log.warning("ignoring unreadable catalog cache %s (%s: %s)", path, type(exc).__name__, exc)
         return None
@@ -575,19 +575,6 @@ def locations(df: pd.DataFrame) -> pd.DataFrame:
     Columns: ``key, region, patch_id``, one per sensor of :data:`schema.SENSORS`, ``n_sensors`` and
     ``annotated`` (annotated in at least one sensor). Sorted by key.
     """
-    if df.empty:
-        out = pd.DataFrame(
-            {
-                "key": pd.Series([], dtype="string"),
-                "region": pd.Series([], dtype="string"),
-                "patch_id": pd.Series([], dtype="int64"),
-            }
-        )
-        for s in schema.SENSORS:
-            out[s] = pd.Series([], dtype="bool")
-        out["n_sensors"] = pd.Series([], dtype="int64")
-        out["annotated"] = pd.Series([], dtype="bool")
-        return out
     present = pd.crosstab(df["key"], df["sensor"]).reindex(columns=list(schema.SENSORS), fill_value=0) > 0
     present.columns = list(schema.SENSORS)
     first = df.groupby("key", sort=True).agg(

@@ -555,15 +555,9 @@ def _build_one(
             "build_seconds": round(time.perf_counter() - t0, 3),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        os.chmod(tmp, 0o755)
-        old = None
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".old-{sensor}-{os.getpid()}-"))
-            os.rmdir(old)
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        from .tasks import swap_into_place
+
+        swap_into_place(tmp, folder, overwrite=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -995,20 +989,10 @@ class PatchDataset(torch.utils.data.Dataset):
             self.indices = np.sort(rng.choice(n, size=max_patches, replace=False))
         else:
             self.indices = np.arange(n)
-        stats_src = self.task.norm_aligned if self.aligned else self.task.norm
-        stats = {}
-        for s in self.sensors:
-            if not stats_src or s not in stats_src:
-                raise ValueError(
-                    f"task {self.task.name} has no {'aligned ' if self.aligned else ''}statistics for {s}: "
-                    f"compute them with `s12ls norm {self.task.path} --sensors {' '.join(self.sensors)}`"
-                )
-            block = stats_src[s]
-            names = schema.FEATURES[s]
-            stats[s] = (
-                [block["mean"].get(c, float("nan")) for c in names],
-                [block["std"].get(c, float("nan")) for c in names],
-            )
+        try:
+            stats = {s: self.task.channel_stats(s, aligned=self.aligned) for s in self.sensors}
+        except KeyError as exc:  # a task without statistics: a bad argument here, not a missing key
+            raise ValueError(exc.args[0]) from None
         self.preprocessor = Preprocessor(stats, getattr(self.task, "units", {}) or {}, view)
         self._arrays: dict[str, dict[str, np.ndarray]] | None = None
         self._pid: int | None = None

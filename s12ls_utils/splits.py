@@ -465,12 +465,7 @@ def _scope_table(frame: pd.DataFrame, keys: np.ndarray, reference_sensor: str | 
     """What each located tile adds to each scope: one scope per ``sensor`` of ``frame`` and the aligned
     locations (keys every sensor has, counted with ``reference_sensor``'s file), or one scope ``all``."""
     f = frame.assign(key=frame["key"].astype(str))
-    ann = (
-        f["annotated"].astype(str).str.lower().isin(["true", "1"])
-        if "annotated" in f
-        else f["n_positive"] > 0
-    )
-    f = f.assign(_ann=ann.to_numpy(dtype="float64"))
+    f = f.assign(_ann=_annotated(f).to_numpy(dtype="float64"))
     if "sensor" in f.columns and f["sensor"].nunique() > 0:
         sensors = sorted(f["sensor"].astype(str).unique())
         parts = {s: f[f["sensor"].astype(str) == s] for s in sensors}
@@ -1063,16 +1058,13 @@ def make_splits(catalog: pd.DataFrame, config, method: str | None = None) -> Spl
     config = config.replace(method=method)
     sel = select(catalog, config)
     frames, n_groups, leak = {}, {}, {}
-    blocked = None
-    if method == "blocked":
-        blocked = _blocked_for(sel, config)
-        for sensor, df in sel.items():
+    blocked = _blocked_for(sel, config) if method == "blocked" else None
+    for sensor, df in sel.items():
+        if blocked is not None:
             frames[sensor], n_groups[sensor] = _annotate_blocked(df, blocked)
-            leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
-    else:
-        for sensor, df in sel.items():
+        else:
             frames[sensor], n_groups[sensor] = _annotate(df, config, method)
-            leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
+        leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
     aligned = None
     if len(config.satellites) > 1:
         pools = frames if method == "blocked" else sel

@@ -837,7 +837,7 @@ def write_norm(
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         for rel, obj in files.items():
             _write_json(tmp / rel, obj)
-        _swap_into_place(tmp, target, overwrite)
+        swap_into_place(tmp, target, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -878,7 +878,7 @@ def _written_here(target: Path) -> bool:
         return False
 
 
-def _swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
+def swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     """Rename the complete folder ``tmp`` to ``target`` (a sibling), replacing an existing ``target`` only
     with ``overwrite``; the previous folder comes back if the rename fails. ``tmp`` is left to the caller
     on failure."""
@@ -988,7 +988,7 @@ def write_task(
     try:
         for rel, obj in files.items():
             _write_json(tmp / rel, obj, compact and rel != "config.json")
-        _swap_into_place(tmp, target, overwrite)
+        swap_into_place(tmp, target, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
