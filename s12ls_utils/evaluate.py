@@ -49,6 +49,7 @@ from .metrics import (
     bootstrap_ci,
     bootstrap_scores,
     paired_bootstrap,
+    percentile_interval,
     scores_from_counts,
     size_bin_labels,
     threshold_bootstrap,
@@ -1319,16 +1320,6 @@ def score_split_run(
     )
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    v = np.asarray(values, dtype="float64")
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return (float("nan"), float("nan"))
-    q = (1 - level) / 2
-    lo, hi = np.quantile(v, [q, 1 - q])
-    return (float(lo), float(hi))
-
-
 @dataclass
 class SplitOptimism:
     """Runs of one model configuration trained on different splits, scored by :func:`split_optimism`.
@@ -1476,7 +1467,7 @@ def split_optimism(
             }
             for m in metrics:
                 row[m] = s[m]
-                row[m + "_low"], row[m + "_high"] = _interval(reps[(r.label, ts)][m], level)
+                row[m + "_low"], row[m + "_high"] = percentile_interval(reps[(r.label, ts)][m], level)
             if r.label == baseline:
                 for m in metrics:
                     row[f"{m}_gap"] = row[f"{m}_gap_low"] = row[f"{m}_gap_high"] = float("nan")
@@ -1497,7 +1488,7 @@ def split_optimism(
                 for m in metrics:
                     row[f"{m}_gap"] = s[m] - b[m]
                     diff = reps[(r.label, ts)][m] - reps[(baseline, ts)][m]
-                    row[f"{m}_gap_low"], row[f"{m}_gap_high"] = _interval(diff, level)
+                    row[f"{m}_gap_low"], row[f"{m}_gap_high"] = percentile_interval(diff, level)
                 row["paired"] = False
             rows.append(row)
     return SplitOptimism(by, baseline, pd.DataFrame(rows), n_boot, level, seed)

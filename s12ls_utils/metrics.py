@@ -398,9 +398,14 @@ def patch_resamples(n_patches: int, n_boot: int, seed=0) -> Iterator[np.ndarray]
 
 
 def percentile_interval(replicates, level: float = 0.95) -> tuple[float, float]:
-    """The ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of bootstrap replicates."""
+    """The ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the finite bootstrap replicates (NaN, NaN
+    when none is finite)."""
+    v = np.asarray(replicates, dtype="float64")
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"), float("nan"))
     q = (1 - level) / 2
-    lo, hi = np.quantile(replicates, [q, 1 - q])
+    lo, hi = np.quantile(v, [q, 1 - q])
     return float(lo), float(hi)
 
 

@@ -1134,10 +1134,8 @@ def separability(
             vs_ring = _auc(is_ls[sel_r], dv[sel_r], w[sel_r])
             low = high = float("nan")
             if n_boot > 0 and n_patch > 1:
-                reps = np.array([auc_fn(m) for m in patch_resamples(n_patch, n_boot, rng)])
-                reps = reps[np.isfinite(reps)]
-                if reps.size:
-                    low, high = percentile_interval(reps, level)
+                reps = [auc_fn(m) for m in patch_resamples(n_patch, n_boot, rng)]
+                low, high = percentile_interval(reps, level)
             rows.append(
                 {
                     **dict(zip(by, (str(k) for k in key), strict=True)),

@@ -78,6 +78,7 @@ from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import datasets, models, schema
+from .metrics import scores_from_counts
 from .parallel import default_workers
 
 log = logging.getLogger(__name__)
@@ -615,7 +616,7 @@ class SegmentationLoss(torch.nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# Positive-class scores (minimal; the full metrics module replaces this)
+# Positive-class scores during training (binned on the device; the scores are metrics')
 # --------------------------------------------------------------------------------------------------
 class _BinaryCounts:
     """Histogram of predicted probabilities per true class → TP/FP/FN at thresholds k/bins."""
@@ -630,25 +631,17 @@ class _BinaryCounts:
         self.counts += torch.bincount(idx, minlength=2 * self.bins)
 
     def scores(self) -> dict[str, float]:
-        c = self.counts.cpu().numpy().astype("float64")
-        neg, pos = c[: self.bins], c[self.bins :]
+        neg, pos = self.counts.cpu().numpy().reshape(2, self.bins)
         tp = pos[::-1].cumsum()[::-1]  # predicted positive at threshold k/bins: bins >= k
         fp = neg[::-1].cumsum()[::-1]
-        fn = pos.sum() - tp
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-            iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), 0.0)
-            prec = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-            rec = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        s = scores_from_counts(tp, fp, tp[0] - tp, fp[0] - fp)
         half = self.bins // 2
-        k = int(np.argmax(f1[1:]) + 1)  # thresholds 1/bins … (bins-1)/bins
+        k = int(np.argmax(s["f1"][1:]) + 1)  # thresholds 1/bins … (bins-1)/bins
+        at_half = {m: float(s[m][half]) for m in ("f1", "iou", "precision", "recall")}
         return {
-            "f1": float(f1[half]),
-            "iou": float(iou[half]),
-            "precision": float(prec[half]),
-            "recall": float(rec[half]),
-            "f1_best": float(f1[k]),
-            "iou_best": float(iou[k]),
+            **at_half,
+            "f1_best": float(s["f1"][k]),
+            "iou_best": float(s["iou"][k]),
             "threshold": k / self.bins,
         }
 
@@ -1096,27 +1089,23 @@ def _train(
         }
         history.append(row)
         score = row[cfg.monitor]  # the same in every process: they stop at the same epoch
-        if score > best + 1e-12:
-            best, best_epoch, bad, best_row = score, epoch + 1, 0, dict(row)
-            if d.main:
-                _save_atomic(
-                    {
-                        "format": CHECKPOINT_FORMAT,
-                        "epoch": epoch + 1,
-                        "model": model.state_dict(),
-                        "metrics": dict(row),
-                        "config": cfg.to_dict(),
-                        "in_channels": dict(in_channels),
-                        "n_params": n_params,
-                    },
-                    best_path,
-                )
-        else:
-            bad += 1
-        last = {
+        # what both checkpoints hold: the model and how to rebuild it
+        weights = {
             "format": CHECKPOINT_FORMAT,
             "epoch": epoch + 1,
             "model": model.state_dict(),
+            "config": cfg.to_dict(),
+            "in_channels": dict(in_channels),
+            "n_params": n_params,
+        }
+        if score > best + 1e-12:
+            best, best_epoch, bad, best_row = score, epoch + 1, 0, dict(row)
+            if d.main:
+                _save_atomic({**weights, "metrics": dict(row)}, best_path)
+        else:
+            bad += 1
+        last = {
+            **weights,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
@@ -1128,9 +1117,6 @@ def _train(
                 "best_row": best_row,
             },
             "history": history,
-            "config": cfg.to_dict(),
-            "in_channels": dict(in_channels),
-            "n_params": n_params,
             "train_seconds": seconds,
         }
         if d.enabled:  # every process's random state, so that a resumed run draws what this one would

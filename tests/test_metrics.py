@@ -323,3 +323,12 @@ def test_threshold_bootstrap_moves_with_the_patches():
         same.update(y, np.where(y, 0.8, 0.2), key=k)
     r = M.threshold_bootstrap(same, n_boot=50)
     assert r["low"] == r["high"] == r["threshold"]
+
+
+def test_percentile_interval_takes_the_finite_replicates_only():
+    """NaN and inf replicates (a resample without landslides) are left out; none finite gives NaN, NaN."""
+    reps = np.array([np.nan, 3.0, 1.0, np.inf, 2.0, -np.inf, 0.0, 4.0])
+    assert metrics.percentile_interval(reps, 0.5) == (1.0, 3.0)  # the quartiles of 0…4
+    assert metrics.percentile_interval([0.0, 4.0], 1.0) == (0.0, 4.0)
+    low, high = metrics.percentile_interval([np.nan, np.inf])
+    assert np.isnan(low) and np.isnan(high)
