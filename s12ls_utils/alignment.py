@@ -35,19 +35,16 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import catalog as catalog_mod
 from . import io, schema
-from .parallel import default_workers, mp_context
+from .parallel import FilesFailed, map_files
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +62,6 @@ CLEAR_BELOW: float = catalog_mod._CLEAR_BELOW
 
 #: Fewer groups than this are read in the calling process (a worker pool costs more to start).
 _MIN_GROUPS_FOR_POOL = 64
-#: Largest number of groups a worker handles per task.
-_MAX_CHUNK = 64
 
 
 # --------------------------------------------------------------------------------------------------
@@ -235,51 +230,19 @@ def _mismatched_keys(mismatches: pd.DataFrame, sensors: Sequence[str]) -> set[st
 
 
 # --------------------------------------------------------------------------------------------------
-# Parallel map over groups (worker processes from a forkserver, like the catalog)
+# Parallel map over groups
 # --------------------------------------------------------------------------------------------------
-def _map_groups(
-    fn: Callable[[list], list],
-    tasks: Sequence,
-    *,
-    workers: int | None,
-    progress: bool,
-    desc: str,
-) -> Iterator:
-    """Yield ``fn(chunk)``'s items for chunks of ``tasks``, in worker processes when there are many."""
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
-    bar = tqdm(total=len(tasks), desc=desc, unit="location", disable=not progress)
-    try:
-        if workers == 1 or len(tasks) < _MIN_GROUPS_FOR_POOL:
-            for task in tasks:
-                yield from fn([task])
-                bar.update()
-            return
-        size = max(1, min(_MAX_CHUNK, -(-len(tasks) // (4 * workers))))
-        chunks = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
-        done: set[int] = set()
-        try:
-            with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=mp_context()) as ex:
-                futures = {ex.submit(fn, chunk): i for i, chunk in enumerate(chunks)}
-                for fut in as_completed(futures):
-                    try:
-                        part = fut.result()
-                    except BrokenProcessPool:
-                        continue
-                    done.add(futures[fut])
-                    bar.update(len(chunks[futures[fut]]))
-                    yield from part
-        except BrokenProcessPool:
-            pass
-        left = [i for i in range(len(chunks)) if i not in done]
-        if left:  # worker processes failed: finish here
-            log.warning("%s: worker processes failed; reading %d groups in this process", desc, len(left))
-            for i in left:
-                yield from fn(chunks[i])
-                bar.update(len(chunks[i]))
-    finally:
-        bar.close()
+def _map_groups(fn: Callable, tasks: Sequence, *, workers: int | None, progress: bool, desc: str) -> list:
+    """``fn`` of each group, in input order; in worker processes (:func:`s12ls_utils.parallel.map_files`)
+    from :data:`_MIN_GROUPS_FOR_POOL` groups on. An unreadable file is a result of ``fn``, not a failure:
+    a failure here is a crash, and it ends the pass."""
+    scheduler = "processes" if len(tasks) >= _MIN_GROUPS_FOR_POOL else "synchronous"
+    res = map_files(
+        fn, tasks, scheduler=scheduler, workers=workers, desc=desc, unit="location", progress=progress
+    )
+    if res.failures:
+        raise FilesFailed(desc, res.failures, len(tasks))
+    return res.results
 
 
 # --------------------------------------------------------------------------------------------------
@@ -369,20 +332,19 @@ def _compare(a: _Header, b: _Header, checks: frozenset[str], tol: float, dem_tol
     return out
 
 
-def _check_chunk(tasks: list, root: str, checks: frozenset[str], tol: float, dem_tol: float) -> list[tuple]:
-    """Worker task: compare every pair of sensors of each group; return mismatch rows."""
+def _check_group(task: tuple, root: str, checks: frozenset[str], tol: float, dem_tol: float) -> list[tuple]:
+    """Worker task: compare every pair of sensors of one group; return its mismatch rows."""
+    key, region, pid, files = task
     rows: list[tuple] = []
-    base = Path(root)
-    for key, region, pid, files in tasks:
-        headers: dict[str, _Header] = {}
-        for sensor, rel in files:
-            try:
-                headers[sensor] = _read_header(base / rel, checks)
-            except io.PatchReadError as exc:  # unreadable or foreign file: report it, keep going
-                rows.append((key, region, pid, "read", sensor, None, f"{rel}: {exc.problem}"))
-        for sa, sb in itertools.combinations(list(headers), 2):
-            for check, detail in _compare(headers[sa], headers[sb], checks, tol, dem_tol):
-                rows.append((key, region, pid, check, sa, sb, detail))
+    headers: dict[str, _Header] = {}
+    for sensor, rel in files:
+        try:
+            headers[sensor] = _read_header(Path(root) / rel, checks)
+        except io.PatchReadError as exc:  # unreadable or foreign file: report it, keep going
+            rows.append((key, region, pid, "read", sensor, None, f"{rel}: {exc.problem}"))
+    for sa, sb in itertools.combinations(list(headers), 2):
+        for check, detail in _compare(headers[sa], headers[sb], checks, tol, dem_tol):
+            rows.append((key, region, pid, check, sa, sb, detail))
     return rows
 
 
@@ -458,9 +420,10 @@ def check_consistency(
     root = _data_dir(catalog, data_dir)
     tasks = _groups(catalog, sensors, min_sensors=2)
     fn = functools.partial(
-        _check_chunk, root=str(root), checks=checks, tol=float(grid_tolerance), dem_tol=float(dem_tolerance)
+        _check_group, root=str(root), checks=checks, tol=float(grid_tolerance), dem_tol=float(dem_tolerance)
     )
-    rows = list(_map_groups(fn, tasks, workers=workers, progress=progress, desc="consistency"))
+    groups = _map_groups(fn, tasks, workers=workers, progress=progress, desc="consistency")
+    rows = [row for group in groups for row in group]
     out = _mismatch_frame(rows)
     out.attrs = {"n_groups": len(tasks), "checks": sorted(checks), "sensors": list(sensors)}
     return out
@@ -570,24 +533,19 @@ class TimeAlignment:
     errors: list[dict] = field(default_factory=list)
 
 
-def _align_chunk(tasks: list, root: str, sensors: tuple[str, ...], clear_below: float) -> list[tuple]:
-    """Worker task: read the dates (and S2 scene classes) of each group; return per-group results."""
-    base = Path(root)
-    results = []
-    for key, region, pid, annotated, event, files in tasks:
-        series: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        errors = []
-        for sensor, rel in files:
-            try:
-                meta = io.read_patch_meta(base / rel, read_scl=sensor == "s2")
-            except io.PatchReadError as exc:
-                errors.append({"key": key, "sensor": sensor, "path": rel, "reason": exc.problem})
-                continue
-            series[sensor] = (schema.to_days(meta.times), meta.bad_fraction)
-        results.append(
-            _align_group(key, region, pid, annotated, event, series, sensors, clear_below) + (errors,)
-        )
-    return results
+def _align_one(task: tuple, root: str, sensors: tuple[str, ...], clear_below: float) -> tuple:
+    """Worker task: read the dates (and S2 scene classes) of one group; return its results."""
+    key, region, pid, annotated, event, files = task
+    series: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    errors = []
+    for sensor, rel in files:
+        try:
+            meta = io.read_patch_meta(Path(root) / rel, read_scl=sensor == "s2")
+        except io.PatchReadError as exc:
+            errors.append({"key": key, "sensor": sensor, "path": rel, "reason": exc.problem})
+            continue
+        series[sensor] = (schema.to_days(meta.times), meta.bad_fraction)
+    return _align_group(key, region, pid, annotated, event, series, sensors, clear_below) + (errors,)
 
 
 def _align_group(
@@ -752,7 +710,7 @@ def time_alignment(
     events = dict(zip(first.index, first.to_numpy().astype("datetime64[D]"), strict=True))
     annotated = catalog.groupby("key")["annotated"].any().to_dict()
     tasks = [(k, r, p, bool(annotated[k]), events[k], files) for k, r, p, files in groups]
-    fn = functools.partial(_align_chunk, root=str(root), sensors=sensors, clear_below=float(clear_below))
+    fn = functools.partial(_align_one, root=str(root), sensors=sensors, clear_below=float(clear_below))
     acq: list[dict] = []
     near: list[dict] = []
     summ: list[dict] = []

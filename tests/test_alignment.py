@@ -15,7 +15,7 @@ import xarray as xr
 from helpers import copy_sample
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
-from s12ls_utils import alignment, schema
+from s12ls_utils import alignment, parallel, schema
 from s12ls_utils.alignment import (
     CHECKS,
     MISMATCH_COLUMNS,
@@ -335,6 +335,7 @@ def test_worker_processes_give_the_same_table(small_sample, tmp_path, by_key, mo
     cat = _catalog(data)
     serial = check_consistency(cat, data, progress=False, workers=1)
     monkeypatch.setattr(alignment, "_MIN_GROUPS_FOR_POOL", 1)
+    monkeypatch.setattr(parallel, "MIN_ITEMS_FOR_POOL", 1)  # the small sample has fewer groups than that
     pooled = check_consistency(cat, data, progress=False, workers=2)
     pd.testing.assert_frame_equal(serial, pooled)
     assert set(serial["key"]) == {key}
