@@ -68,8 +68,7 @@ _MIN_GROUPS_FOR_POOL = 64
 # Availability
 # --------------------------------------------------------------------------------------------------
 def _sensors_arg(sensors: Iterable[str] | str) -> tuple[str, ...]:
-    sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
-    out = tuple(dict.fromkeys(schema.check_sensor(s) for s in sensors))
+    out = schema.check_sensors(sensors)
     if not out:
         raise ValueError("at least one sensor is needed")
     return out

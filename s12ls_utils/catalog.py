@@ -462,8 +462,7 @@ def build_catalog(
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} does not exist")
-    sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
-    sensors = tuple(dict.fromkeys(schema.check_sensor(s) for s in sensors))
+    sensors = schema.check_sensors(sensors)
     check_workers(workers)
     check_scheduler(scheduler)
 

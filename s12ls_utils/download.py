@@ -99,15 +99,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from huggingface_hub import dataset_info, snapshot_download
 from tqdm import tqdm
 
-from .schema import FILENAME_RE
+from .schema import FILENAME_RE, SENSORS, check_sensors
 
 logger = logging.getLogger(__name__)
 
 REPO_ID = "paulhoehn/Sen12Landslides"
 """Hugging Face dataset repository holding Sen12Landslides."""
-
-SENSORS = ("s1asc", "s1dsc", "s2")
-"""Sensor folders of the dataset: Sentinel-1 ascending / descending and Sentinel-2."""
 
 VERSIONS = ("harmonized", "raw")
 """Published versions of the data, each in its own ``data_<version>/`` folder on the hub."""
@@ -671,16 +668,6 @@ def _archives_in(folder: Path) -> list[Path]:
     return [folder / name for name in sorted(names)]
 
 
-def _validate_sensors(sensors: Iterable[str] | str) -> tuple[str, ...]:
-    if isinstance(sensors, str):
-        sensors = (sensors,)
-    chosen = tuple(dict.fromkeys(sensors))
-    unknown = [s for s in chosen if s not in SENSORS]
-    if unknown:
-        raise ValueError(f"unknown sensor(s) {unknown}; valid sensors are {', '.join(SENSORS)}")
-    return chosen
-
-
 def _validate_version(version: str) -> str:
     if version not in VERSIONS:
         raise ValueError(f"unknown version {version!r}; valid versions are {', '.join(VERSIONS)}")
@@ -731,7 +718,7 @@ def unpack(
         An unknown sensor was requested.
     """
     dest = Path(dest)
-    chosen = _validate_sensors(sensors)
+    chosen = check_sensors(sensors)
     jobs: list[tuple[str, Path]] = []
     for sensor in chosen:
         folder = dest / sensor
@@ -902,7 +889,7 @@ def detect_layout(
         message lists the archive folders and top-level entries of the snapshot.
     """
     version = _validate_version(version)
-    chosen = _validate_sensors(sensors)
+    chosen = check_sensors(sensors)
     files = sorted(files)
     folders = _archive_folders(files)
     versioned = any(path.startswith(f"data_{version}/") for path in files)
@@ -1223,7 +1210,7 @@ def fetch(
     """
     dest = Path(dest)
     version = _validate_version(version)
-    chosen = _validate_sensors(sensors)
+    chosen = check_sensors(sensors)
     if not chosen and not include_tasks and not include_inventory:
         raise ValueError("nothing to download: no sensors selected and tasks/inventory excluded")
     snap = list_snapshot(revision, token)
@@ -1447,7 +1434,7 @@ def download_dataset(
     ValueError
         See :func:`fetch`.
     """
-    chosen = _validate_sensors(sensors)
+    chosen = check_sensors(sensors)
     fetched = fetch(
         dest,
         version=version,

@@ -241,6 +241,12 @@ def check_sensor(sensor: str) -> str:
     return sensor
 
 
+def check_sensors(sensors: str | Iterable[str]) -> tuple[str, ...]:
+    """One sensor name or several as a tuple, each checked (:func:`check_sensor`), repeats dropped."""
+    sensors = (sensors,) if isinstance(sensors, str) else sensors
+    return tuple(dict.fromkeys(check_sensor(s) for s in sensors))
+
+
 # --------------------------------------------------------------------------------------------------
 # File names
 # --------------------------------------------------------------------------------------------------

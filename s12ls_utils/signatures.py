@@ -837,9 +837,7 @@ def collect_signatures(
     """
     t0 = time.perf_counter()
     check_scheduler(scheduler)
-    sensors = (sensors,) if isinstance(sensors, str) else tuple(sensors)
-    for s in sensors:
-        schema.check_sensor(s)
+    sensors = schema.check_sensors(sensors)
     bad_classes = schema.scl_bad_classes(bad_classes)
     root = Path(data_dir)
     sel = catalog[catalog["sensor"].isin(sensors)].sort_values(["sensor", "region", "patch_id"])

@@ -1466,11 +1466,7 @@ def check_files(
         )
     own, in_aligned = scope in ("own", "all"), scope in ("aligned", "all")
     root = task.require_data_dir()
-    if isinstance(sensors, str):
-        sensors = [sensors]
-    sensors = list(task.sensors if sensors is None else dict.fromkeys(sensors))
-    for s in sensors:
-        schema.check_sensor(s)
+    sensors = list(task.sensors if sensors is None else schema.check_sensors(sensors))
     splits = tuple(splits)
     bad = [s for s in splits if s not in SPLITS]
     if bad:

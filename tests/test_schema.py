@@ -186,6 +186,10 @@ def test_sensor_helpers():
         schema.check_sensor("s3")
     with pytest.raises(ValueError):
         schema.sensor_family("S2")
+    assert schema.check_sensors("s2") == ("s2",)  # one name is not a sequence of letters
+    assert schema.check_sensors(["s2", "s1asc", "s2"]) == ("s2", "s1asc")  # order kept, repeats dropped
+    with pytest.raises(ValueError, match="unknown sensor 's3'"):
+        schema.check_sensors(("s2", "s3"))
 
 
 # --------------------------------------------------------------------------------------------------
