@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import images, schema
+from .evaluate import METHOD_NAMES, share
 
 
 def no_data_key(size: int = 230, mask_color: str = "red", errors: bool = False):
@@ -77,7 +78,6 @@ def region_maps(catalog, title: str = "Patch locations per region", cols: int = 
         raise ValueError("no location with a position to map")
     df["region"] = df["region"].astype(str)
     df["class"] = np.where(df["annotated"], "annotated", "not annotated")
-    colors = {"annotated": "#d62728", "not annotated": "#7f7f7f"}
     panels = []
     for region, part in sorted(df.groupby("region"), key=lambda kv: -len(kv[1])):
         pad = 0.05
@@ -89,8 +89,8 @@ def region_maps(catalog, title: str = "Patch locations per region", cols: int = 
                 kdims=["lon", "lat"],
                 vdims=["key", "sensors", "n_positive", "class"],
                 label=k,
-            ).opts(color=colors[k], size=6, line_color="black", tools=["hover"])
-            for k in colors
+            ).opts(color=ANNOTATED_COLORS[k], size=6, line_color="black", tools=["hover"])
+            for k in ANNOTATED_COLORS
         ]
         n_ann = int(part["annotated"].sum())
         panels.append(
@@ -1321,11 +1321,6 @@ def prediction_gallery(items, threshold: float, sensor="s2", size: int = 175, s1
 
 # --- chapter 06: positive-class evaluation ---
 _METHOD_COLORS = {"model": "#1f77b4", "reference": "#ff7f0e", "reference_date_free": "#2ca02c"}
-_METHOD_LABELS = {
-    "model": "trained model",
-    "reference": "change reference (event date)",
-    "reference_date_free": "change reference (date-free)",
-}
 
 
 def _on(title: str, data: str | None) -> str:
@@ -1348,7 +1343,7 @@ def pr_curves_plot(
     pd_ = hv.Dimension("precision", label="precision (landslide class)", range=(0, 1.02))
     layers = []
     for m, d in curves.groupby("method", sort=False):
-        label = _METHOD_LABELS.get(m, m)
+        label = METHOD_NAMES.get(m, m)
         if auprc is not None and m in auprc:
             label += f" (AUPRC {auprc[m]:.3f})"
         d = d.sort_values("recall")
@@ -1382,8 +1377,6 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380, data: str | None
     import holoviews as hv
     import pandas as pd
 
-    from .evaluate import share
-
     names = {
         "f1": "F1 landslide",
         "macro_f1": "F1 macro",
@@ -1392,18 +1385,18 @@ def macro_gap_bars(scores, width: int = 420, height: int = 380, data: str | None
         "accuracy": "accuracy",
     }
     rows = [
-        {"score": names[k], "method": _METHOD_LABELS.get(m, m), "value": float(s[k])}
+        {"score": names[k], "method": METHOD_NAMES.get(m, m), "value": float(s[k])}
         for m, s in scores.items()
         for k in names
     ]
     df = pd.DataFrame(rows)
     prevalence = next(iter(scores.values())).get("prevalence", float("nan"))
     xd = hv.Dimension("score", label="score (test split)", values=list(names.values()))
-    md = hv.Dimension("method", values=[_METHOD_LABELS.get(m, m) for m in scores])
+    md = hv.Dimension("method", values=[METHOD_NAMES.get(m, m) for m in scores])
     bars = hv.Bars(df, kdims=[xd, md], vdims=[hv.Dimension("value", label="score (0–1)", range=(0, 1.05))])
     return bars.opts(
         color="method",
-        cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
+        cmap={METHOD_NAMES[m]: c for m, c in _METHOD_COLORS.items()},
         title=_on(
             f"Macro averages and accuracy flatter a task with {share(prevalence).percent_text()} positive pixels",
             data,
@@ -1429,7 +1422,7 @@ def detection_rate_plot(
     import holoviews as hv
 
     d = detection[detection["landslides"] > 0].copy()
-    d["method"] = d["method"].map(lambda m: _METHOD_LABELS.get(m, m))
+    d["method"] = d["method"].map(lambda m: METHOD_NAMES.get(m, m))
     order = list(dict.fromkeys(detection["size_bin"]))
     xd = hv.Dimension("size_bin", label="landslide size (pixels of 10 m × 10 m)", values=order)
     yd = hv.Dimension(
@@ -1438,7 +1431,7 @@ def detection_rate_plot(
     bars = hv.Bars(d, kdims=[xd, "method"], vdims=[yd, "landslides", "found"])
     return bars.opts(
         color="method",
-        cmap={_METHOD_LABELS[m]: c for m, c in _METHOD_COLORS.items()},
+        cmap={METHOD_NAMES[m]: c for m, c in _METHOD_COLORS.items()},
         title=_on("Detection rate vs landslide size (test split)", data),
         width=width,
         height=height,
