@@ -552,22 +552,13 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
     """
     from matplotlib.lines import Line2D
 
-    from .io import open_patch
+    from .io import location_files, open_patch
     from .signatures import patch_alignment
 
-    data_dir = Path(data_dir)
-    region, pid = key.rsplit("_", 1)
-    path = next(
-        (
-            data_dir / s / schema.patch_filename(region, s, int(pid))
-            for s in ("s2", "s1asc", "s1dsc")
-            if (data_dir / s / schema.patch_filename(region, s, int(pid))).exists()
-        ),
-        None,
-    )
-    if path is None:
+    paths = location_files(data_dir, key, ("s2", "s1asc", "s1dsc"))
+    if not paths:
         raise FileNotFoundError(f"no patch {key!r} under {data_dir}")
-    sensor = path.parent.name
+    sensor, path = next(iter(paths.items()))
     with open_patch(path, load=True) as ds:
         mask = ds["MASK"].isel(time=0).transpose("y", "x").values
         align = patch_alignment(ds)

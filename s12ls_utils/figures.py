@@ -146,15 +146,9 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
     import holoviews as hv
     import panel as pn
 
-    from .io import open_patch
+    from .io import location_files, open_patch
 
-    data_dir = Path(data_dir)
-    region, pid = key.rsplit("_", 1)
-    opened = {}
-    for s in sensors:
-        p = data_dir / s / schema.patch_filename(region, s, int(pid))
-        if p.exists():
-            opened[s] = open_patch(p, load=True)
+    opened = {s: open_patch(p, load=True) for s, p in location_files(data_dir, key, sensors).items()}
     if not opened:
         raise FileNotFoundError(f"no patch {key!r} under {data_dir} for sensors {tuple(sensors)}")
     any_ds = next(iter(opened.values()))
@@ -856,22 +850,20 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
     """
     import holoviews as hv
 
-    from .io import open_patch
+    from .io import location_files, open_patch
     from .signatures import before_after_steps, patch_alignment
 
-    data_dir = Path(data_dir)
     n = schema.PATCH_SIZE
     bounds = (0, 0, n, n)
     common = dict(frame_width=size, frame_height=size, xaxis=None, fontsize={"title": "8pt", "ylabel": "9pt"})
     lo, hi = images.DB_RANGES[s1_band]
     panels = []
     for key in keys:
-        region, pid = str(key).rsplit("_", 1)
-        paths = {s: data_dir / s / schema.patch_filename(region, s, int(pid)) for s in schema.SENSORS}
+        paths = location_files(data_dir, key)
         row = []
         s1_done = False
         for sensor in ("s2", *schema.S1_SENSORS):
-            if not paths[sensor].exists() or (sensor != "s2" and s1_done):
+            if sensor not in paths or (sensor != "s2" and s1_done):
                 continue
             ds = open_patch(paths[sensor], load=True)
             al = patch_alignment(ds)

@@ -42,7 +42,7 @@ import math
 import re
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +113,16 @@ def sensors_present(data_dir: str | Path) -> list[str]:
     return [
         s for s in schema.SENSORS if (root / s).is_dir() and next((root / s).glob("*.nc"), None) is not None
     ]
+
+
+def location_files(
+    data_dir: str | Path, key: str, sensors: Sequence[str] = schema.SENSORS
+) -> dict[str, Path]:
+    """The patch files of location ``key`` (``<region>_<id>``) under ``data_dir``: ``{sensor: path}`` for the
+    ``sensors`` that have one, in the order of ``sensors``."""
+    region, pid = str(key).rsplit("_", 1)
+    paths = {s: Path(data_dir) / s / schema.patch_filename(region, s, int(pid)) for s in sensors}
+    return {s: p for s, p in paths.items() if p.exists()}
 
 
 def require_sensors(data_dir: str | Path, sensors, name: str = "sensors") -> list[str]:

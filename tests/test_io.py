@@ -906,3 +906,17 @@ def test_require_sensors_names_what_a_folder_lacks(tmp_path):
     with pytest.raises(ValueError, match=r"parameter 'sensor': .* has no s1asc files"):
         io.require_sensors(tmp_path, ["s1asc"], name="sensor")
     assert io.sensors_present(tmp_path / "missing") == []
+
+
+def test_location_files_are_the_sensors_files_of_one_key(small_sample):
+    """Against the folder listing: each key's files per sensor, in the order asked for, missing sensors left out."""
+    by_key: dict[str, set[str]] = {}
+    for p in small_sample.glob("*/*.nc"):
+        by_key.setdefault(schema.parse_filename(p.name).key, set()).add(p.parent.name)
+    order = ("s2", "s1dsc", "s1asc")
+    for key, sensors in by_key.items():
+        files = io.location_files(small_sample, key, order)
+        assert list(files) == [s for s in order if s in sensors]
+        assert all(p.parent.name == s and p.is_file() for s, p in files.items())
+    assert any(len(s) < 3 for s in by_key.values())  # the sample has locations without every sensor
+    assert io.location_files(small_sample, "nowhere_1") == {}
