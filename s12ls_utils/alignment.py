@@ -45,6 +45,7 @@ import pandas as pd
 from . import catalog as catalog_mod
 from . import io, schema
 from .parallel import FilesFailed, map_files
+from .signatures import relative_days
 
 log = logging.getLogger(__name__)
 
@@ -442,15 +443,6 @@ def _data_dir(catalog: pd.DataFrame, data_dir: str | Path | None) -> Path:
 # --------------------------------------------------------------------------------------------------
 # Time alignment: small functions on dates (tested on hand-made dates)
 # --------------------------------------------------------------------------------------------------
-def days_from(dates, reference) -> np.ndarray:
-    """Whole days from ``reference`` to each date (float; NaN everywhere when ``reference`` is missing)."""
-    d = schema.to_days(dates)
-    ref = schema.to_days(reference)[0]
-    if np.isnat(ref):
-        return np.full(d.shape, np.nan)
-    return (d - ref).astype("int64").astype("float64")
-
-
 def nearest_acquisitions(targets, candidates) -> tuple[np.ndarray, np.ndarray]:
     """For each target date the nearest candidate date and the offset ``candidate − target`` in days.
 
@@ -562,7 +554,7 @@ def _align_group(
     ev_ns = event.astype("datetime64[ns]") if has_event else np.datetime64("NaT", "ns")
     acq: list[dict] = []
     for sensor, (dates, bad) in series.items():
-        rel = days_from(dates, event)
+        rel = relative_days(dates, event)
         for i, d in enumerate(dates):
             b = float(bad[i]) if bad is not None else np.nan
             acq.append(
@@ -581,7 +573,7 @@ def _align_group(
     nearest: list[dict] = []
     if "s2" in series:
         s2_dates, s2_bad = series["s2"]
-        s2_rel = days_from(s2_dates, event)
+        s2_rel = relative_days(s2_dates, event)
         for orbit in (s for s in sensors if s != "s2" and s in series):
             near, off = nearest_acquisitions(s2_dates, series[orbit][0])
             for i, d in enumerate(s2_dates):

@@ -26,7 +26,6 @@ from s12ls_utils.alignment import (
     combination_label,
     combinations,
     count_between,
-    days_from,
     first_clear_after,
     nearest_acquisitions,
     time_alignment,
@@ -346,15 +345,6 @@ def test_worker_processes_give_the_same_table(small_sample, tmp_path, by_key, mo
 # --------------------------------------------------------------------------------------------------
 def D(*days: str) -> np.ndarray:
     return np.array(days, dtype="datetime64[D]")
-
-
-def test_days_from():
-    assert days_from(D("2020-01-01", "2020-01-11"), "2020-01-06").tolist() == [-5.0, 5.0]
-    assert np.isnan(days_from(D("2020-01-01"), None)).all()
-    assert np.isnan(days_from(D("2020-01-01"), pd.NaT)).all()
-    # time of day is dropped
-    times = np.array(["2020-01-02T10:30", "2020-01-03T23:59"], dtype="datetime64[ns]")
-    assert days_from(times, np.datetime64("2020-01-01")).tolist() == [1.0, 2.0]
 
 
 def test_nearest_acquisitions():

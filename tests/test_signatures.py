@@ -230,6 +230,9 @@ def test_relative_days():
     np.testing.assert_array_equal(sig.relative_days(TIMES, pd.Timestamp("2023-04-01")), [30, 35, 40, 50, 55])
     for missing in (None, pd.NaT, np.datetime64("NaT"), float("nan"), ""):
         assert np.isnan(sig.relative_days(TIMES, missing)).all()
+    # the time of day is dropped
+    times = np.array(["2020-01-02T10:30", "2020-01-03T23:59"], dtype="datetime64[ns]")
+    assert sig.relative_days(times, np.datetime64("2020-01-01")).tolist() == [1.0, 2.0]
 
 
 def test_align_event_from_attribute():
