@@ -94,8 +94,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import __version__, schema
-from ..parallel import default_workers, mp_context
+from .. import __version__, io, schema
+from ..parallel import check_workers, mp_context
 from .plan import (  # noqa: F401  (tests reach the plan through this module)
     REGION_BY_NAME,
     REGIONS,
@@ -627,10 +627,10 @@ def _simulate_s2(
     if plan is not None and np.isfinite(plan.s2_target):
         # calibration: scale the land surface (clouds, haze and snow stay) so that the mean over the
         # canvas's S2 files of their mean value, in the raw release's terms, is the target
-        offset = np.array([schema.S2_OFFSET if t >= schema.S2_OFFSET_FROM else 0 for t in times], "float64")
         valid = np.broadcast_to(~nodata[:, None], bands.shape)
         m = np.nanmean(_tile_means(bands, valid, plan, "s2"))
-        m += float(offset.mean())  # (nearly: no-data pixels are rare and spread over the dates)
+        # (nearly: no-data pixels are rare and spread over the dates)
+        m += float((schema.S2_OFFSET * io.s2_offset_steps(times)).mean())
         s = np.nanmean(_tile_means(surface, valid, plan, "s2"))
         if np.isfinite(m) and s > 0:
             g = float(np.clip(1 + (plan.s2_target - m) / s, 0.2, 3.0))
@@ -653,7 +653,7 @@ def _simulate_s2(
 def _add_s2_offset(bands: dict[str, np.ndarray], times: Sequence[dt.date]) -> None:
     """Raw release: add ESA's +1000 DN offset (baseline 04.00) to the bands of dates from 2022-01-25, in
     place; no-data 0 stays 0 and values are clipped to 10000, as in the real raw files."""
-    steps = np.array([t >= schema.S2_OFFSET_FROM for t in times], dtype=bool)
+    steps = io.s2_offset_steps(times)
     if not steps.any():
         return
     for b in schema.S2_OFFSET_BANDS:
@@ -692,16 +692,6 @@ def _writer_s2(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         v = data[name]
         out[name] = _fill_nearest(np.clip(v, 0, 10000), v == 0).astype("int16")
     return out
-
-
-def _harmonize_s2(bands: dict[str, np.ndarray], times: Sequence[dt.date]) -> None:
-    """Harmonized release: remove the +1000 DN offset from the bands of dates from 2022-01-25 and bound
-    them to [0, 10000], in place (int16 kept)."""
-    steps = np.array([t >= schema.S2_OFFSET_FROM for t in times], dtype=bool)
-    for b in schema.S2_OFFSET_BANDS:
-        v = bands[b].astype("int32")
-        v[steps] -= schema.S2_OFFSET
-        bands[b] = np.clip(v, 0, 10000).astype("int16")
 
 
 def _cv_power(x: np.ndarray, cv: float, lo: float = 0.3, hi: float = 3.0) -> float:
@@ -1054,8 +1044,9 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
             fdata = {k: v[:, rows, cols] for k, v in data.items()}
             if sensor == "s2":
                 fdata = _writer_s2(fdata)
-                if release == "harmonized":
-                    _harmonize_s2(fdata, times)
+                if release == "harmonized":  # the offset removed as the readers remove it
+                    for b in schema.S2_OFFSET_BANDS:
+                        fdata[b] = io.harmonize_s2(fdata[b], times, "raw")
             else:
                 fdata = _writer_s1(fdata)
             fdata["DEM"] = dem[:, rows, cols]
@@ -1309,10 +1300,7 @@ def make_sample(
 
     if isinstance(n_per_sensor, bool) or not isinstance(n_per_sensor, int | np.integer) or n_per_sensor < 1:
         raise ValueError(f"n_per_sensor must be a whole number of at least 1, not {n_per_sensor!r}")
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1
-    ):
-        raise ValueError(f"workers must be a whole number of at least 1, not {workers!r}")
+    workers = check_workers(workers)
     schema.check_choice("release", release, SAMPLE_RELEASES)
     sensors = list(schema.SENSORS if sensors is None else sensors)
     for s in sensors:
@@ -1335,7 +1323,7 @@ def make_sample(
     n_per_sensor = int(n_per_sensor)
     plans = _plan(n_per_sensor, seed, pad_s2=bool(pad_s2))
     jobs = [(p, str(out), 40000 + 1000 * p.index, release, sensors) for p in plans]
-    workers = min(len(jobs), int(workers or default_workers()))
+    workers = min(len(jobs), workers)
     n_planned = sum(len(set(pp.sensors) & set(sensors)) for p in plans for pp in p.patches)
     # Per file, only (sensor, region, patch_id, offset, length) stays in memory; its manifest entry
     # (already encoded) waits in a spill file until the manifest is written in sorted order.
