@@ -170,6 +170,7 @@ class PageReport:
     errors: list[str] = field(default_factory=list)
     state: dict = field(default_factory=dict)
     screenshot: Path | None = None
+    height_px: int = 0  # the page's height with every dropdown closed
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +221,7 @@ def visit(browser):
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             rep.screenshot = SCREENSHOTS / f"{Path(page_name).name}.jpg"
             page.screenshot(path=str(rep.screenshot), full_page=True, type="jpeg", quality=80)
+            rep.height_px = page.evaluate("document.documentElement.scrollHeight")
             # then outputs folded away by `hide-output` (<details>) are opened and must render too
             page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
             page.wait_for_function(READY_JS, arg=expected_docs, timeout=RENDER_TIMEOUT_MS)
@@ -268,6 +270,12 @@ def test_page_loads_offline_without_errors(visit, page):
     assert rep.failed == [], f"{page}: requests failed: {rep.failed}"
     assert rep.errors == [], f"{page}: JavaScript errors: {rep.errors}"
     assert rep.screenshot is not None and rep.screenshot.stat().st_size > 10_000
+
+
+def test_chapter_04_is_at_most_15_screens_long(visit):
+    """The split chapter reads in 15 screens of 900 px or fewer with every dropdown closed (issue 23)."""
+    rep = visit("book/04-split-creation")
+    assert 0 < rep.height_px <= 15 * VIEWPORT["height"], f"{rep.height_px / VIEWPORT['height']:.1f} screens"
 
 
 @pytest.mark.parametrize("page", PAGES)
