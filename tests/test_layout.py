@@ -188,3 +188,15 @@ def test_the_package_cites_no_file_outside_the_repository():
     outside = ("../shared", "REAL-FORMAT", "DESIGN.md", "DESIGN §")
     found = [f"{p.relative_to(PKG)}: {s}" for p in PKG.rglob("*.py") for s in outside if s in p.read_text()]
     assert not found, found
+
+
+#: The most lines (``wc -l``) one module of the package may hold (issue 23).
+MAX_MODULE_LINES = 1_600
+
+
+def test_no_module_holds_more_than_1600_lines():
+    """A module past this bound has grown two concerns; split it by concern, never by packing lines."""
+    sizes = {p.relative_to(PKG).as_posix(): len(p.read_bytes().splitlines()) for p in PKG.rglob("*.py")}
+    assert len(sizes) > 20 and max(sizes.values()) > 1_000, sizes  # the package, not an empty folder
+    too_big = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not too_big, f"modules over {MAX_MODULE_LINES} lines: {too_big}"
