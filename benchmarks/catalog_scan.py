@@ -12,12 +12,10 @@ takes a worker's core, and the ratio with it.
   pixels per date; for S1 also load the middle ``VV`` time step (backscatter unit). That is the same
   information the catalog reads.
 * **catalog** — ``build_catalog(data, use_cache=False, progress=False)`` with its default worker count:
-  ``read_patch_meta`` in worker processes reads attributes, time stamps, ``MASK`` at t0 (of a deflated
-  MASK chunk only the first step is inflated), the whole ``SCL`` for S2 and the middle ``VV`` step for S1
-  with **h5py** (netCDF-4 files are HDF5 files; no netCDF metadata pass at open), or through netCDF4 where
-  h5py is not installed or a file needs it; then the typed table is assembled with lon/lat. The cache is
-  off, so every file is opened and read in every repeat. A row with ``workers=1`` shows the
-  single-process figure. The ``reads`` line says which reader ran.
+  ``read_patch_meta`` in worker processes reads attributes, time stamps, ``MASK`` at t0, the whole ``SCL``
+  for S2 and the middle ``VV`` step for S1 through netCDF4; then the typed table is assembled with lon/lat.
+  The cache is off, so every file is opened and read in every repeat. A row with ``workers=1`` shows the
+  single-process figure.
 
 The last line printed is ``speedup <N>x`` with N = straightforward time / catalog time.
 
@@ -46,7 +44,7 @@ import numpy as np
 import provenance
 import xarray as xr
 
-from s12ls_utils import io, schema
+from s12ls_utils import schema
 from s12ls_utils.catalog import build_catalog
 from s12ls_utils.parallel import default_workers
 
@@ -178,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             "reads  straightforward: xarray.open_dataset + attrs + whole MASK (+ whole SCL for S2, "
             "middle VV step for S1)"
         )
-        reader = "h5py" if io.h5py is not None else "netCDF4 (h5py not installed)"
         print(
-            f"       catalog:         {reader}: attrs + time + MASK[t0] (+ whole SCL for S2, "
+            "       catalog:         netCDF4: attrs + time + MASK[t0] (+ whole SCL for S2, "
             "middle VV step for S1) → typed table with lon/lat, no cache\n"
         )
         rows = [

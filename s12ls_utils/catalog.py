@@ -2,8 +2,7 @@
 
 :func:`build_catalog` lists every ``<data_dir>/<sensor>/*.nc`` file and reads, for each, what
 :func:`s12ls_utils.io.read_patch_meta` reads (global attributes, time stamps, ``MASK`` at time step 0,
-one VV step for Sentinel-1, the SCL scene classes for Sentinel-2; with h5py where it is installed, the
-same values as through netCDF4, about 1.2 ms per file less) — never the images. The files are read
+one VV step for Sentinel-1, the SCL scene classes for Sentinel-2) — never the images. The files are read
 in parallel (:func:`s12ls_utils.parallel.map_files`: local worker processes by default, or threads, or a
 Dask cluster with ``scheduler=``); every NetCDF/HDF5 handle is opened and closed inside a worker (local
 workers come from a ``forkserver``, so no handle the calling process may hold crosses a fork).

@@ -4,8 +4,8 @@
   ``(time, y, x)`` order whatever order the file uses, records the Sentinel-1 backscatter unit and, by
   default, **harmonises** raw Sentinel-2 values (below).
 - :func:`read_patch_meta` reads what a catalog needs (attributes, time stamps, the mask at one time
-  step, the S2 scene classes, the release) with h5py where it can, else through netCDF4, without building
-  an xarray Dataset: the fast path used to scan thousands of files.
+  step, the S2 scene classes, the release) through netCDF4, without building an xarray Dataset: the
+  fast path used to scan thousands of files.
 - :func:`open_nc` opens a file with netCDF4 for the package's other readers (the training cache, the
   validator, the alignment check, the statistics), with :func:`read_tyx`, :func:`decode_times` and
   :func:`fill_mask`: no other module opens a patch for reading.
@@ -38,10 +38,7 @@ import datetime as dt
 import functools
 import json
 import logging
-import math
-import re
 import warnings
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,12 +69,6 @@ from .schema import (
     pre_post_notes,
     repeated_neighbour_pixels,
 )
-
-try:  # optional: read_patch_meta falls back to netCDF4 (same values, slower) without it
-    import h5py
-    from h5py import h5a, h5r, h5s, h5t
-except ImportError:  # pragma: no cover - depends on the environment
-    h5py = h5a = h5r = h5s = h5t = None
 
 log = logging.getLogger(__name__)
 
@@ -564,141 +555,11 @@ def decode_times(var) -> np.ndarray:
     units = getattr(var, "units", None)
     if units is None:
         raise ValueError("time variable has no 'units'")
-    return _num2date(var[:], units, getattr(var, "calendar", "standard"))
-
-
-def _num2date(values, units: str, calendar: str) -> np.ndarray:
-    """``netCDF4.num2date`` as ``datetime64[ns]``."""
-    vals = netCDF4.num2date(
-        values, units, calendar=calendar, only_use_cftime_datetimes=False, only_use_python_datetimes=True
+    calendar = getattr(var, "calendar", "standard")
+    dates = netCDF4.num2date(
+        var[:], units, calendar=calendar, only_use_cftime_datetimes=False, only_use_python_datetimes=True
     )
-    return np.array([np.datetime64(v, "ns") for v in np.atleast_1d(vals)], dtype="datetime64[ns]")
-
-
-# --------------------------------------------------------------------------------------------------
-# HDF5 fast path of read_patch_meta
-# --------------------------------------------------------------------------------------------------
-#: HDF5 filter ids (``H5Zpublic.h``) of the pipelines whose first step :func:`_h5_count_first_step`
-#: inflates on its own: deflate alone, or shuffle then deflate.
-_H5Z_PIPELINES = ([1], [2, 1])
-#: ``time`` units the fast path decodes itself (anything else goes through ``netCDF4.num2date``).
-_TIME_UNITS_RE = re.compile(
-    r"^\s*(days|hours|minutes|seconds)\s+since\s+(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}:\d{2}))?\s*$"
-)
-_TIME_UNIT_CODES = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s"}
-#: Calendars that agree with numpy's proleptic Gregorian dates from 1582-10-15 on.
-_GREGORIAN_CALENDARS = frozenset({"standard", "gregorian", "proleptic_gregorian"})
-_GREGORIAN_FROM = np.datetime64("1582-10-15T00:00:00", "s")
-_NS_UNTIL = np.datetime64("2262-01-01T00:00:00", "s")  # datetime64[ns] ends in April 2262
-
-
-class _UseNetCDF4(Exception):
-    """The HDF5 fast path met something it does not handle; the netCDF4 reader reads the file."""
-
-
-def _nc_attr_value(value):
-    """An attribute read by h5py, as ``netCDF4.Dataset.getncattr`` returns it.
-
-    Text (``NC_CHAR`` is a fixed-length byte string in HDF5) → ``str`` decoded as UTF-8 without NULs;
-    one ``NC_STRING`` → ``str``; one number → numpy scalar; several numbers → array. Other kinds
-    (several strings, empty, compound…) raise :class:`_UseNetCDF4`.
-    """
-    if isinstance(value, bytes | np.bytes_):
-        return bytes(value).decode("utf-8", errors="replace").replace("\x00", "")
-    if isinstance(value, str):
-        return value
-    if isinstance(value, np.ndarray) and value.ndim == 1 and value.size:
-        if value.dtype.kind in "iuf":
-            return value[0] if value.size == 1 else value
-        if value.dtype.kind == "O" and value.size == 1 and isinstance(value[0], str):
-            return value[0]
-    raise _UseNetCDF4(f"attribute value of type {type(value).__name__}")
-
-
-def _h5_attr(obj, name: str):
-    """Attribute ``name`` of an h5py object, as netCDF4 returns it (:func:`_nc_attr_value`); KeyError when
-    it is missing. Text (netCDF ``NC_CHAR``, a fixed-length string in HDF5) is read with the low-level
-    API, about twice as fast as ``obj.attrs[name]``; other kinds go through ``obj.attrs``."""
-    aid = h5a.open(obj.id, name.encode())
-    tid = aid.get_type()
-    if isinstance(tid, h5t.TypeStringID) and not tid.is_variable_str() and aid.shape == ():
-        buf = np.empty((), dtype=f"S{tid.get_size()}")
-        aid.read(buf, mtype=tid)
-        return _nc_attr_value(buf[()])
-    return _nc_attr_value(obj.attrs[name])
-
-
-def _h5_read_all(dset) -> np.ndarray:
-    """All values of a dataset (``dset[()]`` without h5py's selection machinery)."""
-    out = np.empty(dset.shape, dtype=dset.dtype)
-    dset.id.read(h5s.ALL, h5s.ALL, out)
-    return out
-
-
-def _times_from_values(values: np.ndarray, units: str, calendar: str) -> np.ndarray:
-    """Raw ``time`` values → ``datetime64[ns]``, equal to what :func:`decode_times` gives.
-
-    Whole numbers of days/hours/minutes/seconds since a date in a Gregorian calendar (what xarray writes)
-    are computed with numpy; anything else goes through :func:`_num2date`, as :func:`decode_times` does.
-    """
-    m = _TIME_UNITS_RE.match(units)
-    if m and calendar.lower() in _GREGORIAN_CALENDARS and values.dtype.kind in "iu" and values.ndim == 1:
-        ref = np.datetime64(m[2] + "T" + (m[3] or "00:00:00"), "s")
-        steps = values.astype("int64")
-        if ref >= _GREGORIAN_FROM and (steps.size == 0 or np.abs(steps).max() < 2**40):  # no overflow
-            out = ref + steps.astype(f"timedelta64[{_TIME_UNIT_CODES[m[1]]}]")
-            if steps.size == 0 or (out.min() >= _GREGORIAN_FROM and out.max() < _NS_UNTIL):
-                return out.astype("datetime64[ns]")
-    return _num2date(values, units, calendar)
-
-
-def _h5_variable(h5, name: str):
-    """The root-level dataset ``name`` of an open file, or :class:`_UseNetCDF4`."""
-    obj = h5.get(name)
-    if not isinstance(obj, h5py.Dataset):
-        raise _UseNetCDF4(f"no dataset {name!r}")
-    return obj
-
-
-def _h5_dims(h5, dset) -> tuple[str, ...]:
-    """netCDF dimension names of a dataset, from its ``DIMENSION_LIST`` (the dimension scales)."""
-    names = []
-    for refs in dset.attrs["DIMENSION_LIST"]:
-        if len(refs) != 1:
-            raise _UseNetCDF4(f"{len(refs)} dimension scales on one axis")
-        full = h5r.get_name(refs[0], h5.id)
-        name = full.decode() if isinstance(full, bytes) else str(full)
-        if not name.startswith("/") or "/" in name[1:] or name.startswith("/_nc4_non_coord_"):
-            raise _UseNetCDF4(f"dimension scale {name!r}")
-        names.append(name[1:])
-    if len(names) != dset.ndim:
-        raise _UseNetCDF4("DIMENSION_LIST does not match the dataset's rank")
-    return tuple(names)
-
-
-def _h5_count_first_step(dset) -> int:
-    """Non-zero values of ``dset[0]`` (the mask at time step 0).
-
-    A one-byte variable stored deflated in chunks that hold whole time steps (the synthetic files: one
-    chunk for all 15 steps) has step 0 in the first ``y·x`` bytes of its first chunk: only those are
-    inflated (zlib stops there; the shuffle filter does nothing to one-byte values), instead of all 15
-    steps. Any other layout (contiguous, as in the real files; other filters) is read with ``dset[0]``.
-    """
-    chunks = dset.chunks
-    if dset.dtype.itemsize == 1 and chunks is not None and tuple(chunks[1:]) == dset.shape[1:]:
-        plist = dset.id.get_create_plist()
-        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-        if filters in _H5Z_PIPELINES:
-            try:
-                skipped, raw = dset.id.read_direct_chunk((0,) * dset.ndim)
-            except Exception:  # chunk not written (all fill values): the ordinary read below
-                skipped, raw = -1, b""
-            n = math.prod(dset.shape[1:])
-            if skipped == 0:  # every filter was applied to this chunk
-                first = zlib.decompressobj().decompress(raw, n)
-                if len(first) == n:
-                    return int(np.count_nonzero(np.frombuffer(first, dtype=np.uint8)))
-    return int(np.count_nonzero(dset[0]))
+    return np.array([np.datetime64(d, "ns") for d in np.atleast_1d(dates)], dtype="datetime64[ns]")
 
 
 def _unusable_fraction(scl: np.ndarray) -> np.ndarray:
@@ -707,76 +568,14 @@ def _unusable_fraction(scl: np.ndarray) -> np.ndarray:
     return bad.reshape(bad.shape[0], -1).mean(axis=1)
 
 
-def _read_meta_h5(path: Path, sensor: str, read_scl: bool) -> tuple | None:
-    """What :func:`_read_meta_nc` returns, read with h5py (netCDF-4 files are HDF5 files); None when the
-    file needs the netCDF4 reader (h5py missing, not written by netCDF-4, an unexpected layout, any error:
-    that reader then reads it, or names the problem)."""
-    if h5py is None:
-        return None
-    try:
-        with h5py.File(path, "r") as h5:
-            if not h5a.exists(h5.id, b"_NCProperties"):  # written by netCDF-C ≥ 4.4.1 and by h5netcdf
-                raise _UseNetCDF4("no _NCProperties: not known to be a netCDF-4 file")
-            # the attributes parse_attrs reads (a missing one: netCDF4 reads the file, parse_attrs names it)
-            raw = {k: _h5_attr(h5, k) for k in schema.REQUIRED_ATTRS}
-            mask = _h5_variable(h5, "MASK")
-            dims = _h5_dims(h5, mask)
-            if mask.ndim != 3 or dims[1:] not in (("x", "y"), ("y", "x")):
-                raise _UseNetCDF4(f"MASK dims {dims}")
-            n_positive = _h5_count_first_step(mask)
-            tvar = _h5_variable(h5, "time")
-            units = _h5_attr(tvar, "units")
-            calendar = _h5_attr(tvar, "calendar") if h5a.exists(tvar.id, b"calendar") else "standard"
-            times = _times_from_values(_h5_read_all(tvar), units, calendar)
-            s1_unit = None
-            bad_fraction = None
-            if sensor != "s2":
-                vv = _h5_variable(h5, "VV")
-                s1_unit = _detect_s1_unit_steps(lambda t: fill_to_nan(vv.attrs, vv[t]), len(times))
-            elif read_scl:
-                bad_fraction = _unusable_fraction(_h5_read_all(_h5_variable(h5, "SCL")))
-    except Exception as exc:  # _UseNetCDF4, or anything h5py raises: the netCDF4 reader decides
-        log.debug("%s: read with netCDF4 (%s: %s)", path, type(exc).__name__, exc)
-        return None
-    return raw, ",".join(dims), n_positive, times, s1_unit, bad_fraction
-
-
-def _read_meta_nc(path: Path, sensor: str, read_scl: bool) -> tuple:
-    """What :func:`_read_meta_h5` returns, read through :func:`open_nc`; raises :class:`PatchReadError`
-    naming the problem."""
-    with open_nc(path) as ds:
-        raw = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        _, problems = schema.parse_attrs(raw)
-        if problems:
-            raise PatchReadError(path, "; ".join(problems))
-        require_variables(ds, "MASK", "time", *(("VV",) if sensor != "s2" else ("SCL",) if read_scl else ()))
-        mask = ds.variables["MASK"]
-        dims_order = ",".join(mask.dimensions)
-        n_positive = int(np.count_nonzero(read_tyx(mask, 0)))
-        times = decode_times(ds.variables["time"])
-        s1_unit = bad_fraction = None
-        if sensor != "s2":
-            vv = ds.variables["VV"]
-            s1_unit = _detect_s1_unit_steps(lambda t: fill_to_nan(vv, vv[t]), len(times))
-        elif read_scl:
-            bad_fraction = _unusable_fraction(np.asarray(ds.variables["SCL"][:]))
-    return raw, dims_order, n_positive, times, s1_unit, bad_fraction
-
-
 def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
-    """Read a patch's metadata without loading its images.
+    """Read a patch's metadata without loading its images (netCDF4, no xarray Dataset).
 
     Reads the global attributes, the time stamps, ``MASK`` at time step 0 (positive-pixel count),
     one VV step for S1 (unit detection) and, with ``read_scl``, the S2 scene classes (share of unusable
     pixels per date, :func:`schema.scl_usable`), and decides the release (:func:`file_release`). Event
     dates come sorted, undated entries counted apart (:func:`schema.parse_attrs`). Raises
     :class:`PatchReadError` naming the file and the problem.
-
-    The file is read with h5py where it can be (netCDF-4 files are HDF5 files; no netCDF metadata pass
-    at open, and only time step 0 of a deflated MASK is inflated), else through netCDF4: h5py missing,
-    a file without netCDF-4's ``_NCProperties``, a layout the fast path does not expect, or any error
-    (netCDF4 then reads the file, or names its problem). Both give the same values. The fast path stays
-    while the catalog benchmark needs it (``benchmarks/results/catalog_scan.md``, 2026-12-06).
     """
     path = Path(path)
     try:
@@ -785,11 +584,22 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
         raise PatchReadError(path, str(exc)) from exc
     if not path.is_file():
         raise PatchReadError(path, "file does not exist")
-    got = _read_meta_h5(path, name.sensor, read_scl) or _read_meta_nc(path, name.sensor, read_scl)
-    raw, dims_order, n_positive, times, s1_unit, bad_fraction = got
-    attrs, problems = schema.parse_attrs(raw)
-    if problems:
-        raise PatchReadError(path, "; ".join(problems))
+    with open_nc(path) as ds:
+        attrs, problems = schema.parse_attrs({k: ds.getncattr(k) for k in ds.ncattrs()})
+        if problems:
+            raise PatchReadError(path, "; ".join(problems))
+        s1 = name.sensor != "s2"
+        require_variables(ds, "MASK", "time", *(("VV",) if s1 else ("SCL",) if read_scl else ()))
+        mask = ds.variables["MASK"]
+        dims_order = ",".join(mask.dimensions)
+        n_positive = int(np.count_nonzero(read_tyx(mask, 0)))
+        times = decode_times(ds.variables["time"])
+        s1_unit = bad_fraction = None
+        if s1:
+            vv = ds.variables["VV"]
+            s1_unit = _detect_s1_unit_steps(lambda t: fill_to_nan(vv, vv[t]), len(times))
+        elif read_scl:
+            bad_fraction = _unusable_fraction(np.asarray(ds.variables["SCL"][:]))
     return PatchMeta(
         path=path,
         region=name.region,

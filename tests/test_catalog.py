@@ -18,7 +18,7 @@ from helpers import copy_sample
 from pyproj import Transformer
 from real_format import real_data_fixture  # noqa: F401  (fixture real_data)
 
-from s12ls_utils import catalog, io, parallel, schema
+from s12ls_utils import catalog, parallel, schema
 from s12ls_utils.catalog import (
     CACHE_NAME,
     COLUMNS,
@@ -608,42 +608,8 @@ def test_real_format_catalog_keeps_every_file(real_data) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# the fast reader (h5py) against the netCDF4 reader and against xarray
+# the catalog against xarray
 # --------------------------------------------------------------------------------------------------
-def _catalog_both_readers(data: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The catalog as read by default (h5py where it can) and through the netCDF4 reader only."""
-    slow_calls: list[str] = []
-    real_nc = io._read_meta_nc
-
-    def counting_nc(path, *args):
-        slow_calls.append(Path(path).name)
-        return real_nc(path, *args)
-
-    with monkeypatch.context() as m:
-        m.setattr(io, "_read_meta_nc", counting_nc)
-        fast = build(data, use_cache=False)
-    if io.h5py is not None:
-        assert slow_calls == []  # every file took the h5py path
-    with monkeypatch.context() as m:
-        m.setattr(io, "_read_meta_h5", lambda *args: None)
-        slow = build(data, use_cache=False)
-    return fast, slow
-
-
-def test_fast_reader_equals_netcdf4_reader(
-    small_sample: Path, sample_catalog: pd.DataFrame, real_data, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every column, value and dtype of the catalog is the same whichever reader read the files."""
-    for data in (small_sample, real_data.raw, real_data.harmonized):
-        fast, slow = _catalog_both_readers(data, monkeypatch)
-        assert tuple(fast.columns) == tuple(slow.columns) == COLUMNS and len(fast) == len(slow) > 0
-        for col in COLUMNS:
-            pd.testing.assert_series_equal(fast[col], slow[col], obj=f"column {col!r}")
-        assert fast.attrs["errors"] == slow.attrs["errors"] == []
-        if data == small_sample:
-            pd.testing.assert_frame_equal(fast, sample_catalog)  # read in worker processes
-
-
 def test_catalog_file_values_equal_xarray(small_sample: Path, sample_catalog: pd.DataFrame) -> None:
     """The columns read from the file contents, recomputed with xarray (the straightforward way)."""
     bad_classes = [*schema.SCL_BAD, 255]  # the reference's classes and 255, unknown quality

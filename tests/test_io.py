@@ -8,7 +8,6 @@ import os
 import shutil
 import warnings
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 
 import netCDF4
@@ -679,14 +678,12 @@ def test_s2_release_from_s1_siblings(real_data, tmp_path, caplog):
 
 def test_scl_unknown_frames_are_unusable(sample_dir, s2_rec, tmp_path):
     """SCL 255 (unknown quality, whole frames in the real files) counts as unusable in the catalog's
-    per-date share, in both read paths; a frame set to 255 by hand goes from partly usable to unusable."""
+    per-date share; a frame set to 255 by hand goes from partly usable to unusable."""
     src = sample_dir / s2_rec["path"]
     steps = s2_rec["scl_unknown_steps"]
     assert steps, "every S2 file of the sample holds SCL 255 frames"
-    for read in (io._read_meta_h5, io._read_meta_nc):
-        bad = read(src, "s2", True)[5]
-        assert (bad[steps] == 1).all()
     m = read_patch_meta(src)
+    assert (m.bad_fraction[steps] == 1).all()
     clear = int(np.argmin(m.bad_fraction))
     assert m.bad_fraction[clear] < 1 and clear not in steps
 
@@ -696,10 +693,9 @@ def test_scl_unknown_frames_are_unusable(sample_dir, s2_rec, tmp_path):
         return ds.assign(SCL=(ds["SCL"].dims, scl))
 
     edited = rewrite(src, in_tmp(src, tmp_path), to_unknown)
-    for read in (io._read_meta_h5, io._read_meta_nc):
-        bad = read(edited, "s2", True)[5]
-        assert bad[clear] == 1 and (bad[steps] == 1).all()
-        np.testing.assert_allclose(np.delete(bad, clear), np.delete(m.bad_fraction, clear))
+    bad = read_patch_meta(edited).bad_fraction
+    assert bad[clear] == 1 and (bad[steps] == 1).all()
+    np.testing.assert_allclose(np.delete(bad, clear), np.delete(m.bad_fraction, clear))
 
 
 def test_fill_mask_and_read_tyx(tmp_path):
@@ -760,63 +756,20 @@ def test_harmonize_s2_values():
 
 
 # --------------------------------------------------------------------------------------------------
-# read_patch_meta reads with h5py where it can: the same values as the netCDF4 reader
+# read_patch_meta: the mask count whatever the storage, and attribute problems named
 # --------------------------------------------------------------------------------------------------
-needs_h5py = pytest.mark.skipif(io.h5py is None, reason="h5py is not installed: read_patch_meta uses netCDF4")
-
-
-def _assert_fast_read_equals_netcdf4(path: Path, read_scl: bool = True) -> None:
-    """``_read_meta_h5`` (not falling back) gives exactly what ``_read_meta_nc`` gives, types included."""
-    sensor = schema.parse_filename(path).sensor
-    fast = io._read_meta_h5(path, sensor, read_scl)
-    slow = io._read_meta_nc(path, sensor, read_scl)
-    assert fast is not None, f"{path.name}: the h5py path fell back to netCDF4"
-    raw_f, dims_f, pos_f, times_f, unit_f, bad_f = fast
-    raw_s, dims_s, pos_s, times_s, unit_s, bad_s = slow
-    assert set(raw_f) == set(schema.REQUIRED_ATTRS)
-    for k, v in raw_f.items():
-        assert type(v) is type(raw_s[k]) and v == raw_s[k], k
-    assert (dims_f, pos_f, unit_f) == (dims_s, pos_s, unit_s)
-    assert type(pos_f) is int
-    assert times_f.dtype == times_s.dtype == np.dtype("datetime64[ns]")
-    np.testing.assert_array_equal(times_f, times_s)
-    if bad_s is None:
-        assert bad_f is None
-    else:
-        assert bad_f.dtype == bad_s.dtype
-        np.testing.assert_array_equal(bad_f, bad_s)
-
-
-@needs_h5py
-def test_fast_meta_equals_netcdf4_on_the_sample(sample_dir, manifest):
-    for rec in manifest["files"]:
-        _assert_fast_read_equals_netcdf4(sample_dir / rec["path"])
-        if rec["sensor"] == "s2":
-            _assert_fast_read_equals_netcdf4(sample_dir / rec["path"], read_scl=False)
-
-
-@needs_h5py
-def test_fast_meta_equals_netcdf4_on_real_format_files(real_data):
-    for path in real_data.files.values():
-        _assert_fast_read_equals_netcdf4(path)
-
-
-@needs_h5py
 @pytest.mark.parametrize(
     "encoding",
     [
-        {},  # contiguous, as in the real files
+        {},  # contiguous, as in the real raw files
         {"zlib": True, "shuffle": False, "chunksizes": (15, 128, 128)},  # deflate alone, one chunk
         {"zlib": True, "shuffle": True, "chunksizes": (4, 128, 128)},  # several steps per chunk
-        {"zlib": True, "shuffle": True, "chunksizes": (1, 128, 128)},  # one step per chunk
         {"zlib": True, "shuffle": True, "chunksizes": (15, 64, 64)},  # chunks smaller than a step
-        {"zlib": False, "chunksizes": (15, 128, 128)},  # chunked, no filter
     ],
-    ids=["contiguous", "deflate", "4-steps", "1-step", "tiles", "unfiltered"],
+    ids=["contiguous", "deflate", "4-steps", "tiles"],
 )
-def test_fast_meta_mask_layouts(s1_path, tmp_path, encoding):
-    """The positive count at t0 is the same whatever the MASK's chunks and filters (the partial inflate
-    of the first step applies only to deflated chunks holding whole steps)."""
+def test_meta_counts_the_first_mask_step_whatever_the_storage(s1_path, tmp_path, encoding):
+    """The positive count is that of time step 0, however MASK is chunked and compressed."""
     with xr.open_dataset(s1_path, engine="netcdf4") as ds:
         ds = ds.load()
     for v in ds.variables.values():
@@ -827,71 +780,13 @@ def test_fast_meta_mask_layouts(s1_path, tmp_path, encoding):
     dst = in_tmp(s1_path, tmp_path)
     dst.parent.mkdir(parents=True)
     ds.to_netcdf(dst, engine="netcdf4", encoding={"MASK": encoding})
-    _assert_fast_read_equals_netcdf4(dst)
     assert read_patch_meta(dst).n_positive == np.count_nonzero(mask[0]) > 0
 
 
-@needs_h5py
-def test_fast_meta_falls_back_to_netcdf4(s2_path, tmp_path, monkeypatch):
-    """Files the h5py path does not take are read through netCDF4; without h5py everything is."""
-    # an HDF5 file without netCDF-4's _NCProperties
-    with netCDF4.Dataset(s2_path) as src:
-        attrs = {k: src.getncattr(k) for k in src.ncattrs()}
-    plain = tmp_path / s2_path.name
-    with io.h5py.File(plain, "w") as h5:
-        h5.attrs.update(attrs)
-        h5["MASK"] = np.zeros((15, 128, 128), np.uint8)
-    assert io._read_meta_h5(plain, "s2", True) is None
-    # a missing attribute: netCDF4 reads the file and parse_attrs names the problem
+def test_meta_names_a_missing_attribute(s2_path, tmp_path):
     no_crs = rewrite(s2_path, tmp_path / "x" / s2_path.name, lambda ds: ds.attrs.pop("crs") and ds)
-    assert io._read_meta_h5(no_crs, "s2", True) is None
     with pytest.raises(PatchReadError, match="'crs' is missing"):
         read_patch_meta(no_crs)
-    # without h5py: the netCDF4 reader, the same metadata
-    fast = read_patch_meta(s2_path)
-    monkeypatch.setattr(io, "h5py", None)
-    slow = read_patch_meta(s2_path)
-    for f in fields(PatchMeta):
-        a, b = getattr(fast, f.name), getattr(slow, f.name)
-        if isinstance(a, np.ndarray):
-            np.testing.assert_array_equal(a, b)
-        else:
-            assert a == b, f.name
-
-
-@pytest.mark.parametrize(
-    "values, units, calendar",
-    [
-        ([0, 5, 10, 10, 400], "days since 2019-03-01", "proleptic_gregorian"),  # xarray's encoding
-        ([17938, 17944], "days since 1970-01-01", "standard"),
-        ([-3, 0, 2], "days since 2019-03-01 00:00:00", "gregorian"),
-        ([0, 36, 7201], "hours since 2019-03-01T06:00:00", "standard"),
-        ([0, 61, 86400 * 900], "seconds since 2000-01-01 00:00:00", "standard"),
-        ([0, 90], "minutes since 2000-01-01", "STANDARD"),
-        ([], "days since 2019-03-01", "standard"),
-        ([0.5, 1.25], "days since 2019-03-01", "standard"),  # floats: num2date
-        ([0, 31], "days since 1500-01-01", "standard"),  # Julian dates: num2date (fails)
-        ([0, 31], "days since 1500-01-01", "proleptic_gregorian"),
-        ([0, 31], "days since 2019-3-1", "standard"),  # unpadded: num2date
-        ([0, 59, 365], "days since 2019-01-01", "noleap"),  # another calendar: num2date (fails)
-        ([0, 1], "days since 2019-03-01 00:00:00 UTC", "standard"),  # zone: num2date
-    ],
-)
-def test_times_from_values_equal_num2date(values, units, calendar):
-    """The fast decoding gives num2date's dates (as decode_times converts them), or its error."""
-    arr = np.asarray(values, dtype="float64" if any(isinstance(v, float) for v in values) else "int64")
-    try:
-        expected = netCDF4.num2date(
-            arr, units, calendar=calendar, only_use_cftime_datetimes=False, only_use_python_datetimes=True
-        )
-    except ValueError as exc:  # no Python datetime for such dates: both readers fail alike
-        with pytest.raises(type(exc)):
-            io._times_from_values(arr, units, calendar)
-        return
-    expected = np.array([np.datetime64(v, "ns") for v in np.atleast_1d(expected)], dtype="datetime64[ns]")
-    got = io._times_from_values(arr, units, calendar)
-    assert got.dtype == np.dtype("datetime64[ns]")
-    np.testing.assert_array_equal(got, expected)
 
 
 def test_require_sensors_names_what_a_folder_lacks(tmp_path):
