@@ -148,8 +148,7 @@ def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
     ``default``: returned for ``None`` (and an empty text); without it ``None`` is an error. Pass
     ``default=None`` to allow ``None`` through.
     """
-    if kind not in _PARAM_KINDS:
-        raise ValueError(f"param kind {kind!r}: expected one of {', '.join(_PARAM_KINDS)}")
+    schema.check_choice("param kind", kind, _PARAM_KINDS)
     choices = None if choices is None else list(choices)
     allowed = f"; allowed: {_allowed(choices)}" if choices else ""
     if value is None or (isinstance(value, str) and not value.strip()):

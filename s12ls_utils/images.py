@@ -140,9 +140,7 @@ def stretch_key(sensor: str, s1: str = "false_color") -> str:
     schema.check_sensor(sensor)
     if sensor == "s2":
         return "s2"
-    if s1 not in S1_MODES:
-        raise ValueError(f"s1 display {s1!r}: expected one of {', '.join(S1_MODES)}")
-    return s1
+    return schema.check_choice("the S1 display", s1, S1_MODES)
 
 
 def stretch_label(sensor: str, s1: str = "false_color") -> str:

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import schema
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -357,8 +359,7 @@ VIEWS: dict[str, str] = {name: cls.view for name, cls in MODELS.items()}
 
 def build_model(name: str, in_channels: Mapping[str, int], **kwargs) -> nn.Module:
     """A model by name (``unet_prepost``, ``utae``, ``convgru``) for these per-sensor input channels."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    schema.check_choice("model", name, MODELS)
     if not in_channels:
         raise ValueError("in_channels is empty: give the input channels of at least one sensor")
     return MODELS[name](dict(in_channels), **kwargs)

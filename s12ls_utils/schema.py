@@ -236,9 +236,7 @@ def check_choice(name: str, value, choices: Iterable):
 
 def check_sensor(sensor: str) -> str:
     """Return ``sensor`` or raise a ValueError that lists the valid names."""
-    if sensor not in SENSORS:
-        raise ValueError(f"unknown sensor {sensor!r}; expected one of {', '.join(SENSORS)}")
-    return sensor
+    return check_choice("sensor", sensor, SENSORS)
 
 
 def check_sensors(sensors: str | Iterable[str]) -> tuple[str, ...]:

@@ -200,8 +200,7 @@ def _validate(c: TaskConfig) -> None:
     if not c.satellites:
         raise ValueError("task config: 'satellites' must name at least one sensor")
     for s in c.satellites:
-        if s not in schema.SENSORS:
-            raise ValueError(f"task config: unknown sensor {s!r} in 'satellites' (expected {schema.SENSORS})")
+        schema.check_choice("task config: each sensor of 'satellites'", s, schema.SENSORS)
     if len(set(c.satellites)) != len(c.satellites):
         raise ValueError(f"task config: 'satellites' lists a sensor twice: {list(c.satellites)}")
     if c.reference_sat not in c.satellites:

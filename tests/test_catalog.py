@@ -234,7 +234,7 @@ def test_empty_and_invalid_arguments(tmp_path: Path) -> None:
     assert {c: str(t) for c, t in df.dtypes.items()} == DTYPES
     assert "0 patches" in summarize(df)
     assert locations(df).empty
-    with pytest.raises(ValueError, match="unknown sensor"):
+    with pytest.raises(ValueError, match="sensor must be 's1asc', 's1dsc' or 's2'"):
         build(tmp_path, sensors=["s3"])
     with pytest.raises(FileNotFoundError):
         build(tmp_path / "missing")

@@ -118,7 +118,7 @@ def test_empty_split_is_a_clear_error(small_sample, tmp_path):
 
 
 def test_unknown_sensor_and_view(task):
-    with pytest.raises(ValueError, match="unknown sensor"):
+    with pytest.raises(ValueError, match="sensor must be 's1asc', 's1dsc' or 's2'"):
         D.PatchDataset(task, "train", "s3", progress=False)
     with pytest.raises(ValueError, match="view"):
         D.PatchDataset(task, "train", "s2", view="median", progress=False)

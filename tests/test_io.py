@@ -178,7 +178,7 @@ def test_patch_features_missing_and_wrong_sensor(s1_path):
     with open_patch(s1_path) as ds:
         with pytest.raises(KeyError, match="B02"):
             patch_features(ds, "s2")
-        with pytest.raises(ValueError, match="unknown sensor"):
+        with pytest.raises(ValueError, match="sensor must be 's1asc', 's1dsc' or 's2'"):
             patch_features(ds, "s1")
         with pytest.raises(KeyError, match="VH"):
             patch_features(ds.drop_vars("VH"))

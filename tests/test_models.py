@@ -68,7 +68,7 @@ def test_wrong_inputs_are_clear_errors():
         model({"s1asc": torch.randn(1, 34, 16, 16)})
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         model({"s2": torch.randn(1, 3, 34, 16, 16)})
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(ValueError, match="model must be 'unet_prepost', 'utae' or 'convgru', not 'resnet'"):
         M.build_model("resnet", {"s2": 3})
     with pytest.raises(ValueError, match="multiples of n_head"):
         M.build_model("utae", {"s2": 12}, encoder_widths=(6, 8, 16), decoder_widths=(8, 8, 16), n_head=4)

@@ -164,7 +164,7 @@ def test_config_files_and_overrides(tmp_path):
         ({"satelites": ["s2"]}, "satelites"),
         ({"foo": 1, "bar": 2}, "'bar', 'foo'"),
         ({"annotated_only": True, "non_annotated_only": True}, "cannot both be true"),
-        ({"satellites": ["s3"]}, "unknown sensor"),
+        ({"satellites": ["s3"]}, "each sensor of 'satellites' must be .*, not 's3'"),
         ({"satellites": "s2"}, "list of strings"),
         ({"satellites": ["s1asc"], "reference_sat": "s2"}, "reference_sat"),
         ({"test_size": 1.5}, "test_size"),
