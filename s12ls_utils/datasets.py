@@ -966,7 +966,13 @@ class PatchDataset(torch.utils.data.Dataset):
         entries = split_entries(self.task, split, self.sensors, aligned)
         if not entries:
             scope = "aligned" if self.aligned else self.sensors[0]
-            raise ValueError(f"split {split!r} of task {self.task.name} ({scope}) is empty")
+            sizes = {
+                s: len(split_entries(self.task, s, self.sensors, aligned)) for s in ("train", "val", "test")
+            }
+            raise ValueError(
+                f"split {split!r} of task {self.task.name} ({scope}) is empty (patches per split: {sizes}); a "
+                "selection this small cannot fill three splits: use a data folder with more patches"
+            )
         self.entries = entries
         self.root = _data_root(self.task)
         self.cache_dirs: dict[str, Path] | None = None

@@ -111,7 +111,11 @@ def test_empty_split_is_a_clear_error(small_sample, tmp_path):
     data["test"] = []
     (out / "s2" / "splits.json").write_text(json.dumps(data))
     task = tasks.load_task(out, data_dir=small_sample)
-    with pytest.raises(ValueError, match="'test'.*empty"):
+    sizes = {s: len(data[s]) for s in ("train", "val")}
+    with pytest.raises(
+        ValueError,
+        match=rf"'test'.*empty \(patches per split: {{'train': {sizes['train']}, 'val': {sizes['val']}, 'test': 0}}\)",
+    ):
         D.PatchDataset(task, "test", "s2", cache_dir=tmp_path / "c", progress=False)
     with pytest.raises(ValueError, match="empty"):
         D.build_cache(task, "test", "s2", cache_dir=tmp_path / "c", progress=False)

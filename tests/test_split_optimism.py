@@ -279,3 +279,26 @@ def test_fold_table_refuses_bad_input():
         E.fold_table(runs.assign(f1=np.where(runs["split"] == "africa", np.nan, runs["f1"])))
     with pytest.raises(ValueError, match="at least one"):
         E.fold_table(runs.iloc[:0])
+
+
+def test_holdout_regions_are_the_folds_regions_in_the_selection(sample30, tmp_path):
+    """Chapter 07 sets aside the fold's regions that hold selected patches; a fold without any stops it with
+    the folds that would do (the 30-per-sensor sample selects no S2 patch of chimanimani, africa's region)."""
+    from s12ls_utils.catalog import build_catalog
+    from s12ls_utils.reference import region_folds
+
+    cat = build_catalog(sample30(tmp_path / "s"), sensors=["s2"], progress=False)
+    # the preset's selection: annotated, at least 50 landslide pixels, usa_alaska and nepal left out
+    keep = cat["annotated"] & (cat["n_positive"] >= 50) & ~cat["region"].isin(["usa_alaska", "nepal"])
+    annotated = cat[keep]
+    folds = region_folds()
+    usable = [f for f, regions in folds.items() if annotated["region"].isin(regions).any()]
+    assert usable and len(usable) < len(folds)  # the sample has folds of both kinds
+    for fold in usable:
+        got = E.holdout_regions(cat, fold)
+        assert got and set(got) == set(annotated["region"].astype(str)) & set(folds[fold])
+    empty = next(f for f in folds if f not in usable)
+    with pytest.raises(ValueError, match=f"holdout_fold '{empty}' .*folds that have: {', '.join(usable)}$"):
+        E.holdout_regions(cat, empty)
+    with pytest.raises(ValueError, match="holdout_fold must be"):
+        E.holdout_regions(cat, "antarctica")
