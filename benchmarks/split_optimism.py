@@ -97,7 +97,7 @@ def dry_sample(root: Path, data: Path | None = None, task: Path | None = None) -
     S12LS-LD task (``task``, read as it is, or written with statistics) and, in the released format (no statistics, as
     ``data/reference/release_tasks.py`` writes them), the blocked split and :data:`DRY_FOLDS` region folds of the
     sample's regions, all under ``root``. Returns the data folder, the published task and the released folder."""
-    from s12ls_utils import catalog, reference, splits, tasks
+    from s12ls_utils import catalog, evaluate, splits, tasks
     from s12ls_utils.sample import MANIFEST_NAME, make_sample
 
     if data is None:
@@ -116,9 +116,7 @@ def dry_sample(root: Path, data: Path | None = None, task: Path | None = None) -
         tasks.write_task(None, out, cfg, result=res, stats=False, inventory="token", compact=True)
 
     release(released, tasks.load_config("S12LS-LD-blocked", **only))
-    ld = set(splits.select(cat, tasks.load_config("S12LS-LD-blocked"))["s2"]["region"].astype(str))
-    folds = [(f, sorted(set(r) & ld)) for f, r in reference.region_folds().items() if set(r) & ld]
-    for fold, regions in folds[:DRY_FOLDS]:
+    for fold, regions in list(evaluate.holdout_folds(cat).items())[:DRY_FOLDS]:
         cfg = tasks.load_config("S12LS-LD-blocked", name=fold, test_regions=regions, **only)
         release(released / "S12LS-LD-regions", cfg)
     return data, task, released

@@ -1204,28 +1204,37 @@ def _entries_of(task: Task, split: str, sensors: list[str]) -> list[dict]:
     return list(task.splits[sensors[0]].get(split, []))
 
 
-def holdout_regions(
-    catalog: pd.DataFrame, fold: str, sensor: str = "s2", preset: str = "S12LS-LD-blocked"
-) -> list[str]:
-    """The regions of the paper's region hold-out fold ``fold`` (:func:`s12ls_utils.reference.region_folds`)
-    that hold patches of ``preset``'s selection on ``sensor`` in ``catalog``: the regions chapter 07 sets aside
-    as the common set. A ValueError names the folds that hold some when ``fold`` holds none."""
+def holdout_folds(
+    catalog: pd.DataFrame, sensor: str = "s2", preset: str = "S12LS-LD-blocked"
+) -> dict[str, list[str]]:
+    """Per region hold-out fold of the paper (:func:`s12ls_utils.reference.region_folds`), its regions that hold
+    patches of ``preset``'s selection on ``sensor`` in ``catalog``; folds without any are left out."""
     from .reference import region_folds
     from .splits import select
     from .tasks import load_config
 
-    folds = region_folds()
-    schema.check_choice("holdout_fold", fold, folds)
     config = load_config(preset, satellites=[sensor], reference_sat=sensor)
     selected = set(select(catalog, config)[sensor]["region"].astype(str))
-    found = {name: [r for r in regions if r in selected] for name, regions in folds.items()}
-    if not found[fold]:
-        usable = [name for name, regions in found.items() if regions]
+    found = {name: [r for r in regions if r in selected] for name, regions in region_folds().items()}
+    return {name: regions for name, regions in found.items() if regions}
+
+
+def holdout_regions(
+    catalog: pd.DataFrame, fold: str, sensor: str = "s2", preset: str = "S12LS-LD-blocked"
+) -> list[str]:
+    """The regions of fold ``fold`` that :func:`holdout_folds` finds: what chapter 07 sets aside as the common
+    set. A ValueError names the folds that hold some when ``fold`` holds none."""
+    from .reference import region_folds
+
+    folds = region_folds()
+    schema.check_choice("holdout_fold", fold, folds)
+    usable = holdout_folds(catalog, sensor, preset)
+    if fold not in usable:
         raise ValueError(
             f"holdout_fold {fold!r} ({', '.join(folds[fold])}) has no patch in the {preset} selection of this "
             f"data folder on {sensor}; folds that have: {', '.join(usable) or 'none'}"
         )
-    return found[fold]
+    return usable[fold]
 
 
 def common_entries(tasks: Sequence[Task], sensors: Sequence[str] = ("s2",)) -> list[dict]:

@@ -294,6 +294,7 @@ def test_holdout_regions_are_the_folds_regions_in_the_selection(sample30, tmp_pa
     folds = region_folds()
     usable = [f for f, regions in folds.items() if annotated["region"].isin(regions).any()]
     assert usable and len(usable) < len(folds)  # the sample has folds of both kinds
+    assert list(E.holdout_folds(cat)) == usable
     for fold in usable:
         got = E.holdout_regions(cat, fold)
         assert got and set(got) == set(annotated["region"].astype(str)) & set(folds[fold])
