@@ -201,21 +201,6 @@ class PixelMetrics:
             else:
                 self._patches[k] = h.astype("int32")
 
-    def merge(self, other: PixelMetrics) -> PixelMetrics:
-        """Add another accumulator with the same bins (e.g. from another worker)."""
-        if (other.bins, other.lo, other.hi) != (self.bins, self.lo, self.hi):
-            raise ValueError("cannot merge PixelMetrics with different bins or ranges")
-        self.hist += other.hist
-        for k, h in other._patches.items():
-            self._add_patch_only(k, h)
-        return self
-
-    def _add_patch_only(self, k, h) -> None:
-        if k in self._patches:
-            self._patches[k] += h
-        else:
-            self._patches[k] = h.copy()
-
     # -- thresholds --------------------------------------------------------------------------------
     @property
     def edges(self) -> np.ndarray:
@@ -447,6 +432,13 @@ def _hist_scores(hist: np.ndarray, k: int, metrics: Sequence[str]) -> dict[str, 
     return {m: (_ap_from_hist(hist) if m == "ap" else float(c[m])) for m in metrics}
 
 
+def _replicate_scores(hists: np.ndarray, k: int, metrics: Sequence[str], draws) -> dict[str, np.ndarray]:
+    """Per metric, the scores of each draw of patches (weights from :func:`patch_resamples`) on the pooled
+    ``(P, 2, bins)`` histograms, at bin edge ``k``."""
+    rows = [_hist_scores(np.tensordot(w, hists, axes=1), k, metrics) for w in draws]
+    return {m: np.array([r[m] for r in rows], dtype="float64") for m in metrics}
+
+
 def paired_bootstrap(
     a: PixelMetrics,
     b: PixelMetrics,
@@ -472,28 +464,15 @@ def paired_bootstrap(
     keys = [k for k in a.patch_keys if k in set(b.patch_keys)]
     nan = float("nan")
     if not keys:
-        return {
-            m: {
-                "a": nan,
-                "b": nan,
-                "diff": nan,
-                "low": nan,
-                "high": nan,
-                "share_above_0": nan,
-                "n_patches": 0,
-            }
-            for m in metrics
-        }
+        empty = {**dict.fromkeys(("a", "b", "diff", "low", "high", "share_above_0"), nan), "n_patches": 0}
+        return {m: dict(empty) for m in metrics}
     ha, hb = _patch_hists(a, keys), _patch_hists(b, keys)
     ka, kb = a._k(threshold_a), b._k(threshold_b)
     full_a, full_b = _hist_scores(ha.sum(0), ka, metrics), _hist_scores(hb.sum(0), kb, metrics)
     n = len(keys)
-    diffs = {m: np.empty(n_boot) for m in metrics}
-    for i, w in enumerate(patch_resamples(n, n_boot, seed)):
-        sa = _hist_scores(np.tensordot(w, ha, axes=1), ka, metrics)
-        sb = _hist_scores(np.tensordot(w, hb, axes=1), kb, metrics)
-        for m in metrics:
-            diffs[m][i] = sa[m] - sb[m]
+    draws = list(patch_resamples(n, n_boot, seed))  # one draw of patches scores both methods
+    ra, rb = _replicate_scores(ha, ka, metrics, draws), _replicate_scores(hb, kb, metrics, draws)
+    diffs = {m: ra[m] - rb[m] for m in metrics}
     out = {}
     for m in metrics:
         low, high = percentile_interval(diffs[m], level)
@@ -528,14 +507,9 @@ def bootstrap_scores(
         if not pm.keep_patches:
             raise ValueError("a bootstrap over patches needs PixelMetrics(keep_patches=True)")
         return {m: np.full(n_boot, np.nan) for m in metrics}
-    h = _patch_hists(pm, keys)
-    k = pm._k(threshold)
-    out = {m: np.empty(n_boot) for m in metrics}
-    for i, w in enumerate(patch_resamples(len(keys), n_boot, seed)):
-        s = _hist_scores(np.tensordot(w, h, axes=1), k, metrics)
-        for m in metrics:
-            out[m][i] = s[m]
-    return out
+    return _replicate_scores(
+        _patch_hists(pm, keys), pm._k(threshold), metrics, patch_resamples(len(keys), n_boot, seed)
+    )
 
 
 def threshold_bootstrap(

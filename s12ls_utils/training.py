@@ -287,11 +287,6 @@ class TrainResult:
     #: train/val files of the task left out because they are missing (``allow_missing``), per sensor
     missing_files: dict[str, int] = field(default_factory=dict)
 
-    def history_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
-
 
 # --------------------------------------------------------------------------------------------------
 # Device and precision
@@ -755,12 +750,11 @@ def _evaluate(
 def _predict_batches(model, dataset, idx: list[int], dev, batch_size: int):
     """``(ids, prob (B, H, W), y (B, H, W))`` per batch, without gradients; one batch in memory."""
     pre = dataset.preprocessor.to(dev)
-    with torch.no_grad():
-        for i in range(0, len(idx), batch_size):
-            batch = _to_device(dataset.read_raw(idx[i : i + batch_size]), dev)
-            inputs, y, days = pre(batch)
-            prob = torch.sigmoid(model(inputs, days).float())[:, 0]
-            yield list(batch["id"]), prob.cpu().numpy(), y.cpu().numpy()
+    for i in range(0, len(idx), batch_size):
+        batch = _to_device(dataset.read_raw(idx[i : i + batch_size]), dev)
+        inputs, y, days = pre(batch)
+        prob = torch.sigmoid(model(inputs, days).float())[:, 0]
+        yield list(batch["id"]), prob.cpu().numpy(), y.cpu().numpy()
 
 
 def predict(
