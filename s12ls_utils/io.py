@@ -34,7 +34,6 @@ the file and the problem.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import json
 import logging
@@ -435,33 +434,22 @@ def patch_features(ds: xr.Dataset, sensor: str | None = None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Fast metadata
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class PatchMeta:
-    """Typed metadata of one patch (what :func:`read_patch_meta` returns)."""
+@dataclass(kw_only=True)
+class PatchMeta(schema.PatchAttrs):
+    """Typed metadata of one patch (what :func:`read_patch_meta` returns): its parsed attributes
+    (:class:`schema.PatchAttrs`) and what the file says besides."""
 
     path: Path
     region: str
     sensor: str
     patch_id: int
-    annotated: bool
-    event_dates: list[dt.date]
-    date_confidences: list[float]
-    pre_post: list[tuple[int, int]]
-    ann_ids: list[int]
-    ann_bboxes: list[tuple[float, float, float, float]]
-    center_x: float
-    center_y: float
-    epsg: int
-    satellite: str
     times: np.ndarray  # datetime64[ns], sorted
     n_positive: int  # positive pixels of MASK at time 0
     dims_order: str  # "time,x,y" (card) or "time,y,x" (reference preprocessing)
     s1_unit: str | None = None  # "linear" / "dB" for S1, None for S2
     # S2: the share of unusable pixels per date (schema.scl_usable: the reference's classes and 255)
     bad_fraction: np.ndarray | None = field(default=None, repr=False)
-    n_undated_events: int = 0  # entries of event_date that are None/nan/NaT
     release: str = "unknown"  # "raw", "harmonized" or "unknown" (see file_release)
-    notes: list[str] = field(default_factory=list, repr=False)  # oddities read past (schema.parse_attrs)
 
     @property
     def key(self) -> str:
@@ -469,10 +457,8 @@ class PatchMeta:
 
     @property
     def event_steps(self) -> schema.EventSteps:
-        """The primary (earliest dated) event on the time axis (:func:`schema.event_steps`)."""
-        return schema.event_steps(
-            self.times, self.event_dates, undated=self.annotated or self.n_undated_events > 0
-        )
+        """The primary (earliest dated) event on the time axis (:func:`schema.patch_event_steps`)."""
+        return schema.patch_event_steps(self.times, self)
 
     @property
     def n_pixels(self) -> int:
@@ -601,28 +587,17 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
         elif read_scl:
             bad_fraction = _unusable_fraction(np.asarray(ds.variables["SCL"][:]))
     return PatchMeta(
+        **vars(attrs),
         path=path,
         region=name.region,
         sensor=name.sensor,
         patch_id=name.patch_id,
-        annotated=attrs.annotated,
-        event_dates=attrs.event_dates,
-        date_confidences=attrs.date_confidences,
-        pre_post=attrs.pre_post,
-        ann_ids=attrs.ann_ids,
-        ann_bboxes=attrs.ann_bboxes,
-        center_x=attrs.center_x,
-        center_y=attrs.center_y,
-        epsg=attrs.epsg,
-        satellite=attrs.satellite,
         times=times,
         n_positive=n_positive,
         dims_order=dims_order,
         s1_unit=s1_unit,
         bad_fraction=bad_fraction,
-        n_undated_events=attrs.n_undated_events,
         release=file_release(path, s1_unit=s1_unit),
-        notes=attrs.notes,
     )
 
 

@@ -50,8 +50,11 @@ N_TIME = 15
 PATCH_SIZE = 128
 PIXEL_SIZE_M = 10.0
 DIMS = ("time", "x", "y")  # order of the released files (x-first data) and of our generator
-DIMS_REFERENCE = ("time", "y", "x")  # order in the reference preprocessing's code
-CANONICAL_DIMS = ("time", "y", "x")  # order every reader of this package returns
+CANONICAL_DIMS = (
+    "time",
+    "y",
+    "x",
+)  # order every reader of this package returns (and the reference's code uses)
 
 S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 S1_BANDS: tuple[str, ...] = ("VV", "VH")
@@ -106,12 +109,9 @@ SCL_CLASSES: dict[int, str] = {
 #: Class 2 ("dark area") also holds topographic shadow; the class set is a parameter wherever masks are
 #: made (``bad_classes`` of :func:`scl_usable`), with this set as the default.
 SCL_BAD: frozenset[int] = frozenset({0, 1, 2, 3, 8, 9, 10, 11})
-SCL_CLOUD: frozenset[int] = frozenset({8, 9, 10})
 #: SCL value of whole frames of unknown quality in the released files (not an ESA class; no ``_FillValue``):
 #: 3,285 frames in the 1,133 raw Chimanimani S2 files, also in harmonized files. Never usable.
 SCL_UNKNOWN = 255
-#: Every SCL value that is unusable by default: the reference's classes and 255 (unknown quality).
-SCL_UNUSABLE: frozenset[int] = SCL_BAD | {SCL_UNKNOWN}
 
 
 @functools.lru_cache(maxsize=16)

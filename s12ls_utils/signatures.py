@@ -87,14 +87,6 @@ FEATURE_LABELS: dict[str, str] = {
     "VH_dB": "VH backscatter (dB)",
     "VH_VV_dB": "VH/VV ratio (dB)",
 }
-#: Expected direction of change where vegetation is replaced by bare soil or rock.
-VEGETATION_LOSS: dict[str, str] = {
-    "NDVI": "drop",
-    "NDMI": "drop",
-    "NBR": "drop",
-    "BSI": "rise",
-    "brightness": "rise",
-}
 #: Pixel groups of a patch.
 GROUPS: tuple[str, ...] = ("landslide", "ring", "rest")
 #: Position of a date relative to the event (see :func:`align_event`). ``"event"`` stays a category for
