@@ -123,10 +123,6 @@ def _parse_text(name: str, text: str, kind: str):
         raise ValueError(f"parameter {name!r}: cannot read {text!r} as a {kind} ({err})") from None
 
 
-def _allowed(choices) -> str:
-    return ", ".join(repr(c) for c in choices)
-
-
 def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
     """Normalise one chapter parameter, whatever way it was passed, or raise a ``ValueError`` naming it.
 
@@ -150,7 +146,7 @@ def param(name: str, value, kind: str, *, choices=None, default=_MISSING):
     """
     schema.check_choice("param kind", kind, _PARAM_KINDS)
     choices = None if choices is None else list(choices)
-    allowed = f"; allowed: {_allowed(choices)}" if choices else ""
+    allowed = f"; allowed: {', '.join(map(repr, choices))}" if choices else ""
     if value is None or (isinstance(value, str) and not value.strip()):
         if default is _MISSING:
             raise ValueError(f"parameter {name!r} is required (got {value!r}){allowed}")
@@ -246,16 +242,12 @@ def book_dir() -> Path:
     return Path(os.environ.get(BOOK_ENV) or BOOK_DIR)
 
 
-_STAMP: list[str] = []
-
-
+@functools.cache
 def rerun_stamp() -> str:
     """One UTC time per process (a kernel runs one chapter), used to name a rerun's record and runs."""
-    if not _STAMP:
-        from datetime import UTC, datetime
+    from datetime import UTC, datetime
 
-        _STAMP.append(datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
-    return _STAMP[0]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
 
 
 def outputs(results_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Outputs:
@@ -537,11 +529,6 @@ def _figure(height_in: float, width_in: float = STATIC_WIDTH_IN, **kw):
     return Figure(figsize=(width_in, height_in), layout="constrained", **kw)
 
 
-def _image_axes(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> StaticFigure:
     """All dates of one location at once: the Sentinel-2 true-colour frames of :func:`patch_viewer`.
 
@@ -571,7 +558,7 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
     fig = _figure(rows * STATIC_WIDTH_IN / cols * 1.2 + 0.6)
     axes = fig.subplots(rows, cols, squeeze=False)
     for t, ax in enumerate(axes.flat):
-        _image_axes(ax)
+        ax.set(xticks=[], yticks=[])
         if t >= len(frames):
             ax.set_axis_off()
             continue
@@ -721,7 +708,6 @@ def static_region_split_bars(frame, title: str, value: str = "patches") -> Stati
     :func:`s12ls_utils.reference.split_frame`. Regions are sorted by size, largest on top; the number at
     the end of each bar is the region's total and its test share.
     """
-    import numpy as np
 
     schema.check_choice("value", value, ("patches", "landslide pixels"))
     df = frame.assign(region=frame["region"].astype(str), split=frame["split"].astype(str))
@@ -993,25 +979,21 @@ def _paired_bars(ax, table, quantity: str, value: str, err: str | None = None) -
         s = t[t["statistic"] == stat].set_index("group")[side]
         return s.reindex(groups).to_numpy(dtype="float64")
 
-    kw = {"capsize": 2, "error_kw": {"lw": 0.8}}
-    ax.bar(
-        x - 0.2,
-        pick(value, "real"),
-        0.4,
-        color=_REAL_COLOR,
-        label="real",
-        yerr=pick(err, "real") if err else None,
-        **kw,
-    )
-    ax.bar(
-        x + 0.2,
-        pick(value, "data"),
-        0.4,
-        color=_DATA_COLORS["data"],
-        label="data folder",
-        yerr=pick(err, "data") if err else None,
-        **kw,
-    )
+    for side, dx, color, label in (
+        ("real", -0.2, _REAL_COLOR, "real"),
+        ("data", 0.2, _DATA_COLORS["data"], "data folder"),
+    ):
+        yerr = pick(err, side) if err else None
+        ax.bar(
+            x + dx,
+            pick(value, side),
+            0.4,
+            color=color,
+            label=label,
+            yerr=yerr,
+            capsize=2,
+            error_kw={"lw": 0.8},
+        )
     ax.set_xticks(x, groups, fontsize=7, rotation=20, ha="right")
     top = np.nanmax(np.r_[pick(value, "real") + (pick(err, "real") if err else 0), pick(value, "data"), 1.0])
     ax.set_ylim(0, top * 1.3)  # room for the legend above the bars
