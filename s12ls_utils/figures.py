@@ -185,14 +185,11 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
                 t = index[s][k]
                 when = f"{str(ds.time.values[t])[:10]} ({images.days_apart(ds.time.values[t], step)})"
                 for band in ("VV", "VH"):
-                    lo, hi = images.DB_RANGES[band]
                     img = hv.Image(images.backscatter_db(ds, band, t), bounds=bounds, vdims=[f"{band} (dB)"])
                     panels.append(
                         img.opts(
-                            cmap="gray",
-                            clim=(lo, hi),
+                            **_image_opts(s, band),
                             colorbar=True,
-                            clipping_colors={"NaN": images.NO_DATA_COLOR},
                             title=f"{s} {band} (dB) {when}",
                             **common,
                         )
@@ -856,7 +853,6 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
     n = schema.PATCH_SIZE
     bounds = (0, 0, n, n)
     common = dict(frame_width=size, frame_height=size, xaxis=None, fontsize={"title": "8pt", "ylabel": "9pt"})
-    lo, hi = images.DB_RANGES[s1_band]
     panels = []
     for key in keys:
         paths = location_files(data_dir, key)
@@ -894,10 +890,8 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
                         bounds=bounds,
                         vdims=[hv.Dimension(s1_band, label=f"{s1_band} (dB)")],
                     ).opts(
-                        cmap="gray",
-                        clim=(lo, hi),
+                        **_image_opts(sensor, s1_band),
                         colorbar=when == "after",
-                        clipping_colors={"NaN": images.NO_DATA_COLOR},
                         title=title,
                         **axis,
                         **common,
