@@ -76,8 +76,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -494,9 +492,9 @@ def _build_one(
     if w % 8:
         raise ValueError(f"patch width {w} is not a multiple of 8 (validity bits are packed by 8)")
     n = len(entries)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{sensor}-{os.getpid()}-"))
-    try:
+    from .tasks import staged_folder
+
+    with staged_folder(folder, overwrite=True, prefix=f".tmp-{sensor}-") as tmp:
         shapes = {
             "x": ((n, t, c, h, w), "int16"),
             "valid": ((n, t, h, w // 8), "uint8"),
@@ -555,12 +553,6 @@ def _build_one(
             "build_seconds": round(time.perf_counter() - t0, 3),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        from .tasks import swap_into_place
-
-        swap_into_place(tmp, folder, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -36,6 +36,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.resources
@@ -45,7 +46,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -828,18 +829,11 @@ def write_norm(
         for rel, obj in files.items():
             _write_json(source / rel, obj)
         return source
-    out = target.parent
-    out.mkdir(parents=True, exist_ok=True)
-    _clean_stale_temps(out, target.name)
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{target.name}.tmp-{os.getpid()}-"))
-    try:
+    _clean_stale_temps(target.parent, target.name)
+    with staged_folder(target, overwrite, prefix=f".{target.name}.tmp-") as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         for rel, obj in files.items():
             _write_json(tmp / rel, obj)
-        swap_into_place(tmp, target, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("task %s with statistics written to %s", task.name, target)
     return target
 
@@ -877,26 +871,34 @@ def _written_here(target: Path) -> bool:
         return False
 
 
-def swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Rename the complete folder ``tmp`` to ``target`` (a sibling), replacing an existing ``target`` only
-    with ``overwrite``; the previous folder comes back if the rename fails. ``tmp`` is left to the caller
-    on failure."""
-    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-    old: Path | None = None
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(f"task folder {target} appeared while writing; not replaced")
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-{os.getpid()}-"))
-        os.rmdir(old)
-        os.rename(target, old)
+@contextlib.contextmanager
+def staged_folder(target: Path, overwrite: bool, prefix: str) -> Iterator[Path]:
+    """A new folder ``<prefix><pid>-…`` beside ``target`` for the block to fill; then it becomes ``target``
+    in one rename, replacing an existing ``target`` only with ``overwrite`` (the previous folder comes back
+    if the rename fails). On any failure the new folder goes and ``target`` is as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{prefix}{os.getpid()}-"))
     try:
-        os.rename(tmp, target)
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        old: Path | None = None
+        if target.exists():
+            if not overwrite:
+                raise FileExistsError(f"{target} appeared while writing; not replaced")
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-{os.getpid()}-"))
+            os.rmdir(old)
+            os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            if old is not None:  # put the previous folder back
+                os.rename(old, target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        if old is not None:  # put the previous task back
-            os.rename(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_task(
@@ -981,16 +983,10 @@ def write_task(
     if record:
         files["config.json"].update(record)
 
-    out.mkdir(parents=True, exist_ok=True)
     _clean_stale_temps(out, config.name)
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{config.name}.tmp-{os.getpid()}-"))
-    try:
+    with staged_folder(target, overwrite, prefix=f".{config.name}.tmp-") as tmp:
         for rel, obj in files.items():
             _write_json(tmp / rel, obj, compact and rel != "config.json")
-        swap_into_place(tmp, target, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote task %s (%d files)", target, len(files))
     return target
 
