@@ -1198,14 +1198,10 @@ class EpochBatchSampler(torch.utils.data.Sampler):
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
-        for i in range(0, self.n, self.batch_size):
-            b = order[i : i + self.batch_size]
-            if len(b) < self.batch_size and self.drop_last:
-                return
-            yield sorted(b)
+        yield from map(sorted, torch.utils.data.BatchSampler(order, self.batch_size, self.drop_last))
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+        return len(torch.utils.data.BatchSampler(range(self.n), self.batch_size, self.drop_last))
 
 
 class ShardedBatchSampler(torch.utils.data.Sampler):
@@ -1262,18 +1258,15 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
                 if k % self.num_replicas == self.rank:
                     yield b
             return
-        mine = list(self.order)
-        for i in range(0, len(mine), self.batch_size):
-            b = mine[i : i + self.batch_size]
-            if len(b) < self.batch_size and self.drop_last:
-                return
-            yield sorted(b)
+        yield from map(
+            sorted, torch.utils.data.BatchSampler(list(self.order), self.batch_size, self.drop_last)
+        )
 
     def __len__(self) -> int:
         if self.shard == "batches":
             return len(range(self.rank, len(self.order), self.num_replicas))
-        mine = len(self.order)  # ceil(n / num_replicas) after padding
-        return mine // self.batch_size if self.drop_last else math.ceil(mine / self.batch_size)
+        # len(self.order): ceil(n / num_replicas) after padding
+        return len(torch.utils.data.BatchSampler(range(len(self.order)), self.batch_size, self.drop_last))
 
 
 class ThreadedBatchLoader:
