@@ -1098,31 +1098,17 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def _read_raw_direct(self, idx: list[int]) -> dict:
         rows = self.indices[idx]
-        per: dict[str, list] = {}
-        y = None
-        prepost = []
-        for s in self.sensors:
-            xs, vs, ds_ = [], [], []
-            for r in rows:
-                p = read_source(_source_path(self.root, self.entries[int(r)][s]), s)
-                if self.view == "series":
-                    x, v = p.x, p.valid
-                else:
-                    x, v = p.composite(s)
-                xs.append(x)
-                vs.append(v.astype("uint8"))
-                ds_.append(p.days)
-                if s == self.sensors[0]:
-                    y = (y or []) + [p.y]
-                    prepost.append(p.prepost)
-            per[s] = [np.stack(xs), np.stack(vs), np.stack(ds_)]
         out: dict = {}
-        for s, (x, v, d) in per.items():
-            out[s] = torch.from_numpy(x)
-            out[f"{s}_valid"] = torch.from_numpy(v)
-            out[f"{s}_days"] = torch.from_numpy(d)
-        out["y"] = torch.from_numpy(np.stack(y))
-        out["prepost"] = torch.tensor(prepost, dtype=torch.int16)
+        for s in self.sensors:
+            patches = [read_source(_source_path(self.root, self.entries[int(r)][s]), s) for r in rows]
+            xv = [(p.x, p.valid) if self.view == "series" else p.composite(s) for p in patches]
+            out[s] = torch.from_numpy(np.stack([x for x, _ in xv]))
+            out[f"{s}_valid"] = torch.from_numpy(np.stack([v.astype("uint8") for _, v in xv]))
+            out[f"{s}_days"] = torch.from_numpy(np.stack([p.days for p in patches]))
+            if s == self.sensors[0]:
+                first = patches
+        out["y"] = torch.from_numpy(np.stack([p.y for p in first]))
+        out["prepost"] = torch.tensor([p.prepost for p in first], dtype=torch.int16)
         out["index"] = torch.from_numpy(rows.astype("int64"))
         out["id"] = [self.entries[int(r)]["id"] for r in rows]
         return out
