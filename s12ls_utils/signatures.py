@@ -277,15 +277,9 @@ def slope_deg(dem: np.ndarray | xr.DataArray, pixel_size: float = schema.PIXEL_S
     Central differences inside, one-sided at the edges (``np.gradient``); a ``(time, y, x)`` DEM uses
     its first step (the DEM is the same at every step).
     """
-    if isinstance(dem, xr.DataArray):
-        dem = _yx(dem)
-        if "time" in dem.dims:
-            dem = dem.isel(time=0)
-        a = dem.values
-    else:
-        a = np.asarray(dem)
-        if a.ndim == 3:
-            a = a[0]
+    a = _yx(dem).values if isinstance(dem, xr.DataArray) else np.asarray(dem)
+    if a.ndim == 3:
+        a = a[0]
     if a.ndim != 2:
         raise ValueError(f"slope_deg needs a (y, x) or (time, y, x) DEM, got shape {a.shape}")
     gy, gx = np.gradient(a.astype("float64"), pixel_size)
@@ -375,19 +369,15 @@ def align_event(
     steps = schema.event_steps(
         t_days, [ev.astype(dt.date)] if ev is not None else [], undated=undated and source != "region"
     )
-    pre = post = None
-    agrees = None
+    # attr_pair is set only with a dated event of the patch's own
+    agrees = None if attr_pair is None else attr_pair == schema.writer_pre_post(t_days, steps.event_date)
+    pre, post = steps.pair if ev is not None and steps.has_pair else (None, None)
     if ev is None:
         index_source = "none"
     elif steps.has_pair:
-        pre, post = steps.pair
-        if attr_pair is not None:
-            agrees = attr_pair == schema.writer_pre_post(t_days, steps.event_date)
         index_source = "attribute" if agrees else "event_date"
     else:
         index_source = "outside"
-        if attr_pair is not None:
-            agrees = attr_pair == schema.writer_pre_post(t_days, steps.event_date)
     if pre is not None:
         idx = np.arange(n)
         phase = np.where(idx <= pre, "pre", "post")
@@ -721,13 +711,12 @@ def summarize_patch(
         "n_ring_px": int(groups["ring"].sum()),
         "n_rest_px": int(groups["rest"].sum()),
         "n_empty_dates": int((~usable_any).sum()),
-        "slope_landslide": float(np.median(slope[groups["landslide"]]))
-        if slope is not None and groups["landslide"].any()
-        else np.nan,
-        "slope_ring": float(np.median(slope[groups["ring"]]))
-        if slope is not None and groups["ring"].any()
-        else np.nan,
-        "slope_rest": float(np.median(slope[groups["rest"]])) if slope is not None else np.nan,
+        **{
+            f"slope_{g}": float(np.median(slope[groups[g]]))
+            if slope is not None and groups[g].any()
+            else np.nan
+            for g in GROUPS
+        },
     }
     return PatchSummary(series, samples, info, scl_table)
 
