@@ -547,7 +547,7 @@ def _build_one(
                 "s2_offset": "raw-release S2 bands of dates >= 2022-01-25: max(v - 1000, 0)",
             },
             "ids": [e["id"] for e in entries],
-            "n_positive": [positives[i] for i in range(n)],
+            "n_positive": positives,
             "event_position": positions,
             "sources": sources,
             "build_seconds": round(time.perf_counter() - t0, 3),

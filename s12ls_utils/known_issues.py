@@ -169,18 +169,14 @@ def _task_folders(data_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def _task_name(folder: Path) -> str:
-    return folder.parent.name if folder.name in ("raw", "harmonized") else folder.name
-
-
 def _ad_annotated_only(data_dir: Path, catalog: pd.DataFrame) -> list[dict]:
     """Rows for S12LS-AD* task folders that list only annotated files of a sensor that has others."""
-    from .tasks import load_task
+    from .tasks import load_task, task_label
 
     annotated = dict(zip(catalog["path"].astype(str), catalog["annotated"].astype(bool), strict=True))
     rows = []
     for folder in _task_folders(data_dir):
-        if not _task_name(folder).startswith("S12LS-AD"):
+        if not task_label(folder).startswith("S12LS-AD"):
             continue
         try:
             task = load_task(folder, data_dir=data_dir, warn_missing=False)

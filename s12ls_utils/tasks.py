@@ -167,9 +167,7 @@ def _coerce(values: Mapping, source: str) -> dict:
         if key in ("satellites", "include_patterns", "exclude_patterns", "test_regions"):
             if v is None:
                 v = []
-            if isinstance(v, str) or not isinstance(v, list | tuple):
-                raise ValueError(f"{where} must be a list of strings, not {v!r}")
-            if not all(isinstance(s, str) for s in v):
+            if not isinstance(v, list | tuple) or not all(isinstance(s, str) for s in v):
                 raise ValueError(f"{where} must be a list of strings, not {v!r}")
             v = tuple(v)
         elif key in ("annotated_only", "non_annotated_only", "exclude_low_quality", "clip_data", "balance"):
