@@ -155,9 +155,13 @@ def coverage_classes(df: pd.DataFrame) -> pd.Series:
         ratio = df["n_positive"].to_numpy(dtype="float64") / schema.PATCH_SIZE**2
     if ratio.size == 0:
         return pd.Series([], index=df.index, dtype="int64", name="coverage_class")
+    return pd.Series(_coverage_class(ratio).astype("int64"), index=df.index, name="coverage_class")
+
+
+def _coverage_class(ratio: np.ndarray) -> np.ndarray:
+    """The reference's rule: 0 / 1 / 2 for a ratio ≤ its 25th percentile, ≤ its 75th, above."""
     p25, p75 = np.percentile(ratio, [25, 75])
-    cls = np.where(ratio <= p25, 0, np.where(ratio <= p75, 1, 2))
-    return pd.Series(cls.astype("int64"), index=df.index, name="coverage_class")
+    return np.where(ratio <= p25, 0, np.where(ratio <= p75, 1, 2))
 
 
 def _require(df: pd.DataFrame, columns: Sequence[str], hint: str) -> None:
@@ -235,16 +239,10 @@ def leakage(splits, catalog: pd.DataFrame) -> dict[str, int]:
     """
     pairs = leaking_pairs(splits, catalog)
     out = {}
-    for a, b in (("test", "train"), ("val", "train"), ("test", "val")):
-        hits: set[str] = set()
-        for ka, sa, kb, sb in zip(
-            pairs["key_a"], pairs["split_a"], pairs["key_b"], pairs["split_b"], strict=True
-        ):
-            if (sa, sb) == (a, b):
-                hits.add(ka)
-            elif (sa, sb) == (b, a):
-                hits.add(kb)
-        out[f"{a}_vs_{b}"] = len(hits)
+    for a, b in SPLIT_PAIRS:
+        ab = (pairs["split_a"] == a) & (pairs["split_b"] == b)
+        ba = (pairs["split_a"] == b) & (pairs["split_b"] == a)
+        out[f"{a}_vs_{b}"] = len(set(pairs["key_a"][ab]) | set(pairs["key_b"][ba]))
     return out
 
 
@@ -870,8 +868,7 @@ def reference_split(
     order = np.argsort(names.to_numpy(dtype=str), kind="stable")
     idx = frame.index[order]
     cov = npos.to_numpy(dtype="float64")[order] / schema.PATCH_SIZE**2
-    p25, p75 = np.percentile(cov, [25, 75])
-    cls = np.where(cov <= p25, 0, np.where(cov <= p75, 1, 2))
+    cls = _coverage_class(cov)
     inventory = [n.split("_", 1)[0] for n in names.to_numpy(dtype=str)[order]]
     strata = pd.Series([f"{c}_{i}" for c, i in zip(cls, inventory, strict=True)], index=idx)
 
