@@ -238,11 +238,10 @@ def iter_reference_scores(
     schema.check_sensor(sensor)
     if sensor not in task.splits:
         raise ValueError(f"task {task.name} has no {sensor} split; it has {sorted(task.splits)}")
-    if task.data_dir is None:
-        raise ValueError(f"task {task.path} has no known data folder")
+    data_dir = task.require_data_dir("score the change reference")
     score = change_score_date_free if date_free else change_score
     for e in task.splits[sensor][split] if entries is None else entries:
-        ds = open_patch(task.data_dir / e[sensor], load=True)
+        ds = open_patch(data_dir / e[sensor], load=True)
         try:
             yield str(e["id"]), score(ds, sensor), _mask(ds)
         finally:
@@ -865,14 +864,13 @@ def benchmark_table(summary: Mapping, model: str, data: str | None = None) -> pd
     scored test split's landslide-pixel share; for the paper's rows the published test split's, from the
     vendored pixel counts), ``split`` and ``source``. Scores and shares in percent; NaN where a row
     does not report a figure."""
-    from .reference import THIRD_PARTY_HOLDOUT, published_benchmark, split_frame
+    from .reference import THIRD_PARTY_HOLDOUT, published_benchmark
 
     if data is None:
         data = data_label(summary["task_dir"])
-    pub_test = split_frame("S12LS-LD", "s2").query("split == 'test'")["n_positive"]
     pub = published_benchmark().assign(
         split="published (random; its test tiles touch training tiles)",
-        prevalence=100 * all_negative_scores(pub_test)["prevalence"],
+        prevalence=published_facts()["published_test_positive_pct"],
         source="Hoehn et al. 2025 (peer-reviewed), means over 3 seeds",
     )
     held = pd.DataFrame(list(THIRD_PARTY_HOLDOUT)).rename(columns={"protocol": "split"}).set_index("model")
