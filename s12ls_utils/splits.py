@@ -487,6 +487,12 @@ def _scope_table(frame: pd.DataFrame, keys: np.ndarray, reference_sensor: str | 
     return _Scopes(list(parts), w, selected)
 
 
+def _buffer_drop(neighbours, tile_code: np.ndarray) -> np.ndarray:
+    """The one-tile buffer: a tile is dropped when one of its ``neighbours`` (a CSR matrix in which every tile
+    is its own neighbour) lies in a later split (codes train 0 < val 1 < test 2)."""
+    return np.maximum.reduceat(tile_code[neighbours.indices], neighbours.indptr[:-1]) > tile_code
+
+
 class _Balancer:
     """Local search over the split of each block, scored after the buffer (:func:`blocked_split`, step 4).
 
@@ -495,11 +501,8 @@ class _Balancer:
     only around it, so a move updates the per-split sums of the block's tiles and their neighbours, and it is
     kept when the imbalance (:meth:`cost`) falls."""
 
-    def __init__(self, block, code, graph, scopes: _Scopes, region, pixels, targets, fixed, rng):
-        from scipy.sparse import identity
-
+    def __init__(self, block, code, g, scopes: _Scopes, region, pixels, targets, fixed, rng):
         n = len(block)
-        g = (graph + graph.T + identity(n, format="csr")).tocsr()  # a tile is its own neighbour: never empty
         self.block, self.w, self.selected = block, scopes.weights, scopes.selected
         self.n_scopes, self.region, self.pixels = len(scopes.names), region, pixels
         self.region_size = np.bincount(region)
@@ -519,7 +522,7 @@ class _Balancer:
             self.flat.append(sub.indices)
             self.seg.append(sub.indptr[:-1])
         all_t = np.arange(n)
-        self.drop = np.maximum.reduceat(self.tile_code[g.indices], g.indptr[:-1]) > self.tile_code
+        self.drop = _buffer_drop(g, self.tile_code)
         self.sums = np.zeros((3, self.w.shape[1]))
         self.regions = np.zeros((2, 3, len(self.region_size)))  # tiles, landslide pixels
         self._add(all_t, self.drop, 1.0)
@@ -674,6 +677,8 @@ def blocked_split(
     (balanced between the two), with the same buffer. Locations without a position cannot be checked for
     contact and are left out (``unlocated``). Deterministic for ``seed``.
     """
+    from scipy.sparse import identity
+
     if not 0.0 < block_share <= 1.0:
         raise ValueError(f"block_share must be in (0, 1], not {block_share}")
     if not 0.0 <= test_size < 1.0 or not 0.0 <= val_size < 1.0:
@@ -713,7 +718,6 @@ def blocked_split(
     shared = _ann_pairs(frame)  # tiles that show the same landslide are linked like touching tiles
     shared = shared[shared["key_a"].isin(keys) & shared["key_b"].isin(keys)]
     graph = tile_graph(keys, pd.concat([tile_pairs(loc.reset_index()), shared])[["key_a", "key_b"]])
-    ia, ib = graph.row, graph.col
     area = tile_areas(graph)
     area_size = np.bincount(area)
     region = loc["region"].to_numpy(dtype=str)
@@ -769,20 +773,15 @@ def blocked_split(
         (1 - test_size) * val_size,
         test_size if test_keys is None else 0.0,
     ]
+    neighbours = (graph + graph.T + identity(n, format="csr")).tocsr()  # each tile its own neighbour
     if balance and n_blocks > 1:
-        graph = graph.tocsr()
         scopes = _scope_table(frame, keys, reference_sensor)
-        bal = _Balancer(
-            block, code, graph, scopes, ri, loc["n_positive"].to_numpy(dtype="float64"), targets, fixed, rng
-        )
+        px = loc["n_positive"].to_numpy(dtype="float64")
+        bal = _Balancer(block, code, neighbours, scopes, ri, px, targets, fixed, rng)
         bal.run(rounds=balance_rounds)
         code, lose = bal.code, bal.drop
     else:
-        out_code = code[block]
-        lose = np.zeros(n, dtype=bool)
-        for i, j in zip(ia, ib, strict=True):
-            if out_code[i] != out_code[j]:
-                lose[i if out_code[i] < out_code[j] else j] = True
+        lose = _buffer_drop(neighbours, code[block])
     out = _CODES[code[block]]
     split_s = pd.Series(out[~lose], index=pd.Index(keys[~lose], name="key"), name="split", dtype="object")
     dropped = pd.Series(out[lose], index=pd.Index(keys[lose], name="key"), name="split", dtype="object")
