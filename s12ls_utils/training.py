@@ -78,7 +78,7 @@ from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import datasets, models, schema
-from .metrics import scores_from_counts
+from .metrics import PixelMetrics
 from .parallel import default_workers
 
 log = logging.getLogger(__name__)
@@ -626,18 +626,16 @@ class _BinaryCounts:
         self.counts += torch.bincount(idx, minlength=2 * self.bins)
 
     def scores(self) -> dict[str, float]:
-        neg, pos = self.counts.cpu().numpy().reshape(2, self.bins)
-        tp = pos[::-1].cumsum()[::-1]  # predicted positive at threshold k/bins: bins >= k
-        fp = neg[::-1].cumsum()[::-1]
-        s = scores_from_counts(tp, fp, tp[0] - tp, fp[0] - fp)
-        half = self.bins // 2
-        k = int(np.argmax(s["f1"][1:]) + 1)  # thresholds 1/bins … (bins-1)/bins
-        at_half = {m: float(s[m][half]) for m in ("f1", "iou", "precision", "recall")}
+        """Scores at 0.5 and at the threshold of maximal F1 (:meth:`PixelMetrics.best_threshold`)."""
+        pm = PixelMetrics(bins=self.bins)
+        pm.hist = self.counts.cpu().numpy().reshape(2, self.bins)
+        threshold, _ = pm.best_threshold("f1")
+        at_half, best = pm.compute(0.5), pm.compute(threshold)
         return {
-            **at_half,
-            "f1_best": float(s["f1"][k]),
-            "iou_best": float(s["iou"][k]),
-            "threshold": k / self.bins,
+            **{m: float(at_half[m]) for m in ("f1", "iou", "precision", "recall")},
+            "f1_best": float(best["f1"]),
+            "iou_best": float(best["iou"]),
+            "threshold": threshold,
         }
 
 
