@@ -548,12 +548,6 @@ def decode_times(var) -> np.ndarray:
     return np.array([np.datetime64(d, "ns") for d in np.atleast_1d(dates)], dtype="datetime64[ns]")
 
 
-def _unusable_fraction(scl: np.ndarray) -> np.ndarray:
-    """Per time step, the share of pixels :func:`schema.scl_usable` calls unusable (255 included)."""
-    bad = ~schema.scl_usable(scl)
-    return bad.reshape(bad.shape[0], -1).mean(axis=1)
-
-
 def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
     """Read a patch's metadata without loading its images (netCDF4, no xarray Dataset).
 
@@ -585,7 +579,7 @@ def read_patch_meta(path: str | Path, *, read_scl: bool = True) -> PatchMeta:
             vv = ds.variables["VV"]
             s1_unit = _detect_s1_unit_steps(lambda t: fill_to_nan(vv, vv[t]), len(times))
         elif read_scl:
-            bad_fraction = _unusable_fraction(np.asarray(ds.variables["SCL"][:]))
+            bad_fraction = schema.unusable_fraction(np.asarray(ds.variables["SCL"][:]))
     return PatchMeta(
         **vars(attrs),
         path=path,

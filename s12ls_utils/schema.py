@@ -158,6 +158,12 @@ def scl_usable(scl, bad_classes: Iterable[int] | None = None) -> np.ndarray:
     return inside & lut[np.where(inside, a, 0)]
 
 
+def unusable_fraction(scl) -> np.ndarray:
+    """Per time step of a ``(time, …)`` SCL stack, the share of pixels :func:`scl_usable` calls unusable."""
+    bad = ~scl_usable(scl)
+    return bad.reshape(bad.shape[0], -1).mean(axis=1)
+
+
 #: Clip ranges used for statistics (S1 in dB, S2 reflectance x10000, DEM metres).
 CLIP_RANGES: dict[str, tuple[float, float]] = {
     "s1": (-50.0, 10.0),

@@ -1057,7 +1057,7 @@ def _canvas_job(args: tuple) -> tuple[list[dict], list[dict]]:
             )
             scl_bad = None
             if sensor == "s2":
-                scl_bad = (~schema.scl_usable(fdata["SCL"])).reshape(len(times), -1).mean(1).tolist()
+                scl_bad = schema.unusable_fraction(fdata["SCL"]).tolist()
             ev_idx = sorted({s.event for s in ann.inside}) if not plan.undated else []
             p_events = [events[i] for i in ev_idx]
             annotated = bool(ann.inside)
