@@ -676,12 +676,17 @@ def input_channels(sensors: str | Sequence[str], view: str) -> dict[str, int]:
     """Model input channels per sensor: C features + validity per date (``series``), or 3·I + 4 (``prepost``:
     I image channels before, after and their difference, DEM, slope, pre and post validity)."""
     schema.check_choice("view", view, VIEWS)
-    out = {}
-    for s in _sensors(sensors):
-        c = len(schema.FEATURES[s])
-        img = sum(n not in STATIC_CHANNELS for n in schema.FEATURES[s])
-        out[s] = c + 1 if view == "series" else 3 * img + 4
-    return out
+    return {s: len(channel_names(s, view)) for s in _sensors(sensors)}
+
+
+def channel_names(sensor: str, view: str) -> tuple[str, ...]:
+    """The model input channels of one sensor, by name, in order (:func:`input_channels` counts them)."""
+    names = schema.FEATURES[sensor]
+    if view == "series":
+        return (*names, "VALID")
+    img = [n for n in names if n not in STATIC_CHANNELS]
+    steps = (f"{when}_{n}" for when in ("pre", "post", "diff") for n in img)
+    return (*steps, "DEM", "slope", "pre_valid", "post_valid")
 
 
 def _empty_f32(shape, device: torch.device) -> torch.Tensor:
@@ -1018,23 +1023,7 @@ class PatchDataset(torch.utils.data.Dataset):
     @property
     def channels(self) -> dict[str, tuple[str, ...]]:
         """Input channel names per sensor (processed samples)."""
-        out = {}
-        for s in self.sensors:
-            names = schema.FEATURES[s]
-            if self.view == "series":
-                out[s] = (*names, "VALID")
-            else:
-                img = [n for n in names if n not in STATIC_CHANNELS]
-                out[s] = (
-                    *(f"pre_{n}" for n in img),
-                    *(f"post_{n}" for n in img),
-                    *(f"diff_{n}" for n in img),
-                    "DEM",
-                    "slope",
-                    "pre_valid",
-                    "post_valid",
-                )
-        return out
+        return {s: channel_names(s, self.view) for s in self.sensors}
 
     def in_channels(self) -> dict[str, int]:
         return self.preprocessor.in_channels()
