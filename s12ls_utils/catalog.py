@@ -586,6 +586,12 @@ def locations(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def positive_share(frame: pd.DataFrame) -> float:
+    """The share of landslide pixels in the patches of ``frame`` (its ``n_positive`` over all their pixels);
+    NaN for no patch."""
+    return frame["n_positive"].sum() / (len(frame) * schema.PATCH_SIZE**2) if len(frame) else float("nan")
+
+
 def summarize(df: pd.DataFrame) -> str:
     """A short text summary of a catalog (used by ``s12ls catalog``).
 
@@ -607,15 +613,14 @@ def summarize(df: pd.DataFrame) -> str:
         sub = df[df["sensor"] == sensor] if len(df) else df
         n = len(sub)
         n_ann = int(sub["annotated"].sum()) if n else 0
-        frac = sub["n_positive"].sum() / (n * schema.PATCH_SIZE**2) if n else float("nan")
+        frac = positive_share(sub)
         lines.append(f"  {sensor:<7}{n:>9}{n_ann:>11}{n - n_ann:>10}{frac:>13.2%}")
     if regions:
         counts = df.groupby("region")["key"].nunique()
         lines.append("locations per region: " + ", ".join(f"{r} {int(counts[r])}" for r in regions))
     if len(df):
-        total = df["n_positive"].sum() / (len(df) * schema.PATCH_SIZE**2)
         ann = df[df["annotated"]]
-        in_ann = ann["n_positive"].sum() / (len(ann) * schema.PATCH_SIZE**2) if len(ann) else float("nan")
+        total, in_ann = positive_share(df), positive_share(ann)
         lines.append(f"positive pixels: {total:.2%} of all pixels, {in_ann:.2%} in annotated patches")
         if df["event_date"].notna().any():
             lines.append(
@@ -667,19 +672,15 @@ def class_balance(df: pd.DataFrame, by: str | None = "region") -> pd.DataFrame:
     loc = df.groupby("key").agg(
         region=("region", "first"), annotated=("annotated", "any"), n_positive=("n_positive", "max")
     )
-    px = schema.PATCH_SIZE**2
     groups = loc.groupby("region") if by else loc.groupby(lambda _: "all")
 
     def stats(g: pd.DataFrame) -> pd.Series:
-        ann = g[g["annotated"]]
         return pd.Series(
             {
                 "locations": len(g),
                 "annotated_share": g["annotated"].mean(),
-                "positive_fraction": g["n_positive"].sum() / (len(g) * px),
-                "positive_fraction_annotated": ann["n_positive"].sum() / (len(ann) * px)
-                if len(ann)
-                else float("nan"),
+                "positive_fraction": positive_share(g),
+                "positive_fraction_annotated": positive_share(g[g["annotated"]]),
             }
         )
 
