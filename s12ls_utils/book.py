@@ -538,7 +538,7 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
     """
     from matplotlib.lines import Line2D
 
-    from .io import location_files, open_patch
+    from .io import location_files, open_patch, patch_mask
     from .signatures import patch_alignment
 
     paths = location_files(data_dir, key, ("s2", "s1asc", "s1dsc"))
@@ -546,7 +546,7 @@ def static_patch_filmstrip(data_dir: str | Path, key: str, cols: int = 5) -> Sta
         raise FileNotFoundError(f"no patch {key!r} under {data_dir}")
     sensor, path = next(iter(paths.items()))
     with open_patch(path, load=True) as ds:
-        mask = ds["MASK"].isel(time=0).transpose("y", "x").values
+        mask = patch_mask(ds)
         align = patch_alignment(ds)
         dates = [str(t)[:10] for t in ds.time.values]
         if sensor == "s2":

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema, signatures
-from .io import open_patch
+from .io import open_patch, patch_mask
 from .metrics import (
     SCORE_KEYS,
     ObjectMetrics,
@@ -221,13 +221,6 @@ def change_score_date_free(ds, sensor: str) -> np.ndarray:
     return np.where(np.isfinite(best), best, np.nan).astype("float32")
 
 
-def _mask(ds) -> np.ndarray:
-    m = ds["MASK"]
-    if "time" in m.dims:
-        m = m.isel(time=0)
-    return (m.transpose("y", "x").values > 0).astype("uint8")
-
-
 def iter_reference_scores(
     task: Task, split: str, sensor: str = "s2", date_free: bool = False, entries: list[dict] | None = None
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -243,7 +236,7 @@ def iter_reference_scores(
     for e in task.splits[sensor][split] if entries is None else entries:
         ds = open_patch(data_dir / e[sensor], load=True)
         try:
-            yield str(e["id"]), score(ds, sensor), _mask(ds)
+            yield str(e["id"]), score(ds, sensor), (patch_mask(ds) > 0).astype("uint8")
         finally:
             ds.close()
 

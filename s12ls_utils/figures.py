@@ -146,7 +146,7 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
     import holoviews as hv
     import panel as pn
 
-    from .io import location_files, open_patch
+    from .io import location_files, open_patch, patch_mask
 
     opened = {s: open_patch(p, load=True) for s, p in location_files(data_dir, key, sensors).items()}
     if not opened:
@@ -155,7 +155,7 @@ def patch_viewer(data_dir: str | Path, key: str, sensors=schema.SENSORS, size: i
     n = schema.PATCH_SIZE
     bounds = (0, 0, n, n)
     # arrays come north-up (row 0 = northernmost, y descending), which is how HoloViews draws row 0
-    mask = any_ds["MASK"].isel(time=0).transpose("y", "x").values
+    mask = patch_mask(any_ds)
     outline = mask_outline(mask, bounds)
     common = dict(frame_width=size, frame_height=size, xaxis=None, yaxis=None)
 
@@ -847,7 +847,7 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
     """
     import holoviews as hv
 
-    from .io import location_files, open_patch
+    from .io import location_files, open_patch, patch_mask
     from .signatures import before_after_steps, patch_alignment
 
     n = schema.PATCH_SIZE
@@ -870,7 +870,7 @@ def before_after_gallery(data_dir: str | Path, keys, *, size: int = 135, s1_band
             limits = (
                 images.true_color_limits(ds) if sensor == "s2" else None
             )  # before and after share one stretch
-            outline = mask_outline(ds["MASK"].isel(time=0).transpose("y", "x").values, bounds)
+            outline = mask_outline(patch_mask(ds), bounds)
             for when, t in zip(("before", "after"), steps, strict=True):
                 date = str(ds["time"].values[t])[:10]
                 title = f"{'S2' if sensor == 's2' else sensor + ' ' + s1_band} {when}\n{date} ({int(al.rel_days[t]):+d} d)"

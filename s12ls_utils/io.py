@@ -431,6 +431,12 @@ def patch_features(ds: xr.Dataset, sensor: str | None = None) -> np.ndarray:
     return np.stack(arrs, axis=1)
 
 
+def patch_mask(ds: xr.Dataset) -> np.ndarray:
+    """The landslide mask of an opened patch as stored, ``(y, x)`` (it is the same at every time step)."""
+    m = ds["MASK"]
+    return (m.isel(time=0) if "time" in m.dims else m).transpose("y", "x").values
+
+
 # --------------------------------------------------------------------------------------------------
 # Fast metadata
 # --------------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ import pandas as pd
 import xarray as xr
 
 from . import schema
-from .io import detect_s1_unit, open_patch, to_db
+from .io import detect_s1_unit, open_patch, patch_mask, to_db
 from .metrics import patch_resamples, percentile_interval
 from .parallel import NETCDF_LOCK, check_scheduler, map_files
 
@@ -610,7 +610,7 @@ def summarize_patch(
         al = _align_attrs(times, attrs, fallback_date)
         arrs = _s2_arrays(ds, bad_classes=bad_classes) if name.sensor == "s2" else _s1_arrays(ds)
         scl = _yx(ds["SCL"]).values if "SCL" in ds else None
-        mask = _yx(ds["MASK"]).isel(time=0).values.astype(bool) if "MASK" in ds else None
+        mask = patch_mask(ds).astype(bool) if "MASK" in ds else None
         slope = slope_deg(ds["DEM"]) if "DEM" in ds else None
     finally:
         ds.close()
