@@ -537,6 +537,17 @@ def _all_moments(
     return moments, failures
 
 
+def _train_stats(
+    moments: Mapping, failures: Sequence[Failure], paths: list[str], sensor: str, what: str
+) -> dict:
+    """The statistics of the readable files among ``paths``; :class:`FilesFailed` naming ``what`` and the
+    failures among ``paths`` when none is readable."""
+    readable = [p for p in paths if p in moments]
+    if not readable:
+        raise FilesFailed(what, [f for f in failures if f.item in set(paths)], len(paths))
+    return _finish(merge_moments(moments[p] for p in readable), sensor)
+
+
 def _finish(mom: Mapping[str, Moments], sensor: str) -> dict[str, dict[str, float]]:
     names = _feature_names(mom.keys(), sensor)
     mean = {v: float(mom[v][1]) if mom[v][0] else float("nan") for v in names}
@@ -666,11 +677,7 @@ def _task_files(
     files: dict[str, object] = {}
 
     def stats(train: list[str], sensor: str, scope: str) -> dict[str, dict[str, float]]:
-        readable = [p for p in train if p in moments]
-        if not readable:
-            lost = [f for f in failures if f.item in set(train)]
-            raise FilesFailed(f"{scope} train statistics of task {cfg.name}", lost, len(train))
-        return _finish(merge_moments(moments[p] for p in readable), sensor)
+        return _train_stats(moments, failures, train, sensor, f"{scope} train statistics of task {cfg.name}")
 
     def named(df: pd.DataFrame) -> pd.DataFrame:
         d = df.copy()
@@ -805,10 +812,7 @@ def write_norm(
     )
 
     def stats(paths: list[str], sensor: str, scope: str) -> dict[str, dict[str, float]]:
-        readable = [p for p in paths if p in moments]
-        if not readable:
-            raise FilesFailed(f"{scope} train statistics of task {task.name}", failures, len(paths))
-        return _finish(merge_moments(moments[p] for p in readable), sensor)
+        return _train_stats(moments, failures, paths, sensor, f"{scope} train statistics of task {task.name}")
 
     files: dict[str, object] = {f"{s}/norm.json": {s: stats(p, s, s)} for s, p in train.items() if p}
     if aligned:
