@@ -898,12 +898,10 @@ def reference_split(
 class SplitResult:
     """The splits of one task in memory (what :func:`~s12ls_utils.tasks.write_task` writes), with leakage figures.
 
-    ``frames[sensor]`` and ``aligned`` hold the selected rows with ``confidence``, ``coverage_class``,
-    ``group`` (spatial group, −1 with the reference method) and ``split``; ``aligned`` has one path column
-    per sensor. ``leakage[scope]`` is :func:`leakage` per sensor and for ``"aligned"``; ``n_groups[scope]``
-    the number of spatial groups (the number of patches with the reference method; the number of blocks
-    with the blocked method). ``method`` is the split algorithm used; ``blocked`` holds the blocked
-    assignment (blocks, the tiles the buffer dropped, unlocated tiles) when that method was used.
+    ``frames[sensor]`` and ``aligned`` hold the selected rows with ``confidence``, ``coverage_class`` and
+    ``split``; ``aligned`` has one path column per sensor. ``leakage[scope]`` is :func:`leakage` per sensor
+    and for ``"aligned"``. ``method`` is the split algorithm used; ``blocked`` holds the blocked assignment
+    (blocks, the tiles the buffer dropped, unlocated tiles) when that method was used.
     """
 
     config: object  # the task's settings, a s12ls_utils.tasks.TaskConfig
@@ -911,7 +909,6 @@ class SplitResult:
     frames: dict[str, pd.DataFrame]
     aligned: pd.DataFrame | None
     leakage: dict[str, dict[str, int]] = field(default_factory=dict)
-    n_groups: dict[str, int] = field(default_factory=dict)
     blocked: BlockedAssignment | None = None
 
     def scopes(self) -> dict[str, pd.DataFrame]:
@@ -995,16 +992,15 @@ def split_balance(result: SplitResult, totals: Mapping[str, int] | None = None) 
     return pd.DataFrame(rows)
 
 
-def _annotate(df: pd.DataFrame, config, method: str) -> tuple[pd.DataFrame, int]:
+def _annotate(df: pd.DataFrame, config, method: str) -> pd.DataFrame:
     df = df.copy()
     df["key"] = df["key"].astype(str)
     df["coverage_class"] = coverage_classes(df).to_numpy()
-    df["group"] = -1
     if len(df):
         df["split"] = split(df, config, method=method).reindex(df["key"]).to_numpy()
     else:
         df["split"] = pd.Series([], dtype="object")
-    return df, len(df)
+    return df
 
 
 def _blocked_for(sel: Mapping[str, pd.DataFrame], config) -> BlockedAssignment:
@@ -1031,13 +1027,12 @@ def _blocked_for(sel: Mapping[str, pd.DataFrame], config) -> BlockedAssignment:
     )
 
 
-def _annotate_blocked(df: pd.DataFrame, blocked: BlockedAssignment) -> tuple[pd.DataFrame, int]:
+def _annotate_blocked(df: pd.DataFrame, blocked: BlockedAssignment) -> pd.DataFrame:
     df = df[_has_key(df, blocked.split.index)].copy()
     df["key"] = df["key"].astype(str)
     df["coverage_class"] = coverage_classes(df).to_numpy()
-    df["group"] = blocked.block.reindex(df["key"]).to_numpy()
     df["split"] = blocked.split.reindex(df["key"]).to_numpy()
-    return df, int(df["group"].nunique())
+    return df
 
 
 def make_splits(catalog: pd.DataFrame, config, method: str | None = None) -> SplitResult:
@@ -1053,13 +1048,12 @@ def make_splits(catalog: pd.DataFrame, config, method: str | None = None) -> Spl
     method = schema.check_choice("split method", config.method if method is None else method, METHODS)
     config = config.replace(method=method)
     sel = select(catalog, config)
-    frames, n_groups, leak = {}, {}, {}
+    frames, leak = {}, {}
     blocked = _blocked_for(sel, config) if method == "blocked" else None
     for sensor, df in sel.items():
-        if blocked is not None:
-            frames[sensor], n_groups[sensor] = _annotate_blocked(df, blocked)
-        else:
-            frames[sensor], n_groups[sensor] = _annotate(df, config, method)
+        frames[sensor] = (
+            _annotate_blocked(df, blocked) if blocked is not None else _annotate(df, config, method)
+        )
         leak[sensor] = leakage(frames[sensor].set_index("key")["split"], frames[sensor])
     aligned = None
     if len(config.satellites) > 1:
@@ -1072,10 +1066,7 @@ def make_splits(catalog: pd.DataFrame, config, method: str | None = None) -> Spl
             paths = pd.DataFrame({c: pd.Series([], dtype="object") for c in cols})
         ref = pools[config.reference_sat]
         ref = ref[_has_key(ref, paths["key"])]
-        if method == "blocked":
-            ref_ann, n_groups["aligned"] = ref.copy(), int(ref["group"].nunique())
-        else:
-            ref_ann, n_groups["aligned"] = _annotate(ref, config, method)
+        ref_ann = ref.copy() if method == "blocked" else _annotate(ref, config, method)
         ref_ann = ref_ann.drop(columns=[c for c in config.satellites if c in ref_ann.columns])
         aligned = ref_ann.merge(paths, on="key", how="left")
         leak["aligned"] = leakage(aligned.set_index("key")["split"], both)
@@ -1094,7 +1085,7 @@ def make_splits(catalog: pd.DataFrame, config, method: str | None = None) -> Spl
             ", ".join(empty),
             method,
         )
-    return SplitResult(config, method, frames, aligned, leak, n_groups, blocked)
+    return SplitResult(config, method, frames, aligned, leak, blocked)
 
 
 # --------------------------------------------------------------------------------------------------
