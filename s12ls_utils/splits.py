@@ -195,8 +195,6 @@ def _has_key(frame: pd.DataFrame, keys) -> np.ndarray:
 
 def _assignment(splits) -> dict[str, str]:
     """``{key: split}`` from a Series/Mapping key→split or a ``{"train": [entries or keys], …}`` mapping."""
-    if isinstance(splits, pd.Series):
-        return {str(k): str(v) for k, v in splits.items()}
     if isinstance(splits, Mapping) and set(splits) <= set(SPLITS) and splits:
         out = {}
         for name, items in splits.items():
@@ -204,7 +202,7 @@ def _assignment(splits) -> dict[str, str]:
                 key = it.get("id") if isinstance(it, Mapping) else it
                 out[str(key)] = name
         return out
-    if isinstance(splits, Mapping):
+    if isinstance(splits, pd.Series | Mapping):  # key → split
         return {str(k): str(v) for k, v in splits.items()}
     raise TypeError(
         "splits must be a Series key → split, or a mapping {'train': [...], 'val': ..., 'test': ...}"
@@ -257,13 +255,14 @@ SPLIT_PAIRS: tuple[tuple[str, str], ...] = (("test", "train"), ("val", "train"),
 
 
 def _tile_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per location key with its UTM zone and projected centre (the catalog's columns)."""
+    """One row per located key (centre and zone known) with its UTM zone and projected centre (the
+    catalog's columns)."""
     need = ["key", "epsg", "center_x", "center_y"]
     _require(frame, need, "catalog rows, or reference.catalog()")
     t = frame[need].copy()
     t["key"] = t["key"].astype(str)
     t = t.drop_duplicates("key").set_index("key").sort_index()
-    return t
+    return t.dropna(subset=["center_x", "center_y", "epsg"])
 
 
 def tile_graph(keys: Sequence[str], pairs: pd.DataFrame):
@@ -296,7 +295,7 @@ def tile_pairs(frame: pd.DataFrame, reach_m: float = TOUCH_TILES * FOOTPRINT_M) 
     distance), ``overlap`` (footprints share ground: ``dist_m`` below one tile width)."""
     from scipy.spatial import cKDTree
 
-    t = _tile_table(frame).dropna(subset=["center_x", "center_y", "epsg"])
+    t = _tile_table(frame)
     keys = t.index.to_numpy()
     rows = []
     for _, idx in t.groupby("epsg", sort=True).indices.items():
@@ -339,7 +338,7 @@ def tile_leakage(splits, frame: pd.DataFrame, buffer_m: float | None = None) -> 
             raise ValueError(f"buffer_m must be >= 0, not {buffer_m}")
         reach = max(reach, FOOTPRINT_M + buffer_m)
     sub = frame[_has_key(frame, assign)]
-    located = _tile_table(sub).dropna(subset=["center_x", "center_y", "epsg"])
+    located = _tile_table(sub)
     pairs = tile_pairs(sub, reach)
     sa = pairs["key_a"].map(assign).to_numpy()
     sb = pairs["key_b"].map(assign).to_numpy()
@@ -389,7 +388,7 @@ def touching_pairs(splits, frame: pd.DataFrame) -> pd.DataFrame:
 def densest_window(frame: pd.DataFrame, keys: Iterable[str], size_m: float = 10 * FOOTPRINT_M) -> list[str]:
     """The keys of ``frame`` inside the square window (``size_m`` wide, one UTM zone) that holds the most of
     ``keys``, centred on one of their tiles; for drawing a dense area at the scale of single tiles."""
-    t = _tile_table(frame).dropna(subset=["center_x", "center_y", "epsg"])
+    t = _tile_table(frame)
     focus = t[t.index.isin(set(map(str, keys)))]
     if focus.empty:
         raise ValueError("none of the keys has a position in the frame")
