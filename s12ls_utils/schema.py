@@ -623,7 +623,7 @@ def event_steps(times, event_dates: Sequence[dt.date] = (), *, undated: bool = F
 
 def patch_event_steps(times, attrs: PatchAttrs) -> EventSteps:
     """:func:`event_steps` of a patch from its parsed attributes."""
-    return event_steps(times, attrs.event_dates, undated=attrs.annotated or attrs.n_undated_events > 0)
+    return event_steps(times, attrs.event_dates, undated=attrs.undated)
 
 
 def writer_pre_post(times, event: dt.date | None) -> tuple[int, int]:

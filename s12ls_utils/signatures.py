@@ -414,7 +414,7 @@ def _align_attrs(times, attrs: schema.PatchAttrs, fallback_date=None) -> EventAl
         attrs.event_dates,
         attrs.pre_post,
         fallback_date=fallback_date,
-        undated=attrs.annotated or attrs.n_undated_events > 0,
+        undated=attrs.undated,
     )
 
 
