@@ -96,7 +96,7 @@ def availability(catalog: pd.DataFrame) -> pd.DataFrame:
     """
     loc = catalog_mod.locations(catalog)
     present = loc[list(schema.SENSORS)].to_numpy(dtype=bool)
-    labels = ["+".join(s for s, p in zip(schema.SENSORS, row, strict=True) if p) for row in present]
+    labels = [combination_label(s for s, p in zip(schema.SENSORS, row, strict=True) if p) for row in present]
     loc.insert(loc.columns.get_loc("n_sensors") + 1, "combination", pd.Series(labels, dtype="string"))
     return loc
 
