@@ -50,11 +50,8 @@ N_TIME = 15
 PATCH_SIZE = 128
 PIXEL_SIZE_M = 10.0
 DIMS = ("time", "x", "y")  # order of the released files (x-first data) and of our generator
-CANONICAL_DIMS = (
-    "time",
-    "y",
-    "x",
-)  # order every reader of this package returns (and the reference's code uses)
+# the order every reader of this package returns (and the reference preprocessing's code uses)
+CANONICAL_DIMS = ("time", "y", "x")
 
 S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 S1_BANDS: tuple[str, ...] = ("VV", "VH")
