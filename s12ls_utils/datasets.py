@@ -494,7 +494,7 @@ def _build_one(
     n = len(entries)
     from .tasks import staged_folder
 
-    with staged_folder(folder, overwrite=True, prefix=f".tmp-{sensor}-") as tmp:
+    with staged_folder(folder, overwrite=True) as tmp:
         shapes = {
             "x": ((n, t, c, h, w), "int16"),
             "valid": ((n, t, h, w // 8), "uint8"),

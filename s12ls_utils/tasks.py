@@ -832,7 +832,7 @@ def write_norm(
             _write_json(source / rel, obj)
         return source
     _clean_stale_temps(target.parent, target.name)
-    with staged_folder(target, overwrite, prefix=f".{target.name}.tmp-") as tmp:
+    with staged_folder(target, overwrite) as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         for rel, obj in files.items():
             _write_json(tmp / rel, obj)
@@ -874,12 +874,12 @@ def _written_here(target: Path) -> bool:
 
 
 @contextlib.contextmanager
-def staged_folder(target: Path, overwrite: bool, prefix: str) -> Iterator[Path]:
-    """A new folder ``<prefix><pid>-…`` beside ``target`` for the block to fill; then it becomes ``target``
+def staged_folder(target: Path, overwrite: bool) -> Iterator[Path]:
+    """A new folder ``.<name>.tmp-<pid>-…`` beside ``target`` for the block to fill; then it becomes ``target``
     in one rename, replacing an existing ``target`` only with ``overwrite`` (the previous folder comes back
     if the rename fails). On any failure the new folder goes and ``target`` is as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{prefix}{os.getpid()}-"))
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-{os.getpid()}-"))
     try:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
@@ -986,7 +986,7 @@ def write_task(
         files["config.json"].update(record)
 
     _clean_stale_temps(out, config.name)
-    with staged_folder(target, overwrite, prefix=f".{config.name}.tmp-") as tmp:
+    with staged_folder(target, overwrite) as tmp:
         for rel, obj in files.items():
             _write_json(tmp / rel, obj, compact and rel != "config.json")
     log.info("wrote task %s (%d files)", target, len(files))
